@@ -1,0 +1,506 @@
+//! The intermediate representation (IR) of a bext configuration.
+//!
+//! `bext-dsl` parses and checks `.bext` sources and lowers them into a [`Config`]. The engine
+//! and the module crates compile a `Config` into their runtime structures. The IR is plain data:
+//! no parser types, no runtime types, every field serialisable, so `bext check --dump` prints it
+//! and golden tests pin it.
+//!
+//! Units are fixed by field names: `*_ms` are milliseconds, `*_bytes` (and sizes) are bytes.
+//!
+//! Every item that an operator wrote carries a [`Loc`] so that later stages (the engine refusing
+//! a directive it does not implement, a bind failure) can point at the source. `Loc` is
+//! provenance, not meaning: it compares equal to every other `Loc`, so two configs that differ
+//! only in layout (for example before and after `bext fmt`) are equal IR.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+
+/// Where an item came from: the file (as given to the compiler) and a 1-based line and column.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Loc {
+    pub file: String,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl PartialEq for Loc {
+    /// Locations never make two configurations different (see the crate docs).
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+impl Eq for Loc {}
+
+impl std::fmt::Display for Loc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
+/// A whole compiled configuration (after includes are resolved).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Config {
+    pub global: Global,
+    pub listeners: Vec<Listener>,
+    pub upstreams: Vec<Upstream>,
+    pub wafs: Vec<Waf>,
+    pub sites: Vec<Site>,
+}
+
+impl Config {
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Global {
+    pub workers: Workers,
+    /// Admin endpoint address (`127.0.0.1:9901`), or a unix socket path starting with `/`.
+    pub admin: Option<String>,
+    pub limits: Limits,
+    pub timeouts: ClientTimeouts,
+    pub access_log: Option<AccessLog>,
+    pub pid_file: Option<String>,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            workers: Workers::Auto,
+            admin: None,
+            limits: Limits::default(),
+            timeouts: ClientTimeouts::default(),
+            access_log: None,
+            pid_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workers {
+    /// One worker per available core.
+    Auto,
+    Count(u16),
+}
+
+/// Request limits enforced by the HTTP/1.1 codec and the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Whole request head (request line + fields); over it: 431.
+    pub header_bytes: u64,
+    /// Number of header fields; over it: 431.
+    pub headers: u32,
+    /// Request target length; over it: 414.
+    pub uri_bytes: u64,
+    /// Request body; over it: 413.
+    pub body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_bytes: 16 * 1024,
+            headers: 100,
+            uri_bytes: 8 * 1024,
+            body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// Client-side timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientTimeouts {
+    /// Time allowed to receive a complete request head; over it: 408 and close.
+    pub header_ms: u64,
+    /// Time between bytes of a request body; over it: 408 and close.
+    pub body_ms: u64,
+    /// Keep-alive idle time between requests.
+    pub idle_ms: u64,
+    /// On shutdown, how long in-flight requests may take before connections are cut.
+    pub drain_ms: u64,
+}
+
+impl Default for ClientTimeouts {
+    fn default() -> Self {
+        ClientTimeouts {
+            header_ms: 10_000,
+            body_ms: 30_000,
+            idle_ms: 60_000,
+            drain_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessLog {
+    pub target: LogTarget,
+    pub format: LogFormat,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogTarget {
+    Stdout,
+    Stderr,
+    File(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    Combined,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    /// `ip:port` (IPv6 as `[::1]:8080`).
+    pub addr: String,
+    pub tls: Option<Tls>,
+    pub http3: bool,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tls {
+    /// The first certificate without `sni` is the default.
+    pub certs: Vec<CertPair>,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertPair {
+    pub sni: Option<String>,
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    pub name: String,
+    pub servers: Vec<Server>,
+    pub balance: Balance,
+    /// Idle keep-alive connections kept per worker.
+    pub keepalive: u32,
+    pub health: Option<HealthCheck>,
+    pub passive: Option<PassiveHealth>,
+    pub retry: Option<Retry>,
+    pub timeouts: UpstreamTimeouts,
+    /// Circuit breaker: concurrent connections per worker; `None` = unlimited.
+    pub max_connections: Option<u32>,
+    /// Circuit breaker: requests waiting for a connection per worker; `None` = unlimited.
+    pub max_pending: Option<u32>,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Server {
+    /// `host:port`; a host name is resolved once when the configuration is compiled.
+    pub addr: String,
+    pub weight: u32,
+    pub backup: bool,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    RoundRobin,
+    LeastConn,
+    /// Power of two choices over a latency EWMA.
+    P2c,
+    /// Consistent hashing on a key.
+    Hash(HashKey),
+    Random,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashKey {
+    ClientIp,
+    Header(String),
+    Cookie(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub kind: HealthKind,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Consecutive successes before a server is marked up.
+    pub healthy: u32,
+    /// Consecutive failures before a server is marked down.
+    pub unhealthy: u32,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthKind {
+    /// `GET path`; healthy when the status is 2xx or 3xx.
+    Http {
+        path: String,
+    },
+    Tcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassiveHealth {
+    /// Consecutive connect failures or 5xx responses that eject a server.
+    pub consecutive_failures: u32,
+    pub base_ejection_ms: u64,
+    pub max_ejection_ms: u64,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    /// Extra attempts after the first one.
+    pub attempts: u32,
+    pub on: Vec<RetryOn>,
+    /// Retries may add at most this percentage of recent requests.
+    pub budget_percent: u32,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryOn {
+    ConnectError,
+    Timeout,
+    Status(u16),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamTimeouts {
+    pub connect_ms: u64,
+    /// Until the response head has arrived.
+    pub response_ms: u64,
+    /// How long a pooled idle connection is kept.
+    pub idle_ms: u64,
+}
+
+impl Default for UpstreamTimeouts {
+    fn default() -> Self {
+        UpstreamTimeouts {
+            connect_ms: 5_000,
+            response_ms: 60_000,
+            idle_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waf {
+    pub name: String,
+    pub rulesets: Vec<String>,
+    pub rules: Vec<WafRule>,
+    /// Request body bytes inspected; `None` = bodies are not inspected.
+    pub inspect_body_bytes: Option<u64>,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WafRule {
+    pub name: String,
+    pub when: Condition,
+    pub action: WafAction,
+    pub at: Loc,
+}
+
+/// A boolean condition over the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    And(Vec<Condition>),
+    Or(Vec<Condition>),
+    Not(Box<Condition>),
+    Match { subject: Subject, op: MatchOp },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    Path,
+    Query,
+    Method,
+    Host,
+    ClientIp,
+    Header(String),
+    QueryParam(String),
+    Cookie(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchOp {
+    /// Exact equality (header values: case-sensitive; method: exact).
+    Equals(String),
+    Prefix(String),
+    Contains(String),
+    /// A regular expression (regex-automata syntax), unanchored unless written with `^`/`$`.
+    Regex(String),
+    /// CIDR list, for `client_ip`.
+    InCidr(Vec<String>),
+    Present,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WafAction {
+    Deny { status: u16 },
+    Allow,
+    Log,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    pub hosts: Vec<HostPattern>,
+    pub routes: Vec<Route>,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostPattern {
+    /// Lower-case host name without port.
+    Exact(String),
+    /// `*.example.com` stored as `example.com`: matches any name with at least one more label.
+    Wildcard(String),
+    /// `*` or a site without names: the default site.
+    Any,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub path: PathMatch,
+    /// Empty = any method.
+    pub methods: Vec<String>,
+    pub headers: Vec<FieldCond>,
+    pub query: Vec<FieldCond>,
+    pub strip_prefix: Option<String>,
+    pub rewrite: Option<Rewrite>,
+    pub request_headers: Vec<HeaderOp>,
+    pub response_headers: Vec<HeaderOp>,
+    pub cache: Option<Cache>,
+    pub compress: Option<Compress>,
+    pub waf: Option<NamedRef>,
+    pub rate_limit: Option<RateLimit>,
+    pub plugins: Vec<Plugin>,
+    pub action: Action,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathMatch {
+    /// `route = /healthz`
+    Exact(String),
+    /// `route /api/*` stored as `/api/`; `route /*` stored as `/`.
+    Prefix(String),
+    /// `route ~ "^/user/([0-9]+)$"`
+    Regex(String),
+}
+
+/// A condition on one header or query parameter of a route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldCond {
+    pub name: String,
+    pub op: MatchOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewrite {
+    /// Regex on the path; the replacement may use `$1`.. `$9` and `{path}`/`{query}`.
+    pub pattern: String,
+    pub replacement: String,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderOp {
+    Set { name: String, value: String },
+    Add { name: String, value: String },
+    Remove { name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cache {
+    pub ttl_ms: u64,
+    pub max_bytes: u64,
+    pub stale_while_revalidate_ms: Option<u64>,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compress {
+    /// In order of preference.
+    pub encodings: Vec<Encoding>,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    Zstd,
+    Br,
+    Gzip,
+}
+
+/// A reference by name to a top-level item (a `waf` block).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedRef {
+    pub name: String,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Sustained rate: `requests` per `per_ms`.
+    pub requests: u64,
+    pub per_ms: u64,
+    pub key: RateKey,
+    pub burst: u64,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateKey {
+    ClientIp,
+    Header(String),
+    Global,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plugin {
+    pub path: String,
+    pub config: Vec<(String, String)>,
+    pub at: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Proxy {
+        upstream: String,
+    },
+    Respond {
+        status: u16,
+        body: String,
+        content_type: Option<String>,
+    },
+    /// `location` may contain `{path}`, `{query}`, `{host}`.
+    Redirect {
+        status: u16,
+        location: String,
+    },
+    Static {
+        root: String,
+        index: Vec<String>,
+    },
+}

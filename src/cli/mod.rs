@@ -1,0 +1,4 @@
+//! One file per command family.
+pub mod bench;
+pub mod check;
+pub mod run;
