@@ -13,6 +13,8 @@
 //! only in layout (for example before and after `bext fmt`) are equal IR.
 #![forbid(unsafe_code)]
 
+pub mod routing;
+
 use serde::{Deserialize, Serialize};
 
 /// Where an item came from: the file (as given to the compiler) and a 1-based line and column.
