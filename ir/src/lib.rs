@@ -365,7 +365,7 @@ pub struct Site {
     pub at: Loc,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HostPattern {
     /// Lower-case host name without port.
@@ -396,7 +396,7 @@ pub struct Route {
     pub at: Loc,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PathMatch {
     /// `route = /healthz`

@@ -97,6 +97,29 @@ pub fn is_tie(a: &Route, b: &Route) -> bool {
     same_pattern && rank(a, 0).ties_with(&rank(b, 0)) && !conditions_disjoint(a, b)
 }
 
+/// True when every request that satisfies the conditions of `b` also satisfies those of `a`
+/// (paths aside): `a` asks for nothing that `b` does not already guarantee. Used by the checker
+/// to decide that an earlier route leaves nothing for a later one.
+pub fn conditions_cover(a: &Route, b: &Route) -> bool {
+    let methods = a.methods.is_empty()
+        || (!b.methods.is_empty() && b.methods.iter().all(|m| a.methods.contains(m)));
+    // A condition of `a` is guaranteed by `b` when `b` has the same test on the same field, or
+    // when `a` only asks for presence and `b` tests the field's value in any way.
+    let implied = |x: &crate::FieldCond, ys: &[crate::FieldCond], fold: bool| {
+        ys.iter().any(|y| {
+            let same_name = if fold {
+                x.name.eq_ignore_ascii_case(&y.name)
+            } else {
+                x.name == y.name
+            };
+            same_name && (x.op == y.op || x.op == MatchOp::Present)
+        })
+    };
+    methods
+        && a.headers.iter().all(|x| implied(x, &b.headers, true))
+        && a.query.iter().all(|x| implied(x, &b.query, false))
+}
+
 /// Sort key of a site's host pattern: smaller is tried first.
 pub fn host_rank(pattern: &HostPattern) -> (u8, Reverse<usize>) {
     match pattern {
@@ -182,6 +205,30 @@ mod tests {
         };
         assert!(!is_tie(&h1, &h2));
         assert!(is_tie(&h1, &h1.clone()));
+    }
+
+    #[test]
+    fn cover_means_fewer_or_equal_demands() {
+        let any = route(PathMatch::Prefix("/".into()), &[]);
+        let get = route(PathMatch::Prefix("/".into()), &["GET"]);
+        let get_post = route(PathMatch::Prefix("/".into()), &["GET", "POST"]);
+        assert!(conditions_cover(&any, &get));
+        assert!(!conditions_cover(&get, &any));
+        assert!(conditions_cover(&get_post, &get));
+        assert!(!conditions_cover(&get, &get_post));
+        let mut present = any.clone();
+        present.headers.push(FieldCond {
+            name: "x-a".into(),
+            op: MatchOp::Present,
+        });
+        let mut equals = any.clone();
+        equals.headers.push(FieldCond {
+            name: "X-A".into(),
+            op: MatchOp::Equals("1".into()),
+        });
+        assert!(conditions_cover(&present, &equals));
+        assert!(!conditions_cover(&equals, &present));
+        assert!(!conditions_cover(&present, &any));
     }
 
     #[test]

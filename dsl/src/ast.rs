@@ -1,0 +1,367 @@
+//! The syntax tree: directives, arguments and blocks with byte spans, built from the pest parse.
+//!
+//! The tree keeps what the formatter needs (raw argument text, comments, layout hints) and what
+//! the checker needs (classified arguments, decoded strings, spans). Decoding errors in strings
+//! are reported here, so the checker only ever sees well-formed values.
+
+use crate::diag::{self, Diags, FileId, Sources, Span};
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "bext.pest"]
+struct Grammar;
+
+/// A parsed file or block body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    pub items: Vec<Directive>,
+    pub comments: Vec<Comment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    /// Including the `#`, without the line terminator.
+    pub text: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    pub name: String,
+    pub name_span: Span,
+    pub args: Vec<Arg>,
+    /// From the name to the end of the last argument.
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg {
+    pub kind: ArgKind,
+    /// The source text (for blocks: empty).
+    pub raw: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A bare word: a name, address, path, host, operator, CIDR, rate...
+    Word,
+    /// A quoted string, decoded. `raw` keeps the quotes.
+    Str(String),
+    /// Digits only.
+    Number,
+    /// Digits and a duration unit (`ms s m h d`).
+    Duration,
+    /// Digits and a size unit (`b kb mb gb`).
+    Size,
+    /// Digits and `%`.
+    Percent,
+    /// `(` or `)`.
+    Paren,
+    Block(Block),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub body: Body,
+    /// The block was written on one line (the formatter keeps short blocks short).
+    pub one_line: bool,
+}
+
+impl Arg {
+    pub fn block(&self) -> Option<&Block> {
+        match &self.kind {
+            ArgKind::Block(b) => Some(b),
+            _ => None,
+        }
+    }
+    /// The text of a word or the decoded value of a string.
+    pub fn text(&self) -> &str {
+        match &self.kind {
+            ArgKind::Str(s) => s,
+            _ => &self.raw,
+        }
+    }
+    pub fn is_word(&self, w: &str) -> bool {
+        matches!(self.kind, ArgKind::Word) && self.raw == w
+    }
+    /// A short description for "expected X, found Y" messages.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            ArgKind::Word => format!("`{}`", self.raw),
+            ArgKind::Str(_) => format!("string {}", self.raw),
+            ArgKind::Number => format!("number `{}`", self.raw),
+            ArgKind::Duration => format!("duration `{}`", self.raw),
+            ArgKind::Size => format!("size `{}`", self.raw),
+            ArgKind::Percent => format!("percentage `{}`", self.raw),
+            ArgKind::Paren => format!("`{}`", self.raw),
+            ArgKind::Block(_) => "a block".to_string(),
+        }
+    }
+}
+
+/// Parses one source file. On a syntax error, reports it (E0001) and returns `None`.
+pub fn parse(sources: &Sources, file: FileId, diags: &mut Diags) -> Option<Body> {
+    let text = &sources.get(file).text;
+    match Grammar::parse(Rule::file, text) {
+        Ok(mut pairs) => {
+            let file_pair = pairs.next()?;
+            let mut b = Build {
+                sources,
+                file,
+                diags,
+            };
+            Some(b.body(file_pair))
+        }
+        Err(e) => {
+            let (start, end) = match e.location {
+                pest::error::InputLocation::Pos(p) => (p, p),
+                pest::error::InputLocation::Span((s, e)) => (s, e),
+            };
+            let found =
+                text[start..]
+                    .chars()
+                    .next()
+                    .map_or("end of file".to_string(), |c| match c {
+                        '\n' | '\r' => "end of line".to_string(),
+                        c => format!("`{c}`"),
+                    });
+            let expected = match &e.variant {
+                pest::error::ErrorVariant::ParsingError { positives, .. } => {
+                    let mut names: Vec<&str> = positives.iter().map(|r| rule_name(*r)).collect();
+                    names.sort_unstable();
+                    names.dedup();
+                    names.join(", ")
+                }
+                pest::error::ErrorVariant::CustomError { message } => message.clone(),
+            };
+            let end = end.max(start + text[start..].chars().next().map_or(0, char::len_utf8));
+            let span = Span::new(file, start, end);
+            let (msg, help) = if found == "end of file"
+                && text.matches('{').count() > text.matches('}').count()
+            {
+                (
+                    "unexpected end of file: a block is not closed".to_string(),
+                    Some("add the missing `}`".to_string()),
+                )
+            } else if found == "end of line" && expected.is_empty() {
+                (
+                    "unterminated string".to_string(),
+                    Some("close the string with a quote on the same line".to_string()),
+                )
+            } else {
+                let help = match found.as_str() {
+                    "`}`" => Some("this `}` has no matching `{`".to_string()),
+                    "`\"`" | "`'`" => {
+                        Some("close the string with a quote on the same line".to_string())
+                    }
+                    _ if expected.contains("directive") => {
+                        Some("a directive starts with a name such as `site` or `proxy`".to_string())
+                    }
+                    _ => None,
+                };
+                if expected.is_empty() {
+                    (format!("syntax error: unexpected {found}"), help)
+                } else {
+                    (
+                        format!("syntax error: expected {expected}, found {found}"),
+                        help,
+                    )
+                }
+            };
+            diags.emit(sources, diag::error("E0001", span, msg).help_opt(help));
+            None
+        }
+    }
+}
+
+fn rule_name(r: Rule) -> &'static str {
+    match r {
+        Rule::name | Rule::directive => "a directive",
+        Rule::block => "`{`",
+        Rule::EOI => "end of file",
+        Rule::string | Rule::str_inner => "a string",
+        Rule::raw_string | Rule::raw_inner => "a string",
+        Rule::word | Rule::number | Rule::duration | Rule::size | Rule::percent | Rule::paren => {
+            "an argument"
+        }
+        _ => "",
+    }
+}
+
+struct Build<'a> {
+    sources: &'a Sources,
+    file: FileId,
+    diags: &'a mut Diags,
+}
+
+impl Build<'_> {
+    fn span(&self, p: &Pair<'_, Rule>) -> Span {
+        let s = p.as_span();
+        Span::new(self.file, s.start(), s.end())
+    }
+
+    fn body(&mut self, p: Pair<'_, Rule>) -> Body {
+        let mut body = Body {
+            items: vec![],
+            comments: vec![],
+        };
+        for c in p.into_inner() {
+            match c.as_rule() {
+                Rule::directive => body.items.push(self.directive(c)),
+                Rule::comment => body.comments.push(Comment {
+                    text: c.as_str().trim_end().to_string(),
+                    span: self.span(&c),
+                }),
+                _ => {}
+            }
+        }
+        body
+    }
+
+    fn directive(&mut self, p: Pair<'_, Rule>) -> Directive {
+        let span = self.span(&p);
+        let mut inner = p.into_inner();
+        let (name, name_span) = match inner.next() {
+            Some(n) => (n.as_str().to_string(), self.span(&n)),
+            None => (String::new(), span),
+        };
+        let args = inner.map(|a| self.arg(a)).collect();
+        Directive {
+            name,
+            name_span,
+            args,
+            span,
+        }
+    }
+
+    fn arg(&mut self, p: Pair<'_, Rule>) -> Arg {
+        let span = self.span(&p);
+        let raw = p.as_str().to_string();
+        let kind = match p.as_rule() {
+            Rule::block => {
+                let one_line = !raw.contains('\n');
+                return Arg {
+                    kind: ArgKind::Block(Block {
+                        body: self.body(p),
+                        one_line,
+                    }),
+                    raw: String::new(),
+                    span,
+                };
+            }
+            Rule::string => ArgKind::Str(self.unescape(&raw, span.start)),
+            Rule::raw_string => ArgKind::Str(raw[1..raw.len() - 1].to_string()),
+            Rule::number => ArgKind::Number,
+            Rule::duration => ArgKind::Duration,
+            Rule::size => ArgKind::Size,
+            Rule::percent => ArgKind::Percent,
+            Rule::paren => ArgKind::Paren,
+            _ => ArgKind::Word,
+        };
+        Arg { kind, raw, span }
+    }
+
+    /// Decodes a double-quoted string (with its quotes) that starts at byte `at`.
+    fn unescape(&mut self, raw: &str, at: usize) -> String {
+        let inner = &raw[1..raw.len() - 1];
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            let Some((_, e)) = chars.next() else { break };
+            match e {
+                '"' => out.push('"'),
+                '\\' => out.push('\\'),
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                'u' => {
+                    let mut hex = String::new();
+                    let mut closed = false;
+                    if chars.peek().map(|(_, c)| *c) == Some('{') {
+                        chars.next();
+                        for (_, h) in chars.by_ref() {
+                            if h == '}' {
+                                closed = true;
+                                break;
+                            }
+                            hex.push(h);
+                        }
+                    }
+                    let decoded = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                    match decoded {
+                        Some(ch) if closed && !hex.is_empty() && hex.len() <= 6 => out.push(ch),
+                        _ => {
+                            let s = Span::new(self.file, at + 1 + i, at + 1 + i + 2 + hex.len());
+                            self.diags.emit(
+                                self.sources,
+                                diag::error("E0002", s, "invalid unicode escape")
+                                    .help("write a code point as `\\u{1F600}`"),
+                            );
+                        }
+                    }
+                }
+                other => {
+                    let s = Span::new(self.file, at + 1 + i, at + 1 + i + 1 + other.len_utf8());
+                    self.diags.emit(
+                        self.sources,
+                        diag::error("E0002", s, format!("unknown escape `\\{other}` in a string"))
+                            .help("escapes are \\\" \\\\ \\n \\t \\r \\u{..}; for a regex use a single-quoted raw string: '^/u/\\d+$'"),
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(src: &str) -> Body {
+        let mut s = Sources::default();
+        let f = s.add("t".into(), src.into());
+        let mut d = Diags::default();
+        let b = parse(&s, f, &mut d);
+        assert!(d.list.is_empty(), "{:?}", d.list);
+        b.unwrap()
+    }
+
+    #[test]
+    fn classifies_arguments() {
+        let b = parse_ok("x 16kb 500ms 10m 20% 42 a:1 \"s\\n\" 'r\\d' ( ) { y }\n");
+        let kinds: Vec<_> = b.items[0]
+            .args
+            .iter()
+            .map(|a| match &a.kind {
+                ArgKind::Word => "word",
+                ArgKind::Str(_) => "str",
+                ArgKind::Number => "num",
+                ArgKind::Duration => "dur",
+                ArgKind::Size => "size",
+                ArgKind::Percent => "pct",
+                ArgKind::Paren => "paren",
+                ArgKind::Block(_) => "block",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["size", "dur", "dur", "pct", "num", "word", "str", "str", "paren", "paren", "block"]
+        );
+        assert_eq!(b.items[0].args[6].text(), "s\n");
+        assert_eq!(b.items[0].args[7].text(), "r\\d");
+    }
+
+    #[test]
+    fn separators_and_comments() {
+        let b = parse_ok("# top\na 1; b 2 # trailing\n\nc { d; e }\n");
+        assert_eq!(b.items.len(), 3);
+        assert_eq!(b.comments.len(), 2);
+    }
+}

@@ -1,0 +1,2145 @@
+//! Checks and lowering: from directives (with spans) to the IR, reporting every mistake.
+//!
+//! Each block kind has a table of the directives it accepts. A directive is checked argument by
+//! argument through [`Args`], which reports a missing, extra or ill-typed argument at its own
+//! span and keeps going, so one run reports every mistake. What can be lowered is lowered even
+//! when something else is wrong; the caller discards the IR if any error was reported.
+//!
+//! Cross-references (upstream and WAF names), duplicate names, listener ports and the route
+//! table are checked after every item is lowered, with the spans kept in [`Spans`].
+
+use crate::ast::{Arg, ArgKind, Body, Directive};
+use crate::diag::{self, suggest, Diags, Sources, Span};
+use bext_ir::*;
+use std::collections::HashMap;
+
+/// Directive names accepted in each block kind, used for "unknown directive" and did-you-mean.
+pub const CONTEXTS: &[(&str, &[&str])] = &[
+    (
+        "top level",
+        &["global", "listen", "upstream", "waf", "site", "include"],
+    ),
+    (
+        "global",
+        &[
+            "workers",
+            "admin",
+            "pid_file",
+            "limits",
+            "timeouts",
+            "access_log",
+        ],
+    ),
+    ("limits", &["header_bytes", "headers", "uri_bytes", "body"]),
+    ("global timeouts", &["header", "body", "idle", "drain"]),
+    ("tls", &["cert"]),
+    (
+        "upstream",
+        &[
+            "server",
+            "balance",
+            "keepalive",
+            "health",
+            "eject",
+            "retry",
+            "timeouts",
+            "max_connections",
+            "max_pending",
+        ],
+    ),
+    ("upstream timeouts", &["connect", "response", "idle"]),
+    ("waf", &["ruleset", "rule", "inspect_body"]),
+    ("site", &["route"]),
+    (
+        "route",
+        &[
+            "method",
+            "header",
+            "query",
+            "proxy",
+            "respond",
+            "redirect",
+            "static",
+            "strip_prefix",
+            "rewrite",
+            "request_header",
+            "response_header",
+            "cache",
+            "compress",
+            "waf",
+            "rate_limit",
+            "plugin",
+        ],
+    ),
+    ("cache", &["ttl", "max", "stale_while_revalidate"]),
+];
+
+/// Built-in WAF rule sets.
+pub const RULESETS: &[&str] = &[
+    "builtin/sqli",
+    "builtin/xss",
+    "builtin/traversal",
+    "builtin/scanners",
+];
+
+fn names(ctx: &str) -> &'static [&'static str] {
+    CONTEXTS
+        .iter()
+        .find(|(c, _)| *c == ctx)
+        .map_or(&[], |(_, n)| n)
+}
+
+/// Spans kept beside the IR for the checks that run after lowering.
+#[derive(Debug, Default)]
+pub struct Spans {
+    pub upstreams: Vec<Span>,
+    pub wafs: Vec<Span>,
+    pub listeners: Vec<Span>,
+    /// Per site: the span of its host list, and per route its spans.
+    pub sites: Vec<(Span, Vec<RouteSpans>)>,
+    pub site_hosts: Vec<Vec<Span>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteSpans {
+    /// The `route` keyword.
+    pub head: Span,
+    /// The path pattern.
+    pub path: Span,
+    pub proxy: Option<Span>,
+    pub waf: Option<Span>,
+    pub redirect: Option<Span>,
+}
+
+pub struct Lower<'a> {
+    pub sources: &'a Sources,
+    pub diags: &'a mut Diags,
+    pub config: Config,
+    pub spans: Spans,
+}
+
+/// A cursor over a directive's arguments.
+struct Args<'d> {
+    d: &'d Directive,
+    i: usize,
+}
+
+impl<'d> Args<'d> {
+    fn new(d: &'d Directive) -> Args<'d> {
+        Args { d, i: 0 }
+    }
+    fn next(&mut self) -> Option<&'d Arg> {
+        let a = self.d.args.get(self.i);
+        self.i += 1;
+        a
+    }
+    fn peek(&self) -> Option<&'d Arg> {
+        self.d.args.get(self.i)
+    }
+    /// Consumes the next argument if it is the word `w`.
+    fn eat(&mut self, w: &str) -> bool {
+        if self.peek().is_some_and(|a| a.is_word(w)) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+    /// Where a missing argument would have been: just after the last one.
+    fn end_span(&self) -> Span {
+        let last = self.d.args.last().map_or(self.d.name_span, |a| a.span);
+        Span::new(last.file, last.end, last.end + 1)
+    }
+}
+
+impl<'a> Lower<'a> {
+    pub fn new(sources: &'a Sources, diags: &'a mut Diags) -> Lower<'a> {
+        Lower {
+            sources,
+            diags,
+            config: Config::default(),
+            spans: Spans::default(),
+        }
+    }
+
+    fn emit(&mut self, b: diag::Builder) {
+        self.diags.emit(self.sources, b);
+    }
+
+    fn loc(&self, s: Span) -> Loc {
+        self.sources.loc(s)
+    }
+
+    // ---------------------------------------------------------------- argument helpers
+
+    fn missing(&mut self, a: &Args<'_>, what: &str) {
+        let b = diag::error(
+            "E0104",
+            a.end_span(),
+            format!("`{}` needs {what}", a.d.name),
+        )
+        .label(a.d.name_span, "in this directive");
+        self.emit(b);
+    }
+
+    /// The next argument, or E0104 naming `what` was expected.
+    fn need<'d>(&mut self, a: &mut Args<'d>, what: &str) -> Option<&'d Arg> {
+        match a.next() {
+            Some(x) => Some(x),
+            None => {
+                self.missing(a, what);
+                None
+            }
+        }
+    }
+
+    fn wrong(&mut self, arg: &Arg, what: &str) {
+        self.emit(diag::error(
+            "E0201",
+            arg.span,
+            format!("expected {what}, found {}", arg.describe()),
+        ));
+    }
+
+    /// Reports every argument left over.
+    fn done(&mut self, a: &mut Args<'_>) {
+        if let Some(x) = a.next() {
+            let name = a.d.name.clone();
+            let mut b = diag::error(
+                "E0105",
+                x.span,
+                format!("unexpected argument {} to `{name}`", x.describe()),
+            );
+            if x.block().is_some() {
+                b = diag::error("E0106", x.span, format!("`{name}` does not take a block"));
+            }
+            self.emit(b);
+        }
+    }
+
+    /// A word or string (for names, paths, values).
+    fn text<'d>(&mut self, a: &mut Args<'d>, what: &str) -> Option<&'d Arg> {
+        let x = self.need(a, what)?;
+        match x.kind {
+            ArgKind::Word | ArgKind::Str(_) | ArgKind::Number => Some(x),
+            _ => {
+                self.wrong(x, what);
+                None
+            }
+        }
+    }
+
+    fn word<'d>(&mut self, a: &mut Args<'d>, what: &str) -> Option<&'d Arg> {
+        let x = self.need(a, what)?;
+        match x.kind {
+            ArgKind::Word => Some(x),
+            _ => {
+                self.wrong(x, what);
+                None
+            }
+        }
+    }
+
+    fn block<'d>(&mut self, a: &mut Args<'d>) -> Option<&'d Body> {
+        match a.next() {
+            Some(x) => match &x.kind {
+                ArgKind::Block(b) => Some(&b.body),
+                _ => {
+                    self.wrong(x, "a block `{ ... }`");
+                    None
+                }
+            },
+            None => {
+                let b = diag::error(
+                    "E0106",
+                    a.end_span(),
+                    format!("`{}` needs a block `{{ ... }}`", a.d.name),
+                );
+                self.emit(b);
+                None
+            }
+        }
+    }
+
+    fn parse_digits(&mut self, digits: &str, span: Span) -> Option<u64> {
+        match digits.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.emit(diag::error("E0204", span, "number too large"));
+                None
+            }
+        }
+    }
+
+    fn number(&mut self, x: &Arg, min: u64, max: u64) -> Option<u64> {
+        if !matches!(x.kind, ArgKind::Number) {
+            self.wrong(x, "a number");
+            return None;
+        }
+        let n = self.parse_digits(&x.raw, x.span)?;
+        if n < min || n > max {
+            self.emit(diag::error(
+                "E0204",
+                x.span,
+                format!("{n} is out of range: expected {min} to {max}"),
+            ));
+            return None;
+        }
+        Some(n)
+    }
+
+    fn next_number(&mut self, a: &mut Args<'_>, min: u64, max: u64) -> Option<u64> {
+        let x = self.need(a, "a number")?;
+        self.number(x, min, max)
+    }
+
+    fn next_u32(&mut self, a: &mut Args<'_>, min: u32) -> Option<u32> {
+        self.next_number(a, u64::from(min), u64::from(u32::MAX))
+            .map(|n| n as u32)
+    }
+
+    fn size(&mut self, x: &Arg) -> Option<u64> {
+        let split = x
+            .raw
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(x.raw.len());
+        let (digits, unit) = x.raw.split_at(split);
+        match x.kind {
+            ArgKind::Size => {}
+            ArgKind::Number | ArgKind::Word | ArgKind::Duration if !digits.is_empty() => {
+                let msg = if unit.is_empty() {
+                    format!("size `{}` has no unit", x.raw)
+                } else {
+                    format!("unknown size unit `{unit}` in `{}`", x.raw)
+                };
+                self.emit(diag::error("E0202", x.span, msg).help(format!(
+                    "sizes take a unit: b, kb, mb or gb (for example `{digits}kb`)"
+                )));
+                return None;
+            }
+            _ => {
+                self.wrong(x, "a size such as `16kb`");
+                return None;
+            }
+        }
+        let n = self.parse_digits(digits, x.span)?;
+        let mul: u64 = match unit {
+            "b" => 1,
+            "kb" => 1 << 10,
+            "mb" => 1 << 20,
+            _ => 1 << 30,
+        };
+        match n.checked_mul(mul) {
+            Some(v) => Some(v),
+            None => {
+                self.emit(diag::error("E0204", x.span, "size too large"));
+                None
+            }
+        }
+    }
+
+    fn next_size(&mut self, a: &mut Args<'_>) -> Option<u64> {
+        let x = self.need(a, "a size such as `16kb`")?;
+        self.size(x)
+    }
+
+    /// A duration in milliseconds.
+    fn duration(&mut self, x: &Arg) -> Option<u64> {
+        let split = x
+            .raw
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(x.raw.len());
+        let (digits, unit) = x.raw.split_at(split);
+        match x.kind {
+            ArgKind::Duration => {}
+            ArgKind::Number | ArgKind::Word | ArgKind::Size if !digits.is_empty() => {
+                let msg = if unit.is_empty() {
+                    format!("duration `{}` has no unit", x.raw)
+                } else {
+                    format!("unknown duration unit `{unit}` in `{}`", x.raw)
+                };
+                self.emit(diag::error("E0203", x.span, msg).help(format!(
+                    "durations take a unit: ms, s, m, h or d (for example `{digits}s`)"
+                )));
+                return None;
+            }
+            _ => {
+                self.wrong(x, "a duration such as `2s`");
+                return None;
+            }
+        }
+        let n = self.parse_digits(digits, x.span)?;
+        let mul: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => 86_400_000,
+        };
+        match n.checked_mul(mul) {
+            Some(v) => Some(v),
+            None => {
+                self.emit(diag::error("E0204", x.span, "duration too large"));
+                None
+            }
+        }
+    }
+
+    fn next_duration(&mut self, a: &mut Args<'_>) -> Option<u64> {
+        let x = self.need(a, "a duration such as `2s`")?;
+        self.duration(x)
+    }
+
+    fn percent(&mut self, x: &Arg) -> Option<u32> {
+        if !matches!(x.kind, ArgKind::Percent) {
+            self.wrong(x, "a percentage such as `20%`");
+            return None;
+        }
+        let n = self.parse_digits(x.raw.trim_end_matches('%'), x.span)?;
+        if n > 100 {
+            self.emit(diag::error("E0213", x.span, "a percentage is at most 100%"));
+            return None;
+        }
+        Some(n as u32)
+    }
+
+    /// One of `choices`, or E0206 with a did-you-mean.
+    fn keyword(&mut self, x: &Arg, what: &str, choices: &[&str]) -> Option<usize> {
+        if let Some(i) = choices.iter().position(|c| x.is_word(c)) {
+            return Some(i);
+        }
+        let help = suggest(x.text(), choices.iter().copied())
+            .unwrap_or_else(|| format!("expected one of: {}", choices.join(", ")));
+        self.emit(
+            diag::error("E0206", x.span, format!("unknown {what} {}", x.describe())).help(help),
+        );
+        None
+    }
+
+    fn status(&mut self, x: &Arg, allowed: &[u16], what: &str) -> Option<u16> {
+        let n = if matches!(x.kind, ArgKind::Number) {
+            x.raw.parse::<u16>().ok()
+        } else {
+            None
+        };
+        match n {
+            Some(n) if allowed.is_empty() && (100..=599).contains(&n) => Some(n),
+            Some(n) if allowed.contains(&n) => Some(n),
+            _ => {
+                let help = if allowed.is_empty() {
+                    "a status code is a number from 100 to 599".to_string()
+                } else {
+                    format!(
+                        "{what} status codes are {}",
+                        allowed
+                            .iter()
+                            .map(u16::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                self.emit(
+                    diag::error(
+                        "E0207",
+                        x.span,
+                        format!("invalid {what} status {}", x.describe()),
+                    )
+                    .help(help),
+                );
+                None
+            }
+        }
+    }
+
+    fn regex(&mut self, x: &Arg) -> Option<String> {
+        let pattern = x.text().to_string();
+        match crate::routes::compile_regex(&pattern) {
+            Ok(_) => Some(pattern),
+            Err(e) => {
+                self.emit(
+                    diag::error("E0208", x.span, "invalid regular expression")
+                        .help(e.lines().last().unwrap_or("").trim().to_string()),
+                );
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, x: &Arg) -> Option<String> {
+        let p = x.text();
+        if !p.starts_with('/') {
+            self.emit(
+                diag::error(
+                    "E0210",
+                    x.span,
+                    format!("a path must start with `/`, found {}", x.describe()),
+                )
+                .help(format!("write `/{}`", p.trim_start_matches('/'))),
+            );
+            return None;
+        }
+        if p.chars()
+            .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
+        {
+            self.emit(diag::error(
+                "E0210",
+                x.span,
+                "a path cannot contain spaces or control characters",
+            ));
+            return None;
+        }
+        Some(p.to_string())
+    }
+
+    fn header_name(&mut self, x: &Arg) -> Option<String> {
+        let n = x.text();
+        let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if n.is_empty() || !n.chars().all(tchar) {
+            self.emit(
+                diag::error(
+                    "E0211",
+                    x.span,
+                    format!("invalid header name {}", x.describe()),
+                )
+                .help("header names are tokens: letters, digits and ! # $ % & ' * + - . ^ _ ` | ~"),
+            );
+            return None;
+        }
+        Some(n.to_string())
+    }
+
+    fn value(&mut self, a: &mut Args<'_>, what: &str) -> Option<String> {
+        self.text(a, what).map(|x| x.text().to_string())
+    }
+
+    /// Checks `d` against the directives known in `ctx`; false (after reporting) if unknown.
+    fn known(&mut self, ctx: &str, d: &Directive) -> bool {
+        if names(ctx).contains(&d.name.as_str()) {
+            return true;
+        }
+        let elsewhere: Vec<&str> = CONTEXTS
+            .iter()
+            .filter(|(_, n)| n.contains(&d.name.as_str()))
+            .map(|(c, _)| *c)
+            .collect();
+        let b = if d.name == "include" {
+            diag::error(
+                "E0005",
+                d.name_span,
+                "`include` is only allowed at the top level",
+            )
+            .help("move the include out of this block")
+        } else if !elsewhere.is_empty() {
+            diag::error(
+                "E0102",
+                d.name_span,
+                format!("`{}` is not allowed in {}", d.name, describe_ctx(ctx)),
+            )
+            .help(format!(
+                "`{}` belongs in {}",
+                d.name,
+                describe_ctx(elsewhere[0])
+            ))
+        } else {
+            let help = suggest(&d.name, names(ctx).iter().copied()).or_else(|| {
+                let all = CONTEXTS.iter().flat_map(|(_, n)| n.iter().copied());
+                suggest(&d.name, all)
+                    .map(|s| format!("{s} (not allowed in {} though)", describe_ctx(ctx)))
+            });
+            diag::error(
+                "E0101",
+                d.name_span,
+                format!("unknown directive `{}` in {}", d.name, describe_ctx(ctx)),
+            )
+            .help_opt(help)
+        };
+        self.emit(b);
+        false
+    }
+
+    /// Reports a second occurrence of a directive that may appear once.
+    fn once(&mut self, seen: &mut HashMap<String, Span>, d: &Directive) -> bool {
+        if let Some(first) = seen.get(&d.name) {
+            let b = diag::error(
+                "E0103",
+                d.name_span,
+                format!("`{}` is given more than once", d.name),
+            )
+            .label(*first, "first given here")
+            .help("keep one of them");
+            self.emit(b);
+            return false;
+        }
+        seen.insert(d.name.clone(), d.name_span);
+        true
+    }
+
+    // ---------------------------------------------------------------- top level
+
+    /// Lowers the top-level directives (includes already expanded by the caller).
+    pub fn top(&mut self, items: &[Directive]) {
+        let mut seen = HashMap::new();
+        for d in items {
+            if !self.known("top level", d) {
+                continue;
+            }
+            match d.name.as_str() {
+                "global" if self.once(&mut seen, d) => self.global(d),
+                "listen" => self.listen(d),
+                "upstream" => self.upstream(d),
+                "waf" => self.waf(d),
+                "site" => self.site(d),
+                // Expanded by the loader; a leftover one names a file that failed to load.
+                _ => {}
+            }
+        }
+    }
+
+    fn global(&mut self, d: &Directive) {
+        let mut a = Args::new(d);
+        let Some(body) = self.block(&mut a) else {
+            return;
+        };
+        self.done(&mut a);
+        let mut seen = HashMap::new();
+        for d in &body.items {
+            if !self.known("global", d) || !self.once(&mut seen, d) {
+                continue;
+            }
+            let mut a = Args::new(d);
+            match d.name.as_str() {
+                "workers" => {
+                    if a.eat("auto") {
+                        self.config.global.workers = Workers::Auto;
+                    } else if let Some(n) = self.next_number(&mut a, 1, 1024) {
+                        self.config.global.workers = Workers::Count(n as u16);
+                    }
+                }
+                "admin" => {
+                    if let Some(x) = self.text(&mut a, "an address or a unix socket path") {
+                        let t = x.text();
+                        if t.starts_with('/') {
+                            self.config.global.admin = Some(t.to_string());
+                        } else if let Some(addr) = self.socket_addr(x) {
+                            self.config.global.admin = Some(addr);
+                        }
+                    }
+                }
+                "pid_file" => self.config.global.pid_file = self.value(&mut a, "a file path"),
+                "limits" => {
+                    if let Some(b) = self.block(&mut a) {
+                        self.limits(b);
+                    }
+                }
+                "timeouts" => {
+                    if let Some(b) = self.block(&mut a) {
+                        self.global_timeouts(b);
+                    }
+                }
+                _ => {
+                    // access_log
+                    if let Some(x) = self.text(&mut a, "stdout, stderr or a file path") {
+                        let target = if x.is_word("stdout") {
+                            LogTarget::Stdout
+                        } else if x.is_word("stderr") {
+                            LogTarget::Stderr
+                        } else {
+                            LogTarget::File(x.text().to_string())
+                        };
+                        let mut format = LogFormat::Json;
+                        if let Some(f) = a.next() {
+                            match self.keyword(f, "log format", &["json", "combined"]) {
+                                Some(0) => format = LogFormat::Json,
+                                Some(_) => format = LogFormat::Combined,
+                                None => {}
+                            }
+                        }
+                        self.config.global.access_log = Some(AccessLog {
+                            target,
+                            format,
+                            at: self.loc(d.name_span),
+                        });
+                    }
+                }
+            }
+            self.done(&mut a);
+        }
+    }
+
+    fn limits(&mut self, body: &Body) {
+        let mut seen = HashMap::new();
+        for d in &body.items {
+            if !self.known("limits", d) || !self.once(&mut seen, d) {
+                continue;
+            }
+            let mut a = Args::new(d);
+            match d.name.as_str() {
+                "headers" => {
+                    if let Some(n) = self.next_number(&mut a, 1, 10_000) {
+                        self.config.global.limits.headers = n as u32;
+                    }
+                }
+                name => {
+                    if let Some(n) = self.next_size(&mut a) {
+                        let l = &mut self.config.global.limits;
+                        match name {
+                            "header_bytes" => l.header_bytes = n,
+                            "uri_bytes" => l.uri_bytes = n,
+                            _ => l.body_bytes = n,
+                        }
+                    }
+                }
+            }
+            self.done(&mut a);
+        }
+    }
+
+    fn global_timeouts(&mut self, body: &Body) {
+        let mut seen = HashMap::new();
+        for d in &body.items {
+            if !self.known("global timeouts", d) || !self.once(&mut seen, d) {
+                continue;
+            }
+            let mut a = Args::new(d);
+            if let Some(ms) = self.next_duration(&mut a) {
+                let t = &mut self.config.global.timeouts;
+                match d.name.as_str() {
+                    "header" => t.header_ms = ms,
+                    "body" => t.body_ms = ms,
+                    "idle" => t.idle_ms = ms,
+                    _ => t.drain_ms = ms,
+                }
+            }
+            self.done(&mut a);
+        }
+    }
+
+    /// `ip:port`, `[v6]:port` or `:port` (all addresses).
+    fn socket_addr(&mut self, x: &Arg) -> Option<String> {
+        let t = x.text();
+        let full = if t.starts_with(':') {
+            format!("0.0.0.0{t}")
+        } else {
+            t.to_string()
+        };
+        match full.parse::<std::net::SocketAddr>() {
+            Ok(sa) => Some(sa.to_string()),
+            Err(_) => {
+                self.emit(
+                    diag::error("E0205", x.span, format!("invalid address {}", x.describe()))
+                        .help("write ip:port, [ipv6]:port or :port, for example `0.0.0.0:8080`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn listen(&mut self, d: &Directive) {
+        let mut a = Args::new(d);
+        let Some(x) = self.text(&mut a, "an address such as `0.0.0.0:8080`") else {
+            return;
+        };
+        let addr = self.socket_addr(x);
+        let mut tls = None;
+        let mut http3 = None;
+        while let Some(x) = a.next() {
+            if x.is_word("tls") {
+                let at = self.loc(x.span);
+                let mut certs = vec![];
+                let mut written = false;
+                if let Some(ArgKind::Block(b)) = a.peek().map(|y| &y.kind) {
+                    a.next();
+                    for c in &b.body.items {
+                        if self.known("tls", c) {
+                            written = true;
+                            if let Some(pair) = self.cert(c) {
+                                certs.push(pair);
+                            }
+                        }
+                    }
+                }
+                if !written {
+                    self.emit(
+                        diag::error("E0306", x.span, "`tls` without a certificate")
+                            .help("add `tls { cert \"site.pem\" key \"site.key\" }`"),
+                    );
+                }
+                tls = Some(Tls { certs, at });
+            } else if x.is_word("http3") {
+                http3 = Some(x.span);
+            } else {
+                let help = suggest(x.text(), ["tls", "http3"]);
+                self.emit(
+                    diag::error(
+                        "E0105",
+                        x.span,
+                        format!("unexpected argument {} to `listen`", x.describe()),
+                    )
+                    .help(help.unwrap_or_else(|| {
+                        "`listen` takes an address, then `tls { ... }` and `http3`".into()
+                    })),
+                );
+            }
+        }
+        if let (Some(h), None) = (http3, &tls) {
+            self.emit(diag::error("E0312", h, "`http3` needs `tls`").help(
+                "HTTP/3 runs over QUIC, which always uses TLS: add `tls { cert ... key ... }`",
+            ));
+        }
+        if let Some(addr) = addr {
+            self.spans.listeners.push(x.span);
+            self.config.listeners.push(Listener {
+                addr,
+                tls,
+                http3: http3.is_some(),
+                at: self.loc(d.name_span),
+            });
+        }
+    }
+
+    fn cert(&mut self, d: &Directive) -> Option<CertPair> {
+        let mut a = Args::new(d);
+        let cert = self.value(&mut a, "a certificate file");
+        let key = if a.eat("key") {
+            self.value(&mut a, "a key file")
+        } else {
+            let b = diag::error("E0104", a.end_span(), "`cert` needs `key FILE`")
+                .help("write `cert \"site.pem\" key \"site.key\"`");
+            self.emit(b);
+            None
+        };
+        let sni = if a.eat("sni") {
+            self.text(&mut a, "a host name")
+                .map(|x| x.text().to_ascii_lowercase())
+        } else {
+            None
+        };
+        self.done(&mut a);
+        Some(CertPair {
+            sni,
+            cert: cert?,
+            key: key?,
+        })
+    }
+
+    // ---------------------------------------------------------------- upstream
+
+    fn upstream(&mut self, d: &Directive) {
+        let mut a = Args::new(d);
+        let Some(name) = self.word(&mut a, "an upstream name") else {
+            return;
+        };
+        let Some(body) = self.block(&mut a) else {
+            return;
+        };
+        self.done(&mut a);
+        let mut u = Upstream {
+            name: name.raw.clone(),
+            servers: vec![],
+            balance: Balance::RoundRobin,
+            keepalive: 32,
+            health: None,
+            passive: None,
+            retry: None,
+            timeouts: UpstreamTimeouts::default(),
+            max_connections: None,
+            max_pending: None,
+            at: self.loc(d.name_span),
+        };
+        let mut seen = HashMap::new();
+        for d in &body.items {
+            if !self.known("upstream", d) {
+                continue;
+            }
+            if d.name != "server" && !self.once(&mut seen, d) {
+                continue;
+            }
+            let mut a = Args::new(d);
+            let at = self.loc(d.name_span);
+            match d.name.as_str() {
+                "server" => {
+                    if let Some(s) = self.server(&mut a, at) {
+                        u.servers.push(s);
+                    }
+                }
+                "balance" => {
+                    if let Some(b) = self.balance(&mut a) {
+                        u.balance = b;
+                    }
+                }
+                "keepalive" => {
+                    if let Some(n) = self.next_number(&mut a, 0, 100_000) {
+                        u.keepalive = n as u32;
+                    }
+                }
+                "health" => u.health = self.health(&mut a, at),
+                "eject" => u.passive = self.eject(&mut a, at),
+                "retry" => u.retry = self.retry(&mut a, at),
+                "timeouts" => {
+                    if let Some(b) = self.block(&mut a) {
+                        self.upstream_timeouts(b, &mut u.timeouts);
+                    }
+                }
+                "max_connections" => u.max_connections = self.next_u32(&mut a, 1),
+                _ => u.max_pending = self.next_u32(&mut a, 0),
+            }
+            self.done(&mut a);
+        }
+        if u.servers.is_empty() && !body.items.iter().any(|d| d.name == "server") {
+            self.emit(
+                diag::error(
+                    "E0308",
+                    name.span,
+                    format!("upstream `{}` has no servers", u.name),
+                )
+                .help("add `server 127.0.0.1:9000`"),
+            );
+        }
+        self.spans.upstreams.push(name.span);
+        self.config.upstreams.push(u);
+    }
+
+    fn server(&mut self, a: &mut Args<'_>, at: Loc) -> Option<Server> {
+        let x = self.text(a, "a server address such as `127.0.0.1:9000`")?;
+        let addr = self.host_port(x);
+        let mut weight = 1;
+        let mut backup = false;
+        while let Some(y) = a.next() {
+            if y.is_word("weight") {
+                if let Some(n) = self.next_number(a, 1, 1000) {
+                    weight = n as u32;
+                }
+            } else if y.is_word("backup") {
+                backup = true;
+            } else {
+                let help = suggest(y.text(), ["weight", "backup"]).unwrap_or_else(|| {
+                    "`server` takes an address, then `weight N` and `backup`".into()
+                });
+                self.emit(
+                    diag::error(
+                        "E0105",
+                        y.span,
+                        format!("unexpected argument {} to `server`", y.describe()),
+                    )
+                    .help(help),
+                );
+            }
+        }
+        Some(Server {
+            addr: addr?,
+            weight,
+            backup,
+            at,
+        })
+    }
+
+    fn host_port(&mut self, x: &Arg) -> Option<String> {
+        let t = x.text();
+        if t.parse::<std::net::SocketAddr>().is_ok() {
+            return Some(t.to_string());
+        }
+        let ok = t.rsplit_once(':').is_some_and(|(host, port)| {
+            port.parse::<u16>().is_ok_and(|p| p > 0) && valid_host(host)
+        });
+        if ok {
+            Some(t.to_string())
+        } else {
+            self.emit(
+                diag::error(
+                    "E0205",
+                    x.span,
+                    format!("invalid server address {}", x.describe()),
+                )
+                .help("write host:port, for example `127.0.0.1:9000` or `app.internal:8080`"),
+            );
+            None
+        }
+    }
+
+    fn balance(&mut self, a: &mut Args<'_>) -> Option<Balance> {
+        let x = self.need(a, "a balance policy")?;
+        let policies = ["round_robin", "least_conn", "p2c", "random", "hash"];
+        Some(match self.keyword(x, "balance policy", &policies)? {
+            0 => Balance::RoundRobin,
+            1 => Balance::LeastConn,
+            2 => Balance::P2c,
+            3 => Balance::Random,
+            _ => {
+                let k = self.need(a, "a hash key: client_ip, header NAME or cookie NAME")?;
+                Balance::Hash(
+                    match self.keyword(k, "hash key", &["client_ip", "header", "cookie"])? {
+                        0 => HashKey::ClientIp,
+                        1 => {
+                            let n = self.need(a, "a header name")?;
+                            HashKey::Header(self.header_name(n)?.to_ascii_lowercase())
+                        }
+                        _ => HashKey::Cookie(self.value(a, "a cookie name")?),
+                    },
+                )
+            }
+        })
+    }
+
+    fn health(&mut self, a: &mut Args<'_>, at: Loc) -> Option<HealthCheck> {
+        let x = self.need(a, "`http PATH` or `tcp`")?;
+        let kind = match self.keyword(x, "health check kind", &["http", "tcp"])? {
+            0 => {
+                let p = self.need(a, "a path such as \"/healthz\"")?;
+                HealthKind::Http {
+                    path: self.path(p)?,
+                }
+            }
+            _ => HealthKind::Tcp,
+        };
+        let mut h = HealthCheck {
+            kind,
+            interval_ms: 5_000,
+            timeout_ms: 1_000,
+            healthy: 2,
+            unhealthy: 3,
+            at,
+        };
+        let opts = ["every", "timeout", "healthy", "unhealthy"];
+        let mut ok = true;
+        while let Some(k) = a.next() {
+            match self.keyword(k, "health check option", &opts) {
+                Some(0) => h.interval_ms = self.next_duration(a).unwrap_or(h.interval_ms),
+                Some(1) => h.timeout_ms = self.next_duration(a).unwrap_or(h.timeout_ms),
+                Some(2) => h.healthy = self.next_u32(a, 1).unwrap_or(h.healthy),
+                Some(3) => h.unhealthy = self.next_u32(a, 1).unwrap_or(h.unhealthy),
+                _ => ok = false,
+            }
+        }
+        ok.then_some(h)
+    }
+
+    fn eject(&mut self, a: &mut Args<'_>, at: Loc) -> Option<PassiveHealth> {
+        let mut p = PassiveHealth {
+            consecutive_failures: 5,
+            base_ejection_ms: 30_000,
+            max_ejection_ms: 300_000,
+            at,
+        };
+        if a.peek().is_none() {
+            self.missing(a, "`after N` (consecutive failures)");
+            return None;
+        }
+        while let Some(k) = a.next() {
+            match self.keyword(k, "eject option", &["after", "for", "max"]) {
+                Some(0) => p.consecutive_failures = self.next_u32(a, 1)?,
+                Some(1) => p.base_ejection_ms = self.next_duration(a)?,
+                Some(2) => p.max_ejection_ms = self.next_duration(a)?,
+                _ => return None,
+            }
+        }
+        Some(p)
+    }
+
+    fn retry(&mut self, a: &mut Args<'_>, at: Loc) -> Option<Retry> {
+        let attempts = self.next_number(a, 0, 10)? as u32;
+        let mut r = Retry {
+            attempts,
+            on: vec![],
+            budget_percent: 20,
+            at,
+        };
+        let mut ok = true;
+        while let Some(k) = a.next() {
+            if k.is_word("on") {
+                while let Some(c) = a.peek() {
+                    if c.is_word("budget") {
+                        break;
+                    }
+                    a.next();
+                    if matches!(c.kind, ArgKind::Number) {
+                        match c.raw.parse::<u16>() {
+                            Ok(s) if (500..=599).contains(&s) => r.on.push(RetryOn::Status(s)),
+                            _ => {
+                                ok = false;
+                                self.emit(
+                                    diag::error("E0207", c.span, format!("cannot retry on status {}", c.raw))
+                                        .help("retries are allowed on 5xx statuses, connect_error and timeout"),
+                                );
+                            }
+                        }
+                    } else {
+                        match self.keyword(c, "retry condition", &["connect_error", "timeout"]) {
+                            Some(0) => r.on.push(RetryOn::ConnectError),
+                            Some(_) => r.on.push(RetryOn::Timeout),
+                            None => ok = false,
+                        }
+                    }
+                }
+            } else if k.is_word("budget") {
+                let x = self.need(a, "a percentage such as `20%`")?;
+                r.budget_percent = self.percent(x)?;
+            } else {
+                ok = false;
+                let help = suggest(k.text(), ["on", "budget"]).unwrap_or_else(|| {
+                    "write `retry 2 on connect_error 502 503 budget 20%`".into()
+                });
+                self.emit(
+                    diag::error(
+                        "E0105",
+                        k.span,
+                        format!("unexpected argument {} to `retry`", k.describe()),
+                    )
+                    .help(help),
+                );
+            }
+        }
+        if r.on.is_empty() {
+            r.on.push(RetryOn::ConnectError);
+        }
+        ok.then_some(r)
+    }
+
+    fn upstream_timeouts(&mut self, body: &Body, t: &mut UpstreamTimeouts) {
+        let mut seen = HashMap::new();
+        for d in &body.items {
+            if !self.known("upstream timeouts", d) || !self.once(&mut seen, d) {
+                continue;
+            }
+            let mut a = Args::new(d);
+            if let Some(ms) = self.next_duration(&mut a) {
+                match d.name.as_str() {
+                    "connect" => t.connect_ms = ms,
+                    "response" => t.response_ms = ms,
+                    _ => t.idle_ms = ms,
+                }
+            }
+            self.done(&mut a);
+        }
+    }
+
+    // ---------------------------------------------------------------- waf
+
+    fn waf(&mut self, d: &Directive) {
+        let mut a = Args::new(d);
+        let Some(name) = self.word(&mut a, "a WAF name") else {
+            return;
+        };
+        let Some(body) = self.block(&mut a) else {
+            return;
+        };
+        self.done(&mut a);
+        let mut w = Waf {
+            name: name.raw.clone(),
+            rulesets: vec![],
+            rules: vec![],
+            inspect_body_bytes: None,
+            at: self.loc(d.name_span),
+        };
+        let mut seen = HashMap::new();
+        let mut rule_names: HashMap<String, Span> = HashMap::new();
+        for d in &body.items {
+            if !self.known("waf", d) {
+                continue;
+            }
+            let mut a = Args::new(d);
+            match d.name.as_str() {
+                "ruleset" => {
+                    if a.peek().is_none() {
+                        self.missing(&a, "a rule set such as `builtin/sqli`");
+                    }
+                    while let Some(x) = a.next() {
+                        if let Some(i) = self.keyword(x, "rule set", RULESETS) {
+                            w.rulesets.push(RULESETS[i].to_string());
+                        }
+                    }
+                }
+                "rule" => {
+                    let Some(n) = self.word(&mut a, "a rule name") else {
+                        continue;
+                    };
+                    if let Some(first) = rule_names.insert(n.raw.clone(), n.span) {
+                        self.emit(
+                            diag::error(
+                                "E0302",
+                                n.span,
+                                format!("rule `{}` is defined twice", n.raw),
+                            )
+                            .label(first, "first defined here"),
+                        );
+                    }
+                    if let Some(r) = self.rule(&mut a, n, self.loc(d.name_span)) {
+                        w.rules.push(r);
+                    }
+                }
+                _ => {
+                    if self.once(&mut seen, d) {
+                        w.inspect_body_bytes = self.next_size(&mut a);
+                    }
+                }
+            }
+            self.done(&mut a);
+        }
+        self.spans.wafs.push(name.span);
+        self.config.wafs.push(w);
+    }
+
+    fn rule(&mut self, a: &mut Args<'_>, name: &Arg, at: Loc) -> Option<WafRule> {
+        let w = self.need(a, "`when CONDITION => ACTION`")?;
+        if !w.is_word("when") {
+            self.wrong(w, "`when`");
+            return None;
+        }
+        let start = a.i;
+        let arrow = a.d.args[start..].iter().position(|x| x.is_word("=>"));
+        let Some(arrow) = arrow.map(|p| p + start) else {
+            self.missing(a, "`=> ACTION` (deny STATUS, allow or log)");
+            a.i = a.d.args.len();
+            return None;
+        };
+        let toks = &a.d.args[start..arrow];
+        let mut cp = CondParser { toks, i: 0 };
+        let when = self.cond_or(&mut cp, a);
+        if when.is_some() && cp.i < toks.len() {
+            let x = &toks[cp.i];
+            self.emit(diag::error(
+                "E0214",
+                x.span,
+                format!("expected `and`, `or` or `=>`, found {}", x.describe()),
+            ));
+        }
+        a.i = arrow + 1;
+        let act = self.need(a, "an action: deny STATUS, allow or log")?;
+        let action = match self.keyword(act, "WAF action", &["deny", "allow", "log"])? {
+            0 => {
+                let s = match a.peek() {
+                    Some(x) if matches!(x.kind, ArgKind::Number) => {
+                        a.next();
+                        self.status(x, &[], "deny")?
+                    }
+                    _ => 403,
+                };
+                WafAction::Deny { status: s }
+            }
+            1 => WafAction::Allow,
+            _ => WafAction::Log,
+        };
+        Some(WafRule {
+            name: name.raw.clone(),
+            when: when?,
+            action,
+            at,
+        })
+    }
+
+    fn cond_or(&mut self, p: &mut CondParser<'_>, a: &Args<'_>) -> Option<Condition> {
+        let mut parts = vec![self.cond_and(p, a)?];
+        while p.eat("or") {
+            parts.push(self.cond_and(p, a)?);
+        }
+        Some(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Condition::Or(parts)
+        })
+    }
+
+    fn cond_and(&mut self, p: &mut CondParser<'_>, a: &Args<'_>) -> Option<Condition> {
+        let mut parts = vec![self.cond_unary(p, a)?];
+        while p.eat("and") {
+            parts.push(self.cond_unary(p, a)?);
+        }
+        Some(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Condition::And(parts)
+        })
+    }
+
+    fn cond_need<'t>(
+        &mut self,
+        p: &mut CondParser<'t>,
+        a: &Args<'_>,
+        what: &str,
+    ) -> Option<&'t Arg> {
+        match p.next() {
+            Some(x) => Some(x),
+            None => {
+                let span = p.toks.last().map_or(a.end_span(), |x| {
+                    Span::new(x.span.file, x.span.end, x.span.end + 1)
+                });
+                self.emit(diag::error(
+                    "E0214",
+                    span,
+                    format!("incomplete condition: expected {what}"),
+                ));
+                None
+            }
+        }
+    }
+
+    fn cond_unary(&mut self, p: &mut CondParser<'_>, a: &Args<'_>) -> Option<Condition> {
+        if p.eat("not") {
+            return Some(Condition::Not(Box::new(self.cond_unary(p, a)?)));
+        }
+        if p.peek().is_some_and(|x| x.raw == "(") {
+            p.i += 1;
+            let c = self.cond_or(p, a)?;
+            let close = self.cond_need(p, a, "`)`")?;
+            if close.raw != ")" {
+                self.wrong(close, "`)`");
+                return None;
+            }
+            return Some(c);
+        }
+        let s = self.cond_need(p, a, "a subject such as `path` or `header NAME`")?;
+        let subjects = [
+            "path",
+            "query",
+            "method",
+            "host",
+            "client_ip",
+            "header",
+            "arg",
+            "cookie",
+        ];
+        let subject = match self.keyword(s, "condition subject", &subjects)? {
+            0 => Subject::Path,
+            1 => Subject::Query,
+            2 => Subject::Method,
+            3 => Subject::Host,
+            4 => Subject::ClientIp,
+            i => {
+                let n = self.cond_need(p, a, "a name")?;
+                match i {
+                    5 => Subject::Header(self.header_name(n)?.to_ascii_lowercase()),
+                    6 => Subject::QueryParam(n.text().to_string()),
+                    _ => Subject::Cookie(n.text().to_string()),
+                }
+            }
+        };
+        let named = matches!(
+            subject,
+            Subject::Header(_) | Subject::QueryParam(_) | Subject::Cookie(_)
+        );
+        let op = self.cond_need(
+            p,
+            a,
+            "an operator: =, ~, starts_with, contains, in or present",
+        )?;
+        let ops = ["=", "~", "starts_with", "contains", "in", "present"];
+        let op = match self.keyword(op, "operator", &ops)? {
+            0 => MatchOp::Equals(self.cond_need(p, a, "a value")?.text().to_string()),
+            1 => {
+                let x = self.cond_need(p, a, "a regular expression")?;
+                MatchOp::Regex(self.regex(x)?)
+            }
+            2 => MatchOp::Prefix(self.cond_need(p, a, "a value")?.text().to_string()),
+            3 => MatchOp::Contains(self.cond_need(p, a, "a value")?.text().to_string()),
+            4 => {
+                if subject != Subject::ClientIp {
+                    self.emit(diag::error(
+                        "E0214",
+                        op.span,
+                        "`in` applies to `client_ip` only",
+                    ));
+                    return None;
+                }
+                let mut cidrs = vec![];
+                while let Some(x) = p.peek() {
+                    if ["and", "or", ")"].contains(&x.raw.as_str())
+                        && matches!(x.kind, ArgKind::Word | ArgKind::Paren)
+                    {
+                        break;
+                    }
+                    p.i += 1;
+                    cidrs.push(self.cidr(x)?);
+                }
+                if cidrs.is_empty() {
+                    self.cond_need(p, a, "a CIDR such as 10.0.0.0/8")?;
+                }
+                MatchOp::InCidr(cidrs)
+            }
+            _ => {
+                if !named {
+                    self.emit(diag::error(
+                        "E0214",
+                        op.span,
+                        "`present` applies to `header`, `arg` and `cookie` only",
+                    ));
+                    return None;
+                }
+                MatchOp::Present
+            }
+        };
+        Some(Condition::Match { subject, op })
+    }
+
+    fn cidr(&mut self, x: &Arg) -> Option<String> {
+        let t = x.text();
+        let ok = match t.split_once('/') {
+            Some((ip, bits)) => match (ip.parse::<std::net::IpAddr>(), bits.parse::<u8>()) {
+                (Ok(std::net::IpAddr::V4(_)), Ok(b)) => b <= 32,
+                (Ok(std::net::IpAddr::V6(_)), Ok(b)) => b <= 128,
+                _ => false,
+            },
+            None => t.parse::<std::net::IpAddr>().is_ok(),
+        };
+        if ok {
+            Some(t.to_string())
+        } else {
+            self.emit(
+                diag::error("E0212", x.span, format!("invalid CIDR {}", x.describe())).help(
+                    "write an address with a prefix length, for example 10.0.0.0/8 or fd00::/8",
+                ),
+            );
+            None
+        }
+    }
+
+    // ---------------------------------------------------------------- site and routes
+
+    fn site(&mut self, d: &Directive) {
+        let mut hosts = vec![];
+        let mut host_spans = vec![];
+        let mut body = None;
+        for x in &d.args {
+            match &x.kind {
+                ArgKind::Block(b) if body.is_none() => body = Some(&b.body),
+                ArgKind::Block(_) => {
+                    self.emit(diag::error("E0106", x.span, "`site` takes one block"))
+                }
+                _ if body.is_some() => {
+                    self.emit(diag::error(
+                        "E0105",
+                        x.span,
+                        "host names go before the block",
+                    ));
+                }
+                ArgKind::Word | ArgKind::Str(_) => {
+                    if let Some(h) = self.host_pattern(x) {
+                        hosts.push(h);
+                        host_spans.push(x.span);
+                    }
+                }
+                _ => self.wrong(x, "a host name"),
+            }
+        }
+        let Some(body) = body else {
+            let a = Args::new(d);
+            self.emit(diag::error(
+                "E0106",
+                a.end_span(),
+                "`site` needs a block `{ ... }`",
+            ));
+            return;
+        };
+        if hosts.is_empty() && d.args.len() == 1 {
+            hosts.push(HostPattern::Any);
+            host_spans.push(d.name_span);
+        }
+        let mut routes = vec![];
+        let mut route_spans = vec![];
+        for r in &body.items {
+            if !self.known("site", r) {
+                continue;
+            }
+            if let Some((route, spans)) = self.route(r) {
+                routes.push(route);
+                route_spans.push(spans);
+            }
+        }
+        self.spans.sites.push((d.name_span, route_spans));
+        self.spans.site_hosts.push(host_spans);
+        self.config.sites.push(Site {
+            hosts,
+            routes,
+            at: self.loc(d.name_span),
+        });
+    }
+
+    fn host_pattern(&mut self, x: &Arg) -> Option<HostPattern> {
+        let t = x.text().to_ascii_lowercase();
+        if t == "*" {
+            return Some(HostPattern::Any);
+        }
+        if let Some(rest) = t.strip_prefix("*.") {
+            if valid_host(rest) && !rest.contains('*') {
+                return Some(HostPattern::Wildcard(rest.to_string()));
+            }
+        } else if valid_host(&t) {
+            return Some(HostPattern::Exact(t));
+        }
+        let help = if t.contains(':') {
+            "a site matches host names without a port; ports belong to `listen`"
+        } else if t.contains('/') {
+            "a site matches host names; paths belong to `route`"
+        } else {
+            "write a host name (`example.com`), a wildcard (`*.example.com`) or `*`"
+        };
+        self.emit(
+            diag::error(
+                "E0209",
+                x.span,
+                format!("invalid host name {}", x.describe()),
+            )
+            .help(help),
+        );
+        None
+    }
+
+    fn route(&mut self, d: &Directive) -> Option<(Route, RouteSpans)> {
+        let mut a = Args::new(d);
+        let mut spans = RouteSpans {
+            head: d.name_span,
+            ..RouteSpans::default()
+        };
+        let first = self.need(&mut a, "a path: `/exact`, `/prefix/*` or `~ \"regex\"`")?;
+        let path = if first.is_word("=") {
+            let p = self.text(&mut a, "a path")?;
+            spans.path = p.span;
+            self.path(p).map(PathMatch::Exact)
+        } else if first.is_word("~") {
+            let p = self.need(&mut a, "a regular expression")?;
+            spans.path = p.span;
+            self.regex(p).map(PathMatch::Regex)
+        } else if first.block().is_some() {
+            self.missing(&a, "a path: `/exact`, `/prefix/*` or `~ \"regex\"`");
+            a.i -= 1;
+            None
+        } else {
+            spans.path = first.span;
+            self.route_path(first)
+        };
+        let body = self.block(&mut a);
+        self.done(&mut a);
+        let body = body?;
+        let mut route = Route {
+            path: path.clone().unwrap_or(PathMatch::Prefix("/".into())),
+            methods: vec![],
+            headers: vec![],
+            query: vec![],
+            strip_prefix: None,
+            rewrite: None,
+            request_headers: vec![],
+            response_headers: vec![],
+            cache: None,
+            compress: None,
+            waf: None,
+            rate_limit: None,
+            plugins: vec![],
+            action: Action::Respond {
+                status: 404,
+                body: String::new(),
+                content_type: None,
+            },
+            at: self.loc(d.name_span),
+        };
+        let mut action: Option<(Span, &str)> = None;
+        let mut seen = HashMap::new();
+        for d in &body.items {
+            if !self.known("route", d) {
+                continue;
+            }
+            let repeatable = [
+                "header",
+                "query",
+                "request_header",
+                "response_header",
+                "plugin",
+            ];
+            if !repeatable.contains(&d.name.as_str()) && !self.once(&mut seen, d) {
+                continue;
+            }
+            let is_action = ["proxy", "respond", "redirect", "static"].contains(&d.name.as_str());
+            if is_action {
+                if let Some((first, name)) = action {
+                    self.emit(
+                        diag::error("E0310", d.name_span, format!("a route has one action; `{}` follows `{name}`", d.name))
+                            .label(first, "first action here")
+                            .help("split the route, or keep one of `proxy`, `respond`, `redirect`, `static`"),
+                    );
+                    continue;
+                }
+                action = Some((d.name_span, names_of(&d.name)));
+            }
+            let mut a = Args::new(d);
+            self.route_directive(d, &mut a, &mut route, &mut spans);
+            self.done(&mut a);
+        }
+        if action.is_none() {
+            self.emit(
+                diag::error("E0309", d.name_span, "this route has no action")
+                    .help("add one of `proxy UPSTREAM`, `respond STATUS`, `redirect STATUS URL`, `static DIR`"),
+            );
+        }
+        // A route with a mistake inside is kept (the IR is discarded anyway when there are
+        // errors) so that references and the route table are still checked and reported.
+        path.is_some().then_some((route, spans))
+    }
+
+    fn route_path(&mut self, x: &Arg) -> Option<PathMatch> {
+        let p = self.path(x)?;
+        let star = p.find('*');
+        match star {
+            None => Some(PathMatch::Exact(p)),
+            Some(i) if i == p.len() - 1 => Some(PathMatch::Prefix(p[..i].to_string())),
+            Some(_) => {
+                self.emit(
+                    diag::error("E0210", x.span, "`*` may only end a route path")
+                        .help("use `/prefix/*` for everything under a prefix, or `~ \"regex\"` for patterns"),
+                );
+                None
+            }
+        }
+    }
+
+    fn route_directive(
+        &mut self,
+        d: &Directive,
+        a: &mut Args<'_>,
+        r: &mut Route,
+        spans: &mut RouteSpans,
+    ) {
+        let at = self.loc(d.name_span);
+        match d.name.as_str() {
+            "method" => {
+                if a.peek().is_none() {
+                    self.missing(a, "at least one method such as GET");
+                }
+                while let Some(m) = a.next() {
+                    let t = m.text();
+                    let token = !t.is_empty()
+                        && t.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+                    if !token || t.chars().any(|c| c.is_ascii_lowercase()) {
+                        let help = token.then(|| {
+                            format!(
+                                "methods are case-sensitive: write `{}`",
+                                t.to_ascii_uppercase()
+                            )
+                        });
+                        self.emit(
+                            diag::error(
+                                "E0206",
+                                m.span,
+                                format!("invalid method {}", m.describe()),
+                            )
+                            .help_opt(help),
+                        );
+                    } else if !r.methods.iter().any(|x| x == t) {
+                        r.methods.push(t.to_string());
+                    }
+                }
+            }
+            "header" | "query" => {
+                let Some(n) = self.text(a, "a field name") else {
+                    return;
+                };
+                let name = if d.name == "header" {
+                    match self.header_name(n) {
+                        Some(h) => h.to_ascii_lowercase(),
+                        None => return,
+                    }
+                } else {
+                    n.text().to_string()
+                };
+                let Some(op) = self.need(a, "an operator: =, ~, starts_with, contains or present")
+                else {
+                    return;
+                };
+                let ops = ["=", "~", "starts_with", "contains", "present"];
+                let op = match self.keyword(op, "operator", &ops) {
+                    Some(0) => self.value(a, "a value").map(MatchOp::Equals),
+                    Some(1) => self
+                        .need(a, "a regular expression")
+                        .and_then(|x| self.regex(x))
+                        .map(MatchOp::Regex),
+                    Some(2) => self.value(a, "a value").map(MatchOp::Prefix),
+                    Some(3) => self.value(a, "a value").map(MatchOp::Contains),
+                    Some(_) => Some(MatchOp::Present),
+                    None => None,
+                };
+                if let Some(op) = op {
+                    let list = if d.name == "header" {
+                        &mut r.headers
+                    } else {
+                        &mut r.query
+                    };
+                    list.push(FieldCond { name, op });
+                }
+            }
+            "proxy" => {
+                if let Some(x) = self.word(a, "an upstream name") {
+                    spans.proxy = Some(x.span);
+                    r.action = Action::Proxy {
+                        upstream: x.raw.clone(),
+                    };
+                }
+            }
+            "respond" => {
+                let Some(x) = self.need(a, "a status code") else {
+                    return;
+                };
+                let Some(status) = self.status(x, &[], "response") else {
+                    return;
+                };
+                let mut body = String::new();
+                let mut content_type = None;
+                if let Some(b) = a.peek() {
+                    if matches!(b.kind, ArgKind::Str(_)) {
+                        a.next();
+                        body = b.text().to_string();
+                    }
+                }
+                if a.eat("type") {
+                    content_type = self.value(a, "a content type such as text/plain");
+                }
+                r.action = Action::Respond {
+                    status,
+                    body,
+                    content_type,
+                };
+            }
+            "redirect" => {
+                let mut status = 302;
+                if let Some(x) = a.peek() {
+                    if matches!(x.kind, ArgKind::Number) {
+                        a.next();
+                        match self.status(x, &[301, 302, 303, 307, 308], "redirect") {
+                            Some(s) => status = s,
+                            None => return,
+                        }
+                    }
+                }
+                if let Some(x) = self.text(a, "a location") {
+                    spans.redirect = Some(x.span);
+                    r.action = Action::Redirect {
+                        status,
+                        location: x.text().to_string(),
+                    };
+                }
+            }
+            "static" => {
+                let Some(root) = self.value(a, "a directory") else {
+                    return;
+                };
+                let mut index = vec![];
+                if a.eat("index") {
+                    while let Some(x) = a.next() {
+                        index.push(x.text().to_string());
+                    }
+                    if index.is_empty() {
+                        self.missing(a, "at least one index file name");
+                    }
+                } else {
+                    index.push("index.html".to_string());
+                }
+                r.action = Action::Static { root, index };
+            }
+            "strip_prefix" => {
+                let Some(x) = self.text(a, "a path prefix such as /api") else {
+                    return;
+                };
+                let Some(p) = self.path(x) else { return };
+                let matched = match &r.path {
+                    PathMatch::Exact(e) => Some(e.as_str()),
+                    PathMatch::Prefix(q) => Some(q.as_str()),
+                    PathMatch::Regex(_) => None,
+                };
+                if let Some(m) = matched {
+                    if !m.starts_with(&p) {
+                        self.emit(
+                            diag::error("E0311", x.span, format!("`strip_prefix {p}` does not begin the paths this route matches"))
+                                .label(spans.path, "this route matches these paths")
+                                .help("strip a prefix of the route path"),
+                        );
+                        return;
+                    }
+                }
+                r.strip_prefix = Some(p);
+            }
+            "rewrite" => {
+                let Some(x) = self.need(a, "a regular expression") else {
+                    return;
+                };
+                let pattern = self.regex(x);
+                let replacement = self.value(a, "a replacement such as \"/new/$1\"");
+                if let (Some(pattern), Some(replacement)) = (pattern, replacement) {
+                    r.rewrite = Some(Rewrite {
+                        pattern,
+                        replacement,
+                        at,
+                    });
+                }
+            }
+            "request_header" | "response_header" => {
+                let Some(op) = self.need(a, "set, add or remove") else {
+                    return;
+                };
+                let Some(k) = self.keyword(op, "header operation", &["set", "add", "remove"])
+                else {
+                    return;
+                };
+                let Some(n) = self.text(a, "a header name") else {
+                    return;
+                };
+                let Some(name) = self.header_name(n) else {
+                    return;
+                };
+                let name = name.to_ascii_lowercase();
+                let op = match k {
+                    0 => HeaderOp::Set {
+                        name,
+                        value: self.value(a, "a value").unwrap_or_default(),
+                    },
+                    1 => HeaderOp::Add {
+                        name,
+                        value: self.value(a, "a value").unwrap_or_default(),
+                    },
+                    _ => HeaderOp::Remove { name },
+                };
+                if d.name == "request_header" {
+                    r.request_headers.push(op);
+                } else {
+                    r.response_headers.push(op);
+                }
+            }
+            "cache" => {
+                let Some(b) = self.block(a) else { return };
+                r.cache = self.cache(b, at, d);
+            }
+            "compress" => {
+                let mut encodings = vec![];
+                if a.peek().is_none() {
+                    self.missing(a, "at least one encoding: zstd, br or gzip");
+                }
+                while let Some(x) = a.next() {
+                    match self.keyword(x, "encoding", &["zstd", "br", "gzip"]) {
+                        Some(i) => {
+                            let e = [Encoding::Zstd, Encoding::Br, Encoding::Gzip][i];
+                            if !encodings.contains(&e) {
+                                encodings.push(e);
+                            }
+                        }
+                        None => return,
+                    }
+                }
+                if !encodings.is_empty() {
+                    r.compress = Some(Compress { encodings, at });
+                }
+            }
+            "waf" => {
+                if let Some(x) = self.word(a, "a WAF name") {
+                    spans.waf = Some(x.span);
+                    r.waf = Some(NamedRef {
+                        name: x.raw.clone(),
+                        at,
+                    });
+                }
+            }
+            "rate_limit" => r.rate_limit = self.rate_limit(a, at),
+            _ => {
+                // plugin
+                let Some(path) = self.value(a, "a plugin file (.wasm)") else {
+                    return;
+                };
+                let mut config = vec![];
+                if let Some(ArgKind::Block(b)) = a.peek().map(|x| &x.kind) {
+                    a.next();
+                    for kv in &b.body.items {
+                        let mut ka = Args::new(kv);
+                        if let Some(v) = self.value(&mut ka, "a value") {
+                            config.push((kv.name.clone(), v));
+                        }
+                        self.done(&mut ka);
+                    }
+                }
+                r.plugins.push(Plugin { path, config, at });
+            }
+        }
+    }
+
+    fn cache(&mut self, b: &Body, at: Loc, d: &Directive) -> Option<Cache> {
+        let mut c = Cache {
+            ttl_ms: 0,
+            max_bytes: 64 << 20,
+            stale_while_revalidate_ms: None,
+            at,
+        };
+        let mut seen = HashMap::new();
+        let mut ok = true;
+        for d in &b.items {
+            if !self.known("cache", d) || !self.once(&mut seen, d) {
+                ok = false;
+                continue;
+            }
+            let mut a = Args::new(d);
+            let v = match d.name.as_str() {
+                "ttl" => self.next_duration(&mut a).map(|v| c.ttl_ms = v),
+                "max" => self.next_size(&mut a).map(|v| c.max_bytes = v),
+                _ => self
+                    .next_duration(&mut a)
+                    .map(|v| c.stale_while_revalidate_ms = Some(v)),
+            };
+            ok &= v.is_some();
+            self.done(&mut a);
+        }
+        if !seen.contains_key("ttl") {
+            self.emit(
+                diag::error("E0104", d.name_span, "`cache` needs `ttl`")
+                    .help("write `cache { ttl 10m }`"),
+            );
+            return None;
+        }
+        ok.then_some(c)
+    }
+
+    fn rate_limit(&mut self, a: &mut Args<'_>, at: Loc) -> Option<RateLimit> {
+        let x = self.need(a, "a rate such as `100/s`")?;
+        let rate = x.text().split_once('/').and_then(|(n, u)| {
+            let per = match u {
+                "s" => 1_000,
+                "m" => 60_000,
+                "h" => 3_600_000,
+                _ => return None,
+            };
+            n.parse::<u64>().ok().filter(|n| *n > 0).map(|n| (n, per))
+        });
+        let Some((requests, per_ms)) = rate else {
+            self.emit(
+                diag::error("E0215", x.span, format!("invalid rate {}", x.describe()))
+                    .help("write requests per second, minute or hour: `100/s`, `600/m`, `5000/h`"),
+            );
+            return None;
+        };
+        let mut r = RateLimit {
+            requests,
+            per_ms,
+            key: RateKey::ClientIp,
+            burst: requests,
+            at,
+        };
+        while let Some(k) = a.next() {
+            match self.keyword(k, "rate_limit option", &["per", "global", "burst"])? {
+                0 => {
+                    let w = self.need(a, "client_ip or header NAME")?;
+                    r.key = match self.keyword(w, "rate key", &["client_ip", "header"])? {
+                        0 => RateKey::ClientIp,
+                        _ => {
+                            let n = self.need(a, "a header name")?;
+                            RateKey::Header(self.header_name(n)?.to_ascii_lowercase())
+                        }
+                    };
+                }
+                1 => r.key = RateKey::Global,
+                _ => r.burst = self.next_number(a, 1, u64::from(u32::MAX))?,
+            }
+        }
+        Some(r)
+    }
+
+    // ---------------------------------------------------------------- cross checks
+
+    /// Checks that need the whole configuration: names, references, ports, hosts.
+    pub fn cross_check(&mut self) {
+        let cfg = std::mem::take(&mut self.config);
+        let spans = std::mem::take(&mut self.spans);
+        // Duplicate names.
+        let mut firsts: HashMap<&str, Span> = HashMap::new();
+        for (u, s) in cfg.upstreams.iter().zip(&spans.upstreams) {
+            if let Some(f) = firsts.insert(&u.name, *s) {
+                firsts.insert(&u.name, f);
+                self.emit(
+                    diag::error(
+                        "E0301",
+                        *s,
+                        format!("upstream `{}` is defined twice", u.name),
+                    )
+                    .label(f, "first defined here"),
+                );
+            }
+        }
+        let mut wfirst: HashMap<&str, Span> = HashMap::new();
+        for (w, s) in cfg.wafs.iter().zip(&spans.wafs) {
+            if let Some(f) = wfirst.insert(&w.name, *s) {
+                wfirst.insert(&w.name, f);
+                self.emit(
+                    diag::error("E0302", *s, format!("waf `{}` is defined twice", w.name))
+                        .label(f, "first defined here"),
+                );
+            }
+        }
+        // References.
+        let mut used_up: HashMap<&str, bool> = HashMap::new();
+        let mut used_waf: HashMap<&str, bool> = HashMap::new();
+        for (site, (_, rspans)) in cfg.sites.iter().zip(&spans.sites) {
+            for (r, rs) in site.routes.iter().zip(rspans) {
+                if let (Action::Proxy { upstream }, Some(span)) = (&r.action, rs.proxy) {
+                    if firsts.contains_key(upstream.as_str()) {
+                        used_up.insert(upstream, true);
+                    } else {
+                        let help = suggest(upstream, firsts.keys().copied()).or_else(|| {
+                            Some(if firsts.is_empty() {
+                                "define it with `upstream NAME { server HOST:PORT }`".to_string()
+                            } else {
+                                let mut k: Vec<&str> = firsts.keys().copied().collect();
+                                k.sort_unstable();
+                                format!("defined upstreams: {}", k.join(", "))
+                            })
+                        });
+                        self.emit(
+                            diag::error("E0303", span, format!("undefined upstream `{upstream}`"))
+                                .help_opt(help),
+                        );
+                    }
+                }
+                if let (Some(w), Some(span)) = (&r.waf, rs.waf) {
+                    if wfirst.contains_key(w.name.as_str()) {
+                        used_waf.insert(&w.name, true);
+                    } else {
+                        let help = suggest(&w.name, wfirst.keys().copied()).or_else(|| {
+                            Some("define it with `waf NAME { ruleset builtin/sqli }`".to_string())
+                        });
+                        self.emit(
+                            diag::error("E0304", span, format!("undefined waf `{}`", w.name))
+                                .help_opt(help),
+                        );
+                    }
+                }
+            }
+        }
+        for (u, s) in cfg.upstreams.iter().zip(&spans.upstreams) {
+            if !used_up.contains_key(u.name.as_str()) && firsts.get(u.name.as_str()) == Some(s) {
+                self.emit(
+                    diag::warning("W0101", *s, format!("upstream `{}` is never used", u.name))
+                        .help("proxy to it from a route, or remove it"),
+                );
+            }
+        }
+        for (w, s) in cfg.wafs.iter().zip(&spans.wafs) {
+            if !used_waf.contains_key(w.name.as_str()) && wfirst.get(w.name.as_str()) == Some(s) {
+                self.emit(
+                    diag::warning("W0102", *s, format!("waf `{}` is never used", w.name))
+                        .help("reference it from a route with `waf NAME`, or remove it"),
+                );
+            }
+        }
+        // Ports bound twice.
+        let mut bound: Vec<(std::net::SocketAddr, Span)> = vec![];
+        for (l, s) in cfg.listeners.iter().zip(&spans.listeners) {
+            let Ok(sa) = l.addr.parse::<std::net::SocketAddr>() else {
+                continue;
+            };
+            let clash = bound.iter().find(|(b, _)| {
+                b.port() == sa.port()
+                    && (b.ip() == sa.ip() || b.ip().is_unspecified() || sa.ip().is_unspecified())
+            });
+            if let Some((b, first)) = clash {
+                self.emit(
+                    diag::error(
+                        "E0305",
+                        *s,
+                        format!("port {} is already bound by `listen {b}`", sa.port()),
+                    )
+                    .label(*first, "first bound here"),
+                );
+            } else {
+                bound.push((sa, *s));
+            }
+        }
+        // A host served by two sites.
+        let mut hosts: HashMap<&HostPattern, Span> = HashMap::new();
+        for (site, spans) in cfg.sites.iter().zip(&spans.site_hosts) {
+            for (h, s) in site.hosts.iter().zip(spans) {
+                if let Some(f) = hosts.get(h) {
+                    let name = match h {
+                        HostPattern::Exact(x) => x.clone(),
+                        HostPattern::Wildcard(x) => format!("*.{x}"),
+                        HostPattern::Any => "*".into(),
+                    };
+                    self.emit(
+                        diag::error("E0307", *s, format!("host `{name}` is served by two sites"))
+                            .label(*f, "first served here")
+                            .help("merge the routes into one site"),
+                    );
+                } else {
+                    hosts.insert(h, *s);
+                }
+            }
+        }
+        if cfg.listeners.is_empty() && !cfg.sites.is_empty() {
+            if let Some((s, _)) = spans.sites.first() {
+                self.emit(
+                    diag::warning(
+                        "W0103",
+                        *s,
+                        "no `listen` directive: nothing will receive requests",
+                    )
+                    .help("add `listen 0.0.0.0:8080`"),
+                );
+            }
+        }
+        for (site, (_, rspans)) in cfg.sites.iter().zip(&spans.sites) {
+            crate::routes::analyse(site, rspans, self.sources, self.diags);
+        }
+        self.config = cfg;
+        self.spans = spans;
+    }
+}
+
+fn names_of(n: &str) -> &'static str {
+    ["proxy", "respond", "redirect", "static"]
+        .into_iter()
+        .find(|x| *x == n)
+        .unwrap_or("action")
+}
+
+fn describe_ctx(ctx: &str) -> String {
+    match ctx {
+        "top level" => "the top level".to_string(),
+        c => format!("a `{}` block", c.rsplit(' ').next().unwrap_or(c)),
+    }
+}
+
+/// A DNS name or IP literal (no port).
+fn valid_host(h: &str) -> bool {
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let h = h
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .map_or(h, |x| x);
+    if h.parse::<std::net::Ipv6Addr>().is_ok() {
+        return true;
+    }
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+struct CondParser<'t> {
+    toks: &'t [Arg],
+    i: usize,
+}
+
+impl<'t> CondParser<'t> {
+    fn peek(&self) -> Option<&'t Arg> {
+        self.toks.get(self.i)
+    }
+    fn next(&mut self) -> Option<&'t Arg> {
+        let t = self.toks.get(self.i);
+        self.i += 1;
+        t
+    }
+    fn eat(&mut self, w: &str) -> bool {
+        if self.peek().is_some_and(|x| x.is_word(w)) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Route-table analysis of one site: ties, shadowed routes and redirect loops.
+//!
+//! The order in which the router tries routes is defined once, in [`bext_ir::routing`]; this
+//! module only asks questions of it. The facts it relies on:
+//!
+//! * exact routes come first, so nothing shadows an exact route except an identical one (a tie);
+//! * a longer prefix comes before a shorter one and, for one prefix, more conditions come first,
+//!   so an earlier prefix route never covers a later one unless they tie;
+//! * every regex route comes before every prefix route. A regex whose only assertions look
+//!   backwards (`^`, none at the end such as `$` or `\b`) and that matches the literal prefix
+//!   `P` matches every path that starts with `P`, because the match found inside `P` is still a
+//!   match when more characters follow. Such a regex, with conditions that the prefix route's
+//!   conditions imply, leaves nothing for the prefix route: it is shadowed.
+
+use crate::diag::{self, Diags, Sources};
+use crate::lower::RouteSpans;
+use bext_ir::routing::{conditions_cover, is_tie, match_order, rank};
+use bext_ir::{Action, PathMatch, Site};
+use regex_automata::meta::Regex;
+use regex_automata::{Input, PatternSet};
+use regex_syntax::hir::Look;
+use std::collections::HashMap;
+
+/// Compiles a regex the way the router will, with a size limit so a pathological pattern is a
+/// diagnostic, not an allocation storm.
+pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    compile_many(&[pattern])
+}
+
+fn compile_many(patterns: &[&str]) -> Result<Regex, String> {
+    Regex::builder()
+        .configure(
+            Regex::config()
+                .nfa_size_limit(Some(4 << 20))
+                .hybrid_cache_capacity(1 << 20),
+        )
+        .build_many(patterns)
+        .map_err(|e| e.to_string())
+}
+
+/// Does a match of `pattern` on some string survive appending characters to that string?
+fn extends_to_suffixes(pattern: &str) -> bool {
+    let Ok(hir) = regex_syntax::parse(pattern) else {
+        return false;
+    };
+    let mut looks = hir.properties().look_set();
+    looks = looks.remove(Look::Start).remove(Look::StartLF);
+    looks.is_empty()
+}
+
+fn path_matches(path: &PathMatch, target: &str, regexes: &HashMap<usize, Regex>, i: usize) -> bool {
+    match path {
+        PathMatch::Exact(e) => e == target,
+        PathMatch::Prefix(p) => target.starts_with(p.as_str()),
+        PathMatch::Regex(_) => regexes.get(&i).is_some_and(|r| r.is_match(target)),
+    }
+}
+
+/// Reports ties (E0401), shadowed routes (W0401) and redirect loops (E0402) in `site`.
+pub fn analyse(site: &Site, spans: &[RouteSpans], sources: &Sources, diags: &mut Diags) {
+    let routes = &site.routes;
+    if routes.len() != spans.len() {
+        return;
+    }
+    // Ties: only routes with the same pattern can tie, so group by pattern first.
+    let mut groups: HashMap<&PathMatch, Vec<usize>> = HashMap::new();
+    for (i, r) in routes.iter().enumerate() {
+        groups.entry(&r.path).or_default().push(i);
+    }
+    let mut tied = vec![false; routes.len()];
+    let mut group_list: Vec<&Vec<usize>> = groups.values().filter(|g| g.len() > 1).collect();
+    group_list.sort_unstable();
+    for g in group_list {
+        for (k, &b) in g.iter().enumerate() {
+            if let Some(&a) = g[..k].iter().find(|&&a| is_tie(&routes[a], &routes[b])) {
+                tied[b] = true;
+                let same = routes[a] == routes[b]
+                    || routes[a].path == routes[b].path
+                        && bext_ir::routing::condition_count(&routes[a]) == 0;
+                let msg = if same {
+                    "this route has the same path and conditions as an earlier one"
+                } else {
+                    "this route has the same priority as an earlier one and both can match one request"
+                };
+                diags.emit(
+                    sources,
+                    diag::error("E0401", spans[b].path, msg)
+                        .label(spans[a].path, "the earlier route")
+                        .help("make their conditions disjoint (for example different methods), or merge them"),
+                );
+            }
+        }
+    }
+
+    // Regex routes that shadow prefix routes.
+    let mut regexes: HashMap<usize, Regex> = HashMap::new();
+    let order = match_order(routes);
+    let regex_idx: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| matches!(routes[i].path, PathMatch::Regex(_)))
+        .collect();
+    for &i in &regex_idx {
+        if let PathMatch::Regex(p) = &routes[i].path {
+            if let Ok(r) = compile_regex(p) {
+                regexes.insert(i, r);
+            }
+        }
+    }
+    let wide: Vec<usize> = regex_idx
+        .iter()
+        .copied()
+        .filter(|i| {
+            regexes.contains_key(i)
+                && matches!(&routes[*i].path, PathMatch::Regex(p) if extends_to_suffixes(p))
+        })
+        .collect();
+    if !wide.is_empty() {
+        let pats: Vec<&str> = wide
+            .iter()
+            .filter_map(|&i| match &routes[i].path {
+                PathMatch::Regex(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect();
+        if let Ok(set_re) = compile_many(&pats) {
+            let mut set = PatternSet::new(set_re.pattern_len());
+            for (b, r) in routes.iter().enumerate() {
+                let PathMatch::Prefix(p) = &r.path else {
+                    continue;
+                };
+                if tied[b] {
+                    continue;
+                }
+                set.clear();
+                set_re.which_overlapping_matches(&Input::new(p.as_str()), &mut set);
+                // The first regex in match order wins: report that one.
+                let by = set
+                    .iter()
+                    .map(|pid| wide[pid.as_usize()])
+                    .filter(|&a| conditions_cover(&routes[a], r))
+                    .min_by_key(|&a| rank(&routes[a], a));
+                if let Some(a) = by {
+                    diags.emit(
+                        sources,
+                        diag::warning(
+                            "W0401",
+                            spans[b].path,
+                            format!("this route never matches: every path under `{p}*` is taken by an earlier regex route"),
+                        )
+                        .label(spans[a].path, "this regex is tried first and matches them all")
+                        .help("regex routes are tried before prefix routes; anchor the regex with `$` or narrow it"),
+                    );
+                }
+            }
+        }
+    }
+
+    // Redirects that send a request back to the route that redirected it.
+    for (i, r) in routes.iter().enumerate() {
+        let Action::Redirect { location, .. } = &r.action else {
+            continue;
+        };
+        let Some(span) = spans[i].redirect else {
+            continue;
+        };
+        if !location.starts_with('/') || location.starts_with("//") {
+            continue;
+        }
+        let sample = match &r.path {
+            PathMatch::Exact(e) => e.clone(),
+            PathMatch::Prefix(p) => format!("{p}x"),
+            PathMatch::Regex(_) if location.contains("{path}") => continue,
+            PathMatch::Regex(_) => String::new(),
+        };
+        let target = location.replace("{path}", &sample).replace("{query}", "");
+        if target.contains('{') || target.contains('$') {
+            continue;
+        }
+        let target = target.split(['?', '#']).next().unwrap_or("");
+        let winner = order.iter().copied().find(|&o| {
+            path_matches(&routes[o].path, target, &regexes, o)
+                && (o == i || conditions_cover(&routes[o], r))
+        });
+        if winner == Some(i) {
+            diags.emit(
+                sources,
+                diag::error(
+                    "E0402",
+                    span,
+                    format!("this redirect loops: `{target}` is served by the same route"),
+                )
+                .label(spans[i].path, "this route matches the new location again")
+                .help("redirect to a path outside this route, or narrow the route"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_stable_regexes() {
+        for (p, wide) in [
+            ("^/api", true),
+            ("/api", true),
+            ("(?m)^/x", true),
+            ("^/api$", false),
+            ("^/api\\b", false),
+            ("^/a\\z", false),
+        ] {
+            assert_eq!(extends_to_suffixes(p), wide, "{p}");
+        }
+    }
+
+    #[test]
+    fn regex_errors_are_reported() {
+        assert!(compile_regex("(").is_err());
+        assert!(compile_regex("^/u/[0-9]+$").is_ok());
+    }
+}
