@@ -1,1 +1,29 @@
+//! bext-engine: the data plane of bext.
+//!
+//! Per-core workers (one monoio runtime per thread, pinned, each with its own `SO_REUSEPORT`
+//! listener) serve HTTP/1.1 with the strict codec of `bext-http1`, run the compiled
+//! [`Pipeline`] (route → request filters → action) and proxy to upstreams through per-core
+//! connection pools. A control side ([`Engine`]) starts the workers, publishes new pipelines
+//! and stops them with a bounded drain. See `docs/architecture.md` for the phase chart.
 #![forbid(unsafe_code)]
+
+pub mod body;
+mod conn;
+pub mod date;
+pub mod error;
+pub mod io;
+pub mod log;
+pub mod pipeline;
+mod proxy;
+pub mod server;
+pub mod stage;
+pub mod worker;
+
+#[cfg(test)]
+mod testing;
+
+pub use conn::{strip_port, valid_request_id};
+pub use error::ErrorClass;
+pub use pipeline::{CompileError, Pipeline};
+pub use proxy::upstream_head;
+pub use server::{Driver, DriverChoice, Engine, EngineOptions, StartError};

@@ -1,1 +1,495 @@
+//! bext-router: the "route" phase. Compiles the sites and routes of a configuration into
+//! lookup tables once, and answers each request without allocating.
+//!
+//! Sites are chosen by host: exact names through a hash table (the request host is lower-cased
+//! into a stack buffer), then wildcards longest suffix first, then the default site. Inside a
+//! site, routes are tried in the order defined by [`bext_ir::routing`] — the same order the
+//! checker reasons about: exact paths (hash table), regex paths in file order, prefixes longest
+//! first, and among equal paths the route with more conditions first.
+//!
+//! Paths and query parameters are matched as sent (not percent-decoded); header names are
+//! case-insensitive, values case-sensitive. When a route matches the path and conditions but
+//! not the method, and no other route matches, the answer is 405 instead of 404.
 #![forbid(unsafe_code)]
+
+use bext_engine::stage::{Headers, RequestView, RouteId, RouteResult, RouteStage};
+use bext_ir::{routing, Config, HostPattern, Loc, MatchOp, PathMatch};
+use regex_automata::meta::Regex;
+use std::collections::HashMap;
+
+/// A route the router cannot compile (an invalid regex, an unsupported condition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterError {
+    pub message: String,
+    pub at: Loc,
+}
+
+impl std::fmt::Display for RouterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+impl std::error::Error for RouterError {}
+
+#[derive(Debug)]
+enum ValueMatch {
+    Equals(Vec<u8>),
+    Prefix(Vec<u8>),
+    Contains(Vec<u8>),
+    Regex(Box<Regex>),
+    Present,
+}
+
+impl ValueMatch {
+    fn compile(op: &MatchOp, at: &Loc) -> Result<ValueMatch, RouterError> {
+        Ok(match op {
+            MatchOp::Equals(v) => ValueMatch::Equals(v.as_bytes().to_vec()),
+            MatchOp::Prefix(v) => ValueMatch::Prefix(v.as_bytes().to_vec()),
+            MatchOp::Contains(v) => ValueMatch::Contains(v.as_bytes().to_vec()),
+            MatchOp::Regex(r) => ValueMatch::Regex(Box::new(compile_regex(r, at)?)),
+            MatchOp::Present => ValueMatch::Present,
+            MatchOp::InCidr(_) => {
+                return Err(RouterError {
+                    message: "a CIDR match applies to `client_ip` only, not to a route field"
+                        .into(),
+                    at: at.clone(),
+                })
+            }
+        })
+    }
+
+    fn matches(&self, v: &[u8]) -> bool {
+        match self {
+            ValueMatch::Equals(x) => v == x.as_slice(),
+            ValueMatch::Prefix(x) => v.starts_with(x),
+            ValueMatch::Contains(x) => {
+                x.is_empty() || v.windows(x.len()).any(|w| w == x.as_slice())
+            }
+            ValueMatch::Regex(r) => r.is_match(v),
+            ValueMatch::Present => true,
+        }
+    }
+}
+
+fn compile_regex(pattern: &str, at: &Loc) -> Result<Regex, RouterError> {
+    Regex::new(pattern).map_err(|e| RouterError {
+        message: format!("invalid regular expression `{pattern}`: {e}"),
+        at: at.clone(),
+    })
+}
+
+#[derive(Debug)]
+struct Field {
+    name: Vec<u8>,
+    op: ValueMatch,
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: RouteId,
+    /// Upper-case method tokens; empty = any.
+    methods: Vec<Vec<u8>>,
+    headers: Vec<Field>,
+    query: Vec<Field>,
+}
+
+/// First value of query parameter `name` (no decoding).
+fn query_param<'a>(query: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    query.split(|&b| b == b'&').find_map(|pair| {
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        (k == name).then_some(v)
+    })
+}
+
+enum Check {
+    Match,
+    /// Everything but the method matched.
+    WrongMethod,
+    No,
+}
+
+impl Entry {
+    fn check(&self, method: &[u8], headers: &Headers<'_>, query: Option<&[u8]>) -> Check {
+        for f in &self.headers {
+            match headers.get(&f.name) {
+                Some(v) if f.op.matches(v) => {}
+                _ => return Check::No,
+            }
+        }
+        for f in &self.query {
+            match query.and_then(|q| query_param(q, &f.name)) {
+                Some(v) if f.op.matches(v) => {}
+                _ => return Check::No,
+            }
+        }
+        if self.methods.is_empty() || self.methods.iter().any(|m| m.as_slice() == method) {
+            Check::Match
+        } else {
+            Check::WrongMethod
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SiteTable {
+    exact: HashMap<Vec<u8>, Vec<Entry>>,
+    regex: Vec<(Regex, Entry)>,
+    /// Longest prefix first.
+    prefix: Vec<(Vec<u8>, Entry)>,
+}
+
+impl SiteTable {
+    fn route(&self, req: &RequestView<'_>) -> RouteResult {
+        let mut wrong_method = false;
+        let mut try_entry = |e: &Entry| match e.check(req.method_bytes, &req.headers, req.query) {
+            Check::Match => Some(e.id),
+            Check::WrongMethod => {
+                wrong_method = true;
+                None
+            }
+            Check::No => None,
+        };
+        if let Some(list) = self.exact.get(req.path) {
+            if let Some(id) = list.iter().find_map(&mut try_entry) {
+                return RouteResult::Matched(id);
+            }
+        }
+        for (re, e) in &self.regex {
+            if re.is_match(req.path) {
+                if let Some(id) = try_entry(e) {
+                    return RouteResult::Matched(id);
+                }
+            }
+        }
+        for (p, e) in &self.prefix {
+            if req.path.starts_with(p) {
+                if let Some(id) = try_entry(e) {
+                    return RouteResult::Matched(id);
+                }
+            }
+        }
+        if wrong_method {
+            RouteResult::MethodNotAllowed
+        } else {
+            RouteResult::NotFound
+        }
+    }
+}
+
+/// The compiled router of one configuration.
+#[derive(Debug, Default)]
+pub struct Router {
+    sites: Vec<SiteTable>,
+    exact_hosts: HashMap<Vec<u8>, usize>,
+    /// `.suffix` (with the leading dot), longest first.
+    wildcards: Vec<(Vec<u8>, usize)>,
+    default_site: Option<usize>,
+}
+
+/// Longest host name matched through the stack buffer (DNS names have at most 253 octets).
+const MAX_HOST: usize = 256;
+
+impl Router {
+    pub fn compile(config: &Config) -> Result<Router, RouterError> {
+        let mut r = Router::default();
+        for (si, site) in config.sites.iter().enumerate() {
+            let mut table = SiteTable::default();
+            for ri in routing::match_order(&site.routes) {
+                let route = &site.routes[ri];
+                let entry = Entry {
+                    id: RouteId(bext_engine::pipeline::flat_route_index(config, si, ri)),
+                    methods: route
+                        .methods
+                        .iter()
+                        .map(|m| m.to_ascii_uppercase().into_bytes())
+                        .collect(),
+                    headers: route
+                        .headers
+                        .iter()
+                        .map(|f| {
+                            Ok(Field {
+                                name: f.name.as_bytes().to_vec(),
+                                op: ValueMatch::compile(&f.op, &route.at)?,
+                            })
+                        })
+                        .collect::<Result<_, RouterError>>()?,
+                    query: route
+                        .query
+                        .iter()
+                        .map(|f| {
+                            Ok(Field {
+                                name: f.name.as_bytes().to_vec(),
+                                op: ValueMatch::compile(&f.op, &route.at)?,
+                            })
+                        })
+                        .collect::<Result<_, RouterError>>()?,
+                };
+                match &route.path {
+                    PathMatch::Exact(p) => table
+                        .exact
+                        .entry(p.as_bytes().to_vec())
+                        .or_default()
+                        .push(entry),
+                    PathMatch::Regex(re) => {
+                        table.regex.push((compile_regex(re, &route.at)?, entry))
+                    }
+                    PathMatch::Prefix(p) => table.prefix.push((p.as_bytes().to_vec(), entry)),
+                }
+            }
+            r.sites.push(table);
+            let hosts: Vec<HostPattern> = if site.hosts.is_empty() {
+                vec![HostPattern::Any]
+            } else {
+                site.hosts.clone()
+            };
+            for h in hosts {
+                match h {
+                    HostPattern::Exact(name) => {
+                        r.exact_hosts
+                            .entry(name.to_ascii_lowercase().into_bytes())
+                            .or_insert(si);
+                    }
+                    HostPattern::Wildcard(suffix) => {
+                        let mut s = b".".to_vec();
+                        s.extend_from_slice(suffix.to_ascii_lowercase().as_bytes());
+                        r.wildcards.push((s, si));
+                    }
+                    HostPattern::Any => {
+                        r.default_site.get_or_insert(si);
+                    }
+                }
+            }
+        }
+        // Stable: equal suffix lengths keep file order.
+        r.wildcards.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        Ok(r)
+    }
+
+    fn site_for(&self, host: &[u8]) -> Option<usize> {
+        let mut lower = [0u8; MAX_HOST];
+        if host.len() <= MAX_HOST {
+            let l = &mut lower[..host.len()];
+            l.copy_from_slice(host);
+            l.make_ascii_lowercase();
+            if let Some(&si) = self.exact_hosts.get(&l[..]) {
+                return Some(si);
+            }
+            for (suffix, si) in &self.wildcards {
+                if l.len() > suffix.len() && l.ends_with(suffix) {
+                    return Some(*si);
+                }
+            }
+        }
+        self.default_site
+    }
+}
+
+impl RouteStage for Router {
+    fn route(&self, req: &RequestView<'_>) -> RouteResult {
+        match self.site_for(req.host) {
+            Some(si) => self.sites[si].route(req),
+            None => RouteResult::NotFound,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bext_http1::{Header, Span};
+    use bext_ir::{Action, FieldCond, Route, Site};
+
+    fn route(path: PathMatch, methods: &[&str]) -> Route {
+        Route {
+            path,
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            headers: vec![],
+            query: vec![],
+            strip_prefix: None,
+            rewrite: None,
+            request_headers: vec![],
+            response_headers: vec![],
+            cache: None,
+            compress: None,
+            waf: None,
+            rate_limit: None,
+            plugins: vec![],
+            action: Action::Respond {
+                status: 200,
+                body: String::new(),
+                content_type: None,
+            },
+            at: Loc::default(),
+        }
+    }
+
+    fn config() -> Config {
+        let mut with_header = route(PathMatch::Prefix("/api/".into()), &[]);
+        with_header.headers.push(FieldCond {
+            name: "X-Beta".into(),
+            op: MatchOp::Equals("1".into()),
+        });
+        let mut with_query = route(PathMatch::Exact("/q".into()), &[]);
+        with_query.query.push(FieldCond {
+            name: "v".into(),
+            op: MatchOp::Regex("^[0-9]+$".into()),
+        });
+        Config {
+            sites: vec![
+                Site {
+                    hosts: vec![HostPattern::Exact("example.com".into())],
+                    routes: vec![
+                        route(PathMatch::Prefix("/".into()), &[]),             // 0
+                        route(PathMatch::Prefix("/api/".into()), &[]),         // 1
+                        route(PathMatch::Exact("/healthz".into()), &["GET"]),  // 2
+                        route(PathMatch::Regex("^/user/[0-9]+$".into()), &[]), // 3
+                        with_header,                                           // 4
+                        with_query,                                            // 5
+                    ],
+                    at: Loc::default(),
+                },
+                Site {
+                    hosts: vec![HostPattern::Wildcard("example.com".into())],
+                    routes: vec![route(PathMatch::Prefix("/".into()), &[])], // 6
+                    at: Loc::default(),
+                },
+                Site {
+                    hosts: vec![],
+                    routes: vec![route(PathMatch::Exact("/only".into()), &["POST"])], // 7
+                    at: Loc::default(),
+                },
+            ],
+            ..Config::default()
+        }
+    }
+
+    /// Build a header list over a small buffer: "name: value" pairs joined.
+    fn lookup(
+        r: &Router,
+        method: &str,
+        host: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> RouteResult {
+        let mut buf = Vec::new();
+        let mut list = Vec::new();
+        for (n, v) in headers {
+            let ns = buf.len() as u32;
+            buf.extend_from_slice(n.as_bytes());
+            let ne = buf.len() as u32;
+            buf.extend_from_slice(v.as_bytes());
+            let ve = buf.len() as u32;
+            list.push(Header {
+                name: Span { start: ns, end: ne },
+                value: Span { start: ne, end: ve },
+            });
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q.as_bytes())),
+            None => (target, None),
+        };
+        let view = RequestView {
+            method: None,
+            method_bytes: method.as_bytes(),
+            host: host.as_bytes(),
+            path: path.as_bytes(),
+            query,
+            headers: Headers::new(&buf, &list),
+            client: "127.0.0.1:1".parse().unwrap(),
+        };
+        r.route(&view)
+    }
+
+    #[test]
+    fn routes_follow_the_shared_priority() {
+        use RouteResult::*;
+        let r = Router::compile(&config()).unwrap();
+        let m = |i| Matched(RouteId(i));
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            RouteResult,
+        );
+        let table: &[Case] = &[
+            ("GET", "example.com", "/", &[], m(0)),
+            ("GET", "EXAMPLE.com", "/x", &[], m(0)),
+            ("GET", "example.com", "/api/v1", &[], m(1)),
+            ("GET", "example.com", "/api/v1", &[("x-beta", "1")], m(4)),
+            ("GET", "example.com", "/api/v1", &[("x-beta", "2")], m(1)),
+            ("GET", "example.com", "/healthz", &[], m(2)),
+            ("POST", "example.com", "/healthz", &[], m(0)),
+            ("GET", "example.com", "/user/42", &[], m(3)),
+            ("GET", "example.com", "/user/4x", &[], m(0)),
+            ("GET", "example.com", "/q?a=1&v=12", &[], m(5)),
+            ("GET", "example.com", "/q?v=x", &[], m(0)),
+            ("GET", "a.example.com", "/", &[], m(6)),
+            ("GET", "a.b.EXAMPLE.COM", "/", &[], m(6)),
+            ("GET", "other.org", "/only", &[], MethodNotAllowed),
+            ("POST", "other.org", "/only", &[], m(7)),
+            ("GET", "other.org", "/nothing", &[], NotFound),
+        ];
+        for (method, host, target, headers, want) in table {
+            assert_eq!(
+                lookup(&r, method, host, target, headers),
+                *want,
+                "{method} {host}{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_default_site_means_not_found_for_unknown_hosts() {
+        let mut c = config();
+        c.sites.pop();
+        let r = Router::compile(&c).unwrap();
+        assert_eq!(
+            lookup(&r, "GET", "other.org", "/", &[]),
+            RouteResult::NotFound
+        );
+        assert_eq!(
+            lookup(&r, "GET", "example.com.evil", "/", &[]),
+            RouteResult::NotFound
+        );
+    }
+
+    #[test]
+    fn invalid_regexes_are_reported_with_their_location() {
+        let mut c = config();
+        c.sites[0].routes[3].path = PathMatch::Regex("(".into());
+        c.sites[0].routes[3].at = Loc {
+            file: "a.bext".into(),
+            line: 3,
+            col: 5,
+        };
+        let e = Router::compile(&c).unwrap_err();
+        assert_eq!(e.at.line, 3);
+        assert!(
+            e.to_string()
+                .starts_with("a.bext:3:5: invalid regular expression `(`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn query_parameters_are_found_by_exact_name() {
+        let table: &[(&str, &str, Option<&str>)] = &[
+            ("a=1&b=2", "b", Some("2")),
+            ("a=1&b", "b", Some("")),
+            ("ab=1", "a", None),
+            ("", "a", None),
+        ];
+        for (q, name, want) in table {
+            assert_eq!(
+                query_param(q.as_bytes(), name.as_bytes()),
+                want.map(str::as_bytes),
+                "{q} {name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,786 @@
+//! A client connection: read a request head, route it, run its action, write the response,
+//! and loop for keep-alive and pipelining (one request at a time, so responses leave in order).
+//!
+//! An idle keep-alive connection holds no buffer: on epoll it waits for readiness with nothing
+//! allocated, and its scratch (buffer and parsed head) goes back to the worker's free list.
+
+use crate::body::{BodyErr, BodyReader};
+use crate::error::{problem_body, reason, ErrorClass};
+use crate::io::{race, read_more, write_all, write_static, Either, IoFail};
+use crate::pipeline::{
+    Action, ClientPolicy, CompiledRoute, Pipeline, Respond, RespondBody, Segment,
+};
+use crate::stage::{Headers, LogEntry, RequestView, RouteResult, Verdict};
+use crate::worker::{Scratch, Worker};
+use bext_http1::{Framing, Method, Parse, Version};
+use monoio::net::TcpStream;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// What happened to one request.
+pub(crate) struct Outcome {
+    pub status: u16,
+    pub bytes: u64,
+    /// The response announced keep-alive and the connection is in a state to read the next
+    /// request.
+    pub keep: bool,
+    pub error: Option<&'static str>,
+    pub upstream: Option<SocketAddr>,
+}
+
+impl Outcome {
+    pub fn closed(status: u16, error: Option<&'static str>) -> Outcome {
+        Outcome {
+            status,
+            bytes: 0,
+            keep: false,
+            error,
+            upstream: None,
+        }
+    }
+}
+
+/// Everything an action needs about the current request.
+pub(crate) struct Ctx<'a> {
+    pub w: &'a Rc<Worker>,
+    /// `None` once the connection was handed to a tunnel or closed.
+    pub stream: &'a mut Option<TcpStream>,
+    pub buf: &'a mut Vec<u8>,
+    pub head: &'a bext_http1::RequestHead,
+    pub rhead: &'a mut bext_http1::ResponseHead,
+    /// Start of unconsumed bytes in `buf` (after the head, then after the body).
+    pub pos: usize,
+    pub peer: SocketAddr,
+    pub policy: ClientPolicy,
+    pub framing: Framing,
+    pub http10: bool,
+    pub is_head: bool,
+    /// The client asked to keep the connection and the worker is not stopping.
+    pub keep_wanted: bool,
+    pub rid: &'a [u8],
+}
+
+impl Ctx<'_> {
+    pub fn has_body(&self) -> bool {
+        !matches!(self.framing, Framing::None | Framing::ContentLength(0))
+    }
+
+    /// The client connection. Actions run only while the connection is present.
+    pub fn client(&mut self) -> Option<&mut TcpStream> {
+        self.stream.as_mut()
+    }
+
+    pub fn send_timeout(&self) -> Duration {
+        self.policy.body_timeout
+    }
+}
+
+/// `Connection` field for a response: close, or keep-alive spelled out for HTTP/1.0.
+pub(crate) fn connection_field(out: &mut Vec<u8>, close: bool, http10: bool) {
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+}
+
+fn push_usize(out: &mut Vec<u8>, n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&tmp[i..]);
+}
+
+pub(crate) fn content_length_field(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    push_usize(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Host without its port (`[v6]:port` keeps the brackets).
+pub fn strip_port(h: &[u8]) -> &[u8] {
+    if h.first() == Some(&b'[') {
+        return match h.iter().position(|&b| b == b']') {
+            Some(i) => &h[..=i],
+            None => h,
+        };
+    }
+    match h.iter().rposition(|&b| b == b':') {
+        Some(i) if h[i + 1..].iter().all(u8::is_ascii_digit) => &h[..i],
+        _ => h,
+    }
+}
+
+/// A client-sent request id is kept when it is 1..=128 characters of `[A-Za-z0-9._:-]`.
+pub fn valid_request_id(v: &[u8]) -> bool {
+    (1..=128).contains(&v.len())
+        && v.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+}
+
+struct ConnCount(Rc<Worker>);
+
+impl Drop for ConnCount {
+    fn drop(&mut self) {
+        self.0.connections.set(self.0.connections.get() - 1);
+    }
+}
+
+struct InFlight<'a>(&'a Worker);
+
+impl<'a> InFlight<'a> {
+    fn new(w: &'a Worker) -> Self {
+        w.in_flight.set(w.in_flight.get() + 1);
+        InFlight(w)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.set(self.0.in_flight.get() - 1);
+    }
+}
+
+/// Serve one accepted connection until it closes.
+pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    w.connections.set(w.connections.get() + 1);
+    let _count = ConnCount(w.clone());
+    let mut stream = Some(stream);
+    let mut scratch: Option<Scratch> = None;
+    loop {
+        if w.stop.is_stopped() {
+            break;
+        }
+        let idle_timeout = w.pipeline().client.idle_timeout;
+        if scratch.is_none() {
+            // Idle: wait for the next request without holding a buffer (epoll), or with a
+            // read posted (io_uring; the scratch is then taken right away).
+            if w.readiness_idle {
+                let Some(s) = stream.as_ref() else { break };
+                let ready = monoio::time::timeout(idle_timeout, s.readable(true));
+                match race(ready, w.stop.wait()).await {
+                    Either::Left(Ok(Ok(()))) => {}
+                    _ => break,
+                }
+                scratch = Some(w.take_scratch());
+            } else {
+                let Some(s) = stream.as_mut() else { break };
+                let mut sc = w.take_scratch();
+                let read = read_more(s, &mut sc.buf, 1024, idle_timeout);
+                match race(read, w.stop.wait()).await {
+                    Either::Left(Ok(_)) => {}
+                    _ => {
+                        w.give_scratch(sc);
+                        break;
+                    }
+                }
+                scratch = Some(sc);
+            }
+        }
+        let Some(sc) = scratch.as_mut() else { break };
+        let keep = {
+            let _busy = InFlight::new(&w);
+            one_request(&w, &mut stream, sc, peer).await
+        };
+        if !keep || stream.is_none() {
+            break;
+        }
+        if sc.buf.is_empty() {
+            if let Some(sc) = scratch.take() {
+                w.give_scratch(sc);
+            }
+        }
+    }
+    if let Some(sc) = scratch.take() {
+        w.give_scratch(sc);
+    }
+    if let Some(s) = stream.as_mut() {
+        // Half-close so the client sees the end of the stream after the last response.
+        let _ = monoio::time::timeout(
+            Duration::from_secs(1),
+            monoio::io::AsyncWriteRent::shutdown(s),
+        )
+        .await;
+    }
+}
+
+/// Read, route and answer one request. Returns true when the connection stays open.
+async fn one_request(
+    w: &Rc<Worker>,
+    stream: &mut Option<TcpStream>,
+    sc: &mut Scratch,
+    peer: SocketAddr,
+) -> bool {
+    let p = w.pipeline();
+    let p: &Pipeline = &p;
+    let started = Instant::now();
+    let policy = p.client;
+    let deadline = Instant::now() + policy.header_timeout;
+    // Phase: request head.
+    loop {
+        if !sc.buf.is_empty() {
+            match bext_http1::parse_request(&sc.buf, &policy.limits, &mut sc.head) {
+                Ok(Parse::Complete) => break,
+                Ok(Parse::Partial) => {
+                    if sc.buf.len() > policy.limits.max_head + policy.limits.max_target {
+                        return early_error(
+                            w,
+                            stream,
+                            sc,
+                            peer,
+                            ErrorClass::HeadersTooLarge,
+                            started,
+                        )
+                        .await;
+                    }
+                }
+                Err(e) => {
+                    let class = ErrorClass::from_codec(&e);
+                    return early_error(w, stream, sc, peer, class, started).await;
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(s) = stream.as_mut() else {
+            return false;
+        };
+        match read_more(s, &mut sc.buf, 2048, left).await {
+            Ok(_) => {}
+            Err(IoFail::Timeout) if !sc.buf.is_empty() => {
+                return early_error(w, stream, sc, peer, ErrorClass::RequestTimeout, started).await;
+            }
+            Err(_) => return false,
+        }
+    }
+    w.shared.stats[w.id]
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+    let Scratch {
+        buf,
+        head,
+        rhead,
+        rid,
+        note,
+    } = sc;
+    // Request id: keep a valid one from the client, generate one otherwise.
+    match Headers::from_request(buf, head).get(b"x-request-id") {
+        Some(v) if valid_request_id(v) => {
+            rid.clear();
+            rid.extend_from_slice(v);
+        }
+        _ => w.next_request_id(rid),
+    }
+    let logging = w.log.borrow().is_some();
+    let note_ranges = if logging {
+        Some(take_note(note, buf, head))
+    } else {
+        None
+    };
+    let framing = head.framing.unwrap_or(Framing::None);
+    let mut ctx = Ctx {
+        w,
+        stream,
+        head,
+        rhead,
+        pos: head.head_len,
+        peer,
+        policy,
+        framing,
+        http10: head.version == Some(Version::Http10),
+        is_head: head.method == Some(Method::Head),
+        keep_wanted: head.keep_alive && !w.stop.is_stopped(),
+        rid,
+        buf,
+    };
+    let outcome = dispatch(&mut ctx, p).await;
+    let consumed = ctx.pos.min(ctx.buf.len());
+    let keep = outcome.keep && ctx.keep_wanted && ctx.stream.is_some();
+    ctx.buf.drain(..consumed);
+    if let Some(r) = note_ranges {
+        let n = &note[..];
+        let entry = LogEntry {
+            client: peer,
+            method: &n[r.method.clone()],
+            target: &n[r.target.clone()],
+            http10: r.http10,
+            host: &n[r.host.clone()],
+            status: outcome.status,
+            bytes_sent: outcome.bytes,
+            duration_us: started.elapsed().as_micros() as u64,
+            request_id: std::str::from_utf8(rid).unwrap_or("-"),
+            upstream: outcome.upstream,
+            error: outcome.error,
+            referer: r.referer.clone().map(|x| &n[x]),
+            user_agent: r.ua.clone().map(|x| &n[x]),
+        };
+        if let Some(log) = w.log.borrow_mut().as_mut() {
+            log.record(&entry, w.now_secs());
+        }
+    }
+    keep
+}
+
+struct NoteRanges {
+    method: std::ops::Range<usize>,
+    target: std::ops::Range<usize>,
+    host: std::ops::Range<usize>,
+    referer: Option<std::ops::Range<usize>>,
+    ua: Option<std::ops::Range<usize>>,
+    http10: bool,
+}
+
+fn take_note(note: &mut Vec<u8>, buf: &[u8], head: &bext_http1::RequestHead) -> NoteRanges {
+    note.clear();
+    let mut put = |v: &[u8]| {
+        let s = note.len();
+        note.extend_from_slice(v);
+        s..note.len()
+    };
+    let h = Headers::from_request(buf, head);
+    NoteRanges {
+        method: put(head.method_span.get(buf)),
+        target: put(head.target.get(buf)),
+        host: put(head.host.map_or(&b""[..], |s| s.get(buf))),
+        referer: h.get(b"referer").map(&mut put),
+        ua: h.get(b"user-agent").map(&mut put),
+        http10: head.version == Some(Version::Http10),
+    }
+}
+
+/// Answer a request that could not be parsed, then close.
+async fn early_error(
+    w: &Rc<Worker>,
+    stream: &mut Option<TcpStream>,
+    sc: &mut Scratch,
+    peer: SocketAddr,
+    class: ErrorClass,
+    started: Instant,
+) -> bool {
+    w.next_request_id(&mut sc.rid);
+    let rid = std::str::from_utf8(&sc.rid).unwrap_or("");
+    let body = class.problem_json(rid);
+    let mut out = std::mem::take(&mut sc.note);
+    out.clear();
+    problem_head(w, &mut out, class.status(), body.len(), true, false);
+    out.extend_from_slice(body.as_bytes());
+    if let Some(s) = stream.as_mut() {
+        let _ = write_all(s, &mut out, Duration::from_secs(5)).await;
+    }
+    out.clear();
+    sc.note = out;
+    sc.buf.clear();
+    if let Some(log) = w.log.borrow_mut().as_mut() {
+        log.record(
+            &LogEntry {
+                client: peer,
+                method: b"-",
+                target: b"-",
+                http10: false,
+                host: b"",
+                status: class.status(),
+                bytes_sent: body.len() as u64,
+                duration_us: started.elapsed().as_micros() as u64,
+                request_id: rid,
+                upstream: None,
+                error: Some(class.slug()),
+                referer: None,
+                user_agent: None,
+            },
+            w.now_secs(),
+        );
+    }
+    false
+}
+
+fn problem_head(w: &Worker, out: &mut Vec<u8>, status: u16, len: usize, close: bool, http10: bool) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_usize(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nServer: bext\r\nContent-Type: application/problem+json\r\n");
+    content_length_field(out, len as u64);
+    w.with_date_line(|d| out.extend_from_slice(d));
+    connection_field(out, close, http10);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Send a problem response for a parsed request. The connection stays open only when the
+/// class allows it and the request body was already consumed (or there is none).
+pub(crate) async fn send_problem(
+    ctx: &mut Ctx<'_>,
+    status: u16,
+    slug: &'static str,
+    title: &str,
+    force_close: bool,
+) -> Outcome {
+    let rid = std::str::from_utf8(ctx.rid).unwrap_or("");
+    let body = problem_body(slug, title, status, rid);
+    let close = force_close || !ctx.keep_wanted;
+    let mut out = ctx.w.take_xfer();
+    problem_head(ctx.w, &mut out, status, body.len(), close, ctx.http10);
+    if !ctx.is_head {
+        out.extend_from_slice(body.as_bytes());
+    }
+    let t = ctx.send_timeout();
+    let ok = match ctx.client() {
+        Some(s) => write_all(s, &mut out, t).await.is_ok(),
+        None => false,
+    };
+    ctx.w.give_xfer(out);
+    Outcome {
+        status,
+        bytes: if ctx.is_head { 0 } else { body.len() as u64 },
+        keep: ok && !close,
+        error: Some(slug),
+        upstream: None,
+    }
+}
+
+pub(crate) async fn send_class(
+    ctx: &mut Ctx<'_>,
+    class: ErrorClass,
+    body_pending: bool,
+) -> Outcome {
+    let close = class.closes_connection() || body_pending;
+    send_problem(ctx, class.status(), class.slug(), class.title(), close).await
+}
+
+/// Map a request body failure to what the client sees.
+pub(crate) async fn body_failure(ctx: &mut Ctx<'_>, e: BodyErr) -> Outcome {
+    match e {
+        BodyErr::TooLarge => send_class(ctx, ErrorClass::PayloadTooLarge, true).await,
+        BodyErr::Framing => send_class(ctx, ErrorClass::BadRequest, true).await,
+        BodyErr::Timeout => send_class(ctx, ErrorClass::RequestTimeout, true).await,
+        BodyErr::Closed | BodyErr::Io(_) => Outcome::closed(400, Some("client-closed")),
+    }
+}
+
+/// Phases "route", "request filters", then the route's action.
+async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
+    let (result, verdict, location) = {
+        let buf: &[u8] = ctx.buf;
+        let head = ctx.head;
+        let host_full = head
+            .authority
+            .or(head.host)
+            .map_or(&b""[..], |s| s.get(buf));
+        let view = RequestView {
+            method: head.method,
+            method_bytes: head.method_span.get(buf),
+            host: strip_port(host_full),
+            path: head.path.get(buf),
+            query: head.query.map(|q| q.get(buf)),
+            headers: Headers::from_request(buf, head),
+            client: ctx.peer,
+        };
+        let result = p.router.route(&view);
+        let mut verdict = Verdict::Continue;
+        let mut location = None;
+        if let RouteResult::Matched(id) = result {
+            let route = &p.routes[id.0 as usize];
+            for f in &route.filters {
+                verdict = f.on_request(&view);
+                if verdict != Verdict::Continue {
+                    break;
+                }
+            }
+            if let Action::Redirect { location: tpl, .. } = &route.action {
+                location = Some(render_location(tpl, &view));
+            }
+        }
+        (result, verdict, location)
+    };
+    let body_pending = ctx.has_body();
+    let id = match result {
+        RouteResult::Matched(id) => id,
+        RouteResult::NotFound => {
+            return send_class(ctx, ErrorClass::RouteNotFound, body_pending).await
+        }
+        RouteResult::MethodNotAllowed => {
+            return send_class(ctx, ErrorClass::MethodNotAllowed, body_pending).await
+        }
+    };
+    if let Verdict::Reject { status, slug } = verdict {
+        return send_problem(ctx, status, slug, reason(status), body_pending).await;
+    }
+    if let Framing::ContentLength(n) = ctx.framing {
+        if n > ctx.policy.body_bytes {
+            return send_class(ctx, ErrorClass::PayloadTooLarge, true).await;
+        }
+    }
+    let route: &CompiledRoute = &p.routes[id.0 as usize];
+    match &route.action {
+        Action::Respond(r) => respond(ctx, r).await,
+        Action::Redirect { status, .. } => {
+            let location = location.unwrap_or_default();
+            redirect(ctx, *status, &location, route).await
+        }
+        Action::Proxy { upstream } => crate::proxy::proxy(ctx, p, route, *upstream).await,
+    }
+}
+
+fn render_location(tpl: &[Segment], view: &RequestView<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    for seg in tpl {
+        match seg {
+            Segment::Lit(l) => out.extend_from_slice(l),
+            Segment::Path => out.extend_from_slice(view.path),
+            Segment::Query => out.extend_from_slice(view.query.unwrap_or(b"")),
+            Segment::Host => out.extend_from_slice(view.host),
+        }
+    }
+    out
+}
+
+/// Read and drop the request body (bounded by the body limit).
+async fn discard_body(ctx: &mut Ctx<'_>) -> Result<(), BodyErr> {
+    if !ctx.has_body() {
+        return Ok(());
+    }
+    let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
+    let mut sink = ctx.w.take_xfer();
+    let t = ctx.policy.body_timeout;
+    let res = loop {
+        sink.clear();
+        let Some(s) = ctx.stream.as_mut() else {
+            break Err(BodyErr::Closed);
+        };
+        match reader
+            .pull(s, ctx.buf, &mut ctx.pos, &mut sink, false, t)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    ctx.w.give_xfer(sink);
+    res
+}
+
+/// `100 Continue`, when the client waits for it before sending its body.
+pub(crate) async fn send_continue(ctx: &mut Ctx<'_>) -> bool {
+    if !(ctx.head.expect_continue && ctx.has_body()) || ctx.pos < ctx.buf.len() {
+        return true;
+    }
+    let t = ctx.send_timeout();
+    match ctx.client() {
+        Some(s) => write_static(s, b"HTTP/1.1 100 Continue\r\n\r\n", t)
+            .await
+            .is_ok(),
+        None => false,
+    }
+}
+
+/// A repeating pattern that generated bodies are cut from.
+static PATTERN: [u8; 16 * 1024] = {
+    let mut p = [0u8; 16 * 1024];
+    let mut i = 0;
+    while i < p.len() {
+        p[i] = b"abcdefghijklmnopqrstuvwxyz0123456789\n"[i % 37];
+        i += 1;
+    }
+    p
+};
+
+async fn respond(ctx: &mut Ctx<'_>, r: &Respond) -> Outcome {
+    if r.echo && ctx.has_body() && !ctx.is_head {
+        return echo(ctx, r).await;
+    }
+    // The client waits for 100 before sending its body: answer at once and close instead of
+    // inviting a body that would be thrown away.
+    let mut close = !ctx.keep_wanted;
+    if ctx.head.expect_continue && ctx.has_body() && ctx.pos >= ctx.buf.len() {
+        close = true;
+    } else if let Err(e) = discard_body(ctx).await {
+        return body_failure(ctx, e).await;
+    }
+    let mut out = ctx.w.take_xfer();
+    out.extend_from_slice(&r.head);
+    if r.status >= 200 && r.status != 204 && r.status != 304 {
+        content_length_field(&mut out, r.body.len());
+    }
+    ctx.w.with_date_line(|d| out.extend_from_slice(d));
+    connection_field(&mut out, close, ctx.http10);
+    out.extend_from_slice(b"\r\n");
+    let with_body = !ctx.is_head && r.status >= 200 && r.status != 204 && r.status != 304;
+    if with_body {
+        if let RespondBody::Fixed(b) = &r.body {
+            out.extend_from_slice(b);
+        }
+    }
+    let t = ctx.send_timeout();
+    let Some(s) = ctx.stream.as_mut() else {
+        return Outcome::closed(r.status, None);
+    };
+    let mut ok = write_all(s, &mut out, t).await.is_ok();
+    ctx.w.give_xfer(out);
+    if let (true, true, RespondBody::Generated { len }) = (ok, with_body, &r.body) {
+        let mut left = *len;
+        while left > 0 && ok {
+            let n = left.min(PATTERN.len() as u64) as usize;
+            ok = write_static(s, &PATTERN[..n], t).await.is_ok();
+            left -= n as u64;
+        }
+    }
+    Outcome {
+        status: r.status,
+        bytes: if with_body { r.body.len() } else { 0 },
+        keep: ok && !close,
+        error: None,
+        upstream: None,
+    }
+}
+
+/// The built-in origin: send the request body back with the same framing.
+async fn echo(ctx: &mut Ctx<'_>, r: &Respond) -> Outcome {
+    if !send_continue(ctx).await {
+        return Outcome::closed(r.status, Some("client-closed"));
+    }
+    let chunked = matches!(ctx.framing, Framing::Chunked);
+    let close = !ctx.keep_wanted;
+    let mut out = ctx.w.take_xfer();
+    out.extend_from_slice(&r.head);
+    match ctx.framing {
+        Framing::ContentLength(n) => content_length_field(&mut out, n),
+        _ => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    ctx.w.with_date_line(|d| out.extend_from_slice(d));
+    connection_field(&mut out, close, ctx.http10);
+    out.extend_from_slice(b"\r\n");
+    let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
+    let t = ctx.policy.body_timeout;
+    let mut head_sent = false;
+    let result = loop {
+        let Some(s) = ctx.stream.as_mut() else {
+            break Err(None);
+        };
+        let more = match reader
+            .pull(s, ctx.buf, &mut ctx.pos, &mut out, chunked, t)
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => break Err(Some(e)),
+        };
+        if !more && chunked {
+            out.extend_from_slice(bext_http1::LAST_CHUNK);
+        }
+        if write_all(s, &mut out, t).await.is_err() {
+            break Err(None);
+        }
+        out.clear();
+        head_sent = true;
+        if !more {
+            break Ok(());
+        }
+    };
+    ctx.w.give_xfer(out);
+    match result {
+        Ok(()) => Outcome {
+            status: r.status,
+            bytes: reader.total(),
+            keep: !close,
+            error: None,
+            upstream: None,
+        },
+        Err(Some(e)) if !head_sent => body_failure(ctx, e).await,
+        Err(_) => Outcome::closed(r.status, Some("client-closed")),
+    }
+}
+
+async fn redirect(
+    ctx: &mut Ctx<'_>,
+    status: u16,
+    location: &[u8],
+    route: &CompiledRoute,
+) -> Outcome {
+    if let Err(e) = discard_body(ctx).await {
+        return body_failure(ctx, e).await;
+    }
+    let close = !ctx.keep_wanted;
+    let mut out = ctx.w.take_xfer();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_usize(&mut out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nServer: bext\r\nLocation: ");
+    out.extend_from_slice(location);
+    out.extend_from_slice(b"\r\nContent-Length: 0\r\n");
+    for (n, v) in &route.response_headers.add {
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+    ctx.w.with_date_line(|d| out.extend_from_slice(d));
+    connection_field(&mut out, close, ctx.http10);
+    out.extend_from_slice(b"\r\n");
+    let t = ctx.send_timeout();
+    let ok = match ctx.stream.as_mut() {
+        Some(s) => write_all(s, &mut out, t).await.is_ok(),
+        None => false,
+    };
+    ctx.w.give_xfer(out);
+    Outcome {
+        status,
+        bytes: 0,
+        keep: ok && !close,
+        error: None,
+        upstream: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        let table: &[(&[u8], &[u8])] = &[
+            (b"example.com", b"example.com"),
+            (b"example.com:8080", b"example.com"),
+            (b"[::1]:8080", b"[::1]"),
+            (b"[::1]", b"[::1]"),
+            (b"a:b", b"a:b"),
+            (b"", b""),
+        ];
+        for (input, want) in table {
+            assert_eq!(strip_port(input), *want);
+        }
+    }
+
+    #[test]
+    fn request_ids_from_clients_are_checked() {
+        let table: &[(&[u8], bool)] = &[
+            (b"abc-123_x.y:z", true),
+            (b"", false),
+            (b"has space", false),
+            (b"quote\"", false),
+            (&[b'a'; 128], true),
+            (&[b'a'; 129], false),
+        ];
+        for (v, ok) in table {
+            assert_eq!(valid_request_id(v), *ok, "{:?}", String::from_utf8_lossy(v));
+        }
+    }
+
+    #[test]
+    fn decimal_lengths_render_without_allocation_quirks() {
+        for n in [0u64, 7, 10, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            push_usize(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
+}

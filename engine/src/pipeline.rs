@@ -1,0 +1,462 @@
+//! The compiled, immutable pipeline: everything a worker needs to serve a request, built once
+//! from a [`bext_ir::Config`] and shared by every core behind an `Arc`.
+//!
+//! Per-core scratch (buffers, upstream pools, round-robin cursors, the log buffer) lives in the
+//! worker, never here, so the pipeline is read-only on the request path. Each pipeline carries a
+//! generation number; a reload publishes a new pipeline with the next number.
+
+use crate::stage::{RequestFilter, ResponseFilter, RouteStage};
+use bext_ir as ir;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// Why a configuration could not be turned into a pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    pub message: String,
+    pub at: ir::Loc,
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.at.file.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.at, self.message)
+        }
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// The flat index of route `route` of site `site`: the routes of all sites, in order.
+pub fn flat_route_index(config: &ir::Config, site: usize, route: usize) -> u32 {
+    let before: usize = config.sites[..site].iter().map(|s| s.routes.len()).sum();
+    (before + route) as u32
+}
+
+/// Header operations of one direction, resolved for serialisation: fields whose name is in
+/// `drop` are not copied, then `add` is appended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderOps {
+    /// Lower-case names removed (by `remove` and by `set`).
+    pub drop: Vec<Vec<u8>>,
+    /// Fields appended, in order (from `set` and `add`).
+    pub add: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl HeaderOps {
+    pub fn compile(ops: &[ir::HeaderOp]) -> HeaderOps {
+        let mut out = HeaderOps::default();
+        for op in ops {
+            match op {
+                ir::HeaderOp::Set { name, value } => {
+                    out.drop.push(name.to_ascii_lowercase().into_bytes());
+                    out.add
+                        .retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
+                    out.add
+                        .push((name.as_bytes().to_vec(), value.as_bytes().to_vec()));
+                }
+                ir::HeaderOp::Add { name, value } => {
+                    out.add
+                        .push((name.as_bytes().to_vec(), value.as_bytes().to_vec()));
+                }
+                ir::HeaderOp::Remove { name } => {
+                    out.drop.push(name.to_ascii_lowercase().into_bytes());
+                    out.add
+                        .retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.drop.is_empty() && self.add.is_empty()
+    }
+
+    #[inline]
+    pub fn drops(&self, name: &[u8]) -> bool {
+        self.drop.iter().any(|d| d.eq_ignore_ascii_case(name))
+    }
+}
+
+/// A piece of a redirect location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    Lit(Vec<u8>),
+    Path,
+    Query,
+    Host,
+}
+
+/// Parse `{path}`, `{query}`, `{host}` placeholders; anything else is literal.
+pub fn compile_template(s: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut lit = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let (seg, len) = if rest.starts_with("{path}") {
+            (Some(Segment::Path), 6)
+        } else if rest.starts_with("{query}") {
+            (Some(Segment::Query), 7)
+        } else if rest.starts_with("{host}") {
+            (Some(Segment::Host), 6)
+        } else {
+            (None, rest.chars().next().map_or(1, char::len_utf8))
+        };
+        match seg {
+            Some(seg) => {
+                if !lit.is_empty() {
+                    out.push(Segment::Lit(std::mem::take(&mut lit)));
+                }
+                out.push(seg);
+            }
+            None => lit.extend_from_slice(&rest.as_bytes()[..len]),
+        }
+        rest = &rest[len..];
+    }
+    if !lit.is_empty() {
+        out.push(Segment::Lit(lit));
+    }
+    out
+}
+
+/// The body of a `respond` action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RespondBody {
+    Fixed(Vec<u8>),
+    /// `len` bytes of a repeating pattern, generated while writing (the built-in origin's
+    /// large bodies are never held in memory).
+    Generated {
+        len: u64,
+    },
+}
+
+impl RespondBody {
+    pub fn len(&self) -> u64 {
+        match self {
+            RespondBody::Fixed(b) => b.len() as u64,
+            RespondBody::Generated { len } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Respond {
+    pub status: u16,
+    pub body: RespondBody,
+    /// Status line and fixed fields, ready to copy (without the final CRLF).
+    pub head: Vec<u8>,
+    /// Requests with a body get it back (the built-in origin); otherwise bodies are read and
+    /// discarded.
+    pub echo: bool,
+}
+
+impl Respond {
+    pub fn new(
+        status: u16,
+        body: RespondBody,
+        content_type: Option<&str>,
+        ops: &HeaderOps,
+        echo: bool,
+    ) -> Respond {
+        let mut head = Vec::with_capacity(128);
+        head.extend_from_slice(b"HTTP/1.1 ");
+        head.extend_from_slice(status.to_string().as_bytes());
+        head.push(b' ');
+        head.extend_from_slice(crate::error::reason(status).as_bytes());
+        head.extend_from_slice(b"\r\nServer: bext\r\n");
+        let ct = content_type.unwrap_or("text/plain; charset=utf-8");
+        if !body.is_empty() && !ops.drops(b"content-type") {
+            head.extend_from_slice(b"Content-Type: ");
+            head.extend_from_slice(ct.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        for (n, v) in &ops.add {
+            head.extend_from_slice(n);
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(v);
+            head.extend_from_slice(b"\r\n");
+        }
+        Respond {
+            status,
+            body,
+            head,
+            echo,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Proxy { upstream: usize },
+    Respond(Respond),
+    Redirect { status: u16, location: Vec<Segment> },
+}
+
+pub struct CompiledRoute {
+    pub action: Action,
+    pub strip_prefix: Option<Vec<u8>>,
+    pub request_headers: HeaderOps,
+    pub response_headers: HeaderOps,
+    pub filters: Vec<Box<dyn RequestFilter>>,
+    pub response_filters: Vec<Box<dyn ResponseFilter>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamServer {
+    pub addr: SocketAddr,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamDef {
+    pub name: String,
+    pub servers: Vec<UpstreamServer>,
+    /// Idle connections kept per worker and server.
+    pub keepalive: usize,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogSpec {
+    pub target: ir::LogTarget,
+    pub format: ir::LogFormat,
+}
+
+/// Client-side limits and timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientPolicy {
+    pub limits: bext_http1::Limits,
+    pub body_bytes: u64,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+pub struct Pipeline {
+    pub generation: u64,
+    pub listeners: Vec<SocketAddr>,
+    pub client: ClientPolicy,
+    pub router: Box<dyn RouteStage>,
+    pub routes: Vec<CompiledRoute>,
+    pub upstreams: Vec<UpstreamDef>,
+    pub access_log: Option<AccessLogSpec>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("generation", &self.generation)
+            .field("listeners", &self.listeners)
+            .field("routes", &self.routes.len())
+            .field("upstreams", &self.upstreams)
+            .finish()
+    }
+}
+
+fn resolve(addr: &str, at: &ir::Loc) -> Result<SocketAddr, CompileError> {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| CompileError {
+            message: format!("cannot resolve address `{addr}`"),
+            at: at.clone(),
+        })
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+impl Pipeline {
+    /// Compile `config` with `router` (built by the router module from the same config).
+    /// Features the engine does not implement must have been refused before this call; this
+    /// compiles the parts it implements.
+    pub fn compile(
+        config: &ir::Config,
+        router: Box<dyn RouteStage>,
+        generation: u64,
+    ) -> Result<Pipeline, CompileError> {
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let addr = resolve(&l.addr, &l.at)?;
+            if !listeners.contains(&addr) {
+                listeners.push(addr);
+            }
+        }
+        let mut upstreams = Vec::new();
+        for u in &config.upstreams {
+            let mut servers = Vec::new();
+            for s in &u.servers {
+                servers.push(UpstreamServer {
+                    addr: resolve(&s.addr, &s.at)?,
+                    weight: s.weight.max(1),
+                });
+            }
+            if servers.is_empty() {
+                return Err(CompileError {
+                    message: format!("upstream `{}` has no server", u.name),
+                    at: u.at.clone(),
+                });
+            }
+            upstreams.push(UpstreamDef {
+                name: u.name.clone(),
+                servers,
+                keepalive: u.keepalive as usize,
+                connect_timeout: ms(u.timeouts.connect_ms),
+                response_timeout: ms(u.timeouts.response_ms),
+                idle_timeout: ms(u.timeouts.idle_ms),
+            });
+        }
+        let mut routes = Vec::new();
+        for site in &config.sites {
+            for r in &site.routes {
+                let response_headers = HeaderOps::compile(&r.response_headers);
+                let action = match &r.action {
+                    ir::Action::Proxy { upstream } => {
+                        let idx = config
+                            .upstreams
+                            .iter()
+                            .position(|u| &u.name == upstream)
+                            .ok_or_else(|| CompileError {
+                                message: format!("unknown upstream `{upstream}`"),
+                                at: r.at.clone(),
+                            })?;
+                        Action::Proxy { upstream: idx }
+                    }
+                    ir::Action::Respond {
+                        status,
+                        body,
+                        content_type,
+                    } => Action::Respond(Respond::new(
+                        *status,
+                        RespondBody::Fixed(body.as_bytes().to_vec()),
+                        content_type.as_deref(),
+                        &response_headers,
+                        false,
+                    )),
+                    ir::Action::Redirect { status, location } => Action::Redirect {
+                        status: *status,
+                        location: compile_template(location),
+                    },
+                    ir::Action::Static { .. } => {
+                        return Err(CompileError {
+                            message: "the `static` action is not implemented by this engine".into(),
+                            at: r.at.clone(),
+                        })
+                    }
+                };
+                routes.push(CompiledRoute {
+                    action,
+                    strip_prefix: r.strip_prefix.as_ref().map(|p| p.as_bytes().to_vec()),
+                    request_headers: HeaderOps::compile(&r.request_headers),
+                    response_headers,
+                    filters: Vec::new(),
+                    response_filters: Vec::new(),
+                });
+            }
+        }
+        let g = &config.global;
+        Ok(Pipeline {
+            generation,
+            listeners,
+            client: ClientPolicy {
+                limits: bext_http1::Limits {
+                    max_target: g.limits.uri_bytes as usize,
+                    max_head: g.limits.header_bytes as usize,
+                    max_headers: g.limits.headers as usize,
+                },
+                body_bytes: g.limits.body_bytes,
+                header_timeout: ms(g.timeouts.header_ms),
+                body_timeout: ms(g.timeouts.body_ms),
+                idle_timeout: ms(g.timeouts.idle_ms),
+                drain_timeout: ms(g.timeouts.drain_ms),
+            },
+            router,
+            routes,
+            upstreams,
+            access_log: g.access_log.as_ref().map(|a| AccessLogSpec {
+                target: a.target.clone(),
+                format: a.format,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_split_placeholders_from_literals() {
+        let table: &[(&str, Vec<Segment>)] = &[
+            ("", vec![]),
+            (
+                "https://{host}{path}?{query}",
+                vec![
+                    Segment::Lit(b"https://".to_vec()),
+                    Segment::Host,
+                    Segment::Path,
+                    Segment::Lit(b"?".to_vec()),
+                    Segment::Query,
+                ],
+            ),
+            (
+                "/new/é{x}",
+                vec![Segment::Lit("/new/é{x}".as_bytes().to_vec())],
+            ),
+        ];
+        for (src, want) in table {
+            assert_eq!(&compile_template(src), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn header_ops_set_replaces_and_remove_wins_over_earlier_add() {
+        let ops = HeaderOps::compile(&[
+            ir::HeaderOp::Add {
+                name: "X-A".into(),
+                value: "1".into(),
+            },
+            ir::HeaderOp::Set {
+                name: "x-a".into(),
+                value: "2".into(),
+            },
+            ir::HeaderOp::Add {
+                name: "X-B".into(),
+                value: "3".into(),
+            },
+            ir::HeaderOp::Remove { name: "X-B".into() },
+        ]);
+        assert_eq!(ops.add, vec![(b"x-a".to_vec(), b"2".to_vec())]);
+        assert!(ops.drops(b"X-A") && ops.drops(b"x-b") && !ops.drops(b"x-c"));
+    }
+
+    #[test]
+    fn respond_head_carries_status_type_and_added_fields() {
+        let ops = HeaderOps::compile(&[ir::HeaderOp::Set {
+            name: "Cache-Control".into(),
+            value: "no-store".into(),
+        }]);
+        let r = Respond::new(
+            201,
+            RespondBody::Fixed(b"hi".to_vec()),
+            Some("text/html"),
+            &ops,
+            false,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&r.head),
+            "HTTP/1.1 201 Created\r\nServer: bext\r\nContent-Type: text/html\r\nCache-Control: no-store\r\n"
+        );
+    }
+}

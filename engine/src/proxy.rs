@@ -1,0 +1,758 @@
+//! The `proxy` action: upstream select, upstream exchange, response relay, tunnels.
+//!
+//! What goes upstream is re-serialised in one canonical form: origin-form target (after
+//! `strip_prefix`), hop-by-hop fields and the fields named in `Connection` removed, exactly one
+//! framing (`Content-Length` or `Transfer-Encoding: chunked`, re-encoded), `X-Forwarded-For`
+//! (appended), `X-Forwarded-Proto`, `X-Forwarded-Host`, `Via` and `X-Request-Id` set by bext.
+//! `Expect: 100-continue` is answered by bext itself and not forwarded.
+//!
+//! Failures and what the client sees: connection refused/reset before a response → 502
+//! (`upstream-unavailable`), connect or response-head timeout → 504 (`upstream-timeout`), an
+//! invalid response head → 502 (`upstream-invalid-response`). Once the response head was sent,
+//! a failure mid-body closes the client connection without completing the framing (a short
+//! Content-Length body, or no last chunk), so the client never sees a truncated success.
+
+use crate::body::{BodyErr, BodyReader};
+use crate::conn::{
+    body_failure, connection_field, content_length_field, send_class, send_continue, Ctx, Outcome,
+};
+use crate::error::{reason, ErrorClass};
+use crate::io::{read_more, write_all, IoFail};
+use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
+use bext_http1::{Framing, Parse, RequestHead, ResponseContext, ResponseHead, Version};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
+use monoio::net::TcpStream;
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+/// Limits on upstream response heads (more generous than on requests: bext trusts its
+/// upstreams more than its clients, but not without bound).
+const UPSTREAM_LIMITS: bext_http1::Limits = bext_http1::Limits {
+    max_target: 8 * 1024,
+    max_head: 64 * 1024,
+    max_headers: 256,
+};
+
+#[derive(Debug)]
+enum UpErr {
+    /// Closed or reset; `any` when some response bytes had arrived.
+    Gone {
+        any: bool,
+    },
+    Timeout,
+    Invalid,
+}
+
+impl UpErr {
+    fn class(&self) -> ErrorClass {
+        match self {
+            UpErr::Gone { .. } => ErrorClass::UpstreamUnavailable,
+            UpErr::Timeout => ErrorClass::UpstreamTimeout,
+            UpErr::Invalid => ErrorClass::UpstreamInvalid,
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr, limit: Duration) -> Result<TcpStream, ErrorClass> {
+    match monoio::time::timeout(limit, TcpStream::connect_addr(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(_)) => Err(ErrorClass::UpstreamUnavailable),
+        Err(_) => Err(ErrorClass::UpstreamTimeout),
+    }
+}
+
+fn is_named_in(tokens: &[bext_http1::Span], buf: &[u8], name: &[u8]) -> bool {
+    tokens.iter().any(|t| bext_http1::name_eq(t.get(buf), name))
+}
+
+/// Fields bext sets itself or re-frames; the client's copies are never forwarded.
+fn replaced_upstream(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 9] = [
+        b"content-length",
+        b"transfer-encoding",
+        b"expect",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-request-id",
+        b"upgrade",
+        b"connection",
+    ];
+    NAMES.iter().any(|n| bext_http1::name_eq(n, name))
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Serialise the request head sent upstream.
+pub fn upstream_head(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    head: &RequestHead,
+    strip_prefix: Option<&[u8]>,
+    ops: &HeaderOps,
+    client_ip: std::net::IpAddr,
+    rid: &[u8],
+) {
+    out.extend_from_slice(head.method_span.get(buf));
+    out.push(b' ');
+    let mut path = head.path.get(buf);
+    if let Some(prefix) = strip_prefix {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            path = rest;
+            if !path.starts_with(b"/") {
+                out.push(b'/');
+            }
+        }
+    }
+    out.extend_from_slice(path);
+    if let Some(q) = head.query {
+        out.push(b'?');
+        out.extend_from_slice(q.get(buf));
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let host = head.authority.or(head.host).map(|s| s.get(buf));
+    if let Some(h) = host {
+        field(out, b"Host", h);
+    }
+    let mut xff: Vec<&[u8]> = Vec::new();
+    for h in &head.headers {
+        let name = h.name.get(buf);
+        let value = h.value.get(buf);
+        if bext_http1::name_eq(name, b"x-forwarded-for") {
+            xff.push(value);
+            continue;
+        }
+        if bext_http1::name_eq(name, b"host")
+            || replaced_upstream(name)
+            || bext_http1::is_hop_by_hop(name)
+            || is_named_in(&head.connection_tokens, buf, name)
+            || ops.drops(name)
+        {
+            continue;
+        }
+        field(out, name, value);
+    }
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    for v in xff {
+        out.extend_from_slice(v);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(client_ip.to_string().as_bytes());
+    out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
+    if let Some(h) = host {
+        field(out, b"X-Forwarded-Host", h);
+    }
+    out.extend_from_slice(if head.version == Some(Version::Http10) {
+        b"Via: 1.0 bext\r\n"
+    } else {
+        b"Via: 1.1 bext\r\n"
+    });
+    field(out, b"X-Request-Id", rid);
+    for (n, v) in &ops.add {
+        field(out, n, v);
+    }
+    match head.framing {
+        Some(Framing::ContentLength(n)) if n > 0 => content_length_field(out, n),
+        Some(Framing::Chunked) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        _ => {}
+    }
+    if let Some(u) = head.upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+        field(out, b"Upgrade", u.get(buf));
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the response body is framed towards the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    None,
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 clients: the end of the body is the end of the connection.
+    UntilClose,
+}
+
+/// Serialise the response head sent to the client.
+#[allow(clippy::too_many_arguments)]
+fn client_head(
+    out: &mut Vec<u8>,
+    ubuf: &[u8],
+    rh: &ResponseHead,
+    ops: &HeaderOps,
+    framing: Out,
+    close: bool,
+    http10: bool,
+    upgrade: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(rh.status.to_string().as_bytes());
+    out.push(b' ');
+    if rh.reason.is_empty() {
+        out.extend_from_slice(reason(rh.status).as_bytes());
+    } else {
+        out.extend_from_slice(rh.reason.get(ubuf));
+    }
+    out.extend_from_slice(b"\r\n");
+    let mut upgrade_value = None;
+    for h in &rh.headers {
+        let name = h.name.get(ubuf);
+        if bext_http1::name_eq(name, b"upgrade") {
+            upgrade_value = Some(h.value.get(ubuf));
+            continue;
+        }
+        let framing_field = bext_http1::name_eq(name, b"content-length")
+            || bext_http1::name_eq(name, b"transfer-encoding");
+        // Without a body (HEAD, 304) the upstream's Content-Length describes the
+        // representation and is kept.
+        let keep_cl = framing == Out::None && bext_http1::name_eq(name, b"content-length");
+        if (framing_field && !keep_cl)
+            || bext_http1::name_eq(name, b"connection")
+            || bext_http1::is_hop_by_hop(name)
+            || is_named_in(&rh.connection_tokens, ubuf, name)
+            || ops.drops(name)
+        {
+            continue;
+        }
+        field(out, name, h.value.get(ubuf));
+    }
+    out.extend_from_slice(b"Via: 1.1 bext\r\n");
+    for (n, v) in &ops.add {
+        field(out, n, v);
+    }
+    match framing {
+        Out::Length(n) => content_length_field(out, n),
+        Out::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Out::None | Out::UntilClose => {}
+    }
+    if upgrade {
+        out.extend_from_slice(b"Connection: upgrade\r\n");
+        if let Some(v) = upgrade_value {
+            field(out, b"Upgrade", v);
+        }
+    } else {
+        connection_field(out, close, http10);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Read until a final (or 101) response head is in `ubuf`. Interim 1xx responses are dropped:
+/// bext answers `100 Continue` to the client itself.
+async fn read_response_head<R: AsyncReadRent>(
+    rd: &mut R,
+    ubuf: &mut Vec<u8>,
+    rh: &mut ResponseHead,
+    rctx: ResponseContext,
+    limit: Duration,
+) -> Result<(), UpErr> {
+    let deadline = Instant::now() + limit;
+    let mut any = false;
+    loop {
+        if !ubuf.is_empty() {
+            match bext_http1::parse_response(ubuf, &UPSTREAM_LIMITS, rctx, rh) {
+                Ok(Parse::Complete) => {
+                    if (100..200).contains(&rh.status) && rh.status != 101 {
+                        ubuf.drain(..rh.head_len);
+                        continue;
+                    }
+                    return Ok(());
+                }
+                Ok(Parse::Partial) => {
+                    if ubuf.len() > UPSTREAM_LIMITS.max_head {
+                        return Err(UpErr::Invalid);
+                    }
+                }
+                Err(_) => return Err(UpErr::Invalid),
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match read_more(rd, ubuf, 8 * 1024, left).await {
+            Ok(_) => any = true,
+            Err(IoFail::Timeout) => return Err(UpErr::Timeout),
+            Err(_) => return Err(UpErr::Gone { any }),
+        }
+    }
+}
+
+/// The result of relaying a response.
+struct Relay {
+    status: u16,
+    bytes: u64,
+    /// The response was delivered completely and its framing ended cleanly.
+    complete: bool,
+    /// The upstream connection may be reused.
+    reusable: bool,
+    /// The client connection may carry another request.
+    client_ok: bool,
+}
+
+/// Relay the response whose head is in `ubuf` to the client, streaming the body.
+#[allow(clippy::too_many_arguments)]
+async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
+    up: &mut R,
+    ubuf: &mut Vec<u8>,
+    rh: &ResponseHead,
+    client: &mut W,
+    out: &mut Vec<u8>,
+    ops: &HeaderOps,
+    close_wanted: bool,
+    http10: bool,
+    up_timeout: Duration,
+    client_timeout: Duration,
+    head_sent: &Cell<bool>,
+    body_done: &Cell<bool>,
+) -> Relay {
+    let framing = rh.framing.unwrap_or(Framing::None);
+    let (outf, forced_close) = match framing {
+        Framing::None => (Out::None, false),
+        Framing::ContentLength(n) => (Out::Length(n), false),
+        Framing::Chunked | Framing::CloseDelimited if http10 => (Out::UntilClose, true),
+        Framing::Chunked | Framing::CloseDelimited => (Out::Chunked, false),
+    };
+    // An upstream answering before the request body was sent entirely leaves unread body
+    // bytes on the client connection: it closes after this response.
+    let close = close_wanted || forced_close || !body_done.get();
+    out.clear();
+    client_head(out, ubuf, rh, ops, outf, close, http10, false);
+    let mut pos = rh.head_len;
+    let mut reader = BodyReader::new(framing, u64::MAX);
+    let chunked = outf == Out::Chunked;
+    let mut failed = false;
+    loop {
+        let more = match reader
+            .pull(up, ubuf, &mut pos, out, chunked, up_timeout)
+            .await
+        {
+            Ok(m) => m,
+            Err(_) => {
+                failed = true;
+                false
+            }
+        };
+        if !more && !failed && chunked {
+            out.extend_from_slice(bext_http1::LAST_CHUNK);
+        }
+        if !out.is_empty() {
+            let sent = write_all(client, out, client_timeout).await.is_ok();
+            out.clear();
+            head_sent.set(true);
+            if !sent {
+                return Relay {
+                    status: rh.status,
+                    bytes: reader.total(),
+                    complete: false,
+                    reusable: false,
+                    client_ok: false,
+                };
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    let complete = !failed && reader.is_done();
+    Relay {
+        status: rh.status,
+        bytes: reader.total(),
+        complete,
+        reusable: complete
+            && rh.keep_alive
+            && framing != Framing::CloseDelimited
+            && pos >= ubuf.len(),
+        client_ok: complete && !close,
+    }
+}
+
+/// After a 101: copy bytes both ways until both directions have ended.
+async fn tunnel(client: TcpStream, upstream: TcpStream, to_up: Vec<u8>, to_client: Vec<u8>) {
+    let (mut crd, mut cwr) = client.into_split();
+    let (mut urd, mut uwr) = upstream.into_split();
+    let a = copy_one_way(&mut crd, &mut uwr, to_up);
+    let b = copy_one_way(&mut urd, &mut cwr, to_client);
+    monoio::join!(a, b);
+}
+
+async fn copy_one_way<R: AsyncReadRent, W: AsyncWriteRent>(rd: &mut R, wr: &mut W, first: Vec<u8>) {
+    let mut buf = first;
+    loop {
+        if !buf.is_empty() {
+            let (res, back) = wr.write_all(buf).await;
+            buf = back;
+            if res.is_err() {
+                break;
+            }
+        }
+        buf.clear();
+        if buf.capacity() < 16 * 1024 {
+            buf.reserve(16 * 1024);
+        }
+        let (res, back) = rd.read(buf).await;
+        buf = back;
+        match res {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Run the `proxy` action of `route` towards upstream `up`.
+pub(crate) async fn proxy(
+    ctx: &mut Ctx<'_>,
+    p: &Pipeline,
+    route: &CompiledRoute,
+    up: usize,
+) -> Outcome {
+    let w = ctx.w.clone();
+    let def = &p.upstreams[up];
+    let addr = w.pick_server(p, up);
+    let mut hb = w.take_xfer();
+    upstream_head(
+        &mut hb,
+        ctx.buf,
+        ctx.head,
+        route.strip_prefix.as_deref(),
+        &route.request_headers,
+        ctx.peer.ip(),
+        ctx.rid,
+    );
+    let has_body = ctx.has_body();
+    let upgrade = ctx.head.upgrade.is_some();
+    let rctx = ResponseContext {
+        request_was_head: ctx.is_head,
+        request_was_connect: false,
+    };
+    let mut ubuf = w.take_xfer();
+    let mut fresh_only = false;
+    // Connect (or reuse), send the head, and for bodiless requests read the response head; a
+    // pooled connection the upstream closed meanwhile is retried once on a fresh one.
+    let mut us = loop {
+        let pooled = if fresh_only {
+            None
+        } else {
+            w.checkout(addr, def.idle_timeout)
+        };
+        let reused = pooled.is_some();
+        let mut s = match pooled {
+            Some(s) => s,
+            None => match connect(addr, def.connect_timeout).await {
+                Ok(s) => s,
+                Err(class) => {
+                    w.give_xfer(hb);
+                    w.give_xfer(ubuf);
+                    let mut o = send_class(ctx, class, has_body).await;
+                    o.upstream = Some(addr);
+                    return o;
+                }
+            },
+        };
+        if write_all(&mut s, &mut hb, def.response_timeout)
+            .await
+            .is_err()
+        {
+            if reused {
+                fresh_only = true;
+                continue;
+            }
+            w.give_xfer(hb);
+            w.give_xfer(ubuf);
+            let mut o = send_class(ctx, ErrorClass::UpstreamUnavailable, has_body).await;
+            o.upstream = Some(addr);
+            return o;
+        }
+        if has_body {
+            break s;
+        }
+        ubuf.clear();
+        match read_response_head(&mut s, &mut ubuf, ctx.rhead, rctx, def.response_timeout).await {
+            Ok(()) => break s,
+            Err(UpErr::Gone { any: false }) if reused => {
+                fresh_only = true;
+                continue;
+            }
+            Err(e) => {
+                w.give_xfer(hb);
+                w.give_xfer(ubuf);
+                let mut o = send_class(ctx, e.class(), false).await;
+                o.upstream = Some(addr);
+                return o;
+            }
+        }
+    };
+    hb.clear();
+    let client_timeout = ctx.send_timeout();
+    let close_wanted = !ctx.keep_wanted;
+
+    if !has_body {
+        // 101 after an upgrade request: hand both connections to a tunnel.
+        if upgrade && ctx.rhead.status == 101 {
+            let mut head = std::mem::take(&mut hb);
+            client_head(
+                &mut head,
+                &ubuf,
+                ctx.rhead,
+                &route.response_headers,
+                Out::None,
+                false,
+                ctx.http10,
+                true,
+            );
+            let to_client = {
+                let mut v = head;
+                v.extend_from_slice(&ubuf[ctx.rhead.head_len..]);
+                v
+            };
+            let to_up = ctx.buf[ctx.pos.min(ctx.buf.len())..].to_vec();
+            ctx.pos = ctx.buf.len();
+            w.give_xfer(ubuf);
+            let Some(client) = ctx.stream.take() else {
+                return Outcome::closed(101, None);
+            };
+            tunnel(client, us, to_up, to_client).await;
+            return Outcome {
+                status: 101,
+                bytes: 0,
+                keep: false,
+                error: None,
+                upstream: Some(addr),
+            };
+        }
+        let head_sent = Cell::new(false);
+        let Some(client) = ctx.stream.as_mut() else {
+            return Outcome::closed(502, None);
+        };
+        let r = relay(
+            &mut us,
+            &mut ubuf,
+            ctx.rhead,
+            client,
+            &mut hb,
+            &route.response_headers,
+            close_wanted,
+            ctx.http10,
+            def.response_timeout,
+            client_timeout,
+            &head_sent,
+            &Cell::new(true),
+        )
+        .await;
+        if r.reusable {
+            w.checkin(addr, us, def.keepalive);
+        }
+        w.give_xfer(hb);
+        w.give_xfer(ubuf);
+        return Outcome {
+            status: r.status,
+            bytes: r.bytes,
+            keep: r.client_ok,
+            error: if r.complete {
+                None
+            } else {
+                Some("upstream-closed-mid-body")
+            },
+            upstream: Some(addr),
+        };
+    }
+
+    // A request with a body: send it while reading the response, so an upstream that answers
+    // early (or echoes) never deadlocks against a full socket buffer.
+    if !send_continue(ctx).await {
+        w.give_xfer(hb);
+        w.give_xfer(ubuf);
+        return Outcome::closed(400, Some("client-closed"));
+    }
+    let Some(client) = ctx.stream.take() else {
+        return Outcome::closed(400, None);
+    };
+    let (mut crd, mut cwr) = client.into_split();
+    let (mut urd, mut uwr) = us.into_split();
+    let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
+    let chunked_up = matches!(ctx.framing, Framing::Chunked);
+    let body_timeout = ctx.policy.body_timeout;
+    let head_sent = Cell::new(false);
+    let body_done = Cell::new(false);
+    let http10 = ctx.http10;
+    let mut send_err: Option<SendErr> = None;
+    let mut relay_res: Option<Result<Relay, UpErr>> = None;
+    {
+        let buf = &mut *ctx.buf;
+        let pos = &mut ctx.pos;
+        let rhead = &mut *ctx.rhead;
+        let send = async {
+            let r = send_body(
+                &mut reader,
+                &mut crd,
+                buf,
+                pos,
+                &mut uwr,
+                chunked_up,
+                body_timeout,
+            )
+            .await;
+            if r.is_ok() {
+                body_done.set(true);
+            }
+            r
+        };
+        let recv = async {
+            read_response_head(&mut urd, &mut ubuf, rhead, rctx, def.response_timeout).await?;
+            Ok(relay(
+                &mut urd,
+                &mut ubuf,
+                rhead,
+                &mut cwr,
+                &mut hb,
+                &route.response_headers,
+                close_wanted,
+                http10,
+                def.response_timeout,
+                client_timeout,
+                &head_sent,
+                &body_done,
+            )
+            .await)
+        };
+        let mut send = pin!(send);
+        let mut recv = pin!(recv);
+        let mut send_done = false;
+        poll_fn(|cx| {
+            if !send_done {
+                if let Poll::Ready(r) = send.as_mut().poll(cx) {
+                    send_done = true;
+                    if let Err(e) = r {
+                        send_err = Some(e);
+                    }
+                }
+            }
+            // A client that stops sending its body mid-way ends the exchange.
+            if matches!(send_err, Some(SendErr::Client(_))) {
+                return Poll::Ready(());
+            }
+            if relay_res.is_none() {
+                if let Poll::Ready(r) = recv.as_mut().poll(cx) {
+                    relay_res = Some(r);
+                }
+            }
+            if relay_res.is_some() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+    let sent_all = body_done.get();
+    let reunited = crd.reunite(cwr).ok();
+    let upstream_back = urd.reunite(uwr).ok();
+    match (relay_res, send_err) {
+        (_, Some(SendErr::Client(e))) if !head_sent.get() => {
+            *ctx.stream = reunited;
+            w.give_xfer(hb);
+            w.give_xfer(ubuf);
+            let mut o = body_failure(ctx, e).await;
+            o.upstream = Some(addr);
+            o.keep = false;
+            o
+        }
+        (Some(Ok(r)), _) => {
+            if r.reusable && sent_all {
+                if let Some(u) = upstream_back {
+                    w.checkin(addr, u, def.keepalive);
+                }
+            }
+            *ctx.stream = reunited;
+            w.give_xfer(hb);
+            w.give_xfer(ubuf);
+            Outcome {
+                status: r.status,
+                bytes: r.bytes,
+                keep: r.client_ok && sent_all,
+                error: if r.complete {
+                    None
+                } else {
+                    Some("upstream-closed-mid-body")
+                },
+                upstream: Some(addr),
+            }
+        }
+        (Some(Err(e)), _) => {
+            *ctx.stream = reunited;
+            w.give_xfer(hb);
+            w.give_xfer(ubuf);
+            let mut o = send_class(ctx, e.class(), !sent_all).await;
+            o.upstream = Some(addr);
+            o.keep = false;
+            o
+        }
+        (None, _) => {
+            w.give_xfer(hb);
+            w.give_xfer(ubuf);
+            Outcome::closed(502, Some("client-closed"))
+        }
+    }
+}
+
+enum SendErr {
+    Client(BodyErr),
+    Upstream,
+}
+
+async fn send_body<R: AsyncReadRent, W: AsyncWriteRent>(
+    reader: &mut BodyReader,
+    client: &mut R,
+    buf: &mut Vec<u8>,
+    pos: &mut usize,
+    upstream: &mut W,
+    chunked: bool,
+    limit: Duration,
+) -> Result<(), SendErr> {
+    let mut out = Vec::with_capacity(crate::body::XFER + 64);
+    loop {
+        out.clear();
+        let more = reader
+            .pull(client, buf, pos, &mut out, chunked, limit)
+            .await
+            .map_err(SendErr::Client)?;
+        if !more && chunked {
+            out.extend_from_slice(bext_http1::LAST_CHUNK);
+        }
+        if !out.is_empty() && write_all(upstream, &mut out, limit).await.is_err() {
+            return Err(SendErr::Upstream);
+        }
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaced_fields_are_recognised_in_any_case() {
+        for n in [
+            &b"Content-Length"[..],
+            b"EXPECT",
+            b"x-request-id",
+            b"Upgrade",
+        ] {
+            assert!(replaced_upstream(n));
+        }
+        for n in [&b"accept"[..], b"x-forwarded-port", b"host"] {
+            assert!(!replaced_upstream(n));
+        }
+    }
+}

@@ -1,0 +1,518 @@
+//! One worker per core: its runtime loop, and everything the core owns — the local pipeline
+//! slot, buffer free lists, upstream connection pools, round-robin cursors, the cached `Date`
+//! line, the access log buffer and the request id counter. Nothing here is shared with other
+//! cores; the only cross-core state is [`Shared`] (stop flag, published pipeline, counters),
+//! which a worker reads on its ticker, never per request.
+
+use crate::log::AccessLog;
+use crate::pipeline::{Pipeline, UpstreamDef};
+use bext_http1::RequestHead;
+use monoio::net::{TcpListener, TcpStream};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// How often a worker looks at the shared state (stop flag, new pipeline) and refreshes its
+/// clock-derived caches.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// The published pipeline. Workers compare the generation on every tick and take the new
+/// pipeline under the mutex, off the request path. A reload (see `docs/architecture.md`)
+/// publishes here.
+#[derive(Debug)]
+pub struct PipelineSlot {
+    generation: AtomicU64,
+    current: Mutex<Arc<Pipeline>>,
+}
+
+impl PipelineSlot {
+    pub fn new(p: Arc<Pipeline>) -> PipelineSlot {
+        PipelineSlot {
+            generation: AtomicU64::new(p.generation),
+            current: Mutex::new(p),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn publish(&self, p: Arc<Pipeline>) {
+        let g = p.generation;
+        // A poisoned lock only means a panicking thread held it; the Arc inside is still valid.
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        *cur = p;
+        self.generation.store(g, Ordering::Release);
+    }
+
+    pub fn load(&self) -> Arc<Pipeline> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Counters a worker publishes for the control thread (status, tests).
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub generation: AtomicU64,
+    pub connections: AtomicUsize,
+    pub requests: AtomicU64,
+}
+
+/// State shared between the control thread and the workers.
+#[derive(Debug)]
+pub struct Shared {
+    pub stop: AtomicBool,
+    pub slot: PipelineSlot,
+    pub stats: Vec<WorkerStats>,
+}
+
+/// A local, single-threaded stop signal with any number of waiters.
+#[derive(Default)]
+pub struct StopSignal {
+    stopped: Cell<bool>,
+    waiters: RefCell<Vec<Option<Waker>>>,
+    free: RefCell<Vec<usize>>,
+}
+
+impl StopSignal {
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.get()
+    }
+
+    pub fn trigger(&self) {
+        self.stopped.set(true);
+        for w in self.waiters.borrow_mut().iter_mut() {
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Resolves once the signal is triggered.
+    pub fn wait(&self) -> StopWait<'_> {
+        StopWait {
+            sig: self,
+            key: None,
+        }
+    }
+}
+
+pub struct StopWait<'a> {
+    sig: &'a StopSignal,
+    key: Option<usize>,
+}
+
+impl std::future::Future for StopWait<'_> {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.sig.is_stopped() {
+            return Poll::Ready(());
+        }
+        let mut waiters = self.sig.waiters.borrow_mut();
+        match self.key {
+            Some(k) => waiters[k] = Some(cx.waker().clone()),
+            None => {
+                let k = match self.sig.free.borrow_mut().pop() {
+                    Some(k) => {
+                        waiters[k] = Some(cx.waker().clone());
+                        k
+                    }
+                    None => {
+                        waiters.push(Some(cx.waker().clone()));
+                        waiters.len() - 1
+                    }
+                };
+                drop(waiters);
+                self.key = Some(k);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for StopWait<'_> {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            if let Some(slot) = self.sig.waiters.borrow_mut().get_mut(k) {
+                *slot = None;
+            }
+            self.sig.free.borrow_mut().push(k);
+        }
+    }
+}
+
+/// Per-request scratch: the connection buffer and the parsed head, taken from the worker's
+/// free list when a request starts and given back when its connection goes idle, so an idle
+/// connection holds no buffer.
+pub struct Scratch {
+    pub buf: Vec<u8>,
+    pub head: RequestHead,
+    pub rhead: bext_http1::ResponseHead,
+    /// The request id of the current request.
+    pub rid: Vec<u8>,
+    /// Copies of the request fields the access log needs after the head was consumed.
+    pub note: Vec<u8>,
+}
+
+/// A pooled idle upstream connection.
+pub struct Pooled {
+    pub stream: TcpStream,
+    pub since: Instant,
+}
+
+const SCRATCH_INITIAL: usize = 4 * 1024;
+const SCRATCH_KEEP_MAX: usize = 64 * 1024;
+const FREE_LIST_MAX: usize = 1024;
+
+pub struct Worker {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    /// Rc around the Arc: per-request clones stay core-local (no shared atomic counter).
+    #[allow(clippy::redundant_allocation)]
+    pipeline: RefCell<Rc<Arc<Pipeline>>>,
+    pub stop: StopSignal,
+    /// Requests between their first byte and their last response byte (drain waits for 0).
+    pub in_flight: Cell<usize>,
+    pub connections: Cell<usize>,
+    /// io_uring keeps a read posted on idle connections; epoll waits for readiness without
+    /// holding a buffer.
+    pub readiness_idle: bool,
+    scratch: RefCell<Vec<Scratch>>,
+    xfer: RefCell<Vec<Vec<u8>>>,
+    pools: RefCell<HashMap<SocketAddr, Vec<Pooled>>>,
+    rr: RefCell<(u64, Vec<Vec<i64>>)>,
+    date_line: RefCell<Vec<u8>>,
+    date_secs: Cell<u64>,
+    pub log: RefCell<Option<AccessLog>>,
+    seq: Cell<u64>,
+    seed: u64,
+}
+
+impl Worker {
+    pub fn new(id: usize, shared: Arc<Shared>, readiness_idle: bool) -> Worker {
+        let p = shared.slot.load();
+        let log = p.access_log.as_ref().map(AccessLog::open);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let seed = mix(nanos ^ (u64::from(std::process::id()) << 32) ^ (id as u64) << 16);
+        let w = Worker {
+            id,
+            shared,
+            pipeline: RefCell::new(Rc::new(p)),
+            stop: StopSignal::default(),
+            in_flight: Cell::new(0),
+            connections: Cell::new(0),
+            readiness_idle,
+            scratch: RefCell::new(Vec::new()),
+            xfer: RefCell::new(Vec::new()),
+            pools: RefCell::new(HashMap::new()),
+            rr: RefCell::new((u64::MAX, Vec::new())),
+            date_line: RefCell::new(Vec::new()),
+            date_secs: Cell::new(0),
+            log: RefCell::new(log),
+            seq: Cell::new(0),
+            seed,
+        };
+        w.refresh_date();
+        w
+    }
+
+    /// The pipeline for the next request (a connection holds it until its response is done).
+    #[allow(clippy::redundant_allocation)]
+    pub fn pipeline(&self) -> Rc<Arc<Pipeline>> {
+        self.pipeline.borrow().clone()
+    }
+
+    pub fn take_scratch(&self) -> Scratch {
+        self.scratch.borrow_mut().pop().unwrap_or_else(|| Scratch {
+            buf: Vec::with_capacity(SCRATCH_INITIAL),
+            head: RequestHead::default(),
+            rhead: bext_http1::ResponseHead::default(),
+            rid: Vec::with_capacity(32),
+            note: Vec::new(),
+        })
+    }
+
+    pub fn give_scratch(&self, mut s: Scratch) {
+        if s.buf.capacity() > SCRATCH_KEEP_MAX || s.buf.capacity() < SCRATCH_INITIAL {
+            s.buf = Vec::with_capacity(SCRATCH_INITIAL);
+        }
+        s.buf.clear();
+        s.note.clear();
+        let mut list = self.scratch.borrow_mut();
+        if list.len() < FREE_LIST_MAX {
+            list.push(s);
+        }
+    }
+
+    pub fn take_xfer(&self) -> Vec<u8> {
+        self.xfer
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(crate::body::XFER + 64))
+    }
+
+    pub fn give_xfer(&self, mut v: Vec<u8>) {
+        if v.capacity() > 4 * crate::body::XFER {
+            return;
+        }
+        v.clear();
+        let mut list = self.xfer.borrow_mut();
+        if list.len() < FREE_LIST_MAX / 4 {
+            list.push(v);
+        }
+    }
+
+    /// `Date: ...\r\n` for the current second.
+    pub fn with_date_line<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
+        f(&self.date_line.borrow())
+    }
+
+    pub fn refresh_date(&self) {
+        let now = crate::date::now_secs();
+        if now != self.date_secs.get() {
+            self.date_secs.set(now);
+            let mut line = self.date_line.borrow_mut();
+            line.clear();
+            line.extend_from_slice(b"Date: ");
+            line.extend_from_slice(crate::date::http_date(now).as_bytes());
+            line.extend_from_slice(b"\r\n");
+        }
+    }
+
+    pub fn now_secs(&self) -> u64 {
+        self.date_secs.get()
+    }
+
+    /// A new request id: 32 lower-case hex digits, unique per process run.
+    pub fn next_request_id(&self, out: &mut Vec<u8>) {
+        let n = self.seq.get().wrapping_add(1);
+        self.seq.set(n);
+        let a = mix(self.seed ^ n);
+        let b = self.seed.wrapping_add(n);
+        out.clear();
+        for v in [a, b] {
+            for i in (0..16).rev() {
+                out.push(b"0123456789abcdef"[((v >> (i * 4)) & 0xf) as usize]);
+            }
+        }
+    }
+
+    /// Smooth weighted round robin over the servers of upstream `idx` (per core).
+    pub fn pick_server(&self, p: &Pipeline, idx: usize) -> SocketAddr {
+        let def: &UpstreamDef = &p.upstreams[idx];
+        if def.servers.len() == 1 {
+            return def.servers[0].addr;
+        }
+        let mut rr = self.rr.borrow_mut();
+        if rr.0 != p.generation {
+            rr.0 = p.generation;
+            rr.1 = p
+                .upstreams
+                .iter()
+                .map(|u| vec![0; u.servers.len()])
+                .collect();
+        }
+        let cur = &mut rr.1[idx];
+        let total: i64 = def.servers.iter().map(|s| i64::from(s.weight)).sum();
+        let mut best = 0;
+        for (i, s) in def.servers.iter().enumerate() {
+            cur[i] += i64::from(s.weight);
+            if cur[i] > cur[best] {
+                best = i;
+            }
+        }
+        cur[best] -= total;
+        def.servers[best].addr
+    }
+
+    /// An idle pooled connection to `addr`, if one younger than `max_idle` exists.
+    pub fn checkout(&self, addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
+        let mut pools = self.pools.borrow_mut();
+        let list = pools.get_mut(&addr)?;
+        while let Some(c) = list.pop() {
+            if c.since.elapsed() < max_idle {
+                return Some(c.stream);
+            }
+        }
+        None
+    }
+
+    pub fn checkin(&self, addr: SocketAddr, stream: TcpStream, keep: usize) {
+        if keep == 0 || self.stop.is_stopped() {
+            return;
+        }
+        let mut pools = self.pools.borrow_mut();
+        let list = pools.entry(addr).or_default();
+        if list.len() < keep {
+            list.push(Pooled {
+                stream,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Called on every tick: clock caches, log flush, new pipeline, stop flag.
+    fn tick(&self) {
+        self.refresh_date();
+        if let Some(log) = self.log.borrow_mut().as_mut() {
+            log.flush();
+        }
+        let g = self.shared.slot.generation();
+        if g != self.pipeline.borrow().generation {
+            let p = self.shared.slot.load();
+            *self.log.borrow_mut() = p.access_log.as_ref().map(AccessLog::open);
+            *self.pipeline.borrow_mut() = Rc::new(p);
+            self.shared.stats[self.id]
+                .generation
+                .store(g, Ordering::Relaxed);
+        }
+        self.shared.stats[self.id]
+            .connections
+            .store(self.connections.get(), Ordering::Relaxed);
+        if self.shared.stop.load(Ordering::Acquire) && !self.stop.is_stopped() {
+            self.stop.trigger();
+        }
+    }
+
+    /// Drop pooled connections idle for too long.
+    fn sweep_pools(&self) {
+        let p = self.pipeline();
+        let max_idle = p
+            .upstreams
+            .iter()
+            .map(|u| u.idle_timeout)
+            .max()
+            .unwrap_or(Duration::ZERO);
+        let mut pools = self.pools.borrow_mut();
+        for list in pools.values_mut() {
+            list.retain(|c| c.since.elapsed() < max_idle);
+        }
+        pools.retain(|_, l| !l.is_empty());
+    }
+}
+
+/// splitmix64 finaliser: spreads counter bits over the whole word.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The body of a worker thread's runtime: accept on every listener until stopped, then drain.
+pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>) {
+    let mut accepting = Vec::new();
+    for l in listeners {
+        match TcpListener::from_std(l) {
+            Ok(l) => accepting.push(monoio::spawn(accept_loop(w.clone(), l))),
+            Err(e) => eprintln!("bext: worker {}: listener: {e}", w.id),
+        }
+    }
+    let ticker = w.clone();
+    monoio::spawn(async move {
+        let mut n = 0u32;
+        loop {
+            monoio::time::sleep(TICK).await;
+            ticker.tick();
+            n = n.wrapping_add(1);
+            if n.is_multiple_of(10) {
+                ticker.sweep_pools();
+            }
+        }
+    });
+    w.stop.wait().await;
+    for a in accepting {
+        a.await;
+    }
+    // Drain: in-flight requests finish (idle keep-alive connections closed themselves when the
+    // stop signal fired), bounded by the drain timeout.
+    let deadline = Instant::now() + w.pipeline().client.drain_timeout;
+    while w.in_flight.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if let Some(log) = w.log.borrow_mut().as_mut() {
+        log.flush();
+    }
+    w.pools.borrow_mut().clear();
+}
+
+async fn accept_loop(w: Rc<Worker>, l: TcpListener) {
+    loop {
+        match crate::io::race(l.accept(), w.stop.wait()).await {
+            crate::io::Either::Left(Ok((stream, peer))) => {
+                monoio::spawn(crate::conn::serve(w.clone(), stream, peer));
+            }
+            crate::io::Either::Left(Err(e)) => {
+                // Out of descriptors or a connection reset while queued: back off briefly
+                // instead of spinning.
+                if w.id == 0 {
+                    eprintln!("bext: accept: {e}");
+                }
+                monoio::time::sleep(Duration::from_millis(20)).await;
+            }
+            crate::io::Either::Right(()) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_32_hex_digits_and_distinct() {
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            slot: PipelineSlot::new(Arc::new(crate::testing::empty_pipeline())),
+            stats: vec![WorkerStats::default()],
+        });
+        let w = Worker::new(0, shared, true);
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        w.next_request_id(&mut a);
+        w.next_request_id(&mut b);
+        assert_eq!(a.len(), 32);
+        assert!(a.iter().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn weighted_round_robin_follows_weights_smoothly() {
+        let mut p = crate::testing::empty_pipeline();
+        p.upstreams.push(crate::pipeline::UpstreamDef {
+            name: "u".into(),
+            servers: vec![
+                crate::pipeline::UpstreamServer {
+                    addr: "127.0.0.1:1".parse().unwrap(),
+                    weight: 2,
+                },
+                crate::pipeline::UpstreamServer {
+                    addr: "127.0.0.1:2".parse().unwrap(),
+                    weight: 1,
+                },
+            ],
+            keepalive: 0,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+        });
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            slot: PipelineSlot::new(Arc::new(crate::testing::empty_pipeline())),
+            stats: vec![WorkerStats::default()],
+        });
+        let w = Worker::new(0, shared, true);
+        let ports: Vec<u16> = (0..6).map(|_| w.pick_server(&p, 0).port()).collect();
+        assert_eq!(ports, vec![1, 2, 1, 1, 2, 1]);
+    }
+}

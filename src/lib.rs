@@ -1,0 +1,587 @@
+//! The `bext` library: wiring a compiled configuration ([`bext_ir::Config`]) to the engine's
+//! pipeline and the module crates, and starting it. The binary, the conformance suite and the
+//! benchmark harness all start bext through [`start`], so every way of running bext goes
+//! through the same compiled pipeline.
+//!
+//! ```no_run
+//! let config = bext::respond_config("127.0.0.1:0", 200, "hello\n");
+//! let server = bext::start(config, bext::StartOptions::default()).unwrap();
+//! println!("listening on {}", server.local_addrs()[0]);
+//! server.shutdown();
+//! ```
+#![forbid(unsafe_code)]
+
+use bext_engine::pipeline::{Action, Respond, RespondBody};
+use bext_engine::{Engine, EngineOptions, Pipeline};
+use bext_ir as ir;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use bext_engine::{Driver, DriverChoice};
+
+/// How to run a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Worker threads; `None` = the configuration's `workers` (one per core by default).
+    pub workers: Option<usize>,
+    pub driver: DriverChoice,
+    /// Pin each worker to a core.
+    pub pin: bool,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            workers: None,
+            driver: DriverChoice::DEFAULT,
+            pin: true,
+        }
+    }
+}
+
+/// Why a configuration could not be started.
+#[derive(Debug)]
+pub enum StartError {
+    /// Features the engine does not implement yet, each with where it was written.
+    Unsupported(Vec<Unsupported>),
+    /// The configuration is inconsistent for the engine (unknown upstream, invalid regex...).
+    Compile { message: String, at: ir::Loc },
+    /// Binding, driver or thread failure.
+    Engine(bext_engine::StartError),
+    /// The pid file could not be written.
+    PidFile { path: String, error: std::io::Error },
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Unsupported(list) => {
+                for (i, u) in list.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{u}")?;
+                }
+                Ok(())
+            }
+            StartError::Compile { message, at } if at.file.is_empty() => write!(f, "{message}"),
+            StartError::Compile { message, at } => write!(f, "{at}: {message}"),
+            StartError::Engine(e) => write!(f, "{e}"),
+            StartError::PidFile { path, error } => {
+                write!(f, "cannot write pid file {path}: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A configured feature the engine refuses to run rather than silently ignore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// The directive as the operator wrote it (`cache`, `balance least_conn`, ...).
+    pub directive: String,
+    pub at: ir::Loc,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.at.file.is_empty() {
+            write!(
+                f,
+                "error: `{}` is not implemented by this version of bext's engine",
+                self.directive
+            )
+        } else {
+            write!(
+                f,
+                "{}: error: `{}` is not implemented by this version of bext's engine",
+                self.at, self.directive
+            )
+        }
+    }
+}
+
+/// Every feature of `config` the engine does not implement yet, in file order per section.
+/// `bext run` refuses to start when this is not empty: nothing configured is ever ignored.
+pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
+    let mut out = Vec::new();
+    let mut refuse = |directive: &str, at: &ir::Loc| {
+        out.push(Unsupported {
+            directive: directive.to_string(),
+            at: at.clone(),
+        })
+    };
+    if config.global.admin.is_some() {
+        refuse("admin", &ir::Loc::default());
+    }
+    for l in &config.listeners {
+        if let Some(tls) = &l.tls {
+            refuse("tls", &tls.at);
+        }
+        if l.http3 {
+            refuse("http3", &l.at);
+        }
+    }
+    for u in &config.upstreams {
+        match &u.balance {
+            ir::Balance::RoundRobin => {}
+            ir::Balance::LeastConn => refuse("balance least_conn", &u.at),
+            ir::Balance::P2c => refuse("balance p2c", &u.at),
+            ir::Balance::Hash(_) => refuse("balance hash", &u.at),
+            ir::Balance::Random => refuse("balance random", &u.at),
+        }
+        for s in &u.servers {
+            if s.backup {
+                refuse("backup", &s.at);
+            }
+        }
+        if let Some(h) = &u.health {
+            refuse("health", &h.at);
+        }
+        if let Some(p) = &u.passive {
+            refuse("passive", &p.at);
+        }
+        if let Some(r) = &u.retry {
+            refuse("retry", &r.at);
+        }
+        if u.max_connections.is_some() {
+            refuse("max_connections", &u.at);
+        }
+        if u.max_pending.is_some() {
+            refuse("max_pending", &u.at);
+        }
+    }
+    for w in &config.wafs {
+        refuse("waf", &w.at);
+    }
+    for site in &config.sites {
+        for r in &site.routes {
+            if let Some(rw) = &r.rewrite {
+                refuse("rewrite", &rw.at);
+            }
+            if let Some(c) = &r.cache {
+                refuse("cache", &c.at);
+            }
+            if let Some(c) = &r.compress {
+                refuse("compress", &c.at);
+            }
+            if let Some(w) = &r.waf {
+                refuse("waf", &w.at);
+            }
+            if let Some(l) = &r.rate_limit {
+                refuse("rate_limit", &l.at);
+            }
+            for p in &r.plugins {
+                refuse("plugin", &p.at);
+            }
+            if let ir::Action::Static { .. } = r.action {
+                refuse("static", &r.at);
+            }
+        }
+    }
+    out
+}
+
+/// Compile `config` into an engine pipeline: refuse what is not implemented, build the router
+/// and the route table.
+pub fn compile(config: &ir::Config, generation: u64) -> Result<Pipeline, StartError> {
+    let refused = unsupported_features(config);
+    if !refused.is_empty() {
+        return Err(StartError::Unsupported(refused));
+    }
+    let router = bext_router::Router::compile(config).map_err(|e| StartError::Compile {
+        message: e.message,
+        at: e.at,
+    })?;
+    Pipeline::compile(config, Box::new(router), generation).map_err(|e| StartError::Compile {
+        message: e.message,
+        at: e.at,
+    })
+}
+
+/// A running bext.
+#[derive(Debug)]
+pub struct Server {
+    engine: Engine,
+    pid_file: Option<PathBuf>,
+}
+
+impl Server {
+    /// The bound listener addresses, in the order of the configuration's listeners (a port 0
+    /// listener shows the port that was chosen).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.engine.local_addrs()
+    }
+
+    pub fn driver(&self) -> Driver {
+        self.engine.driver()
+    }
+
+    pub fn workers(&self) -> usize {
+        self.engine.workers()
+    }
+
+    /// The generation of the pipeline being served.
+    pub fn generation(&self) -> u64 {
+        self.engine.generation()
+    }
+
+    /// Per worker: (active generation, open connections, requests served).
+    pub fn stats(&self) -> Vec<(u64, usize, u64)> {
+        self.engine.stats()
+    }
+
+    /// Stop accepting, let in-flight requests finish (bounded by the drain timeout), close
+    /// idle connections, join the workers and remove the pid file.
+    pub fn shutdown(self) {
+        let Server { engine, pid_file } = self;
+        engine.shutdown();
+        if let Some(p) = pid_file {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn engine_options(config: &ir::Config, opts: &StartOptions) -> EngineOptions {
+    let workers = opts.workers.unwrap_or(match config.global.workers {
+        ir::Workers::Auto => bext_engine::server::available_cores(),
+        ir::Workers::Count(n) => usize::from(n),
+    });
+    EngineOptions {
+        workers: workers.max(1),
+        driver: opts.driver,
+        pin: opts.pin,
+    }
+}
+
+/// Compile and serve `config`. Returns once every listener is bound and every worker runs.
+pub fn start(config: ir::Config, opts: StartOptions) -> Result<Server, StartError> {
+    let pipeline = compile(&config, 1)?;
+    let engine =
+        Engine::start(pipeline, engine_options(&config, &opts)).map_err(StartError::Engine)?;
+    let pid_file = match &config.global.pid_file {
+        Some(path) => {
+            if let Err(error) = std::fs::write(path, format!("{}\n", std::process::id())) {
+                engine.shutdown();
+                return Err(StartError::PidFile {
+                    path: path.clone(),
+                    error,
+                });
+            }
+            Some(PathBuf::from(path))
+        }
+        None => None,
+    };
+    Ok(Server { engine, pid_file })
+}
+
+fn cli_loc() -> ir::Loc {
+    ir::Loc {
+        file: "<command line>".into(),
+        line: 1,
+        col: 1,
+    }
+}
+
+fn catch_all(action: ir::Action) -> ir::Site {
+    ir::Site {
+        hosts: vec![ir::HostPattern::Any],
+        routes: vec![ir::Route {
+            path: ir::PathMatch::Prefix("/".into()),
+            methods: vec![],
+            headers: vec![],
+            query: vec![],
+            strip_prefix: None,
+            rewrite: None,
+            request_headers: vec![],
+            response_headers: vec![],
+            cache: None,
+            compress: None,
+            waf: None,
+            rate_limit: None,
+            plugins: vec![],
+            action,
+            at: cli_loc(),
+        }],
+        at: cli_loc(),
+    }
+}
+
+fn listener(addr: &str) -> ir::Listener {
+    ir::Listener {
+        addr: addr.to_string(),
+        tls: None,
+        http3: false,
+        at: cli_loc(),
+    }
+}
+
+/// `bext respond`: every request is answered with `status` and `body`.
+pub fn respond_config(listen: &str, status: u16, body: &str) -> ir::Config {
+    ir::Config {
+        listeners: vec![listener(listen)],
+        sites: vec![catch_all(ir::Action::Respond {
+            status,
+            body: body.to_string(),
+            content_type: None,
+        })],
+        ..ir::Config::default()
+    }
+}
+
+/// `bext proxy`: every request is proxied round robin to `to`.
+pub fn proxy_config(listen: &str, to: &[String]) -> ir::Config {
+    ir::Config {
+        listeners: vec![listener(listen)],
+        upstreams: vec![ir::Upstream {
+            name: "backend".into(),
+            servers: to
+                .iter()
+                .map(|a| ir::Server {
+                    addr: a.clone(),
+                    weight: 1,
+                    backup: false,
+                    at: cli_loc(),
+                })
+                .collect(),
+            balance: ir::Balance::RoundRobin,
+            keepalive: 256,
+            health: None,
+            passive: None,
+            retry: None,
+            timeouts: ir::UpstreamTimeouts::default(),
+            max_connections: None,
+            max_pending: None,
+            at: cli_loc(),
+        }],
+        sites: vec![catch_all(ir::Action::Proxy {
+            upstream: "backend".into(),
+        })],
+        ..ir::Config::default()
+    }
+}
+
+/// The built-in origin (`bext origin`): answers every request with `body_bytes` bytes of a
+/// repeating text pattern (generated while writing, never held in memory), and sends request
+/// bodies back with the same framing. It is a [`respond_config`] whose action the engine runs
+/// in echo mode.
+pub fn start_origin(
+    listen: &str,
+    body_bytes: u64,
+    opts: StartOptions,
+) -> Result<Server, StartError> {
+    let config = respond_config(listen, 200, "");
+    let mut pipeline = compile(&config, 1)?;
+    for r in &mut pipeline.routes {
+        if let Action::Respond(resp) = &mut r.action {
+            *resp = Respond::new(
+                200,
+                RespondBody::Generated { len: body_bytes },
+                Some("text/plain"),
+                &r.response_headers,
+                true,
+            );
+        }
+    }
+    let engine =
+        Engine::start(pipeline, engine_options(&config, &opts)).map_err(StartError::Engine)?;
+    Ok(Server {
+        engine,
+        pid_file: None,
+    })
+}
+
+/// The configuration `bext run` serves without a file: `listen` proxied to `origin`.
+pub fn demo_config(listen: &str, origin: SocketAddr) -> ir::Config {
+    proxy_config(listen, &[origin.to_string()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(line: u32) -> ir::Loc {
+        ir::Loc {
+            file: "t.bext".into(),
+            line,
+            col: 3,
+        }
+    }
+
+    fn base() -> ir::Config {
+        proxy_config("127.0.0.1:0", &["127.0.0.1:9".into()])
+    }
+
+    /// One case per feature the engine refuses: (name, how to configure it, expected directive).
+    #[test]
+    fn every_unimplemented_feature_is_refused_by_name_and_location() {
+        type Edit = fn(&mut ir::Config);
+        let table: &[(&str, Edit)] = &[
+            ("admin", |c| c.global.admin = Some("127.0.0.1:9901".into())),
+            ("tls", |c| {
+                c.listeners[0].tls = Some(ir::Tls {
+                    certs: vec![],
+                    at: at(7),
+                })
+            }),
+            ("http3", |c| {
+                c.listeners[0].http3 = true;
+                c.listeners[0].at = at(7);
+            }),
+            ("balance least_conn", |c| {
+                c.upstreams[0].balance = ir::Balance::LeastConn;
+                c.upstreams[0].at = at(7);
+            }),
+            ("balance p2c", |c| {
+                c.upstreams[0].balance = ir::Balance::P2c;
+                c.upstreams[0].at = at(7);
+            }),
+            ("balance hash", |c| {
+                c.upstreams[0].balance = ir::Balance::Hash(ir::HashKey::ClientIp);
+                c.upstreams[0].at = at(7);
+            }),
+            ("balance random", |c| {
+                c.upstreams[0].balance = ir::Balance::Random;
+                c.upstreams[0].at = at(7);
+            }),
+            ("backup", |c| {
+                c.upstreams[0].servers[0].backup = true;
+                c.upstreams[0].servers[0].at = at(7);
+            }),
+            ("health", |c| {
+                c.upstreams[0].health = Some(ir::HealthCheck {
+                    kind: ir::HealthKind::Tcp,
+                    interval_ms: 1000,
+                    timeout_ms: 1000,
+                    healthy: 1,
+                    unhealthy: 1,
+                    at: at(7),
+                })
+            }),
+            ("passive", |c| {
+                c.upstreams[0].passive = Some(ir::PassiveHealth {
+                    consecutive_failures: 3,
+                    base_ejection_ms: 1,
+                    max_ejection_ms: 2,
+                    at: at(7),
+                })
+            }),
+            ("retry", |c| {
+                c.upstreams[0].retry = Some(ir::Retry {
+                    attempts: 1,
+                    on: vec![],
+                    budget_percent: 10,
+                    at: at(7),
+                })
+            }),
+            ("max_connections", |c| {
+                c.upstreams[0].max_connections = Some(10);
+                c.upstreams[0].at = at(7);
+            }),
+            ("max_pending", |c| {
+                c.upstreams[0].max_pending = Some(10);
+                c.upstreams[0].at = at(7);
+            }),
+            ("waf", |c| {
+                c.wafs.push(ir::Waf {
+                    name: "w".into(),
+                    rulesets: vec![],
+                    rules: vec![],
+                    inspect_body_bytes: None,
+                    at: at(7),
+                })
+            }),
+            ("rewrite", |c| {
+                c.sites[0].routes[0].rewrite = Some(ir::Rewrite {
+                    pattern: "^/a".into(),
+                    replacement: "/b".into(),
+                    at: at(7),
+                })
+            }),
+            ("cache", |c| {
+                c.sites[0].routes[0].cache = Some(ir::Cache {
+                    ttl_ms: 1,
+                    max_bytes: 1,
+                    stale_while_revalidate_ms: None,
+                    at: at(7),
+                })
+            }),
+            ("compress", |c| {
+                c.sites[0].routes[0].compress = Some(ir::Compress {
+                    encodings: vec![ir::Encoding::Gzip],
+                    at: at(7),
+                })
+            }),
+            ("rate_limit", |c| {
+                c.sites[0].routes[0].rate_limit = Some(ir::RateLimit {
+                    requests: 1,
+                    per_ms: 1,
+                    key: ir::RateKey::Global,
+                    burst: 1,
+                    at: at(7),
+                })
+            }),
+            ("plugin", |c| {
+                c.sites[0].routes[0].plugins.push(ir::Plugin {
+                    path: "p.wasm".into(),
+                    config: vec![],
+                    at: at(7),
+                })
+            }),
+            ("static", |c| {
+                c.sites[0].routes[0].action = ir::Action::Static {
+                    root: "/srv".into(),
+                    index: vec![],
+                };
+                c.sites[0].routes[0].at = at(7);
+            }),
+        ];
+        for (directive, edit) in table {
+            let mut c = base();
+            edit(&mut c);
+            let refused = unsupported_features(&c);
+            assert_eq!(refused.len(), 1, "{directive}: {refused:?}");
+            assert_eq!(refused[0].directive, *directive);
+            if *directive != "admin" {
+                assert_eq!(refused[0].at.line, 7, "{directive}");
+                assert!(
+                    refused[0].to_string().starts_with("t.bext:7:3: error: `"),
+                    "{}",
+                    refused[0]
+                );
+            }
+            match compile(&c, 1) {
+                Err(StartError::Unsupported(list)) => assert_eq!(list, refused),
+                other => panic!("{directive}: expected a refusal, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_quick_command_configurations_have_nothing_to_refuse() {
+        for c in [
+            base(),
+            respond_config("127.0.0.1:0", 200, "x"),
+            demo_config("127.0.0.1:0", "127.0.0.1:1".parse().unwrap()),
+        ] {
+            assert!(unsupported_features(&c).is_empty());
+            assert!(compile(&c, 1).is_ok());
+        }
+    }
+
+    #[test]
+    fn route_waf_references_are_refused_at_the_reference() {
+        let mut c = base();
+        c.sites[0].routes[0].waf = Some(ir::NamedRef {
+            name: "w".into(),
+            at: at(9),
+        });
+        let refused = unsupported_features(&c);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(
+            (refused[0].directive.as_str(), refused[0].at.line),
+            ("waf", 9)
+        );
+    }
+}
