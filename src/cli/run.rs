@@ -1,29 +1,232 @@
-//! `bext run`, `bext proxy`, `bext respond`, `bext origin` (owned by the engine).
+//! `bext run`, `bext proxy`, `bext respond`, `bext origin`: build a configuration (from a file
+//! or from flags), start it through `bext::start`, print where it listens, and stop cleanly on
+//! SIGTERM/SIGINT (stop accepting, drain in-flight requests, exit 0).
+use bext::{DriverChoice, Server, StartOptions};
 use clap::Args;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Options shared by every serving command.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Worker threads (default: the configuration's `workers`, else one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// I/O driver: auto (io_uring when the kernel allows it), epoll or io-uring.
+    #[arg(long, default_value = "epoll", value_parser = parse_driver)]
+    pub driver: DriverChoice,
+    /// Do not pin workers to cores.
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+fn parse_driver(s: &str) -> Result<DriverChoice, String> {
+    s.parse()
+}
+
+impl EngineArgs {
+    fn options(&self) -> StartOptions {
+        StartOptions {
+            workers: self.workers,
+            driver: self.driver,
+            pin: !self.no_pin,
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct RunArgs {
+    /// The configuration to serve; without it, a demo: a proxy on 127.0.0.1:8080 in front of
+    /// a built-in origin.
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
-#[derive(Args)]
-pub struct ProxyArgs {}
-#[derive(Args)]
-pub struct RespondArgs {}
-#[derive(Args)]
-pub struct OriginArgs {}
 
-pub fn run(_a: RunArgs) -> ExitCode {
-    eprintln!("bext run: not built yet");
-    ExitCode::from(2)
+#[derive(Args)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Upstream servers, comma-separated (round robin).
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub to: Vec<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
-pub fn proxy(_a: ProxyArgs) -> ExitCode {
-    ExitCode::from(2)
+
+#[derive(Args)]
+pub struct RespondArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Status code of every response.
+    #[arg(long, default_value_t = 200)]
+    pub status: u16,
+    /// Body of every response.
+    #[arg(long, default_value = "Hello from bext\n")]
+    pub body: String,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
-pub fn respond(_a: RespondArgs) -> ExitCode {
-    ExitCode::from(2)
+
+#[derive(Args)]
+pub struct OriginArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: String,
+    /// Size of every response body (request bodies are echoed instead).
+    #[arg(long, default_value_t = 64)]
+    pub body_bytes: u64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
-pub fn origin(_a: OriginArgs) -> ExitCode {
-    ExitCode::from(2)
+
+/// Register the stop signals before anything is printed, so a signal sent right after the
+/// "listening on" line is never missed.
+fn stop_signals() -> Option<signal_hook::iterator::Signals> {
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ]) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("bext: cannot install signal handlers: {e}");
+            None
+        }
+    }
+}
+
+fn announce(server: &Server, what: &str) {
+    let mut out = std::io::stdout().lock();
+    for a in server.local_addrs() {
+        let _ = writeln!(out, "listening on {a}");
+    }
+    let _ = out.flush();
+    eprintln!(
+        "bext: {what}; {} worker(s) on {}; stop with Ctrl-C or SIGTERM",
+        server.workers(),
+        server.driver()
+    );
+}
+
+fn serve_until_signal(
+    servers: Vec<Server>,
+    mut signals: Option<signal_hook::iterator::Signals>,
+) -> ExitCode {
+    if let Some(sig) = signals.as_mut() {
+        if let Some(s) = sig.forever().next() {
+            eprintln!("bext: signal {s}: draining");
+        }
+    } else {
+        // Without handlers the default action of SIGTERM/SIGINT ends the process.
+        loop {
+            std::thread::park();
+        }
+    }
+    for s in servers {
+        s.shutdown();
+    }
+    eprintln!("bext: stopped");
+    ExitCode::SUCCESS
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::from(1)
+}
+
+pub fn run(a: RunArgs) -> ExitCode {
+    let signals = stop_signals();
+    let Some(path) = a.file else {
+        return run_demo(&a.engine, signals);
+    };
+    let compiled = match bext_dsl::compile_file(&path) {
+        Ok(c) => c,
+        Err(f) => {
+            eprint!("{}", f.render_human());
+            return ExitCode::from(1);
+        }
+    };
+    if !compiled.warnings.is_empty() {
+        eprint!(
+            "{}",
+            bext_dsl::render_human(&compiled.warnings, &compiled.sources)
+        );
+    }
+    match bext::start(compiled.config, a.engine.options()) {
+        Ok(server) => {
+            announce(&server, &format!("serving {}", path.display()));
+            serve_until_signal(vec![server], signals)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn run_demo(engine: &EngineArgs, signals: Option<signal_hook::iterator::Signals>) -> ExitCode {
+    let origin_opts = StartOptions {
+        workers: Some(1),
+        ..engine.options()
+    };
+    let origin = match bext::start_origin("127.0.0.1:0", 64, origin_opts) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let origin_addr = origin.local_addrs()[0];
+    let config = bext::demo_config("127.0.0.1:8080", origin_addr);
+    match bext::start(config, engine.options()) {
+        Ok(server) => {
+            announce(
+                &server,
+                &format!("demo: proxying to the built-in origin at {origin_addr}; try `curl http://127.0.0.1:8080/`"),
+            );
+            serve_until_signal(vec![server, origin], signals)
+        }
+        Err(e) => {
+            origin.shutdown();
+            fail(e)
+        }
+    }
+}
+
+pub fn proxy(a: ProxyArgs) -> ExitCode {
+    let signals = stop_signals();
+    let config = bext::proxy_config(&a.listen, &a.to);
+    match bext::start(config, a.engine.options()) {
+        Ok(server) => {
+            announce(&server, &format!("proxying to {}", a.to.join(", ")));
+            serve_until_signal(vec![server], signals)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub fn respond(a: RespondArgs) -> ExitCode {
+    let signals = stop_signals();
+    let config = bext::respond_config(&a.listen, a.status, &a.body);
+    match bext::start(config, a.engine.options()) {
+        Ok(server) => {
+            announce(&server, &format!("responding {}", a.status));
+            serve_until_signal(vec![server], signals)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+pub fn origin(a: OriginArgs) -> ExitCode {
+    let signals = stop_signals();
+    match bext::start_origin(&a.listen, a.body_bytes, a.engine.options()) {
+        Ok(server) => {
+            announce(
+                &server,
+                &format!(
+                    "built-in origin, {}-byte bodies, echoing request bodies",
+                    a.body_bytes
+                ),
+            );
+            serve_until_signal(vec![server], signals)
+        }
+        Err(e) => fail(e),
+    }
 }
