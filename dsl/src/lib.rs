@@ -150,12 +150,40 @@ pub fn compile_file(path: &Path) -> Result<Compiled, Failure> {
 /// Compiles `src` as if read from a file named `name`; includes are resolved relative to the
 /// directory of `name`.
 pub fn compile_str(name: &str, src: &str) -> Result<Compiled, Failure> {
+    compile_with(name, src, &Options::default())
+}
+
+/// How a compilation treats the world outside the source text.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Read `include`d files. Off, every `include` is reported (E0003): for input that must
+    /// not make the compiler read files, such as fuzzing.
+    pub follow_includes: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            follow_includes: true,
+        }
+    }
+}
+
+/// [`compile_str`] with explicit [`Options`].
+pub fn compile_with(name: &str, src: &str, opts: &Options) -> Result<Compiled, Failure> {
     let mut sources = Sources::default();
     let mut diags = Diags::default();
     let mut items = vec![];
     let id = sources.add(name.to_string(), src.to_string());
     let mut stack = vec![canonical(Path::new(name))];
-    expand(id, &mut sources, &mut diags, &mut stack, &mut items);
+    let mut ex = Expander {
+        sources: &mut sources,
+        diags: &mut diags,
+        stack: &mut stack,
+        out: &mut items,
+        follow: opts.follow_includes,
+    };
+    ex.expand(id);
     let (config, mut list) = {
         let mut l = lower::Lower::new(&sources, &mut diags);
         l.top(&items);
@@ -183,87 +211,104 @@ fn canonical(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Parses file `id` and appends its top-level directives to `out`, replacing each `include`
-/// by the directives of the included file.
-fn expand(
-    id: FileId,
-    sources: &mut Sources,
-    diags: &mut Diags,
-    stack: &mut Vec<PathBuf>,
-    out: &mut Vec<Directive>,
-) {
-    let Some(body) = ast::parse(sources, id, diags) else {
-        return;
-    };
-    let base = Path::new(&sources.get(id).name)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    for d in body.items {
-        if d.name != "include" {
-            out.push(d);
-            continue;
-        }
-        let arg = match d.args.as_slice() {
-            [a] if matches!(a.kind, ArgKind::Str(_) | ArgKind::Word) => a,
-            _ => {
-                let span = d.args.first().map_or(d.name_span, |a| a.span);
-                diags.emit(
-                    sources,
-                    diag::error("E0003", span, "`include` takes one file name")
-                        .help("write `include \"sites/example.bext\"`"),
+struct Expander<'a> {
+    sources: &'a mut Sources,
+    diags: &'a mut Diags,
+    stack: &'a mut Vec<PathBuf>,
+    out: &'a mut Vec<Directive>,
+    follow: bool,
+}
+
+impl Expander<'_> {
+    /// Parses file `id` and appends its top-level directives to `out`, replacing each
+    /// `include` by the directives of the included file.
+    fn expand(&mut self, id: FileId) {
+        let Some(body) = ast::parse(self.sources, id, self.diags) else {
+            return;
+        };
+        let base = Path::new(&self.sources.get(id).name)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        for d in body.items {
+            if d.name != "include" {
+                self.out.push(d);
+                continue;
+            }
+            let arg = match d.args.as_slice() {
+                [a] if matches!(a.kind, ArgKind::Str(_) | ArgKind::Word) => a,
+                _ => {
+                    let span = d.args.first().map_or(d.name_span, |a| a.span);
+                    self.error(
+                        diag::error("E0003", span, "`include` takes one file name")
+                            .help("write `include \"sites/example.bext\"`"),
+                    );
+                    continue;
+                }
+            };
+            if !self.follow {
+                self.error(diag::error(
+                    "E0003",
+                    arg.span,
+                    "includes are disabled for this compilation",
+                ));
+                continue;
+            }
+            let rel = Path::new(arg.text());
+            let path = if rel.is_absolute() {
+                rel.to_path_buf()
+            } else {
+                base.join(rel)
+            };
+            let key = canonical(&path);
+            if let Some(pos) = self.stack.iter().position(|p| *p == key) {
+                let chain: Vec<String> = self.stack[pos..]
+                    .iter()
+                    .chain([&key])
+                    .map(|p| {
+                        p.file_name().map_or_else(
+                            || p.display().to_string(),
+                            |f| f.to_string_lossy().into_owned(),
+                        )
+                    })
+                    .collect();
+                self.error(
+                    diag::error(
+                        "E0004",
+                        arg.span,
+                        format!("include cycle: {}", chain.join(" -> ")),
+                    )
+                    .help("remove one of the includes"),
                 );
                 continue;
             }
-        };
-        let rel = Path::new(arg.text());
-        let path = if rel.is_absolute() {
-            rel.to_path_buf()
-        } else {
-            base.join(rel)
-        };
-        let key = canonical(&path);
-        if let Some(pos) = stack.iter().position(|p| *p == key) {
-            let chain: Vec<String> = stack[pos..]
-                .iter()
-                .chain([&key])
-                .map(|p| {
-                    p.file_name().map_or_else(
-                        || p.display().to_string(),
-                        |f| f.to_string_lossy().into_owned(),
-                    )
-                })
-                .collect();
-            diags.emit(
-                sources,
-                diag::error(
-                    "E0004",
-                    arg.span,
-                    format!("include cycle: {}", chain.join(" -> ")),
-                )
-                .help("remove one of the includes"),
-            );
-            continue;
-        }
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let child = sources.add(path.display().to_string(), text);
-                stack.push(key);
-                expand(child, sources, diags, stack, out);
-                stack.pop();
-            }
-            Err(e) => {
-                diags.emit(
-                    sources,
+            // Only regular files: a device such as /dev/zero would never end.
+            let read = match std::fs::metadata(&path) {
+                Ok(m) if !m.is_file() => Err(std::io::Error::other("not a regular file")),
+                Ok(_) => std::fs::read_to_string(&path),
+                Err(e) => Err(e),
+            };
+            match read {
+                Ok(text) => {
+                    let child = self.sources.add(path.display().to_string(), text);
+                    self.stack.push(key);
+                    self.expand(child);
+                    self.stack.pop();
+                }
+                Err(e) => self.error(
                     diag::error(
                         "E0003",
                         arg.span,
                         format!("cannot read included file `{}`: {e}", path.display()),
                     )
                     .help("include paths are relative to the file that includes them"),
-                );
+                ),
             }
         }
+    }
+
+    fn error(&mut self, b: diag::Builder) {
+        self.diags.emit(self.sources, b);
     }
 }
 

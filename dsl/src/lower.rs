@@ -116,6 +116,9 @@ pub struct Lower<'a> {
     pub diags: &'a mut Diags,
     pub config: Config,
     pub spans: Spans,
+    /// Diagnostics reported before the current directive: leftover arguments of a directive
+    /// that already has an error are not reported again.
+    mark: usize,
 }
 
 /// A cursor over a directive's arguments.
@@ -157,6 +160,7 @@ impl<'a> Lower<'a> {
         Lower {
             sources,
             diags,
+            mark: 0,
             config: Config::default(),
             spans: Spans::default(),
         }
@@ -201,8 +205,17 @@ impl<'a> Lower<'a> {
         ));
     }
 
-    /// Reports every argument left over.
+    /// Starts checking a directive.
+    fn args<'d>(&mut self, d: &'d Directive) -> Args<'d> {
+        self.mark = self.diags.list.len();
+        Args::new(d)
+    }
+
+    /// Reports the first argument left over, unless the directive already has an error.
     fn done(&mut self, a: &mut Args<'_>) {
+        if self.diags.list.len() > self.mark {
+            return;
+        }
         if let Some(x) = a.next() {
             let name = a.d.name.clone();
             let mut b = diag::error(
@@ -596,7 +609,7 @@ impl<'a> Lower<'a> {
     }
 
     fn global(&mut self, d: &Directive) {
-        let mut a = Args::new(d);
+        let mut a = self.args(d);
         let Some(body) = self.block(&mut a) else {
             return;
         };
@@ -606,7 +619,7 @@ impl<'a> Lower<'a> {
             if !self.known("global", d) || !self.once(&mut seen, d) {
                 continue;
             }
-            let mut a = Args::new(d);
+            let mut a = self.args(d);
             match d.name.as_str() {
                 "workers" => {
                     if a.eat("auto") {
@@ -672,7 +685,7 @@ impl<'a> Lower<'a> {
             if !self.known("limits", d) || !self.once(&mut seen, d) {
                 continue;
             }
-            let mut a = Args::new(d);
+            let mut a = self.args(d);
             match d.name.as_str() {
                 "headers" => {
                     if let Some(n) = self.next_number(&mut a, 1, 10_000) {
@@ -700,7 +713,7 @@ impl<'a> Lower<'a> {
             if !self.known("global timeouts", d) || !self.once(&mut seen, d) {
                 continue;
             }
-            let mut a = Args::new(d);
+            let mut a = self.args(d);
             if let Some(ms) = self.next_duration(&mut a) {
                 let t = &mut self.config.global.timeouts;
                 match d.name.as_str() {
@@ -735,7 +748,7 @@ impl<'a> Lower<'a> {
     }
 
     fn listen(&mut self, d: &Directive) {
-        let mut a = Args::new(d);
+        let mut a = self.args(d);
         let Some(x) = self.text(&mut a, "an address such as `0.0.0.0:8080`") else {
             return;
         };
@@ -798,7 +811,7 @@ impl<'a> Lower<'a> {
     }
 
     fn cert(&mut self, d: &Directive) -> Option<CertPair> {
-        let mut a = Args::new(d);
+        let mut a = self.args(d);
         let cert = self.value(&mut a, "a certificate file");
         let key = if a.eat("key") {
             self.value(&mut a, "a key file")
@@ -825,7 +838,7 @@ impl<'a> Lower<'a> {
     // ---------------------------------------------------------------- upstream
 
     fn upstream(&mut self, d: &Directive) {
-        let mut a = Args::new(d);
+        let mut a = self.args(d);
         let Some(name) = self.word(&mut a, "an upstream name") else {
             return;
         };
@@ -854,7 +867,7 @@ impl<'a> Lower<'a> {
             if d.name != "server" && !self.once(&mut seen, d) {
                 continue;
             }
-            let mut a = Args::new(d);
+            let mut a = self.args(d);
             let at = self.loc(d.name_span);
             match d.name.as_str() {
                 "server" => {
@@ -923,6 +936,7 @@ impl<'a> Lower<'a> {
                     )
                     .help(help),
                 );
+                break;
             }
         }
         Some(Server {
@@ -1100,7 +1114,7 @@ impl<'a> Lower<'a> {
             if !self.known("upstream timeouts", d) || !self.once(&mut seen, d) {
                 continue;
             }
-            let mut a = Args::new(d);
+            let mut a = self.args(d);
             if let Some(ms) = self.next_duration(&mut a) {
                 match d.name.as_str() {
                     "connect" => t.connect_ms = ms,
@@ -1115,7 +1129,7 @@ impl<'a> Lower<'a> {
     // ---------------------------------------------------------------- waf
 
     fn waf(&mut self, d: &Directive) {
-        let mut a = Args::new(d);
+        let mut a = self.args(d);
         let Some(name) = self.word(&mut a, "a WAF name") else {
             return;
         };
@@ -1136,7 +1150,7 @@ impl<'a> Lower<'a> {
             if !self.known("waf", d) {
                 continue;
             }
-            let mut a = Args::new(d);
+            let mut a = self.args(d);
             match d.name.as_str() {
                 "ruleset" => {
                     if a.peek().is_none() {
@@ -1483,7 +1497,7 @@ impl<'a> Lower<'a> {
     }
 
     fn route(&mut self, d: &Directive) -> Option<(Route, RouteSpans)> {
-        let mut a = Args::new(d);
+        let mut a = self.args(d);
         let mut spans = RouteSpans {
             head: d.name_span,
             ..RouteSpans::default()
@@ -1557,7 +1571,7 @@ impl<'a> Lower<'a> {
                 }
                 action = Some((d.name_span, names_of(&d.name)));
             }
-            let mut a = Args::new(d);
+            let mut a = self.args(d);
             self.route_directive(d, &mut a, &mut route, &mut spans);
             self.done(&mut a);
         }
@@ -1842,7 +1856,7 @@ impl<'a> Lower<'a> {
                 if let Some(ArgKind::Block(b)) = a.peek().map(|x| &x.kind) {
                     a.next();
                     for kv in &b.body.items {
-                        let mut ka = Args::new(kv);
+                        let mut ka = self.args(kv);
                         if let Some(v) = self.value(&mut ka, "a value") {
                             config.push((kv.name.clone(), v));
                         }
@@ -1868,7 +1882,7 @@ impl<'a> Lower<'a> {
                 ok = false;
                 continue;
             }
-            let mut a = Args::new(d);
+            let mut a = self.args(d);
             let v = match d.name.as_str() {
                 "ttl" => self.next_duration(&mut a).map(|v| c.ttl_ms = v),
                 "max" => self.next_size(&mut a).map(|v| c.max_bytes = v),

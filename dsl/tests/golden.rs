@@ -25,7 +25,11 @@ fn examples_match_golden_ir() {
     let bless = std::env::var_os("BEXT_BLESS").is_some();
     let mut failures = vec![];
     for path in examples() {
-        let stem = path.file_stem().expect("stem").to_string_lossy().into_owned();
+        let stem = path
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
         // Compile under a stable relative name so Locs in the snapshot do not depend on where
         // the repository is checked out.
         let src = std::fs::read_to_string(&path).expect("read example");

@@ -1,0 +1,238 @@
+//! Every class of mistake, each in a small config: the test asserts the code, line and column of
+//! every diagnostic reported (errors and warnings), so a change in what an operator sees is a
+//! visible change here.
+//!
+//! Most cases are appended to a prelude that is valid on its own (a listener, an upstream used by
+//! a route); the line numbers in the table count from the first line of the case.
+
+use bext_dsl::{compile_str, Diagnostic};
+
+const PRELUDE: &str = "listen :8080\nupstream app { server 127.0.0.1:9000 }\nsite prelude.test { route /* { proxy app } }\n";
+const PRELUDE_LINES: u32 = 3;
+
+/// (name, use the prelude, source, expected (code, line, column) in source order)
+type Case = (
+    &'static str,
+    bool,
+    &'static str,
+    &'static [(&'static str, u32, u32)],
+);
+
+const CASES: &[Case] = &[
+    // ---- syntax
+    ("unclosed block", true, "site a.test {\n    route /* { proxy app }\n", &[("E0001", 3, 1)]),
+    ("stray closing brace", true, "}\n", &[("E0001", 1, 1)]),
+    ("unterminated string", true, "site a.test { route /* { respond 200 \"ok } }\n", &[("E0001", 1, 38)]),
+    ("directive must start with a name", true, "\"upstream\" x {}\n", &[("E0001", 1, 1)]),
+    ("bad escape", true, "site a.test { route /* { respond 200 \"a\\d\" } }\n", &[("E0002", 1, 40)]),
+    ("bad unicode escape", true, "site a.test { route /* { respond 200 \"\\u{zz}\" } }\n", &[("E0002", 1, 39)]),
+    // ---- includes
+    ("missing include", true, "include \"does-not-exist.bext\"\n", &[("E0003", 1, 9)]),
+    ("include without a file", true, "include\n", &[("E0003", 1, 1)]),
+    ("include inside a block", true, "site a.test {\n    include \"x.bext\"\n    route /* { proxy app }\n}\n", &[("E0005", 2, 5)]),
+    // ---- directives
+    ("unknown top-level directive", true, "upstrem b { server 1.2.3.4:80 }\n", &[("E0101", 1, 1)]),
+    ("unknown route directive", true, "site a.test { route /* { proxx app } }\n", &[("E0309", 1, 15), ("E0101", 1, 26)]),
+    ("unknown upstream directive", true, "upstream b {\n    server 1.2.3.4:80\n    keepalives 10\n}\nsite a.test { route /* { proxy b } }\n", &[("E0101", 3, 5)]),
+    ("unknown global directive", true, "global { worker 4 }\n", &[("E0101", 1, 10)]),
+    ("directive in the wrong block: proxy at top level", true, "proxy app\n", &[("E0102", 1, 1)]),
+    ("directive in the wrong block: server in a route", true, "site a.test { route /* { server 1.2.3.4:80; proxy app } }\n", &[("E0102", 1, 26)]),
+    ("balance given twice", true, "upstream b {\n    server 1.2.3.4:80\n    balance p2c\n    balance random\n}\nsite a.test { route /* { proxy b } }\n", &[("E0103", 4, 5)]),
+    ("global given twice", true, "global { workers 2 }\nglobal { workers 4 }\n", &[("E0103", 2, 1)]),
+    ("proxy given twice", true, "site a.test { route /* { proxy app; proxy app } }\n", &[("E0103", 1, 37)]),
+    ("proxy without an upstream", true, "site a.test { route /* { proxy } }\n", &[("E0104", 1, 31)]),
+    ("cert without key", true, "listen :8443 tls { cert \"a.pem\" }\n", &[("E0104", 1, 32)]),
+    ("cache without ttl", true, "site a.test { route /* { cache { max 1mb }; proxy app } }\n", &[("E0104", 1, 26)]),
+    ("method without methods", true, "site a.test { route /* { method; proxy app } }\n", &[("E0104", 1, 32)]),
+    ("extra argument", true, "upstream b { server 1.2.3.4:80; keepalive 10 20 }\nsite a.test { route /* { proxy b } }\n", &[("E0105", 1, 46)]),
+    ("unknown listen flag", true, "listen :9090 http2\n", &[("E0105", 1, 14)]),
+    ("unknown server option", true, "upstream b { server 1.2.3.4:80 wieght 2 }\nsite a.test { route /* { proxy b } }\n", &[("E0105", 1, 32)]),
+    ("upstream without a block", true, "upstream b\n", &[("E0106", 1, 11)]),
+    ("site without a block", true, "site a.test\n", &[("E0106", 1, 12)]),
+    ("block where none is taken", true, "upstream b { server 1.2.3.4:80; keepalive 4 { } }\nsite a.test { route /* { proxy b } }\n", &[("E0106", 1, 45)]),
+    // ---- values
+    ("word for a number", true, "upstream b { server 1.2.3.4:80; keepalive lots }\nsite a.test { route /* { proxy b } }\n", &[("E0201", 1, 43)]),
+    ("string for a name", true, "site a.test { route /* { proxy \"app\" } }\n", &[("E0201", 1, 32)]),
+    ("size without unit", true, "global { limits { body 10 } }\n", &[("E0202", 1, 24)]),
+    ("unknown size unit", true, "global { limits { body 10kbb } }\n", &[("E0202", 1, 24)]),
+    ("duration without unit", true, "global { timeouts { idle 60 } }\n", &[("E0203", 1, 26)]),
+    ("unknown duration unit", true, "global { timeouts { idle 60sec } }\n", &[("E0203", 1, 26)]),
+    ("duration where a size is due", true, "global { limits { body 10m } }\n", &[("E0202", 1, 24)]),
+    ("zero workers", true, "global { workers 0 }\n", &[("E0204", 1, 18)]),
+    ("number too large", true, "upstream b { server 1.2.3.4:80; keepalive 99999999999999999999999 }\nsite a.test { route /* { proxy b } }\n", &[("E0204", 1, 43)]),
+    ("size overflows", true, "global { limits { body 99999999999gb } }\n", &[("E0204", 1, 24)]),
+    ("listen without port", true, "listen 0.0.0.0\n", &[("E0205", 1, 8)]),
+    ("server without port", true, "upstream b { server localhost }\nsite a.test { route /* { proxy b } }\n", &[("E0205", 1, 21)]),
+    ("admin bad address", true, "global { admin localhost:99999 }\n", &[("E0205", 1, 16)]),
+    ("unknown balance policy", true, "upstream b { server 1.2.3.4:80; balance round-robin }\nsite a.test { route /* { proxy b } }\n", &[("E0206", 1, 41)]),
+    ("lower-case method", true, "site a.test { route /* { method get; proxy app } }\n", &[("E0206", 1, 33)]),
+    ("unknown encoding", true, "site a.test { route /* { compress gz; proxy app } }\n", &[("E0206", 1, 35)]),
+    ("unknown rule set", true, "waf w { ruleset builtin/sqlinjection }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0206", 1, 17)]),
+    ("unknown log format", true, "global { access_log stdout jsonl }\n", &[("E0206", 1, 28)]),
+    ("unknown hash key", true, "upstream b { server 1.2.3.4:80; balance hash ip }\nsite a.test { route /* { proxy b } }\n", &[("E0206", 1, 46)]),
+    ("respond status out of range", true, "site a.test { route /* { respond 700 } }\n", &[("E0207", 1, 34)]),
+    ("redirect with a non-redirect status", true, "site a.test { route /* { redirect 200 \"/x\" } }\n", &[("E0207", 1, 35)]),
+    ("retry on a 4xx", true, "upstream b { server 1.2.3.4:80; retry 2 on 404 }\nsite a.test { route /* { proxy b } }\n", &[("E0207", 1, 44)]),
+    ("route regex does not compile", true, "site a.test { route ~ '(' { proxy app } }\n", &[("E0208", 1, 23)]),
+    ("rewrite regex does not compile", true, "site a.test { route /* { rewrite '[a-' \"/x\"; proxy app } }\n", &[("E0208", 1, 34)]),
+    ("header condition regex does not compile", true, "site a.test { route /* { header x-a ~ '+'; proxy app } }\n", &[("E0208", 1, 39)]),
+    ("host with a port", true, "site a.test:8080 { route /* { proxy app } }\n", &[("E0209", 1, 6)]),
+    ("host with a bad label", true, "site -bad-.test { route /* { proxy app } }\n", &[("E0209", 1, 6)]),
+    ("path without slash", true, "site a.test { route api/* { proxy app } }\n", &[("E0210", 1, 21)]),
+    ("star inside a path", true, "site a.test { route /a/*/b { proxy app } }\n", &[("E0210", 1, 21)]),
+    ("invalid header name", true, "site a.test { route /* { request_header set \"x y\" \"1\"; proxy app } }\n", &[("E0211", 1, 45)]),
+    ("invalid CIDR", true, "waf w { rule r when client_ip in 10.0.0.0/33 => deny }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0212", 1, 34)]),
+    ("percentage over 100", true, "upstream b { server 1.2.3.4:80; retry 1 budget 150% }\nsite a.test { route /* { proxy b } }\n", &[("E0213", 1, 48)]),
+    ("incomplete WAF condition", true, "waf w { rule r when path => deny }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0214", 1, 25)]),
+    ("present on a subject without a name", true, "waf w { rule r when path present => log }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0214", 1, 26)]),
+    ("condition with a trailing token", true, "waf w { rule r when path = \"/x\" \"/y\" => log }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0214", 1, 33)]),
+    ("bad rate", true, "site a.test { route /* { rate_limit 100/sec; proxy app } }\n", &[("E0215", 1, 37)]),
+    // ---- names, references, listeners, sites
+    ("upstream defined twice", true, "upstream app { server 1.2.3.5:80 }\n", &[("E0301", 1, 10)]),
+    ("waf defined twice", true, "waf w { ruleset builtin/xss }\nwaf w { ruleset builtin/sqli }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0302", 2, 5)]),
+    ("WAF rule defined twice", true, "waf w {\n    rule r when path = \"/a\" => log\n    rule r when path = \"/b\" => log\n}\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0302", 3, 10)]),
+    ("undefined upstream", true, "site a.test { route /* { proxy apq } }\n", &[("E0303", 1, 32)]),
+    ("undefined waf", true, "site a.test { route /* { waf strict; proxy app } }\n", &[("E0304", 1, 30)]),
+    ("port bound twice", true, "listen 127.0.0.1:8080\n", &[("E0305", 1, 8)]),
+    ("tls without a certificate", true, "listen :8443 tls\n", &[("E0306", 1, 14)]),
+    ("tls with an empty block", true, "listen :8443 tls {}\n", &[("E0306", 1, 14)]),
+    ("host served by two sites", true, "site prelude.test { route /* { proxy app } }\n", &[("E0307", 1, 6)]),
+    ("upstream without servers", true, "upstream b { keepalive 4 }\nsite a.test { route /* { proxy b } }\n", &[("E0308", 1, 10)]),
+    ("route without an action", true, "site a.test { route /* { method GET } }\n", &[("E0309", 1, 15)]),
+    ("route with two actions", true, "site a.test { route /* { proxy app; respond 200 } }\n", &[("E0310", 1, 37)]),
+    ("strip_prefix outside the route path", true, "site a.test { route /api/* { strip_prefix /v1; proxy app } }\n", &[("E0311", 1, 43)]),
+    ("http3 without tls", true, "listen :8443 http3\n", &[("E0312", 1, 14)]),
+    // ---- route table
+    ("identical routes", true, "site a.test {\n    route /a/* { proxy app }\n    route /a/* { respond 200 }\n}\n", &[("E0401", 3, 11)]),
+    ("equal priority, overlapping methods", true, "site a.test {\n    route = /x { method GET; proxy app }\n    route = /x { method GET HEAD; respond 200 }\n}\n", &[("E0401", 3, 13)]),
+    ("redirect to itself", true, "site a.test { route /* { redirect 301 \"/new{path}\" } }\n", &[("E0402", 1, 39)]),
+    ("exact redirect to itself", true, "site a.test {\n    route = /a { redirect \"/a?x=1\" }\n    route /* { proxy app }\n}\n", &[("E0402", 2, 27)]),
+    ("unused upstream", true, "upstream spare { server 1.2.3.4:80 }\n", &[("W0101", 1, 10)]),
+    ("unused waf", true, "waf w { ruleset builtin/xss }\n", &[("W0102", 1, 5)]),
+    ("no listener", false, "upstream app { server 1.2.3.4:80 }\nsite a.test { route /* { proxy app } }\n", &[("W0103", 2, 1)]),
+    ("prefix route shadowed by a regex", true, "site a.test {\n    route ~ '^/api' { proxy app }\n    route /api/v2/* { respond 200 }\n}\n", &[("W0401", 3, 11)]),
+];
+
+fn actual(prelude: bool, src: &str) -> Vec<(String, u32, u32)> {
+    let full = if prelude {
+        format!("{PRELUDE}{src}")
+    } else {
+        src.to_string()
+    };
+    let offset = if prelude { PRELUDE_LINES } else { 0 };
+    let diags: Vec<Diagnostic> = match compile_str("t.bext", &full) {
+        Ok(c) => c.warnings,
+        Err(f) => f.diagnostics().to_vec(),
+    };
+    diags
+        .into_iter()
+        .map(|d| (d.code.to_string(), d.line.saturating_sub(offset), d.col))
+        .collect()
+}
+
+#[test]
+fn the_table_is_big_enough() {
+    assert!(CASES.len() >= 60, "{} cases", CASES.len());
+}
+
+#[test]
+fn the_prelude_is_clean() {
+    assert_eq!(actual(true, ""), vec![]);
+}
+
+#[test]
+fn each_bad_config_reports_its_diagnostics() {
+    let mut failures = vec![];
+    for (name, prelude, src, expected) in CASES {
+        let got = actual(*prelude, src);
+        let want: Vec<(String, u32, u32)> = expected
+            .iter()
+            .map(|(c, l, col)| (c.to_string(), *l, *col))
+            .collect();
+        if got != want {
+            failures.push(format!("{name}:\n  want {want:?}\n  got  {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn several_mistakes_are_all_reported() {
+    let src = "\
+listen :8080
+listen :8080
+upstream app { server 127.0.0.1:9000; balance fastest }
+upstream spare { server nowhere }
+site a.test {
+    route /api/* { proxy ap; rate_limit 10/x }
+    route /* { proxi app }
+    route ~ '(' { respond 200 }
+}
+global { limits { body 10 } }
+";
+    let got: Vec<(String, u32, u32)> = match compile_str("t.bext", src) {
+        Ok(_) => panic!("compiled"),
+        Err(f) => f
+            .diagnostics()
+            .iter()
+            .map(|d| (d.code.to_string(), d.line, d.col))
+            .collect(),
+    };
+    let want = [
+        ("E0305", 2, 8),
+        ("W0101", 3, 10),
+        ("E0206", 3, 47),
+        ("W0101", 4, 10),
+        ("E0205", 4, 25),
+        ("E0303", 6, 26),
+        ("E0215", 6, 41),
+        ("E0101", 7, 16),
+        ("E0309", 7, 5),
+        ("E0208", 8, 13),
+        ("E0202", 10, 24),
+    ];
+    let want: Vec<(String, u32, u32)> = want
+        .iter()
+        .map(|(c, l, col)| (c.to_string(), *l, *col))
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort_by_key(|(_, l, c)| (*l, *c));
+    let mut want_sorted = want.clone();
+    want_sorted.sort_by_key(|(_, l, c)| (*l, *c));
+    assert_eq!(got_sorted, want_sorted);
+}
+
+#[test]
+fn include_cycles_and_included_files_are_reported_with_their_file() {
+    let dir = std::env::temp_dir().join(format!("bext-dsl-inc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    std::fs::write(dir.join("a.bext"), "include \"b.bext\"\nlisten :8080\n").expect("write");
+    std::fs::write(
+        dir.join("b.bext"),
+        "upstream app { server 1.2.3.4:80 }\ninclude \"a.bext\"\nkeepalive 3\n",
+    )
+    .expect("write");
+    let main = dir.join("a.bext");
+    let f = bext_dsl::compile_file(&main).expect_err("cycle");
+    let got: Vec<(String, String, u32, u32)> = f
+        .diagnostics()
+        .iter()
+        .map(|d| {
+            let file = std::path::Path::new(&d.file)
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            (d.code.to_string(), file, d.line, d.col)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("W0101".to_string(), "b.bext".to_string(), 1, 10),
+            ("E0004".to_string(), "b.bext".to_string(), 2, 9),
+            ("E0102".to_string(), "b.bext".to_string(), 3, 1),
+        ]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
