@@ -13,6 +13,16 @@
 //! implemented in the submodules.
 #![forbid(unsafe_code)]
 
+mod chars;
+mod chunked;
+mod fields;
+mod request;
+mod response;
+
+pub use chunked::{write_chunk_header, ChunkedDecoder, MAX_CHUNK_EXT_LEN, MAX_TRAILER_LEN};
+pub use request::parse_request;
+pub use response::parse_response;
+
 /// A byte range into the buffer that was parsed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Span {
@@ -130,7 +140,9 @@ pub struct RequestHead {
     pub method_span: Span,
     pub target: Span,
     pub target_form: Option<TargetForm>,
-    /// The path part of the target (for absolute-form: after the authority; `/` when empty).
+    /// The path part of the target (for absolute-form: after the authority, an empty span when
+    /// the target has no path: read it with [`RequestHead::path_or_root`], which gives `/`).
+    /// Authority-form: empty; asterisk-form: `*`.
     pub path: Span,
     /// The query without `?`, if the target has one.
     pub query: Option<Span>,
@@ -141,7 +153,9 @@ pub struct RequestHead {
     /// Bytes of the head including the final CRLF CRLF.
     pub head_len: usize,
     pub framing: Option<Framing>,
-    /// The Host field value (exactly one is required for HTTP/1.1).
+    /// The Host field value (exactly one is required for HTTP/1.1, at most one for HTTP/1.0;
+    /// never empty). With an absolute-form target the target's authority wins (RFC 9112
+    /// §3.2.2): route on [`RequestHead::effective_authority`].
     pub host: Option<Span>,
     /// Persistence after this request (version default, `Connection: close`/`keep-alive`).
     pub keep_alive: bool,
@@ -227,23 +241,6 @@ impl Error {
     }
 }
 
-/// Parse a request head from the start of `buf`.
-pub fn parse_request(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<Parse, Error> {
-    let _ = (buf, limits, head);
-    todo!("bext-http1: parse_request")
-}
-
-/// Parse a response head from the start of `buf`.
-pub fn parse_response(
-    buf: &[u8],
-    limits: &Limits,
-    ctx: ResponseContext,
-    head: &mut ResponseHead,
-) -> Result<Parse, Error> {
-    let _ = (buf, limits, ctx, head);
-    todo!("bext-http1: parse_response")
-}
-
 /// One step of chunked decoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chunk {
@@ -267,44 +264,23 @@ pub enum ChunkError {
     Trailer,
 }
 
-/// Incremental decoder for `Transfer-Encoding: chunked` (RFC 9112 §7.1).
-#[derive(Debug, Clone, Default)]
-pub struct ChunkedDecoder {
-    _private: (),
-}
-
-impl ChunkedDecoder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Decode from `input`. Returns how many bytes of `input` were consumed and what they were.
-    /// Call again with the unconsumed rest (plus newly read bytes) until `Chunk::Done`.
-    pub fn decode(&mut self, input: &[u8]) -> Result<(usize, Chunk), ChunkError> {
-        let _ = input;
-        todo!("bext-http1: ChunkedDecoder::decode")
-    }
-
-    /// True once `Chunk::Done` was returned.
-    pub fn is_done(&self) -> bool {
-        todo!("bext-http1: ChunkedDecoder::is_done")
-    }
-}
-
-/// Append a chunk-size line for `len` bytes of data (`{hex}\r\n`).
-pub fn write_chunk_header(out: &mut Vec<u8>, len: usize) {
-    let _ = (out, len);
-    todo!("bext-http1: write_chunk_header")
-}
-
 /// The last chunk with an empty trailer section.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Hop-by-hop fields that a proxy never forwards (RFC 9110 §7.6.1), besides those named in
 /// `Connection`.
+///
+/// The list: Connection, Proxy-Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    let _ = name;
-    todo!("bext-http1: is_hop_by_hop")
+    const HOP_BY_HOP: [&[u8]; 6] = [
+        b"connection",
+        b"proxy-connection",
+        b"keep-alive",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+    ];
+    HOP_BY_HOP.iter().any(|h| name_eq(name, h))
 }
 
 /// ASCII case-insensitive comparison of field names.

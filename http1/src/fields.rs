@@ -1,0 +1,397 @@
+//! Field lines (RFC 9112 §5) and the field values that decide framing and persistence:
+//! Content-Length, Transfer-Encoding, Connection, Host. Shared by the request and response
+//! parsers, which map the errors to their own [`ErrorKind`]s.
+
+use crate::chars::{self, DIGIT, HOSTNAME};
+use crate::{ErrorKind, Header, Span};
+
+/// Why a field section was rejected; the caller turns it into an [`crate::Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldError {
+    pub kind: ErrorKind,
+    pub offset: usize,
+}
+
+pub(crate) fn ferr(kind: ErrorKind, offset: usize) -> FieldError {
+    FieldError { kind, offset }
+}
+
+/// Outcome of scanning the field section: `Some(end)` is the offset after the final CRLF;
+/// `None` means the buffer ends first.
+pub(crate) type Scan = Result<Option<usize>, FieldError>;
+
+/// Parse field lines from `pos` up to and including the empty line that ends the section.
+///
+/// Strict: every line ends in CRLF (bare LF and bare CR are errors), a line may not start with
+/// whitespace (obs-fold, or whitespace before the first field), the name is a non-empty token
+/// directly followed by `:`, the value holds only HTAB, SP, VCHAR and obs-text.
+#[inline]
+pub(crate) fn parse_fields(
+    buf: &[u8],
+    mut pos: usize,
+    max_headers: usize,
+    headers: &mut Vec<Header>,
+) -> Scan {
+    loop {
+        match buf.get(pos) {
+            None => return Ok(None),
+            Some(b'\r') => {
+                return match buf.get(pos + 1) {
+                    None => Ok(None),
+                    Some(b'\n') => Ok(Some(pos + 2)),
+                    Some(_) => Err(ferr(ErrorKind::Field, pos + 1)),
+                };
+            }
+            // Bare LF, obs-fold or whitespace before the first field line.
+            Some(_) if !chars::is_tchar(buf[pos]) => return Err(ferr(ErrorKind::Field, pos)),
+            Some(_) => {}
+        }
+        let name_start = pos;
+        pos = chars::scan_token(buf, pos);
+        match buf.get(pos) {
+            None => return Ok(None),
+            Some(b':') => {}
+            // Whitespace before the colon, or a byte that is not a tchar.
+            Some(_) => return Err(ferr(ErrorKind::Field, pos)),
+        }
+        let name_end = pos;
+        pos += 1;
+        while let Some(b' ' | b'\t') = buf.get(pos) {
+            pos += 1;
+        }
+        let value_start = pos;
+        pos = chars::scan_value(buf, pos);
+        match buf.get(pos) {
+            None => return Ok(None),
+            Some(b'\r') => {}
+            Some(_) => return Err(ferr(ErrorKind::Field, pos)),
+        }
+        match buf.get(pos + 1) {
+            None => return Ok(None),
+            Some(b'\n') => {}
+            // Bare CR.
+            Some(_) => return Err(ferr(ErrorKind::Field, pos + 1)),
+        }
+        let mut value_end = pos;
+        while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
+            value_end -= 1;
+        }
+        pos += 2;
+        if headers.len() >= max_headers {
+            return Err(ferr(ErrorKind::HeadTooLarge, name_start));
+        }
+        headers.push(Header {
+            name: span(name_start, name_end),
+            value: span(value_start, value_end),
+        });
+    }
+}
+
+/// Spans are u32: callers cap the parsed window at `u32::MAX` bytes.
+#[inline(always)]
+pub(crate) fn span(start: usize, end: usize) -> Span {
+    Span {
+        start: start as u32,
+        end: end as u32,
+    }
+}
+
+/// Field names that decide framing, persistence or routing, recognised once per header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Known {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Upgrade,
+    Expect,
+    Other,
+}
+
+#[inline]
+pub(crate) fn classify(name: &[u8]) -> Known {
+    let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    match name.len() {
+        4 if eq(b"host") => Known::Host,
+        6 if eq(b"expect") => Known::Expect,
+        7 if eq(b"upgrade") => Known::Upgrade,
+        10 if eq(b"connection") => Known::Connection,
+        14 if eq(b"content-length") => Known::ContentLength,
+        17 if eq(b"transfer-encoding") => Known::TransferEncoding,
+        _ => Known::Other,
+    }
+}
+
+/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), no sign, no list, no overflow.
+#[inline]
+pub(crate) fn parse_content_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in v {
+        if !chars::is(b, DIGIT) {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// Running state over every Transfer-Encoding field line of a message (they form one list).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TransferCodings {
+    pub present: bool,
+    /// The last coding seen so far is `chunked`.
+    pub chunked_last: bool,
+    /// A coding other than `chunked` was listed (valid token, not implemented).
+    pub other_coding: bool,
+}
+
+impl TransferCodings {
+    /// Add one Transfer-Encoding field line. `raw` is everything between the colon and the CRLF,
+    /// optional whitespace included: bext accepts only SP as whitespace in this field.
+    ///
+    /// Rejected: empty elements, parameters, `identity`, anything after `chunked` (including a
+    /// second `chunked`), HTAB, and every byte outside token characters, SP and `,`.
+    pub fn add(&mut self, raw: &[u8]) -> Result<(), usize> {
+        self.present = true;
+        let value = trim_sp(raw);
+        if value.is_empty() {
+            return Err(0);
+        }
+        for (start, element) in split_list(value) {
+            let e = trim_sp(element);
+            if e.is_empty() || !chars::is_token(e) {
+                return Err(start);
+            }
+            if self.chunked_last {
+                // `chunked` must be the final coding and applied once (RFC 9112 §6.1).
+                return Err(start);
+            }
+            if e.eq_ignore_ascii_case(b"chunked") {
+                self.chunked_last = true;
+            } else if e.eq_ignore_ascii_case(b"identity") {
+                // Obsolete since RFC 7230; no meaning as a transfer coding.
+                return Err(start);
+            } else {
+                self.other_coding = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Split a list value at commas, with each element's offset in `v`.
+#[inline]
+pub(crate) fn split_list(v: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut start = 0usize;
+    v.split(|&b| b == b',').map(move |e| {
+        let s = start;
+        start += e.len() + 1;
+        (s, e)
+    })
+}
+
+/// Trim SP only: the callers that use it reject HTAB on purpose.
+#[inline]
+pub(crate) fn trim_sp(mut s: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' '] = s {
+        s = rest;
+    }
+    s
+}
+
+#[inline]
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Connection options found in one Connection field line.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ConnectionOptions {
+    pub close: bool,
+    pub keep_alive: bool,
+    pub upgrade: bool,
+}
+
+/// Parse a `Connection` value (`#connection-option`, RFC 9110 §7.6.1): push the span of every
+/// option into `tokens`. Empty list elements are ignored as RFC 9110 §5.6.1 requires; an
+/// element that is not a token is an error (returns its offset in `value`).
+pub(crate) fn parse_connection(
+    value: &[u8],
+    value_start: usize,
+    tokens: &mut Vec<Span>,
+    opts: &mut ConnectionOptions,
+) -> Result<(), usize> {
+    for (off, element) in split_list(value) {
+        let lead = element.len() - trim_ows_start(element).len();
+        let e = trim_ows(element);
+        if e.is_empty() {
+            continue;
+        }
+        if !chars::is_token(e) {
+            return Err(off);
+        }
+        let s = value_start + off + lead;
+        tokens.push(span(s, s + e.len()));
+        if e.eq_ignore_ascii_case(b"close") {
+            opts.close = true;
+        } else if e.eq_ignore_ascii_case(b"keep-alive") {
+            opts.keep_alive = true;
+        } else if e.eq_ignore_ascii_case(b"upgrade") {
+            opts.upgrade = true;
+        }
+    }
+    Ok(())
+}
+
+fn trim_ows_start(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    s
+}
+
+/// `uri-host [ ":" port ]` as bext accepts it in Host and in request-target authorities:
+/// a non-empty name of RFC 3986 unreserved characters (no percent-encoding, no sub-delims:
+/// no DNS name has them and `,` hides a list), an IPv4 address, or a bracketed IPv6 literal;
+/// the port, if the colon is present, is 1 to 5 digits up to 65535. No userinfo.
+pub(crate) fn valid_authority(a: &[u8], require_port: bool) -> bool {
+    let (host_ok, rest) = if let Some(inner) = a.strip_prefix(b"[") {
+        match inner.iter().position(|&b| b == b']') {
+            Some(close) => {
+                let lit = &inner[..close];
+                let ok = lit.len() >= 2
+                    && lit
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                    && lit.contains(&b':');
+                (ok, &inner[close + 1..])
+            }
+            None => return false,
+        }
+    } else {
+        let end = a.iter().position(|&b| b == b':').unwrap_or(a.len());
+        let host = &a[..end];
+        let ok = !host.is_empty() && host.iter().all(|&b| chars::is(b, HOSTNAME));
+        (ok, &a[end..])
+    };
+    if !host_ok {
+        return false;
+    }
+    match rest {
+        [] => !require_port,
+        [b':', port @ ..] => valid_port(port),
+        _ => false,
+    }
+}
+
+fn valid_port(p: &[u8]) -> bool {
+    (1..=5).contains(&p.len())
+        && p.iter().all(|&b| chars::is(b, DIGIT))
+        && parse_content_length(p).is_some_and(|n| n <= 65535)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_values() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("0", Some(0)),
+            ("005", Some(5)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("", None),
+            ("+5", None),
+            ("-1", None),
+            ("-0", None),
+            ("0x5", None),
+            ("1_0", None),
+            ("1 0", None),
+            ("5, 5", None),
+            ("0o5", None),
+        ];
+        for &(v, expected) in cases {
+            assert_eq!(parse_content_length(v.as_bytes()), expected, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn authorities() {
+        let cases: &[(&str, bool, bool)] = &[
+            ("example.com", false, true),
+            ("example.com:80", false, true),
+            ("example.com:", false, false),
+            ("example.com:65536", false, false),
+            ("example.com:080", false, true),
+            ("127.0.0.1:8080", false, true),
+            ("[::1]:443", false, true),
+            ("[::1]", false, true),
+            ("[::1", false, false),
+            ("[]", false, false),
+            ("user@example.com", false, false),
+            ("example.com/path", false, false),
+            ("a, b", false, false),
+            ("a,b", false, false),
+            ("", false, false),
+            (":80", false, false),
+            ("example.com", true, false),
+            ("example.com:443", true, true),
+            ("ex%41mple.com", false, false),
+        ];
+        for &(a, port, expected) in cases {
+            assert_eq!(valid_authority(a.as_bytes(), port), expected, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn transfer_encoding_lists() {
+        // (field lines, Ok(chunked_last, other_coding) or Err)
+        type Row = (&'static [&'static str], Option<(bool, bool)>);
+        let cases: &[Row] = &[
+            (&["chunked"], Some((true, false))),
+            (&["Chunked"], Some((true, false))),
+            (&["CHUNKED"], Some((true, false))),
+            (&["gzip, chunked"], Some((true, true))),
+            (&["gzip", "chunked"], Some((true, true))),
+            (&["gzip"], Some((false, true))),
+            (&["xchunked"], Some((false, true))),
+            (&["chunked, gzip"], None),
+            (&["chunked", "gzip"], None),
+            (&["chunked, chunked"], None),
+            (&["chunked", "chunked"], None),
+            (&["chunked", "identity"], None),
+            (&["identity"], None),
+            (&[""], None),
+            (&[", chunked"], None),
+            (&["chunked,"], None),
+            (&["chunked;q=1"], None),
+            (&["chunked ;"], None),
+            (&["\"chunked\""], None),
+            (&["chunked\t"], None),
+            (&["gzip,\tchunked"], None),
+        ];
+        for &(lines, expected) in cases {
+            let mut te = TransferCodings::default();
+            let got = lines
+                .iter()
+                .try_for_each(|l| te.add(l.as_bytes()).map(|_| ()));
+            let got = got.ok().map(|_| (te.chunked_last, te.other_coding));
+            assert_eq!(got, expected, "{lines:?}");
+        }
+        let mut te = TransferCodings::default();
+        assert!(te.add(b"\tchunked").is_err(), "HTAB before the value");
+    }
+}
