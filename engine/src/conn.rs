@@ -163,8 +163,9 @@ pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         }
         let idle_timeout = w.pipeline().client.idle_timeout;
         if scratch.is_none() {
-            // Idle: wait for the next request without holding a buffer (epoll), or with a
-            // read posted (io_uring; the scratch is then taken right away).
+            // Idle: on epoll, wait for readiness holding no buffer at all; then (on io_uring at
+            // once) read the first bytes. Until they arrive the connection is not in flight, so
+            // a stop closes it at once.
             if w.readiness_idle {
                 let Some(s) = stream.as_ref() else { break };
                 let ready = monoio::time::timeout(idle_timeout, s.readable(true));
@@ -172,20 +173,18 @@ pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                     Either::Left(Ok(Ok(()))) => {}
                     _ => break,
                 }
-                scratch = Some(w.take_scratch());
-            } else {
-                let Some(s) = stream.as_mut() else { break };
-                let mut sc = w.take_scratch();
-                let read = read_more(s, &mut sc.buf, 1024, idle_timeout);
-                match race(read, w.stop.wait()).await {
-                    Either::Left(Ok(_)) => {}
-                    _ => {
-                        w.give_scratch(sc);
-                        break;
-                    }
-                }
-                scratch = Some(sc);
             }
+            let Some(s) = stream.as_mut() else { break };
+            let mut sc = w.take_scratch();
+            let read = read_more(s, &mut sc.buf, 1024, idle_timeout);
+            match race(read, w.stop.wait()).await {
+                Either::Left(Ok(_)) => {}
+                _ => {
+                    w.give_scratch(sc);
+                    break;
+                }
+            }
+            scratch = Some(sc);
         }
         let Some(sc) = scratch.as_mut() else { break };
         let keep = {
@@ -254,9 +253,10 @@ async fn one_request(
         let Some(s) = stream.as_mut() else {
             return false;
         };
+        let partial = !sc.buf.is_empty();
         match read_more(s, &mut sc.buf, 2048, left).await {
             Ok(_) => {}
-            Err(IoFail::Timeout) if !sc.buf.is_empty() => {
+            Err(IoFail::Timeout) if partial => {
                 return early_error(w, stream, sc, peer, ErrorClass::RequestTimeout, started).await;
             }
             Err(_) => return false,

@@ -1,0 +1,238 @@
+//! Shared helpers of the integration tests: bext started in-process on ephemeral ports, a raw
+//! HTTP/1.1 response reader (to see exact framing), and small scripted upstreams.
+#![allow(dead_code)]
+
+use bext_ir as ir;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+pub fn opts() -> bext::StartOptions {
+    bext::StartOptions {
+        workers: Some(1),
+        driver: bext::DriverChoice::Epoll,
+        pin: false,
+    }
+}
+
+pub fn start(config: ir::Config) -> bext::Server {
+    bext::start(config, opts()).expect("bext starts")
+}
+
+pub fn addr(s: &bext::Server) -> SocketAddr {
+    s.local_addrs()[0]
+}
+
+pub fn loc() -> ir::Loc {
+    ir::Loc::default()
+}
+
+pub fn route(path: ir::PathMatch, action: ir::Action) -> ir::Route {
+    ir::Route {
+        path,
+        methods: vec![],
+        headers: vec![],
+        query: vec![],
+        strip_prefix: None,
+        rewrite: None,
+        request_headers: vec![],
+        response_headers: vec![],
+        cache: None,
+        compress: None,
+        waf: None,
+        rate_limit: None,
+        plugins: vec![],
+        action,
+        at: loc(),
+    }
+}
+
+pub fn respond(status: u16, body: &str) -> ir::Action {
+    ir::Action::Respond {
+        status,
+        body: body.into(),
+        content_type: None,
+    }
+}
+
+/// A configuration with one default site holding `routes`, listening on an ephemeral port.
+pub fn site(routes: Vec<ir::Route>) -> ir::Config {
+    ir::Config {
+        listeners: vec![ir::Listener {
+            addr: "127.0.0.1:0".into(),
+            tls: None,
+            http3: false,
+            at: loc(),
+        }],
+        sites: vec![ir::Site {
+            hosts: vec![],
+            routes,
+            at: loc(),
+        }],
+        ..ir::Config::default()
+    }
+}
+
+/// bext proxying everything to `upstream`.
+pub fn proxy_to(upstream: SocketAddr) -> ir::Config {
+    bext::proxy_config("127.0.0.1:0", &[upstream.to_string()])
+}
+
+/// The built-in origin (echo for bodies, `body_bytes` otherwise), in-process.
+pub fn origin(body_bytes: u64) -> bext::Server {
+    bext::start_origin("127.0.0.1:0", body_bytes, opts()).expect("origin starts")
+}
+
+pub fn connect(a: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(a).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The body ended as its framing says (false: the connection closed early).
+    pub complete: bool,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Read one response (`head_request`: no body follows). Interim 1xx responses are returned
+/// like any other; call again for the final one.
+pub fn read_response(r: &mut BufReader<TcpStream>, head_request: bool) -> Resp {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    assert!(line.starts_with("HTTP/1.1 "), "status line: {line:?}");
+    let status: u16 = line[9..12].parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l).expect("field line");
+        let l = l.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            break;
+        }
+        let (n, v) = l.split_once(':').expect("field");
+        headers.push((n.to_string(), v.trim().to_string()));
+    }
+    let mut resp = Resp {
+        status,
+        headers,
+        body: Vec::new(),
+        complete: true,
+    };
+    if head_request || (100..200).contains(&status) || status == 204 || status == 304 {
+        return resp;
+    }
+    if let Some(cl) = resp.header("content-length") {
+        let n: usize = cl.parse().unwrap();
+        let mut body = vec![0; n];
+        let mut got = 0;
+        while got < n {
+            match r.read(&mut body[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+        body.truncate(got);
+        resp.complete = got == n;
+        resp.body = body;
+    } else if resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        resp.complete = false;
+        loop {
+            let mut size = String::new();
+            if r.read_line(&mut size).unwrap_or(0) == 0 {
+                break;
+            }
+            let n = usize::from_str_radix(size.trim_end().split(';').next().unwrap(), 16)
+                .expect("chunk size");
+            if n == 0 {
+                let mut end = String::new();
+                let _ = r.read_line(&mut end);
+                resp.complete = end == "\r\n";
+                break;
+            }
+            let mut chunk = vec![0; n + 2];
+            if r.read_exact(&mut chunk).is_err() {
+                break;
+            }
+            resp.body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        let _ = r.read_to_end(&mut resp.body);
+    }
+    resp
+}
+
+/// Send `req` on a new connection and read one response.
+pub fn exchange(a: SocketAddr, req: &[u8]) -> (Resp, BufReader<TcpStream>) {
+    let mut s = connect(a);
+    s.write_all(req).unwrap();
+    let mut r = BufReader::new(s);
+    let resp = read_response(&mut r, req.starts_with(b"HEAD "));
+    (resp, r)
+}
+
+/// True when the server closed the connection (no further bytes).
+pub fn closed(r: &mut BufReader<TcpStream>) -> bool {
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).is_ok() && rest.is_empty()
+}
+
+/// A scripted upstream: each accepted connection is handed to `handler` on its own thread.
+pub fn upstream<F>(handler: F) -> SocketAddr
+where
+    F: Fn(TcpStream) + Send + Sync + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap();
+    let handler = std::sync::Arc::new(handler);
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let h = handler.clone();
+            std::thread::spawn(move || h(s));
+        }
+    });
+    a
+}
+
+/// Read a request head (up to the blank line) from a raw stream.
+pub fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// The resident set size of this process, in KiB.
+pub fn rss_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
