@@ -371,7 +371,9 @@ pub fn start_origin(
     body_bytes: u64,
     opts: StartOptions,
 ) -> Result<Server, StartError> {
-    let config = respond_config(listen, 200, "");
+    let mut config = respond_config(listen, 200, "");
+    // An origin for tests and benchmarks takes bodies of any size (they are streamed back).
+    config.global.limits.body_bytes = u64::MAX;
     let mut pipeline = compile(&config, 1)?;
     for r in &mut pipeline.routes {
         if let Action::Respond(resp) = &mut r.action {

@@ -252,6 +252,8 @@ fn websocket_upgrades_are_tunnelled_both_ways() {
         assert_eq!(back.into_text().unwrap().as_str(), text);
     }
     ws.close(None).unwrap();
+    // The tunnel is in flight until both sides are gone.
+    drop(ws);
     srv.shutdown();
 }
 
