@@ -2106,7 +2106,15 @@ fn names_of(n: &str) -> &'static str {
 fn describe_ctx(ctx: &str) -> String {
     match ctx {
         "top level" => "the top level".to_string(),
-        c => format!("a `{}` block", c.rsplit(' ').next().unwrap_or(c)),
+        c => {
+            let name = c.rsplit(' ').next().unwrap_or(c);
+            let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            format!("{article} `{name}` block")
+        }
     }
 }
 

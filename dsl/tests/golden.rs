@@ -79,3 +79,22 @@ fn examples_are_formatted() {
         assert_eq!(f, src, "{} is not in canonical format", path.display());
     }
 }
+
+#[test]
+fn language_reference_snippets_parse() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/language.md"))
+            .expect("docs/language.md");
+    let mut n = 0;
+    for (i, block) in doc.split("```").enumerate() {
+        if i % 2 == 1 {
+            if let Some(body) = block.strip_prefix("bext\n") {
+                n += 1;
+                if let Err(f) = bext_dsl::format_str("language.md", body) {
+                    panic!("snippet {n} does not parse:\n{body}\n{}", f.render_human());
+                }
+            }
+        }
+    }
+    assert!(n >= 10, "{n} snippets");
+}

@@ -21,8 +21,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(formatted) = bext_dsl::format_str("fuzz.bext", src) {
-        let again = bext_dsl::format_str("fuzz.bext", &formatted)
-            .expect("formatted output parses");
+        let again = bext_dsl::format_str("fuzz.bext", &formatted).expect("formatted output parses");
         assert_eq!(again, formatted, "fmt is idempotent");
     }
 });
