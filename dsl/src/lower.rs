@@ -1987,7 +1987,13 @@ impl<'a> Lower<'a> {
                     if firsts.contains_key(upstream.as_str()) {
                         used_up.insert(upstream, true);
                     } else {
-                        let help = suggest(upstream, firsts.keys().copied()).or_else(|| {
+                        // A likely typo of a defined name: that upstream is not "unused" too.
+                        let mut names: Vec<&str> = firsts.keys().copied().collect();
+                        names.sort_unstable();
+                        if let Some(m) = diag::did_you_mean(upstream, names.iter().copied()) {
+                            used_up.insert(m, true);
+                        }
+                        let help = suggest(upstream, names.iter().copied()).or_else(|| {
                             Some(if firsts.is_empty() {
                                 "define it with `upstream NAME { server HOST:PORT }`".to_string()
                             } else {
@@ -2006,7 +2012,12 @@ impl<'a> Lower<'a> {
                     if wfirst.contains_key(w.name.as_str()) {
                         used_waf.insert(&w.name, true);
                     } else {
-                        let help = suggest(&w.name, wfirst.keys().copied()).or_else(|| {
+                        let mut names: Vec<&str> = wfirst.keys().copied().collect();
+                        names.sort_unstable();
+                        if let Some(m) = diag::did_you_mean(&w.name, names.iter().copied()) {
+                            used_waf.insert(m, true);
+                        }
+                        let help = suggest(&w.name, names.iter().copied()).or_else(|| {
                             Some("define it with `waf NAME { ruleset builtin/sqli }`".to_string())
                         });
                         self.emit(

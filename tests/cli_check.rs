@@ -1,0 +1,195 @@
+//! `bext check` and `bext fmt` as an operator runs them: exit codes, what is printed where, and
+//! the shape of human and JSON diagnostics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bext(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(args)
+        .output()
+        .expect("run bext")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("examples/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bext"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A scratch file that is removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str, content: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("bext-cli-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let p = dir.join(name);
+        std::fs::write(&p, content).expect("write");
+        Scratch(p)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const BAD: &str = "listen :8080\nupstream app { server 127.0.0.1:9000 }\nsite a.test {\n    route /* { proxy apq }\n    route /x/* { respond 999 }\n}\n";
+
+#[test]
+fn every_example_checks_clean_with_a_summary() {
+    let ex = examples();
+    assert!(ex.len() >= 5);
+    for p in ex {
+        let out = bext(&["check", p.to_str().expect("path")]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            p.display(),
+            text(&out.stderr)
+        );
+        assert!(stdout.starts_with("ok: "), "{stdout}");
+        assert!(
+            stdout.contains(" route") && stdout.contains(" listener"),
+            "{stdout}"
+        );
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn errors_are_rendered_like_rustc_and_exit_1() {
+    let f = Scratch::new("bad.bext", BAD);
+    let out = bext(&["check", f.path()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    let want = format!(
+        "error[E0303]: undefined upstream `apq`\n --> {}:4:22\n  |\n4 |     route /* {{ proxy apq }}\n  |                      ^^^\n  = help: did you mean `app`?\n",
+        f.path()
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(err.contains("error[E0207]"), "{err}");
+    assert!(err.contains("2 errors"), "{err}");
+}
+
+#[test]
+fn json_format_prints_one_object_per_diagnostic() {
+    let f = Scratch::new("bad-json.bext", BAD);
+    let out = bext(&["check", "--format", "json", f.path()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    let objs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(objs.len(), 2, "{stdout}");
+    let first = &objs[0];
+    assert_eq!(first["code"], "E0303");
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["file"], f.path());
+    assert_eq!(first["line"], 4);
+    assert_eq!(first["column"], 22);
+    assert_eq!(first["message"], "undefined upstream `apq`");
+    assert_eq!(objs[1]["code"], "E0207");
+    assert_eq!(objs[1]["line"], 5);
+    assert_eq!(objs[1]["column"], 26);
+}
+
+#[test]
+fn warnings_do_not_fail_the_check() {
+    let f = Scratch::new(
+        "warn.bext",
+        "listen :8080\nupstream app { server 127.0.0.1:9000 }\nupstream spare { server 127.0.0.1:9001 }\nsite * { route /* { proxy app } }\n",
+    );
+    let out = bext(&["check", f.path()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("(1 warning)"));
+    assert!(text(&out.stderr).contains("warning[W0101]: upstream `spare` is never used"));
+    let out = bext(&["check", "--format", "json", f.path()]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).expect("json");
+    assert_eq!(v["severity"], "warning");
+}
+
+#[test]
+fn dump_prints_the_ir_as_json() {
+    let p = examples()
+        .into_iter()
+        .find(|p| p.ends_with("quickstart.bext"))
+        .expect("quickstart");
+    let out = bext(&["check", "--dump", p.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(0));
+    let ir: bext_ir::Config = serde_json::from_slice(&out.stdout).expect("IR JSON on stdout");
+    assert_eq!(ir.listeners[0].addr, "0.0.0.0:8080");
+    assert_eq!(ir.sites[0].routes.len(), 2);
+    assert_eq!(ir.sites[0].routes[1].at.line, 15);
+    assert!(text(&out.stderr).starts_with("ok: "));
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let out = bext(&["check", "/nonexistent/dir/x.bext"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read /nonexistent/dir/x.bext"));
+    assert_eq!(bext(&["check"]).status.code(), Some(2));
+    assert_eq!(
+        bext(&["check", "--format", "yaml", "x"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(bext(&["fmt", "/nonexistent/x.bext"]).status.code(), Some(2));
+}
+
+#[test]
+fn fmt_prints_checks_and_writes_the_canonical_layout() {
+    let messy = "site   * {\n  route /* {   proxy app ;respond 200 }\n\n\n\n}\n";
+    let canonical = "site * {\n    route /* { proxy app; respond 200 }\n}\n";
+    let f = Scratch::new("messy.bext", messy);
+    let out = bext(&["fmt", f.path()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), canonical);
+    let out = bext(&["fmt", "--check", f.path()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not formatted"));
+    assert_eq!(bext(&["fmt", "-w", f.path()]).status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&f.0).expect("read"), canonical);
+    assert_eq!(bext(&["fmt", "--check", f.path()]).status.code(), Some(0));
+    for p in examples() {
+        let out = bext(&["fmt", "--check", p.to_str().expect("path")]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{} is not formatted",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn fmt_reports_syntax_errors_and_exits_1() {
+    let f = Scratch::new("broken.bext", "site * {\n    route /* { proxy app }\n");
+    let out = bext(&["fmt", f.path()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("error[E0001]"),
+        "{}",
+        text(&out.stderr)
+    );
+}
