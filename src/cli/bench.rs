@@ -1,11 +1,14 @@
-//! `bext bench` (owned by the benchmark harness).
+//! `bext bench ...`: the load generator, idle-connection meter, floors, origin and result
+//! tables of the `bext-bench` crate.
 use clap::Args;
 use std::process::ExitCode;
 
 #[derive(Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub cmd: bext_bench::cli::BenchCmd,
+}
 
-pub fn bench(_a: BenchArgs) -> ExitCode {
-    eprintln!("bext bench: not built yet");
-    ExitCode::from(2)
+pub fn bench(a: BenchArgs) -> ExitCode {
+    bext_bench::cli::main(a.cmd)
 }
