@@ -138,42 +138,77 @@ pub fn parse(sources: &Sources, file: FileId, diags: &mut Diags) -> Option<Body>
             };
             let end = end.max(start + text[start..].chars().next().map_or(0, char::len_utf8));
             let span = Span::new(file, start, end);
-            let (msg, help) = if found == "end of file"
-                && text.matches('{').count() > text.matches('}').count()
-            {
-                (
-                    "unexpected end of file: a block is not closed".to_string(),
-                    Some("add the missing `}`".to_string()),
+            let unclosed = unclosed_brace(text);
+            // Where a directive should start: only blanks since a line start, `;` or `{`.
+            let at_line_start = text[..start]
+                .rsplit(['\n', ';', '{'])
+                .next()
+                .is_some_and(|t| t.chars().all(|c| c == ' ' || c == '\t'));
+            let mut b = match (found.as_str(), unclosed) {
+                ("end of file", Some(open)) => diag::error(
+                    "E0001",
+                    span,
+                    "unexpected end of file: a block is not closed",
                 )
-            } else if found == "end of line" && expected.is_empty() {
-                (
-                    "unterminated string".to_string(),
-                    Some("close the string with a quote on the same line".to_string()),
+                .label(
+                    Span::new(file, open, open + 1),
+                    "this block is never closed",
                 )
-            } else {
-                let help = match found.as_str() {
-                    "`}`" => Some("this `}` has no matching `{`".to_string()),
-                    "`\"`" | "`'`" => {
-                        Some("close the string with a quote on the same line".to_string())
-                    }
-                    _ if expected.contains("directive") => {
-                        Some("a directive starts with a name such as `site` or `proxy`".to_string())
-                    }
-                    _ => None,
-                };
-                if expected.is_empty() {
-                    (format!("syntax error: unexpected {found}"), help)
-                } else {
-                    (
-                        format!("syntax error: expected {expected}, found {found}"),
-                        help,
-                    )
+                .help("add the missing `}`"),
+                ("`\"`" | "`'`", _) if !at_line_start => {
+                    diag::error("E0001", span, "unterminated string")
+                        .help("close the string with a matching quote on the same line")
                 }
+                ("`}`", _) => diag::error("E0001", span, "unexpected `}`")
+                    .help("this `}` has no matching `{`"),
+                (f, _) if at_line_start => diag::error(
+                    "E0001",
+                    span,
+                    format!("expected a directive name, found {f}"),
+                )
+                .help("a directive starts with a name such as `site`, `route` or `proxy`"),
+                (f, _) => diag::error("E0001", span, format!("syntax error: unexpected {f}")),
             };
-            diags.emit(sources, diag::error("E0001", span, msg).help_opt(help));
+            if found == "end of line" && expected.is_empty() {
+                b = diag::error("E0001", span, "unterminated string")
+                    .help("close the string with a matching quote on the same line");
+            }
+            diags.emit(sources, b);
             None
         }
     }
+}
+
+/// The byte offset of the innermost `{` that is never closed, skipping strings and comments.
+fn unclosed_brace(text: &str) -> Option<usize> {
+    let mut stack = vec![];
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '{' => stack.push(i),
+            '}' => {
+                stack.pop();
+            }
+            '#' => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' | '\'' => {
+                let mut escaped = false;
+                for (_, d) in chars.by_ref() {
+                    if d == '\n' || (d == c && !escaped) {
+                        break;
+                    }
+                    escaped = c == '"' && d == '\\' && !escaped;
+                }
+            }
+            _ => {}
+        }
+    }
+    stack.pop()
 }
 
 fn rule_name(r: Rule) -> &'static str {
