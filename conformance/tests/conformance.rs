@@ -1,0 +1,121 @@
+//! The conformance suite end to end: every case of `cases/*.cases` against a running bext that
+//! proxies `/*` to the recording origin. Prints the case count by category and the known
+//! failures; fails on any other failure, and on a known failure that now passes (so the list
+//! only ever shrinks).
+
+use bext_conformance::case::{self, Case};
+use bext_conformance::origin::Origin;
+use bext_conformance::runner::run_case;
+
+/// Cases bext does not pass yet, each with what it does instead. Every entry is a defect to
+/// fix in the engine or the codec, not a changed expectation.
+const KNOWN_FAILURES: &[(&str, &str)] = &[
+    (
+        "rl-absolute-form-empty-path",
+        "`GET http://a.example HTTP/1.1` is answered 404: the empty path is not routed as `/`",
+    ),
+    (
+        "rl-asterisk-options",
+        "`OPTIONS * HTTP/1.1` is answered 404 by the router instead of being forwarded",
+    ),
+    (
+        "host-missing-http10",
+        "an HTTP/1.0 request without Host is forwarded without any Host field",
+    ),
+    (
+        "field-content-length-underscore-dropped",
+        "`Content_Length` is forwarded to the origin unchanged",
+    ),
+    (
+        "field-transfer-encoding-underscore-dropped",
+        "`Transfer_Encoding` is forwarded to the origin unchanged",
+    ),
+    (
+        "limit-body-chunk-over",
+        "a chunk size over the body limit is not refused: the request waits and ends in 408",
+    ),
+    (
+        "up-closed-without-response",
+        "a POST whose reused upstream connection closes without a response is sent again on a \
+         new connection: the origin receives it twice and the client gets the retry's 200",
+    ),
+];
+
+fn config(origin: std::net::SocketAddr) -> bext_ir::Config {
+    let mut c = bext::proxy_config("127.0.0.1:0", &[origin.to_string()]);
+    // Short client timeouts: a case that leaves a request unfinished ends quickly.
+    c.global.timeouts.header_ms = 2_000;
+    c.global.timeouts.body_ms = 2_000;
+    for u in &mut c.upstreams {
+        u.timeouts.connect_ms = 1_000;
+        u.timeouts.response_ms = 3_000;
+    }
+    c
+}
+
+#[test]
+fn conformance_suite() {
+    let cases: Vec<Case> = case::load_all().unwrap_or_else(|e| panic!("cases: {e}"));
+    let origin = Origin::start().expect("origin starts");
+    let opts = bext::StartOptions {
+        workers: Some(1),
+        pin: false,
+        ..Default::default()
+    };
+    let server = bext::start(config(origin.addr()), opts).expect("bext starts");
+    let proxy = server.local_addrs()[0];
+
+    let only = std::env::var("CONFORMANCE_ONLY").ok();
+    let mut passed = Vec::new();
+    let mut failed = Vec::new();
+    for c in &cases {
+        if only.as_deref().is_some_and(|o| !c.id.contains(o)) {
+            continue;
+        }
+        match run_case(c, proxy, &origin) {
+            Ok(()) => passed.push(c),
+            Err(why) => failed.push((c, why)),
+        }
+    }
+    server.shutdown();
+
+    println!("conformance cases by category (passed/total):");
+    for (cat, n) in case::counts_by_category(&cases) {
+        let ok = passed.iter().filter(|c| c.category == cat).count();
+        println!("  {cat:<16} {ok:>3}/{n}");
+    }
+    println!("  {:<16} {:>3}/{}", "total", passed.len(), cases.len());
+
+    let known = |id: &str| KNOWN_FAILURES.iter().find(|(k, _)| *k == id);
+    let mut unexpected = Vec::new();
+    if !KNOWN_FAILURES.is_empty() {
+        println!("known failures ({}):", KNOWN_FAILURES.len());
+    }
+    for (c, why) in &failed {
+        match known(&c.id) {
+            Some((_, observed)) => println!("  {} [{}]: {observed}", c.id, c.category),
+            None => unexpected.push(format!(
+                "{} [{}] {} ({})\n  {}\n  sent: {}",
+                c.id,
+                c.category,
+                c.rfc,
+                c.at,
+                why.replace('\n', "\n  "),
+                case::escape(&c.request_bytes()[..c.request_bytes().len().min(300)])
+            )),
+        }
+    }
+    for (id, _) in KNOWN_FAILURES {
+        if passed.iter().any(|c| c.id == *id) {
+            unexpected.push(format!(
+                "{id}: listed as a known failure but passes; remove it"
+            ));
+        }
+    }
+    assert!(
+        unexpected.is_empty(),
+        "{} unexpected result(s):\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+}
