@@ -1,13 +1,13 @@
 //! Writes a large, valid configuration to stdout, for timing `bext check`:
 //!
 //! ```text
-//! cargo run -p bext-dsl --release --example gen_routes -- 10000 > /tmp/routes.bext
+//! cargo run -p bext-dsl --release --example gen_routes -- 10000 [SITES] > /tmp/routes.bext
 //! time bext check /tmp/routes.bext
 //! ```
 //!
 //! The routes mix the three path kinds (prefix, exact, regex, some regexes without `$` so the
-//! shadow analysis has work to do), method conditions and every action, over 10 sites and 20
-//! upstreams.
+//! shadow analysis has work to do), method conditions and every action, over SITES sites
+//! (default 10) and 20 upstreams.
 
 use std::fmt::Write as _;
 
@@ -24,7 +24,11 @@ fn main() {
             "upstream u{u} {{\n    server 10.1.{u}.1:8080 weight 2\n    server 10.1.{u}.2:8080\n    balance p2c\n}}\n"
         );
     }
-    let sites = 10;
+    let sites: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(10);
     for site in 0..sites {
         let _ = writeln!(s, "site s{site}.example.com {{");
         for i in (site..n).step_by(sites) {

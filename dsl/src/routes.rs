@@ -158,9 +158,17 @@ pub fn analyse(site: &Site, spans: &[RouteSpans], sources: &Sources, diags: &mut
 
     // Redirects that send a request back to the route that redirected it.
     for (i, r) in routes.iter().enumerate() {
-        let Action::Redirect { location, .. } = &r.action else {
+        let Action::Redirect { location, status } = &r.action else {
             continue;
         };
+        // Clients follow 301/302/303 with GET: a route limited to other methods does not see
+        // the redirected request.
+        if matches!(status, 301..=303)
+            && !r.methods.is_empty()
+            && !r.methods.iter().any(|m| m == "GET")
+        {
+            continue;
+        }
         let Some(span) = spans[i].redirect else {
             continue;
         };
@@ -178,11 +186,15 @@ pub fn analyse(site: &Site, spans: &[RouteSpans], sources: &Sources, diags: &mut
             continue;
         }
         let target = target.split(['?', '#']).next().unwrap_or("");
-        let winner = order.iter().copied().find(|&o| {
-            path_matches(&routes[o].path, target, &regexes, o)
-                && (o == i || conditions_cover(&routes[o], r))
+        // Only when this route matches the target can it loop; then no route tried before it
+        // may take the request. Checking in that order keeps the analysis linear in practice.
+        if !path_matches(&r.path, target, &regexes, i) {
+            continue;
+        }
+        let taken_earlier = order.iter().copied().take_while(|&o| o != i).any(|o| {
+            path_matches(&routes[o].path, target, &regexes, o) && conditions_cover(&routes[o], r)
         });
-        if winner == Some(i) {
+        if !taken_earlier {
             diags.emit(
                 sources,
                 diag::error(
