@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Bounds every wait of a case (a failing proxy never hangs the suite; no timing is asserted).
-pub const LIMIT: Duration = Duration::from_secs(5);
+pub const LIMIT: Duration = Duration::from_secs(10);
 
 /// Run `case` against the proxy at `proxy`, which forwards every request to `origin`.
 /// `Ok(())` when everything the case expects was observed, else each difference, one a line.

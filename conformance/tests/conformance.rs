@@ -44,11 +44,12 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
 fn config(origin: std::net::SocketAddr) -> bext_ir::Config {
     let mut c = bext::proxy_config("127.0.0.1:0", &[origin.to_string()]);
     // Short client timeouts: a case that leaves a request unfinished ends quickly.
-    c.global.timeouts.header_ms = 2_000;
-    c.global.timeouts.body_ms = 2_000;
+    // (Long enough that no case that completes its request reaches them on a loaded machine.)
+    c.global.timeouts.header_ms = 4_000;
+    c.global.timeouts.body_ms = 4_000;
     for u in &mut c.upstreams {
-        u.timeouts.connect_ms = 1_000;
-        u.timeouts.response_ms = 3_000;
+        u.timeouts.connect_ms = 20_000;
+        u.timeouts.response_ms = 20_000;
     }
     c
 }
