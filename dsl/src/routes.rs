@@ -48,6 +48,22 @@ fn extends_to_suffixes(pattern: &str) -> bool {
     looks.is_empty()
 }
 
+/// For a regex anchored at the start (`^...`), the literals every match must begin with;
+/// `None` when there is no such finite, non-empty set.
+fn anchored_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::parse(pattern).ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
 fn path_matches(path: &PathMatch, target: &str, regexes: &HashMap<usize, Regex>, i: usize) -> bool {
     match path {
         PathMatch::Exact(e) => e == target,
@@ -107,51 +123,79 @@ pub fn analyse(site: &Site, spans: &[RouteSpans], sources: &Sources, diags: &mut
             }
         }
     }
-    let wide: Vec<usize> = regex_idx
-        .iter()
-        .copied()
-        .filter(|i| {
-            regexes.contains_key(i)
-                && matches!(&routes[*i].path, PathMatch::Regex(p) if extends_to_suffixes(p))
-        })
-        .collect();
-    if !wide.is_empty() {
-        let pats: Vec<&str> = wide
+    // Only regexes whose matches survive appended characters can cover a prefix. To avoid
+    // testing every such regex against every prefix route, regexes anchored at the start are
+    // indexed by their literal prefixes: `^/api/v[0-9]` can only match a string that starts
+    // with `/api/v`, so it is tried only on prefix routes whose path starts with that.
+    let mut by_literal: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+    let mut general: Vec<usize> = vec![];
+    for &i in &regex_idx {
+        let PathMatch::Regex(p) = &routes[i].path else {
+            continue;
+        };
+        if !regexes.contains_key(&i) || !extends_to_suffixes(p) {
+            continue;
+        }
+        match anchored_prefixes(p) {
+            Some(lits) => {
+                for l in lits {
+                    by_literal.entry(l).or_default().push(i);
+                }
+            }
+            None => general.push(i),
+        }
+    }
+    let general_set = if general.is_empty() {
+        None
+    } else {
+        let pats: Vec<&str> = general
             .iter()
             .filter_map(|&i| match &routes[i].path {
                 PathMatch::Regex(p) => Some(p.as_str()),
                 _ => None,
             })
             .collect();
-        if let Ok(set_re) = compile_many(&pats) {
-            let mut set = PatternSet::new(set_re.pattern_len());
-            for (b, r) in routes.iter().enumerate() {
-                let PathMatch::Prefix(p) = &r.path else {
-                    continue;
-                };
-                if tied[b] {
-                    continue;
-                }
+        compile_many(&pats).ok()
+    };
+    if !by_literal.is_empty() || general_set.is_some() {
+        let mut set = general_set
+            .as_ref()
+            .map(|r| PatternSet::new(r.pattern_len()));
+        for (b, r) in routes.iter().enumerate() {
+            let PathMatch::Prefix(p) = &r.path else {
+                continue;
+            };
+            if tied[b] {
+                continue;
+            }
+            let bytes = p.as_bytes();
+            let mut candidates: Vec<usize> = (0..=bytes.len())
+                .filter_map(|k| by_literal.get(&bytes[..k]))
+                .flatten()
+                .copied()
+                .filter(|a| regexes.get(a).is_some_and(|re| re.is_match(p.as_str())))
+                .collect();
+            if let (Some(re), Some(set)) = (&general_set, set.as_mut()) {
                 set.clear();
-                set_re.which_overlapping_matches(&Input::new(p.as_str()), &mut set);
-                // The first regex in match order wins: report that one.
-                let by = set
-                    .iter()
-                    .map(|pid| wide[pid.as_usize()])
-                    .filter(|&a| conditions_cover(&routes[a], r))
-                    .min_by_key(|&a| rank(&routes[a], a));
-                if let Some(a) = by {
-                    diags.emit(
-                        sources,
-                        diag::warning(
-                            "W0401",
-                            spans[b].path,
-                            format!("this route never matches: every path under `{p}*` is taken by an earlier regex route"),
-                        )
-                        .label(spans[a].path, "this regex is tried first and matches them all")
-                        .help("regex routes are tried before prefix routes; anchor the regex with `$` or narrow it"),
-                    );
-                }
+                re.which_overlapping_matches(&Input::new(p.as_str()), set);
+                candidates.extend(set.iter().map(|pid| general[pid.as_usize()]));
+            }
+            // The first regex in match order wins: report that one.
+            let by = candidates
+                .into_iter()
+                .filter(|&a| conditions_cover(&routes[a], r))
+                .min_by_key(|&a| rank(&routes[a], a));
+            if let Some(a) = by {
+                diags.emit(
+                    sources,
+                    diag::warning(
+                        "W0401",
+                        spans[b].path,
+                        format!("this route never matches: every path under `{p}*` is taken by an earlier regex route"),
+                    )
+                    .label(spans[a].path, "this regex is tried first and matches them all")
+                    .help("regex routes are tried before prefix routes; anchor the regex with `$` or narrow it"),
+                );
             }
         }
     }
@@ -225,6 +269,24 @@ mod tests {
         ] {
             assert_eq!(extends_to_suffixes(p), wide, "{p}");
         }
+    }
+
+    #[test]
+    fn anchored_literal_prefixes() {
+        let lit = |p: &str| {
+            anchored_prefixes(p).map(|v| {
+                v.into_iter()
+                    .map(|b| String::from_utf8(b).expect("utf-8"))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(lit("^/api/v."), Some(vec!["/api/v".to_string()]));
+        assert_eq!(
+            lit("^/(a|b)/x"),
+            Some(vec!["/a/x".to_string(), "/b/x".to_string()])
+        );
+        assert_eq!(lit("/api"), None);
+        assert_eq!(lit("^.*x"), None);
     }
 
     #[test]

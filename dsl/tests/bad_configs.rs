@@ -108,6 +108,8 @@ const CASES: &[Case] = &[
     ("redirect to itself", true, "site a.test { route /* { redirect 301 \"/new{path}\" } }\n", &[("E0402", 1, 39)]),
     ("exact redirect to itself", true, "site a.test {\n    route = /a { redirect \"/a?x=1\" }\n    route /* { proxy app }\n}\n", &[("E0402", 2, 27)]),
     ("a POST redirected with 303 is not a loop", true, "site a.test { route /* { method POST; redirect 303 \"/done\" } }\n", &[]),
+    ("prefix route shadowed by an unanchored regex", true, "site a.test {\n    route ~ '/api' { proxy app }\n    route /v1/api/* { respond 200 }\n}\n", &[("W0401", 3, 11)]),
+    ("a longer anchored regex shadows nothing", true, "site a.test {\n    route ~ '^/api/v2/x' { proxy app }\n    route /api/* { respond 200 }\n}\n", &[]),
     ("disjoint methods are not a tie", true, "site a.test {\n    route /o/* { method GET; proxy app }\n    route /o/* { method POST; proxy app }\n    route /o/* { proxy app }\n}\n", &[]),
     ("different header values are not a tie", true, "site a.test {\n    route /* { header x-v = \"1\"; proxy app }\n    route /* { header X-V = \"2\"; proxy app }\n}\n", &[]),
     ("an anchored regex shadows nothing", true, "site a.test {\n    route ~ '^/api$' { proxy app }\n    route /api/* { proxy app }\n}\n", &[]),

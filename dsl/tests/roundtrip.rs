@@ -211,11 +211,13 @@ fn render(nodes: &[Node], depth: usize, c: &mut impl Iterator<Item = u8>, out: &
             _ => " ".repeat(depth * 2 + 1),
         });
         out.push_str(&n.name);
-        for a in &n.args {
-            out.push_str(if c.next().unwrap_or(0) % 4 == 1 {
-                "   "
-            } else {
-                " "
+        for (i, a) in n.args.iter().enumerate() {
+            // Commas and line continuations are only allowed between arguments.
+            out.push_str(match c.next().unwrap_or(0) % 6 {
+                1 => "   ",
+                2 if i > 0 => ", ",
+                3 if i > 0 => " \\\n        ",
+                _ => " ",
             });
             out.push_str(a);
         }
