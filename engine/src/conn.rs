@@ -151,46 +151,34 @@ impl Drop for InFlight<'_> {
 }
 
 /// Serve one accepted connection until it closes.
+///
+/// This future is the whole per-connection state of an idle keep-alive connection, so it is
+/// kept small: the request itself runs in a boxed future that exists only while the request
+/// does, the scratch is boxed and returned to the worker while idle, and the idle timeout is a
+/// deadline checked on the worker's tick rather than a timer of its own.
 pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     w.connections.set(w.connections.get() + 1);
     let _count = ConnCount(w.clone());
     let mut stream = Some(stream);
-    let mut scratch: Option<Scratch> = None;
+    let mut scratch: Option<Box<Scratch>> = None;
     loop {
         if w.stop.is_stopped() {
             break;
         }
-        let idle_timeout = w.pipeline().client.idle_timeout;
-        if scratch.is_none() {
-            // Idle: on epoll, wait for readiness holding no buffer at all; then (on io_uring at
-            // once) read the first bytes. Until they arrive the connection is not in flight, so
-            // a stop closes it at once.
-            if w.readiness_idle {
-                let Some(s) = stream.as_ref() else { break };
-                let ready = monoio::time::timeout(idle_timeout, s.readable(true));
-                match race(ready, w.stop.wait()).await {
-                    Either::Left(Ok(Ok(()))) => {}
-                    _ => break,
-                }
+        if scratch.is_none() && w.readiness_idle {
+            // Idle on epoll: wait for readiness holding no buffer at all. Not "relaxed": the
+            // readiness left over from the last read is confirmed with a zero-timeout poll, or
+            // a stale one would make the connection take a buffer and wait with it.
+            let Some(s) = stream.as_ref() else { break };
+            let deadline = Instant::now() + w.pipeline().client.idle_timeout;
+            match race(s.readable(false), w.stop.wait_until(deadline)).await {
+                Either::Left(Ok(())) => {}
+                _ => break,
             }
-            let Some(s) = stream.as_mut() else { break };
-            let mut sc = w.take_scratch();
-            let read = read_more(s, &mut sc.buf, 1024, idle_timeout);
-            match race(read, w.stop.wait()).await {
-                Either::Left(Ok(_)) => {}
-                _ => {
-                    w.give_scratch(sc);
-                    break;
-                }
-            }
-            scratch = Some(sc);
         }
-        let Some(sc) = scratch.as_mut() else { break };
-        let keep = {
-            let _busy = InFlight::new(&w);
-            one_request(&w, &mut stream, sc, peer).await
-        };
+        let sc = scratch.get_or_insert_with(|| w.take_scratch());
+        let keep = Box::pin(one_request(&w, &mut stream, sc, peer)).await;
         if !keep || stream.is_none() {
             break;
         }
@@ -203,13 +191,26 @@ pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     if let Some(sc) = scratch.take() {
         w.give_scratch(sc);
     }
-    if let Some(s) = stream.as_mut() {
-        // Half-close so the client sees the end of the stream after the last response.
-        let _ = monoio::time::timeout(
-            Duration::from_secs(1),
-            monoio::io::AsyncWriteRent::shutdown(s),
-        )
-        .await;
+    if let Some(s) = stream.take() {
+        Box::pin(linger_close(s)).await;
+    }
+}
+
+/// Close after sending FIN, reading (and dropping) what the client still sends for a moment:
+/// closing a socket with unread input makes the kernel send a reset, which can destroy the
+/// last response before the client has read it.
+async fn linger_close(mut s: TcpStream) {
+    if monoio::io::AsyncWriteRent::shutdown(&mut s).await.is_err() {
+        return;
+    }
+    let mut buf = Vec::with_capacity(4096);
+    let until = Instant::now() + Duration::from_secs(2);
+    loop {
+        buf.clear();
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || read_more(&mut s, &mut buf, 4096, left).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -222,8 +223,22 @@ async fn one_request(
 ) -> bool {
     let p = w.pipeline();
     let p: &Pipeline = &p;
-    let started = Instant::now();
     let policy = p.client;
+    if sc.buf.is_empty() {
+        // The first bytes of a request: until they arrive the connection is idle, not in
+        // flight, so a stop closes it at once.
+        let Some(s) = stream.as_mut() else {
+            return false;
+        };
+        let deadline = Instant::now() + policy.idle_timeout;
+        let read = read_more(s, &mut sc.buf, 1024, policy.idle_timeout);
+        match race(read, w.stop.wait_until(deadline)).await {
+            Either::Left(Ok(_)) => {}
+            _ => return false,
+        }
+    }
+    let _busy = InFlight::new(w);
+    let started = Instant::now();
     let deadline = Instant::now() + policy.header_timeout;
     // Phase: request head.
     loop {

@@ -74,12 +74,29 @@ pub struct Shared {
     pub stats: Vec<WorkerStats>,
 }
 
-/// A local, single-threaded stop signal with any number of waiters.
+/// A local, single-threaded stop signal with any number of waiters, each optionally with a
+/// deadline. Deadlines are checked on the worker's tick (every [`TICK`]), not by a timer per
+/// waiter: an idle keep-alive connection then costs a slot here instead of a timer entry, and
+/// its idle timeout is enforced within one tick.
 #[derive(Default)]
 pub struct StopSignal {
     stopped: Cell<bool>,
-    waiters: RefCell<Vec<Option<Waker>>>,
+    slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    waker: Option<Waker>,
+    deadline: Option<Instant>,
+    expired: bool,
+}
+
+/// Why a [`StopWait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    Stopped,
+    Expired,
 }
 
 impl StopSignal {
@@ -89,9 +106,21 @@ impl StopSignal {
 
     pub fn trigger(&self) {
         self.stopped.set(true);
-        for w in self.waiters.borrow_mut().iter_mut() {
-            if let Some(w) = w.take() {
+        for s in self.slots.borrow_mut().iter_mut() {
+            if let Some(w) = s.waker.take() {
                 w.wake();
+            }
+        }
+    }
+
+    /// Wake the waiters whose deadline has passed.
+    pub fn expire(&self, now: Instant) {
+        for s in self.slots.borrow_mut().iter_mut() {
+            if !s.expired && s.deadline.is_some_and(|d| d <= now) {
+                s.expired = true;
+                if let Some(w) = s.waker.take() {
+                    w.wake();
+                }
             }
         }
     }
@@ -101,6 +130,16 @@ impl StopSignal {
         StopWait {
             sig: self,
             key: None,
+            deadline: None,
+        }
+    }
+
+    /// Resolves once the signal is triggered or `deadline` has passed (within one tick).
+    pub fn wait_until(&self, deadline: Instant) -> StopWait<'_> {
+        StopWait {
+            sig: self,
+            key: None,
+            deadline: Some(deadline),
         }
     }
 }
@@ -108,29 +147,40 @@ impl StopSignal {
 pub struct StopWait<'a> {
     sig: &'a StopSignal,
     key: Option<usize>,
+    deadline: Option<Instant>,
 }
 
 impl std::future::Future for StopWait<'_> {
-    type Output = ();
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+    type Output = Woken;
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Woken> {
         if self.sig.is_stopped() {
-            return Poll::Ready(());
+            return Poll::Ready(Woken::Stopped);
         }
-        let mut waiters = self.sig.waiters.borrow_mut();
+        let mut slots = self.sig.slots.borrow_mut();
         match self.key {
-            Some(k) => waiters[k] = Some(cx.waker().clone()),
+            Some(k) => {
+                if slots[k].expired {
+                    return Poll::Ready(Woken::Expired);
+                }
+                slots[k].waker = Some(cx.waker().clone());
+            }
             None => {
+                let slot = Slot {
+                    waker: Some(cx.waker().clone()),
+                    deadline: self.deadline,
+                    expired: false,
+                };
                 let k = match self.sig.free.borrow_mut().pop() {
                     Some(k) => {
-                        waiters[k] = Some(cx.waker().clone());
+                        slots[k] = slot;
                         k
                     }
                     None => {
-                        waiters.push(Some(cx.waker().clone()));
-                        waiters.len() - 1
+                        slots.push(slot);
+                        slots.len() - 1
                     }
                 };
-                drop(waiters);
+                drop(slots);
                 self.key = Some(k);
             }
         }
@@ -141,8 +191,8 @@ impl std::future::Future for StopWait<'_> {
 impl Drop for StopWait<'_> {
     fn drop(&mut self) {
         if let Some(k) = self.key {
-            if let Some(slot) = self.sig.waiters.borrow_mut().get_mut(k) {
-                *slot = None;
+            if let Some(slot) = self.sig.slots.borrow_mut().get_mut(k) {
+                *slot = Slot::default();
             }
             self.sig.free.borrow_mut().push(k);
         }
@@ -185,7 +235,9 @@ pub struct Worker {
     /// io_uring keeps a read posted on idle connections; epoll waits for readiness without
     /// holding a buffer.
     pub readiness_idle: bool,
-    scratch: RefCell<Vec<Scratch>>,
+    /// Boxed so that handing a scratch to a connection moves a pointer, not the struct.
+    #[allow(clippy::vec_box)]
+    scratch: RefCell<Vec<Box<Scratch>>>,
     xfer: RefCell<Vec<Vec<u8>>>,
     pools: RefCell<HashMap<SocketAddr, Vec<Pooled>>>,
     rr: RefCell<(u64, Vec<Vec<i64>>)>,
@@ -232,17 +284,19 @@ impl Worker {
         self.pipeline.borrow().clone()
     }
 
-    pub fn take_scratch(&self) -> Scratch {
-        self.scratch.borrow_mut().pop().unwrap_or_else(|| Scratch {
-            buf: Vec::with_capacity(SCRATCH_INITIAL),
-            head: RequestHead::default(),
-            rhead: bext_http1::ResponseHead::default(),
-            rid: Vec::with_capacity(32),
-            note: Vec::new(),
+    pub fn take_scratch(&self) -> Box<Scratch> {
+        self.scratch.borrow_mut().pop().unwrap_or_else(|| {
+            Box::new(Scratch {
+                buf: Vec::with_capacity(SCRATCH_INITIAL),
+                head: RequestHead::default(),
+                rhead: bext_http1::ResponseHead::default(),
+                rid: Vec::with_capacity(32),
+                note: Vec::new(),
+            })
         })
     }
 
-    pub fn give_scratch(&self, mut s: Scratch) {
+    pub fn give_scratch(&self, mut s: Box<Scratch>) {
         if s.buf.capacity() > SCRATCH_KEEP_MAX || s.buf.capacity() < SCRATCH_INITIAL {
             s.buf = Vec::with_capacity(SCRATCH_INITIAL);
         }
@@ -364,6 +418,7 @@ impl Worker {
     /// Called on every tick: clock caches, log flush, new pipeline, stop flag.
     fn tick(&self) {
         self.refresh_date();
+        self.stop.expire(Instant::now());
         if let Some(log) = self.log.borrow_mut().as_mut() {
             log.flush();
         }
@@ -460,7 +515,7 @@ async fn accept_loop(w: Rc<Worker>, l: TcpListener) {
                 }
                 monoio::time::sleep(Duration::from_millis(20)).await;
             }
-            crate::io::Either::Right(()) => return,
+            crate::io::Either::Right(_) => return,
         }
     }
 }
