@@ -101,82 +101,197 @@ impl Arg {
     }
 }
 
-/// Parses one source file. On a syntax error, reports it (E0001) and returns `None`.
+/// Parses one source file, reporting syntax errors (E0001).
+///
+/// After a syntax error the top-level item that contains it is blanked out (its bytes become
+/// spaces, so every offset stays valid) and the file is parsed again, so that one run reports
+/// the syntax errors of several items and the rest of the file can still be checked. Returns
+/// `None` only when nothing could be recovered.
 pub fn parse(sources: &Sources, file: FileId, diags: &mut Diags) -> Option<Body> {
-    let text = &sources.get(file).text;
-    match Grammar::parse(Rule::file, text) {
-        Ok(mut pairs) => {
-            let file_pair = pairs.next()?;
-            let mut b = Build {
-                sources,
-                file,
-                diags,
-            };
-            Some(b.body(file_pair))
-        }
-        Err(e) => {
-            let (start, end) = match e.location {
-                pest::error::InputLocation::Pos(p) => (p, p),
-                pest::error::InputLocation::Span((s, e)) => (s, e),
-            };
-            let found =
-                text[start..]
-                    .chars()
-                    .next()
-                    .map_or("end of file".to_string(), |c| match c {
-                        '\n' | '\r' => "end of line".to_string(),
-                        c => format!("`{c}`"),
-                    });
-            let expected = match &e.variant {
-                pest::error::ErrorVariant::ParsingError { positives, .. } => {
-                    let mut names: Vec<&str> = positives.iter().map(|r| rule_name(*r)).collect();
-                    names.sort_unstable();
-                    names.dedup();
-                    names.join(", ")
-                }
-                pest::error::ErrorVariant::CustomError { message } => message.clone(),
-            };
-            let end = end.max(start + text[start..].chars().next().map_or(0, char::len_utf8));
-            let span = Span::new(file, start, end);
-            let unclosed = unclosed_brace(text);
-            // Where a directive should start: only blanks since a line start, `;` or `{`.
-            let at_line_start = text[..start]
-                .rsplit(['\n', ';', '{'])
-                .next()
-                .is_some_and(|t| t.chars().all(|c| c == ' ' || c == '\t'));
-            let mut b = match (found.as_str(), unclosed) {
-                ("end of file", Some(open)) => diag::error(
-                    "E0001",
-                    span,
-                    "unexpected end of file: a block is not closed",
-                )
-                .label(
-                    Span::new(file, open, open + 1),
-                    "this block is never closed",
-                )
-                .help("add the missing `}`"),
-                ("`\"`" | "`'`", _) if !at_line_start => {
-                    diag::error("E0001", span, "unterminated string")
-                        .help("close the string with a matching quote on the same line")
-                }
-                ("`}`", _) => diag::error("E0001", span, "unexpected `}`")
-                    .help("this `}` has no matching `{`"),
-                (f, _) if at_line_start => diag::error(
-                    "E0001",
-                    span,
-                    format!("expected a directive name, found {f}"),
-                )
-                .help("a directive starts with a name such as `site`, `route` or `proxy`"),
-                (f, _) => diag::error("E0001", span, format!("syntax error: unexpected {f}")),
-            };
-            if found == "end of line" && expected.is_empty() {
-                b = diag::error("E0001", span, "unterminated string")
-                    .help("close the string with a matching quote on the same line");
+    let mut text = sources.get(file).text.clone();
+    for _ in 0..64 {
+        match Grammar::parse(Rule::file, &text) {
+            Ok(mut pairs) => {
+                let file_pair = pairs.next()?;
+                let mut b = Build {
+                    sources,
+                    file,
+                    diags,
+                };
+                return Some(b.body(file_pair));
             }
-            diags.emit(sources, b);
-            None
+            Err(e) => {
+                let start = report_syntax_error(sources, file, &text, &e, diags);
+                let (from, to) = top_level_item(&text, start);
+                if from >= to {
+                    return None;
+                }
+                let next = blank(&text, from, to);
+                if next == text {
+                    // Nothing left to skip: the same error would come back.
+                    return None;
+                }
+                text = next;
+            }
         }
     }
+    None
+}
+
+fn report_syntax_error(
+    sources: &Sources,
+    file: FileId,
+    text: &str,
+    e: &pest::error::Error<Rule>,
+    diags: &mut Diags,
+) -> usize {
+    let (start, end) = match e.location {
+        pest::error::InputLocation::Pos(p) => (p, p),
+        pest::error::InputLocation::Span((s, e)) => (s, e),
+    };
+    let found = text[start..]
+        .chars()
+        .next()
+        .map_or("end of file".to_string(), |c| match c {
+            '\n' | '\r' => "end of line".to_string(),
+            c => format!("`{c}`"),
+        });
+    let expected = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            let mut names: Vec<&str> = positives.iter().map(|r| rule_name(*r)).collect();
+            names.sort_unstable();
+            names.dedup();
+            names.join(", ")
+        }
+        pest::error::ErrorVariant::CustomError { message } => message.clone(),
+    };
+    let end = end.max(start + text[start..].chars().next().map_or(0, char::len_utf8));
+    let span = Span::new(file, start, end);
+    let unclosed = unclosed_brace(text);
+    // Where a directive should start: only blanks since a line start, `;` or `{`.
+    let at_line_start = text[..start]
+        .rsplit(['\n', ';', '{'])
+        .next()
+        .is_some_and(|t| t.chars().all(|c| c == ' ' || c == '\t'));
+    let mut b = match (found.as_str(), unclosed) {
+        ("end of file", Some(open)) => diag::error(
+            "E0001",
+            span,
+            "unexpected end of file: a block is not closed",
+        )
+        .label(
+            Span::new(file, open, open + 1),
+            "this block is never closed",
+        )
+        .help("add the missing `}`"),
+        ("`\"`" | "`'`", _) if !at_line_start => diag::error("E0001", span, "unterminated string")
+            .help("close the string with a matching quote on the same line"),
+        ("`}`", _) => {
+            diag::error("E0001", span, "unexpected `}`").help("this `}` has no matching `{`")
+        }
+        (f, _) if at_line_start => diag::error(
+            "E0001",
+            span,
+            format!("expected a directive name, found {f}"),
+        )
+        .help("a directive starts with a name such as `site`, `route` or `proxy`"),
+        (f, _) => diag::error("E0001", span, format!("syntax error: unexpected {f}")),
+    };
+    if found == "end of line" && expected.is_empty() {
+        b = diag::error("E0001", span, "unterminated string")
+            .help("close the string with a matching quote on the same line");
+    }
+    diags.emit(sources, b);
+    start
+}
+
+/// The byte range of the top-level item around `pos`: from the start of the line where it
+/// begins to the end of the line where its braces close (or the end of the file).
+fn top_level_item(text: &str, pos: usize) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut item_start = 0;
+    let mut i = 0;
+    let mut in_item = false;
+    let mut end = text.len();
+    while i < bytes.len() {
+        let c = bytes[i];
+        if i >= pos && depth == 0 && in_item && (c == b'\n' || c == b';') {
+            end = i + 1;
+            break;
+        }
+        match c {
+            b'\n' | b';' if depth == 0 => in_item = false,
+            b' ' | b'\t' | b'\r' | b'\n' | b';' => {}
+            _ => {
+                if depth == 0 && !in_item && i <= pos {
+                    item_start = i;
+                }
+                in_item = true;
+            }
+        }
+        match c {
+            b'{' => depth += 1,
+            // A stray `}` at the top level is an item of its own.
+            b'}' if depth == 0 && i >= pos => {
+                end = i + 1;
+                break;
+            }
+            b'}' if depth == 0 => {}
+            b'}' => depth -= 1,
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' => {
+                let q = c;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != q {
+                    if q == b'"' && bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if i < bytes.len() && bytes[i] == b'\n' {
+                    // An unterminated string ends at its line; the line break still counts.
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    // Braces cannot be trusted around a syntax error (a `}` may sit inside an unterminated
+    // string): the next line that starts a directive in the first column also ends the item.
+    let line_end = text[pos.min(text.len())..]
+        .find('\n')
+        .map_or(text.len(), |n| pos + n);
+    let next_item = text[line_end..]
+        .match_indices('\n')
+        .map(|(n, _)| line_end + n + 1)
+        .find(|&at| bytes.get(at).is_some_and(u8::is_ascii_alphabetic));
+    if let Some(next) = next_item {
+        end = end.min(next);
+    }
+    (
+        item_start.min(pos),
+        end.min(text.len()).max(pos.min(text.len())),
+    )
+}
+
+/// `text` with the bytes in `from..to` replaced by spaces, line breaks kept.
+fn blank(text: &str, from: usize, to: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        if i >= from && i < to && c != '\n' {
+            out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The byte offset of the innermost `{` that is never closed, skipping strings and comments.

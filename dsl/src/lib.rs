@@ -187,7 +187,11 @@ pub fn compile_with(name: &str, src: &str, opts: &Options) -> Result<Compiled, F
     let (config, mut list) = {
         let mut l = lower::Lower::new(&sources, &mut diags);
         l.top(&items);
-        l.cross_check();
+        // After a syntax error some items are missing: checks across items would report
+        // references to them as undefined, so only the items themselves are checked.
+        if !l.diags.list.iter().any(|d| d.code == "E0001") {
+            l.cross_check();
+        }
         let config = std::mem::take(&mut l.config);
         (config, std::mem::take(&mut diags.list))
     };

@@ -21,6 +21,7 @@ type Case = (
 const CASES: &[Case] = &[
     // ---- syntax
     ("unclosed block", true, "site a.test {\n    route /* { proxy app }\n", &[("E0001", 3, 1)]),
+    ("syntax errors in two items, and a mistake in a third", true, "upstream b { server 1.2.3.4:80 \"x }\nsite a.test { route /* { proxy app } }\nupstream c { server 1.2.3.4:80; keepalive lots }\nsite b.test { route /* { proxy app } } }\n", &[("E0001", 1, 32), ("E0201", 3, 43), ("E0001", 4, 40)]),
     ("stray closing brace", true, "}\n", &[("E0001", 1, 1)]),
     ("unterminated string", true, "site a.test { route /* { respond 200 \"ok } }\n", &[("E0001", 1, 38)]),
     ("directive must start with a name", true, "\"upstream\" x {}\n", &[("E0001", 1, 1)]),
