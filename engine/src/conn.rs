@@ -15,6 +15,7 @@ use crate::worker::{Scratch, Worker};
 use bext_http1::{Framing, Method, Parse, Version};
 use monoio::net::TcpStream;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -156,11 +157,17 @@ impl Drop for InFlight<'_> {
 /// kept small: the request itself runs in a boxed future that exists only while the request
 /// does, the scratch is boxed and returned to the worker while idle, and the idle timeout is a
 /// deadline checked on the worker's tick rather than a timer of its own.
-pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+pub(crate) fn serve(w: Rc<Worker>, stream: TcpStream) -> impl std::future::Future<Output = ()> {
     let _ = stream.set_nodelay(true);
     w.connections.set(w.connections.get() + 1);
-    let _count = ConnCount(w.clone());
-    let mut stream = Some(stream);
+    // A plain function around the async one: the stream is moved into its final place once,
+    // instead of being kept both as an argument and as a local of the state machine. The peer
+    // address is not kept either: the stream caches it.
+    serve_conn(ConnCount(w), Some(stream))
+}
+
+async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>) {
+    let w = &count.0;
     let mut scratch: Option<Box<Scratch>> = None;
     loop {
         if w.stop.is_stopped() {
@@ -172,13 +179,13 @@ pub(crate) async fn serve(w: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
             // a stale one would make the connection take a buffer and wait with it.
             let Some(s) = stream.as_ref() else { break };
             let deadline = Instant::now() + w.pipeline().client.idle_timeout;
-            match race(s.readable(false), w.stop.wait_until(deadline)).await {
+            match race(pin!(s.readable(false)), pin!(w.stop.wait_until(deadline))).await {
                 Either::Left(Ok(())) => {}
                 _ => break,
             }
         }
         let sc = scratch.get_or_insert_with(|| w.take_scratch());
-        let keep = Box::pin(one_request(&w, &mut stream, sc, peer)).await;
+        let keep = Box::pin(one_request(w, &mut stream, sc)).await;
         if !keep || stream.is_none() {
             break;
         }
@@ -215,12 +222,10 @@ async fn linger_close(mut s: TcpStream) {
 }
 
 /// Read, route and answer one request. Returns true when the connection stays open.
-async fn one_request(
-    w: &Rc<Worker>,
-    stream: &mut Option<TcpStream>,
-    sc: &mut Scratch,
-    peer: SocketAddr,
-) -> bool {
+async fn one_request(w: &Rc<Worker>, stream: &mut Option<TcpStream>, sc: &mut Scratch) -> bool {
+    let Some(peer) = stream.as_ref().and_then(|s| s.peer_addr().ok()) else {
+        return false;
+    };
     let p = w.pipeline();
     let p: &Pipeline = &p;
     let policy = p.client;
@@ -232,7 +237,7 @@ async fn one_request(
         };
         let deadline = Instant::now() + policy.idle_timeout;
         let read = read_more(s, &mut sc.buf, 1024, policy.idle_timeout);
-        match race(read, w.stop.wait_until(deadline)).await {
+        match race(pin!(read), pin!(w.stop.wait_until(deadline))).await {
             Either::Left(Ok(_)) => {}
             _ => return false,
         }

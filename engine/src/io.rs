@@ -4,7 +4,7 @@
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use std::future::{poll_fn, Future};
-use std::pin::pin;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -111,11 +111,14 @@ pub enum Either<A, B> {
     Right(B),
 }
 
-/// Run two futures; return the output of the first to finish (the other is dropped).
-pub async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
-    let mut a = pin!(a);
-    let mut b = pin!(b);
-    poll_fn(|cx| {
+/// Poll two pinned futures; return the output of the first to finish. Taking them pinned by
+/// the caller (`race(pin!(a), pin!(b))`) stores each future once, in the caller's state: an
+/// idle connection's whole task is mostly this race.
+pub fn race<'a, A: Future + ?Sized, B: Future + ?Sized>(
+    mut a: Pin<&'a mut A>,
+    mut b: Pin<&'a mut B>,
+) -> impl Future<Output = Either<A::Output, B::Output>> + 'a {
+    poll_fn(move |cx| {
         if let Poll::Ready(x) = a.as_mut().poll(cx) {
             return Poll::Ready(Either::Left(x));
         }
@@ -124,5 +127,4 @@ pub async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Outp
         }
         Poll::Pending
     })
-    .await
 }

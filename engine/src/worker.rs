@@ -78,17 +78,32 @@ pub struct Shared {
 /// deadline. Deadlines are checked on the worker's tick (every [`TICK`]), not by a timer per
 /// waiter: an idle keep-alive connection then costs a slot here instead of a timer entry, and
 /// its idle timeout is enforced within one tick.
-#[derive(Default)]
 pub struct StopSignal {
     stopped: Cell<bool>,
+    /// Deadlines are stored as tick numbers since `epoch` (4 bytes a waiter instead of 24).
+    epoch: Instant,
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
 }
 
+impl Default for StopSignal {
+    fn default() -> Self {
+        StopSignal {
+            stopped: Cell::new(false),
+            epoch: Instant::now(),
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+/// No deadline.
+const NEVER: u32 = u32::MAX;
+
 #[derive(Default)]
 struct Slot {
     waker: Option<Waker>,
-    deadline: Option<Instant>,
+    deadline: u32,
     expired: bool,
 }
 
@@ -113,10 +128,16 @@ impl StopSignal {
         }
     }
 
+    fn tick_of(&self, t: Instant) -> u32 {
+        let ticks = t.saturating_duration_since(self.epoch).as_millis() / TICK.as_millis();
+        u32::try_from(ticks).unwrap_or(NEVER - 1)
+    }
+
     /// Wake the waiters whose deadline has passed.
     pub fn expire(&self, now: Instant) {
+        let now = self.tick_of(now);
         for s in self.slots.borrow_mut().iter_mut() {
-            if !s.expired && s.deadline.is_some_and(|d| d <= now) {
+            if !s.expired && s.deadline != NEVER && s.deadline <= now {
                 s.expired = true;
                 if let Some(w) = s.waker.take() {
                     w.wake();
@@ -130,7 +151,7 @@ impl StopSignal {
         StopWait {
             sig: self,
             key: None,
-            deadline: None,
+            deadline: NEVER,
         }
     }
 
@@ -139,7 +160,8 @@ impl StopSignal {
         StopWait {
             sig: self,
             key: None,
-            deadline: Some(deadline),
+            // Rounded up: a waiter never expires before its deadline.
+            deadline: self.tick_of(deadline).saturating_add(1).min(NEVER - 1),
         }
     }
 }
@@ -147,7 +169,7 @@ impl StopSignal {
 pub struct StopWait<'a> {
     sig: &'a StopSignal,
     key: Option<usize>,
-    deadline: Option<Instant>,
+    deadline: u32,
 }
 
 impl std::future::Future for StopWait<'_> {
@@ -176,6 +198,12 @@ impl std::future::Future for StopWait<'_> {
                         k
                     }
                     None => {
+                        // Grow by a quarter, not double: with thousands of idle connections the
+                        // spare capacity would be a large part of their memory.
+                        if slots.len() == slots.capacity() {
+                            let extra = slots.len() / 4 + 16;
+                            slots.reserve_exact(extra);
+                        }
                         slots.push(slot);
                         slots.len() - 1
                     }
@@ -503,9 +531,9 @@ pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>) {
 
 async fn accept_loop(w: Rc<Worker>, l: TcpListener) {
     loop {
-        match crate::io::race(l.accept(), w.stop.wait()).await {
-            crate::io::Either::Left(Ok((stream, peer))) => {
-                monoio::spawn(crate::conn::serve(w.clone(), stream, peer));
+        match crate::io::race(std::pin::pin!(l.accept()), std::pin::pin!(w.stop.wait())).await {
+            crate::io::Either::Left(Ok((stream, _peer))) => {
+                monoio::spawn(crate::conn::serve(w.clone(), stream));
             }
             crate::io::Either::Left(Err(e)) => {
                 // Out of descriptors or a connection reset while queued: back off briefly
@@ -523,6 +551,33 @@ async fn accept_loop(w: Rc<Worker>, l: TcpListener) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_waiters_end_on_their_deadline_or_on_stop() {
+        use std::future::Future;
+        let sig = StopSignal::default();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let now = Instant::now();
+        let mut soon = std::pin::pin!(sig.wait_until(now + Duration::from_millis(150)));
+        let mut later = std::pin::pin!(sig.wait_until(now + Duration::from_secs(60)));
+        let mut never = std::pin::pin!(sig.wait());
+        for f in [soon.as_mut(), later.as_mut(), never.as_mut()] {
+            assert_eq!(f.poll(&mut cx), Poll::Pending);
+        }
+        sig.expire(now + Duration::from_millis(100));
+        assert_eq!(
+            soon.as_mut().poll(&mut cx),
+            Poll::Pending,
+            "not before its deadline"
+        );
+        sig.expire(now + Duration::from_millis(400));
+        assert_eq!(soon.as_mut().poll(&mut cx), Poll::Ready(Woken::Expired));
+        assert_eq!(later.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(never.as_mut().poll(&mut cx), Poll::Pending);
+        sig.trigger();
+        assert_eq!(later.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
+        assert_eq!(never.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
+    }
 
     #[test]
     fn request_ids_are_32_hex_digits_and_distinct() {
