@@ -128,6 +128,48 @@ pub fn valid_request_id(v: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
 }
 
+pin_project_lite::pin_project! {
+    /// An idle connection's wait: readable, or the worker stops, or the idle deadline passes.
+    /// A struct rather than a `race` of two futures: it is the largest part of an idle
+    /// connection's state, so every byte counts.
+    struct IdleWait<'a, R> {
+        #[pin]
+        ready: R,
+        stop: crate::worker::StopWait<'a>,
+    }
+}
+
+impl<R: std::future::Future<Output = std::io::Result<()>>> std::future::Future for IdleWait<'_, R> {
+    /// True when the connection became readable.
+    type Output = bool;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<bool> {
+        let this = self.project();
+        if let std::task::Poll::Ready(r) = this.ready.poll(cx) {
+            return std::task::Poll::Ready(r.is_ok());
+        }
+        if std::pin::Pin::new(this.stop).poll(cx).is_ready() {
+            return std::task::Poll::Ready(false);
+        }
+        std::task::Poll::Pending
+    }
+}
+
+/// Built outside the connection's state machine so that none of its temporaries live there.
+fn idle_wait<'a>(
+    w: &'a Worker,
+    s: &'a TcpStream,
+) -> IdleWait<'a, impl std::future::Future<Output = std::io::Result<()>> + 'a> {
+    let deadline = Instant::now() + w.pipeline().client.idle_timeout;
+    IdleWait {
+        ready: s.readable(false),
+        stop: w.stop.wait_until(deadline),
+    }
+}
+
 struct ConnCount(Rc<Worker>);
 
 impl Drop for ConnCount {
@@ -178,10 +220,8 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>) {
             // readiness left over from the last read is confirmed with a zero-timeout poll, or
             // a stale one would make the connection take a buffer and wait with it.
             let Some(s) = stream.as_ref() else { break };
-            let deadline = Instant::now() + w.pipeline().client.idle_timeout;
-            match race(pin!(s.readable(false)), pin!(w.stop.wait_until(deadline))).await {
-                Either::Left(Ok(())) => {}
-                _ => break,
+            if !idle_wait(w, s).await {
+                break;
             }
         }
         let sc = scratch.get_or_insert_with(|| w.take_scratch());
