@@ -402,6 +402,7 @@ impl Build<'_> {
                 };
             }
             Rule::string => ArgKind::Str(self.unescape(&raw, span.start)),
+            // The grammar guarantees the quotes, so the slice is in range.
             Rule::raw_string => ArgKind::Str(raw[1..raw.len() - 1].to_string()),
             Rule::number => ArgKind::Number,
             Rule::duration => ArgKind::Duration,
@@ -415,6 +416,7 @@ impl Build<'_> {
 
     /// Decodes a double-quoted string (with its quotes) that starts at byte `at`.
     fn unescape(&mut self, raw: &str, at: usize) -> String {
+        // The grammar guarantees the quotes, so the slice is in range.
         let inner = &raw[1..raw.len() - 1];
         let mut out = String::with_capacity(inner.len());
         let mut chars = inner.char_indices().peekable();

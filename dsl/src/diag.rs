@@ -98,6 +98,7 @@ impl Sources {
         FileId(self.files.len() as u32 - 1)
     }
     pub fn get(&self, id: FileId) -> &SourceFile {
+        // Ids are only made by `add` on this value, so they are in range.
         &self.files[id.0 as usize]
     }
     pub fn files(&self) -> &[SourceFile] {
