@@ -109,7 +109,8 @@ impl Arg {
 /// `None` only when nothing could be recovered.
 pub fn parse(sources: &Sources, file: FileId, diags: &mut Diags) -> Option<Body> {
     let mut text = sources.get(file).text.clone();
-    for _ in 0..64 {
+    // Sixteen syntax errors are enough to act on; past that, stop rather than re-parse.
+    for _ in 0..16 {
         match Grammar::parse(Rule::file, &text) {
             Ok(mut pairs) => {
                 let file_pair = pairs.next()?;

@@ -190,6 +190,10 @@ impl Diagnostic {
         for l in &self.labels {
             snippets.push((l.span, l.line, l.col, "-", Some(l)));
         }
+        // In source order within the primary file, like rustc; other files after it.
+        snippets.sort_by_key(|(span, line, col, _, _)| {
+            (span.file != self.span.file, span.file, *line, *col)
+        });
         for (span, line, col, mark, label) in snippets {
             if (span.file.0 as usize) >= sources.files().len() {
                 continue;

@@ -243,3 +243,25 @@ fn include_cycles_and_included_files_are_reported_with_their_file() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn labels_are_drawn_in_source_order_under_the_primary_span() {
+    let src = "listen :8080\nlisten 127.0.0.1:8080\n";
+    let f = compile_str("t.bext", src).expect_err("port clash");
+    let want = "\
+error[E0305]: port 8080 is already bound by `listen 0.0.0.0:8080`
+ --> t.bext:2:8
+  |
+1 | listen :8080
+  |        ----- first bound here
+2 | listen 127.0.0.1:8080
+  |        ^^^^^^^^^^^^^^
+";
+    assert_eq!(
+        f.diagnostics()[0].render_human(match &f {
+            bext_dsl::Failure::Invalid { sources, .. } => sources,
+            bext_dsl::Failure::Io { .. } => unreachable!(),
+        }),
+        want
+    );
+}
