@@ -2068,22 +2068,33 @@ impl<'a> Lower<'a> {
             }
         }
         // A host served by two sites.
-        let mut hosts: HashMap<&HostPattern, Span> = HashMap::new();
-        for (site, spans) in cfg.sites.iter().zip(&spans.site_hosts) {
+        let mut hosts: HashMap<&HostPattern, (usize, Span)> = HashMap::new();
+        for (k, (site, spans)) in cfg.sites.iter().zip(&spans.site_hosts).enumerate() {
             for (h, s) in site.hosts.iter().zip(spans) {
-                if let Some(f) = hosts.get(h) {
+                if let Some((first_site, f)) = hosts.get(h) {
                     let name = match h {
                         HostPattern::Exact(x) => x.clone(),
                         HostPattern::Wildcard(x) => format!("*.{x}"),
                         HostPattern::Any => "*".into(),
                     };
+                    let (msg, help) = if *first_site == k {
+                        (
+                            format!("host `{name}` is listed twice"),
+                            "remove one of them",
+                        )
+                    } else {
+                        (
+                            format!("host `{name}` is served by two sites"),
+                            "merge the routes into one site",
+                        )
+                    };
                     self.emit(
-                        diag::error("E0307", *s, format!("host `{name}` is served by two sites"))
-                            .label(*f, "first served here")
-                            .help("merge the routes into one site"),
+                        diag::error("E0307", *s, msg)
+                            .label(*f, "first listed here")
+                            .help(help),
                     );
                 } else {
-                    hosts.insert(h, *s);
+                    hosts.insert(h, (k, *s));
                 }
             }
         }

@@ -98,6 +98,7 @@ const CASES: &[Case] = &[
     ("tls without a certificate", true, "listen :8443 tls\n", &[("E0306", 1, 14)]),
     ("tls with an empty block", true, "listen :8443 tls {}\n", &[("E0306", 1, 14)]),
     ("host served by two sites", true, "site prelude.test { route /* { proxy app } }\n", &[("E0307", 1, 6)]),
+    ("host listed twice in one site", true, "site a.test A.test { route /* { proxy app } }\n", &[("E0307", 1, 13)]),
     ("upstream without servers", true, "upstream b { keepalive 4 }\nsite a.test { route /* { proxy b } }\n", &[("E0308", 1, 10)]),
     ("route without an action", true, "site a.test { route /* { method GET } }\n", &[("E0309", 1, 15)]),
     ("route with two actions", true, "site a.test { route /* { proxy app; respond 200 } }\n", &[("E0310", 1, 37)]),
