@@ -89,7 +89,9 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "nginx: $(nginx -v 2>&1 | sed 's/.*: //')"
     echo "haproxy: $(haproxy -v 2>&1 | head -1)"
-    echo "bext: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "bext: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)," \
+        "binary built $(date -u -r "$BEXT" +%H:%M:%SZ 2>/dev/null || echo never)," \
+        "uncommitted engine changes: $(git -C "$ROOT" status --porcelain -- engine http1 src 2>/dev/null | wc -l) file(s)"
     echo "runs: $RUNS, warm-up ${WARMUP}s, measured ${DURATION}s, $CONNS connections"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/machine.txt"
