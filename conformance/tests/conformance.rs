@@ -41,6 +41,12 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Print past the test harness's output capture, so that the counts show in every run.
+fn show(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
 fn config(origin: std::net::SocketAddr) -> bext_ir::Config {
     let mut c = bext::proxy_config("127.0.0.1:0", &[origin.to_string()]);
     // Short client timeouts: a case that leaves a request unfinished ends quickly.
@@ -80,21 +86,21 @@ fn conformance_suite() {
     }
     server.shutdown();
 
-    println!("conformance cases by category (passed/total):");
+    let mut report = String::from("conformance cases by category (passed/total):\n");
     for (cat, n) in case::counts_by_category(&cases) {
         let ok = passed.iter().filter(|c| c.category == cat).count();
-        println!("  {cat:<16} {ok:>3}/{n}");
+        report += &format!("  {cat:<16} {ok:>3}/{n}\n");
     }
-    println!("  {:<16} {:>3}/{}", "total", passed.len(), cases.len());
+    report += &format!("  {:<16} {:>3}/{}\n", "total", passed.len(), cases.len());
 
     let known = |id: &str| KNOWN_FAILURES.iter().find(|(k, _)| *k == id);
     let mut unexpected = Vec::new();
     if !KNOWN_FAILURES.is_empty() {
-        println!("known failures ({}):", KNOWN_FAILURES.len());
+        report += &format!("known failures ({}):\n", KNOWN_FAILURES.len());
     }
     for (c, why) in &failed {
         match known(&c.id) {
-            Some((_, observed)) => println!("  {} [{}]: {observed}", c.id, c.category),
+            Some((_, observed)) => report += &format!("  {} [{}]: {observed}\n", c.id, c.category),
             None => unexpected.push(format!(
                 "{} [{}] {} ({})\n  {}\n  sent: {}",
                 c.id,
@@ -113,6 +119,7 @@ fn conformance_suite() {
             ));
         }
     }
+    show(&report);
     assert!(
         unexpected.is_empty(),
         "{} unexpected result(s):\n{}",

@@ -94,12 +94,14 @@ fn accept_backs_off_when_descriptors_run_out_and_serves_again() {
     let mut fresh = connect(addr).expect("connect after recovery");
     let fresh_status = get(&mut fresh);
     let first_status = get(&mut first);
-    println!(
+    let figures = format!(
         "descriptor limit {low}: {exhausted_at} connections opened before the process ran out \
          (connect refused: {refused}); {backlog_served}/{} waiting connections served after \
          recovery",
         waiting.len()
     );
+    // Past the harness's output capture, so the figures show in every run.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{figures}\n").as_bytes());
     server.shutdown();
 
     assert!(refused, "the limit was reached");

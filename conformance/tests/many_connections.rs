@@ -120,7 +120,8 @@ fn ten_thousand_concurrent_connections_with_bounded_memory() {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut served = None;
     let mut report = Vec::new();
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let Ok(line) = line else { break };
         // libtest may print `test NAME ... ` on the same line first.
         if let Some((_, n)) = line.split_once("served ") {
@@ -133,18 +134,22 @@ fn ten_thousand_concurrent_connections_with_bounded_memory() {
     let after = rss_bytes();
     let fresh = get(addr);
     drop(child.stdin.take());
+    // Read the child's last words so that it exits cleanly.
+    report.extend(lines.map_while(Result::ok));
     let _ = child.wait();
     server.shutdown();
 
     let growth = after.saturating_sub(before);
     let per_conn = growth / CONNECTIONS as u64;
-    println!(
+    let figures = format!(
         "{CONNECTIONS} concurrent connections: {served:?} served; RSS {} KiB -> {} KiB, \
          growth {} KiB, {per_conn} bytes per connection",
         before / 1024,
         after / 1024,
         growth / 1024
     );
+    // Past the harness's output capture, so the figures show in every run.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{figures}\n").as_bytes());
     assert_eq!(served, Some(CONNECTIONS), "client process said: {report:?}");
     assert_eq!(
         fresh,
