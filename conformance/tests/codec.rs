@@ -10,10 +10,16 @@ use bext_http1::{parse_request, Chunk, ChunkedDecoder, Framing, Limits, Parse, R
 const BODY_LIMIT: u64 = 10 * 1024 * 1024;
 
 /// Cases whose outcome is decided above the codec, each with the reason.
-const DECIDED_BY_THE_ENGINE: &[(&str, &str)] = &[(
-    "limit-body-chunk-over",
-    "the body limit applies to chunk sizes as the decoder reports them",
-)];
+const DECIDED_BY_THE_ENGINE: &[(&str, &str)] = &[
+    (
+        "limit-body-chunk-over",
+        "the body limit applies to chunk sizes as the decoder reports them",
+    ),
+    (
+        "connect-refused",
+        "the codec parses CONNECT; the engine refuses to tunnel",
+    ),
+];
 
 /// What a server built on the codec answers to `bytes`: statuses in order, and whether it ends
 /// the connection. A request left incomplete ends with the timeout's 408.
@@ -87,7 +93,14 @@ fn the_codec_agrees_with_every_request_side_case() {
         if c.upstream.is_some() || DECIDED_BY_THE_ENGINE.iter().any(|(id, _)| *id == c.id) {
             continue;
         }
-        let want: Vec<u16> = c.expect.responses.iter().map(|r| r.status).collect();
+        // Interim responses depend on timing (was the body there yet?), not on parsing.
+        let want: Vec<u16> = c
+            .expect
+            .responses
+            .iter()
+            .map(|r| r.status)
+            .filter(|s| *s >= 200)
+            .collect();
         let (got, closed) = model(&c.request_bytes());
         checked += 1;
         if got != want || closed != c.expect.close {
