@@ -153,6 +153,19 @@ fn check_forward(i: usize, want: &ExpectedForward, m: &Message, diffs: &mut Vec<
             m.count("host")
         ));
     }
+    // Framing and routing never come from a trailer (RFC 9110 §6.5.1): an origin that merges
+    // trailers into the head would read them.
+    for (name, v) in &m.trailers {
+        if ["host", "content-length", "transfer-encoding"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+        {
+            diffs.push(format!(
+                "origin: request {i} carries {name} as a trailer: `{}`",
+                escape(v)
+            ));
+        }
+    }
     for (name, value) in &want.has {
         let vals: Vec<&[u8]> = m.all(name).collect();
         if vals != [value.as_slice()] {
