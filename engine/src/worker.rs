@@ -260,6 +260,8 @@ pub struct Worker {
     /// Requests between their first byte and their last response byte (drain waits for 0).
     pub in_flight: Cell<usize>,
     pub connections: Cell<usize>,
+    /// Connections holding their scratch while waiting for their next request (see `conn`).
+    pub hot: Cell<usize>,
     /// io_uring keeps a read posted on idle connections; epoll waits for readiness without
     /// holding a buffer.
     pub readiness_idle: bool,
@@ -291,6 +293,7 @@ impl Worker {
             stop: StopSignal::default(),
             in_flight: Cell::new(0),
             connections: Cell::new(0),
+            hot: Cell::new(0),
             readiness_idle,
             scratch: RefCell::new(Vec::new()),
             xfer: RefCell::new(Vec::new()),
