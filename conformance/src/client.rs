@@ -195,7 +195,8 @@ pub fn exchange(
                 Err(e) => obs.malformed = Some(format!("probe: {e}")),
             }
         }
-    } else {
+    } else if obs.malformed.is_none() && !obs.timed_out {
+        // The connection ended before every expected response.
         obs.closed = c.wait_closed();
     }
     obs.reset = c.was_reset();
