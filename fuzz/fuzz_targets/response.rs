@@ -1,5 +1,5 @@
 //! Response parser: never panics, spans in bounds, and when bext accepts, httparse accepts and
-//! agrees on head length, version, status, reason and fields. The first byte picks what the
+//! agrees on head length, version, status, reason (when ASCII) and fields. The first byte picks what the
 //! response answers (HEAD, CONNECT) so every framing rule is reached.
 #![no_main]
 
@@ -50,10 +50,11 @@ fuzz_target!(|input: &[u8]| {
     };
     assert_eq!(len, head.head_len);
     assert_eq!(res.code, Some(head.status));
-    assert_eq!(
-        res.reason.map(str::as_bytes).map(trim),
-        Some(trim(head.reason.get(data)))
-    );
+    // httparse reports a reason with obs-text as empty: compare only ASCII ones.
+    let reason = head.reason.get(data);
+    if reason.is_ascii() {
+        assert_eq!(res.reason.map(str::as_bytes).map(trim), Some(trim(reason)));
+    }
     assert_eq!(res.headers.len(), head.headers.len());
     for (theirs, ours) in res.headers.iter().zip(&head.headers) {
         assert_eq!(theirs.name.as_bytes(), ours.name.get(data));

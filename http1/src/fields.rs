@@ -110,7 +110,8 @@ pub(crate) enum Known {
 
 #[inline]
 pub(crate) fn classify(name: &[u8]) -> Known {
-    let eq = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    // First letter before the whole name: most fields share a length with a known one.
+    let eq = |s: &[u8]| (name[0] | 0x20) == s[0] && name.eq_ignore_ascii_case(s);
     match name.len() {
         4 if eq(b"host") => Known::Host,
         6 if eq(b"expect") => Known::Expect,
@@ -281,10 +282,11 @@ pub(crate) fn valid_authority(a: &[u8], require_port: bool) -> bool {
             None => return false,
         }
     } else {
-        let end = a.iter().position(|&b| b == b':').unwrap_or(a.len());
-        let host = &a[..end];
-        let ok = !host.is_empty() && host.iter().all(|&b| chars::is(b, HOSTNAME));
-        (ok, &a[end..])
+        let end = a
+            .iter()
+            .position(|&b| !chars::is(b, HOSTNAME))
+            .unwrap_or(a.len());
+        (end > 0, &a[end..])
     };
     if !host_ok {
         return false;

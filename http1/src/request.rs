@@ -128,7 +128,8 @@ fn parse_in(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<Parse
 
     // request-target SP
     let target_start = pos;
-    pos = chars::scan_uri(buf, pos);
+    let scan = chars::scan_target(buf, pos);
+    pos = scan.end;
     if pos - target_start > limits.max_target {
         return Err(err(
             ErrorKind::TargetTooLong,
@@ -173,7 +174,7 @@ fn parse_in(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<Parse
     };
     head.head_len = end;
 
-    analyse_target(buf, method, target_start, target_end, head)?;
+    analyse_target(buf, method, target_start, target_end, &scan, head)?;
     analyse_fields(buf, version, head)?;
     Ok(Parse::Complete)
 }
@@ -182,6 +183,11 @@ fn parse_in(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<Parse
 /// The caller checks what follows, so `HTTP/1.1x` and `HTTP/1.32` are 400, not 505.
 #[inline]
 pub(crate) fn version_at(buf: &[u8], pos: usize) -> Result<Option<(u8, u8)>, Error> {
+    match buf.get(pos..pos + 8) {
+        Some(b"HTTP/1.1") => return Ok(Some((1, 1))),
+        Some(b"HTTP/1.0") => return Ok(Some((1, 0))),
+        _ => {}
+    }
     const PATTERN: &[u8; 8] = b"HTTP/0.0";
     for (i, &p) in PATTERN.iter().enumerate() {
         let Some(&b) = buf.get(pos + i) else {
@@ -221,13 +227,18 @@ fn analyse_target(
     method: Method,
     start: usize,
     end: usize,
+    scan: &chars::TargetScan,
     head: &mut RequestHead,
 ) -> Result<(), Error> {
     let t = &buf[start..end];
     let bad = |off: usize| err(ErrorKind::RequestLine, start + off);
     // Percent-encoding must be `%` HEXDIG HEXDIG everywhere.
     let mut i = 0;
-    while let Some(p) = t[i..].iter().position(|&b| b == b'%') {
+    while let Some(p) = scan
+        .percent
+        .then(|| t[i..].iter().position(|&b| b == b'%'))
+        .flatten()
+    {
         let at = i + p;
         match t.get(at + 1..at + 3) {
             Some([a, b]) if chars::is(*a, HEX) && chars::is(*b, HEX) => i = at + 3,
@@ -276,9 +287,10 @@ fn analyse_target(
         head.authority = Some(span(start + scheme_len, start + auth_end));
         auth_end
     };
-    match t[path_start..].iter().position(|&b| b == b'?') {
+    // The first `?` ends the path; the authority of an absolute-form target has none.
+    match scan.query {
         Some(q) => {
-            let q = path_start + q;
+            let q = q - start;
             head.path = span(start + path_start, start + q);
             head.query = Some(span(start + q + 1, end));
         }

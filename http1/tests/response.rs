@@ -68,6 +68,25 @@ fn status_line_parts() {
     assert_eq!(h.header(buf, b"x-a"), Some(&b"b"[..]));
 }
 
+/// Found by the `response` fuzz target: a reason phrase with obs-text is valid (RFC 9112 §4)
+/// and kept byte for byte (httparse reports it as empty, which is why the target compares only
+/// ASCII reasons).
+#[test]
+fn reason_phrase_with_obs_text_is_kept() {
+    let cases: &[(&[u8], &[u8])] = &[
+        (b"HTTP/1.0 200 O\xc9\xa3#\r\nX: gzip\r\n\r\n", b"O\xc9\xa3#"),
+        (
+            b"HTTP/1.1 101 S\xf7 101 Switching\r\n\r\n",
+            b"S\xf7 101 Switching",
+        ),
+        (b"HTTP/1.1 200 a\tb\r\n\r\n", b"a\tb"),
+    ];
+    for &(buf, reason) in cases {
+        let (_, h) = parse(buf, GET).unwrap();
+        assert_eq!(h.reason.get(buf), reason);
+    }
+}
+
 #[test]
 fn rejected_responses() {
     let cases: &[(&str, &[u8])] = &[
