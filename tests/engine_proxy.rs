@@ -275,3 +275,41 @@ fn a_client_closing_mid_upload_does_not_disturb_other_requests() {
     srv.shutdown();
     o.shutdown();
 }
+
+#[test]
+fn routes_strip_prefixes_and_apply_header_operations() {
+    let (up, heads, _) = recording_upstream();
+    let mut config = proxy_to(up);
+    let r = &mut config.sites[0].routes[0];
+    r.path = bext_ir::PathMatch::Prefix("/api/".into());
+    r.strip_prefix = Some("/api".into());
+    r.request_headers = vec![
+        bext_ir::HeaderOp::Set {
+            name: "X-Gateway".into(),
+            value: "bext".into(),
+        },
+        bext_ir::HeaderOp::Remove {
+            name: "Cookie".into(),
+        },
+    ];
+    r.response_headers = vec![bext_ir::HeaderOp::Add {
+        name: "Cache-Control".into(),
+        value: "no-store".into(),
+    }];
+    let srv = start(config);
+    let (resp, _) = exchange(
+        addr(&srv),
+        b"GET /api/users?id=7 HTTP/1.1\r\nHost: h\r\nCookie: secret\r\nX-Gateway: client\r\n\r\n",
+    );
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    let head = heads.lock().unwrap()[0].clone();
+    assert!(head.starts_with("GET /users?id=7 HTTP/1.1\r\n"), "{head}");
+    assert!(head.contains("\r\nX-Gateway: bext\r\n"), "{head}");
+    assert!(
+        !head.contains("client") && !head.contains("Cookie"),
+        "{head}"
+    );
+    let (resp, _) = exchange(addr(&srv), b"GET /other HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(resp.status, 404);
+    srv.shutdown();
+}

@@ -289,7 +289,7 @@ async fn hot_read(w: &Worker, s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<bo
 
 /// Connections per worker that may stay hot at once; beyond it they go idle without a buffer
 /// at once, so many idle connections never hold many buffers.
-const HOT_MAX: usize = 256;
+const HOT_MAX: usize = 64;
 
 /// How long a hot connection waits for its next request before giving its buffer back (the
 /// deadline is checked on the worker's tick, so this is 100–200 ms).
