@@ -169,7 +169,12 @@ fn run_demo(engine: &EngineArgs, signals: Option<signal_hook::iterator::Signals>
         workers: Some(1),
         ..engine.options()
     };
-    let origin = match bext::start_origin("127.0.0.1:0", 64, origin_opts) {
+    let greeting = bext::respond_config(
+        "127.0.0.1:0",
+        200,
+        "Hello from bext's built-in origin, through the bext proxy on 127.0.0.1:8080.\n",
+    );
+    let origin = match bext::start(greeting, origin_opts) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
