@@ -170,7 +170,10 @@ fn routing_errors_are_problem_documents() {
             "method-not-allowed",
         ),
     ];
-    for (req, status, slug) in table {
+    let connect: &[u8] =
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nX-Request-Id: abc-1\r\n\r\n";
+    let table = [table, &[(connect, 405, "method-not-allowed")]].concat();
+    for (req, status, slug) in &table {
         let (resp, _) = exchange(addr(&srv), req);
         assert_eq!(resp.status, *status);
         assert_eq!(

@@ -605,6 +605,11 @@ pub(crate) async fn body_failure(ctx: &mut Ctx<'_>, e: BodyErr) -> Outcome {
 
 /// Phases "route", "request filters", then the route's action.
 async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
+    // bext is a reverse proxy, not a forward proxy: CONNECT tunnels are not offered.
+    if ctx.head.method == Some(Method::Connect) {
+        let body_pending = ctx.has_body();
+        return send_class(ctx, ErrorClass::MethodNotAllowed, body_pending).await;
+    }
     let (result, verdict, location) = {
         let buf: &[u8] = ctx.buf;
         let head = ctx.head;
