@@ -25,6 +25,7 @@ fn drain_exact(r: &mut impl Read, mut n: u64) -> u64 {
     while n > 0 {
         let want = buf.len().min(n as usize);
         match r.read(&mut buf[..want]) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => break,
             Ok(k) => {
                 got += k as u64;

@@ -144,6 +144,7 @@ pub fn read_response(r: &mut BufReader<TcpStream>, head_request: bool) -> Resp {
         let mut got = 0;
         while got < n {
             match r.read(&mut body[got..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Ok(0) | Err(_) => break,
                 Ok(k) => got += k,
             }
