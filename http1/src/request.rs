@@ -10,12 +10,19 @@
 //!   (including `HTTP/1.2`, which RFC 9110 §6.2 would serve as 1.1); anything else is 400.
 //! - The target holds RFC 3986 characters only, with valid percent-encoding and no fragment.
 //!   Absolute-form accepts the `http` and `https` schemes only, with no userinfo.
-//! - Host: exactly one in HTTP/1.1, at most one in HTTP/1.0, never empty, and valid as
-//!   [`crate::fields`] defines it. With an absolute-form target the target's authority wins
-//!   (RFC 9112 §3.2.2) but Host must still be present and valid.
+//! - Host: exactly one in HTTP/1.1, at most one in HTTP/1.0, never empty. With an absolute-form
+//!   target the target's authority wins (RFC 9112 §3.2.2) but Host must still be present and
+//!   valid. Host (and an absolute-form authority) is `uri-host [":" port]`: uri-host is a
+//!   non-empty name of RFC 3986 unreserved characters (letters, digits, `-`, `.`, `_`, `~`; no
+//!   percent-encoding, no sub-delims such as `,`), an IPv4 address or a bracketed IPv6 literal,
+//!   and port is 1 to 5 digits up to 65535. Userinfo (`user@`) is rejected.
 //! - Content-Length: one field line only, even when repeated with the same value, and no list.
-//! - Transfer-Encoding: a list whose final coding is `chunked`, only in HTTP/1.1 requests,
-//!   never with Content-Length.
+//! - Transfer-Encoding: only in HTTP/1.1 requests, never with Content-Length; tokens separated
+//!   by `,` and SP (HTAB, empty elements, parameters, `identity` and a second `chunked` are
+//!   400). `chunked` (any case) must be the final coding, else 400 (RFC 9112 §6.3); a valid list
+//!   with other codings before it (`gzip, chunked`) is 501, as bext decodes none of them.
+//! - Connection options are tokens (empty list elements ignored); `Expect` other than
+//!   `100-continue` is ignored, as is `100-continue` from an HTTP/1.0 client (RFC 9110 §10.1.1).
 
 use crate::chars::{self, HEX};
 use crate::fields::{self, span, ConnectionOptions, FieldError, Known, TransferCodings};
