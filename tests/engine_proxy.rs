@@ -313,3 +313,43 @@ fn routes_strip_prefixes_and_apply_header_operations() {
     assert_eq!(resp.status, 404);
     srv.shutdown();
 }
+
+#[test]
+fn a_pooled_connection_the_upstream_closed_is_replaced_transparently() {
+    // Announces keep-alive, then closes after every response: each reuse finds a dead socket.
+    let conns = Arc::new(AtomicUsize::new(0));
+    let c = conns.clone();
+    let up = upstream(move |mut s: TcpStream| {
+        c.fetch_add(1, Ordering::SeqCst);
+        let head = read_head(&mut s);
+        let body = if head.starts_with("POST") {
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).unwrap();
+            b.to_vec()
+        } else {
+            b"get!".to_vec()
+        };
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n");
+        let _ = s.write_all(&body);
+    });
+    let srv = start(proxy_to(up));
+    let table: [(&[u8], &str); 4] = [
+        (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", "get!"),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\npost",
+            "post",
+        ),
+        (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", "get!"),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nagain",
+            "agai",
+        ),
+    ];
+    for (req, want) in table {
+        std::thread::sleep(Duration::from_millis(50));
+        let (resp, _) = exchange(addr(&srv), req);
+        assert_eq!((resp.status, resp.text().as_str()), (200, want));
+    }
+    assert_eq!(conns.load(Ordering::SeqCst), 4);
+    srv.shutdown();
+}

@@ -37,6 +37,9 @@ const UPSTREAM_LIMITS: bext_http1::Limits = bext_http1::Limits {
     max_headers: 256,
 };
 
+/// Largest request body sent in the same write as the upstream head.
+const INLINE_BODY_MAX: u64 = 16 * 1024;
+
 #[derive(Debug)]
 enum UpErr {
     /// Closed or reset; `any` when some response bytes had arrived.
@@ -428,7 +431,20 @@ pub(crate) async fn proxy(
         ctx.peer.ip(),
         ctx.rid,
     );
-    let has_body = ctx.has_body();
+    let mut has_body = ctx.has_body();
+    // A small Content-Length body that already arrived with the head goes out in the same
+    // write as the upstream head, and the exchange is then like a bodiless one: one write
+    // instead of two, and a stale pooled connection can be retried because nothing was
+    // consumed from the client socket.
+    if let Framing::ContentLength(n) = ctx.framing {
+        let avail = ctx.buf.len().saturating_sub(ctx.pos);
+        if n > 0 && n <= INLINE_BODY_MAX && n as usize <= avail {
+            let start = ctx.pos;
+            hb.extend_from_slice(&ctx.buf[start..start + n as usize]);
+            ctx.pos += n as usize;
+            has_body = false;
+        }
+    }
     let upgrade = ctx.head.upgrade.is_some();
     let rctx = ResponseContext {
         request_was_head: ctx.is_head,
