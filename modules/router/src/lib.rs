@@ -153,7 +153,10 @@ impl SiteTable {
             }
             Check::No => None,
         };
-        if let Some(list) = self.exact.get(req.path) {
+        if let Some(list) = (!self.exact.is_empty())
+            .then(|| self.exact.get(req.path))
+            .flatten()
+        {
             if let Some(id) = list.iter().find_map(&mut try_entry) {
                 return RouteResult::Matched(id);
             }
@@ -270,13 +273,19 @@ impl Router {
     }
 
     fn site_for(&self, host: &[u8]) -> Option<usize> {
+        if self.exact_hosts.is_empty() && self.wildcards.is_empty() {
+            return self.default_site;
+        }
         let mut lower = [0u8; MAX_HOST];
         if host.len() <= MAX_HOST {
             let l = &mut lower[..host.len()];
             l.copy_from_slice(host);
             l.make_ascii_lowercase();
-            if let Some(&si) = self.exact_hosts.get(&l[..]) {
-                return Some(si);
+            // Hashing costs more than the whole lookup when there is nothing to find.
+            if !self.exact_hosts.is_empty() {
+                if let Some(&si) = self.exact_hosts.get(&l[..]) {
+                    return Some(si);
+                }
             }
             for (suffix, si) in &self.wildcards {
                 if l.len() > suffix.len() && l.ends_with(suffix) {
