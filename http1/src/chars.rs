@@ -127,23 +127,30 @@ const HI: u64 = 0x8080_8080_8080_8080;
 /// such a byte (an HTAB, or the CR that ends the line) falls back to the table.
 #[inline]
 pub fn scan_value(buf: &[u8], mut i: usize) -> usize {
-    // Two words per step: one branch per 16 bytes on the common long values.
+    // Two words per step: one branch per 16 bytes on the common long values. The lowest flagged
+    // byte of a mask is exact (borrows only run upwards), so the stop needs no byte loop.
     while let Some(block) = buf.get(i..i + 16) {
         let (a, b) = block.split_at(8);
         let (Ok(a), Ok(b)) = (<[u8; 8]>::try_from(a), <[u8; 8]>::try_from(b)) else {
             break;
         };
-        if special(u64::from_le_bytes(a)) | special(u64::from_le_bytes(b)) != 0 {
-            break;
+        let (ma, mb) = (
+            special(u64::from_le_bytes(a)),
+            special(u64::from_le_bytes(b)),
+        );
+        if ma | mb == 0 {
+            i += 16;
+            continue;
         }
-        i += 16;
-    }
-    if let Some(word) = buf.get(i..i + 8) {
-        if let Ok(a) = <[u8; 8]>::try_from(word) {
-            if special(u64::from_le_bytes(a)) == 0 {
-                i += 8;
-            }
+        let at = if ma != 0 {
+            i + (ma.trailing_zeros() / 8) as usize
+        } else {
+            i + 8 + (mb.trailing_zeros() / 8) as usize
+        };
+        if buf[at] != b'\t' {
+            return at;
         }
+        i = at + 1;
     }
     while let Some(&b) = buf.get(i) {
         if !is(b, VALUE) {

@@ -108,18 +108,23 @@ pub(crate) enum Known {
     Other,
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn classify(name: &[u8]) -> Known {
-    // First letter before the whole name: most fields share a length with a known one.
-    let eq = |s: &[u8]| (name[0] | 0x20) == s[0] && name.eq_ignore_ascii_case(s);
-    match name.len() {
-        4 if eq(b"host") => Known::Host,
-        6 if eq(b"expect") => Known::Expect,
-        7 if eq(b"upgrade") => Known::Upgrade,
-        10 if eq(b"connection") => Known::Connection,
-        14 if eq(b"content-length") => Known::ContentLength,
-        17 if eq(b"transfer-encoding") => Known::TransferEncoding,
-        _ => Known::Other,
+    // Length, then first letter, then the whole name: most fields share a length with a known
+    // one but not its first letter.
+    let (known, lower): (Known, &[u8]) = match (name.len(), name.first().map(|b| b | 0x20)) {
+        (4, Some(b'h')) => (Known::Host, b"host"),
+        (6, Some(b'e')) => (Known::Expect, b"expect"),
+        (7, Some(b'u')) => (Known::Upgrade, b"upgrade"),
+        (10, Some(b'c')) => (Known::Connection, b"connection"),
+        (14, Some(b'c')) => (Known::ContentLength, b"content-length"),
+        (17, Some(b't')) => (Known::TransferEncoding, b"transfer-encoding"),
+        _ => return Known::Other,
+    };
+    if name.eq_ignore_ascii_case(lower) {
+        known
+    } else {
+        Known::Other
     }
 }
 
