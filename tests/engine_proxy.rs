@@ -353,3 +353,30 @@ fn a_pooled_connection_the_upstream_closed_is_replaced_transparently() {
     assert_eq!(conns.load(Ordering::SeqCst), 4);
     srv.shutdown();
 }
+
+#[test]
+fn a_client_leaving_while_the_upstream_thinks_releases_the_upstream_connection() {
+    let (got_head, got_head_rx) = std::sync::mpsc::channel::<()>();
+    let (released, released_rx) = std::sync::mpsc::channel::<()>();
+    let (got_head, released) = (Mutex::new(got_head), Mutex::new(released));
+    let up = upstream(move |mut s: TcpStream| {
+        read_head(&mut s);
+        let _ = got_head.lock().unwrap().send(());
+        // Never answers; waits for the proxy to close the connection.
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0) | Err(_)) {
+            let _ = released.lock().unwrap().send(());
+        }
+    });
+    let srv = start(proxy_to(up)); // response timeout: the 60 s default
+    {
+        let mut c = connect(addr(&srv));
+        c.write_all(b"GET /wait HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
+        got_head_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    }
+    released_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the upstream connection is closed long before the response timeout");
+    srv.shutdown();
+}

@@ -17,8 +17,9 @@ use crate::conn::{
     body_failure, connection_field, content_length_field, send_class, send_continue, Ctx, Outcome,
 };
 use crate::error::{reason, ErrorClass};
-use crate::io::{read_more, write_all, IoFail};
+use crate::io::{race, read_more, write_all, Either, IoFail};
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
+use crate::worker::{Woken, Worker};
 use bext_http1::{Framing, Parse, RequestHead, ResponseContext, ResponseHead, Version};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
@@ -48,12 +49,14 @@ enum UpErr {
     },
     Timeout,
     Invalid,
+    /// The client closed while the response was awaited.
+    ClientGone,
 }
 
 impl UpErr {
     fn class(&self) -> ErrorClass {
         match self {
-            UpErr::Gone { .. } => ErrorClass::UpstreamUnavailable,
+            UpErr::Gone { .. } | UpErr::ClientGone => ErrorClass::UpstreamUnavailable,
             UpErr::Timeout => ErrorClass::UpstreamTimeout,
             UpErr::Invalid => ErrorClass::UpstreamInvalid,
         }
@@ -492,8 +495,30 @@ pub(crate) async fn proxy(
             break s;
         }
         ubuf.clear();
-        match read_response_head(&mut s, &mut ubuf, ctx.rhead, rctx, def.response_timeout).await {
+        let head = {
+            let rh = read_response_head(&mut s, &mut ubuf, ctx.rhead, rctx, def.response_timeout);
+            match ctx.stream.as_mut() {
+                Some(c) if w.readiness_idle => {
+                    let max = ctx.policy.limits.max_head;
+                    let watch = watch_client(&w, c, ctx.buf, max);
+                    match race(pin!(rh), pin!(watch)).await {
+                        Either::Left(r) => r,
+                        Either::Right(()) => Err(UpErr::ClientGone),
+                    }
+                }
+                _ => rh.await,
+            }
+        };
+        match head {
             Ok(()) => break s,
+            Err(UpErr::ClientGone) => {
+                // Nobody will read the response: drop the upstream connection now.
+                w.give_xfer(hb);
+                w.give_xfer(ubuf);
+                let mut o = Outcome::closed(499, Some("client-closed"));
+                o.upstream = Some(addr);
+                return o;
+            }
             Err(UpErr::Gone { any: false }) if reused => {
                 fresh_only = true;
                 continue;
@@ -716,6 +741,31 @@ pub(crate) async fn proxy(
             w.give_xfer(hb);
             w.give_xfer(ubuf);
             Outcome::closed(502, Some("client-closed"))
+        }
+    }
+}
+
+/// While a slow upstream thinks, notice a client that goes away (so the upstream connection is
+/// released at once, not at the response timeout). Bytes the client pipelines meanwhile are kept
+/// in its buffer. Epoll only: there a pending read holds no data, so dropping the watch when
+/// the response arrives loses nothing. Fast responses never pay for the watch: it starts after
+/// one worker tick.
+async fn watch_client(w: &Worker, c: &mut TcpStream, buf: &mut Vec<u8>, max: usize) {
+    let start = w.stop.wait_until(Instant::now() + Duration::from_millis(1));
+    if start.await == Woken::Stopped {
+        // Draining: the in-flight request is let finish.
+        return std::future::pending().await;
+    }
+    let mut small = Vec::with_capacity(1024);
+    loop {
+        if buf.len() >= max {
+            return std::future::pending().await;
+        }
+        small.clear();
+        match read_more(c, &mut small, 1024, Duration::from_secs(3600)).await {
+            Ok(_) => buf.extend_from_slice(&small),
+            Err(IoFail::Timeout) => {}
+            Err(_) => return,
         }
     }
 }
