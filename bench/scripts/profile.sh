@@ -51,8 +51,9 @@ wait $LOAD
 {
     cat "$OUT/profile-$SCENARIO-$SERVER.load.txt"
     echo
-    echo "## user/kernel split (samples)"
-    perf report -i "$OUT/profile-$SCENARIO-$SERVER.data" --no-children --sort cpumode --stdio 2>/dev/null | grep -E '^ +[0-9]' || true
+    echo "## samples by binary (kernel, the server, libc, vdso)"
+    perf report -i "$OUT/profile-$SCENARIO-$SERVER.data" --no-children --sort dso --stdio -g none 2>/dev/null \
+        | grep -E '^ +[0-9]' | head -6 || true
     echo
     echo "## top symbols (self)"
     perf report -i "$OUT/profile-$SCENARIO-$SERVER.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null \
