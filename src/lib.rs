@@ -112,8 +112,13 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
             at: at.clone(),
         })
     };
-    if config.global.admin.is_some() {
-        refuse("admin", &ir::Loc::default());
+    if config
+        .global
+        .admin
+        .as_deref()
+        .is_some_and(|a| a.starts_with('/'))
+    {
+        refuse("admin on a unix socket", &ir::Loc::default());
     }
     for l in &config.listeners {
         if let Some(tls) = &l.tls {
@@ -232,6 +237,24 @@ impl Server {
         self.engine.stats()
     }
 
+    /// The admin endpoint's address (`global { admin ... }`), when one is served.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.engine.admin_addr()
+    }
+
+    /// Compile `config` and reload it on every core (all or none); returns the new generation.
+    /// Errors are the text to show the operator; the running configuration is then kept.
+    pub fn reload(&self, config: &ir::Config) -> Result<u64, String> {
+        let pipeline = compile(config, 0).map_err(|e| e.to_string())?;
+        self.engine.reload(pipeline).map_err(|e| e.to_string())
+    }
+
+    /// The control side (reload source, reloads, status), shared with signal handlers and the
+    /// admin endpoint.
+    pub fn control(&self) -> std::sync::Arc<bext_engine::server::Control> {
+        self.engine.control()
+    }
+
     /// Stop accepting, let in-flight requests finish (bounded by the drain timeout), close
     /// idle connections, join the workers and remove the pid file.
     pub fn shutdown(self) {
@@ -258,8 +281,16 @@ fn engine_options(config: &ir::Config, opts: &StartOptions) -> EngineOptions {
 /// Compile and serve `config`. Returns once every listener is bound and every worker runs.
 pub fn start(config: ir::Config, opts: StartOptions) -> Result<Server, StartError> {
     let pipeline = compile(&config, 1)?;
-    let engine =
+    let mut engine =
         Engine::start(pipeline, engine_options(&config, &opts)).map_err(StartError::Engine)?;
+    if let Some(admin) = &config.global.admin {
+        let served =
+            resolve_admin(admin).and_then(|a| engine.serve_admin(a).map_err(StartError::Engine));
+        if let Err(e) = served {
+            engine.shutdown();
+            return Err(e);
+        }
+    }
     let pid_file = match &config.global.pid_file {
         Some(path) => {
             if let Err(error) = std::fs::write(path, format!("{}\n", std::process::id())) {
@@ -274,6 +305,17 @@ pub fn start(config: ir::Config, opts: StartOptions) -> Result<Server, StartErro
         None => None,
     };
     Ok(Server { engine, pid_file })
+}
+
+fn resolve_admin(addr: &str) -> Result<SocketAddr, StartError> {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| StartError::Compile {
+            message: format!("admin: cannot resolve address `{addr}`"),
+            at: ir::Loc::default(),
+        })
 }
 
 fn cli_loc() -> ir::Loc {
@@ -420,7 +462,9 @@ mod tests {
     fn every_unimplemented_feature_is_refused_by_name_and_location() {
         type Edit = fn(&mut ir::Config);
         let table: &[(&str, Edit)] = &[
-            ("admin", |c| c.global.admin = Some("127.0.0.1:9901".into())),
+            ("admin on a unix socket", |c| {
+                c.global.admin = Some("/run/bext-admin.sock".into())
+            }),
             ("tls", |c| {
                 c.listeners[0].tls = Some(ir::Tls {
                     certs: vec![],
@@ -545,7 +589,7 @@ mod tests {
             let refused = unsupported_features(&c);
             assert_eq!(refused.len(), 1, "{directive}: {refused:?}");
             assert_eq!(refused[0].directive, *directive);
-            if *directive != "admin" {
+            if *directive != "admin on a unix socket" {
                 assert_eq!(refused[0].at.line, 7, "{directive}");
                 assert!(
                     refused[0].to_string().starts_with("t.bext:7:3: error: `"),

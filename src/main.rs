@@ -31,6 +31,8 @@ enum Cmd {
     Respond(cli::run::RespondArgs),
     /// A small built-in origin server for demos, tests and benchmarks.
     Origin(cli::run::OriginArgs),
+    /// Ask a running bext to reload its configuration (admin endpoint or SIGHUP).
+    Reload(cli::reload::ReloadArgs),
     /// Load generator and side-by-side benchmarks.
     Bench(cli::bench::BenchArgs),
 }
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Cmd::Proxy(a) => cli::run::proxy(a),
         Cmd::Respond(a) => cli::run::respond(a),
         Cmd::Origin(a) => cli::run::origin(a),
+        Cmd::Reload(a) => cli::reload::reload(a),
         Cmd::Bench(a) => cli::bench::bench(a),
     }
 }

@@ -7,6 +7,7 @@
 //! and stops them with a bounded drain. See `docs/architecture.md` for the phase chart.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod body;
 mod conn;
 pub mod date;

@@ -5,13 +5,20 @@
 //! first socket is bound, its port read back, and the others are bound to that port.
 
 use crate::pipeline::Pipeline;
-use crate::worker::{PipelineSlot, Shared, Worker, WorkerStats};
+use crate::worker::{ControlMsg, Mailbox, PipelineSlot, Shared, Worker, WorkerStats};
 use socket2::{Domain, Socket, Type};
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a reload waits for every worker to answer a prepare or confirm a commit. Workers
+/// answer between two requests, so this only expires for a worker that is wedged or gone.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which I/O driver workers run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,12 +148,110 @@ fn uring_available() -> bool {
     monoio::utils::detect_uring()
 }
 
+/// Why a reload was refused. In every case the running pipeline is untouched on every core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadError {
+    /// The new configuration adds or removes listeners; listeners are fixed for the life of
+    /// the process.
+    Listeners {
+        added: Vec<SocketAddr>,
+        removed: Vec<SocketAddr>,
+    },
+    /// A worker could not prepare the new pipeline (or did not answer); every core aborted.
+    Prepare(String),
+    /// The engine is stopping.
+    Stopping,
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadError::Listeners { added, removed } => {
+                let list = |v: &[SocketAddr]| {
+                    v.iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                write!(f, "error: a reload cannot change listeners")?;
+                if !added.is_empty() {
+                    write!(f, " (added: {})", list(added))?;
+                }
+                if !removed.is_empty() {
+                    write!(f, " (removed: {})", list(removed))?;
+                }
+                write!(
+                    f,
+                    "; restart bext to change them. The running configuration is kept."
+                )
+            }
+            ReloadError::Prepare(m) => {
+                write!(
+                    f,
+                    "error: reload aborted on every core: {m}. The running configuration is kept."
+                )
+            }
+            ReloadError::Stopping => write!(f, "error: bext is stopping; nothing was reloaded"),
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {}
+
+/// What the control thread reports about one worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStatus {
+    /// The generation the worker's next request runs on.
+    pub generation: u64,
+    /// Open client connections.
+    pub connections: usize,
+    pub requests: u64,
+    /// (generation, requests still running on it), the active generation first; a retired
+    /// generation disappears once its last request ends.
+    pub in_use: Vec<(u64, usize)>,
+}
+
+/// The control thread's end of a worker's mailbox.
+struct Outbox {
+    tx: mpsc::Sender<ControlMsg>,
+    bell: UnixStream,
+}
+
+impl Outbox {
+    fn send(&self, m: ControlMsg) -> bool {
+        // The byte only wakes the worker; a full socket buffer means it is already awake.
+        self.tx.send(m).is_ok() && {
+            let _ = (&self.bell).write(&[1]);
+            true
+        }
+    }
+}
+
+/// Where a reload takes its new pipeline from: re-read and compile the configuration. On
+/// failure it returns the diagnostics as the operator should read them.
+pub type ReloadSource = Box<dyn Fn() -> Result<Pipeline, String> + Send + Sync>;
+
+/// The control side of a running engine, shared by the engine handle, the admin endpoint and
+/// whoever reloads: what a reload or a status report needs, and nothing a worker owns.
+pub struct Control {
+    shared: Arc<Shared>,
+    /// The listener addresses as configured (before port 0 was resolved).
+    configured: Vec<SocketAddr>,
+    /// Held for the duration of a reload: reloads never interleave.
+    outboxes: Mutex<Vec<Outbox>>,
+    /// Every pipeline published so far that may still be alive somewhere (weak).
+    generations: Mutex<Vec<(u64, Weak<Pipeline>)>>,
+    source: Mutex<Option<ReloadSource>>,
+}
+
 /// A running engine: worker threads serving the published pipeline.
 pub struct Engine {
+    control: Arc<Control>,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     addrs: Vec<SocketAddr>,
     driver: Driver,
+    admin: Option<crate::admin::AdminServer>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -156,6 +261,146 @@ impl std::fmt::Debug for Engine {
             .field("workers", &self.threads.len())
             .field("driver", &self.driver)
             .finish()
+    }
+}
+
+impl Control {
+    /// Where [`Control::reload_from_source`] takes the new pipeline from.
+    pub fn set_source(&self, source: ReloadSource) {
+        *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
+    }
+
+    /// Re-read the configuration through the reload source and reload it. The error is the
+    /// text to show the operator (diagnostics, or why the reload was refused).
+    pub fn reload_from_source(&self) -> Result<u64, String> {
+        let pipeline = {
+            let source = self.source.lock().unwrap_or_else(|e| e.into_inner());
+            match source.as_ref() {
+                Some(f) => f()?,
+                None => {
+                    return Err(
+                        "error: this server was not started from a configuration file; nothing to reload"
+                            .into(),
+                    )
+                }
+            }
+        };
+        self.reload(pipeline).map_err(|e| e.to_string())
+    }
+
+    /// The generation of the published pipeline.
+    pub fn generation(&self) -> u64 {
+        self.shared.slot.generation()
+    }
+
+    /// Reload: make `pipeline` the one every worker runs, on all cores or none.
+    ///
+    /// The pipeline gets the next generation number. Phase one sends it to every worker, which
+    /// prepares what it needs on its core (its access log) and answers; if any worker refuses
+    /// or does not answer, every worker is told to abort and the error is returned. Phase two
+    /// tells every worker to commit and returns once all of them run the new generation.
+    /// Requests already running finish on the pipeline they started with; a keep-alive
+    /// connection takes the new one at its next request; tunnels are not touched.
+    ///
+    /// Listeners are fixed for the life of the engine: a pipeline with a different listener
+    /// set is refused before any worker sees it.
+    pub fn reload(&self, mut pipeline: Pipeline) -> Result<u64, ReloadError> {
+        // A poisoned lock only means a panicking reload held it; the outboxes are still valid.
+        let outboxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+        if self.shared.stop.load(Ordering::Acquire) {
+            return Err(ReloadError::Stopping);
+        }
+        let added: Vec<SocketAddr> = (pipeline.listeners.iter())
+            .filter(|a| !self.configured.contains(a))
+            .copied()
+            .collect();
+        let removed: Vec<SocketAddr> = (self.configured.iter())
+            .filter(|a| !pipeline.listeners.contains(a))
+            .copied()
+            .collect();
+        if !added.is_empty() || !removed.is_empty() {
+            return Err(ReloadError::Listeners { added, removed });
+        }
+        let generation = self.shared.slot.generation() + 1;
+        pipeline.generation = generation;
+        let pipeline = Arc::new(pipeline);
+
+        let (ack_tx, ack_rx) = mpsc::channel();
+        let mut failure = None;
+        for (i, o) in outboxes.iter().enumerate() {
+            let m = ControlMsg::Prepare {
+                pipeline: pipeline.clone(),
+                ack: ack_tx.clone(),
+            };
+            if !o.send(m) {
+                failure = Some(format!("worker {i} has exited"));
+            }
+        }
+        drop(ack_tx);
+        if failure.is_none() {
+            for _ in 0..outboxes.len() {
+                match ack_rx.recv_timeout(CONTROL_TIMEOUT) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(m)) => failure = Some(m),
+                    Err(_) => failure = Some("a worker did not answer".into()),
+                }
+                if failure.is_some() {
+                    break;
+                }
+            }
+        }
+        if let Some(m) = failure {
+            for o in outboxes.iter() {
+                o.send(ControlMsg::Abort { generation });
+            }
+            return Err(ReloadError::Prepare(m));
+        }
+
+        self.shared.slot.publish(pipeline.clone());
+        {
+            let mut gens = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+            gens.retain(|(_, w)| w.strong_count() > 0);
+            gens.push((generation, Arc::downgrade(&pipeline)));
+        }
+        drop(pipeline);
+        let (done_tx, done_rx) = mpsc::channel();
+        for o in outboxes.iter() {
+            o.send(ControlMsg::Commit {
+                generation,
+                ack: done_tx.clone(),
+            });
+        }
+        drop(done_tx);
+        // Every worker prepared, so each one commits between two of its tasks; this waits for
+        // the confirmations so that the caller can say "every core runs generation N".
+        for _ in 0..outboxes.len() {
+            if done_rx.recv_timeout(CONTROL_TIMEOUT).is_err() {
+                break;
+            }
+        }
+        Ok(generation)
+    }
+
+    /// Per worker: active generation, connections, requests, requests per generation.
+    pub fn status(&self) -> Vec<WorkerStatus> {
+        self.shared
+            .stats
+            .iter()
+            .map(|s| WorkerStatus {
+                generation: s.generation.load(Ordering::Acquire),
+                connections: s.connections.load(Ordering::Relaxed),
+                requests: s.requests.load(Ordering::Relaxed),
+                in_use: s.in_use.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            })
+            .collect()
+    }
+
+    /// The generations whose pipeline is still in memory (held by a worker or by a request
+    /// still running on it), oldest first. Old generations leave this list once drained.
+    pub fn live_generations(&self) -> Vec<u64> {
+        let mut gens = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        gens.retain(|(_, w)| w.strong_count() > 0);
+        gens.iter().map(|(g, _)| *g).collect()
     }
 }
 
@@ -173,6 +418,7 @@ impl Engine {
             DriverChoice::Auto if uring_available() => Driver::IoUring,
             DriverChoice::Auto => Driver::Epoll,
         };
+        let configured = pipeline.listeners.clone();
         let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..n).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
         for &addr in &pipeline.listeners {
@@ -182,18 +428,26 @@ impl Engine {
                 per_worker[i].push(s);
             }
         }
+        let first = Arc::new(pipeline);
+        let generations = Mutex::new(vec![(first.generation, Arc::downgrade(&first))]);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
-            slot: PipelineSlot::new(Arc::new(pipeline)),
+            slot: PipelineSlot::new(first),
             stats: (0..n).map(|_| WorkerStats::default()).collect(),
         });
         let cores = available_cores();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let mut threads = Vec::new();
+        let mut outboxes = Vec::new();
         for (i, listeners) in per_worker.into_iter().enumerate() {
             let shared = shared.clone();
             let ready = ready_tx.clone();
             let pin = opts.pin;
+            let (tx, rx) = mpsc::channel();
+            let (bell_tx, bell_rx) = UnixStream::pair().map_err(StartError::Thread)?;
+            bell_tx.set_nonblocking(true).map_err(StartError::Thread)?;
+            outboxes.push(Outbox { tx, bell: bell_tx });
+            let mailbox = Mailbox { rx, bell: bell_rx };
             let t = std::thread::Builder::new()
                 .name(format!("bext-worker-{i}"))
                 .spawn(move || {
@@ -201,7 +455,7 @@ impl Engine {
                         // Pinning is an optimisation; a sandbox refusing it is not an error.
                         let _ = monoio::utils::bind_to_cpu_set([i % cores]);
                     }
-                    worker_thread(i, shared, listeners, driver, ready);
+                    worker_thread(i, shared, listeners, mailbox, driver, ready);
                 })
                 .map_err(StartError::Thread)?;
             threads.push(t);
@@ -215,11 +469,20 @@ impl Engine {
                 Err(_) => failure = Some("a worker thread exited during start-up".into()),
             }
         }
+        let control = Arc::new(Control {
+            shared: shared.clone(),
+            configured,
+            outboxes: Mutex::new(outboxes),
+            generations,
+            source: Mutex::new(None),
+        });
         let engine = Engine {
+            control,
             shared,
             threads,
             addrs,
             driver,
+            admin: None,
         };
         if let Some(m) = failure {
             engine.shutdown();
@@ -246,10 +509,38 @@ impl Engine {
         self.shared.slot.generation()
     }
 
-    /// Publish a new pipeline; every worker takes it for its next request within one tick.
-    /// Listeners are not changed by this call.
-    pub fn publish(&self, pipeline: Pipeline) {
-        self.shared.slot.publish(Arc::new(pipeline));
+    /// See [`Control::reload`].
+    pub fn reload(&self, pipeline: Pipeline) -> Result<u64, ReloadError> {
+        self.control.reload(pipeline)
+    }
+
+    /// See [`Control::status`].
+    pub fn status(&self) -> Vec<WorkerStatus> {
+        self.control.status()
+    }
+
+    /// See [`Control::live_generations`].
+    pub fn live_generations(&self) -> Vec<u64> {
+        self.control.live_generations()
+    }
+
+    /// The control side, for an admin endpoint or a signal handler.
+    pub fn control(&self) -> Arc<Control> {
+        self.control.clone()
+    }
+
+    /// Serve the admin endpoint on `addr` (loopback addresses only) until the engine stops.
+    pub fn serve_admin(&mut self, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+        let admin = crate::admin::AdminServer::start(addr, self.control.clone())
+            .map_err(|error| StartError::Bind { addr, error })?;
+        let actual = admin.local_addr();
+        self.admin = Some(admin);
+        Ok(actual)
+    }
+
+    /// The admin endpoint's address, when one is served.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.local_addr())
     }
 
     /// Per worker: (active generation, open connections, requests served).
@@ -276,6 +567,7 @@ impl Engine {
     /// idle connections and join the workers.
     pub fn shutdown(mut self) {
         self.request_stop();
+        self.admin = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -285,6 +577,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.request_stop();
+        self.admin = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -295,6 +588,7 @@ fn worker_thread(
     id: usize,
     shared: Arc<Shared>,
     listeners: Vec<std::net::TcpListener>,
+    mailbox: Mailbox,
     driver: Driver,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
@@ -308,7 +602,7 @@ fn worker_thread(
                     let _ = ready.send(Ok(()));
                     drop(ready);
                     let w = Rc::new(Worker::new(id, shared, true));
-                    rt.block_on(crate::worker::run(w, listeners));
+                    rt.block_on(crate::worker::run(w, listeners, mailbox));
                 }
                 Err(e) => {
                     let _ = ready.send(Err(format!("worker {id}: epoll runtime: {e}")));
@@ -336,7 +630,7 @@ fn worker_thread(
                     let _ = ready.send(Ok(()));
                     drop(ready);
                     let w = Rc::new(Worker::new(id, shared, false));
-                    rt.block_on(crate::worker::run(w, listeners));
+                    rt.block_on(crate::worker::run(w, listeners, mailbox));
                 }
                 Err(e) => {
                     let _ = ready.send(Err(format!("worker {id}: io_uring runtime: {e}")));

@@ -2,7 +2,8 @@
 //! slot, buffer free lists, upstream connection pools, round-robin cursors, the cached `Date`
 //! line, the access log buffer and the request id counter. Nothing here is shared with other
 //! cores; the only cross-core state is [`Shared`] (stop flag, published pipeline, counters),
-//! which a worker reads on its ticker, never per request.
+//! which a worker reads on its ticker, never per request, and the worker's [`Mailbox`], through
+//! which the control thread prepares and commits a reload.
 
 use crate::log::AccessLog;
 use crate::pipeline::{Pipeline, UpstreamDef};
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -21,9 +22,9 @@ use std::time::{Duration, Instant};
 /// clock-derived caches.
 pub const TICK: Duration = Duration::from_millis(100);
 
-/// The published pipeline. Workers compare the generation on every tick and take the new
-/// pipeline under the mutex, off the request path. A reload (see `docs/architecture.md`)
-/// publishes here.
+/// The published pipeline: what a worker starts with, and the generation the control thread
+/// reports. Workers switch pipelines through their [`Mailbox`] (prepare, then commit); the
+/// control thread records the committed pipeline here.
 #[derive(Debug)]
 pub struct PipelineSlot {
     generation: AtomicU64,
@@ -64,6 +65,34 @@ pub struct WorkerStats {
     pub generation: AtomicU64,
     pub connections: AtomicUsize,
     pub requests: AtomicU64,
+    /// Per generation this core still runs requests on: (generation, requests holding it).
+    /// Refreshed on every tick and after every commit. Idle keep-alive connections hold no
+    /// generation: they take the newest one at their next request.
+    pub in_use: Mutex<Vec<(u64, usize)>>,
+}
+
+/// A message from the control thread to one worker: the two phases of a reload.
+pub enum ControlMsg {
+    /// Make ready to run `pipeline` (open what it needs on this core) and answer on `ack`;
+    /// nothing changes for requests yet.
+    Prepare {
+        pipeline: Arc<Pipeline>,
+        ack: mpsc::Sender<Result<(), String>>,
+    },
+    /// Switch to the prepared pipeline of `generation` and answer once it is active.
+    Commit {
+        generation: u64,
+        ack: mpsc::Sender<u64>,
+    },
+    /// Forget the prepared pipeline of `generation`.
+    Abort { generation: u64 },
+}
+
+/// What a worker prepared for the next generation: the pipeline and its access log, opened on
+/// this core before the commit so that the commit itself cannot fail.
+struct Prepared {
+    pipeline: Arc<Pipeline>,
+    log: Option<AccessLog>,
 }
 
 /// State shared between the control thread and the workers.
@@ -256,6 +285,11 @@ pub struct Worker {
     /// Rc around the Arc: per-request clones stay core-local (no shared atomic counter).
     #[allow(clippy::redundant_allocation)]
     pipeline: RefCell<Rc<Arc<Pipeline>>>,
+    /// Generations this core switched away from while requests still ran on them; weak, so
+    /// they are freed as soon as their last request ends.
+    #[allow(clippy::redundant_allocation)]
+    retired: RefCell<Vec<(u64, std::rc::Weak<Arc<Pipeline>>)>>,
+    prepared: RefCell<Option<Prepared>>,
     pub stop: StopSignal,
     /// Requests between their first byte and their last response byte (drain waits for 0).
     pub in_flight: Cell<usize>,
@@ -282,6 +316,9 @@ impl Worker {
     pub fn new(id: usize, shared: Arc<Shared>, readiness_idle: bool) -> Worker {
         let p = shared.slot.load();
         let log = p.access_log.as_ref().map(AccessLog::open);
+        shared.stats[id]
+            .generation
+            .store(p.generation, Ordering::Release);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -290,6 +327,8 @@ impl Worker {
             id,
             shared,
             pipeline: RefCell::new(Rc::new(p)),
+            retired: RefCell::new(Vec::new()),
+            prepared: RefCell::new(None),
             stop: StopSignal::default(),
             in_flight: Cell::new(0),
             connections: Cell::new(0),
@@ -446,28 +485,108 @@ impl Worker {
         }
     }
 
-    /// Called on every tick: clock caches, log flush, new pipeline, stop flag.
+    /// Called on every tick: clock caches, log flush, per-generation counters, stop flag.
     fn tick(&self) {
         self.refresh_date();
         self.stop.expire(Instant::now());
         if let Some(log) = self.log.borrow_mut().as_mut() {
             log.flush();
         }
-        let g = self.shared.slot.generation();
-        if g != self.pipeline.borrow().generation {
-            let p = self.shared.slot.load();
-            *self.log.borrow_mut() = p.access_log.as_ref().map(AccessLog::open);
-            *self.pipeline.borrow_mut() = Rc::new(p);
-            self.shared.stats[self.id]
-                .generation
-                .store(g, Ordering::Relaxed);
-        }
-        self.shared.stats[self.id]
-            .connections
-            .store(self.connections.get(), Ordering::Relaxed);
+        self.publish_in_use();
         if self.shared.stop.load(Ordering::Acquire) && !self.stop.is_stopped() {
             self.stop.trigger();
         }
+    }
+
+    /// Handle one control message (see [`ControlMsg`]).
+    pub fn control(&self, m: ControlMsg) {
+        match m {
+            ControlMsg::Prepare { pipeline, ack } => {
+                let _ = ack.send(self.prepare(pipeline));
+            }
+            ControlMsg::Commit { generation, ack } => {
+                self.commit(generation);
+                let _ = ack.send(self.pipeline.borrow().generation);
+            }
+            ControlMsg::Abort { generation } => {
+                let mut prepared = self.prepared.borrow_mut();
+                if prepared
+                    .as_ref()
+                    .is_some_and(|p| p.pipeline.generation == generation)
+                {
+                    *prepared = None;
+                }
+            }
+        }
+    }
+
+    fn prepare(&self, pipeline: Arc<Pipeline>) -> Result<(), String> {
+        if self.stop.is_stopped() {
+            return Err(format!("worker {} is stopping", self.id));
+        }
+        let log = match &pipeline.access_log {
+            None => None,
+            Some(spec) => {
+                if let bext_ir::LogTarget::File(path) = &spec.target {
+                    // Checked here so that a log that cannot be opened aborts the reload
+                    // instead of leaving a core logging nowhere.
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|e| format!("access log {path}: {e}"))?;
+                }
+                Some(AccessLog::open(spec))
+            }
+        };
+        *self.prepared.borrow_mut() = Some(Prepared { pipeline, log });
+        Ok(())
+    }
+
+    /// Switch to the prepared pipeline. Requests already running keep the pipeline they hold;
+    /// the next request of every connection reads the new one.
+    fn commit(&self, generation: u64) {
+        let Some(prep) = self.prepared.borrow_mut().take() else {
+            return;
+        };
+        if prep.pipeline.generation != generation {
+            return;
+        }
+        if let Some(log) = self.log.borrow_mut().as_mut() {
+            log.flush();
+        }
+        *self.log.borrow_mut() = prep.log;
+        let old = std::mem::replace(&mut *self.pipeline.borrow_mut(), Rc::new(prep.pipeline));
+        let old_gen = old.generation;
+        if Rc::strong_count(&old) > 1 {
+            self.retired
+                .borrow_mut()
+                .push((old_gen, Rc::downgrade(&old)));
+        }
+        drop(old);
+        self.shared.stats[self.id]
+            .generation
+            .store(generation, Ordering::Release);
+        self.publish_in_use();
+    }
+
+    /// Publish, per generation, how many requests of this core still run on it.
+    fn publish_in_use(&self) {
+        let mut retired = self.retired.borrow_mut();
+        retired.retain(|(_, w)| w.strong_count() > 0);
+        let cur = self.pipeline.borrow();
+        let mut v = Vec::with_capacity(retired.len() + 1);
+        v.push((cur.generation, Rc::strong_count(&cur) - 1));
+        for (g, w) in retired.iter() {
+            v.push((*g, w.strong_count()));
+        }
+        drop(cur);
+        drop(retired);
+        let stats = &self.shared.stats[self.id];
+        *stats.in_use.lock().unwrap_or_else(|e| e.into_inner()) = v;
+        stats
+            .connections
+            .store(self.connections.get(), Ordering::Relaxed);
     }
 
     /// Drop pooled connections idle for too long.
@@ -496,7 +615,8 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// The body of a worker thread's runtime: accept on every listener until stopped, then drain.
-pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>) {
+pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>, mailbox: Mailbox) {
+    monoio::spawn(control_loop(w.clone(), mailbox));
     let mut accepting = Vec::new();
     for l in listeners {
         match TcpListener::from_std(l) {
@@ -530,6 +650,40 @@ pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>) {
         log.flush();
     }
     w.pools.borrow_mut().clear();
+}
+
+/// The worker's end of its control channel: messages, and a socket the control thread writes
+/// a byte to after each message so that the worker wakes at once rather than on its tick.
+pub struct Mailbox {
+    pub rx: mpsc::Receiver<ControlMsg>,
+    pub bell: std::os::unix::net::UnixStream,
+}
+
+async fn control_loop(w: Rc<Worker>, mailbox: Mailbox) {
+    use monoio::io::AsyncReadRent;
+    let Mailbox { rx, bell } = mailbox;
+    let mut bell = match bell
+        .set_nonblocking(true)
+        .and_then(|()| monoio::net::UnixStream::from_std(bell))
+    {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("bext: worker {}: control channel: {e}", w.id);
+            return;
+        }
+    };
+    let mut buf = vec![0u8; 64];
+    loop {
+        let (res, b) = bell.read(buf).await;
+        buf = b;
+        while let Ok(m) = rx.try_recv() {
+            w.control(m);
+        }
+        if !matches!(res, Ok(n) if n > 0) {
+            // The control side is gone (engine dropped): nothing more will come.
+            return;
+        }
+    }
 }
 
 async fn accept_loop(w: Rc<Worker>, l: TcpListener) {

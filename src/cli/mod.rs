@@ -1,4 +1,5 @@
 //! One file per command family.
 pub mod bench;
 pub mod check;
+pub mod reload;
 pub mod run;

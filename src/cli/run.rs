@@ -1,6 +1,8 @@
 //! `bext run`, `bext proxy`, `bext respond`, `bext origin`: build a configuration (from a file
 //! or from flags), start it through `bext::start`, print where it listens, and stop cleanly on
-//! SIGTERM/SIGINT (stop accepting, drain in-flight requests, exit 0).
+//! SIGTERM/SIGINT (stop accepting, drain in-flight requests, exit 0). `bext run FILE` also
+//! reloads FILE on SIGHUP (and on `POST /reload` of its admin endpoint): see
+//! `docs/operations.md`.
 use bext::{DriverChoice, Server, StartOptions};
 use clap::Args;
 use std::io::Write;
@@ -86,10 +88,11 @@ pub struct OriginArgs {
 /// Register the stop signals before anything is printed, so a signal sent right after the
 /// "listening on" line is never missed.
 fn stop_signals() -> Option<signal_hook::iterator::Signals> {
-    match signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ]) {
+    signals(&[signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+}
+
+fn signals(list: &[i32]) -> Option<signal_hook::iterator::Signals> {
+    match signal_hook::iterator::Signals::new(list) {
         Ok(s) => Some(s),
         Err(e) => {
             eprintln!("bext: cannot install signal handlers: {e}");
@@ -102,6 +105,9 @@ fn announce(server: &Server, what: &str) {
     let mut out = std::io::stdout().lock();
     for a in server.local_addrs() {
         let _ = writeln!(out, "listening on {a}");
+    }
+    if let Some(a) = server.admin_addr() {
+        let _ = writeln!(out, "admin on {a}");
     }
     let _ = out.flush();
     eprintln!(
@@ -116,8 +122,13 @@ fn serve_until_signal(
     mut signals: Option<signal_hook::iterator::Signals>,
 ) -> ExitCode {
     if let Some(sig) = signals.as_mut() {
-        if let Some(s) = sig.forever().next() {
+        for s in sig.forever() {
+            if s == signal_hook::consts::SIGHUP {
+                reload_on_signal(&servers);
+                continue;
+            }
             eprintln!("bext: signal {s}: draining");
+            break;
         }
     } else {
         // Without handlers the default action of SIGTERM/SIGINT ends the process.
@@ -132,16 +143,60 @@ fn serve_until_signal(
     ExitCode::SUCCESS
 }
 
+/// SIGHUP: reload the first server (the one serving the file) and log the outcome.
+fn reload_on_signal(servers: &[Server]) {
+    let Some(server) = servers.first() else {
+        return;
+    };
+    match server.control().reload_from_source() {
+        Ok(g) => eprintln!("bext: reloaded: generation {g}"),
+        Err(m) => eprintln!("bext: reload failed; the running configuration is kept:\n{m}"),
+    }
+}
+
+/// The reload source of `bext run FILE`: re-read FILE (and its includes), compile it like at
+/// start-up, and refuse changes that only a restart can apply.
+fn file_source(path: PathBuf, started: bext_ir::Global) -> bext_engine::server::ReloadSource {
+    Box::new(move || {
+        let compiled = bext_dsl::compile_file(&path).map_err(|f| f.render_human())?;
+        if !compiled.warnings.is_empty() {
+            eprint!(
+                "{}",
+                bext_dsl::render_human(&compiled.warnings, &compiled.sources)
+            );
+        }
+        let g = &compiled.config.global;
+        let fixed = [
+            ("workers", g.workers != started.workers),
+            ("admin", g.admin != started.admin),
+            ("pid_file", g.pid_file != started.pid_file),
+        ];
+        let changed: Vec<&str> = fixed.iter().filter(|f| f.1).map(|f| f.0).collect();
+        if !changed.is_empty() {
+            return Err(format!(
+                "{}: error: a reload cannot change `{}`; restart bext to change it. The running configuration is kept.",
+                path.display(),
+                changed.join("`, `")
+            ));
+        }
+        bext::compile(&compiled.config, 0).map_err(|e| e.to_string())
+    })
+}
+
 fn fail(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("{e}");
     ExitCode::from(1)
 }
 
 pub fn run(a: RunArgs) -> ExitCode {
-    let signals = stop_signals();
     let Some(path) = a.file else {
-        return run_demo(&a.engine, signals);
+        return run_demo(&a.engine, stop_signals());
     };
+    let signals = signals(&[
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ]);
     let compiled = match bext_dsl::compile_file(&path) {
         Ok(c) => c,
         Err(f) => {
@@ -155,9 +210,16 @@ pub fn run(a: RunArgs) -> ExitCode {
             bext_dsl::render_human(&compiled.warnings, &compiled.sources)
         );
     }
+    let started = compiled.config.global.clone();
     match bext::start(compiled.config, a.engine.options()) {
         Ok(server) => {
-            announce(&server, &format!("serving {}", path.display()));
+            server
+                .control()
+                .set_source(file_source(path.clone(), started));
+            announce(
+                &server,
+                &format!("serving {}; reload with SIGHUP", path.display()),
+            );
             serve_until_signal(vec![server], signals)
         }
         Err(e) => fail(e),

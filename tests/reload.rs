@@ -1,0 +1,412 @@
+//! Hot reload as an operator sees it: `bext run FILE` with an admin endpoint, reloaded through
+//! `POST /reload`, `bext reload` and SIGHUP while clients keep talking to it. Nothing here
+//! measures time: every wait is for an event (a response, a status line), bounded only so that a
+//! broken build fails instead of hanging.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A `bext run FILE` child process, killed when dropped.
+struct Bext {
+    child: Child,
+    addr: SocketAddr,
+    admin: SocketAddr,
+    file: PathBuf,
+}
+
+impl Drop for Bext {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("bext-reload-{}-{name}", std::process::id()))
+}
+
+/// A configuration answering `/r` with `body`; `/ws` goes to `ws_origin` when given.
+fn config(body: &str, ws_origin: Option<SocketAddr>) -> String {
+    let mut c =
+        String::from("global {\n    admin 127.0.0.1:0\n    workers 2\n}\nlisten 127.0.0.1:0\n");
+    if let Some(o) = ws_origin {
+        c.push_str(&format!("upstream ws {{\n    server {o}\n}}\n"));
+    }
+    c.push_str("site * {\n");
+    if ws_origin.is_some() {
+        c.push_str("    route /ws { proxy ws }\n");
+    }
+    c.push_str(&format!("    route /* {{ respond 200 \"{body}\" }}\n}}\n"));
+    c
+}
+
+fn start_bext(name: &str, text: &str) -> Bext {
+    let file = temp_path(name);
+    std::fs::write(&file, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bext"))
+        .arg("run")
+        .arg(&file)
+        .args(["--no-pin"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn bext");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = |prefix: &str| -> SocketAddr {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        l.trim()
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected {prefix:?}, got {l:?}"))
+            .parse()
+            .unwrap()
+    };
+    let addr = line("listening on ");
+    let admin = line("admin on ");
+    Bext {
+        child,
+        addr,
+        admin,
+        file,
+    }
+}
+
+/// One request to the admin endpoint: (status, body).
+fn admin(a: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut s = connect(a);
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(s);
+    let resp = read_response(&mut r, false);
+    (resp.status, resp.text())
+}
+
+/// Write `text` to the served file and reload it; the new generation.
+fn reload(b: &Bext, text: &str) -> Result<u64, String> {
+    std::fs::write(&b.file, text).unwrap();
+    match admin(b.admin, "POST", "/reload") {
+        (200, body) => {
+            let g = body
+                .trim()
+                .strip_prefix("{\"generation\":")
+                .and_then(|r| r.strip_suffix('}'))
+                .unwrap_or_else(|| panic!("answer {body:?}"));
+            Ok(g.parse().unwrap())
+        }
+        (422, body) => Err(body),
+        (s, body) => panic!("unexpected {s}: {body}"),
+    }
+}
+
+fn get(a: SocketAddr) -> String {
+    let (resp, _) = exchange(a, b"GET /r HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(resp.status, 200);
+    resp.text()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The `live_generations` list of `GET /status`.
+fn live_generations(a: SocketAddr) -> Vec<u64> {
+    let (status, body) = admin(a, "GET", "/status");
+    assert_eq!(status, 200);
+    let list = body
+        .split_once("\"live_generations\":[")
+        .and_then(|(_, r)| r.split_once(']'))
+        .unwrap_or_else(|| panic!("status {body}"))
+        .0;
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+/// How a load client talks to bext.
+#[derive(Clone, Copy, Debug)]
+enum Client {
+    KeepAliveGet,
+    NewConnectionGet,
+    KeepAlivePost,
+    NewConnectionChunkedPost,
+}
+
+impl Client {
+    fn request(self) -> Vec<u8> {
+        match self {
+            Client::KeepAliveGet | Client::NewConnectionGet => {
+                b"GET /r HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()
+            }
+            Client::KeepAlivePost => {
+                let mut r = b"POST /r HTTP/1.1\r\nHost: h\r\nContent-Length: 3000\r\n\r\n".to_vec();
+                r.extend(std::iter::repeat_n(b'p', 3000));
+                r
+            }
+            Client::NewConnectionChunkedPost => {
+                b"POST /r HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+                    .to_vec()
+            }
+        }
+    }
+
+    fn keep_alive(self) -> bool {
+        matches!(self, Client::KeepAliveGet | Client::KeepAlivePost)
+    }
+}
+
+/// Send requests until `stop`; return the bodies seen (every response must be a complete 200).
+fn load(a: SocketAddr, kind: Client, stop: Arc<AtomicBool>) -> Vec<String> {
+    let req = kind.request();
+    let mut seen = Vec::new();
+    let mut conn: Option<BufReader<TcpStream>> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let r = conn.get_or_insert_with(|| BufReader::new(connect(a)));
+        r.get_mut().write_all(&req).expect("send");
+        let resp = read_response(r, false);
+        assert_eq!(resp.status, 200, "{kind:?}: {resp:?}");
+        assert!(resp.complete, "{kind:?}: incomplete response");
+        assert_ne!(
+            resp.header("connection"),
+            Some("close"),
+            "{kind:?}: bext closed a keep-alive connection"
+        );
+        seen.push(resp.text());
+        if !kind.keep_alive() {
+            conn = None;
+        }
+    }
+    seen
+}
+
+#[test]
+fn two_hundred_reloads_under_load_drop_nothing_and_never_mix_configs() {
+    let (a, b) = (config("from-config-a", None), config("from-config-b", None));
+    let srv = start_bext("load.bext", &a);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = [
+        Client::KeepAliveGet,
+        Client::KeepAliveGet,
+        Client::NewConnectionGet,
+        Client::KeepAlivePost,
+        Client::NewConnectionChunkedPost,
+    ]
+    .into_iter()
+    .map(|kind| {
+        let stop = stop.clone();
+        let addr = srv.addr;
+        std::thread::spawn(move || load(addr, kind, stop))
+    })
+    .collect();
+    let mut last = 1;
+    for i in 0..200 {
+        let (text, want) = if i % 2 == 0 {
+            (&b, "from-config-b")
+        } else {
+            (&a, "from-config-a")
+        };
+        let g = reload(&srv, text).expect("reload");
+        assert_eq!(g, last + 1, "generations count up by one");
+        last = g;
+        // The answer comes once every core runs the new generation: a new request sees it.
+        assert_eq!(get(srv.addr), want, "after reload {i}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    let mut bodies = std::collections::BTreeSet::new();
+    for c in clients {
+        let seen = c.join().expect("a load client saw a failure");
+        assert!(!seen.is_empty());
+        total += seen.len();
+        bodies.extend(seen);
+    }
+    assert!(total > 200, "{total} requests");
+    let allowed: std::collections::BTreeSet<String> = ["from-config-a", "from-config-b"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(bodies.is_subset(&allowed), "{bodies:?}");
+}
+
+#[test]
+fn a_broken_or_unappliable_config_keeps_the_old_one_serving() {
+    let good = config("still-good", None);
+    let srv = start_bext("broken.bext", &good);
+    let listener_added = good.replace(
+        "listen 127.0.0.1:0\n",
+        "listen 127.0.0.1:0\nlisten 127.0.0.1:1\n",
+    );
+    // (configuration, what the diagnostic says)
+    let table: Vec<(String, &str)> = vec![
+        (
+            good.replace("respond 200 \"still-good\" }", "respond 200 \"x\""),
+            "error[E",
+        ),
+        (
+            good.replace(
+                "{ respond 200",
+                "{\n        compress gzip\n        respond 200",
+            ),
+            "`compress` is not implemented",
+        ),
+        (listener_added, "cannot change listeners"),
+        (
+            good.replace("workers 2", "workers 3"),
+            "cannot change `workers`",
+        ),
+        (
+            good.replace("respond 200 \"still-good\"", "proxy nowhere"),
+            "nowhere",
+        ),
+    ];
+    for (text, says) in &table {
+        let err = reload(&srv, text).expect_err("the reload must fail");
+        assert!(err.contains(says), "{says:?} not in {err}");
+        assert!(err.trim_end().len() > says.len());
+        assert_eq!(get(srv.addr), "still-good");
+    }
+    // `bext reload --admin`: exit 1 and the diagnostics, then exit 0 and the generation.
+    std::fs::write(&srv.file, &table[0].0).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(["reload", "--admin", &srv.admin.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error[E") && stderr.contains("broken.bext"),
+        "{stderr}"
+    );
+    std::fs::write(&srv.file, config("good-again", None)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(["reload", "--admin", &srv.admin.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "reloaded: generation 2\n"
+    );
+    assert_eq!(get(srv.addr), "good-again");
+}
+
+#[test]
+fn sighup_and_pid_file_reload_the_file() {
+    let pid_file = temp_path("bext.pid");
+    let with_pid = |body: &str| {
+        config(body, None).replace(
+            "workers 2\n",
+            &format!("workers 2\n    pid_file \"{}\"\n", pid_file.display()),
+        )
+    };
+    let srv = start_bext("sighup.bext", &with_pid("one"));
+    std::fs::write(&srv.file, with_pid("two")).unwrap();
+    let ok = Command::new("kill")
+        .args(["-HUP", &srv.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    wait_for_body(srv.addr, "two");
+    std::fs::write(&srv.file, with_pid("three")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(["reload", "--pid-file"])
+        .arg(&pid_file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    wait_for_body(srv.addr, "three");
+    assert_eq!(live_generations(srv.admin), vec![3]);
+}
+
+/// A signal-driven reload has no answer to wait for: poll the served body (bounded).
+fn wait_for_body(a: SocketAddr, want: &str) {
+    for _ in 0..500 {
+        if get(a) == want {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the reload to {want:?} never took effect");
+}
+
+#[test]
+fn a_websocket_opened_before_fifty_reloads_still_echoes_after_them() {
+    let ws_up = upstream(|s: TcpStream| {
+        let Ok(mut ws) = tungstenite::accept(s) else {
+            return;
+        };
+        while let Ok(msg) = ws.read() {
+            if msg.is_close() || ws.send(msg).is_err() {
+                break;
+            }
+        }
+    });
+    let (a, b) = (config("a", Some(ws_up)), config("b", Some(ws_up)));
+    let srv = start_bext("ws.bext", &a);
+    let stream = connect(srv.addr);
+    let (mut ws, resp) =
+        tungstenite::client(format!("ws://{}/ws", srv.addr), stream).expect("handshake");
+    assert_eq!(resp.status().as_u16(), 101);
+    let mut echo = |text: String| {
+        ws.send(tungstenite::Message::text(text.clone())).unwrap();
+        let back = ws.read().unwrap();
+        assert_eq!(back.into_text().unwrap().as_str(), text);
+    };
+    echo("before".into());
+    for i in 0..50 {
+        reload(&srv, if i % 2 == 0 { &b } else { &a }).expect("reload");
+        if i % 10 == 9 {
+            echo(format!("after {} reloads", i + 1));
+        }
+    }
+    assert_eq!(get(srv.addr), "a");
+    echo("x".repeat(50_000));
+    // The tunnel still holds the first generation; everything else was freed.
+    let live = live_generations(srv.admin);
+    assert_eq!(live, vec![1, 51], "{live:?}");
+}
+
+#[test]
+fn a_thousand_reloads_free_old_generations() {
+    let (a, b) = (config("a", None), config("b", None));
+    let srv = start_bext("memory.bext", &a);
+    let pid = srv.child.id();
+    let run = |from: usize, to: usize| {
+        for i in from..to {
+            reload(&srv, if i % 2 == 0 { &b } else { &a }).expect("reload");
+            // Keep-alive traffic on every generation, so each one was used before it retired.
+            get(srv.addr);
+        }
+    };
+    run(0, 10);
+    let after_10 = rss_kib(pid);
+    run(10, 1000);
+    let after_1000 = rss_kib(pid);
+    assert_eq!(live_generations(srv.admin), vec![1001]);
+    // 990 generations leaked would be far above this bound; allocator noise stays below it.
+    assert!(
+        after_1000 < after_10 + 2048,
+        "VmRSS {after_10} KiB after 10 reloads, {after_1000} KiB after 1,000"
+    );
+    let mut s = connect(srv.addr);
+    s.write_all(b"GET /r HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.ends_with("\r\n\r\na"), "{all}");
+}
