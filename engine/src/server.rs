@@ -161,6 +161,10 @@ pub enum ReloadError {
     Prepare(String),
     /// The engine is stopping.
     Stopping,
+    /// Every worker prepared and was told to commit `generation`, but not every worker
+    /// confirmed it in time (a wedged worker): the generation is published, yet this reload
+    /// cannot say that every core runs it.
+    Unconfirmed { generation: u64 },
 }
 
 impl std::fmt::Display for ReloadError {
@@ -192,6 +196,10 @@ impl std::fmt::Display for ReloadError {
                 )
             }
             ReloadError::Stopping => write!(f, "error: bext is stopping; nothing was reloaded"),
+            ReloadError::Unconfirmed { generation } => write!(
+                f,
+                "error: generation {generation} was committed but not every worker confirmed running it"
+            ),
         }
     }
 }
@@ -375,7 +383,7 @@ impl Control {
         // the confirmations so that the caller can say "every core runs generation N".
         for _ in 0..outboxes.len() {
             if done_rx.recv_timeout(CONTROL_TIMEOUT).is_err() {
-                break;
+                return Err(ReloadError::Unconfirmed { generation });
             }
         }
         Ok(generation)
@@ -651,6 +659,61 @@ mod tests {
         for s in &socks {
             assert_eq!(s.local_addr().unwrap(), actual);
         }
+    }
+
+    fn pipeline() -> Pipeline {
+        crate::testing::empty_pipeline()
+    }
+
+    /// Prepare failures and listener changes abort on every core; a good reload reaches all.
+    #[test]
+    fn reloads_apply_on_every_core_or_on_none() {
+        let opts = EngineOptions {
+            workers: 3,
+            driver: DriverChoice::Epoll,
+            pin: false,
+        };
+        let engine = Engine::start(pipeline(), opts).unwrap();
+        let generations =
+            |e: &Engine| -> Vec<u64> { e.status().iter().map(|w| w.generation).collect() };
+        assert_eq!(generations(&engine), vec![1, 1, 1]);
+
+        let mut unloggable = pipeline();
+        unloggable.access_log = Some(crate::pipeline::AccessLogSpec {
+            target: bext_ir::LogTarget::File("/nonexistent-dir/bext/access.log".into()),
+            format: bext_ir::LogFormat::Json,
+        });
+        let mut listening = pipeline();
+        listening.listeners.push("127.0.0.1:1".parse().unwrap());
+        type Check = fn(&ReloadError) -> bool;
+        let refused: [(Pipeline, Check); 2] = [
+            (
+                unloggable,
+                |e| matches!(e, ReloadError::Prepare(m) if m.contains("/nonexistent-dir/bext/access.log")),
+            ),
+            (
+                listening,
+                |e| matches!(e, ReloadError::Listeners { added, removed } if added.len() == 1 && removed.is_empty()),
+            ),
+        ];
+        for (p, check) in refused {
+            let e = engine.reload(p).unwrap_err();
+            assert!(check(&e), "{e:?}");
+            assert!(
+                e.to_string().contains("The running configuration is kept"),
+                "{e}"
+            );
+            assert_eq!(engine.generation(), 1);
+            assert_eq!(generations(&engine), vec![1, 1, 1]);
+        }
+
+        for want in 2..=4 {
+            assert_eq!(engine.reload(pipeline()), Ok(want));
+            assert_eq!(generations(&engine), vec![want; 3]);
+        }
+        // Nothing runs on the old generations, so only the last one is still in memory.
+        assert_eq!(engine.live_generations(), vec![4]);
+        engine.shutdown();
     }
 
     #[test]
