@@ -246,9 +246,14 @@ fn two_hundred_reloads_under_load_drop_nothing_and_never_mix_configs() {
 fn a_broken_or_unappliable_config_keeps_the_old_one_serving() {
     let good = config("still-good", None);
     let srv = start_bext("broken.bext", &good);
+    // A port held by a socket without SO_REUSEPORT cannot be bound by bext.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let listener_added = good.replace(
         "listen 127.0.0.1:0\n",
-        "listen 127.0.0.1:0\nlisten 127.0.0.1:1\n",
+        &format!(
+            "listen 127.0.0.1:0\nlisten {}\n",
+            taken.local_addr().unwrap()
+        ),
     );
     // (configuration, what the diagnostic says)
     let table: Vec<(String, &str)> = vec![
@@ -263,7 +268,7 @@ fn a_broken_or_unappliable_config_keeps_the_old_one_serving() {
             ),
             "`compress` is not implemented",
         ),
-        (listener_added, "cannot change listeners"),
+        (listener_added, "cannot listen on"),
         (
             good.replace("workers 2", "workers 3"),
             "cannot change `workers`",
@@ -302,6 +307,41 @@ fn a_broken_or_unappliable_config_keeps_the_old_one_serving() {
         "reloaded: generation 2\n"
     );
     assert_eq!(get(srv.addr), "good-again");
+}
+
+#[test]
+fn listeners_added_and_removed_by_reloads_leave_the_others_alone() {
+    let base = config("served", None);
+    let srv = start_bext("listeners.bext", &base);
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let with_extra = base.replace(
+        "listen 127.0.0.1:0\n",
+        &format!("listen 127.0.0.1:0\nlisten {free}\n"),
+    );
+    let mut kept = BufReader::new(connect(srv.addr));
+    let ask = |r: &mut BufReader<TcpStream>| {
+        r.get_mut()
+            .write_all(b"GET /r HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
+        read_response(r, false).text()
+    };
+    assert_eq!(ask(&mut kept), "served");
+    assert_eq!(reload(&srv, &with_extra), Ok(2));
+    assert_eq!(get(free), "served");
+    let mut on_extra = BufReader::new(connect(free));
+    assert_eq!(ask(&mut on_extra), "served");
+    let (_, status) = admin(srv.admin, "GET", "/status");
+    assert!(status.contains(&format!("\"{free}\"")), "{status}");
+    assert_eq!(ask(&mut kept), "served");
+    // Removed: the port stops accepting; connections it accepted and the other listener go on.
+    assert_eq!(reload(&srv, &base), Ok(3));
+    assert!(TcpStream::connect(free).is_err());
+    assert_eq!(ask(&mut on_extra), "served");
+    assert_eq!(ask(&mut kept), "served");
+    assert_eq!(get(srv.addr), "served");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The admin endpoint (`global { admin 127.0.0.1:9901 }`): a small HTTP/1.1 server on its own
 //! thread, off the workers, for operators and scripts.
 //!
-//! - `GET /status`: JSON; the published generation, the generations still in memory, and per
+//! - `GET /status`: JSON; the published generation, the generations still in memory, the
+//!   addresses listened on, and per
 //!   worker its active generation, open connections, requests served, and the requests still
 //!   running per generation (how an operator watches an old generation drain).
 //! - `POST /reload`: re-read and compile the configuration and reload it on every core; `200`
@@ -215,11 +216,15 @@ fn status_json(control: &Control) -> String {
     let live: Vec<String> = (control.live_generations().iter())
         .map(u64::to_string)
         .collect();
+    let listeners: Vec<String> = (control.listener_addrs().iter())
+        .map(|a| format!("\"{a}\""))
+        .collect();
     let _ = write!(
         out,
-        "{{\"generation\":{},\"live_generations\":[{}],\"workers\":[",
+        "{{\"generation\":{},\"live_generations\":[{}],\"listeners\":[{}],\"workers\":[",
         control.generation(),
-        live.join(",")
+        live.join(","),
+        listeners.join(",")
     );
     for (i, w) in control.status().iter().enumerate() {
         if i > 0 {

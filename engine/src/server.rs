@@ -151,12 +151,8 @@ fn uring_available() -> bool {
 /// Why a reload was refused. In every case the running pipeline is untouched on every core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadError {
-    /// The new configuration adds or removes listeners; listeners are fixed for the life of
-    /// the process.
-    Listeners {
-        added: Vec<SocketAddr>,
-        removed: Vec<SocketAddr>,
-    },
+    /// A listener the new configuration adds could not be bound; nothing was bound.
+    Bind { addr: SocketAddr, error: String },
     /// A worker could not prepare the new pipeline (or did not answer); every core aborted.
     Prepare(String),
     /// The engine is stopping.
@@ -170,25 +166,10 @@ pub enum ReloadError {
 impl std::fmt::Display for ReloadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReloadError::Listeners { added, removed } => {
-                let list = |v: &[SocketAddr]| {
-                    v.iter()
-                        .map(|a| a.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                write!(f, "error: a reload cannot change listeners")?;
-                if !added.is_empty() {
-                    write!(f, " (added: {})", list(added))?;
-                }
-                if !removed.is_empty() {
-                    write!(f, " (removed: {})", list(removed))?;
-                }
-                write!(
-                    f,
-                    "; restart bext to change them. The running configuration is kept."
-                )
-            }
+            ReloadError::Bind { addr, error } => write!(
+                f,
+                "error: cannot listen on {addr}: {error}. The running configuration is kept."
+            ),
             ReloadError::Prepare(m) => {
                 write!(
                     f,
@@ -243,8 +224,9 @@ pub type ReloadSource = Box<dyn Fn() -> Result<Pipeline, String> + Send + Sync>;
 /// whoever reloads: what a reload or a status report needs, and nothing a worker owns.
 pub struct Control {
     shared: Arc<Shared>,
-    /// The listener addresses as configured (before port 0 was resolved).
-    configured: Vec<SocketAddr>,
+    /// The listeners being served: (address as configured, address bound; they differ for
+    /// port 0).
+    listeners: Mutex<Vec<(SocketAddr, SocketAddr)>>,
     /// Held for the duration of a reload: reloads never interleave.
     outboxes: Mutex<Vec<Outbox>>,
     /// Every pipeline published so far that may still be alive somewhere (weak).
@@ -301,6 +283,12 @@ impl Control {
         self.shared.slot.generation()
     }
 
+    /// The addresses being listened on now (after reloads that added or removed listeners).
+    pub fn listener_addrs(&self) -> Vec<SocketAddr> {
+        let list = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter().map(|(_, actual)| *actual).collect()
+    }
+
     /// Reload: make `pipeline` the one every worker runs, on all cores or none.
     ///
     /// The pipeline gets the next generation number. Phase one sends it to every worker, which
@@ -310,24 +298,41 @@ impl Control {
     /// Requests already running finish on the pipeline they started with; a keep-alive
     /// connection takes the new one at its next request; tunnels are not touched.
     ///
-    /// Listeners are fixed for the life of the engine: a pipeline with a different listener
-    /// set is refused before any worker sees it.
+    /// Listeners the new pipeline adds are bound before phase one (a port that cannot be bound
+    /// fails the reload, nothing changed) and start accepting at the commit; listeners it drops
+    /// stop accepting at the commit. The other listeners are not touched.
     pub fn reload(&self, mut pipeline: Pipeline) -> Result<u64, ReloadError> {
         // A poisoned lock only means a panicking reload held it; the outboxes are still valid.
         let outboxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
         if self.shared.stop.load(Ordering::Acquire) {
             return Err(ReloadError::Stopping);
         }
-        let added: Vec<SocketAddr> = (pipeline.listeners.iter())
-            .filter(|a| !self.configured.contains(a))
-            .copied()
-            .collect();
-        let removed: Vec<SocketAddr> = (self.configured.iter())
-            .filter(|a| !pipeline.listeners.contains(a))
-            .copied()
-            .collect();
-        if !added.is_empty() || !removed.is_empty() {
-            return Err(ReloadError::Listeners { added, removed });
+        // Listeners the new pipeline adds are bound here, once per worker, before any worker
+        // hears of the reload: a port that cannot be bound fails it with nothing changed.
+        let current = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut per_worker: Vec<Vec<(SocketAddr, std::net::TcpListener)>> =
+            (0..outboxes.len()).map(|_| Vec::new()).collect();
+        let mut next = Vec::new();
+        for &addr in &pipeline.listeners {
+            if let Some(&kept) = current.iter().find(|(c, _)| *c == addr) {
+                next.push(kept);
+                continue;
+            }
+            let (socks, actual) = bind_shared(addr, outboxes.len()).map_err(|e| match e {
+                StartError::Bind { addr, error } => ReloadError::Bind {
+                    addr,
+                    error: error.to_string(),
+                },
+                other => ReloadError::Prepare(other.to_string()),
+            })?;
+            next.push((addr, actual));
+            for (i, s) in socks.into_iter().enumerate() {
+                per_worker[i].push((addr, s));
+            }
         }
         let generation = self.shared.slot.generation() + 1;
         pipeline.generation = generation;
@@ -335,9 +340,10 @@ impl Control {
 
         let (ack_tx, ack_rx) = mpsc::channel();
         let mut failure = None;
-        for (i, o) in outboxes.iter().enumerate() {
+        for ((i, o), listeners) in outboxes.iter().enumerate().zip(per_worker) {
             let m = ControlMsg::Prepare {
                 pipeline: pipeline.clone(),
+                listeners,
                 ack: ack_tx.clone(),
             };
             if !o.send(m) {
@@ -365,6 +371,7 @@ impl Control {
         }
 
         self.shared.slot.publish(pipeline.clone());
+        *self.listeners.lock().unwrap_or_else(|e| e.into_inner()) = next;
         {
             let mut gens = self.generations.lock().unwrap_or_else(|e| e.into_inner());
             gens.retain(|(_, w)| w.strong_count() > 0);
@@ -426,14 +433,16 @@ impl Engine {
             DriverChoice::Auto if uring_available() => Driver::IoUring,
             DriverChoice::Auto => Driver::Epoll,
         };
-        let configured = pipeline.listeners.clone();
-        let mut per_worker: Vec<Vec<std::net::TcpListener>> = (0..n).map(|_| Vec::new()).collect();
+        let mut per_worker: Vec<Vec<(SocketAddr, std::net::TcpListener)>> =
+            (0..n).map(|_| Vec::new()).collect();
         let mut addrs = Vec::new();
+        let mut listeners = Vec::new();
         for &addr in &pipeline.listeners {
             let (socks, actual) = bind_shared(addr, n)?;
             addrs.push(actual);
+            listeners.push((addr, actual));
             for (i, s) in socks.into_iter().enumerate() {
-                per_worker[i].push(s);
+                per_worker[i].push((addr, s));
             }
         }
         let first = Arc::new(pipeline);
@@ -479,7 +488,7 @@ impl Engine {
         }
         let control = Arc::new(Control {
             shared: shared.clone(),
-            configured,
+            listeners: Mutex::new(listeners),
             outboxes: Mutex::new(outboxes),
             generations,
             source: Mutex::new(None),
@@ -499,7 +508,8 @@ impl Engine {
         Ok(engine)
     }
 
-    /// The bound listener addresses, in the order of the pipeline's listeners.
+    /// The listener addresses bound at start, in the order of the pipeline's listeners (see
+    /// [`Control::listener_addrs`] for the current ones after reloads).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
@@ -595,7 +605,7 @@ impl Drop for Engine {
 fn worker_thread(
     id: usize,
     shared: Arc<Shared>,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<(SocketAddr, std::net::TcpListener)>,
     mailbox: Mailbox,
     driver: Driver,
     ready: mpsc::Sender<Result<(), String>>,
@@ -683,18 +693,17 @@ mod tests {
             target: bext_ir::LogTarget::File("/nonexistent-dir/bext/access.log".into()),
             format: bext_ir::LogFormat::Json,
         });
+        // A port held by a socket without SO_REUSEPORT cannot be bound again.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut listening = pipeline();
-        listening.listeners.push("127.0.0.1:1".parse().unwrap());
+        listening.listeners.push(taken.local_addr().unwrap());
         type Check = fn(&ReloadError) -> bool;
         let refused: [(Pipeline, Check); 2] = [
             (
                 unloggable,
                 |e| matches!(e, ReloadError::Prepare(m) if m.contains("/nonexistent-dir/bext/access.log")),
             ),
-            (
-                listening,
-                |e| matches!(e, ReloadError::Listeners { added, removed } if added.len() == 1 && removed.is_empty()),
-            ),
+            (listening, |e| matches!(e, ReloadError::Bind { .. })),
         ];
         for (p, check) in refused {
             let e = engine.reload(p).unwrap_err();
@@ -713,6 +722,18 @@ mod tests {
         }
         // Nothing runs on the old generations, so only the last one is still in memory.
         assert_eq!(engine.live_generations(), vec![4]);
+        assert!(engine.control().listener_addrs().is_empty());
+
+        // A listener added by a reload serves; removed by the next one, it is closed.
+        let mut adding = pipeline();
+        adding.listeners.push("127.0.0.1:0".parse().unwrap());
+        assert_eq!(engine.reload(adding), Ok(5));
+        let added = engine.control().listener_addrs();
+        assert_eq!(added.len(), 1);
+        assert!(std::net::TcpStream::connect(added[0]).is_ok());
+        assert_eq!(engine.reload(pipeline()), Ok(6));
+        assert!(engine.control().listener_addrs().is_empty());
+        assert!(std::net::TcpStream::connect(added[0]).is_err());
         engine.shutdown();
     }
 

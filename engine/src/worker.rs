@@ -77,6 +77,9 @@ pub enum ControlMsg {
     /// nothing changes for requests yet.
     Prepare {
         pipeline: Arc<Pipeline>,
+        /// This worker's sockets for the listeners the new pipeline adds (bound, listening),
+        /// keyed by their configured address.
+        listeners: Vec<(SocketAddr, std::net::TcpListener)>,
         ack: mpsc::Sender<Result<(), String>>,
     },
     /// Switch to the prepared pipeline of `generation` and answer once it is active.
@@ -93,6 +96,7 @@ pub enum ControlMsg {
 struct Prepared {
     pipeline: Arc<Pipeline>,
     log: Option<AccessLog>,
+    listeners: Vec<(SocketAddr, TcpListener)>,
 }
 
 /// State shared between the control thread and the workers.
@@ -290,6 +294,10 @@ pub struct Worker {
     #[allow(clippy::redundant_allocation)]
     retired: RefCell<Vec<(u64, std::rc::Weak<Arc<Pipeline>>)>>,
     prepared: RefCell<Option<Prepared>>,
+    /// The accept loops, by configured listener address, each with its own stop signal so
+    /// that a reload can close one listener without touching the others.
+    #[allow(clippy::type_complexity)]
+    listeners: RefCell<Vec<(SocketAddr, Rc<StopSignal>, monoio::task::JoinHandle<()>)>>,
     pub stop: StopSignal,
     /// Requests between their first byte and their last response byte (drain waits for 0).
     pub in_flight: Cell<usize>,
@@ -329,6 +337,7 @@ impl Worker {
             pipeline: RefCell::new(Rc::new(p)),
             retired: RefCell::new(Vec::new()),
             prepared: RefCell::new(None),
+            listeners: RefCell::new(Vec::new()),
             stop: StopSignal::default(),
             in_flight: Cell::new(0),
             connections: Cell::new(0),
@@ -498,15 +507,33 @@ impl Worker {
         }
     }
 
+    fn start_accepting(self: &Rc<Self>, addr: SocketAddr, l: TcpListener) {
+        let own = Rc::new(StopSignal::default());
+        let h = monoio::spawn(accept_loop(self.clone(), l, own.clone()));
+        self.listeners.borrow_mut().push((addr, own, h));
+    }
+
     /// Handle one control message (see [`ControlMsg`]).
-    pub fn control(&self, m: ControlMsg) {
+    pub fn control(self: &Rc<Self>, m: ControlMsg) {
         match m {
-            ControlMsg::Prepare { pipeline, ack } => {
-                let _ = ack.send(self.prepare(pipeline));
+            ControlMsg::Prepare {
+                pipeline,
+                listeners,
+                ack,
+            } => {
+                let _ = ack.send(self.prepare(pipeline, listeners));
             }
             ControlMsg::Commit { generation, ack } => {
-                self.commit(generation);
-                let _ = ack.send(self.pipeline.borrow().generation);
+                let closing = self.commit(generation);
+                let active = self.pipeline.borrow().generation;
+                // Confirm once the listeners this commit dropped are closed, so that the
+                // control thread's "done" means the port no longer accepts.
+                monoio::spawn(async move {
+                    for h in closing {
+                        h.await;
+                    }
+                    let _ = ack.send(active);
+                });
             }
             ControlMsg::Abort { generation } => {
                 let mut prepared = self.prepared.borrow_mut();
@@ -520,9 +547,19 @@ impl Worker {
         }
     }
 
-    fn prepare(&self, pipeline: Arc<Pipeline>) -> Result<(), String> {
+    fn prepare(
+        &self,
+        pipeline: Arc<Pipeline>,
+        listeners: Vec<(SocketAddr, std::net::TcpListener)>,
+    ) -> Result<(), String> {
         if self.stop.is_stopped() {
             return Err(format!("worker {} is stopping", self.id));
+        }
+        let mut added = Vec::with_capacity(listeners.len());
+        for (addr, l) in listeners {
+            let l = TcpListener::from_std(l)
+                .map_err(|e| format!("worker {}: listener {addr}: {e}", self.id))?;
+            added.push((addr, l));
         }
         let log = match &pipeline.access_log {
             None => None,
@@ -539,18 +576,38 @@ impl Worker {
                 Some(AccessLog::open(spec))
             }
         };
-        *self.prepared.borrow_mut() = Some(Prepared { pipeline, log });
+        *self.prepared.borrow_mut() = Some(Prepared {
+            pipeline,
+            log,
+            listeners: added,
+        });
         Ok(())
     }
 
     /// Switch to the prepared pipeline. Requests already running keep the pipeline they hold;
     /// the next request of every connection reads the new one.
-    fn commit(&self, generation: u64) {
+    /// Returns the accept loops of the listeners it dropped (they end at their next poll).
+    fn commit(self: &Rc<Self>, generation: u64) -> Vec<monoio::task::JoinHandle<()>> {
         let Some(prep) = self.prepared.borrow_mut().take() else {
-            return;
+            return Vec::new();
         };
         if prep.pipeline.generation != generation {
-            return;
+            return Vec::new();
+        }
+        // Listeners the new pipeline drops stop accepting (their sockets close when their
+        // accept loop ends); connections they accepted are not touched. Added ones start.
+        let mut closing = Vec::new();
+        let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
+        for (addr, stop, h) in listeners {
+            if prep.pipeline.listeners.contains(&addr) {
+                self.listeners.borrow_mut().push((addr, stop, h));
+            } else {
+                stop.trigger();
+                closing.push(h);
+            }
+        }
+        for (addr, l) in prep.listeners {
+            self.start_accepting(addr, l);
         }
         if let Some(log) = self.log.borrow_mut().as_mut() {
             log.flush();
@@ -568,6 +625,7 @@ impl Worker {
             .generation
             .store(generation, Ordering::Release);
         self.publish_in_use();
+        closing
     }
 
     /// Publish, per generation, how many requests of this core still run on it.
@@ -615,12 +673,15 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// The body of a worker thread's runtime: accept on every listener until stopped, then drain.
-pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>, mailbox: Mailbox) {
+pub async fn run(
+    w: Rc<Worker>,
+    listeners: Vec<(SocketAddr, std::net::TcpListener)>,
+    mailbox: Mailbox,
+) {
     monoio::spawn(control_loop(w.clone(), mailbox));
-    let mut accepting = Vec::new();
-    for l in listeners {
+    for (addr, l) in listeners {
         match TcpListener::from_std(l) {
-            Ok(l) => accepting.push(monoio::spawn(accept_loop(w.clone(), l))),
+            Ok(l) => w.start_accepting(addr, l),
             Err(e) => eprintln!("bext: worker {}: listener: {e}", w.id),
         }
     }
@@ -637,7 +698,8 @@ pub async fn run(w: Rc<Worker>, listeners: Vec<std::net::TcpListener>, mailbox: 
         }
     });
     w.stop.wait().await;
-    for a in accepting {
+    let accepting = std::mem::take(&mut *w.listeners.borrow_mut());
+    for (_, _, a) in accepting {
         a.await;
     }
     // Drain: in-flight requests finish (idle keep-alive connections closed themselves when the
@@ -686,9 +748,12 @@ async fn control_loop(w: Rc<Worker>, mailbox: Mailbox) {
     }
 }
 
-async fn accept_loop(w: Rc<Worker>, l: TcpListener) {
+async fn accept_loop(w: Rc<Worker>, l: TcpListener, own: Rc<StopSignal>) {
     loop {
-        match crate::io::race(std::pin::pin!(l.accept()), std::pin::pin!(w.stop.wait())).await {
+        let stop = async {
+            crate::io::race(std::pin::pin!(w.stop.wait()), std::pin::pin!(own.wait())).await
+        };
+        match crate::io::race(std::pin::pin!(l.accept()), std::pin::pin!(stop)).await {
             crate::io::Either::Left(Ok((stream, _peer))) => {
                 monoio::spawn(crate::conn::serve(w.clone(), stream));
             }
