@@ -49,12 +49,16 @@ fn config(body: &str, ws_origin: Option<SocketAddr>) -> String {
 }
 
 fn start_bext(name: &str, text: &str) -> Bext {
+    start_bext_on(name, text, "epoll")
+}
+
+fn start_bext_on(name: &str, text: &str, driver: &str) -> Bext {
     let file = temp_path(name);
     std::fs::write(&file, text).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_bext"))
         .arg("run")
         .arg(&file)
-        .args(["--no-pin"])
+        .args(["--no-pin", "--driver", driver])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -195,8 +199,33 @@ fn load(a: SocketAddr, kind: Client, stop: Arc<AtomicBool>) -> Vec<String> {
 
 #[test]
 fn two_hundred_reloads_under_load_drop_nothing_and_never_mix_configs() {
+    reloads_under_load("epoll");
+}
+
+#[test]
+fn two_hundred_reloads_under_load_on_io_uring() {
+    let probe = bext::start(
+        bext::respond_config("127.0.0.1:0", 200, "x"),
+        bext::StartOptions {
+            driver: bext::DriverChoice::IoUring,
+            workers: Some(1),
+            pin: false,
+        },
+    );
+    match probe {
+        Ok(s) => s.shutdown(),
+        Err(e) => {
+            // Where the kernel or sandbox forbids io_uring, starting fails with this error.
+            assert!(e.to_string().contains("io_uring is not available"), "{e}");
+            return;
+        }
+    }
+    reloads_under_load("io-uring");
+}
+
+fn reloads_under_load(driver: &str) {
     let (a, b) = (config("from-config-a", None), config("from-config-b", None));
-    let srv = start_bext("load.bext", &a);
+    let srv = start_bext_on(&format!("load-{driver}.bext"), &a, driver);
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = [
         Client::KeepAliveGet,
@@ -342,6 +371,45 @@ fn listeners_added_and_removed_by_reloads_leave_the_others_alone() {
     assert_eq!(ask(&mut on_extra), "served");
     assert_eq!(ask(&mut kept), "served");
     assert_eq!(get(srv.addr), "served");
+}
+
+#[test]
+fn upstream_connections_are_kept_across_reloads() {
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    let origin = upstream(move |mut s: TcpStream| {
+        count.fetch_add(1, Ordering::SeqCst);
+        while !read_head(&mut s).is_empty() {
+            if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\norigin")
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let proxied = |tag: &str| {
+        format!(
+            "global {{\n    admin 127.0.0.1:0\n    workers 2\n}}\nlisten 127.0.0.1:0\nupstream app {{\n    server {origin}\n}}\nsite * {{\n    route /* {{\n        response_header set x-config \"{tag}\"\n        proxy app\n    }}\n}}\n"
+        )
+    };
+    let srv = start_bext("pool.bext", &proxied("a"));
+    let mut client = BufReader::new(connect(srv.addr));
+    for i in 0..20 {
+        let tag = if i % 2 == 0 { "a" } else { "b" };
+        client
+            .get_mut()
+            .write_all(b"GET /p HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
+        let resp = read_response(&mut client, false);
+        assert_eq!(
+            (resp.status, resp.text().as_str(), resp.header("x-config")),
+            (200, "origin", Some(tag))
+        );
+        reload(&srv, &proxied(if i % 2 == 0 { "b" } else { "a" })).expect("reload");
+    }
+    // One client connection on one core: its pooled upstream connection served every
+    // generation.
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
 #[test]
