@@ -413,6 +413,61 @@ fn upstream_connections_are_kept_across_reloads() {
 }
 
 #[test]
+fn a_request_in_flight_finishes_on_its_generation_and_status_shows_it_draining() {
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let (arrived_tx, arrived_rx) = std::sync::mpsc::channel::<()>();
+    let arrived_tx = std::sync::Mutex::new(arrived_tx);
+    let origin = upstream(move |mut s: TcpStream| {
+        if read_head(&mut s).is_empty() {
+            return;
+        }
+        let _ = arrived_tx.lock().unwrap().send(());
+        let _ = release_rx.lock().unwrap().recv();
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow");
+    });
+    let proxied = |tag: &str| {
+        format!(
+            "global {{\n    admin 127.0.0.1:0\n    workers 2\n}}\nlisten 127.0.0.1:0\nupstream slow {{\n    server {origin}\n}}\nsite * {{\n    route /slow {{\n        response_header set x-config \"{tag}\"\n        proxy slow\n    }}\n    route /* {{ respond 200 \"{tag}\" }}\n}}\n"
+        )
+    };
+    let srv = start_bext("inflight.bext", &proxied("old"));
+    let mut slow = connect(srv.addr);
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    arrived_rx.recv().unwrap();
+    assert_eq!(reload(&srv, &proxied("new")), Ok(2));
+    assert_eq!(get(srv.addr), "new");
+    // The old generation is still in memory, with one request running on it.
+    assert_eq!(live_generations(srv.admin), vec![1, 2]);
+    let (_, status) = admin(srv.admin, "GET", "/status");
+    assert!(
+        status.contains("{\"generation\":1,\"active_requests\":1}"),
+        "{status}"
+    );
+    release_tx.send(()).unwrap();
+    let mut r = BufReader::new(slow);
+    let resp = read_response(&mut r, false);
+    assert_eq!(
+        (resp.text().as_str(), resp.header("x-config")),
+        ("slow", Some("old"))
+    );
+    // The same keep-alive connection's next request runs on the new generation.
+    r.get_mut()
+        .write_all(b"GET /r HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut r, false).text(), "new");
+    // Drained: generation 1 leaves memory once the request that held it has fully ended.
+    for _ in 0..500 {
+        if live_generations(srv.admin) == vec![2] {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("generation 1 was never freed");
+}
+
+#[test]
 fn sighup_and_pid_file_reload_the_file() {
     let pid_file = temp_path("bext.pid");
     let with_pid = |body: &str| {
