@@ -210,6 +210,9 @@ pub fn compile(config: &ir::Config, generation: u64) -> Result<Pipeline, StartEr
 pub struct Server {
     engine: Engine,
     pid_file: Option<PathBuf>,
+    /// The global settings it started with: a reload may not change those applied only at
+    /// start (see [`restart_only_changes`]).
+    started: ir::Global,
 }
 
 impl Server {
@@ -245,6 +248,13 @@ impl Server {
     /// Compile `config` and reload it on every core (all or none); returns the new generation.
     /// Errors are the text to show the operator; the running configuration is then kept.
     pub fn reload(&self, config: &ir::Config) -> Result<u64, String> {
+        let changed = restart_only_changes(&self.started, &config.global);
+        if !changed.is_empty() {
+            return Err(format!(
+                "error: a reload cannot change `{}`; restart bext to change it. The running configuration is kept.",
+                changed.join("`, `")
+            ));
+        }
         let pipeline = compile(config, 0).map_err(|e| e.to_string())?;
         self.engine.reload(pipeline).map_err(|e| e.to_string())
     }
@@ -258,7 +268,9 @@ impl Server {
     /// Stop accepting, let in-flight requests finish (bounded by the drain timeout), close
     /// idle connections, join the workers and remove the pid file.
     pub fn shutdown(self) {
-        let Server { engine, pid_file } = self;
+        let Server {
+            engine, pid_file, ..
+        } = self;
         engine.shutdown();
         if let Some(p) = pid_file {
             let _ = std::fs::remove_file(p);
@@ -304,7 +316,22 @@ pub fn start(config: ir::Config, opts: StartOptions) -> Result<Server, StartErro
         }
         None => None,
     };
-    Ok(Server { engine, pid_file })
+    Ok(Server {
+        engine,
+        pid_file,
+        started: config.global,
+    })
+}
+
+/// The global settings that are applied only at start and differ between `started` and `new`
+/// (`workers`, `admin`, `pid_file`): a reload that changes them is refused.
+pub fn restart_only_changes(started: &ir::Global, new: &ir::Global) -> Vec<&'static str> {
+    let fixed = [
+        ("workers", started.workers != new.workers),
+        ("admin", started.admin != new.admin),
+        ("pid_file", started.pid_file != new.pid_file),
+    ];
+    fixed.iter().filter(|f| f.1).map(|f| f.0).collect()
 }
 
 fn resolve_admin(addr: &str) -> Result<SocketAddr, StartError> {
@@ -433,6 +460,7 @@ pub fn start_origin(
     Ok(Server {
         engine,
         pid_file: None,
+        started: config.global,
     })
 }
 

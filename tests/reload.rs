@@ -573,3 +573,41 @@ fn a_thousand_reloads_free_old_generations() {
     s.read_to_string(&mut all).unwrap();
     assert!(all.ends_with("\r\n\r\na"), "{all}");
 }
+
+#[test]
+fn the_library_reloads_a_running_server_in_process() {
+    let srv = bext::start(
+        bext::respond_config("127.0.0.1:0", 200, "one"),
+        bext::StartOptions {
+            workers: Some(2),
+            pin: false,
+            ..bext::StartOptions::default()
+        },
+    )
+    .unwrap();
+    let a = srv.local_addrs()[0];
+    assert_eq!(
+        srv.reload(&bext::respond_config("127.0.0.1:0", 200, "two")),
+        Ok(2)
+    );
+    assert_eq!(get(a), "two");
+    let mut unsupported = bext::respond_config("127.0.0.1:0", 200, "three");
+    unsupported.sites[0].routes[0].compress = Some(bext_ir::Compress {
+        encodings: vec![bext_ir::Encoding::Gzip],
+        at: loc(),
+    });
+    let mut restart_only = bext::respond_config("127.0.0.1:0", 200, "three");
+    restart_only.global.admin = Some("127.0.0.1:0".into());
+    let table = [
+        (unsupported, "`compress` is not implemented"),
+        (restart_only, "cannot change `admin`"),
+    ];
+    for (config, says) in &table {
+        let err = srv.reload(config).unwrap_err();
+        assert!(err.contains(says), "{says:?} not in {err}");
+        assert_eq!(get(a), "two");
+    }
+    assert_eq!(srv.generation(), 2);
+    assert!(srv.stats().iter().all(|(g, _, _)| *g == 2));
+    srv.shutdown();
+}

@@ -165,13 +165,7 @@ fn file_source(path: PathBuf, started: bext_ir::Global) -> bext_engine::server::
                 bext_dsl::render_human(&compiled.warnings, &compiled.sources)
             );
         }
-        let g = &compiled.config.global;
-        let fixed = [
-            ("workers", g.workers != started.workers),
-            ("admin", g.admin != started.admin),
-            ("pid_file", g.pid_file != started.pid_file),
-        ];
-        let changed: Vec<&str> = fixed.iter().filter(|f| f.1).map(|f| f.0).collect();
+        let changed = bext::restart_only_changes(&started, &compiled.config.global);
         if !changed.is_empty() {
             return Err(format!(
                 "{}: error: a reload cannot change `{}`; restart bext to change it. The running configuration is kept.",
