@@ -35,11 +35,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "a chunk size over the body limit is not refused: the request waits and ends in 408",
     ),
     (
-        "up-closed-without-response",
-        "a POST whose reused upstream connection closes without a response is sent again on a \
-         new connection: the origin receives it twice and the client gets the retry's 200",
-    ),
-    (
         "connect-refused",
         "CONNECT is answered 404 (no route for an authority-form target) instead of 501",
     ),

@@ -455,6 +455,10 @@ pub(crate) async fn proxy(
     };
     let mut ubuf = w.take_xfer();
     let mut fresh_only = false;
+    // A stale pooled connection may have delivered the request before closing, so only a
+    // request whose repetition is harmless (RFC 9110 §9.2.2) and whose whole body is still
+    // held here (none, or inline in `hb`) may be sent again; any other request gets 502.
+    let replayable = !has_body && ctx.head.method.is_some_and(|m| m.is_idempotent());
     // Connect (or reuse), send the head, and for bodiless requests read the response head; a
     // pooled connection the upstream closed meanwhile is retried once on a fresh one.
     let mut us = loop {
@@ -481,7 +485,7 @@ pub(crate) async fn proxy(
             .await
             .is_err()
         {
-            if reused {
+            if reused && replayable {
                 fresh_only = true;
                 continue;
             }
@@ -519,7 +523,7 @@ pub(crate) async fn proxy(
                 o.upstream = Some(addr);
                 return o;
             }
-            Err(UpErr::Gone { any: false }) if reused => {
+            Err(UpErr::Gone { any: false }) if reused && replayable => {
                 fresh_only = true;
                 continue;
             }
