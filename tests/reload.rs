@@ -611,3 +611,64 @@ fn the_library_reloads_a_running_server_in_process() {
     assert!(srv.stats().iter().all(|(g, _, _)| *g == 2));
     srv.shutdown();
 }
+
+#[test]
+fn the_admin_endpoint_answers_only_its_two_requests() {
+    let srv = start_bext("admin.bext", &config("x", None));
+    // (raw request, expected status)
+    let table: &[(&[u8], u16)] = &[
+        (b"GET /status HTTP/1.1\r\nHost: a\r\n\r\n", 200),
+        (b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", 404),
+        (b"GET /reload HTTP/1.1\r\nHost: a\r\n\r\n", 405),
+        (b"POST /status HTTP/1.1\r\nHost: a\r\n\r\n", 405),
+        (
+            b"POST /reload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (b"NONSENSE\r\n\r\n", 400),
+    ];
+    for (req, want) in table {
+        let (resp, _) = exchange(srv.admin, req);
+        assert_eq!(resp.status, *want, "{}", String::from_utf8_lossy(req));
+    }
+    // Nothing above reloaded anything.
+    assert_eq!(live_generations(srv.admin), vec![1]);
+}
+
+#[test]
+fn bext_reload_without_a_reachable_target_is_a_usage_error() {
+    let missing = temp_path("missing.pid");
+    let not_a_pid = temp_path("not-a-pid");
+    std::fs::write(&not_a_pid, "hello\n").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // (arguments, what stderr says)
+    let table: Vec<(Vec<String>, &str)> = vec![
+        (vec![], "--admin"),
+        (
+            vec!["--pid-file".into(), missing.display().to_string()],
+            "cannot read pid file",
+        ),
+        (
+            vec!["--pid-file".into(), not_a_pid.display().to_string()],
+            "does not hold a process id",
+        ),
+        (
+            vec!["--admin".into(), closed.to_string()],
+            "cannot reach the admin endpoint",
+        ),
+    ];
+    for (args, says) in &table {
+        let out = Command::new(env!("CARGO_BIN_EXE_bext"))
+            .arg("reload")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_file(not_a_pid);
+}
