@@ -801,6 +801,69 @@ mod tests {
         assert_eq!(never.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
     }
 
+    /// The two phases on one worker: only a prepared generation commits, an abort forgets only
+    /// its own generation, a stopping worker refuses to prepare.
+    #[test]
+    fn prepare_commit_and_abort_follow_generations() {
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            slot: PipelineSlot::new(Arc::new(crate::testing::empty_pipeline())),
+            stats: vec![WorkerStats::default()],
+        });
+        let next = |g: u64| {
+            let mut p = crate::testing::empty_pipeline();
+            p.generation = g;
+            Arc::new(p)
+        };
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let w = Rc::new(Worker::new(0, shared.clone(), true));
+            let (ack, acks) = mpsc::channel();
+            let (done, dones) = mpsc::channel();
+            let prepare = |g| ControlMsg::Prepare {
+                pipeline: next(g),
+                listeners: Vec::new(),
+                ack: ack.clone(),
+            };
+            let commit = |g| ControlMsg::Commit {
+                generation: g,
+                ack: done.clone(),
+            };
+            // (message, active generation after it has been handled)
+            let steps: Vec<(ControlMsg, u64)> = vec![
+                (prepare(2), 1),
+                (ControlMsg::Abort { generation: 3 }, 1),
+                (commit(2), 2),
+                (commit(3), 2),
+                (prepare(3), 2),
+                (ControlMsg::Abort { generation: 3 }, 2),
+                (commit(3), 2),
+            ];
+            for (i, (m, want)) in steps.into_iter().enumerate() {
+                let is_commit = matches!(m, ControlMsg::Commit { .. });
+                w.control(m);
+                if is_commit {
+                    // The confirmation is sent from a task; let it run.
+                    monoio::time::sleep(Duration::from_millis(1)).await;
+                    assert_eq!(dones.try_recv(), Ok(want), "step {i}");
+                }
+                assert_eq!(w.pipeline().generation, want, "step {i}");
+                assert_eq!(
+                    shared.stats[0].generation.load(Ordering::Acquire),
+                    want,
+                    "step {i}"
+                );
+            }
+            assert_eq!(acks.try_iter().collect::<Vec<_>>(), vec![Ok(()), Ok(())]);
+            w.stop.trigger();
+            w.control(prepare(4));
+            assert!(matches!(acks.try_recv(), Ok(Err(m)) if m.contains("stopping")));
+        });
+    }
+
     #[test]
     fn request_ids_are_32_hex_digits_and_distinct() {
         let shared = Arc::new(Shared {
