@@ -172,7 +172,7 @@ fn routing_errors_are_problem_documents() {
     ];
     let connect: &[u8] =
         b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nX-Request-Id: abc-1\r\n\r\n";
-    let table = [table, &[(connect, 405, "method-not-allowed")]].concat();
+    let table = [table, &[(connect, 501, "not-implemented")]].concat();
     for (req, status, slug) in &table {
         let (resp, _) = exchange(addr(&srv), req);
         assert_eq!(resp.status, *status);
@@ -193,6 +193,7 @@ fn bext_engine_title(slug: &str) -> &'static str {
     match slug {
         "route-not-found" => "Route not found",
         "method-not-allowed" => "Method not allowed",
+        "not-implemented" => "Not implemented",
         _ => "",
     }
 }

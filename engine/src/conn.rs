@@ -605,10 +605,16 @@ pub(crate) async fn body_failure(ctx: &mut Ctx<'_>, e: BodyErr) -> Outcome {
 
 /// Phases "route", "request filters", then the route's action.
 async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
-    // bext is a reverse proxy, not a forward proxy: CONNECT tunnels are not offered.
+    // bext is a reverse proxy, not a forward proxy: CONNECT tunnels are not offered. That is
+    // 501 (RFC 9110 §15.6.2: the server does not support the method for any resource), not 405
+    // (§15.5.6: a method the target resource refuses, with an Allow field that would have to
+    // list methods for an authority-form target, which names no resource of ours).
+    // Unlike an unknown transfer coding (the other 501), the request was framed and read
+    // whole, so the connection stays usable.
     if ctx.head.method == Some(Method::Connect) {
         let body_pending = ctx.has_body();
-        return send_class(ctx, ErrorClass::MethodNotAllowed, body_pending).await;
+        let c = ErrorClass::NotImplemented;
+        return send_problem(ctx, c.status(), c.slug(), c.title(), body_pending).await;
     }
     let (result, verdict, location) = {
         let buf: &[u8] = ctx.buf;
@@ -621,7 +627,7 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             method: head.method,
             method_bytes: head.method_span.get(buf),
             host: strip_port(host_full),
-            path: head.path.get(buf),
+            path: crate::proxy::request_path(buf, head),
             query: head.query.map(|q| q.get(buf)),
             headers: Headers::from_request(buf, head),
             client: ctx.peer,

@@ -96,7 +96,7 @@ impl ErrorClass {
             ErrorClass::UriTooLong => "Request target too long",
             ErrorClass::HeadersTooLarge => "Request header fields too large",
             ErrorClass::PayloadTooLarge => "Request body too large",
-            ErrorClass::NotImplemented => "Transfer coding not implemented",
+            ErrorClass::NotImplemented => "Not implemented",
             ErrorClass::VersionNotSupported => "HTTP version not supported",
             ErrorClass::RequestTimeout => "Request timeout",
             ErrorClass::RouteNotFound => "Route not found",

@@ -101,7 +101,26 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Serialise the request head sent upstream.
+/// The path a request is routed and forwarded with: an absolute-form target without a path
+/// (`GET http://a.example HTTP/1.1`) means `/` (RFC 9112 §3.2.2, RFC 9110 §4.2.3).
+pub(crate) fn request_path<'a>(buf: &'a [u8], head: &RequestHead) -> &'a [u8] {
+    let path = head.path.get(buf);
+    if path.is_empty() && head.target_form == Some(bext_http1::TargetForm::Absolute) {
+        b"/"
+    } else {
+        path
+    }
+}
+
+/// Whether a field name holds `_`. Such names are never forwarded: CGI-style origins fold `_`
+/// and `-` together, so `Content_Length` would reach them as a second Content-Length.
+fn has_underscore(name: &[u8]) -> bool {
+    name.contains(&b'_')
+}
+
+/// Serialise the request head sent upstream. `server` is the upstream server's address, sent
+/// as Host when the request has none (HTTP/1.0 allows that; HTTP/1.1 requires one).
+#[allow(clippy::too_many_arguments)]
 pub fn upstream_head(
     out: &mut Vec<u8>,
     buf: &[u8],
@@ -110,10 +129,11 @@ pub fn upstream_head(
     ops: &HeaderOps,
     client_ip: std::net::IpAddr,
     rid: &[u8],
+    server: SocketAddr,
 ) {
     out.extend_from_slice(head.method_span.get(buf));
     out.push(b' ');
-    let mut path = head.path.get(buf);
+    let mut path = request_path(buf, head);
     if let Some(prefix) = strip_prefix {
         if let Some(rest) = path.strip_prefix(prefix) {
             path = rest;
@@ -129,8 +149,9 @@ pub fn upstream_head(
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let host = head.authority.or(head.host).map(|s| s.get(buf));
-    if let Some(h) = host {
-        field(out, b"Host", h);
+    match host {
+        Some(h) => field(out, b"Host", h),
+        None => field(out, b"Host", server.to_string().as_bytes()),
     }
     let mut xff: Vec<&[u8]> = Vec::new();
     for h in &head.headers {
@@ -145,6 +166,7 @@ pub fn upstream_head(
             || bext_http1::is_hop_by_hop(name)
             || is_named_in(&head.connection_tokens, buf, name)
             || ops.drops(name)
+            || has_underscore(name)
         {
             continue;
         }
@@ -433,6 +455,7 @@ pub(crate) async fn proxy(
         &route.request_headers,
         ctx.peer.ip(),
         ctx.rid,
+        addr,
     );
     let mut has_body = ctx.has_body();
     // A small Content-Length body that already arrived with the head goes out in the same

@@ -153,6 +153,22 @@ impl SiteTable {
             }
             Check::No => None,
         };
+        // An asterisk-form target (`OPTIONS *`, RFC 9112 §3.2.4) names the server, not a
+        // resource: only the site's catch-all route `/*` takes it.
+        if req.path == b"*" {
+            for (p, e) in &self.prefix {
+                if p.as_slice() == b"/" {
+                    if let Some(id) = try_entry(e) {
+                        return RouteResult::Matched(id);
+                    }
+                }
+            }
+            return if wrong_method {
+                RouteResult::MethodNotAllowed
+            } else {
+                RouteResult::NotFound
+            };
+        }
         if let Some(list) = (!self.exact.is_empty())
             .then(|| self.exact.get(req.path))
             .flatten()
@@ -442,6 +458,10 @@ mod tests {
             ("GET", "other.org", "/only", &[], MethodNotAllowed),
             ("POST", "other.org", "/only", &[], m(7)),
             ("GET", "other.org", "/nothing", &[], NotFound),
+            // Asterisk-form: only the site's catch-all `/*` takes `*`.
+            ("OPTIONS", "example.com", "*", &[], m(0)),
+            ("OPTIONS", "a.example.com", "*", &[], m(6)),
+            ("OPTIONS", "other.org", "*", &[], NotFound),
         ];
         for (method, host, target, headers, want) in table {
             assert_eq!(
