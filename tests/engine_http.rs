@@ -238,6 +238,12 @@ fn limits_answer_their_status_and_close() {
             413,
         ),
         (
+            // Refused from the declared size alone: the data is never sent.
+            "chunk size over the limit",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\na00001\r\nhello".to_vec(),
+            413,
+        ),
+        (
             "content-length with transfer-encoding",
             b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
             400,

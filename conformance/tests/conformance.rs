@@ -9,10 +9,7 @@ use bext_conformance::runner::run_case;
 
 /// Cases bext does not pass yet, each with what it does instead. Every entry is a defect to
 /// fix in the engine or the codec, not a changed expectation.
-const KNOWN_FAILURES: &[(&str, &str)] = &[(
-    "limit-body-chunk-over",
-    "a chunk size over the body limit is not refused: the request waits and ends in 408",
-)];
+const KNOWN_FAILURES: &[(&str, &str)] = &[];
 
 /// Print past the test harness's output capture, so that the counts show in every run.
 fn show(text: &str) {

@@ -187,6 +187,16 @@ impl BodyReader {
                         .map_err(|_| BodyErr::Framing)?;
                     let base = *pos;
                     *pos += consumed;
+                    // Refuse a chunk as soon as its declared size is known to overrun the
+                    // limit, instead of reading (or waiting for) data that will be refused.
+                    let here = match &chunk {
+                        Chunk::Data(r) => r.len() as u64,
+                        _ => 0,
+                    };
+                    let declared = here.saturating_add(self.decoder.remaining_in_chunk());
+                    if self.total.saturating_add(declared) > self.limit {
+                        return Err(BodyErr::TooLarge);
+                    }
                     match chunk {
                         Chunk::Data(r) if !r.is_empty() => {
                             let (s, e) = (base + r.start, base + r.end);
