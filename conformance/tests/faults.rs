@@ -146,8 +146,6 @@ fn client_disconnect_mid_body_releases_the_upstream_connection() {
 /// The client vanishes while the upstream is still thinking: the upstream connection is
 /// closed rather than left waiting for a response nobody will read.
 #[test]
-#[ignore = "known failure: while waiting for the upstream response the engine does not notice \
-            the client closing; the upstream connection stays open until the response timeout"]
 fn client_disconnect_while_waiting_releases_the_upstream_connection() {
     let rig = Rig::start();
     rig.origin.push_script(Script::Hang);
