@@ -53,6 +53,54 @@ fn the_upstream_request_is_canonical_and_carries_forwarding_fields() {
     srv.shutdown();
 }
 
+/// Request targets and fields that need a decision before they go upstream: the forwarded
+/// request line, and a field line that must (or must not) be in the forwarded head.
+#[test]
+fn unusual_targets_and_field_names_are_forwarded_canonically() {
+    let (up, heads, _) = recording_upstream();
+    let srv = start(proxy_to(up));
+    let up_host = format!("Host: {up}\r\n");
+    // (request, forwarded request line, field line present, field name absent)
+    let table: [(&[u8], &str, &str, &str); 4] = [
+        (
+            b"GET http://a.example HTTP/1.1\r\nHost: a.example\r\n\r\n",
+            "GET / HTTP/1.1",
+            "Host: a.example\r\n",
+            "",
+        ),
+        (
+            b"OPTIONS * HTTP/1.1\r\nHost: a.example\r\n\r\n",
+            "OPTIONS * HTTP/1.1",
+            "Host: a.example\r\n",
+            "",
+        ),
+        (
+            b"GET /ten HTTP/1.0\r\n\r\n",
+            "GET /ten HTTP/1.1",
+            &up_host,
+            "",
+        ),
+        (
+            b"GET /u HTTP/1.1\r\nHost: h\r\nContent_Length: 99\r\nX_Real_IP: 10.0.0.1\r\n\r\n",
+            "GET /u HTTP/1.1",
+            "Host: h\r\n",
+            "_",
+        ),
+    ];
+    for (i, (req, line, has, lacks)) in table.iter().enumerate() {
+        let (resp, _) = exchange(addr(&srv), req);
+        assert_eq!(resp.status, 200, "{line}");
+        let head = heads.lock().unwrap()[i].clone();
+        assert_eq!(head.lines().next(), Some(*line), "{head}");
+        assert!(head.contains(has), "{head}");
+        if !lacks.is_empty() {
+            let fields = head.split_once("\r\n").map_or("", |(_, f)| f);
+            assert!(!fields.contains(lacks), "{head}");
+        }
+    }
+    srv.shutdown();
+}
+
 #[test]
 fn invalid_client_request_ids_are_replaced() {
     let (up, heads, _) = recording_upstream();
