@@ -627,7 +627,7 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             method: head.method,
             method_bytes: head.method_span.get(buf),
             host: strip_port(host_full),
-            path: crate::proxy::request_path(buf, head),
+            path: head.path_or_root(buf),
             query: head.query.map(|q| q.get(buf)),
             headers: Headers::from_request(buf, head),
             client: ctx.peer,

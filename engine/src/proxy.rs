@@ -101,17 +101,6 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// The path a request is routed and forwarded with: an absolute-form target without a path
-/// (`GET http://a.example HTTP/1.1`) means `/` (RFC 9112 §3.2.2, RFC 9110 §4.2.3).
-pub(crate) fn request_path<'a>(buf: &'a [u8], head: &RequestHead) -> &'a [u8] {
-    let path = head.path.get(buf);
-    if path.is_empty() && head.target_form == Some(bext_http1::TargetForm::Absolute) {
-        b"/"
-    } else {
-        path
-    }
-}
-
 /// Whether a field name holds `_`. Such names are never forwarded: CGI-style origins fold `_`
 /// and `-` together, so `Content_Length` would reach them as a second Content-Length.
 fn has_underscore(name: &[u8]) -> bool {
@@ -133,7 +122,8 @@ pub fn upstream_head(
 ) {
     out.extend_from_slice(head.method_span.get(buf));
     out.push(b' ');
-    let mut path = request_path(buf, head);
+    // An absolute-form target without a path means `/` (RFC 9112 §3.2.2).
+    let mut path = head.path_or_root(buf);
     if let Some(prefix) = strip_prefix {
         if let Some(rest) = path.strip_prefix(prefix) {
             path = rest;
