@@ -128,35 +128,8 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
             refuse("http3", &l.at);
         }
     }
-    for u in &config.upstreams {
-        match &u.balance {
-            ir::Balance::RoundRobin => {}
-            ir::Balance::LeastConn => refuse("balance least_conn", &u.at),
-            ir::Balance::P2c => refuse("balance p2c", &u.at),
-            ir::Balance::Hash(_) => refuse("balance hash", &u.at),
-            ir::Balance::Random => refuse("balance random", &u.at),
-        }
-        for s in &u.servers {
-            if s.backup {
-                refuse("backup", &s.at);
-            }
-        }
-        if let Some(h) = &u.health {
-            refuse("health", &h.at);
-        }
-        if let Some(p) = &u.passive {
-            refuse("passive", &p.at);
-        }
-        if let Some(r) = &u.retry {
-            refuse("retry", &r.at);
-        }
-        if u.max_connections.is_some() {
-            refuse("max_connections", &u.at);
-        }
-        if u.max_pending.is_some() {
-            refuse("max_pending", &u.at);
-        }
-    }
+    // Every upstream directive (balance policies, backup, health, passive, retry,
+    // max_connections, max_pending) is implemented by the engine with bext-balance.
     for w in &config.wafs {
         refuse("waf", &w.at);
     }
@@ -503,60 +476,6 @@ mod tests {
                 c.listeners[0].http3 = true;
                 c.listeners[0].at = at(7);
             }),
-            ("balance least_conn", |c| {
-                c.upstreams[0].balance = ir::Balance::LeastConn;
-                c.upstreams[0].at = at(7);
-            }),
-            ("balance p2c", |c| {
-                c.upstreams[0].balance = ir::Balance::P2c;
-                c.upstreams[0].at = at(7);
-            }),
-            ("balance hash", |c| {
-                c.upstreams[0].balance = ir::Balance::Hash(ir::HashKey::ClientIp);
-                c.upstreams[0].at = at(7);
-            }),
-            ("balance random", |c| {
-                c.upstreams[0].balance = ir::Balance::Random;
-                c.upstreams[0].at = at(7);
-            }),
-            ("backup", |c| {
-                c.upstreams[0].servers[0].backup = true;
-                c.upstreams[0].servers[0].at = at(7);
-            }),
-            ("health", |c| {
-                c.upstreams[0].health = Some(ir::HealthCheck {
-                    kind: ir::HealthKind::Tcp,
-                    interval_ms: 1000,
-                    timeout_ms: 1000,
-                    healthy: 1,
-                    unhealthy: 1,
-                    at: at(7),
-                })
-            }),
-            ("passive", |c| {
-                c.upstreams[0].passive = Some(ir::PassiveHealth {
-                    consecutive_failures: 3,
-                    base_ejection_ms: 1,
-                    max_ejection_ms: 2,
-                    at: at(7),
-                })
-            }),
-            ("retry", |c| {
-                c.upstreams[0].retry = Some(ir::Retry {
-                    attempts: 1,
-                    on: vec![],
-                    budget_percent: 10,
-                    at: at(7),
-                })
-            }),
-            ("max_connections", |c| {
-                c.upstreams[0].max_connections = Some(10);
-                c.upstreams[0].at = at(7);
-            }),
-            ("max_pending", |c| {
-                c.upstreams[0].max_pending = Some(10);
-                c.upstreams[0].at = at(7);
-            }),
             ("waf", |c| {
                 c.wafs.push(ir::Waf {
                     name: "w".into(),
@@ -629,6 +548,105 @@ mod tests {
                 Err(StartError::Unsupported(list)) => assert_eq!(list, refused),
                 other => panic!("{directive}: expected a refusal, got {other:?}"),
             }
+        }
+    }
+
+    /// The upstream directives the engine implements: each configuration compiles into a
+    /// pipeline with nothing refused.
+    #[test]
+    fn every_upstream_directive_is_accepted_and_compiles() {
+        type Edit = fn(&mut ir::Config);
+        let table: &[(&str, Edit)] = &[
+            ("balance least_conn", |c| {
+                c.upstreams[0].balance = ir::Balance::LeastConn;
+                c.upstreams[0].at = at(7);
+            }),
+            ("balance p2c", |c| {
+                c.upstreams[0].balance = ir::Balance::P2c;
+                c.upstreams[0].at = at(7);
+            }),
+            ("balance hash", |c| {
+                c.upstreams[0].balance = ir::Balance::Hash(ir::HashKey::ClientIp);
+                c.upstreams[0].at = at(7);
+            }),
+            ("balance random", |c| {
+                c.upstreams[0].balance = ir::Balance::Random;
+                c.upstreams[0].at = at(7);
+            }),
+            ("backup", |c| {
+                c.upstreams[0].servers[0].backup = true;
+                c.upstreams[0].servers[0].at = at(7);
+            }),
+            ("health", |c| {
+                c.upstreams[0].health = Some(ir::HealthCheck {
+                    kind: ir::HealthKind::Tcp,
+                    interval_ms: 1000,
+                    timeout_ms: 1000,
+                    healthy: 1,
+                    unhealthy: 1,
+                    at: at(7),
+                })
+            }),
+            ("passive", |c| {
+                c.upstreams[0].passive = Some(ir::PassiveHealth {
+                    consecutive_failures: 3,
+                    base_ejection_ms: 1,
+                    max_ejection_ms: 2,
+                    at: at(7),
+                })
+            }),
+            ("retry", |c| {
+                c.upstreams[0].retry = Some(ir::Retry {
+                    attempts: 1,
+                    on: vec![],
+                    budget_percent: 10,
+                    at: at(7),
+                })
+            }),
+            ("max_connections", |c| {
+                c.upstreams[0].max_connections = Some(10);
+                c.upstreams[0].at = at(7);
+            }),
+            ("max_pending", |c| {
+                c.upstreams[0].max_pending = Some(10);
+                c.upstreams[0].at = at(7);
+            }),
+            ("header and cookie hashing", |c| {
+                c.upstreams[0].balance = ir::Balance::Hash(ir::HashKey::Header("X-User".into()));
+                c.upstreams.push(c.upstreams[0].clone());
+                c.upstreams[1].name = "second".into();
+                c.upstreams[1].balance = ir::Balance::Hash(ir::HashKey::Cookie("sid".into()));
+            }),
+        ];
+        for (directive, edit) in table {
+            let mut c = base();
+            if *directive == "backup" {
+                // An upstream of backups only has nothing to fall back from; keep a primary.
+                let mut primary = c.upstreams[0].servers[0].clone();
+                primary.addr = "127.0.0.1:10".into();
+                c.upstreams[0].servers.push(primary);
+            }
+            edit(&mut c);
+            assert_eq!(unsupported_features(&c), vec![], "{directive}");
+            if let Err(e) = compile(&c, 1) {
+                panic!("{directive}: {e}");
+            }
+        }
+    }
+
+    /// What no core could balance is refused when the pipeline is compiled, at the upstream.
+    #[test]
+    fn an_upstream_of_backups_only_does_not_compile() {
+        let mut c = base();
+        c.upstreams[0].servers[0].backup = true;
+        c.upstreams[0].at = at(7);
+        match compile(&c, 1) {
+            Err(e @ StartError::Compile { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("only backup servers"), "{text}");
+                assert!(text.starts_with("t.bext:7:3"), "{text}");
+            }
+            other => panic!("expected a compile error, got {other:?}"),
         }
     }
 

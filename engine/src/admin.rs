@@ -4,7 +4,10 @@
 //! - `GET /status`: JSON; the published generation, the generations still in memory, the
 //!   addresses listened on, and per
 //!   worker its active generation, open connections, requests served, and the requests still
-//!   running per generation (how an operator watches an old generation drain).
+//!   running per generation (how an operator watches an old generation drain); and per
+//!   upstream, summed over the workers, its requests, failed attempts, retries, retries refused
+//!   by the budget and requests refused by the circuit breaker, with per server its active
+//!   health (`up`), the workers that passively ejected it now, attempts, failures and ejections.
 //! - `POST /reload`: re-read and compile the configuration and reload it on every core; `200`
 //!   with `{"generation":N}` once every core runs generation N, `422` with the diagnostics as
 //!   text otherwise (the running configuration is kept).
@@ -243,8 +246,49 @@ fn status_json(control: &Control) -> String {
         }
         out.push_str("]}");
     }
+    out.push_str("],\"upstreams\":[");
+    for (i, u) in control.upstream_status().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        json_str(&mut out, &u.name);
+        let _ = write!(
+            out,
+            ",\"requests\":{},\"failures\":{},\"retries\":{},\"budget_exhausted\":{},\"breaker_open\":{},\"servers\":[",
+            u.requests, u.failures, u.retries, u.budget_exhausted, u.breaker_open
+        );
+        for (j, v) in u.servers.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"addr\":\"{}\",\"up\":{},\"ejected_on_workers\":{},\"requests\":{},\"failures\":{},\"ejections\":{}}}",
+                v.addr, v.up, v.ejected_on, v.requests, v.failures, v.ejections
+            );
+        }
+        out.push_str("]}");
+    }
     out.push_str("]}\n");
     out
+}
+
+/// Append `s` as a JSON string.
+fn json_str(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 #[cfg(test)]

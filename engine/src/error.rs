@@ -36,11 +36,17 @@ pub enum ErrorClass {
     UpstreamTimeout,
     /// The upstream answered with something that is not a valid HTTP/1.1 response.
     UpstreamInvalid,
+    /// Every server of the upstream is down (active health checks) or ejected (passive), backups
+    /// included: nothing was attempted.
+    NoHealthyUpstream,
+    /// The upstream's circuit breaker is open on this core (`max_connections` or `max_pending`
+    /// reached): nothing was attempted.
+    UpstreamOverloaded,
 }
 
 impl ErrorClass {
     /// Every class, for tables and tests.
-    pub const ALL: [ErrorClass; 12] = [
+    pub const ALL: [ErrorClass; 14] = [
         ErrorClass::BadRequest,
         ErrorClass::UriTooLong,
         ErrorClass::HeadersTooLarge,
@@ -53,6 +59,8 @@ impl ErrorClass {
         ErrorClass::UpstreamUnavailable,
         ErrorClass::UpstreamTimeout,
         ErrorClass::UpstreamInvalid,
+        ErrorClass::NoHealthyUpstream,
+        ErrorClass::UpstreamOverloaded,
     ];
 
     pub fn status(self) -> u16 {
@@ -69,6 +77,8 @@ impl ErrorClass {
             ErrorClass::UpstreamUnavailable => 502,
             ErrorClass::UpstreamTimeout => 504,
             ErrorClass::UpstreamInvalid => 502,
+            ErrorClass::NoHealthyUpstream => 503,
+            ErrorClass::UpstreamOverloaded => 503,
         }
     }
 
@@ -87,6 +97,8 @@ impl ErrorClass {
             ErrorClass::UpstreamUnavailable => "upstream-unavailable",
             ErrorClass::UpstreamTimeout => "upstream-timeout",
             ErrorClass::UpstreamInvalid => "upstream-invalid-response",
+            ErrorClass::NoHealthyUpstream => "no-healthy-upstream",
+            ErrorClass::UpstreamOverloaded => "upstream-overloaded",
         }
     }
 
@@ -104,6 +116,8 @@ impl ErrorClass {
             ErrorClass::UpstreamUnavailable => "Upstream unavailable",
             ErrorClass::UpstreamTimeout => "Upstream timeout",
             ErrorClass::UpstreamInvalid => "Invalid upstream response",
+            ErrorClass::NoHealthyUpstream => "No healthy upstream server",
+            ErrorClass::UpstreamOverloaded => "Upstream overloaded",
         }
     }
 

@@ -12,12 +12,14 @@ pub mod body;
 mod conn;
 pub mod date;
 pub mod error;
+pub mod health;
 pub mod io;
 pub mod log;
 pub mod pipeline;
 mod proxy;
 pub mod server;
 pub mod stage;
+pub mod upstream;
 pub mod worker;
 
 #[cfg(test)]

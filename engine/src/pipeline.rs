@@ -212,9 +212,22 @@ pub struct CompiledRoute {
 pub struct UpstreamServer {
     pub addr: SocketAddr,
     pub weight: u32,
+    pub backup: bool,
 }
 
+/// Where a hashing balancer finds its key in a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashSource {
+    /// Not a hashing policy: nothing to extract.
+    None,
+    ClientIp,
+    /// The value of the first field of this (lower-case) name.
+    Header(Vec<u8>),
+    /// The value of the cookie of this name.
+    Cookie(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
 pub struct UpstreamDef {
     pub name: String,
     pub servers: Vec<UpstreamServer>,
@@ -223,6 +236,14 @@ pub struct UpstreamDef {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub idle_timeout: Duration,
+    /// The upstream as configured: each core compiles its balancer, ejector, retry policy and
+    /// circuit breaker from it (see [`crate::upstream`]).
+    pub config: ir::Upstream,
+    pub hash: HashSource,
+    /// Active health of the servers, shared by every core and written by the health checker
+    /// (all up, and never written, without a `health` block). A reload carries it over for
+    /// servers that remain (see [`crate::health`]).
+    pub health: bext_balance::HealthView,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,7 +320,8 @@ impl Pipeline {
             for s in &u.servers {
                 servers.push(UpstreamServer {
                     addr: resolve(&s.addr, &s.at)?,
-                    weight: s.weight.max(1),
+                    weight: s.weight,
+                    backup: s.backup,
                 });
             }
             if servers.is_empty() {
@@ -308,6 +330,24 @@ impl Pipeline {
                     at: u.at.clone(),
                 });
             }
+            // Every core compiles its own balancer from the same IR; compiling one here turns
+            // what would fail there (only backups, a zero weight) into a configuration error.
+            if let Err(e) = bext_balance::Balancer::new(u) {
+                return Err(CompileError {
+                    message: e.to_string(),
+                    at: u.at.clone(),
+                });
+            }
+            let hash = match &u.balance {
+                ir::Balance::Hash(ir::HashKey::ClientIp) => HashSource::ClientIp,
+                ir::Balance::Hash(ir::HashKey::Header(n)) => {
+                    HashSource::Header(n.to_ascii_lowercase().into_bytes())
+                }
+                ir::Balance::Hash(ir::HashKey::Cookie(n)) => {
+                    HashSource::Cookie(n.as_bytes().to_vec())
+                }
+                _ => HashSource::None,
+            };
             upstreams.push(UpstreamDef {
                 name: u.name.clone(),
                 servers,
@@ -315,6 +355,9 @@ impl Pipeline {
                 connect_timeout: ms(u.timeouts.connect_ms),
                 response_timeout: ms(u.timeouts.response_ms),
                 idle_timeout: ms(u.timeouts.idle_ms),
+                config: u.clone(),
+                hash,
+                health: bext_balance::HealthView::all_up(u.servers.len()),
             });
         }
         let mut routes = Vec::new();

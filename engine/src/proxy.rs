@@ -19,11 +19,14 @@ use crate::conn::{
 use crate::error::{reason, ErrorClass};
 use crate::io::{race, read_more, write_all, Either, IoFail};
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
+use crate::stage::Headers;
+use crate::upstream::{pick_context, UpstreamState};
 use crate::worker::{Woken, Worker};
+use bext_balance::{Failure, Outcome as BalanceOutcome, RequestFacts, Transition};
 use bext_http1::{Framing, Parse, RequestHead, ResponseContext, ResponseHead, Version};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -426,55 +429,147 @@ async fn copy_one_way<R: AsyncReadRent, W: AsyncWriteRent>(rd: &mut R, wr: &mut 
     let _ = wr.shutdown().await;
 }
 
-/// Run the `proxy` action of `route` towards upstream `up`.
-pub(crate) async fn proxy(
-    ctx: &mut Ctx<'_>,
-    p: &Pipeline,
-    route: &CompiledRoute,
-    up: usize,
-) -> Outcome {
-    let w = ctx.w.clone();
-    let def = &p.upstreams[up];
-    let addr = w.pick_server(p, up);
-    let mut hb = w.take_xfer();
-    upstream_head(
-        &mut hb,
-        ctx.buf,
-        ctx.head,
-        route.strip_prefix.as_deref(),
-        &route.request_headers,
-        ctx.peer.ip(),
-        ctx.rid,
-        addr,
-    );
-    let mut has_body = ctx.has_body();
-    // A small Content-Length body that already arrived with the head goes out in the same
-    // write as the upstream head, and the exchange is then like a bodiless one: one write
-    // instead of two, and a stale pooled connection can be retried because nothing was
-    // consumed from the client socket.
-    if let Framing::ContentLength(n) = ctx.framing {
-        let avail = ctx.buf.len().saturating_sub(ctx.pos);
-        if n > 0 && n <= INLINE_BODY_MAX && n as usize <= avail {
-            let start = ctx.pos;
-            hb.extend_from_slice(&ctx.buf[start..start + n as usize]);
-            ctx.pos += n as usize;
-            has_body = false;
+/// How one attempt ended before its response could be relayed.
+#[derive(Debug)]
+enum AttemptErr {
+    /// No connection: refused or reset (`Unavailable`) or not in time (`Timeout`).
+    Connect(ErrorClass),
+    /// The circuit breaker refused a new connection (`max_pending`).
+    Overloaded,
+    /// Connected, but the head could not be written.
+    Write,
+    /// The response head did not arrive (or was invalid).
+    Head(UpErr),
+}
+
+impl AttemptErr {
+    fn class(&self) -> ErrorClass {
+        match self {
+            AttemptErr::Connect(c) => *c,
+            AttemptErr::Overloaded => ErrorClass::UpstreamOverloaded,
+            AttemptErr::Write => ErrorClass::UpstreamUnavailable,
+            AttemptErr::Head(e) => e.class(),
         }
     }
-    let upgrade = ctx.head.upgrade.is_some();
-    let rctx = ResponseContext {
-        request_was_head: ctx.is_head,
-        request_was_connect: false,
+
+    /// The retry condition this failure matches, if any (`retry on ...`).
+    fn failure(&self) -> Option<Failure> {
+        match self {
+            AttemptErr::Connect(ErrorClass::UpstreamTimeout) => Some(Failure::Timeout),
+            AttemptErr::Connect(_) => Some(Failure::ConnectError),
+            AttemptErr::Head(UpErr::Timeout) => Some(Failure::Timeout),
+            _ => None,
+        }
+    }
+
+    /// Does it count against the server (passive health)? A full breaker and a client that
+    /// went away say nothing about the server.
+    fn counts_against_server(&self) -> bool {
+        !matches!(
+            self,
+            AttemptErr::Overloaded | AttemptErr::Head(UpErr::ClientGone)
+        )
+    }
+}
+
+/// One attempt on one server: `on_start` when created, `on_finish` (latency, outcome) when
+/// dropped, whichever way the exchange ends.
+struct AttemptGuard<'a> {
+    state: &'a RefCell<UpstreamState>,
+    idx: usize,
+    started: Instant,
+    outcome: Cell<BalanceOutcome>,
+}
+
+impl<'a> AttemptGuard<'a> {
+    fn start(state: &'a RefCell<UpstreamState>, idx: usize) -> AttemptGuard<'a> {
+        {
+            let st = &mut *state.borrow_mut();
+            st.balancer.on_start(idx);
+            st.metrics.attempt(idx);
+        }
+        AttemptGuard {
+            state,
+            idx,
+            started: Instant::now(),
+            outcome: Cell::new(BalanceOutcome::Success),
+        }
+    }
+}
+
+impl Drop for AttemptGuard<'_> {
+    fn drop(&mut self) {
+        let latency = self.started.elapsed();
+        self.state
+            .borrow_mut()
+            .balancer
+            .on_finish(self.idx, latency, self.outcome.get());
+    }
+}
+
+/// Record the result of an attempt on server `idx`: failure counters and passive ejection.
+fn record(state: &RefCell<UpstreamState>, idx: usize, ok: bool, now_ms: u64) {
+    let st = &mut *state.borrow_mut();
+    if !ok {
+        st.metrics.failure(idx);
+    }
+    if let Some(passive) = st.passive.as_mut() {
+        match passive.on_result(idx, ok, now_ms) {
+            Some(Transition::Ejected { .. }) => {
+                st.balancer.set_ejected(idx, true);
+                st.metrics.ejection(idx);
+            }
+            Some(Transition::Up) => st.balancer.set_ejected(idx, false),
+            _ => {}
+        }
+    }
+}
+
+/// Whether another attempt may follow a failure: the upstream's retry policy lists it, the
+/// request is safe to send again, and the core's retry budget has room.
+fn retry_allowed(
+    state: &RefCell<UpstreamState>,
+    facts: &RequestFacts,
+    failure: Option<Failure>,
+    now_ms: u64,
+) -> bool {
+    let Some(failure) = failure else {
+        return false;
     };
-    let mut ubuf = w.take_xfer();
+    let st = &mut *state.borrow_mut();
+    let Some(policy) = st.retry.as_ref() else {
+        return false;
+    };
+    if !policy.may_retry(facts, failure) {
+        return false;
+    }
+    if !st.budget.try_retry(now_ms) {
+        st.metrics.budget_exhausted += 1;
+        return false;
+    }
+    st.metrics.retries += 1;
+    true
+}
+
+/// Connect to `addr` (or reuse a pooled connection), send the head in `hb`, and for bodiless
+/// requests read the response head into `ctx.rhead`. A pooled connection the upstream closed
+/// meanwhile is replaced once by a fresh one when `replayable` (this is not a retry: the same
+/// server, and the request certainly did not run twice).
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    ctx: &mut Ctx<'_>,
+    w: &Worker,
+    state: &RefCell<UpstreamState>,
+    def: &crate::pipeline::UpstreamDef,
+    addr: SocketAddr,
+    hb: &mut Vec<u8>,
+    ubuf: &mut Vec<u8>,
+    has_body: bool,
+    replayable: bool,
+    rctx: ResponseContext,
+) -> Result<TcpStream, AttemptErr> {
     let mut fresh_only = false;
-    // A stale pooled connection may have delivered the request before closing, so only a
-    // request whose repetition is harmless (RFC 9110 §9.2.2) and whose whole body is still
-    // held here (none, or inline in `hb`) may be sent again; any other request gets 502.
-    let replayable = !has_body && ctx.head.method.is_some_and(|m| m.is_idempotent());
-    // Connect (or reuse), send the head, and for bodiless requests read the response head; a
-    // pooled connection the upstream closed meanwhile is retried once on a fresh one.
-    let mut us = loop {
+    loop {
         let pooled = if fresh_only {
             None
         } else {
@@ -483,41 +578,33 @@ pub(crate) async fn proxy(
         let reused = pooled.is_some();
         let mut s = match pooled {
             Some(s) => s,
-            None => match connect(addr, def.connect_timeout).await {
-                Ok(s) => s,
-                Err(class) => {
-                    w.give_xfer(hb);
-                    w.give_xfer(ubuf);
-                    let mut o = send_class(ctx, class, has_body).await;
-                    o.upstream = Some(addr);
-                    return o;
-                }
-            },
+            None => {
+                let pending = state.borrow().breaker.try_acquire_pending();
+                let Ok(_pending) = pending else {
+                    return Err(AttemptErr::Overloaded);
+                };
+                connect(addr, def.connect_timeout)
+                    .await
+                    .map_err(AttemptErr::Connect)?
+            }
         };
-        if write_all(&mut s, &mut hb, def.response_timeout)
-            .await
-            .is_err()
-        {
+        if write_all(&mut s, hb, def.response_timeout).await.is_err() {
             if reused && replayable {
                 fresh_only = true;
                 continue;
             }
-            w.give_xfer(hb);
-            w.give_xfer(ubuf);
-            let mut o = send_class(ctx, ErrorClass::UpstreamUnavailable, has_body).await;
-            o.upstream = Some(addr);
-            return o;
+            return Err(AttemptErr::Write);
         }
         if has_body {
-            break s;
+            return Ok(s);
         }
         ubuf.clear();
         let head = {
-            let rh = read_response_head(&mut s, &mut ubuf, ctx.rhead, rctx, def.response_timeout);
+            let rh = read_response_head(&mut s, ubuf, ctx.rhead, rctx, def.response_timeout);
             match ctx.stream.as_mut() {
                 Some(c) if w.readiness_idle => {
                     let max = ctx.policy.limits.max_head;
-                    let watch = watch_client(&w, c, ctx.buf, max);
+                    let watch = watch_client(w, c, ctx.buf, max);
                     match race(pin!(rh), pin!(watch)).await {
                         Either::Left(r) => r,
                         Either::Right(()) => Err(UpErr::ClientGone),
@@ -527,23 +614,162 @@ pub(crate) async fn proxy(
             }
         };
         match head {
-            Ok(()) => break s,
-            Err(UpErr::ClientGone) => {
-                // Nobody will read the response: drop the upstream connection now.
-                w.give_xfer(hb);
-                w.give_xfer(ubuf);
-                let mut o = Outcome::closed(499, Some("client-closed"));
-                o.upstream = Some(addr);
-                return o;
-            }
+            Ok(()) => return Ok(s),
             Err(UpErr::Gone { any: false }) if reused && replayable => {
                 fresh_only = true;
                 continue;
             }
+            Err(e) => return Err(AttemptErr::Head(e)),
+        }
+    }
+}
+
+/// Run the `proxy` action of `route` towards upstream `up`.
+///
+/// Per attempt: the core's balancer picks a server (skipping the previous attempt's server
+/// while another is usable), the attempt runs, its result feeds the balancer, the passive
+/// ejector and the counters; a failure the retry policy lists is retried while the request is
+/// safe to send again and the retry budget agrees. Nothing is retried once a byte of the
+/// response went to the client or a byte of a streamed request body went upstream.
+pub(crate) async fn proxy(
+    ctx: &mut Ctx<'_>,
+    p: &Pipeline,
+    route: &CompiledRoute,
+    up: usize,
+) -> Outcome {
+    let w = ctx.w.clone();
+    let def = &p.upstreams[up];
+    let set = w.upstreams_for(p);
+    let state = &set.list[up];
+    let mut has_body = ctx.has_body();
+    let breaker = state.borrow().breaker.try_acquire();
+    let Ok(_connection_slot) = breaker else {
+        state.borrow_mut().metrics.breaker_open += 1;
+        return send_class(ctx, ErrorClass::UpstreamOverloaded, has_body).await;
+    };
+    // A small Content-Length body that already arrived with the head goes out in the same
+    // write as the upstream head, and the exchange is then like a bodiless one: one write
+    // instead of two, and the request can be sent again (stale pooled connection, retry)
+    // because nothing was consumed from the client socket.
+    let mut inline: Option<(usize, usize)> = None;
+    if let Framing::ContentLength(n) = ctx.framing {
+        let avail = ctx.buf.len().saturating_sub(ctx.pos);
+        if n > 0 && n <= INLINE_BODY_MAX && n as usize <= avail {
+            inline = Some((ctx.pos, n as usize));
+            ctx.pos += n as usize;
+            has_body = false;
+        }
+    }
+    let upgrade = ctx.head.upgrade.is_some();
+    let rctx = ResponseContext {
+        request_was_head: ctx.is_head,
+        request_was_connect: false,
+    };
+    let idempotent = ctx.head.method.is_some_and(|m| m.is_idempotent());
+    // A stale pooled connection may have delivered the request before closing, so only a
+    // request whose repetition is harmless (RFC 9110 §9.2.2) and whose whole body is still
+    // held here (none, or inline in `hb`) may be sent again; any other request gets 502.
+    let replayable = !has_body && idempotent;
+    {
+        let st = &mut *state.borrow_mut();
+        st.metrics.requests += 1;
+        st.budget.on_request(w.now_ms());
+    }
+    let mut hb = w.take_xfer();
+    let mut ubuf = w.take_xfer();
+    let mut exclude = None;
+    let mut attempts: u32 = 0;
+    let (addr, mut us, guard) = loop {
+        let picked = {
+            let st = &mut *state.borrow_mut();
+            let headers = Headers::from_request(ctx.buf, ctx.head);
+            let pc = pick_context(&def.hash, ctx.peer, headers);
+            st.balancer.pick(&pc, &st.health, exclude)
+        };
+        let Some(idx) = picked else {
+            w.give_xfer(hb);
+            w.give_xfer(ubuf);
+            return send_class(ctx, ErrorClass::NoHealthyUpstream, has_body).await;
+        };
+        let addr = def.servers[idx].addr;
+        let guard = AttemptGuard::start(state, idx);
+        attempts += 1;
+        hb.clear();
+        upstream_head(
+            &mut hb,
+            ctx.buf,
+            ctx.head,
+            route.strip_prefix.as_deref(),
+            &route.request_headers,
+            ctx.peer.ip(),
+            ctx.rid,
+            addr,
+        );
+        let inline_len = inline.map_or(0, |(start, n)| {
+            hb.extend_from_slice(&ctx.buf[start..start + n]);
+            n as u64
+        });
+        let res = attempt(
+            ctx, &w, state, def, addr, &mut hb, &mut ubuf, has_body, replayable, rctx,
+        )
+        .await;
+        let now = w.now_ms();
+        match res {
+            Ok(s) => {
+                if has_body {
+                    break (addr, s, guard);
+                }
+                let status = ctx.rhead.status;
+                record(state, idx, status < 500, now);
+                if status >= 500 {
+                    guard.outcome.set(BalanceOutcome::Failure);
+                }
+                let facts = RequestFacts {
+                    idempotent,
+                    body_bytes_sent: inline_len,
+                    attempt: attempts,
+                };
+                if !(upgrade && status == 101)
+                    && retry_allowed(state, &facts, Some(Failure::Status(status)), now)
+                {
+                    // The response is dropped unread, with its connection.
+                    drop(s);
+                    exclude = Some(idx);
+                    continue;
+                }
+                break (addr, s, guard);
+            }
             Err(e) => {
+                if let AttemptErr::Head(UpErr::ClientGone) = e {
+                    // Nobody will read the response: drop the upstream connection now.
+                    w.give_xfer(hb);
+                    w.give_xfer(ubuf);
+                    let mut o = Outcome::closed(499, Some("client-closed"));
+                    o.upstream = Some(addr);
+                    return o;
+                }
+                if e.counts_against_server() {
+                    record(state, idx, false, now);
+                    guard.outcome.set(BalanceOutcome::Failure);
+                }
+                // Nothing of a streamed body was read from the client yet (it is sent only
+                // after the head went out), so only what went with the head counts.
+                let body_bytes_sent = match e {
+                    AttemptErr::Connect(_) | AttemptErr::Overloaded => 0,
+                    _ => inline_len,
+                };
+                let facts = RequestFacts {
+                    idempotent,
+                    body_bytes_sent,
+                    attempt: attempts,
+                };
+                if retry_allowed(state, &facts, e.failure(), now) {
+                    exclude = Some(idx);
+                    continue;
+                }
                 w.give_xfer(hb);
                 w.give_xfer(ubuf);
-                let mut o = send_class(ctx, e.class(), false).await;
+                let mut o = send_class(ctx, e.class(), has_body).await;
                 o.upstream = Some(addr);
                 return o;
             }
@@ -606,6 +832,9 @@ pub(crate) async fn proxy(
             &Cell::new(true),
         )
         .await;
+        if !r.complete {
+            guard.outcome.set(BalanceOutcome::Failure);
+        }
         if r.reusable {
             w.checkin(addr, us, def.keepalive);
         }
@@ -725,6 +954,10 @@ pub(crate) async fn proxy(
             o
         }
         (Some(Ok(r)), _) => {
+            record(state, guard.idx, r.status < 500, w.now_ms());
+            if r.status >= 500 || !r.complete {
+                guard.outcome.set(BalanceOutcome::Failure);
+            }
             if r.reusable && sent_all {
                 if let Some(u) = upstream_back {
                     w.checkin(addr, u, def.keepalive);
@@ -746,6 +979,10 @@ pub(crate) async fn proxy(
             }
         }
         (Some(Err(e)), _) => {
+            if !matches!(e, UpErr::ClientGone) {
+                record(state, guard.idx, false, w.now_ms());
+                guard.outcome.set(BalanceOutcome::Failure);
+            }
             *ctx.stream = reunited;
             w.give_xfer(hb);
             w.give_xfer(ubuf);

@@ -200,6 +200,48 @@ pub struct WorkerStatus {
     pub in_use: Vec<(u64, usize)>,
 }
 
+/// One upstream's counters over every worker (see [`Control::upstream_status`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamStatus {
+    pub name: String,
+    /// Requests proxied to it (a retried request counts once).
+    pub requests: u64,
+    /// Failed attempts (connect errors, timeouts, resets, 5xx).
+    pub failures: u64,
+    pub retries: u64,
+    /// Retries the policy allowed but the retry budget refused.
+    pub budget_exhausted: u64,
+    /// Requests answered 503 by the circuit breaker.
+    pub breaker_open: u64,
+    pub servers: Vec<ServerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStatus {
+    pub addr: SocketAddr,
+    /// Up for the active health checks (always true without a `health` block).
+    pub up: bool,
+    /// Workers on which it is passively ejected now.
+    pub ejected_on: usize,
+    /// Attempts sent to it.
+    pub requests: u64,
+    pub failures: u64,
+    pub ejections: u64,
+}
+
+impl Default for ServerStatus {
+    fn default() -> Self {
+        ServerStatus {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            up: true,
+            ejected_on: 0,
+            requests: 0,
+            failures: 0,
+            ejections: 0,
+        }
+    }
+}
+
 /// The control thread's end of a worker's mailbox.
 struct Outbox {
     tx: mpsc::Sender<ControlMsg>,
@@ -232,6 +274,8 @@ pub struct Control {
     /// Every pipeline published so far that may still be alive somewhere (weak).
     generations: Mutex<Vec<(u64, Weak<Pipeline>)>>,
     source: Mutex<Option<ReloadSource>>,
+    /// Active health probes, once per server for the whole process.
+    health: crate::health::HealthChecker,
 }
 
 /// A running engine: worker threads serving the published pipeline.
@@ -336,6 +380,9 @@ impl Control {
         }
         let generation = self.shared.slot.generation() + 1;
         pipeline.generation = generation;
+        // Health views of the servers that remain are carried over before any core sees the
+        // pipeline; the probe set switches only once the reload is certain (below).
+        self.health.adopt(&mut pipeline);
         let pipeline = Arc::new(pipeline);
 
         let (ack_tx, ack_rx) = mpsc::channel();
@@ -377,6 +424,7 @@ impl Control {
             gens.retain(|(_, w)| w.strong_count() > 0);
             gens.push((generation, Arc::downgrade(&pipeline)));
         }
+        self.health.install(&pipeline);
         drop(pipeline);
         let (done_tx, done_rx) = mpsc::channel();
         for o in outboxes.iter() {
@@ -408,6 +456,54 @@ impl Control {
                 in_use: s.in_use.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             })
             .collect()
+    }
+
+    /// Upstream counters summed over the workers, per upstream of the active configuration
+    /// (by name) and per server (by address).
+    pub fn upstream_status(&self) -> Vec<UpstreamStatus> {
+        let mut out: Vec<UpstreamStatus> = Vec::new();
+        for s in &self.shared.stats {
+            let list = s.upstreams.lock().unwrap_or_else(|e| e.into_inner());
+            for u in list.iter() {
+                let i = match out.iter().position(|o| o.name == u.name) {
+                    Some(i) => i,
+                    None => {
+                        out.push(UpstreamStatus {
+                            name: u.name.clone(),
+                            ..UpstreamStatus::default()
+                        });
+                        out.len() - 1
+                    }
+                };
+                let o = &mut out[i];
+                o.requests += u.metrics.requests;
+                o.failures += u.metrics.failures;
+                o.retries += u.metrics.retries;
+                o.budget_exhausted += u.metrics.budget_exhausted;
+                o.breaker_open += u.metrics.breaker_open;
+                for (k, addr) in u.servers.iter().enumerate() {
+                    let j = match o.servers.iter().position(|v| v.addr == *addr) {
+                        Some(j) => j,
+                        None => {
+                            o.servers.push(ServerStatus {
+                                addr: *addr,
+                                up: true,
+                                ..ServerStatus::default()
+                            });
+                            o.servers.len() - 1
+                        }
+                    };
+                    let v = &mut o.servers[j];
+                    let m = u.metrics.servers.get(k).copied().unwrap_or_default();
+                    v.requests += m.requests;
+                    v.failures += m.failures;
+                    v.ejections += m.ejections;
+                    v.up &= u.up.get(k).copied().unwrap_or(true);
+                    v.ejected_on += usize::from(u.ejected.get(k).copied().unwrap_or(false));
+                }
+            }
+        }
+        out
     }
 
     /// The generations whose pipeline is still in memory (held by a worker or by a request
@@ -446,6 +542,7 @@ impl Engine {
             }
         }
         let first = Arc::new(pipeline);
+        let health = crate::health::HealthChecker::start(&first).map_err(StartError::Thread)?;
         let generations = Mutex::new(vec![(first.generation, Arc::downgrade(&first))]);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
@@ -492,6 +589,7 @@ impl Engine {
             outboxes: Mutex::new(outboxes),
             generations,
             source: Mutex::new(None),
+            health,
         });
         let engine = Engine {
             control,
@@ -535,6 +633,11 @@ impl Engine {
     /// See [`Control::status`].
     pub fn status(&self) -> Vec<WorkerStatus> {
         self.control.status()
+    }
+
+    /// See [`Control::upstream_status`].
+    pub fn upstream_status(&self) -> Vec<UpstreamStatus> {
+        self.control.upstream_status()
     }
 
     /// See [`Control::live_generations`].
@@ -586,6 +689,7 @@ impl Engine {
     pub fn shutdown(mut self) {
         self.request_stop();
         self.admin = None;
+        self.control.health.stop();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -596,6 +700,7 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.request_stop();
         self.admin = None;
+        self.control.health.stop();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

@@ -15,3 +15,32 @@ pub fn empty_pipeline() -> Pipeline {
     Pipeline::compile(&bext_ir::Config::default(), Box::new(NoRoutes), 1)
         .expect("the empty configuration compiles")
 }
+
+/// A pipeline of generation `generation` with one upstream `u` of `servers` (address, weight).
+pub fn pipeline_with_upstream(servers: &[(&str, u32)], generation: u64) -> Pipeline {
+    let config = bext_ir::Config {
+        upstreams: vec![bext_ir::Upstream {
+            name: "u".into(),
+            servers: servers
+                .iter()
+                .map(|(a, w)| bext_ir::Server {
+                    addr: (*a).into(),
+                    weight: *w,
+                    backup: false,
+                    at: Default::default(),
+                })
+                .collect(),
+            balance: bext_ir::Balance::RoundRobin,
+            keepalive: 0,
+            health: None,
+            passive: None,
+            retry: None,
+            timeouts: Default::default(),
+            max_connections: None,
+            max_pending: None,
+            at: Default::default(),
+        }],
+        ..bext_ir::Config::default()
+    };
+    Pipeline::compile(&config, Box::new(NoRoutes), generation).expect("the upstream compiles")
+}

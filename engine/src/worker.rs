@@ -6,7 +6,8 @@
 //! which the control thread prepares and commits a reload.
 
 use crate::log::AccessLog;
-use crate::pipeline::{Pipeline, UpstreamDef};
+use crate::pipeline::Pipeline;
+use crate::upstream::{CoreUpstreams, UpstreamSnapshot};
 use bext_http1::RequestHead;
 use monoio::net::{TcpListener, TcpStream};
 use std::cell::{Cell, RefCell};
@@ -69,6 +70,9 @@ pub struct WorkerStats {
     /// Refreshed on every tick and after every commit. Idle keep-alive connections hold no
     /// generation: they take the newest one at their next request.
     pub in_use: Mutex<Vec<(u64, usize)>>,
+    /// This core's upstream counters (requests, failures, retries, ejections ...), refreshed
+    /// on every tick; the control thread sums them over cores.
+    pub upstreams: Mutex<Vec<UpstreamSnapshot>>,
 }
 
 /// A message from the control thread to one worker: the two phases of a reload.
@@ -97,6 +101,7 @@ struct Prepared {
     pipeline: Arc<Pipeline>,
     log: Option<AccessLog>,
     listeners: Vec<(SocketAddr, TcpListener)>,
+    upstreams: Rc<CoreUpstreams>,
 }
 
 /// State shared between the control thread and the workers.
@@ -312,7 +317,11 @@ pub struct Worker {
     scratch: RefCell<Vec<Box<Scratch>>>,
     xfer: RefCell<Vec<Vec<u8>>>,
     pools: RefCell<HashMap<SocketAddr, Vec<Pooled>>>,
-    rr: RefCell<(u64, Vec<Vec<i64>>)>,
+    /// Per-core upstream state (balancers, ejectors, budgets, breakers, counters), one entry
+    /// per pipeline generation still in use on this core, the active one last.
+    upstreams: RefCell<Vec<Rc<CoreUpstreams>>>,
+    /// Origin of [`Worker::now_ms`].
+    epoch: Instant,
     date_line: RefCell<Vec<u8>>,
     date_secs: Cell<u64>,
     pub log: RefCell<Option<AccessLog>>,
@@ -331,6 +340,7 @@ impl Worker {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let seed = mix(nanos ^ (u64::from(std::process::id()) << 32) ^ (id as u64) << 16);
+        let upstreams = Rc::new(CoreUpstreams::build(&p, mix(seed ^ p.generation), None));
         let w = Worker {
             id,
             shared,
@@ -346,7 +356,8 @@ impl Worker {
             scratch: RefCell::new(Vec::new()),
             xfer: RefCell::new(Vec::new()),
             pools: RefCell::new(HashMap::new()),
-            rr: RefCell::new((u64::MAX, Vec::new())),
+            upstreams: RefCell::new(vec![upstreams]),
+            epoch: Instant::now(),
             date_line: RefCell::new(Vec::new()),
             date_secs: Cell::new(0),
             log: RefCell::new(log),
@@ -440,32 +451,24 @@ impl Worker {
         }
     }
 
-    /// Smooth weighted round robin over the servers of upstream `idx` (per core).
-    pub fn pick_server(&self, p: &Pipeline, idx: usize) -> SocketAddr {
-        let def: &UpstreamDef = &p.upstreams[idx];
-        if def.servers.len() == 1 {
-            return def.servers[0].addr;
+    /// This core's upstream state for the generation of `p` (the generation a request runs
+    /// on, which may be older than the active one).
+    pub fn upstreams_for(&self, p: &Pipeline) -> Rc<CoreUpstreams> {
+        let mut sets = self.upstreams.borrow_mut();
+        if let Some(u) = sets.iter().rev().find(|u| u.generation == p.generation) {
+            return u.clone();
         }
-        let mut rr = self.rr.borrow_mut();
-        if rr.0 != p.generation {
-            rr.0 = p.generation;
-            rr.1 = p
-                .upstreams
-                .iter()
-                .map(|u| vec![0; u.servers.len()])
-                .collect();
-        }
-        let cur = &mut rr.1[idx];
-        let total: i64 = def.servers.iter().map(|s| i64::from(s.weight)).sum();
-        let mut best = 0;
-        for (i, s) in def.servers.iter().enumerate() {
-            cur[i] += i64::from(s.weight);
-            if cur[i] > cur[best] {
-                best = i;
-            }
-        }
-        cur[best] -= total;
-        def.servers[best].addr
+        // Every pipeline a request can hold was prepared on this core, and its state is kept
+        // while the generation is in use; this only builds for pipelines handed to the worker
+        // some other way (tests).
+        let u = Rc::new(CoreUpstreams::build(p, mix(self.seed ^ p.generation), None));
+        sets.insert(0, u.clone());
+        u
+    }
+
+    /// Milliseconds on this core's monotonic clock (passive ejection and retry budget time).
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     /// An idle pooled connection to `addr`, if one younger than `max_idle` exists.
@@ -500,6 +503,9 @@ impl Worker {
         self.stop.expire(Instant::now());
         if let Some(log) = self.log.borrow_mut().as_mut() {
             log.flush();
+        }
+        if let Some(u) = self.upstreams.borrow().last() {
+            u.expire_ejections(self.now_ms());
         }
         self.publish_in_use();
         if self.shared.stop.load(Ordering::Acquire) && !self.stop.is_stopped() {
@@ -576,10 +582,20 @@ impl Worker {
                 Some(AccessLog::open(spec))
             }
         };
+        let upstreams = {
+            let sets = self.upstreams.borrow();
+            let seed = mix(self.seed ^ pipeline.generation);
+            Rc::new(CoreUpstreams::build(
+                &pipeline,
+                seed,
+                sets.last().map(|u| &**u),
+            ))
+        };
         *self.prepared.borrow_mut() = Some(Prepared {
             pipeline,
             log,
             listeners: added,
+            upstreams,
         });
         Ok(())
     }
@@ -613,6 +629,7 @@ impl Worker {
             log.flush();
         }
         *self.log.borrow_mut() = prep.log;
+        self.upstreams.borrow_mut().push(prep.upstreams);
         let old = std::mem::replace(&mut *self.pipeline.borrow_mut(), Rc::new(prep.pipeline));
         let old_gen = old.generation;
         if Rc::strong_count(&old) > 1 {
@@ -640,8 +657,14 @@ impl Worker {
         }
         drop(cur);
         drop(retired);
+        // Upstream state lives as long as some request may still run on its generation.
+        let mut sets = self.upstreams.borrow_mut();
+        sets.retain(|u| v.iter().any(|(g, _)| *g == u.generation));
+        let snapshot = sets.last().map(|u| u.snapshot()).unwrap_or_default();
+        drop(sets);
         let stats = &self.shared.stats[self.id];
         *stats.in_use.lock().unwrap_or_else(|e| e.into_inner()) = v;
+        *stats.upstreams.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
         stats
             .connections
             .store(self.connections.get(), Ordering::Relaxed);
@@ -881,33 +904,73 @@ mod tests {
         assert_ne!(a, b);
     }
 
+    /// Each generation gets its own upstream state on the core; the weights of the
+    /// configuration drive the picks, and counters of servers that remain are carried over.
     #[test]
-    fn weighted_round_robin_follows_weights_smoothly() {
-        let mut p = crate::testing::empty_pipeline();
-        p.upstreams.push(crate::pipeline::UpstreamDef {
-            name: "u".into(),
-            servers: vec![
-                crate::pipeline::UpstreamServer {
-                    addr: "127.0.0.1:1".parse().unwrap(),
-                    weight: 2,
-                },
-                crate::pipeline::UpstreamServer {
-                    addr: "127.0.0.1:2".parse().unwrap(),
-                    weight: 1,
-                },
-            ],
-            keepalive: 0,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
-        });
+    fn upstream_state_follows_generations_and_keeps_counters() {
+        use crate::testing::pipeline_with_upstream;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
-            slot: PipelineSlot::new(Arc::new(crate::testing::empty_pipeline())),
+            slot: PipelineSlot::new(Arc::new(pipeline_with_upstream(
+                &[("127.0.0.1:1", 2), ("127.0.0.1:2", 1)],
+                1,
+            ))),
             stats: vec![WorkerStats::default()],
         });
-        let w = Worker::new(0, shared, true);
-        let ports: Vec<u16> = (0..6).map(|_| w.pick_server(&p, 0).port()).collect();
-        assert_eq!(ports, vec![1, 2, 1, 1, 2, 1]);
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let w = Rc::new(Worker::new(0, shared.clone(), true));
+            let p1 = w.pipeline();
+            let u1 = w.upstreams_for(&p1);
+            let picks: Vec<usize> = (0..6)
+                .map(|_| {
+                    let st = &mut *u1.list[0].borrow_mut();
+                    let i = st
+                        .balancer
+                        .pick(&Default::default(), &st.health, None)
+                        .unwrap();
+                    st.metrics.attempt(i);
+                    i
+                })
+                .collect();
+            assert_eq!(picks, vec![0, 1, 0, 0, 1, 0]);
+            let (ack, acks) = mpsc::channel();
+            let (done, _dones) = mpsc::channel();
+            let p2 = Arc::new(pipeline_with_upstream(
+                &[("127.0.0.1:2", 1), ("127.0.0.1:3", 1)],
+                2,
+            ));
+            w.control(ControlMsg::Prepare {
+                pipeline: p2,
+                listeners: Vec::new(),
+                ack,
+            });
+            assert_eq!(acks.try_recv(), Ok(Ok(())));
+            w.control(ControlMsg::Commit {
+                generation: 2,
+                ack: done,
+            });
+            let p2 = w.pipeline();
+            let u2 = w.upstreams_for(&p2);
+            assert_eq!(u2.generation, 2);
+            let requests: Vec<u64> = u2.list[0]
+                .borrow()
+                .metrics
+                .servers
+                .iter()
+                .map(|m| m.requests)
+                .collect();
+            assert_eq!(requests, vec![2, 0], "127.0.0.1:2 kept its count");
+            // The request still holding generation 1 finds its own state.
+            assert_eq!(w.upstreams_for(&p1).generation, 1);
+            drop(p1);
+            w.publish_in_use();
+            let published = shared.stats[0].upstreams.lock().unwrap().clone();
+            assert_eq!(published.len(), 1);
+            assert_eq!(published[0].servers[0].port(), 2);
+        });
     }
 }

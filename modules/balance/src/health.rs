@@ -68,6 +68,18 @@ pub struct ActiveHealth {
 }
 
 impl ActiveHealth {
+    /// Like [`ActiveHealth::new`], starting from known states (`up[i]` for server `i`) instead
+    /// of all up: a reload keeps what the probes learnt about servers that remain.
+    pub fn with_state(up: Vec<bool>, check: &ir::HealthCheck) -> ActiveHealth {
+        let n = up.len();
+        ActiveHealth {
+            healthy: check.healthy.max(1),
+            unhealthy: check.unhealthy.max(1),
+            up,
+            streak: vec![0; n],
+        }
+    }
+
     pub fn new(servers: usize, check: &ir::HealthCheck) -> ActiveHealth {
         ActiveHealth {
             healthy: check.healthy.max(1),

@@ -1,0 +1,391 @@
+//! Active health checks: one probe per upstream server for the whole process, not one per core.
+//!
+//! A [`HealthChecker`] owns one thread. For every upstream with a `health` block it probes each
+//! server every `interval` (an HTTP `GET path` whose status must be 2xx or 3xx, or a TCP
+//! connect), each probe bounded by `timeout`, with blocking sockets: probes that are due
+//! together run on short-lived scoped threads so that one dead server does not delay the
+//! others. Results feed `bext_balance::ActiveHealth` (healthy/unhealthy thresholds); a
+//! transition flips the server's bit in the upstream's shared `HealthView`, which every core
+//! reads with a relaxed load on its next pick: no lock and no message on the request path.
+//!
+//! Reloads: [`HealthChecker::adopt`] gives the new pipeline its views before the workers
+//! prepare it (an upstream whose name and server list are unchanged keeps the very same view;
+//! otherwise a new view starts from what the probes know about each remaining server, keyed by
+//! upstream name and address, new servers up). [`HealthChecker::install`] switches the probe
+//! set once every core committed; a reload that aborts leaves the probes untouched.
+
+use crate::pipeline::Pipeline;
+use bext_balance::{ActiveHealth, HealthView, Transition};
+use bext_ir as ir;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Most probes run at the same time; more due probes wait for the next batch.
+const BATCH: usize = 64;
+/// Longest status line read from an HTTP probe's answer.
+const STATUS_LINE_MAX: usize = 1024;
+
+/// The probes of one upstream.
+struct Group {
+    name: String,
+    check: ir::HealthCheck,
+    servers: Vec<SocketAddr>,
+    /// Host field of HTTP probes: the server address as configured.
+    hosts: Vec<String>,
+    view: HealthView,
+    active: ActiveHealth,
+    due: Vec<Instant>,
+}
+
+impl Group {
+    fn same_servers(&self, name: &str, servers: &[SocketAddr]) -> bool {
+        self.name == name && self.servers == servers
+    }
+}
+
+#[derive(Default)]
+struct Probes {
+    stop: bool,
+    groups: Vec<Group>,
+}
+
+/// The process-wide active health checker (see the module documentation).
+pub struct HealthChecker {
+    state: Arc<(Mutex<Probes>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for HealthChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthChecker").finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<Probes>) -> MutexGuard<'_, Probes> {
+    // A poisoned lock only means a probe thread panicked while holding it; the probe set is
+    // still consistent (every update is a whole assignment).
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the probes currently know about server `addr` of upstream `name`.
+fn known_state(groups: &[Group], name: &str, addr: SocketAddr) -> Option<bool> {
+    let g = groups.iter().find(|g| g.name == name)?;
+    let i = g.servers.iter().position(|a| *a == addr)?;
+    Some(g.active.is_up(i))
+}
+
+impl HealthChecker {
+    /// Start the checker thread, probing the upstreams of `p` that have a `health` block.
+    pub fn start(p: &Pipeline) -> std::io::Result<HealthChecker> {
+        let state = Arc::new((Mutex::new(Probes::default()), Condvar::new()));
+        let st = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("bext-health".into())
+            .spawn(move || run(&st))?;
+        let checker = HealthChecker {
+            state,
+            thread: Mutex::new(Some(thread)),
+        };
+        checker.install(p);
+        Ok(checker)
+    }
+
+    /// Give `p` its health views (before the workers prepare it).
+    pub fn adopt(&self, p: &mut Pipeline) {
+        let probes = lock(&self.state.0);
+        for def in &mut p.upstreams {
+            if def.config.health.is_none() {
+                continue;
+            }
+            let addrs: Vec<SocketAddr> = def.servers.iter().map(|s| s.addr).collect();
+            if let Some(g) = probes
+                .groups
+                .iter()
+                .find(|g| g.same_servers(&def.name, &addrs))
+            {
+                def.health = g.view.clone();
+                continue;
+            }
+            let view = HealthView::all_up(addrs.len());
+            for (i, a) in addrs.iter().enumerate() {
+                if known_state(&probes.groups, &def.name, *a) == Some(false) {
+                    view.set(i, false);
+                }
+            }
+            def.health = view;
+        }
+    }
+
+    /// Probe the upstreams of `p` from now on (after every core committed it).
+    pub fn install(&self, p: &Pipeline) {
+        let (m, cv) = &*self.state;
+        let mut probes = lock(m);
+        let now = Instant::now();
+        let mut groups = Vec::new();
+        for def in &p.upstreams {
+            let Some(check) = &def.config.health else {
+                continue;
+            };
+            let addrs: Vec<SocketAddr> = def.servers.iter().map(|s| s.addr).collect();
+            let up: Vec<bool> = addrs
+                .iter()
+                .map(|a| known_state(&probes.groups, &def.name, *a).unwrap_or(true))
+                .collect();
+            for (i, u) in up.iter().enumerate() {
+                def.health.set(i, *u);
+            }
+            // A server that stays keeps its place in the schedule; a new one is probed now.
+            let due = addrs
+                .iter()
+                .map(|a| {
+                    probes
+                        .groups
+                        .iter()
+                        .find(|g| g.name == def.name)
+                        .and_then(|g| g.servers.iter().position(|b| b == a).map(|i| g.due[i]))
+                        .unwrap_or(now)
+                })
+                .collect();
+            groups.push(Group {
+                name: def.name.clone(),
+                check: check.clone(),
+                servers: addrs,
+                hosts: def.config.servers.iter().map(|s| s.addr.clone()).collect(),
+                view: def.health.clone(),
+                active: ActiveHealth::with_state(up, check),
+                due,
+            });
+        }
+        probes.groups = groups;
+        cv.notify_all();
+    }
+
+    /// Stop the thread and wait for it (probes in flight end within their timeout).
+    pub fn stop(&self) {
+        let (m, cv) = &*self.state;
+        lock(m).stop = true;
+        cv.notify_all();
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = handle {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for HealthChecker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One probe to run: where, how, and whose result it is.
+struct Due {
+    name: String,
+    addr: SocketAddr,
+    host: String,
+    kind: ir::HealthKind,
+    timeout: Duration,
+}
+
+fn run(state: &(Mutex<Probes>, Condvar)) {
+    let (m, cv) = state;
+    loop {
+        let due: Vec<Due> = {
+            let mut probes = lock(m);
+            loop {
+                if probes.stop {
+                    return;
+                }
+                let now = Instant::now();
+                let next = probes
+                    .groups
+                    .iter()
+                    .flat_map(|g| g.due.iter())
+                    .min()
+                    .copied();
+                match next {
+                    Some(t) if t <= now => break,
+                    Some(t) => {
+                        probes = cv
+                            .wait_timeout(probes, t - now)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                    None => probes = cv.wait(probes).unwrap_or_else(|e| e.into_inner()),
+                }
+            }
+            let now = Instant::now();
+            let mut due = Vec::new();
+            for g in &mut probes.groups {
+                let interval = Duration::from_millis(g.check.interval_ms.max(1));
+                for i in 0..g.servers.len() {
+                    if g.due[i] <= now && due.len() < BATCH {
+                        g.due[i] = now + interval;
+                        due.push(Due {
+                            name: g.name.clone(),
+                            addr: g.servers[i],
+                            host: g.hosts.get(i).cloned().unwrap_or_default(),
+                            kind: g.check.kind.clone(),
+                            timeout: Duration::from_millis(g.check.timeout_ms.max(1)),
+                        });
+                    }
+                }
+            }
+            due
+        };
+        let results: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = due
+                .iter()
+                .map(|d| s.spawn(move || probe(d.addr, &d.kind, &d.host, d.timeout)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(false))
+                .collect()
+        });
+        let mut probes = lock(m);
+        for (d, ok) in due.iter().zip(results) {
+            let Some(g) = probes.groups.iter_mut().find(|g| g.name == d.name) else {
+                continue;
+            };
+            let Some(i) = g.servers.iter().position(|a| *a == d.addr) else {
+                continue;
+            };
+            match g.active.on_probe_result(i, ok) {
+                Some(Transition::Up) => {
+                    g.view.set(i, true);
+                    eprintln!("bext: health: {} {} is up", g.name, d.addr);
+                }
+                Some(Transition::Down) => {
+                    g.view.set(i, false);
+                    eprintln!("bext: health: {} {} is down", g.name, d.addr);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One probe: a TCP connect, or an HTTP `GET path` answered with 2xx or 3xx, within `timeout`.
+pub fn probe(addr: SocketAddr, kind: &ir::HealthKind, host: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    let path = match kind {
+        ir::HealthKind::Tcp => return true,
+        ir::HealthKind::Http { path } => path,
+    };
+    let left = |d: Instant| d.saturating_duration_since(Instant::now());
+    if s.set_write_timeout(Some(left(deadline).max(Duration::from_millis(1))))
+        .is_err()
+    {
+        return false;
+    }
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bext-health-check\r\nConnection: close\r\n\r\n"
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = Vec::with_capacity(128);
+    let mut chunk = [0u8; 256];
+    loop {
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            return status_ok(&buf[..end]);
+        }
+        if buf.len() > STATUS_LINE_MAX {
+            return false;
+        }
+        let rest = left(deadline);
+        if rest.is_zero() || s.set_read_timeout(Some(rest)).is_err() {
+            return false;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Whether a status line says 2xx or 3xx.
+fn status_ok(line: &[u8]) -> bool {
+    let Some(rest) = line
+        .strip_prefix(b"HTTP/1.1 ")
+        .or_else(|| line.strip_prefix(b"HTTP/1.0 "))
+    else {
+        return false;
+    };
+    rest.len() >= 3
+        && matches!(rest[0], b'2' | b'3')
+        && rest[1].is_ascii_digit()
+        && rest[2].is_ascii_digit()
+        && rest.get(3).is_none_or(|&x| x == b' ')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_2xx_and_3xx_status_lines_are_healthy() {
+        let table: &[(&str, bool)] = &[
+            ("HTTP/1.1 200 OK", true),
+            ("HTTP/1.0 204", true),
+            ("HTTP/1.1 301 Moved Permanently", true),
+            ("HTTP/1.1 404 Not Found", false),
+            ("HTTP/1.1 503 Service Unavailable", false),
+            ("HTTP/1.1 199 x", false),
+            ("HTTP/1.1 2x0 x", false),
+            ("HTTP/1.1 2000 x", false),
+            ("HTTP/2 200", false),
+            ("", false),
+        ];
+        for (line, want) in table {
+            assert_eq!(status_ok(line.as_bytes()), *want, "{line:?}");
+        }
+    }
+
+    /// Probes against real sockets: a listener that answers each kind of status, one that
+    /// accepts and says nothing (the timeout), and a closed port.
+    #[test]
+    fn probes_follow_what_the_server_answers() {
+        fn answering(reply: &'static [u8]) -> SocketAddr {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let a = l.local_addr().unwrap();
+            std::thread::spawn(move || {
+                for s in l.incoming().flatten() {
+                    let mut s = s;
+                    let mut b = [0u8; 512];
+                    let _ = s.read(&mut b);
+                    let _ = s.write_all(reply);
+                }
+            });
+            a
+        }
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let http = ir::HealthKind::Http {
+            path: "/health".into(),
+        };
+        let t = Duration::from_millis(300);
+        let table: Vec<(SocketAddr, &ir::HealthKind, bool)> = vec![
+            (answering(b"HTTP/1.1 200 OK\r\n\r\n"), &http, true),
+            (answering(b"HTTP/1.1 500 Oops\r\n\r\n"), &http, false),
+            (answering(b"garbage\r\n"), &http, false),
+            (silent.local_addr().unwrap(), &http, false),
+            (silent.local_addr().unwrap(), &ir::HealthKind::Tcp, true),
+            (closed, &ir::HealthKind::Tcp, false),
+            (closed, &http, false),
+        ];
+        for (addr, kind, want) in table {
+            assert_eq!(probe(addr, kind, "x", t), want, "{addr} {kind:?}");
+        }
+    }
+}
