@@ -478,6 +478,57 @@ impl<'a> Lower<'a> {
         }
     }
 
+    /// Checks the replacement `y` of a `rewrite` whose pattern `x` compiled, with the parser the
+    /// router uses; false (after reporting E0216) when the router would refuse it.
+    fn rewrite_replacement(&mut self, pattern: &str, x: &Arg, y: &Arg) -> bool {
+        use bext_ir::routing::{max_group, parse_replacement};
+        let text = y.text();
+        // Point inside the string when its source text is the decoded text (no escapes).
+        let inner = y
+            .raw
+            .strip_prefix(['"', '\''])
+            .and_then(|r| r.strip_suffix(['"', '\'']));
+        let at = |start: usize, end: usize| {
+            let base = match inner {
+                Some(i) if i == text => y.span.start + 1,
+                None if y.raw == text => y.span.start,
+                _ => return y.span,
+            };
+            Span::new(y.span.file, base + start, base + end.max(start + 1))
+        };
+        let parts = match parse_replacement(text) {
+            Ok(p) => p,
+            Err(e) => {
+                self.emit(diag::error("E0216", at(e.start, e.end), e.message).help(
+                    "a replacement is a path with `$1`..`$9` for groups, `{path}` and `{query}`",
+                ));
+                return false;
+            }
+        };
+        let groups = regex_syntax::parse(pattern)
+            .map(|h| h.properties().explicit_captures_len())
+            .unwrap_or(0);
+        if let Some((g, start)) = max_group(&parts) {
+            if usize::from(g) > groups {
+                let plural = if groups == 1 { "" } else { "s" };
+                self.emit(
+                    diag::error(
+                        "E0216",
+                        at(start, start + 2),
+                        format!("`${g}` refers to a capture group the pattern does not have"),
+                    )
+                    .label(
+                        x.span,
+                        format!("this pattern has {groups} capture group{plural}"),
+                    )
+                    .help("add a group in parentheses to the pattern, or use a lower number"),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
     fn path(&mut self, x: &Arg) -> Option<String> {
         let p = x.text();
         if !p.starts_with('/') {
@@ -908,6 +959,20 @@ impl<'a> Lower<'a> {
                 .help("add `server 127.0.0.1:9000`"),
             );
         }
+        let declared = body.items.iter().filter(|d| d.name == "server").count();
+        if !u.servers.is_empty()
+            && u.servers.len() == declared
+            && u.servers.iter().all(|s| s.backup)
+        {
+            self.emit(
+                diag::error(
+                    "E0314",
+                    name.span,
+                    format!("every server of upstream `{}` is a backup: no server takes traffic while all are up", u.name),
+                )
+                .help("backup servers take traffic only when every other server is down; remove `backup` from the servers that should serve"),
+            );
+        }
         self.spans.upstreams.push(name.span);
         self.config.upstreams.push(u);
     }
@@ -919,8 +984,18 @@ impl<'a> Lower<'a> {
         let mut backup = false;
         while let Some(y) = a.next() {
             if y.is_word("weight") {
-                if let Some(n) = self.next_number(a, 1, 1000) {
-                    weight = n as u32;
+                let Some(w) = self.need(a, "a number") else {
+                    break;
+                };
+                match self.number(w, 0, 1000) {
+                    Some(0) => {
+                        self.emit(
+                            diag::error("E0313", w.span, "a server with weight 0 would never take a request")
+                                .help("weights run from 1 to 1000; to take a server out of rotation, remove its line or comment it out"),
+                        );
+                    }
+                    Some(n) => weight = n as u32,
+                    None => {}
                 }
             } else if y.is_word("backup") {
                 backup = true;
@@ -1772,13 +1847,18 @@ impl<'a> Lower<'a> {
                     return;
                 };
                 let pattern = self.regex(x);
-                let replacement = self.value(a, "a replacement such as \"/new/$1\"");
-                if let (Some(pattern), Some(replacement)) = (pattern, replacement) {
-                    r.rewrite = Some(Rewrite {
-                        pattern,
-                        replacement,
-                        at,
-                    });
+                let Some(y) = self.text(a, "a replacement such as \"/new/$1\"") else {
+                    return;
+                };
+                let replacement = y.text().to_string();
+                if let Some(pattern) = pattern {
+                    if self.rewrite_replacement(&pattern, x, y) {
+                        r.rewrite = Some(Rewrite {
+                            pattern,
+                            replacement,
+                            at,
+                        });
+                    }
                 }
             }
             "request_header" | "response_header" => {

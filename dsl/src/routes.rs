@@ -14,7 +14,7 @@
 
 use crate::diag::{self, Diags, Sources};
 use crate::lower::RouteSpans;
-use bext_ir::routing::{conditions_cover, is_tie, match_order, rank};
+use bext_ir::routing::{conditions_cover, is_tie, match_order, ranks};
 use bext_ir::{Action, PathMatch, Site};
 use regex_automata::meta::Regex;
 use regex_automata::{Input, PatternSet};
@@ -111,6 +111,7 @@ pub fn analyse(site: &Site, spans: &[RouteSpans], sources: &Sources, diags: &mut
     // Regex routes that shadow prefix routes.
     let mut regexes: HashMap<usize, Regex> = HashMap::new();
     let order = match_order(routes);
+    let ranks = ranks(routes);
     let regex_idx: Vec<usize> = order
         .iter()
         .copied()
@@ -184,7 +185,7 @@ pub fn analyse(site: &Site, spans: &[RouteSpans], sources: &Sources, diags: &mut
             let by = candidates
                 .into_iter()
                 .filter(|&a| conditions_cover(&routes[a], r))
-                .min_by_key(|&a| rank(&routes[a], a));
+                .min_by_key(|&a| ranks[a]);
             if let Some(a) = by {
                 diags.emit(
                     sources,

@@ -5,7 +5,8 @@
 //! Within a site, routes are tried in this order (documented in `docs/language.md`):
 //!
 //! 1. exact paths (`route = /healthz`);
-//! 2. regex paths (`route ~ "..."`), in the order they are written;
+//! 2. regex paths (`route ~ "..."`), in the order they are written (routes that repeat a regex
+//!    are tried together, at the place of its first appearance);
 //! 3. prefix paths (`route /api/*`), the longest prefix first.
 //!
 //! Among routes of the same class and the same path pattern, a route with more conditions
@@ -23,7 +24,10 @@ use std::cmp::Reverse;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Rank {
     class: u8,
-    prefix_len: Reverse<usize>,
+    /// Prefix routes: the longest prefix first. Regex routes: the position of the first route
+    /// with the same pattern, so regexes keep file order and routes that share a pattern stay
+    /// together. Exact routes: 0 (two different exact paths never match one request).
+    group: (Reverse<usize>, usize),
     conditions: Reverse<usize>,
     index: usize,
 }
@@ -32,7 +36,7 @@ impl Rank {
     /// Equal priority: everything but the position in the file is the same.
     pub fn ties_with(&self, other: &Rank) -> bool {
         self.class == other.class
-            && self.prefix_len == other.prefix_len
+            && self.group == other.group
             && self.conditions == other.conditions
     }
 }
@@ -42,26 +46,38 @@ pub fn condition_count(route: &Route) -> usize {
     usize::from(!route.methods.is_empty()) + route.headers.len() + route.query.len()
 }
 
-/// The rank of `route`, the `index`-th route of its site.
-pub fn rank(route: &Route, index: usize) -> Rank {
-    let (class, prefix_len) = match &route.path {
-        PathMatch::Exact(_) => (0, 0),
-        // Regexes keep file order: `index` decides among them.
-        PathMatch::Regex(_) => (1, 0),
-        PathMatch::Prefix(p) => (2, p.len()),
-    };
-    Rank {
-        class,
-        prefix_len: Reverse(prefix_len),
-        conditions: Reverse(condition_count(route)),
-        index,
-    }
+/// The rank of every route of a site, in file order: `ranks(routes)[i]` is the rank of
+/// `routes[i]`.
+pub fn ranks(routes: &[Route]) -> Vec<Rank> {
+    let mut first_of_regex: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::new();
+    routes
+        .iter()
+        .enumerate()
+        .map(|(index, route)| {
+            let (class, group) = match &route.path {
+                PathMatch::Exact(_) => (0, (Reverse(0), 0)),
+                PathMatch::Regex(r) => {
+                    let first = *first_of_regex.entry(r.as_str()).or_insert(index);
+                    (1, (Reverse(0), first))
+                }
+                PathMatch::Prefix(p) => (2, (Reverse(p.len()), 0)),
+            };
+            Rank {
+                class,
+                group,
+                conditions: Reverse(condition_count(route)),
+                index,
+            }
+        })
+        .collect()
 }
 
 /// Indices of `routes` in the order the router tries them.
 pub fn match_order(routes: &[Route]) -> Vec<usize> {
+    let ranks = ranks(routes);
     let mut order: Vec<usize> = (0..routes.len()).collect();
-    order.sort_by_key(|&i| rank(&routes[i], i));
+    order.sort_by_key(|&i| ranks[i]);
     order
 }
 
@@ -93,8 +109,7 @@ pub fn conditions_disjoint(a: &Route, b: &Route) -> bool {
 /// True when the two routes have equal priority and some request could match both: the
 /// checker reports this as an error. `a` and `b` are routes of the same site.
 pub fn is_tie(a: &Route, b: &Route) -> bool {
-    let same_pattern = a.path == b.path;
-    same_pattern && rank(a, 0).ties_with(&rank(b, 0)) && !conditions_disjoint(a, b)
+    a.path == b.path && condition_count(a) == condition_count(b) && !conditions_disjoint(a, b)
 }
 
 /// True when every request that satisfies the conditions of `b` also satisfies those of `a`
@@ -142,6 +157,135 @@ pub fn host_matches(pattern: &HostPattern, host: &str) -> bool {
     }
 }
 
+/// One piece of a `rewrite` replacement, as parsed by [`parse_replacement`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplacementPart {
+    /// Bytes `start..end` of the replacement, copied as they are.
+    Literal { start: usize, end: usize },
+    /// `$1`..`$9` at byte `start`: the text of a capture group (empty when the group did not
+    /// take part in the match).
+    Group { group: u8, start: usize },
+    /// `{path}`: the request path before the rewrite.
+    Path,
+    /// `{query}`: the request query before the rewrite, without the `?`.
+    Query,
+}
+
+/// A replacement that cannot be parsed: the byte range of the offending piece and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplacementError {
+    pub start: usize,
+    pub end: usize,
+    pub message: String,
+}
+
+/// Parses the replacement of a `rewrite`: `$1`..`$9` name capture groups, `$$` is a dollar
+/// sign, `{path}` and `{query}` are the request's path and query; anything else is literal.
+/// The result must start with `/`, a group or `{path}`, so it is a path. Shared by the router
+/// (which expands it) and the checker (which reports a mistake with its span), so the two
+/// read it the same way. Group numbers are checked against the pattern by the caller, with
+/// [`max_group`].
+pub fn parse_replacement(s: &str) -> Result<Vec<ReplacementPart>, ReplacementError> {
+    let b = s.as_bytes();
+    let mut parts = Vec::new();
+    let mut lit = 0;
+    let mut i = 0;
+    let flush = |parts: &mut Vec<ReplacementPart>, start: usize, end: usize| {
+        if start < end {
+            // Adjacent literals merge, so `$$` does not cut a literal in three.
+            if let Some(ReplacementPart::Literal { end: e, .. }) = parts.last_mut() {
+                if *e == start {
+                    *e = end;
+                    return;
+                }
+            }
+            parts.push(ReplacementPart::Literal { start, end });
+        }
+    };
+    while i < b.len() {
+        match b[i] {
+            b'$' => {
+                flush(&mut parts, lit, i);
+                match b.get(i + 1) {
+                    Some(d @ b'1'..=b'9') => parts.push(ReplacementPart::Group {
+                        group: d - b'0',
+                        start: i,
+                    }),
+                    Some(b'$') => parts.push(ReplacementPart::Literal {
+                        start: i + 1,
+                        end: i + 2,
+                    }),
+                    other => {
+                        let end = i + other.map_or(1, |_| 2);
+                        return Err(ReplacementError {
+                            start: i,
+                            end: end.min(b.len()),
+                            message: "`$` must be followed by a group number from 1 to 9 (or be written `$$` for a dollar sign)".into(),
+                        });
+                    }
+                }
+                i += 2;
+                lit = i;
+            }
+            b'{' => {
+                let name_len = b[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_lowercase() || **c == b'_')
+                    .count();
+                if name_len > 0 && b.get(i + 1 + name_len) == Some(&b'}') {
+                    let end = i + name_len + 2;
+                    let part = match &s[i + 1..end - 1] {
+                        "path" => ReplacementPart::Path,
+                        "query" => ReplacementPart::Query,
+                        other => {
+                            return Err(ReplacementError {
+                                start: i,
+                                end,
+                                message: format!(
+                                    "unknown placeholder `{{{other}}}`: a rewrite knows `{{path}}` and `{{query}}`"
+                                ),
+                            })
+                        }
+                    };
+                    flush(&mut parts, lit, i);
+                    parts.push(part);
+                    i = end;
+                    lit = i;
+                } else {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    flush(&mut parts, lit, b.len());
+    let starts_a_path = match parts.first() {
+        Some(ReplacementPart::Literal { start, .. }) => b[*start] == b'/',
+        Some(ReplacementPart::Group { .. } | ReplacementPart::Path) => true,
+        Some(ReplacementPart::Query) | None => false,
+    };
+    if !starts_a_path {
+        return Err(ReplacementError {
+            start: 0,
+            end: b.len(),
+            message: "the replacement must be a path: start it with `/`, `{path}` or a group such as `$1`".into(),
+        });
+    }
+    Ok(parts)
+}
+
+/// The highest group number a parsed replacement refers to, with the byte offset of its first
+/// use.
+pub fn max_group(parts: &[ReplacementPart]) -> Option<(u8, usize)> {
+    parts
+        .iter()
+        .filter_map(|p| match p {
+            ReplacementPart::Group { group, start } => Some((*group, *start)),
+            _ => None,
+        })
+        .max_by_key(|(g, start)| (*g, std::cmp::Reverse(*start)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +326,58 @@ mod tests {
             route(PathMatch::Prefix("/api/".into()), &["GET"]),
         ];
         assert_eq!(match_order(&routes), vec![3, 1, 4, 5, 2, 0]);
+    }
+
+    #[test]
+    fn regexes_keep_file_order_whatever_their_conditions() {
+        let routes = vec![
+            route(PathMatch::Regex("^/a".into()), &[]),
+            route(PathMatch::Regex("^/a/b".into()), &["GET"]),
+            route(PathMatch::Regex("^/a".into()), &["GET"]),
+            route(PathMatch::Exact("/a".into()), &[]),
+        ];
+        // The second route has more conditions but a different pattern: it stays after the
+        // first. The third repeats the first pattern with more conditions: it goes before it.
+        assert_eq!(match_order(&routes), vec![3, 2, 0, 1]);
+    }
+
+    #[test]
+    fn replacements_parse_into_literals_groups_and_placeholders() {
+        use ReplacementPart::*;
+        let lit = |start, end| Literal { start, end };
+        let g = |group, start| Group { group, start };
+        let ok: &[(&str, &[ReplacementPart])] = &[
+            ("/new/$1", &[lit(0, 5), g(1, 5)]),
+            ("$2/x", &[g(2, 0), lit(2, 4)]),
+            ("{path}", &[Path]),
+            (
+                "/a?{query}&b=$9",
+                &[lit(0, 3), Query, lit(10, 13), g(9, 13)],
+            ),
+            ("/cost$$5", &[lit(0, 5), lit(6, 8)]),
+            ("/{x", &[lit(0, 3)]),
+            ("/{}/{Path}", &[lit(0, 10)]),
+        ];
+        for (text, want) in ok {
+            assert_eq!(parse_replacement(text).as_deref(), Ok(*want), "{text}");
+        }
+        // (replacement, offending range)
+        let bad: &[(&str, usize, usize)] = &[
+            ("/a/$0", 3, 5),
+            ("/a/$x", 3, 5),
+            ("/a/$", 3, 4),
+            ("/{host}/x", 1, 7),
+            ("new/$1", 0, 6),
+            ("{query}", 0, 7),
+            ("", 0, 0),
+        ];
+        for (text, start, end) in bad {
+            let e = parse_replacement(text).unwrap_err();
+            assert_eq!((e.start, e.end), (*start, *end), "{text}: {}", e.message);
+        }
+        let parts = parse_replacement("/$2/$7/$7").unwrap();
+        assert_eq!(max_group(&parts), Some((7, 4)));
+        assert_eq!(max_group(&parse_replacement("/x").unwrap()), None);
     }
 
     #[test]

@@ -12,7 +12,15 @@
 //! not the method, and no other route matches, the answer is 405 instead of 404.
 #![forbid(unsafe_code)]
 
-use bext_engine::stage::{Headers, RequestView, RouteId, RouteResult, RouteStage};
+mod rewrite;
+mod trie;
+
+pub use rewrite::{CompiledRewrite, RewriteScratch, Rewrites, RewritesScratch};
+
+use trie::Trie;
+
+pub use bext_engine::stage::RouteId;
+use bext_engine::stage::{Headers, RequestView, RouteResult, RouteStage};
 use bext_ir::{routing, Config, HostPattern, Loc, MatchOp, PathMatch};
 use regex_automata::meta::Regex;
 use std::collections::HashMap;
@@ -72,11 +80,20 @@ impl ValueMatch {
     }
 }
 
+/// Compiles a route, condition or rewrite regex with the limits the checker uses (E0208), so a
+/// configuration `bext check` accepts always compiles here.
 fn compile_regex(pattern: &str, at: &Loc) -> Result<Regex, RouterError> {
-    Regex::new(pattern).map_err(|e| RouterError {
-        message: format!("invalid regular expression `{pattern}`: {e}"),
-        at: at.clone(),
-    })
+    Regex::builder()
+        .configure(
+            Regex::config()
+                .nfa_size_limit(Some(4 << 20))
+                .hybrid_cache_capacity(1 << 20),
+        )
+        .build(pattern)
+        .map_err(|e| RouterError {
+            message: format!("invalid regular expression `{pattern}`: {e}"),
+            at: at.clone(),
+        })
 }
 
 #[derive(Debug)]
@@ -134,15 +151,59 @@ impl Entry {
     }
 }
 
+/// A regex route with the position it has among the site's regex routes in match order.
+#[derive(Debug)]
+struct RegexRoute {
+    regex: Regex,
+    entry: Entry,
+}
+
 #[derive(Debug, Default)]
 struct SiteTable {
     exact: HashMap<Vec<u8>, Vec<Entry>>,
-    regex: Vec<(Regex, Entry)>,
-    /// Longest prefix first.
-    prefix: Vec<(Vec<u8>, Entry)>,
+    /// In match order (file order).
+    regex: Vec<RegexRoute>,
+    /// Regex routes anchored at the start with a finite set of literal prefixes (`^/u/[0-9]+`
+    /// begins with `/u/`), indexed by those literals: such a regex is run only on paths that
+    /// begin with one of them. Values are indices into `regex`.
+    regex_by_literal: Trie<u32>,
+    /// Indices into `regex` of the other regex routes, which are run on every path; ascending.
+    regex_always: Vec<u32>,
+    /// Keyed by prefix; for one prefix, entries in match order (more conditions first).
+    prefix: Trie<Entry>,
+}
+
+/// For a regex anchored at the start (`^...`), the literals every match must begin with;
+/// `None` when there is no such finite set of non-empty literals.
+fn anchored_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::Look;
+    let hir = regex_syntax::parse(pattern).ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
 }
 
 impl SiteTable {
+    fn add_regex(&mut self, pattern: &str, regex: Regex, entry: Entry) {
+        let i = self.regex.len() as u32;
+        match anchored_prefixes(pattern) {
+            Some(lits) => {
+                for l in lits {
+                    self.regex_by_literal.push(&l, i);
+                }
+            }
+            None => self.regex_always.push(i),
+        }
+        self.regex.push(RegexRoute { regex, entry });
+    }
+
     fn route(&self, req: &RequestView<'_>) -> RouteResult {
         let mut wrong_method = false;
         let mut try_entry = |e: &Entry| match e.check(req.method_bytes, &req.headers, req.query) {
@@ -156,12 +217,8 @@ impl SiteTable {
         // An asterisk-form target (`OPTIONS *`, RFC 9112 §3.2.4) names the server, not a
         // resource: only the site's catch-all route `/*` takes it.
         if req.path == b"*" {
-            for (p, e) in &self.prefix {
-                if p.as_slice() == b"/" {
-                    if let Some(id) = try_entry(e) {
-                        return RouteResult::Matched(id);
-                    }
-                }
+            if let Some(id) = self.prefix.get(b"/").iter().find_map(&mut try_entry) {
+                return RouteResult::Matched(id);
             }
             return if wrong_method {
                 RouteResult::MethodNotAllowed
@@ -177,19 +234,43 @@ impl SiteTable {
                 return RouteResult::Matched(id);
             }
         }
-        for (re, e) in &self.regex {
-            if re.is_match(req.path) {
-                if let Some(id) = try_entry(e) {
-                    return RouteResult::Matched(id);
+        if !self.regex.is_empty() {
+            // The first regex route in match order that takes the request wins; candidates
+            // come from two lists, so keep the best (lowest) index found so far.
+            let mut best: Option<(u32, RouteId)> = None;
+            let mut consider = |i: u32| {
+                if best.is_some_and(|(b, _)| b < i) {
+                    return;
                 }
+                let r = &self.regex[i as usize];
+                if r.regex.is_match(req.path) {
+                    if let Some(id) = try_entry(&r.entry) {
+                        best = Some((i, id));
+                    }
+                }
+            };
+            for &i in &self.regex_always {
+                consider(i);
+            }
+            if !self.regex_by_literal.is_empty() {
+                let mut n = self.regex_by_literal.deepest(req.path);
+                while let Some(node) = n {
+                    for &i in self.regex_by_literal.values(node) {
+                        consider(i);
+                    }
+                    n = self.regex_by_literal.shorter(node);
+                }
+            }
+            if let Some((_, id)) = best {
+                return RouteResult::Matched(id);
             }
         }
-        for (p, e) in &self.prefix {
-            if req.path.starts_with(p) {
-                if let Some(id) = try_entry(e) {
-                    return RouteResult::Matched(id);
-                }
+        let mut n = self.prefix.deepest(req.path);
+        while let Some(node) = n {
+            if let Some(id) = self.prefix.values(node).iter().find_map(&mut try_entry) {
+                return RouteResult::Matched(id);
             }
+            n = self.prefix.shorter(node);
         }
         if wrong_method {
             RouteResult::MethodNotAllowed
@@ -254,11 +335,13 @@ impl Router {
                         .or_default()
                         .push(entry),
                     PathMatch::Regex(re) => {
-                        table.regex.push((compile_regex(re, &route.at)?, entry))
+                        table.add_regex(re, compile_regex(re, &route.at)?, entry)
                     }
-                    PathMatch::Prefix(p) => table.prefix.push((p.as_bytes().to_vec(), entry)),
+                    PathMatch::Prefix(p) => table.prefix.push(p.as_bytes(), entry),
                 }
             }
+            table.prefix.finish();
+            table.regex_by_literal.finish();
             r.sites.push(table);
             let hosts: Vec<HostPattern> = if site.hosts.is_empty() {
                 vec![HostPattern::Any]
@@ -323,12 +406,12 @@ impl RouteStage for Router {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bext_http1::{Header, Span};
     use bext_ir::{Action, FieldCond, Route, Site};
 
-    fn route(path: PathMatch, methods: &[&str]) -> Route {
+    pub(crate) fn route(path: PathMatch, methods: &[&str]) -> Route {
         Route {
             path,
             methods: methods.iter().map(|m| m.to_string()).collect(),
