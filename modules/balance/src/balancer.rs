@@ -70,6 +70,11 @@ const MAGLEV_SIZES: [usize; 5] = [5_003, 65_537, 131_071, 262_139, 655_373];
 const EWMA_START_US: f64 = 1_000.0;
 /// Weight of a new latency sample in the EWMA.
 const EWMA_ALPHA: f64 = 0.3;
+/// Factor applied to the EWMA of the P2C candidate that loses. A server that is never picked
+/// is never measured, so without this one slow sample (a cold connection) would keep it out of
+/// rotation for good; decaying the loser's estimate brings it back for a new sample after
+/// about ln(ratio)/0.02 lost draws (~230 draws for a server that looked 100× slower).
+const P2C_LOSER_DECAY: f64 = 0.98;
 
 /// A per-core balancer for one upstream. Not `Sync` by intent: each core owns its own.
 #[derive(Debug)]
@@ -263,11 +268,13 @@ impl Balancer {
                     k += 1;
                 }
                 let b = self.nth(m, health, k);
-                if self.load(a) <= self.load(b) {
-                    a
+                let (win, lose) = if self.load(a) <= self.load(b) {
+                    (a, b)
                 } else {
-                    b
-                }
+                    (b, a)
+                };
+                self.ewma_us[lose] *= P2C_LOSER_DECAY;
+                win
             }
             Policy::Random => {
                 let total: u64 = (0..self.len())
