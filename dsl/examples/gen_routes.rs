@@ -16,6 +16,18 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000);
+    let sites: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(10);
+    print!("{}", generate(n, sites));
+}
+
+/// `n` routes over `sites` sites (at least one) and 20 upstreams. Also used by
+/// `benches/compile.rs`.
+pub fn generate(n: usize, sites: usize) -> String {
+    let sites = sites.max(1);
     let mut s = String::new();
     s.push_str("listen 0.0.0.0:8080\n\n");
     for u in 0..20 {
@@ -24,11 +36,6 @@ fn main() {
             "upstream u{u} {{\n    server 10.1.{u}.1:8080 weight 2\n    server 10.1.{u}.2:8080\n    balance p2c\n}}\n"
         );
     }
-    let sites: usize = std::env::args()
-        .nth(2)
-        .and_then(|a| a.parse().ok())
-        .filter(|s| *s > 0)
-        .unwrap_or(10);
     for site in 0..sites {
         let _ = writeln!(s, "site s{site}.example.com {{");
         for i in (site..n).step_by(sites) {
@@ -47,5 +54,5 @@ fn main() {
         }
         s.push_str("}\n\n");
     }
-    print!("{s}");
+    s
 }
