@@ -170,16 +170,6 @@ fn special(w: u64) -> u64 {
     below_space | del
 }
 
-/// True if all eight bytes have `class`: eight loads, one branch.
-#[inline(always)]
-fn all8(block: &[u8], class: u8) -> bool {
-    let mut acc = class;
-    for &b in block {
-        acc &= CLASS[b as usize];
-    }
-    acc != 0
-}
-
 /// What [`scan_target`] found.
 #[derive(Debug, Clone, Copy)]
 pub struct TargetScan {
@@ -192,46 +182,92 @@ pub struct TargetScan {
 }
 
 /// Scan a request target from `i`: its end, first `?` and whether it has a `%`, in one pass.
+///
+/// Eight bytes at a time: [`not_target_word`] flags, exactly, the bytes outside the classes
+/// most targets are made of; the first flagged byte is then looked up in the table, and the
+/// scan resumes right after it unless it ends the target. (Resuming at the next byte and
+/// re-testing the whole word would cost up to eight word tests per `?`.)
 #[inline]
 pub fn scan_target(buf: &[u8], mut i: usize) -> TargetScan {
     let mut query = None;
     let mut percent = false;
     loop {
-        while let Some(block) = buf.get(i..i + 8) {
-            if !all8(block, URI_PLAIN) {
-                break;
+        let at = match buf.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+            Some(word) => {
+                let m = not_target_word(u64::from_le_bytes(word));
+                if m == 0 {
+                    i += 8;
+                    continue;
+                }
+                i + (m.trailing_zeros() / 8) as usize
             }
-            i += 8;
-        }
-        match buf.get(i) {
-            Some(&b) if is(b, URI_PLAIN) => i += 1,
+            None => i,
+        };
+        match buf.get(at) {
+            Some(&b) if is(b, URI_PLAIN) => {}
             Some(b'?') => {
-                query.get_or_insert(i);
-                i += 1;
+                query.get_or_insert(at);
             }
-            Some(b'%') => {
-                percent = true;
-                i += 1;
-            }
+            Some(b'%') => percent = true,
             _ => {
                 return TargetScan {
-                    end: i,
+                    end: at,
                     query,
                     percent,
                 }
             }
         }
+        i = at + 1;
     }
 }
 
+/// The high bit of every byte of `w` outside `&`..`;` (punctuation and digits), letters, `=`
+/// and `_`: the bytes of nearly every path and query. Exact per byte, like [`not_name_word`].
+#[inline(always)]
+fn not_target_word(w: u64) -> u64 {
+    let y = w & !HI;
+    let l = y | (LO * 0x20);
+    let letter = in_range(l, b'a', b'z');
+    let punct_digit = in_range(y, b'&', b';');
+    let eq = is_byte(y, b'=');
+    let low_line = is_byte(y, b'_');
+    !((letter | punct_digit | eq | low_line) & !w) & HI
+}
+
+/// High bit set in each byte of `y` (all bytes below 0x80) within `lo..=hi`; other bits noise.
+#[inline(always)]
+fn in_range(y: u64, lo: u8, hi: u8) -> u64 {
+    y.wrapping_add(LO * u64::from(0x80 - lo)) & !y.wrapping_add(LO * u64::from(0x7f - hi))
+}
+
+/// High bit set in each byte of `y` (all bytes below 0x80) equal to `b`; other bits noise.
+#[inline(always)]
+fn is_byte(y: u64, b: u8) -> u64 {
+    !(y ^ (LO * u64::from(b))).wrapping_add(LO * 0x7f)
+}
+
 /// Index of the first byte at or after `i` that is not a tchar (or `buf.len()`).
+///
+/// Eight bytes at a time: [`not_name_word`] flags, exactly, every byte other than a letter, a
+/// digit or `-` (the bytes of nearly every method and field name), so the first flagged byte is
+/// found without a byte loop. It is the end of the token unless it is one of the rarer tchars
+/// (`_`, `.`, `!` ...), which the table confirms before the scan goes on.
 #[inline]
 pub fn scan_token(buf: &[u8], mut i: usize) -> usize {
-    while let Some(block) = buf.get(i..i + 8) {
-        if !all8(block, TCHAR) {
+    while let Some(word) = buf.get(i..i + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(word) else {
             break;
+        };
+        let m = not_name_word(u64::from_le_bytes(word));
+        if m == 0 {
+            i += 8;
+            continue;
         }
-        i += 8;
+        let at = i + (m.trailing_zeros() / 8) as usize;
+        if !is_tchar(buf[at]) {
+            return at;
+        }
+        i = at + 1;
     }
     while let Some(&b) = buf.get(i) {
         if !is_tchar(b) {
@@ -242,6 +278,19 @@ pub fn scan_token(buf: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// The high bit of every byte of `w` that is not an ASCII letter, digit or `-`; exact per byte
+/// (no carry crosses a byte: every sum stays under 0x100 once the high bits are masked).
+#[inline(always)]
+fn not_name_word(w: u64) -> u64 {
+    let y = w & !HI;
+    // Setting bit 5 folds upper case onto lower case; no other byte lands on a letter.
+    let l = y | (LO * 0x20);
+    let letter = in_range(l, b'a', b'z');
+    let digit = in_range(y, b'0', b'9');
+    let dash = is_byte(y, b'-');
+    !((letter | digit | dash) & !w) & HI
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,10 +298,11 @@ mod tests {
     #[test]
     fn scan_value_agrees_with_the_table_on_every_byte_at_every_position() {
         for bad in 0u8..=255 {
-            for pos in 0..20 {
-                let mut v = vec![b'a'; 24];
+            // Long enough for full blocks, the padded tail, and stops in every word of a block.
+            for pos in 0..70 {
+                let mut v = vec![b'a'; 72];
                 v[pos] = bad;
-                let expected = if is(bad, VALUE) { 24 } else { pos };
+                let expected = if is(bad, VALUE) { 72 } else { pos };
                 assert_eq!(scan_value(&v, 0), expected, "byte {bad:#x} at {pos}");
             }
         }
@@ -261,17 +311,99 @@ mod tests {
     #[test]
     fn block_scans_agree_with_the_table_on_every_byte_at_every_position() {
         for bad in 0u8..=255 {
-            for pos in 0..20 {
-                let mut v = vec![b'a'; 24];
+            for pos in 0..40 {
+                let mut v = vec![b'a'; 44];
                 v[pos] = bad;
-                let token_end = if is_tchar(bad) { 24 } else { pos };
+                let token_end = if is_tchar(bad) { 44 } else { pos };
                 assert_eq!(scan_token(&v, 0), token_end, "token byte {bad:#x} at {pos}");
                 let t = scan_target(&v, 0);
-                let target_end = if is(bad, URI) { 24 } else { pos };
+                let target_end = if is(bad, URI) { 44 } else { pos };
                 assert_eq!(t.end, target_end, "target byte {bad:#x} at {pos}");
                 assert_eq!(t.query, (bad == b'?').then_some(pos));
                 assert_eq!(t.percent, bad == b'%');
             }
+        }
+    }
+
+    #[test]
+    fn name_word_flags_exactly_the_bytes_outside_letters_digits_and_dash() {
+        for b in 0u8..=255 {
+            let clean = b.is_ascii_alphanumeric() || b == b'-';
+            for pos in 0..8 {
+                // Neighbours of every kind, so a carry or borrow across bytes would show.
+                for fill in [b'a', b'Z', b'0', b'-', 0x00, 0xff, 0x7f, b':'] {
+                    let mut w = [fill; 8];
+                    w[pos] = b;
+                    let m = not_name_word(u64::from_le_bytes(w));
+                    let flagged = m & (0x80 << (8 * pos)) != 0;
+                    assert_eq!(flagged, !clean, "byte {b:#x} at {pos} among {fill:#x}");
+                    let fill_clean = fill.is_ascii_alphanumeric() || fill == b'-';
+                    let others = m & !(0x80u64 << (8 * pos));
+                    assert_eq!(others == 0, fill_clean, "neighbours {fill:#x} of {b:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scans_stop_at_the_end_of_every_short_buffer() {
+        for len in 0..40 {
+            let v = vec![b'a'; len];
+            for start in 0..=len {
+                assert_eq!(
+                    scan_value(&v, start),
+                    len,
+                    "value, {len} bytes from {start}"
+                );
+                assert_eq!(
+                    scan_token(&v, start),
+                    len,
+                    "token, {len} bytes from {start}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn target_word_flags_exactly_the_bytes_outside_its_classes() {
+        let clean =
+            |b: u8| b.is_ascii_alphabetic() || (b'&'..=b';').contains(&b) || b == b'=' || b == b'_';
+        for b in 0u8..=255 {
+            for pos in 0..8 {
+                for fill in [b'a', b'Z', b'0', b'/', b'=', 0x00, 0xff, 0x7f, b'?'] {
+                    let mut w = [fill; 8];
+                    w[pos] = b;
+                    let m = not_target_word(u64::from_le_bytes(w));
+                    let flagged = m & (0x80 << (8 * pos)) != 0;
+                    assert_eq!(flagged, !clean(b), "byte {b:#x} at {pos} among {fill:#x}");
+                    let others = m & !(0x80u64 << (8 * pos));
+                    assert_eq!(others == 0, clean(fill), "neighbours {fill:#x} of {b:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn target_scans() {
+        // (target followed by a space, end, first `?`, `%` seen)
+        let cases: &[(&str, usize, Option<usize>, bool)] = &[
+            ("/ ", 1, None, false),
+            ("/a?b?c ", 6, Some(2), false),
+            ("/??%41 ", 6, Some(1), true),
+            (
+                "/path/to/a/file.html?x=1&y=_~!$'()*+,;:@[] ",
+                42,
+                Some(20),
+                false,
+            ),
+            ("/%20%20%20%20%20%20 ", 19, None, true),
+            ("/a#b ", 2, None, false),
+            ("/a\"b ", 2, None, false),
+            ("/abcdefgh\x7f ", 9, None, false),
+        ];
+        for &(t, end, query, percent) in cases {
+            let r = scan_target(t.as_bytes(), 0);
+            assert_eq!((r.end, r.query, r.percent), (end, query, percent), "{t:?}");
         }
     }
 

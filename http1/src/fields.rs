@@ -25,12 +25,16 @@ pub(crate) type Scan = Result<Option<usize>, FieldError>;
 /// Strict: every line ends in CRLF (bare LF and bare CR are errors), a line may not start with
 /// whitespace (obs-fold, or whitespace before the first field), the name is a non-empty token
 /// directly followed by `:`, the value holds only HTAB, SP, VCHAR and obs-text.
+///
+/// `candidates` receives the index of every field line whose name may be a known one (see
+/// [`Candidates`]), so that the analysis after it visits those lines only.
 #[inline]
 pub(crate) fn parse_fields(
     buf: &[u8],
     mut pos: usize,
     max_headers: usize,
     headers: &mut Vec<Header>,
+    candidates: &mut Candidates,
 ) -> Scan {
     loop {
         match buf.get(pos) {
@@ -56,6 +60,10 @@ pub(crate) fn parse_fields(
         }
         let name_end = pos;
         pos += 1;
+        // Usually one SP: test it without a loop, then loop for anything longer.
+        if let Some(b' ') = buf.get(pos) {
+            pos += 1;
+        }
         while let Some(b' ' | b'\t') = buf.get(pos) {
             pos += 1;
         }
@@ -80,6 +88,7 @@ pub(crate) fn parse_fields(
         if headers.len() >= max_headers {
             return Err(ferr(ErrorKind::HeadTooLarge, name_start));
         }
+        candidates.note(headers.len(), name_end - name_start, buf[name_start]);
         headers.push(Header {
             name: span(name_start, name_end),
             value: span(value_start, value_end),
@@ -108,24 +117,107 @@ pub(crate) enum Known {
     Other,
 }
 
+/// The field lines that may carry a known name, in order: a name has to have the length and
+/// first letter of one of them to be a candidate, which few other names do.
+///
+/// Kept while the field lines are parsed so that the analysis does not walk every line a
+/// second time. Past [`Candidates::MAX`] candidates the list is dropped and the analysis visits
+/// every line, which gives the same result.
+#[derive(Debug)]
+pub(crate) struct Candidates {
+    /// One slot more than the list holds: lines that are not candidates, and candidates past
+    /// the limit, are written there.
+    index: [u32; Candidates::MAX + 1],
+    len: usize,
+}
+
+impl Candidates {
+    const MAX: usize = 16;
+
+    pub fn new() -> Self {
+        Candidates {
+            index: [0; Candidates::MAX + 1],
+            len: 0,
+        }
+    }
+
+    /// Record field line `index` if its name (`name_len` bytes, starting with `first`) may be
+    /// a known one. Without a branch on the outcome: the names of a head vary too much for
+    /// the CPU to predict it.
+    #[inline(always)]
+    fn note(&mut self, index: usize, name_len: usize, first: u8) {
+        let hit = (KNOWN_FIRST[name_len % KNOWN_FIRST.len()] == first | 0x20)
+            & (name_len < KNOWN_FIRST.len());
+        // Spans are u32, so is a field line's index.
+        self.index[self.len.min(Candidates::MAX)] = index as u32;
+        self.len += usize::from(hit);
+    }
+
+    /// The indices of the field lines to analyse, in order.
+    pub fn lines(&self, headers: usize) -> impl Iterator<Item = usize> + '_ {
+        let listed = self.len <= Candidates::MAX;
+        let (list, all) = if listed {
+            (&self.index[..self.len], 0..0)
+        } else {
+            (&self.index[..0], 0..headers)
+        };
+        list.iter().map(|&i| i as usize).chain(all)
+    }
+}
+
+/// The lower-case first letter of the known name of each length, 0 for none.
+const KNOWN_FIRST: [u8; 32] = {
+    let mut t = [0u8; 32];
+    let mut len = 0;
+    while len < KNOWN_BY_LEN.len() {
+        if let Some((_, name)) = KNOWN_BY_LEN[len] {
+            t[len] = name[0];
+        }
+        len += 1;
+    }
+    t
+};
+
+/// The known name of each length (at most one per length), lower case.
+const KNOWN_BY_LEN: [Option<(Known, &[u8])>; 18] = {
+    let mut t: [Option<(Known, &[u8])>; 18] = [None; 18];
+    t[4] = Some((Known::Host, b"host"));
+    t[6] = Some((Known::Expect, b"expect"));
+    t[7] = Some((Known::Upgrade, b"upgrade"));
+    t[10] = Some((Known::Connection, b"connection"));
+    t[14] = Some((Known::ContentLength, b"content-length"));
+    t[17] = Some((Known::TransferEncoding, b"transfer-encoding"));
+    t
+};
+
+/// Recognise a field name that [`parse_fields`] accepted (a token).
 #[inline(always)]
 pub(crate) fn classify(name: &[u8]) -> Known {
     // Length, then first letter, then the whole name: most fields share a length with a known
-    // one but not its first letter.
-    let (known, lower): (Known, &[u8]) = match (name.len(), name.first().map(|b| b | 0x20)) {
-        (4, Some(b'h')) => (Known::Host, b"host"),
-        (6, Some(b'e')) => (Known::Expect, b"expect"),
-        (7, Some(b'u')) => (Known::Upgrade, b"upgrade"),
-        (10, Some(b'c')) => (Known::Connection, b"connection"),
-        (14, Some(b'c')) => (Known::ContentLength, b"content-length"),
-        (17, Some(b't')) => (Known::TransferEncoding, b"transfer-encoding"),
-        _ => return Known::Other,
-    };
-    if name.eq_ignore_ascii_case(lower) {
-        known
-    } else {
-        Known::Other
+    // one but not its first letter. A table rather than a `match` on the length: the match
+    // compiles to an indirect jump that mispredicts on every field of a varied head.
+    match KNOWN_BY_LEN.get(name.len()) {
+        Some(&Some((known, lower)))
+            if name[0] | 0x20 == lower[0] && token_eq_lower(name, lower) =>
+        {
+            known
+        }
+        _ => Known::Other,
     }
+}
+
+/// ASCII case-insensitive equality of a token with a lower-case name of letters and `-`.
+///
+/// Setting bit 5 of each byte is exact here: the only bytes that become a lower-case letter are
+/// that letter in either case, and the only other byte that becomes `-` is CR, never in a token.
+#[inline(always)]
+pub(crate) fn token_eq_lower(token: &[u8], lower: &[u8]) -> bool {
+    token.len() == lower.len()
+        && token
+            .iter()
+            .zip(lower)
+            .fold(0u8, |acc, (&t, &l)| acc | ((t | 0x20) ^ l))
+            == 0
 }
 
 /// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), no sign, no list, no overflow.
@@ -211,17 +303,6 @@ pub(crate) fn trim_sp(mut s: &[u8]) -> &[u8] {
     s
 }
 
-#[inline]
-pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
 /// Connection options found in one Connection field line.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct ConnectionOptions {
@@ -232,40 +313,48 @@ pub(crate) struct ConnectionOptions {
 
 /// Parse a `Connection` value (`#connection-option`, RFC 9110 §7.6.1): push the span of every
 /// option into `tokens`. Empty list elements are ignored as RFC 9110 §5.6.1 requires; an
-/// element that is not a token is an error (returns its offset in `value`).
+/// element that is not a token is an error (returns its offset in `value`, the byte after the
+/// comma that opens it).
 pub(crate) fn parse_connection(
     value: &[u8],
     value_start: usize,
     tokens: &mut Vec<Span>,
     opts: &mut ConnectionOptions,
 ) -> Result<(), usize> {
-    for (off, element) in split_list(value) {
-        let lead = element.len() - trim_ows_start(element).len();
-        let e = trim_ows(element);
-        if e.is_empty() {
-            continue;
+    // One pass: OWS, a token (possibly empty), OWS, then a comma or the end of the value.
+    let mut element = 0;
+    loop {
+        let start = skip_ows(value, element);
+        let end = chars::scan_token(value, start);
+        let next = skip_ows(value, end);
+        match value.get(next) {
+            None | Some(b',') => {}
+            Some(_) => return Err(element),
         }
-        if !chars::is_token(e) {
-            return Err(off);
+        let e = &value[start..end];
+        if !e.is_empty() {
+            tokens.push(span(value_start + start, value_start + end));
+            if token_eq_lower(e, b"close") {
+                opts.close = true;
+            } else if token_eq_lower(e, b"keep-alive") {
+                opts.keep_alive = true;
+            } else if token_eq_lower(e, b"upgrade") {
+                opts.upgrade = true;
+            }
         }
-        let s = value_start + off + lead;
-        tokens.push(span(s, s + e.len()));
-        if e.eq_ignore_ascii_case(b"close") {
-            opts.close = true;
-        } else if e.eq_ignore_ascii_case(b"keep-alive") {
-            opts.keep_alive = true;
-        } else if e.eq_ignore_ascii_case(b"upgrade") {
-            opts.upgrade = true;
+        if next >= value.len() {
+            return Ok(());
         }
+        element = next + 1;
     }
-    Ok(())
 }
 
-fn trim_ows_start(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
+#[inline(always)]
+fn skip_ows(s: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t') = s.get(i) {
+        i += 1;
     }
-    s
+    i
 }
 
 /// `uri-host [ ":" port ]` as bext accepts it in Host and in request-target authorities:
@@ -312,6 +401,69 @@ fn valid_port(p: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidates_list_every_known_field_line_in_order() {
+        let names = [
+            "Host",
+            "Accept",
+            "connection",
+            "Cookie",
+            "Content-Length",
+            "content-type",
+            "Hose",
+            "Expect",
+            "X-Forwarded-For",
+            "upgrade",
+            "User-Agent",
+            "TRANSFER-ENCODING",
+            "Transfer-Encodink",
+            "Referer",
+        ];
+        // Enough lines for the list to be exact, full, and overflowing.
+        for count in [0, 1, 5, 16, 17, 20, 27, 28, 29, 40, 80] {
+            let mut head = Vec::new();
+            let lines: Vec<&str> = names.iter().cycle().take(count).copied().collect();
+            for name in &lines {
+                head.extend_from_slice(format!("{name}: v\r\n").as_bytes());
+            }
+            head.extend_from_slice(b"\r\n");
+            let mut headers = Vec::new();
+            let mut candidates = Candidates::new();
+            let end = parse_fields(&head, 0, 100, &mut headers, &mut candidates);
+            assert_eq!(end, Ok(Some(head.len())), "{count} lines");
+            let known: Vec<usize> = (0..lines.len())
+                .filter(|&i| classify(lines[i].as_bytes()) != Known::Other)
+                .collect();
+            let visited: Vec<usize> = candidates
+                .lines(headers.len())
+                .filter(|&i| classify(headers[i].name.get(&head)) != Known::Other)
+                .collect();
+            assert_eq!(visited, known, "{count} lines");
+        }
+    }
+
+    #[test]
+    fn known_names() {
+        let cases: &[(&str, Known)] = &[
+            ("Host", Known::Host),
+            ("hOST", Known::Host),
+            ("Hos_", Known::Other),
+            ("Content-Length", Known::ContentLength),
+            ("Content_Length", Known::Other),
+            ("Transfer-Encoding", Known::TransferEncoding),
+            ("Connection", Known::Connection),
+            ("Connectiom", Known::Other),
+            ("Upgrade", Known::Upgrade),
+            ("Expect", Known::Expect),
+            ("Accept", Known::Other),
+            ("X", Known::Other),
+            ("Proxy-Connection", Known::Other),
+        ];
+        for &(name, known) in cases {
+            assert_eq!(classify(name.as_bytes()), known, "{name}");
+        }
+    }
 
     #[test]
     fn content_length_values() {

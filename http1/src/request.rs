@@ -25,7 +25,9 @@
 //!   `100-continue` is ignored, as is `100-continue` from an HTTP/1.0 client (RFC 9110 §10.1.1).
 
 use crate::chars::{self, HEX};
-use crate::fields::{self, span, ConnectionOptions, FieldError, Known, TransferCodings};
+use crate::fields::{
+    self, span, Candidates, ConnectionOptions, FieldError, Known, TransferCodings,
+};
 use crate::{
     Error, ErrorKind, Framing, Limits, Method, Parse, RequestHead, Span, TargetForm, Version,
 };
@@ -175,14 +177,21 @@ fn parse_in(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Result<Parse
     head.version = Some(version);
     pos += 10;
 
-    let end = match fields::parse_fields(buf, pos, limits.max_headers, &mut head.headers)? {
+    let mut candidates = Candidates::new();
+    let end = match fields::parse_fields(
+        buf,
+        pos,
+        limits.max_headers,
+        &mut head.headers,
+        &mut candidates,
+    )? {
         None => return Ok(Parse::Partial),
         Some(end) => end,
     };
     head.head_len = end;
 
     analyse_target(buf, method, target_start, target_end, &scan, head)?;
-    analyse_fields(buf, version, head)?;
+    analyse_fields(buf, version, &candidates, head)?;
     Ok(Parse::Complete)
 }
 
@@ -307,12 +316,18 @@ fn analyse_target(
 }
 
 /// Framing, persistence, Host, Expect and Upgrade from the field lines.
-fn analyse_fields(buf: &[u8], version: Version, head: &mut RequestHead) -> Result<(), Error> {
+fn analyse_fields(
+    buf: &[u8],
+    version: Version,
+    candidates: &Candidates,
+    head: &mut RequestHead,
+) -> Result<(), Error> {
     let mut content_length: Option<u64> = None;
     let mut te = TransferCodings::default();
     let mut conn = ConnectionOptions::default();
     let mut upgrade: Option<Span> = None;
-    for h in &head.headers {
+    for line in candidates.lines(head.headers.len()) {
+        let h = &head.headers[line];
         let name = h.name.get(buf);
         let value = h.value.get(buf);
         let at = h.value.start as usize;

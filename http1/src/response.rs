@@ -13,7 +13,7 @@
 //!   body (their Content-Length/Transfer-Encoding are still validated); then chunked; then
 //!   Content-Length; else the body runs to the close of the connection.
 
-use crate::fields::{self, span, ConnectionOptions, TransferCodings};
+use crate::fields::{self, span, Candidates, ConnectionOptions, TransferCodings};
 use crate::request::{line_end, version_at};
 use crate::{
     Error, ErrorKind, Framing, Limits, Parse, ResponseContext, ResponseHead, Span, Version,
@@ -117,14 +117,21 @@ fn parse_in(
     head.reason = span(reason_start, pos);
     pos += 2;
 
-    let end = match fields::parse_fields(buf, pos, limits.max_headers, &mut head.headers)
-        .map_err(|e| bad(e.offset))?
+    let mut candidates = Candidates::new();
+    let end = match fields::parse_fields(
+        buf,
+        pos,
+        limits.max_headers,
+        &mut head.headers,
+        &mut candidates,
+    )
+    .map_err(|e| bad(e.offset))?
     {
         None => return Ok(Parse::Partial),
         Some(end) => end,
     };
     head.head_len = end;
-    analyse(buf, version, ctx, head)?;
+    analyse(buf, version, ctx, &candidates, head)?;
     Ok(Parse::Complete)
 }
 
@@ -132,12 +139,14 @@ fn analyse(
     buf: &[u8],
     version: Version,
     ctx: ResponseContext,
+    candidates: &Candidates,
     head: &mut ResponseHead,
 ) -> Result<(), Error> {
     let mut content_length: Option<u64> = None;
     let mut te = TransferCodings::default();
     let mut conn = ConnectionOptions::default();
-    for h in &head.headers {
+    for line in candidates.lines(head.headers.len()) {
+        let h = &head.headers[line];
         let value = h.value.get(buf);
         let at = h.value.start as usize;
         match fields::classify(h.name.get(buf)) {
