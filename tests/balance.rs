@@ -559,3 +559,80 @@ fn every_policy_serves_through_the_proxy() {
         srv.shutdown();
     }
 }
+
+/// `bext check` and `bext run` agree: a file using every upstream directive checks clean, and
+/// `bext run` serves it (the balancer, probes and breaker running) until SIGTERM.
+#[test]
+fn check_and_run_accept_every_upstream_directive() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let a = Origin::start("a");
+    let b = Origin::start("b");
+    let bk = Origin::start("backup");
+    let file = std::env::temp_dir().join(format!("bext-balance-{}.bext", std::process::id()));
+    let text = format!(
+        "listen 127.0.0.1:0\n\
+         upstream app {{\n\
+         \x20   server {} weight 2\n\
+         \x20   server {}\n\
+         \x20   server {} backup\n\
+         \x20   balance least_conn\n\
+         \x20   health http \"/health\" every 1s timeout 500ms healthy 2 unhealthy 3\n\
+         \x20   eject after 5 for 30s max 5m\n\
+         \x20   retry 2 on connect_error timeout 502 503 budget 20%\n\
+         \x20   max_connections 100\n\
+         \x20   max_pending 10\n\
+         }}\n\
+         site * {{\n\
+         \x20   route /* {{ proxy app }}\n\
+         }}\n",
+        a.addr, b.addr, bk.addr
+    );
+    std::fs::write(&file, text).unwrap();
+    let bin = env!("CARGO_BIN_EXE_bext");
+    let check = Command::new(bin)
+        .args(["check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let mut child = Command::new(bin)
+        .args(["run", file.to_str().unwrap(), "--workers", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let to: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| {
+            let _ = child.kill();
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("bext run did not start: {line:?} {err}")
+        })
+        .parse()
+        .unwrap();
+    let mut c = Client::new(to);
+    for _ in 0..30 {
+        assert_eq!(c.get("/", &[]).status, 200);
+    }
+    assert_eq!(a.hits() + b.hits(), 30);
+    assert_eq!(bk.hits(), 0);
+    wait_for("probes from bext run", || a.probes() > 0 && b.probes() > 0);
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_file(&file);
+}
