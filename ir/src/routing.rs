@@ -82,7 +82,10 @@ pub fn match_order(routes: &[Route]) -> Vec<usize> {
 }
 
 /// True when no request can satisfy the conditions of both routes (their paths aside):
-/// disjoint method sets, or the same header/query field required to equal different values.
+/// disjoint method sets, or the same header/query field (its first occurrence, which is what
+/// the router reads) required to hold values that exclude each other — two different values,
+/// a value that does not begin with a required prefix or does not contain a required substring,
+/// or two prefixes neither of which begins the other.
 pub fn conditions_disjoint(a: &Route, b: &Route) -> bool {
     if !a.methods.is_empty()
         && !b.methods.is_empty()
@@ -98,12 +101,23 @@ pub fn conditions_disjoint(a: &Route, b: &Route) -> bool {
                 } else {
                     x.name == y.name
                 };
-                same_name
-                    && matches!((&x.op, &y.op), (MatchOp::Equals(u), MatchOp::Equals(v)) if u != v)
+                same_name && ops_disjoint(&x.op, &y.op)
             })
         })
     };
     fields_disjoint(&a.headers, &b.headers, true) || fields_disjoint(&a.query, &b.query, false)
+}
+
+/// True when no single value satisfies both tests.
+fn ops_disjoint(x: &MatchOp, y: &MatchOp) -> bool {
+    use MatchOp::*;
+    match (x, y) {
+        (Equals(u), Equals(v)) => u != v,
+        (Equals(u), Prefix(p)) | (Prefix(p), Equals(u)) => !u.starts_with(p.as_str()),
+        (Equals(u), Contains(c)) | (Contains(c), Equals(u)) => !u.contains(c.as_str()),
+        (Prefix(p), Prefix(q)) => !p.starts_with(q.as_str()) && !q.starts_with(p.as_str()),
+        _ => false,
+    }
 }
 
 /// True when the two routes have equal priority and some request could match both: the
@@ -401,6 +415,30 @@ mod tests {
         };
         assert!(!is_tie(&h1, &h2));
         assert!(is_tie(&h1, &h1.clone()));
+    }
+
+    #[test]
+    fn field_tests_that_exclude_each_other() {
+        use MatchOp::*;
+        let s = |x: &str| x.to_string();
+        // (first test, second test, disjoint)
+        let table = [
+            (Equals(s("a")), Equals(s("a")), false),
+            (Equals(s("a")), Equals(s("b")), true),
+            (Equals(s("abc")), Prefix(s("ab")), false),
+            (Prefix(s("ab")), Equals(s("b")), true),
+            (Equals(s("xabc")), Contains(s("ab")), false),
+            (Contains(s("z")), Equals(s("abc")), true),
+            (Prefix(s("/a")), Prefix(s("/ab")), false),
+            (Prefix(s("/a")), Prefix(s("/b")), true),
+            (Contains(s("a")), Contains(s("b")), false),
+            (Regex(s("^a$")), Equals(s("b")), false),
+            (Present, Equals(s("b")), false),
+        ];
+        for (x, y, want) in table {
+            assert_eq!(ops_disjoint(&x, &y), want, "{x:?} {y:?}");
+            assert_eq!(ops_disjoint(&y, &x), want, "{y:?} {x:?}");
+        }
     }
 
     #[test]

@@ -24,6 +24,50 @@ use bext_engine::stage::{Headers, RequestView, RouteResult, RouteStage};
 use bext_ir::{routing, Config, HostPattern, Loc, MatchOp, PathMatch};
 use regex_automata::meta::Regex;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The multiplicative hash of rustc's `FxHasher`, a word at a time. The router's hash tables
+/// are keyed by names and paths from the configuration, never by request data, and a lookup
+/// only probes a table that is fixed at compile time, so a keyed (DoS-resistant) hash buys
+/// nothing here; SipHash was a fifth of the lookup time.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // The low bits of a product depend only on the low bits of its factors, and keys such
+        // as `/e5006` and `/e5016` share their first bytes: without this rotation they would
+        // share their bucket. The high bits are the well-mixed ones.
+        self.0.rotate_left(26)
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// A route the router cannot compile (an invalid regex, an unsupported condition).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +204,7 @@ struct RegexRoute {
 
 #[derive(Debug, Default)]
 struct SiteTable {
-    exact: HashMap<Vec<u8>, Vec<Entry>>,
+    exact: FastMap<Vec<u8>, Vec<Entry>>,
     /// In match order (file order).
     regex: Vec<RegexRoute>,
     /// Regex routes anchored at the start with a finite set of literal prefixes (`^/u/[0-9]+`
@@ -284,7 +328,7 @@ impl SiteTable {
 #[derive(Debug, Default)]
 pub struct Router {
     sites: Vec<SiteTable>,
-    exact_hosts: HashMap<Vec<u8>, usize>,
+    exact_hosts: FastMap<Vec<u8>, usize>,
     /// `.suffix` (with the leading dot), longest first.
     wildcards: Vec<(Vec<u8>, usize)>,
     default_site: Option<usize>,

@@ -445,6 +445,19 @@ const CASES: &[Case] = &[
         ],
     ),
     (
+        "header tests that exclude each other make routes disjoint",
+        "route /* { header x-path starts_with \"/a\"; => a }
+         route /* { header x-path starts_with \"/b\"; => b }
+         route /* { header x-path = \"/c\"; => c }",
+        &[],
+        &[
+            ("GET x.test / x-path:/a/1", "a"),
+            ("GET x.test / x-path:/b", "b"),
+            ("GET x.test / x-path:/c", "c"),
+            ("GET x.test / x-path:/d", "404"),
+        ],
+    ),
+    (
         "methods count as one condition, like a header",
         "route /* { method GET POST; header x-a present; => both }
          route /* { method GET; => get }
