@@ -473,11 +473,14 @@ impl AttemptErr {
 }
 
 /// One attempt on one server: `on_start` when created, `on_finish` (latency, outcome) when
-/// dropped, whichever way the exchange ends.
+/// dropped, whichever way the exchange ends. The latency reported is the time to the response
+/// head when one arrived (what P2C compares; a long body says nothing about the server's
+/// speed), else the time the attempt took to fail.
 struct AttemptGuard<'a> {
     state: &'a RefCell<UpstreamState>,
     idx: usize,
     started: Instant,
+    to_head: Cell<Option<Duration>>,
     outcome: Cell<BalanceOutcome>,
 }
 
@@ -492,14 +495,19 @@ impl<'a> AttemptGuard<'a> {
             state,
             idx,
             started: Instant::now(),
+            to_head: Cell::new(None),
             outcome: Cell::new(BalanceOutcome::Success),
         }
+    }
+
+    fn head_arrived(&self) {
+        self.to_head.set(Some(self.started.elapsed()));
     }
 }
 
 impl Drop for AttemptGuard<'_> {
     fn drop(&mut self) {
-        let latency = self.started.elapsed();
+        let latency = self.to_head.get().unwrap_or_else(|| self.started.elapsed());
         self.state
             .borrow_mut()
             .balancer
@@ -719,6 +727,7 @@ pub(crate) async fn proxy(
                 if has_body {
                     break (addr, s, guard);
                 }
+                guard.head_arrived();
                 let status = ctx.rhead.status;
                 record(state, idx, status < 500, now);
                 if status >= 500 {
@@ -895,6 +904,7 @@ pub(crate) async fn proxy(
         };
         let recv = async {
             read_response_head(&mut urd, &mut ubuf, rhead, rctx, def.response_timeout).await?;
+            guard.head_arrived();
             Ok(relay(
                 &mut urd,
                 &mut ubuf,
@@ -1060,6 +1070,111 @@ async fn send_body<R: AsyncReadRent, W: AsyncWriteRent>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::CoreUpstreams;
+    use bext_ir as ir;
+
+    fn state(edit: impl FnOnce(&mut ir::Upstream)) -> CoreUpstreams {
+        let p = crate::testing::pipeline_with(&[("127.0.0.1:1", 1), ("127.0.0.1:2", 1)], 1, edit);
+        CoreUpstreams::build(&p, 1, None)
+    }
+
+    /// Consecutive failures eject a server from this core's balancer (and count), a success
+    /// in between resets the streak.
+    #[test]
+    fn failures_feed_passive_ejection() {
+        let set = state(|u| {
+            u.passive = Some(ir::PassiveHealth {
+                consecutive_failures: 2,
+                base_ejection_ms: 1_000,
+                max_ejection_ms: 2_000,
+                at: ir::Loc::default(),
+            })
+        });
+        let st = &set.list[0];
+        // (server 1 result, ejected after it)
+        let steps = [(false, false), (true, false), (false, false), (false, true)];
+        for (i, (ok, ejected)) in steps.into_iter().enumerate() {
+            record(st, 1, ok, 10);
+            let s = st.borrow();
+            assert_eq!(
+                s.passive.as_ref().unwrap().is_ejected(1),
+                ejected,
+                "step {i}"
+            );
+        }
+        let picks: Vec<usize> = (0..4)
+            .map(|_| {
+                let s = &mut *st.borrow_mut();
+                s.balancer
+                    .pick(&Default::default(), &s.health, None)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(picks, vec![0; 4], "an ejected server gets nothing");
+        let m = st.borrow().metrics.clone();
+        assert_eq!((m.failures, m.servers[1].ejections), (3, 1));
+        // The back-off over, the worker's tick makes it a trial again.
+        set.expire_ejections(10 + 1_000);
+        let s = &mut *st.borrow_mut();
+        let next: Vec<usize> = (0..2)
+            .map(|_| {
+                s.balancer
+                    .pick(&Default::default(), &s.health, None)
+                    .unwrap()
+            })
+            .collect();
+        assert!(next.contains(&1), "{next:?}");
+    }
+
+    /// Which failures are retried: only listed ones, only for requests safe to repeat, only
+    /// within the budget (3 retries with no request in the window, then 10 % of requests).
+    #[test]
+    fn retries_follow_policy_safety_and_budget() {
+        let set = state(|u| {
+            u.retry = Some(ir::Retry {
+                attempts: 2,
+                on: vec![ir::RetryOn::ConnectError, ir::RetryOn::Status(503)],
+                budget_percent: 10,
+                at: ir::Loc::default(),
+            })
+        });
+        let st = &set.list[0];
+        let get = |attempt| RequestFacts {
+            idempotent: true,
+            body_bytes_sent: 0,
+            attempt,
+        };
+        let half_sent_post = RequestFacts {
+            idempotent: false,
+            body_bytes_sent: 10,
+            attempt: 1,
+        };
+        let table: &[(RequestFacts, Option<Failure>, bool)] = &[
+            (get(1), None, false),
+            (get(1), Some(Failure::Timeout), false),
+            (get(1), Some(Failure::Status(502)), false),
+            (half_sent_post, Some(Failure::ConnectError), false),
+            (get(3), Some(Failure::ConnectError), false),
+            (get(1), Some(Failure::ConnectError), true),
+            (get(2), Some(Failure::Status(503)), true),
+            (get(1), Some(Failure::Status(503)), true),
+            // The budget's floor of 3 is spent.
+            (get(1), Some(Failure::Status(503)), false),
+        ];
+        for (i, (facts, failure, want)) in table.iter().enumerate() {
+            assert_eq!(retry_allowed(st, facts, *failure, 5), *want, "case {i}");
+        }
+        let m = st.borrow().metrics.clone();
+        assert_eq!((m.retries, m.budget_exhausted), (3, 1));
+        // Without a retry block nothing is retried.
+        let none = state(|_| {});
+        assert!(!retry_allowed(
+            &none.list[0],
+            &get(1),
+            Some(Failure::ConnectError),
+            5
+        ));
+    }
 
     #[test]
     fn replaced_fields_are_recognised_in_any_case() {

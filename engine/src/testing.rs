@@ -18,7 +18,17 @@ pub fn empty_pipeline() -> Pipeline {
 
 /// A pipeline of generation `generation` with one upstream `u` of `servers` (address, weight).
 pub fn pipeline_with_upstream(servers: &[(&str, u32)], generation: u64) -> Pipeline {
-    let config = bext_ir::Config {
+    pipeline_with(servers, generation, |_| {})
+}
+
+/// Like [`pipeline_with_upstream`], with `edit` applied to the upstream (policy, passive
+/// health, retries ...).
+pub fn pipeline_with(
+    servers: &[(&str, u32)],
+    generation: u64,
+    edit: impl FnOnce(&mut bext_ir::Upstream),
+) -> Pipeline {
+    let mut config = bext_ir::Config {
         upstreams: vec![bext_ir::Upstream {
             name: "u".into(),
             servers: servers
@@ -42,5 +52,6 @@ pub fn pipeline_with_upstream(servers: &[(&str, u32)], generation: u64) -> Pipel
         }],
         ..bext_ir::Config::default()
     };
+    edit(&mut config.upstreams[0]);
     Pipeline::compile(&config, Box::new(NoRoutes), generation).expect("the upstream compiles")
 }

@@ -86,6 +86,8 @@ pub struct Balancer {
     current: Vec<i64>,
     active: Vec<u32>,
     ewma_us: Vec<f64>,
+    /// P2C: whether an attempt on the server has finished yet (its EWMA is a measurement).
+    sampled: Vec<bool>,
     /// Passive ejections known to this core, one bit per server.
     ejected: Vec<u64>,
     cursor: usize,
@@ -147,6 +149,7 @@ impl Balancer {
             current: vec![0; n],
             active: vec![0; n],
             ewma_us: vec![EWMA_START_US; n],
+            sampled: vec![false; n],
             ejected: vec![0; n.div_ceil(64)],
             cursor: 0,
             rng: seed | 1,
@@ -268,10 +271,15 @@ impl Balancer {
                     k += 1;
                 }
                 let b = self.nth(m, health, k);
-                let (win, lose) = if self.load(a) <= self.load(b) {
-                    (a, b)
-                } else {
-                    (b, a)
+                // A server never measured, with nothing in flight, is tried before a measured
+                // one: one attempt gives it a real estimate (a new server, or one added by a
+                // reload, is not judged on the 1 ms guess against servers measured faster).
+                let fresh = |i: usize| !self.sampled[i] && self.active[i] == 0;
+                let (win, lose) = match (fresh(a), fresh(b)) {
+                    (true, false) => (a, b),
+                    (false, true) => (b, a),
+                    _ if self.load(a) <= self.load(b) => (a, b),
+                    _ => (b, a),
                 };
                 self.ewma_us[lose] *= P2C_LOSER_DECAY;
                 win
@@ -384,6 +392,7 @@ impl Balancer {
             sample = sample.max(self.ewma_us[idx] * 2.0);
         }
         self.ewma_us[idx] += (sample - self.ewma_us[idx]) * EWMA_ALPHA;
+        self.sampled[idx] = true;
     }
 
     /// In-flight attempts on `idx` as seen by this core.

@@ -135,6 +135,23 @@ fn p2c_avoids_the_slow_server_without_starving_it() {
     assert!(later[2] > 2_000, "{later:?}");
 }
 
+/// A server never measured is tried before measured ones, however fast they look (a new
+/// server is not judged on the starting guess), but only one attempt at a time.
+#[test]
+fn p2c_tries_an_unmeasured_server_first() {
+    let mut b =
+        Balancer::with_seed(&upstream(ir::Balance::P2c, &[(1, false), (1, false)]), 3).unwrap();
+    let h = HealthView::all_up(2);
+    for _ in 0..5 {
+        b.on_start(0);
+        b.on_finish(0, Duration::from_micros(50), Outcome::Success);
+    }
+    assert_eq!(b.pick(&PickContext::default(), &h, None), Some(1));
+    b.on_start(1);
+    // In flight, not yet measured: the fast server wins again meanwhile.
+    assert_eq!(b.pick(&PickContext::default(), &h, None), Some(0));
+}
+
 fn hash_pick(b: &mut Balancer, h: &HealthView, key: u32) -> usize {
     let ip = IpAddr::V4(Ipv4Addr::from(key));
     b.pick(
