@@ -296,6 +296,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_are_written_as_json_strings() {
+        let table = [
+            ("app", "\"app\""),
+            ("a\"b", "\"a\\\"b\""),
+            ("a\\b", "\"a\\\\b\""),
+            ("a\nb", "\"a\\u000ab\""),
+        ];
+        for (name, want) in table {
+            let mut out = String::new();
+            json_str(&mut out, name);
+            assert_eq!(out, want);
+        }
+    }
+
+    #[test]
     fn request_heads_parse_or_are_refused() {
         let ok = |m: &str, p: &str, n: usize| {
             Some(Request {
