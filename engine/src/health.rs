@@ -119,31 +119,49 @@ impl HealthChecker {
         }
     }
 
-    /// Probe the upstreams of `p` from now on (after every core committed it).
+    /// Probe the upstreams of `p` from now on (after every core committed it). An upstream
+    /// whose name, servers and thresholds are unchanged keeps its probe state as it is (streaks
+    /// and schedule); otherwise each remaining server keeps its up/down state and its place in
+    /// the schedule, and new servers start up and are probed at once.
     pub fn install(&self, p: &Pipeline) {
         let (m, cv) = &*self.state;
         let mut probes = lock(m);
         let now = Instant::now();
+        let mut old = std::mem::take(&mut probes.groups);
         let mut groups = Vec::new();
         for def in &p.upstreams {
             let Some(check) = &def.config.health else {
                 continue;
             };
             let addrs: Vec<SocketAddr> = def.servers.iter().map(|s| s.addr).collect();
+            let hosts: Vec<String> = def.config.servers.iter().map(|s| s.addr.clone()).collect();
+            let kept = old.iter().position(|g| {
+                g.same_servers(&def.name, &addrs)
+                    && g.check.healthy == check.healthy
+                    && g.check.unhealthy == check.unhealthy
+            });
+            if let Some(k) = kept {
+                let mut g = old.swap_remove(k);
+                for i in 0..addrs.len() {
+                    def.health.set(i, g.active.is_up(i));
+                }
+                g.view = def.health.clone();
+                g.check = check.clone();
+                g.hosts = hosts;
+                groups.push(g);
+                continue;
+            }
             let up: Vec<bool> = addrs
                 .iter()
-                .map(|a| known_state(&probes.groups, &def.name, *a).unwrap_or(true))
+                .map(|a| known_state(&old, &def.name, *a).unwrap_or(true))
                 .collect();
             for (i, u) in up.iter().enumerate() {
                 def.health.set(i, *u);
             }
-            // A server that stays keeps its place in the schedule; a new one is probed now.
             let due = addrs
                 .iter()
                 .map(|a| {
-                    probes
-                        .groups
-                        .iter()
+                    old.iter()
                         .find(|g| g.name == def.name)
                         .and_then(|g| g.servers.iter().position(|b| b == a).map(|i| g.due[i]))
                         .unwrap_or(now)
@@ -153,7 +171,7 @@ impl HealthChecker {
                 name: def.name.clone(),
                 check: check.clone(),
                 servers: addrs,
-                hosts: def.config.servers.iter().map(|s| s.addr.clone()).collect(),
+                hosts,
                 view: def.health.clone(),
                 active: ActiveHealth::with_state(up, check),
                 due,
@@ -329,6 +347,72 @@ fn status_ok(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server the probes found down stays down in the views of the next pipeline (same
+    /// server list: the same view; a server added: a new view starting from the known states),
+    /// and the new server is probed and up.
+    #[test]
+    fn reloads_carry_health_state_over() {
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let added = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let (a, c, n) = (
+            open.local_addr().unwrap().to_string(),
+            closed.to_string(),
+            added.local_addr().unwrap().to_string(),
+        );
+        let with_health = |u: &mut ir::Upstream| {
+            u.health = Some(ir::HealthCheck {
+                kind: ir::HealthKind::Tcp,
+                interval_ms: 20,
+                timeout_ms: 500,
+                healthy: 1,
+                unhealthy: 1,
+                at: ir::Loc::default(),
+            })
+        };
+        let p1 = crate::testing::pipeline_with(&[(&a, 1), (&c, 1)], 1, with_health);
+        let checker = HealthChecker::start(&p1).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while p1.upstreams[0].health.is_up(1) {
+            assert!(
+                Instant::now() < deadline,
+                "the closed port was never marked down"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(p1.upstreams[0].health.is_up(0));
+
+        // (pipeline, state of each server right after adopt)
+        let mut same = crate::testing::pipeline_with(&[(&a, 1), (&c, 1)], 2, with_health);
+        let mut grown = crate::testing::pipeline_with(&[(&c, 1), (&a, 1), (&n, 1)], 3, with_health);
+        checker.adopt(&mut same);
+        checker.adopt(&mut grown);
+        let states = |p: &Pipeline| -> Vec<bool> {
+            (0..p.upstreams[0].servers.len())
+                .map(|i| p.upstreams[0].health.is_up(i))
+                .collect()
+        };
+        assert_eq!(states(&same), vec![true, false]);
+        assert_eq!(states(&grown), vec![false, true, true]);
+        // The same view: what the probes write to the running one, the next one sees.
+        p1.upstreams[0].health.set(0, false);
+        assert!(!same.upstreams[0].health.is_up(0));
+        p1.upstreams[0].health.set(0, true);
+
+        checker.install(&grown);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            states(&grown),
+            vec![false, true, true],
+            "probes keep agreeing"
+        );
+        checker.stop();
+        drop((open, added));
+    }
 
     #[test]
     fn only_2xx_and_3xx_status_lines_are_healthy() {
