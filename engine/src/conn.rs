@@ -196,12 +196,19 @@ impl Drop for InFlight<'_> {
 
 /// Serve one accepted connection until it closes.
 ///
-/// This future is the whole per-connection state of an idle keep-alive connection, so it is
-/// kept small: the request itself runs in a boxed future that exists only while the request
-/// does, the scratch is boxed and returned to the worker while idle, and the idle timeout is a
-/// deadline checked on the worker's tick rather than a timer of its own.
+/// Between requests a connection is hot for a moment (it keeps its scratch and reads
+/// directly), then parked outside any task (see `idle`) on epoll; where it cannot be parked
+/// (io_uring, or no parking set) this future is its whole idle state, so it is kept small: the
+/// request itself runs in a boxed future that exists only while the request does, the scratch
+/// is boxed and returned to the worker while idle, and the idle timeout is a deadline checked
+/// on the worker's tick rather than a timer of its own.
 pub(crate) fn serve(w: Rc<Worker>, stream: TcpStream) -> impl std::future::Future<Output = ()> {
     let _ = stream.set_nodelay(true);
+    resume(w, stream)
+}
+
+/// Serve a parked connection that became readable (its socket options are already set).
+pub(crate) fn resume(w: Rc<Worker>, stream: TcpStream) -> impl std::future::Future<Output = ()> {
     w.connections.set(w.connections.get() + 1);
     // A plain function around the async one: the stream is moved into its final place once,
     // instead of being kept both as an argument and as a local of the state machine. The peer
@@ -215,6 +222,9 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>) {
     // "Hot": the connection just finished a response and keeps its scratch for a moment,
     // reading the next request directly (no readiness check, one syscall less per request).
     let mut hot = false;
+    // A new connection waits for its first request in its task: it usually arrives at once, and
+    // parking would cost more than it saves.
+    let mut fresh = true;
     loop {
         if w.stop.is_stopped() {
             break;
@@ -235,22 +245,32 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>) {
                 }
                 None => break,
             }
-        } else if scratch.is_none() && w.readiness_idle {
-            // Idle on epoll: wait for readiness holding no buffer at all. Not "relaxed": the
-            // readiness left over from the last read is confirmed with a zero-timeout poll, or
-            // a stale one would make the connection take a buffer and wait with it.
+        } else if scratch.is_none() && (w.readiness_idle || w.parked.available()) {
+            if !fresh {
+                // Quiet past the hot window: park the connection (its task ends; see `idle`).
+                let Some(s) = stream.take() else { break };
+                match w.parked.park(w, s, w.pipeline().client.idle_timeout) {
+                    Some(s) => stream = Some(s),
+                    None => return,
+                }
+            }
+            // Parking unavailable: wait for readiness holding no buffer at all. Not "relaxed":
+            // the readiness left over from the last read is confirmed with a zero-timeout poll,
+            // or a stale one would make the connection take a buffer and wait with it.
+            // (On io_uring the request's read, with its buffer, is the wait.)
             let Some(s) = stream.as_ref() else { break };
-            if !idle_wait(w, s).await {
+            if w.readiness_idle && !idle_wait(w, s).await {
                 break;
             }
         }
         let sc = scratch.get_or_insert_with(|| w.take_scratch());
         let next = Box::pin(one_request(w, &mut stream, sc)).await;
+        fresh = false;
         if matches!(next, Next::Close) || stream.is_none() {
             break;
         }
         if sc.buf.is_empty() {
-            if w.readiness_idle && w.hot.get() < HOT_MAX {
+            if (w.readiness_idle || w.parked.available()) && w.hot.get() < HOT_MAX {
                 hot = true;
             } else if let Some(sc) = scratch.take() {
                 w.give_scratch(sc);
@@ -267,11 +287,15 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>) {
 
 /// A hot connection's read of its next request: `Some(true)` when bytes arrived,
 /// `Some(false)` when the window passed (the connection goes idle without a buffer), `None` to
-/// close. On epoll a pending read holds no data, so dropping it at the deadline loses nothing.
+/// close. On epoll a pending read holds no data, so dropping it at the deadline loses nothing;
+/// on io_uring the read is cancelled and awaited, since it may complete with data meanwhile.
 async fn hot_read(w: &Worker, s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<bool> {
     let _hot = Hot::new(w);
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(1024);
+    }
+    if !w.readiness_idle {
+        return hot_read_cancelable(w, s, buf).await;
     }
     let (len, cap) = (buf.len(), buf.capacity());
     let read = monoio::io::AsyncReadRent::read(s, std::mem::take(buf).slice_mut(len..cap));
@@ -284,6 +308,37 @@ async fn hot_read(w: &Worker, s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<bo
         Either::Left(_) | Either::Right(Woken::Stopped) => None,
         // The buffer went down with the dropped read; the scratch is renewed when given back.
         Either::Right(Woken::Expired) => Some(false),
+    }
+}
+
+/// `hot_read` on io_uring: at the end of the window the posted read is cancelled and then
+/// awaited, so bytes that arrived just before the cancellation are kept, never lost.
+async fn hot_read_cancelable(w: &Worker, s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<bool> {
+    use monoio::io::CancelableAsyncReadRent;
+    let (len, cap) = (buf.len(), buf.capacity());
+    let canceller = monoio::io::Canceller::new();
+    let mut read =
+        pin!(s.cancelable_read(std::mem::take(buf).slice_mut(len..cap), canceller.handle()));
+    let window = w.stop.wait_until(Instant::now() + HOT_WINDOW);
+    let (res, slice) = match race(read.as_mut(), pin!(window)).await {
+        Either::Left(done) => done,
+        Either::Right(woken) => {
+            let _ = canceller.cancel();
+            let (res, slice) = read.await;
+            *buf = slice.into_inner();
+            return match res {
+                Ok(n) if n > 0 => Some(true),
+                Ok(_) => None,
+                Err(_) if matches!(woken, Woken::Stopped) => None,
+                // Cancelled: no byte was taken from the socket.
+                Err(_) => Some(false),
+            };
+        }
+    };
+    *buf = slice.into_inner();
+    match res {
+        Ok(n) if n > 0 => Some(true),
+        _ => None,
     }
 }
 

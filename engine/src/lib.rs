@@ -5,7 +5,7 @@
 //! [`Pipeline`] (route → request filters → action) and proxy to upstreams through per-core
 //! connection pools. A control side ([`Engine`]) starts the workers, publishes new pipelines
 //! and stops them with a bounded drain. See `docs/architecture.md` for the phase chart.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod body;
@@ -13,12 +13,14 @@ mod conn;
 pub mod date;
 pub mod error;
 pub mod health;
+pub(crate) mod idle;
 pub mod io;
 pub mod log;
 pub mod pipeline;
 mod proxy;
 pub mod server;
 pub mod stage;
+mod sys;
 pub mod upstream;
 pub mod worker;
 

@@ -287,6 +287,10 @@ pub struct Pooled {
 const SCRATCH_INITIAL: usize = 4 * 1024;
 const SCRATCH_KEEP_MAX: usize = 64 * 1024;
 const FREE_LIST_MAX: usize = 1024;
+/// Ticks without a request before a worker trims its free lists (about a second).
+const QUIET_TICKS: u32 = 10;
+/// Buffers of each kind a quiet worker keeps for the next request.
+const QUIET_KEEP: usize = 8;
 
 pub struct Worker {
     pub id: usize,
@@ -309,13 +313,19 @@ pub struct Worker {
     pub connections: Cell<usize>,
     /// Connections holding their scratch while waiting for their next request (see `conn`).
     pub hot: Cell<usize>,
-    /// io_uring keeps a read posted on idle connections; epoll waits for readiness without
-    /// holding a buffer.
+    /// True on epoll: a connection can wait for readiness without holding a buffer, and a
+    /// dropped read loses nothing. On io_uring a posted read owns its buffer until it completes.
     pub readiness_idle: bool,
+    /// Keep-alive connections quiet past their hot window, parked outside any task.
+    pub parked: crate::idle::Parked,
     /// Boxed so that handing a scratch to a connection moves a pointer, not the struct.
     #[allow(clippy::vec_box)]
     scratch: RefCell<Vec<Box<Scratch>>>,
     xfer: RefCell<Vec<Vec<u8>>>,
+    /// Requests served as of the last tick, and ticks since that number last moved: a worker
+    /// quiet for `QUIET_TICKS` trims its free lists and releases free pages once.
+    served_at_tick: Cell<u64>,
+    quiet_ticks: Cell<u32>,
     pools: RefCell<HashMap<SocketAddr, Vec<Pooled>>>,
     /// Per-core upstream state (balancers, ejectors, budgets, breakers, counters), one entry
     /// per pipeline generation still in use on this core, the active one last.
@@ -353,8 +363,11 @@ impl Worker {
             connections: Cell::new(0),
             hot: Cell::new(0),
             readiness_idle,
+            parked: crate::idle::Parked::new(true),
             scratch: RefCell::new(Vec::new()),
             xfer: RefCell::new(Vec::new()),
+            served_at_tick: Cell::new(0),
+            quiet_ticks: Cell::new(0),
             pools: RefCell::new(HashMap::new()),
             upstreams: RefCell::new(vec![upstreams]),
             epoch: Instant::now(),
@@ -508,6 +521,7 @@ impl Worker {
             u.expire_ejections(self.now_ms());
         }
         self.publish_in_use();
+        self.trim_when_quiet();
         if self.shared.stop.load(Ordering::Acquire) && !self.stop.is_stopped() {
             self.stop.trigger();
         }
@@ -670,6 +684,26 @@ impl Worker {
             .store(self.connections.get(), Ordering::Relaxed);
     }
 
+    /// After a burst: once no request has been served for `QUIET_TICKS` ticks, keep only a few
+    /// buffers in the free lists and hand the free pages back to the kernel. Once per quiet
+    /// period; any request re-arms it.
+    fn trim_when_quiet(&self) {
+        let served = self.shared.stats[self.id].requests.load(Ordering::Relaxed);
+        if served != self.served_at_tick.get() || self.in_flight.get() > 0 {
+            self.served_at_tick.set(served);
+            self.quiet_ticks.set(0);
+            return;
+        }
+        let quiet = self.quiet_ticks.get().saturating_add(1);
+        self.quiet_ticks.set(quiet);
+        if quiet != QUIET_TICKS {
+            return;
+        }
+        self.scratch.borrow_mut().truncate(QUIET_KEEP);
+        self.xfer.borrow_mut().truncate(QUIET_KEEP);
+        crate::sys::release_free_pages();
+    }
+
     /// Drop pooled connections idle for too long.
     fn sweep_pools(&self) {
         let p = self.pipeline();
@@ -702,6 +736,9 @@ pub async fn run(
     mailbox: Mailbox,
 ) {
     monoio::spawn(control_loop(w.clone(), mailbox));
+    if w.parked.available() {
+        monoio::spawn(crate::idle::watch(w.clone()));
+    }
     for (addr, l) in listeners {
         match TcpListener::from_std(l) {
             Ok(l) => w.start_accepting(addr, l),

@@ -1,0 +1,264 @@
+//! Parked keep-alive connections: what an idle client connection costs while it waits.
+//!
+//! A keep-alive connection that stays quiet past its hot window (see `conn`) is parked: its task
+//! ends, and what remains is its descriptor in the worker's parking set — an epoll instance of
+//! its own, watched by one task per worker — plus an expiry time: 8 bytes in a table instead of
+//! a task, a runtime registration and a shared-descriptor record. When the client sends its
+//! next request the descriptor becomes readable, leaves the set, and gets a connection task
+//! again, under the pipeline current at that moment (a reload meanwhile applies at once).
+//!
+//! The price is four `epoll_ctl` calls per quiet period (leave the runtime's set, join the
+//! parking set, and back again), never anything per request: a connection that keeps sending
+//! stays hot and is never parked. Readiness is level-checked on registration, so bytes that
+//! arrive while a connection is being parked wake it at once.
+//!
+//! Both drivers park. On io_uring the hot window ends by cancelling the posted read and
+//! awaiting it, so a request that raced the cancellation is served, not lost.
+
+use crate::worker::{Woken, Worker};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use monoio::net::TcpStream;
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Events taken from the parking set per `epoll_wait`.
+const BATCH: usize = 256;
+
+/// How often parked connections are checked for their idle timeout (so a parked connection
+/// closes up to this much after its timeout).
+const SWEEP: Duration = Duration::from_millis(500);
+
+/// Expiry times are kept in units of this since the set was created (u32: 13 years).
+const UNIT_MS: u64 = 100;
+
+struct Slot {
+    fd: OwnedFd,
+    expires: u32,
+}
+
+struct Set {
+    poll: Poll,
+    events: Events,
+    /// Indexed by token; `Option<Slot>` is 8 bytes (the descriptor's niche).
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    epoch: Instant,
+}
+
+impl Set {
+    fn units(&self, t: Instant) -> u32 {
+        let ms = t.saturating_duration_since(self.epoch).as_millis() as u64;
+        u32::try_from(ms / UNIT_MS).unwrap_or(u32::MAX)
+    }
+
+    fn remove(&mut self, idx: usize) -> Option<OwnedFd> {
+        let slot = self.slots.get_mut(idx)?.take()?;
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&slot.fd.as_raw_fd()));
+        self.free.push(idx as u32);
+        Some(slot.fd)
+    }
+}
+
+/// A worker's parked connections. Parking is unavailable (and connections wait in their own
+/// task, as on io_uring) when the parking set cannot be created or its watcher fails.
+pub struct Parked {
+    set: RefCell<Option<Set>>,
+    count: Cell<usize>,
+}
+
+impl Parked {
+    pub fn new(enabled: bool) -> Parked {
+        let set = if enabled {
+            Poll::new().ok().map(|poll| Set {
+                poll,
+                events: Events::with_capacity(BATCH),
+                slots: Vec::new(),
+                free: Vec::new(),
+                epoch: Instant::now(),
+            })
+        } else {
+            None
+        };
+        Parked {
+            set: RefCell::new(set),
+            count: Cell::new(0),
+        }
+    }
+
+    /// Connections parked now.
+    pub fn len(&self) -> usize {
+        self.count.get()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count.get() == 0
+    }
+
+    pub fn available(&self) -> bool {
+        self.set.borrow().is_some()
+    }
+
+    /// Park `stream` until it is readable or `idle` passes. `Some(stream)` when parking is not
+    /// possible (the caller keeps waiting in its task); `None` when the connection was parked
+    /// (or, if it could be neither parked nor handed back, closed).
+    pub fn park(&self, w: &Worker, stream: TcpStream, idle: Duration) -> Option<TcpStream> {
+        let mut guard = self.set.borrow_mut();
+        let Some(set) = guard.as_mut() else {
+            return Some(stream);
+        };
+        // The connection task holds the only reference to the descriptor here (no operation
+        // is pending on it), which is what `into_raw_fd` requires.
+        let fd = crate::sys::own_released_fd(stream.into_raw_fd());
+        let idx = match set.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                set.slots.push(None);
+                set.slots.len() - 1
+            }
+        };
+        let registered = set.poll.registry().register(
+            &mut SourceFd(&fd.as_raw_fd()),
+            Token(idx),
+            Interest::READABLE,
+        );
+        if registered.is_err() {
+            set.free.push(idx as u32);
+            drop(guard);
+            return TcpStream::from_std(std::net::TcpStream::from(fd)).ok();
+        }
+        let expires = set.units(Instant::now() + idle).max(1);
+        set.slots[idx] = Some(Slot { fd, expires });
+        self.count.set(self.count.get() + 1);
+        // A parked connection still counts as a connection of this worker.
+        w.connections.set(w.connections.get() + 1);
+        None
+    }
+
+    /// Take the parked connections that became readable (and give each a task again).
+    fn wake(&self, w: &Rc<Worker>) {
+        let mut guard = self.set.borrow_mut();
+        let Some(set) = guard.as_mut() else { return };
+        loop {
+            match set.poll.poll(&mut set.events, Some(Duration::ZERO)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+            let mut n = 0;
+            let tokens: [usize; BATCH] = {
+                let mut t = [usize::MAX; BATCH];
+                for (i, ev) in set.events.iter().enumerate().take(BATCH) {
+                    t[i] = ev.token().0;
+                    n = i + 1;
+                }
+                t
+            };
+            for &idx in &tokens[..n] {
+                let Some(fd) = set.remove(idx) else { continue };
+                self.count.set(self.count.get() - 1);
+                w.connections.set(w.connections.get() - 1);
+                if let Ok(s) = TcpStream::from_std(std::net::TcpStream::from(fd)) {
+                    monoio::spawn(crate::conn::resume(w.clone(), s));
+                }
+            }
+            if n < BATCH {
+                return;
+            }
+        }
+    }
+
+    /// Close the parked connections whose idle timeout has passed.
+    fn expire(&self, w: &Worker, now: Instant) {
+        let mut guard = self.set.borrow_mut();
+        let Some(set) = guard.as_mut() else { return };
+        let now = set.units(now);
+        for idx in 0..set.slots.len() {
+            if set.slots[idx].as_ref().is_some_and(|s| s.expires <= now) {
+                // Closing the only descriptor also removes it from the parking set.
+                if let Some(slot) = set.slots[idx].take() {
+                    drop(slot.fd);
+                    set.free.push(idx as u32);
+                    self.count.set(self.count.get() - 1);
+                    w.connections.set(w.connections.get() - 1);
+                }
+            }
+        }
+    }
+
+    /// Close every parked connection (the worker stops) and, when `disable`, stop parking.
+    fn close_all(&self, w: &Worker, disable: bool) {
+        let mut guard = self.set.borrow_mut();
+        if let Some(set) = guard.as_mut() {
+            set.slots.clear();
+            set.free.clear();
+        }
+        if disable {
+            *guard = None;
+        }
+        w.connections
+            .set(w.connections.get().saturating_sub(self.count.get()));
+        self.count.set(0);
+    }
+
+    /// The parking set's descriptor as a runtime stream, so its readiness can be awaited.
+    fn watcher(&self) -> std::io::Result<TcpStream> {
+        let raw = match self.set.borrow().as_ref() {
+            Some(set) => set.poll.as_raw_fd(),
+            None => return Err(std::io::ErrorKind::Unsupported.into()),
+        };
+        let dup = crate::sys::duplicate(raw)?;
+        TcpStream::from_std(std::net::TcpStream::from(dup))
+    }
+}
+
+/// The worker's parking task: wakes parked connections when they become readable, closes them
+/// on their idle timeout, and all of them when the worker stops.
+pub async fn watch(w: Rc<Worker>) {
+    let watcher = match w.parked.watcher() {
+        Ok(s) => s,
+        Err(_) => {
+            w.parked.close_all(&w, true);
+            return;
+        }
+    };
+    let mut next_sweep = Instant::now() + SWEEP;
+    loop {
+        let woke = {
+            let ready = pin!(watcher.readable(false));
+            let stop = pin!(w.stop.wait_until(next_sweep));
+            crate::io::race(ready, stop).await
+        };
+        match woke {
+            crate::io::Either::Left(Ok(())) => w.parked.wake(&w),
+            crate::io::Either::Left(Err(_)) => {
+                w.parked.close_all(&w, true);
+                return;
+            }
+            crate::io::Either::Right(Woken::Stopped) => {
+                w.parked.close_all(&w, true);
+                return;
+            }
+            crate::io::Either::Right(Woken::Expired) => {}
+        }
+        let now = Instant::now();
+        if now >= next_sweep {
+            w.parked.expire(&w, now);
+            next_sweep = now + SWEEP;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_slot_is_the_size_of_its_descriptor_and_expiry() {
+        assert_eq!(std::mem::size_of::<Option<super::Slot>>(), 8);
+    }
+}
