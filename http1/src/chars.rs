@@ -264,7 +264,9 @@ pub fn scan_token(buf: &[u8], mut i: usize) -> usize {
             continue;
         }
         let at = i + (m.trailing_zeros() / 8) as usize;
-        if !is_tchar(buf[at]) {
+        // The colon after a field name first: it saves the table load on the common path.
+        let b = buf[at];
+        if b == b':' || !is_tchar(b) {
             return at;
         }
         i = at + 1;
@@ -276,6 +278,48 @@ pub fn scan_token(buf: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
+}
+
+/// Index of the first byte at or after `i` that is not a [`HOSTNAME`] byte (or `buf.len()`).
+///
+/// Eight bytes at a time like [`scan_token`]: [`not_host_word`] flags exactly the bytes other
+/// than letters, digits, `-` and `.`, and the table settles the rare `_` and `~`.
+#[inline]
+pub fn scan_host(buf: &[u8], mut i: usize) -> usize {
+    while let Some(word) = buf.get(i..i + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        let m = not_host_word(u64::from_le_bytes(word));
+        if m == 0 {
+            i += 8;
+            continue;
+        }
+        let at = i + (m.trailing_zeros() / 8) as usize;
+        if !is(buf[at], HOSTNAME) {
+            return at;
+        }
+        i = at + 1;
+    }
+    while let Some(&b) = buf.get(i) {
+        if !is(b, HOSTNAME) {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// The high bit of every byte of `w` that is not an ASCII letter, digit, `-` or `.`; exact per
+/// byte, like [`not_name_word`].
+#[inline(always)]
+fn not_host_word(w: u64) -> u64 {
+    let y = w & !HI;
+    let l = y | (LO * 0x20);
+    let letter = in_range(l, b'a', b'z');
+    let digit = in_range(y, b'0', b'9');
+    let dash_dot = in_range(y, b'-', b'.');
+    !((letter | digit | dash_dot) & !w) & HI
 }
 
 /// The high bit of every byte of `w` that is not an ASCII letter, digit or `-`; exact per byte
@@ -379,6 +423,18 @@ mod tests {
                     let others = m & !(0x80u64 << (8 * pos));
                     assert_eq!(others == 0, clean(fill), "neighbours {fill:#x} of {b:#x}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn host_scan_agrees_with_the_table_on_every_byte_at_every_position() {
+        for bad in 0u8..=255 {
+            for pos in 0..20 {
+                let mut v = b"www.exam-ple9.com.xyz".to_vec();
+                v[pos] = bad;
+                let end = if is(bad, HOSTNAME) { v.len() } else { pos };
+                assert_eq!(scan_host(&v, 0), end, "byte {bad:#x} at {pos}");
             }
         }
     }

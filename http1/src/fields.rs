@@ -2,7 +2,7 @@
 //! Content-Length, Transfer-Encoding, Connection, Host. Shared by the request and response
 //! parsers, which map the errors to their own [`ErrorKind`]s.
 
-use crate::chars::{self, DIGIT, HOSTNAME};
+use crate::chars::{self, DIGIT};
 use crate::{ErrorKind, Header, Span};
 
 /// Why a field section was rejected; the caller turns it into an [`crate::Error`].
@@ -46,16 +46,23 @@ pub(crate) fn parse_fields(
                     Some(_) => Err(ferr(ErrorKind::Field, pos + 1)),
                 };
             }
-            // Bare LF, obs-fold or whitespace before the first field line.
-            Some(_) if !chars::is_tchar(buf[pos]) => return Err(ferr(ErrorKind::Field, pos)),
             Some(_) => {}
         }
+        // The end of the line first, in one scan from its start: the next line starts two bytes
+        // after it, so this scan is the only one each line waits for; the name scan below
+        // overlaps with the next lines' instead of adding to a chain of dependent scans. With
+        // a CRLF there, the value scan would stop at the same CR (the name, the colon and OWS
+        // hold no byte it stops at); without one, the line is checked in order, as written,
+        // so that an error earlier on the line wins.
+        let line_end = chars::scan_value(buf, pos);
+        let whole = buf.get(line_end..line_end + 2) == Some(b"\r\n");
         let name_start = pos;
         pos = chars::scan_token(buf, pos);
         match buf.get(pos) {
             None => return Ok(None),
-            Some(b':') => {}
-            // Whitespace before the colon, or a byte that is not a tchar.
+            Some(b':') if pos > name_start => {}
+            // Whitespace before the colon, a byte that is not a tchar, or an empty name; at the
+            // start of the line: a bare LF, obs-fold or whitespace before the first field line.
             Some(_) => return Err(ferr(ErrorKind::Field, pos)),
         }
         let name_end = pos;
@@ -68,7 +75,11 @@ pub(crate) fn parse_fields(
             pos += 1;
         }
         let value_start = pos;
-        pos = chars::scan_value(buf, pos);
+        pos = if whole {
+            line_end
+        } else {
+            chars::scan_value(buf, pos)
+        };
         match buf.get(pos) {
             None => return Ok(None),
             Some(b'\r') => {}
@@ -81,7 +92,7 @@ pub(crate) fn parse_fields(
             Some(_) => return Err(ferr(ErrorKind::Field, pos + 1)),
         }
         let mut value_end = pos;
-        while value_end > value_start && matches!(buf[value_end - 1], b' ' | b'\t') {
+        while let [.., b' ' | b'\t'] = &buf[value_start..value_end] {
             value_end -= 1;
         }
         pos += 2;
@@ -125,8 +136,7 @@ pub(crate) enum Known {
 /// every line, which gives the same result.
 #[derive(Debug)]
 pub(crate) struct Candidates {
-    /// One slot more than the list holds: lines that are not candidates, and candidates past
-    /// the limit, are written there.
+    /// One slot more than the list holds: candidates past the limit are written there.
     index: [u32; Candidates::MAX + 1],
     len: usize,
 }
@@ -142,26 +152,41 @@ impl Candidates {
     }
 
     /// Record field line `index` if its name (`name_len` bytes, starting with `first`) may be
-    /// a known one. Without a branch on the outcome: the names of a head vary too much for
-    /// the CPU to predict it.
+    /// a known one.
     #[inline(always)]
     fn note(&mut self, index: usize, name_len: usize, first: u8) {
-        let hit = (KNOWN_FIRST[name_len % KNOWN_FIRST.len()] == first | 0x20)
-            & (name_len < KNOWN_FIRST.len());
-        // Spans are u32, so is a field line's index.
-        self.index[self.len.min(Candidates::MAX)] = index as u32;
-        self.len += usize::from(hit);
+        if KNOWN_FIRST.get(name_len) == Some(&(first | 0x20)) {
+            // Spans are u32, so is a field line's index.
+            self.index[self.len.min(Candidates::MAX)] = index as u32;
+            self.len += 1;
+        }
     }
 
     /// The indices of the field lines to analyse, in order.
-    pub fn lines(&self, headers: usize) -> impl Iterator<Item = usize> + '_ {
-        let listed = self.len <= Candidates::MAX;
-        let (list, all) = if listed {
-            (&self.index[..self.len], 0..0)
+    pub fn lines(&self, headers: usize) -> Lines<'_> {
+        if self.len <= Candidates::MAX {
+            Lines::Listed(self.index[..self.len].iter())
         } else {
-            (&self.index[..0], 0..headers)
-        };
-        list.iter().map(|&i| i as usize).chain(all)
+            Lines::All(0..headers)
+        }
+    }
+}
+
+/// Iterator of [`Candidates::lines`].
+pub(crate) enum Lines<'a> {
+    Listed(std::slice::Iter<'a, u32>),
+    All(std::ops::Range<usize>),
+}
+
+impl Iterator for Lines<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            Lines::Listed(list) => list.next().map(|&i| i as usize),
+            Lines::All(all) => all.next(),
+        }
     }
 }
 
@@ -212,13 +237,27 @@ pub(crate) fn classify(name: &[u8]) -> Known {
 /// that letter in either case, and the only other byte that becomes `-` is CR, never in a token.
 #[inline(always)]
 pub(crate) fn token_eq_lower(token: &[u8], lower: &[u8]) -> bool {
-    token.len() == lower.len()
-        && token
-            .iter()
-            .zip(lower)
-            .fold(0u8, |acc, (&t, &l)| acc | ((t | 0x20) ^ l))
-            == 0
+    let n = token.len();
+    if n != lower.len() {
+        return false;
+    }
+    // Two overlapping words cover names of 4 to 16 bytes, every known name and option; a byte
+    // loop takes the rest. `lower` is unchanged by setting bit 5.
+    let eq = |at: usize, width: usize| {
+        let mut t = [0u8; 8];
+        let mut l = [0u8; 8];
+        t[..width].copy_from_slice(&token[at..at + width]);
+        l[..width].copy_from_slice(&lower[at..at + width]);
+        u64::from_le_bytes(t) | (LO20 >> (8 * (8 - width))) == u64::from_le_bytes(l)
+    };
+    match n {
+        8..=16 => eq(0, 8) && eq(n - 8, 8),
+        4..=7 => eq(0, 4) && eq(n - 4, 4),
+        _ => token.iter().zip(lower).all(|(&t, &l)| t | 0x20 == l),
+    }
 }
+
+const LO20: u64 = 0x2020_2020_2020_2020;
 
 /// `Content-Length = 1*DIGIT` (RFC 9110 §8.6), no sign, no list, no overflow.
 #[inline]
@@ -376,10 +415,7 @@ pub(crate) fn valid_authority(a: &[u8], require_port: bool) -> bool {
             None => return false,
         }
     } else {
-        let end = a
-            .iter()
-            .position(|&b| !chars::is(b, HOSTNAME))
-            .unwrap_or(a.len());
+        let end = chars::scan_host(a, 0);
         (end > 0, &a[end..])
     };
     if !host_ok {
@@ -440,6 +476,44 @@ mod tests {
                 .filter(|&i| classify(headers[i].name.get(&head)) != Known::Other)
                 .collect();
             assert_eq!(visited, known, "{count} lines");
+        }
+    }
+
+    #[test]
+    fn token_equality_ignores_case_only() {
+        let names = [
+            "te",
+            "host",
+            "close",
+            "expect",
+            "upgrade",
+            "keep-alive",
+            "connection",
+            "content-length",
+            "transfer-encoding",
+            "proxy-connection",
+        ];
+        for lower in names {
+            for other in names {
+                assert_eq!(
+                    token_eq_lower(other.as_bytes(), lower.as_bytes()),
+                    other == lower
+                );
+            }
+            let upper = lower.to_ascii_uppercase();
+            assert!(
+                token_eq_lower(upper.as_bytes(), lower.as_bytes()),
+                "{upper}"
+            );
+            // Every single-byte change of a tchar is seen, wherever it is.
+            for at in 0..lower.len() {
+                for b in (0u8..=255).filter(|&b| chars::is_tchar(b)) {
+                    let mut t = lower.as_bytes().to_vec();
+                    t[at] = b;
+                    let same = b.to_ascii_lowercase() == lower.as_bytes()[at];
+                    assert_eq!(token_eq_lower(&t, lower.as_bytes()), same, "{t:?} {lower}");
+                }
+            }
         }
     }
 
