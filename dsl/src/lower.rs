@@ -1619,6 +1619,8 @@ impl<'a> Lower<'a> {
             at: self.loc(d.name_span),
         };
         let mut action: Option<(Span, &str)> = None;
+        // Where `strip_prefix` and `rewrite` are written, if they are.
+        let mut path_edits: (Option<Span>, Option<Span>) = (None, None);
         let mut seen = HashMap::new();
         for d in &body.items {
             if !self.known("route", d) {
@@ -1646,9 +1648,30 @@ impl<'a> Lower<'a> {
                 }
                 action = Some((d.name_span, names_of(&d.name)));
             }
+            match d.name.as_str() {
+                "strip_prefix" => path_edits.0 = Some(d.name_span),
+                "rewrite" => path_edits.1 = Some(d.name_span),
+                _ => {}
+            }
             let mut a = self.args(d);
             self.route_directive(d, &mut a, &mut route, &mut spans);
             self.done(&mut a);
+        }
+        if let (Some(strip), Some(rewrite)) = path_edits {
+            let (first, later) = if strip.start < rewrite.start {
+                (strip, rewrite)
+            } else {
+                (rewrite, strip)
+            };
+            self.emit(
+                diag::error(
+                    "E0315",
+                    later,
+                    "a route may change its path with `strip_prefix` or with `rewrite`, not both",
+                )
+                .label(first, "the path is already changed here")
+                .help("a rewrite can strip a prefix too: `rewrite '^/api(/.*)$' \"$1\"`"),
+            );
         }
         if action.is_none() {
             self.emit(

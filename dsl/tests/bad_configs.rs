@@ -88,6 +88,7 @@ const CASES: &[Case] = &[
     ("rewrite $0", true, "site a.test { route /* { rewrite '^/(a)' \"/x/$0\"; proxy app } }\n", &[("E0216", 1, 46)]),
     ("rewrite unknown placeholder", true, "site a.test { route /* { rewrite '^/a' \"/b/{host}\"; proxy app } }\n", &[("E0216", 1, 44)]),
     ("rewrite to something that is not a path", true, "site a.test { route /* { rewrite '^/a/(.*)$' \"b/$1\"; proxy app } }\n", &[("E0216", 1, 47)]),
+    ("strip_prefix and rewrite on one route", true, "site a.test {\n    route /api/* {\n        rewrite '^/api/(.*)$' \"/$1\"\n        strip_prefix /api\n        proxy app\n    }\n}\n", &[("E0315", 4, 9)]),
     ("host with a port", true, "site a.test:8080 { route /* { proxy app } }\n", &[("E0209", 1, 6)]),
     ("host with a bad label", true, "site -bad-.test { route /* { proxy app } }\n", &[("E0209", 1, 6)]),
     ("path without slash", true, "site a.test { route api/* { proxy app } }\n", &[("E0210", 1, 21)]),
