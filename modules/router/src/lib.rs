@@ -23,6 +23,7 @@ pub use bext_engine::stage::RouteId;
 use bext_engine::stage::{Headers, RequestView, RouteResult, RouteStage};
 use bext_ir::{routing, Config, HostPattern, Loc, MatchOp, PathMatch};
 use regex_automata::meta::Regex;
+use regex_automata::Input;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -89,7 +90,7 @@ enum ValueMatch {
     Equals(Vec<u8>),
     Prefix(Vec<u8>),
     Contains(Vec<u8>),
-    Regex(Box<Regex>),
+    Regex(Box<Matcher>),
     Present,
 }
 
@@ -99,7 +100,7 @@ impl ValueMatch {
             MatchOp::Equals(v) => ValueMatch::Equals(v.as_bytes().to_vec()),
             MatchOp::Prefix(v) => ValueMatch::Prefix(v.as_bytes().to_vec()),
             MatchOp::Contains(v) => ValueMatch::Contains(v.as_bytes().to_vec()),
-            MatchOp::Regex(r) => ValueMatch::Regex(Box::new(compile_regex(r, at)?)),
+            MatchOp::Regex(r) => ValueMatch::Regex(Box::new(Matcher::compile(r, at)?)),
             MatchOp::Present => ValueMatch::Present,
             MatchOp::InCidr(_) => {
                 return Err(RouterError {
@@ -138,6 +139,49 @@ fn compile_regex(pattern: &str, at: &Loc) -> Result<Regex, RouterError> {
             message: format!("invalid regular expression `{pattern}`: {e}"),
             at: at.clone(),
         })
+}
+
+/// Largest dense DFA a route or condition regex may build before it falls back to the meta
+/// regex alone.
+const DFA_LIMIT: usize = 256 << 10;
+
+/// A yes/no regex for routes and conditions. Where the pattern allows a small dense DFA (most
+/// route patterns do), matching is a walk over an immutable table: no search cache, so no
+/// lock or allocation when several cores share the router, and fewer instructions than the
+/// meta regex's machinery. The meta regex is kept for patterns whose DFA would be too large
+/// and for inputs the DFA gives up on (a Unicode word boundary on non-ASCII text).
+#[derive(Debug)]
+struct Matcher {
+    dfa: Option<regex_automata::dfa::dense::DFA<Vec<u32>>>,
+    meta: Regex,
+}
+
+impl Matcher {
+    fn compile(pattern: &str, at: &Loc) -> Result<Matcher, RouterError> {
+        use regex_automata::dfa::dense;
+        let meta = compile_regex(pattern, at)?;
+        let dfa = dense::Builder::new()
+            .configure(
+                dense::Config::new()
+                    .dfa_size_limit(Some(DFA_LIMIT))
+                    .determinize_size_limit(Some(4 * DFA_LIMIT))
+                    .unicode_word_boundary(true),
+            )
+            .build(pattern)
+            .ok();
+        Ok(Matcher { dfa, meta })
+    }
+
+    fn is_match(&self, haystack: &[u8]) -> bool {
+        use regex_automata::dfa::Automaton;
+        if let Some(dfa) = &self.dfa {
+            let input = Input::new(haystack).earliest(true);
+            if let Ok(found) = dfa.try_search_fwd(&input) {
+                return found.is_some();
+            }
+        }
+        self.meta.is_match(haystack)
+    }
 }
 
 #[derive(Debug)]
@@ -198,7 +242,7 @@ impl Entry {
 /// A regex route with the position it has among the site's regex routes in match order.
 #[derive(Debug)]
 struct RegexRoute {
-    regex: Regex,
+    regex: Matcher,
     entry: Entry,
 }
 
@@ -235,7 +279,7 @@ fn anchored_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
 }
 
 impl SiteTable {
-    fn add_regex(&mut self, pattern: &str, regex: Regex, entry: Entry) {
+    fn add_regex(&mut self, pattern: &str, regex: Matcher, entry: Entry) {
         let i = self.regex.len() as u32;
         match anchored_prefixes(pattern) {
             Some(lits) => {
@@ -379,7 +423,7 @@ impl Router {
                         .or_default()
                         .push(entry),
                     PathMatch::Regex(re) => {
-                        table.add_regex(re, compile_regex(re, &route.at)?, entry)
+                        table.add_regex(re, Matcher::compile(re, &route.at)?, entry)
                     }
                     PathMatch::Prefix(p) => table.prefix.push(p.as_bytes(), entry),
                 }
@@ -630,6 +674,28 @@ pub(crate) mod tests {
                 .starts_with("a.bext:3:5: invalid regular expression `(`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn matchers_use_a_dfa_where_small_and_fall_back_to_the_meta_regex() {
+        // (pattern, has a DFA, haystack, matches)
+        let table: &[(&str, bool, &str, bool)] = &[
+            ("^/u/[0-9]+$", true, "/u/42", true),
+            ("^/u/[0-9]+$", true, "/u/42/x", false),
+            ("(?i)bot", true, "GoogleBOT/2.1", true),
+            ("admin", true, "/x/admin", true),
+            // A Unicode word boundary: the DFA gives up on non-ASCII text, the meta regex answers.
+            (r"\bcafé\b", true, "/un café noir", true),
+            (r"\bcafé\b", true, "/cafés", false),
+            // Too large a DFA: the meta regex alone.
+            (r"\w{40}[0-9]", false, &"é".repeat(40), false),
+            (r"\w{40}[0-9]", false, &format!("{}7", "é".repeat(40)), true),
+        ];
+        for (pattern, has_dfa, hay, want) in table {
+            let m = Matcher::compile(pattern, &Loc::default()).unwrap();
+            assert_eq!(m.dfa.is_some(), *has_dfa, "{pattern}");
+            assert_eq!(m.is_match(hay.as_bytes()), *want, "{pattern} on {hay}");
+        }
     }
 
     #[test]
