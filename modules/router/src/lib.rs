@@ -7,6 +7,17 @@
 //! checker reasons about: exact paths (hash table), regex paths in file order, prefixes longest
 //! first, and among equal paths the route with more conditions first.
 //!
+//! What a lookup costs does not grow with the number of exact and prefix routes: exact paths
+//! are one hash probe, prefixes one walk down a byte trie (`trie.rs`) as deep as the path, and
+//! regex routes anchored at the start (`^/u/...`) are indexed by their literal prefix in another
+//! trie, so only the regexes that can match the path run; unanchored regexes run on every
+//! lookup of their site. Regexes match with small dense DFAs where possible (no per-search
+//! state), the meta regex otherwise. `benches/lookup.rs` measures 10 to 10,000 routes, and
+//! `tests/reference.rs` checks the tables against trying routes one by one.
+//!
+//! `rewrite` lives in `rewrite.rs`: compiled once ([`Rewrites`]), applied with a per-core
+//! scratch ([`RewritesScratch`]) after routing.
+//!
 //! Paths and query parameters are matched as sent (not percent-decoded); header names are
 //! case-insensitive, values case-sensitive. When a route matches the path and conditions but
 //! not the method, and no other route matches, the answer is 405 instead of 404.
