@@ -722,9 +722,11 @@ fn worker_thread(
                 .build();
             match rt {
                 Ok(mut rt) => {
+                    // Ready once the worker exists (its stats name its generation): a caller
+                    // of Engine::start sees every worker's state from the first status.
+                    let w = Rc::new(Worker::new(id, shared, true));
                     let _ = ready.send(Ok(()));
                     drop(ready);
-                    let w = Rc::new(Worker::new(id, shared, true));
                     rt.block_on(crate::worker::run(w, listeners, mailbox));
                 }
                 Err(e) => {
@@ -750,9 +752,11 @@ fn worker_thread(
                 });
             match rt {
                 Ok(mut rt) => {
+                    // Ready once the worker exists (its stats name its generation): a caller
+                    // of Engine::start sees every worker's state from the first status.
+                    let w = Rc::new(Worker::new(id, shared, false));
                     let _ = ready.send(Ok(()));
                     drop(ready);
-                    let w = Rc::new(Worker::new(id, shared, false));
                     rt.block_on(crate::worker::run(w, listeners, mailbox));
                 }
                 Err(e) => {
