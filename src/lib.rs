@@ -135,9 +135,6 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
     }
     for site in &config.sites {
         for r in &site.routes {
-            if let Some(rw) = &r.rewrite {
-                refuse("rewrite", &rw.at);
-            }
             if let Some(c) = &r.cache {
                 refuse("cache", &c.at);
             }
@@ -172,10 +169,26 @@ pub fn compile(config: &ir::Config, generation: u64) -> Result<Pipeline, StartEr
         message: e.message,
         at: e.at,
     })?;
-    Pipeline::compile(config, Box::new(router), generation).map_err(|e| StartError::Compile {
+    let compile_err = |e: bext_router::RouterError| StartError::Compile {
         message: e.message,
         at: e.at,
-    })
+    };
+    let rewrites =
+        std::sync::Arc::new(bext_router::Rewrites::compile(config).map_err(compile_err)?);
+    let mut pipeline = Pipeline::compile(config, Box::new(router), generation).map_err(|e| {
+        StartError::Compile {
+            message: e.message,
+            at: e.at,
+        }
+    })?;
+    // Routes are numbered in file order in both tables.
+    for (i, route) in pipeline.routes.iter_mut().enumerate() {
+        let id = bext_router::RouteId(i as u32);
+        route.rewrite = rewrites
+            .for_route(id)
+            .map(|rw| Box::new(rw) as Box<dyn bext_engine::stage::TargetRewrite>);
+    }
+    Ok(pipeline)
 }
 
 /// A running bext.
@@ -482,13 +495,6 @@ mod tests {
                     rulesets: vec![],
                     rules: vec![],
                     inspect_body_bytes: None,
-                    at: at(7),
-                })
-            }),
-            ("rewrite", |c| {
-                c.sites[0].routes[0].rewrite = Some(ir::Rewrite {
-                    pattern: "^/a".into(),
-                    replacement: "/b".into(),
                     at: at(7),
                 })
             }),

@@ -202,6 +202,8 @@ pub enum Action {
 pub struct CompiledRoute {
     pub action: Action,
     pub strip_prefix: Option<Vec<u8>>,
+    /// Set after compilation by whoever implements rewrites (`bext-router`).
+    pub rewrite: Option<Box<dyn crate::stage::TargetRewrite>>,
     pub request_headers: HeaderOps,
     pub response_headers: HeaderOps,
     pub filters: Vec<Box<dyn RequestFilter>>,
@@ -401,6 +403,7 @@ impl Pipeline {
                 routes.push(CompiledRoute {
                     action,
                     strip_prefix: r.strip_prefix.as_ref().map(|p| p.as_bytes().to_vec()),
+                    rewrite: None,
                     request_headers: HeaderOps::compile(&r.request_headers),
                     response_headers,
                     filters: Vec::new(),

@@ -118,6 +118,7 @@ pub fn upstream_head(
     buf: &[u8],
     head: &RequestHead,
     strip_prefix: Option<&[u8]>,
+    rewrite: Option<&dyn crate::stage::TargetRewrite>,
     ops: &HeaderOps,
     client_ip: std::net::IpAddr,
     rid: &[u8],
@@ -127,18 +128,22 @@ pub fn upstream_head(
     out.push(b' ');
     // An absolute-form target without a path means `/` (RFC 9112 §3.2.2).
     let mut path = head.path_or_root(buf);
-    if let Some(prefix) = strip_prefix {
-        if let Some(rest) = path.strip_prefix(prefix) {
-            path = rest;
-            if !path.starts_with(b"/") {
-                out.push(b'/');
+    let query = head.query.map(|q| q.get(buf));
+    // A route has a rewrite or a strip_prefix, never both (the checker refuses it).
+    if !rewrite.is_some_and(|rw| rw.rewrite(path, query, out)) {
+        if let Some(prefix) = strip_prefix {
+            if let Some(rest) = path.strip_prefix(prefix) {
+                path = rest;
+                if !path.starts_with(b"/") {
+                    out.push(b'/');
+                }
             }
         }
-    }
-    out.extend_from_slice(path);
-    if let Some(q) = head.query {
-        out.push(b'?');
-        out.extend_from_slice(q.get(buf));
+        out.extend_from_slice(path);
+        if let Some(q) = query {
+            out.push(b'?');
+            out.extend_from_slice(q);
+        }
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let host = head.authority.or(head.host).map(|s| s.get(buf));
@@ -708,6 +713,7 @@ pub(crate) async fn proxy(
             ctx.buf,
             ctx.head,
             route.strip_prefix.as_deref(),
+            route.rewrite.as_deref(),
             &route.request_headers,
             ctx.peer.ip(),
             ctx.rid,

@@ -88,6 +88,15 @@ pub trait RouteStage: Send + Sync {
     fn route(&self, req: &RequestView<'_>) -> RouteResult;
 }
 
+/// The `rewrite` of one route: the request target sent upstream instead of the client's.
+/// Implemented by `bext-router`; any per-core state a rewrite needs is its own (no lock).
+pub trait TargetRewrite: Send + Sync {
+    /// Appends the new target (path, then `?query`) to `out` and returns true when the rewrite
+    /// applies; returns false, leaving `out` untouched, when it does not (the request keeps its
+    /// target). `query` comes without its `?`.
+    fn rewrite(&self, path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>) -> bool;
+}
+
 /// What a request filter decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

@@ -18,7 +18,9 @@ use bext_ir::{Config, Rewrite};
 use regex_automata::meta::{Cache, Regex};
 use regex_automata::util::captures::Captures;
 use regex_automata::Input;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Identity of a compiled rewrite (or table), so a scratch built for another one is noticed.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -205,6 +207,51 @@ impl Rewrites {
             // Unreachable with the scratch rebuilt above; a fresh one keeps it correct anyway.
             _ => rw.apply(&mut rw.scratch(), path, query, out),
         }
+    }
+}
+
+/// The rewrite of one route as the engine applies it: the configuration's shared table and the
+/// route's id. Each core keeps the regex scratch in a thread-local (one engine worker per
+/// thread), so applying a rewrite takes no lock; the last two tables a core used keep their
+/// scratch, so requests finishing on the previous configuration during a reload do not rebuild
+/// it for every request.
+#[derive(Debug)]
+pub struct RouteRewrite {
+    table: Arc<Rewrites>,
+    route: RouteId,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<[RewritesScratch; 2]> = RefCell::new(Default::default());
+}
+
+impl Rewrites {
+    /// The engine's handle on the rewrite of `route`, if it has one.
+    pub fn for_route(self: &Arc<Self>, route: RouteId) -> Option<RouteRewrite> {
+        self.get(route)?;
+        Some(RouteRewrite {
+            table: Arc::clone(self),
+            route,
+        })
+    }
+}
+
+impl bext_engine::stage::TargetRewrite for RouteRewrite {
+    fn rewrite(&self, path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut pair) => {
+                // Slot 0 is this core's current table, slot 1 the one before. A request on the
+                // other table swaps them; on a third table the older one is rebuilt (once).
+                if pair[0].owner != self.table.id {
+                    pair.swap(0, 1);
+                }
+                self.table.apply(self.route, &mut pair[0], path, query, out)
+            }
+            // Not reentrant in practice; a fresh scratch keeps it correct if it ever is.
+            Err(_) => self
+                .table
+                .apply(self.route, &mut self.table.scratch(), path, query, out),
+        })
     }
 }
 
