@@ -10,7 +10,7 @@ use std::hint::black_box;
 
 const SMALL: &[u8] = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
 
-/// A Chrome navigation, ~700 bytes.
+/// A Chrome navigation, 841 bytes.
 const BROWSER: &[u8] = b"GET /articles/2024/http-request-smuggling-explained?utm_source=newsletter&utm_medium=email HTTP/1.1\r\n\
 Host: www.example.com\r\n\
 Connection: keep-alive\r\n\
