@@ -9,7 +9,9 @@
 //!
 //! A stage implements only the phases it needs: each phase is a small trait whose methods have
 //! no-op defaults. Module crates (`modules/*`) implement these traits from IR types; the engine
-//! never depends on a module. Built-in stages of the engine itself (header operations, the
+//! depends on no module that implements a stage (`bext-balance`, which the engine does use, is
+//! pure per-core logic inside each upstream attempt, not a stage: see docs/balancing.md).
+//! Built-in stages of the engine itself (header operations, the
 //! actions) are called with static dispatch; module stages are boxed, one virtual call per
 //! phase per request.
 
