@@ -202,26 +202,33 @@ impl Drop for InFlight<'_> {
 /// request itself runs in a boxed future that exists only while the request does, the scratch
 /// is boxed and returned to the worker while idle, and the idle timeout is a deadline checked
 /// on the worker's tick rather than a timer of its own.
-pub(crate) fn serve(w: Rc<Worker>, stream: TcpStream) -> impl std::future::Future<Output = ()> {
+pub(crate) fn serve(
+    w: Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> impl std::future::Future<Output = ()> {
     let _ = stream.set_nodelay(true);
-    resume(w, stream)
-}
-
-/// Serve a parked connection that became readable (its socket options are already set).
-pub(crate) fn resume(w: Rc<Worker>, stream: TcpStream) -> impl std::future::Future<Output = ()> {
     w.connections.set(w.connections.get() + 1);
     // A plain function around the async one: the stream is moved into its final place once,
     // instead of being kept both as an argument and as a local of the state machine. The peer
-    // address is not kept either: the stream caches it.
-    serve_conn(ConnCount(w), Some(stream))
+    // address comes from `accept`, so no `getpeername` is needed.
+    serve_conn(ConnCount(w), Some(stream), Some(peer))
 }
 
-async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>) {
+/// Serve a parked connection that became readable (its socket options are already set; its
+/// peer address is asked for when its next request needs it).
+pub(crate) fn resume(w: Rc<Worker>, stream: TcpStream) -> impl std::future::Future<Output = ()> {
+    w.connections.set(w.connections.get() + 1);
+    serve_conn(ConnCount(w), Some(stream), None)
+}
+
+async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>, peer: Option<SocketAddr>) {
     let w = &count.0;
-    let mut scratch: Option<Box<Scratch>> = None;
-    // "Hot": the connection just finished a response and keeps its scratch for a moment,
-    // reading the next request directly (no readiness check, one syscall less per request).
-    let mut hot = false;
+    // "Hot": the connection just finished a response (or was just accepted) and keeps its
+    // scratch for a moment, reading the next request directly: no readiness check first, and
+    // for a new connection whose request has already arrived, one syscall instead of two.
+    let mut hot = w.hot.get() < HOT_MAX;
+    let mut scratch: Option<Box<Scratch>> = hot.then(|| w.take_scratch());
     // A new connection waits for its first request in its task: it usually arrives at once, and
     // parking would cost more than it saves.
     let mut fresh = true;
@@ -235,7 +242,7 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>) {
                 break;
             };
             // Boxed: the hot wait must not grow every idle connection's task.
-            match Box::pin(hot_read(w, s, &mut sc.buf)).await {
+            match Box::pin(hot_read(w, s, &mut sc.buf, &mut sc.cancel)).await {
                 Some(true) => {}
                 Some(false) => {
                     if let Some(sc) = scratch.take() {
@@ -264,8 +271,14 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>) {
             }
         }
         let sc = scratch.get_or_insert_with(|| w.take_scratch());
-        let next = Box::pin(one_request(w, &mut stream, sc)).await;
+        let next = Box::pin(one_request(w, &mut stream, sc, peer)).await;
         fresh = false;
+        if matches!(next, Next::CloseNow) {
+            // The client asked to close and sent nothing more: nothing can arrive that would
+            // make the kernel answer with a reset, so no lingering is needed.
+            stream = None;
+            break;
+        }
         if matches!(next, Next::Close) || stream.is_none() {
             break;
         }
@@ -289,13 +302,18 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>) {
 /// `Some(false)` when the window passed (the connection goes idle without a buffer), `None` to
 /// close. On epoll a pending read holds no data, so dropping it at the deadline loses nothing;
 /// on io_uring the read is cancelled and awaited, since it may complete with data meanwhile.
-async fn hot_read(w: &Worker, s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<bool> {
+async fn hot_read(
+    w: &Worker,
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    cancel: &mut monoio::io::Canceller,
+) -> Option<bool> {
     let _hot = Hot::new(w);
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(1024);
     }
     if !w.readiness_idle {
-        return hot_read_cancelable(w, s, buf).await;
+        return hot_read_cancelable(w, s, buf, cancel).await;
     }
     let (len, cap) = (buf.len(), buf.capacity());
     let read = monoio::io::AsyncReadRent::read(s, std::mem::take(buf).slice_mut(len..cap));
@@ -313,17 +331,22 @@ async fn hot_read(w: &Worker, s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<bo
 
 /// `hot_read` on io_uring: at the end of the window the posted read is cancelled and then
 /// awaited, so bytes that arrived just before the cancellation are kept, never lost.
-async fn hot_read_cancelable(w: &Worker, s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<bool> {
+async fn hot_read_cancelable(
+    w: &Worker,
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    cancel: &mut monoio::io::Canceller,
+) -> Option<bool> {
     use monoio::io::CancelableAsyncReadRent;
     let (len, cap) = (buf.len(), buf.capacity());
-    let canceller = monoio::io::Canceller::new();
     let mut read =
-        pin!(s.cancelable_read(std::mem::take(buf).slice_mut(len..cap), canceller.handle()));
+        pin!(s.cancelable_read(std::mem::take(buf).slice_mut(len..cap), cancel.handle()));
     let window = w.stop.wait_until(Instant::now() + HOT_WINDOW);
     let (res, slice) = match race(read.as_mut(), pin!(window)).await {
         Either::Left(done) => done,
         Either::Right(woken) => {
-            let _ = canceller.cancel();
+            // `cancel` consumes the canceller and hands back a fresh one for the next request.
+            *cancel = std::mem::take(cancel).cancel();
             let (res, slice) = read.await;
             *buf = slice.into_inner();
             return match res {
@@ -353,7 +376,10 @@ const HOT_WINDOW: Duration = Duration::from_millis(100);
 /// What the connection does after a request.
 enum Next {
     Keep,
+    /// Close, lingering first (the client may still be sending).
     Close,
+    /// Close at once: the client asked for it and has nothing more to send.
+    CloseNow,
 }
 
 struct Hot<'a>(&'a Worker);
@@ -390,8 +416,13 @@ async fn linger_close(mut s: TcpStream) {
 }
 
 /// Read, route and answer one request. Returns true when the connection stays open.
-async fn one_request(w: &Rc<Worker>, stream: &mut Option<TcpStream>, sc: &mut Scratch) -> Next {
-    let Some(peer) = stream.as_ref().and_then(|s| s.peer_addr().ok()) else {
+async fn one_request(
+    w: &Rc<Worker>,
+    stream: &mut Option<TcpStream>,
+    sc: &mut Scratch,
+    peer: Option<SocketAddr>,
+) -> Next {
+    let Some(peer) = peer.or_else(|| stream.as_ref().and_then(|s| s.peer_addr().ok())) else {
         return Next::Close;
     };
     let p = w.pipeline();
@@ -460,6 +491,7 @@ async fn one_request(w: &Rc<Worker>, stream: &mut Option<TcpStream>, sc: &mut Sc
         rhead,
         rid,
         note,
+        ..
     } = sc;
     // Request id: keep a valid one from the client, generate one otherwise.
     match Headers::from_request(buf, head).get(b"x-request-id") {
@@ -476,6 +508,7 @@ async fn one_request(w: &Rc<Worker>, stream: &mut Option<TcpStream>, sc: &mut Sc
         None
     };
     let framing = head.framing.unwrap_or(Framing::None);
+    let client_keep = head.keep_alive;
     let mut ctx = Ctx {
         w,
         stream,
@@ -487,13 +520,17 @@ async fn one_request(w: &Rc<Worker>, stream: &mut Option<TcpStream>, sc: &mut Sc
         framing,
         http10: head.version == Some(Version::Http10),
         is_head: head.method == Some(Method::Head),
-        keep_wanted: head.keep_alive && !w.stop.is_stopped(),
+        keep_wanted: client_keep && !w.stop.is_stopped(),
         rid,
         buf,
     };
     let outcome = dispatch(&mut ctx, p).await;
     let consumed = ctx.pos.min(ctx.buf.len());
     let keep = outcome.keep && ctx.keep_wanted && ctx.stream.is_some();
+    // The client said this was its last request (`Connection: close`, or HTTP/1.0 without
+    // keep-alive), the request had no body (none can be left unread) and no byte beyond it
+    // was received: the client has nothing more to send.
+    let client_done = !client_keep && !ctx.has_body() && consumed == ctx.buf.len();
     ctx.buf.drain(..consumed);
     if let Some(r) = note_ranges {
         let n = &note[..];
@@ -518,6 +555,8 @@ async fn one_request(w: &Rc<Worker>, stream: &mut Option<TcpStream>, sc: &mut Sc
     }
     if keep {
         Next::Keep
+    } else if client_done {
+        Next::CloseNow
     } else {
         Next::Close
     }

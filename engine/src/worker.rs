@@ -276,6 +276,8 @@ pub struct Scratch {
     pub rid: Vec<u8>,
     /// Copies of the request fields the access log needs after the head was consumed.
     pub note: Vec<u8>,
+    /// Cancels a hot read on io_uring; kept with the scratch so a request allocates none.
+    pub cancel: monoio::io::Canceller,
 }
 
 /// A pooled idle upstream connection.
@@ -395,6 +397,7 @@ impl Worker {
                 rhead: bext_http1::ResponseHead::default(),
                 rid: Vec::with_capacity(32),
                 note: Vec::new(),
+                cancel: monoio::io::Canceller::new(),
             })
         })
     }
@@ -814,8 +817,8 @@ async fn accept_loop(w: Rc<Worker>, l: TcpListener, own: Rc<StopSignal>) {
             crate::io::race(std::pin::pin!(w.stop.wait()), std::pin::pin!(own.wait())).await
         };
         match crate::io::race(std::pin::pin!(l.accept()), std::pin::pin!(stop)).await {
-            crate::io::Either::Left(Ok((stream, _peer))) => {
-                monoio::spawn(crate::conn::serve(w.clone(), stream));
+            crate::io::Either::Left(Ok((stream, peer))) => {
+                monoio::spawn(crate::conn::serve(w.clone(), stream, peer));
             }
             crate::io::Either::Left(Err(e)) => {
                 // Out of descriptors or a connection reset while queued: back off briefly
