@@ -48,22 +48,6 @@ fn extends_to_suffixes(pattern: &str) -> bool {
     looks.is_empty()
 }
 
-/// For a regex anchored at the start (`^...`), the literals every match must begin with;
-/// `None` when there is no such finite, non-empty set.
-fn anchored_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_syntax::parse(pattern).ok()?;
-    if !hir.properties().look_set_prefix().contains(Look::Start) {
-        return None;
-    }
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
-    let lits = seq.literals()?;
-    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
-        return None;
-    }
-    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
-}
-
 fn path_matches(path: &PathMatch, target: &str, regexes: &HashMap<usize, Regex>, i: usize) -> bool {
     match path {
         PathMatch::Exact(e) => e == target,
@@ -137,7 +121,7 @@ pub fn analyse(site: &Site, spans: &[RouteSpans], sources: &Sources, diags: &mut
         if !regexes.contains_key(&i) || !extends_to_suffixes(p) {
             continue;
         }
-        match anchored_prefixes(p) {
+        match bext_ir::routing::anchored_prefixes(p) {
             Some(lits) => {
                 for l in lits {
                     by_literal.entry(l).or_default().push(i);
@@ -275,7 +259,7 @@ mod tests {
     #[test]
     fn anchored_literal_prefixes() {
         let lit = |p: &str| {
-            anchored_prefixes(p).map(|v| {
+            bext_ir::routing::anchored_prefixes(p).map(|v| {
                 v.into_iter()
                     .map(|b| String::from_utf8(b).expect("utf-8"))
                     .collect::<Vec<_>>()

@@ -300,6 +300,25 @@ pub fn max_group(parts: &[ReplacementPart]) -> Option<(u8, usize)> {
         .max_by_key(|(g, start)| (*g, std::cmp::Reverse(*start)))
 }
 
+/// For a regex anchored at the start (`^...`), the literals every match must begin with;
+/// `None` when there is no such finite, non-empty set. The router indexes anchored regex routes
+/// by these literals and the checker uses them to find which routes a regex can shadow, so both
+/// call this one function.
+pub fn anchored_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::Look;
+    let hir = regex_syntax::parse(pattern).ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

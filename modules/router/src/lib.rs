@@ -272,27 +272,10 @@ struct SiteTable {
     prefix: Trie<Entry>,
 }
 
-/// For a regex anchored at the start (`^...`), the literals every match must begin with;
-/// `None` when there is no such finite set of non-empty literals.
-fn anchored_prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    use regex_syntax::hir::Look;
-    let hir = regex_syntax::parse(pattern).ok()?;
-    if !hir.properties().look_set_prefix().contains(Look::Start) {
-        return None;
-    }
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
-    let lits = seq.literals()?;
-    if lits.is_empty() || lits.iter().any(|l| l.as_bytes().is_empty()) {
-        return None;
-    }
-    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
-}
-
 impl SiteTable {
     fn add_regex(&mut self, pattern: &str, regex: Matcher, entry: Entry) {
         let i = self.regex.len() as u32;
-        match anchored_prefixes(pattern) {
+        match routing::anchored_prefixes(pattern) {
             Some(lits) => {
                 for l in lits {
                     self.regex_by_literal.push(&l, i);
