@@ -165,16 +165,12 @@ pub fn compile(config: &ir::Config, generation: u64) -> Result<Pipeline, StartEr
     if !refused.is_empty() {
         return Err(StartError::Unsupported(refused));
     }
-    let router = bext_router::Router::compile(config).map_err(|e| StartError::Compile {
-        message: e.message,
-        at: e.at,
-    })?;
-    let compile_err = |e: bext_router::RouterError| StartError::Compile {
+    let router_err = |e: bext_router::RouterError| StartError::Compile {
         message: e.message,
         at: e.at,
     };
-    let rewrites =
-        std::sync::Arc::new(bext_router::Rewrites::compile(config).map_err(compile_err)?);
+    let router = bext_router::Router::compile(config).map_err(router_err)?;
+    let rewrites = std::sync::Arc::new(bext_router::Rewrites::compile(config).map_err(router_err)?);
     let mut pipeline = Pipeline::compile(config, Box::new(router), generation).map_err(|e| {
         StartError::Compile {
             message: e.message,
@@ -342,23 +338,11 @@ fn cli_loc() -> ir::Loc {
 fn catch_all(action: ir::Action) -> ir::Site {
     ir::Site {
         hosts: vec![ir::HostPattern::Any],
-        routes: vec![ir::Route {
-            path: ir::PathMatch::Prefix("/".into()),
-            methods: vec![],
-            headers: vec![],
-            query: vec![],
-            strip_prefix: None,
-            rewrite: None,
-            request_headers: vec![],
-            response_headers: vec![],
-            cache: None,
-            compress: None,
-            waf: None,
-            rate_limit: None,
-            plugins: vec![],
+        routes: vec![ir::Route::new(
+            ir::PathMatch::Prefix("/".into()),
             action,
-            at: cli_loc(),
-        }],
+            cli_loc(),
+        )],
         at: cli_loc(),
     }
 }

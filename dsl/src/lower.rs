@@ -1597,27 +1597,15 @@ impl<'a> Lower<'a> {
         let body = self.block(&mut a);
         self.done(&mut a);
         let body = body?;
-        let mut route = Route {
-            path: path.clone().unwrap_or(PathMatch::Prefix("/".into())),
-            methods: vec![],
-            headers: vec![],
-            query: vec![],
-            strip_prefix: None,
-            rewrite: None,
-            request_headers: vec![],
-            response_headers: vec![],
-            cache: None,
-            compress: None,
-            waf: None,
-            rate_limit: None,
-            plugins: vec![],
-            action: Action::Respond {
+        let mut route = Route::new(
+            path.clone().unwrap_or(PathMatch::Prefix("/".into())),
+            Action::Respond {
                 status: 404,
                 body: String::new(),
                 content_type: None,
             },
-            at: self.loc(d.name_span),
-        };
+            self.loc(d.name_span),
+        );
         let mut action: Option<(Span, &str)> = None;
         // Where `strip_prefix` and `rewrite` are written, if they are.
         let mut path_edits: (Option<Span>, Option<Span>) = (None, None);

@@ -396,6 +396,29 @@ pub struct Route {
     pub at: Loc,
 }
 
+impl Route {
+    /// A route matching `path` (any method, no conditions) that runs `action`, with no filter.
+    pub fn new(path: PathMatch, action: Action, at: Loc) -> Route {
+        Route {
+            path,
+            methods: vec![],
+            headers: vec![],
+            query: vec![],
+            strip_prefix: None,
+            rewrite: None,
+            request_headers: vec![],
+            response_headers: vec![],
+            cache: None,
+            compress: None,
+            waf: None,
+            rate_limit: None,
+            plugins: vec![],
+            action,
+            at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PathMatch {

@@ -325,27 +325,17 @@ mod tests {
     use crate::{Action, FieldCond, Loc};
 
     fn route(path: PathMatch, methods: &[&str]) -> Route {
-        Route {
+        let mut r = Route::new(
             path,
-            methods: methods.iter().map(|m| m.to_string()).collect(),
-            headers: vec![],
-            query: vec![],
-            strip_prefix: None,
-            rewrite: None,
-            request_headers: vec![],
-            response_headers: vec![],
-            cache: None,
-            compress: None,
-            waf: None,
-            rate_limit: None,
-            plugins: vec![],
-            action: Action::Respond {
+            Action::Respond {
                 status: 200,
                 body: String::new(),
                 content_type: None,
             },
-            at: Loc::default(),
-        }
+            Loc::default(),
+        );
+        r.methods = methods.iter().map(|m| m.to_string()).collect();
+        r
     }
 
     #[test]

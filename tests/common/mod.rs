@@ -28,23 +28,7 @@ pub fn loc() -> ir::Loc {
 }
 
 pub fn route(path: ir::PathMatch, action: ir::Action) -> ir::Route {
-    ir::Route {
-        path,
-        methods: vec![],
-        headers: vec![],
-        query: vec![],
-        strip_prefix: None,
-        rewrite: None,
-        request_headers: vec![],
-        response_headers: vec![],
-        cache: None,
-        compress: None,
-        waf: None,
-        rate_limit: None,
-        plugins: vec![],
-        action,
-        at: loc(),
-    }
+    ir::Route::new(path, action, loc())
 }
 
 pub fn respond(status: u16, body: &str) -> ir::Action {

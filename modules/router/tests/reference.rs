@@ -88,27 +88,18 @@ fn route(rng: &mut Rng) -> Route {
         }],
         _ => vec![],
     };
-    Route {
-        path: path_match,
-        methods,
-        headers,
-        query: vec![],
-        strip_prefix: None,
-        rewrite: None,
-        request_headers: vec![],
-        response_headers: vec![],
-        cache: None,
-        compress: None,
-        waf: None,
-        rate_limit: None,
-        plugins: vec![],
-        action: Action::Respond {
+    let mut route = Route::new(
+        path_match,
+        Action::Respond {
             status: 200,
             body: String::new(),
             content_type: None,
         },
-        at: Loc::default(),
-    }
+        Loc::default(),
+    );
+    route.methods = methods;
+    route.headers = headers;
+    route
 }
 
 fn config(rng: &mut Rng) -> Config {
