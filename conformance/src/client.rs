@@ -136,6 +136,23 @@ impl Client {
     }
 }
 
+/// Read one whole response from a bare stream and return its status; `None` when the
+/// connection ends, fails or times out first (the stream's own read timeout bounds the wait).
+/// For tests that hold many plain streams, where a [`Client`] per connection would cost more.
+pub fn read_status(s: &mut TcpStream) -> Option<u16> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Ok(Read::Done(m)) = wire::read_response(&buf, false, false) {
+            return m.status();
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// Send `writes` on a fresh connection and read `expect.len()` responses (`to_head` per
 /// response); then, if `close` is expected, wait for the close, otherwise check that the
 /// connection still serves a probe request (which also shows nothing was left unread).

@@ -5,9 +5,9 @@
 
 mod support;
 
-use bext_conformance::wire::{self, Read};
+use bext_conformance::client::read_status;
 use rlimit::Resource;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 use support::one_worker;
@@ -18,17 +18,7 @@ fn open_fds() -> u64 {
 
 fn get(s: &mut TcpStream) -> Option<u16> {
     s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").ok()?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Ok(Read::Done(m)) = wire::read_response(&buf, false, false) {
-            return m.status();
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
+    read_status(s)
 }
 
 fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
@@ -76,18 +66,7 @@ fn accept_backs_off_when_descriptors_run_out_and_serves_again() {
 
     let mut backlog_served = 0;
     for s in &mut waiting {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let status = loop {
-            if let Ok(Read::Done(m)) = wire::read_response(&buf, false, false) {
-                break m.status();
-            }
-            match s.read(&mut chunk) {
-                Ok(0) | Err(_) => break None,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        if status == Some(200) {
+        if read_status(s) == Some(200) {
             backlog_served += 1;
         }
     }

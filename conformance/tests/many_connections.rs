@@ -8,9 +8,9 @@
 
 mod support;
 
-use bext_conformance::wire::{self, Read};
+use bext_conformance::client::read_status;
 use rlimit::Resource;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -29,20 +29,6 @@ fn raise_nofile(need: u64) {
     }
 }
 
-fn read_one_response(s: &mut TcpStream) -> Option<u16> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Ok(Read::Done(m)) = wire::read_response(&buf, false, false) {
-            return m.status();
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(30))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -52,7 +38,7 @@ fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
 fn get(addr: SocketAddr) -> Option<u16> {
     let mut s = connect(addr).ok()?;
     s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").ok()?;
-    read_one_response(&mut s)
+    read_status(&mut s)
 }
 
 /// The client side, in the child process: open every connection, send one request on each,
@@ -80,7 +66,7 @@ fn client_side_of_ten_thousand_connections() {
     }
     let served = conns
         .iter_mut()
-        .map(read_one_response)
+        .map(read_status)
         .filter(|s| *s == Some(200))
         .count();
     println!("served {served}");
