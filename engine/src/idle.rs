@@ -46,6 +46,8 @@ struct Set {
     /// Indexed by token; `Option<Slot>` is 8 bytes (the descriptor's niche).
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
+    /// Tokens of one batch of events, kept between wake-ups so a wake-up allocates nothing.
+    ready: Vec<usize>,
     epoch: Instant,
 }
 
@@ -81,6 +83,7 @@ impl Parked {
                 events: Events::with_capacity(BATCH),
                 slots: Vec::new(),
                 free: Vec::new(),
+                ready: Vec::with_capacity(BATCH),
                 epoch: Instant::now(),
             })
         } else {
@@ -90,15 +93,6 @@ impl Parked {
             set: RefCell::new(set),
             count: Cell::new(0),
         }
-    }
-
-    /// Connections parked now.
-    pub fn len(&self) -> usize {
-        self.count.get()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count.get() == 0
     }
 
     pub fn available(&self) -> bool {
@@ -151,16 +145,10 @@ impl Parked {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             }
-            let mut n = 0;
-            let tokens: [usize; BATCH] = {
-                let mut t = [usize::MAX; BATCH];
-                for (i, ev) in set.events.iter().enumerate().take(BATCH) {
-                    t[i] = ev.token().0;
-                    n = i + 1;
-                }
-                t
-            };
-            for &idx in &tokens[..n] {
+            let mut ready = std::mem::take(&mut set.ready);
+            ready.clear();
+            ready.extend(set.events.iter().map(|ev| ev.token().0));
+            for &idx in &ready {
                 let Some(fd) = set.remove(idx) else { continue };
                 self.count.set(self.count.get() - 1);
                 w.connections.set(w.connections.get() - 1);
@@ -168,6 +156,8 @@ impl Parked {
                     monoio::spawn(crate::conn::resume(w.clone(), s));
                 }
             }
+            let n = ready.len();
+            set.ready = ready;
             if n < BATCH {
                 return;
             }
