@@ -7,10 +7,9 @@
 //! (consumed bytes are dropped as they go, so the buffer never holds more than one read) and
 //! may be re-encoded as chunked on the way out: what leaves bext is always one canonical framing.
 
-use crate::io::{read_more, read_upto, IoFail};
+use crate::io::{read_more, read_upto, IoFail, Limit};
 use bext_http1::{write_chunk_header, Chunk, ChunkedDecoder, Framing};
 use monoio::io::AsyncReadRent;
-use std::time::Duration;
 
 /// Largest piece moved in one step.
 pub const XFER: usize = 32 * 1024;
@@ -111,7 +110,7 @@ impl BodyReader {
         pos: &mut usize,
         out: &mut Vec<u8>,
         chunked_out: bool,
-        limit: Duration,
+        limit: Limit<'_>,
     ) -> Result<bool, BodyErr> {
         if self.done {
             return Ok(false);

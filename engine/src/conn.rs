@@ -6,7 +6,7 @@
 
 use crate::body::{BodyErr, BodyReader};
 use crate::error::{problem_body, reason, ErrorClass};
-use crate::io::{race, read_more, write_all, write_static, Either, IoFail};
+use crate::io::{race, read_more, write_all, write_static, Either, IoFail, Limit};
 use crate::pipeline::{
     Action, ClientPolicy, CompiledRoute, Pipeline, Respond, RespondBody, Segment,
 };
@@ -63,7 +63,7 @@ pub(crate) struct Ctx<'a> {
     pub rid: &'a [u8],
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     pub fn has_body(&self) -> bool {
         !matches!(self.framing, Framing::None | Framing::ContentLength(0))
     }
@@ -73,8 +73,10 @@ impl Ctx<'_> {
         self.stream.as_mut()
     }
 
-    pub fn send_timeout(&self) -> Duration {
-        self.policy.body_timeout
+    /// The deadline of a write to the client (or of a read of its body), set now.
+    pub fn send_timeout(&self) -> Limit<'a> {
+        let w: &'a Rc<Worker> = self.w;
+        Limit::new(&w.stop, self.policy.body_timeout)
     }
 }
 
@@ -197,11 +199,12 @@ impl Drop for InFlight<'_> {
 /// Serve one accepted connection until it closes.
 ///
 /// Between requests a connection is hot for a moment (it keeps its scratch and reads
-/// directly), then parked outside any task (see `idle`) on epoll; where it cannot be parked
-/// (io_uring, or no parking set) this future is its whole idle state, so it is kept small: the
-/// request itself runs in a boxed future that exists only while the request does, the scratch
-/// is boxed and returned to the worker while idle, and the idle timeout is a deadline checked
-/// on the worker's tick rather than a timer of its own.
+/// directly), then parked outside any task (see `idle`): an idle connection has no task, so
+/// the request's state lives in this future, not in a box allocated per request (the task is
+/// allocated once per connection). Where a connection cannot be parked (no parking set) it
+/// waits in this future holding no scratch (the scratch is boxed and returned to the worker
+/// while idle), and its idle timeout is a deadline checked on the worker's tick rather than a
+/// timer of its own.
 pub(crate) fn serve(
     w: Rc<Worker>,
     stream: TcpStream,
@@ -241,8 +244,7 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>, peer: Optio
             let (Some(s), Some(sc)) = (stream.as_mut(), scratch.as_mut()) else {
                 break;
             };
-            // Boxed: the hot wait must not grow every idle connection's task.
-            match Box::pin(hot_read(w, s, &mut sc.buf, &mut sc.cancel)).await {
+            match hot_read(w, s, &mut sc.buf, &mut sc.cancel).await {
                 Some(true) => {}
                 Some(false) => {
                     if let Some(sc) = scratch.take() {
@@ -271,7 +273,7 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>, peer: Optio
             }
         }
         let sc = scratch.get_or_insert_with(|| w.take_scratch());
-        let next = Box::pin(one_request(w, &mut stream, sc, peer)).await;
+        let next = one_request(w, &mut stream, sc, peer).await;
         fresh = false;
         if matches!(next, Next::CloseNow) {
             // The client asked to close and sent nothing more: nothing can arrive that would
@@ -294,7 +296,7 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>, peer: Optio
         w.give_scratch(sc);
     }
     if let Some(s) = stream.take() {
-        Box::pin(linger_close(s)).await;
+        Box::pin(linger_close(w, s)).await;
     }
 }
 
@@ -400,16 +402,15 @@ impl Drop for Hot<'_> {
 /// Close after sending FIN, reading (and dropping) what the client still sends for a moment:
 /// closing a socket with unread input makes the kernel send a reset, which can destroy the
 /// last response before the client has read it.
-async fn linger_close(mut s: TcpStream) {
+async fn linger_close(w: &Worker, mut s: TcpStream) {
     if monoio::io::AsyncWriteRent::shutdown(&mut s).await.is_err() {
         return;
     }
     let mut buf = Vec::with_capacity(4096);
-    let until = Instant::now() + Duration::from_secs(2);
+    let limit = Limit::new(&w.stop, Duration::from_secs(2));
     loop {
         buf.clear();
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() || read_more(&mut s, &mut buf, 4096, left).await.is_err() {
+        if read_more(&mut s, &mut buf, 4096, limit).await.is_err() {
             return;
         }
     }
@@ -434,16 +435,16 @@ async fn one_request(
         let Some(s) = stream.as_mut() else {
             return Next::Close;
         };
-        let deadline = Instant::now() + policy.idle_timeout;
-        let read = read_more(s, &mut sc.buf, 1024, policy.idle_timeout);
-        match race(pin!(read), pin!(w.stop.wait_until(deadline))).await {
+        let limit = Limit::new(&w.stop, policy.idle_timeout);
+        let read = read_more(s, &mut sc.buf, 1024, limit);
+        match race(pin!(read), pin!(w.stop.wait())).await {
             Either::Left(Ok(_)) => {}
             _ => return Next::Close,
         }
     }
     let _busy = InFlight::new(w);
     let started = Instant::now();
-    let deadline = Instant::now() + policy.header_timeout;
+    let limit = Limit::new(&w.stop, policy.header_timeout);
     // Phase: request head.
     loop {
         if !sc.buf.is_empty() {
@@ -468,12 +469,11 @@ async fn one_request(
                 }
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
         let Some(s) = stream.as_mut() else {
             return Next::Close;
         };
         let partial = !sc.buf.is_empty();
-        match read_more(s, &mut sc.buf, 2048, left).await {
+        match read_more(s, &mut sc.buf, 2048, limit).await {
             Ok(_) => {}
             Err(IoFail::Timeout) if partial => {
                 return early_error(w, stream, sc, peer, ErrorClass::RequestTimeout, started).await;
@@ -606,7 +606,7 @@ async fn early_error(
     problem_head(w, &mut out, class.status(), body.len(), true, false);
     out.extend_from_slice(body.as_bytes());
     if let Some(s) = stream.as_mut() {
-        let _ = write_all(s, &mut out, Duration::from_secs(5)).await;
+        let _ = write_all(s, &mut out, Limit::new(&w.stop, Duration::from_secs(5))).await;
     }
     out.clear();
     sc.note = out;
@@ -792,9 +792,9 @@ async fn discard_body(ctx: &mut Ctx<'_>) -> Result<(), BodyErr> {
     }
     let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
     let mut sink = ctx.w.take_xfer();
-    let t = ctx.policy.body_timeout;
     let res = loop {
         sink.clear();
+        let t = Limit::new(&ctx.w.stop, ctx.policy.body_timeout);
         let Some(s) = ctx.stream.as_mut() else {
             break Err(BodyErr::Closed);
         };
@@ -872,6 +872,9 @@ async fn respond(ctx: &mut Ctx<'_>, r: &Respond) -> Outcome {
         let mut left = *len;
         while left > 0 && ok {
             let n = left.min(PATTERN.len() as u64) as usize;
+            // A fresh deadline for each piece: the timeout bounds a stalled reader, not the
+            // whole (possibly large) body.
+            let t = Limit::new(&ctx.w.stop, ctx.policy.body_timeout);
             ok = write_static(s, &PATTERN[..n], t).await.is_ok();
             left -= n as u64;
         }
@@ -902,9 +905,10 @@ async fn echo(ctx: &mut Ctx<'_>, r: &Respond) -> Outcome {
     connection_field(&mut out, close, ctx.http10);
     out.extend_from_slice(b"\r\n");
     let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
-    let t = ctx.policy.body_timeout;
     let mut head_sent = false;
     let result = loop {
+        // A fresh deadline for each step: the timeout bounds a pause, not the whole body.
+        let t = Limit::new(&ctx.w.stop, ctx.policy.body_timeout);
         let Some(s) = ctx.stream.as_mut() else {
             break Err(None);
         };

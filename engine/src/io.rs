@@ -1,12 +1,44 @@
 //! Small I/O helpers over monoio's owned-buffer traits: append-reads into a growable buffer,
 //! whole writes, both bounded by a timeout, and a two-future race.
+//!
+//! Timeouts run on the worker's coarse clock ([`Limit`]), not on the runtime's timer wheel: a
+//! step that completes at once (most of them) then costs neither a clock read nor a timer
+//! entry, and the request's future stays free of the timer's 128-byte-aligned state, whose
+//! alignment made every boxed request future an aligned allocation.
 
+use crate::worker::StopSignal;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use std::future::{poll_fn, Future};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::task::Poll;
 use std::time::Duration;
+
+/// The deadline of an I/O step, or of several steps sharing one (a request head read in
+/// pieces): a tick of the worker's coarse clock, so between the given duration and two ticks
+/// more after it was set.
+#[derive(Clone, Copy)]
+pub struct Limit<'a> {
+    clock: &'a StopSignal,
+    until: u32,
+}
+
+impl<'a> Limit<'a> {
+    pub fn new(clock: &'a StopSignal, dur: Duration) -> Limit<'a> {
+        Limit {
+            clock,
+            until: clock.tick_after(dur),
+        }
+    }
+
+    /// Run `f` within this limit; `None` when the limit passed first (`f` is dropped).
+    pub async fn run<F: Future>(self, f: F) -> Option<F::Output> {
+        match race(pin!(f), pin!(self.clock.until(self.until))).await {
+            Either::Left(x) => Some(x),
+            Either::Right(_) => None,
+        }
+    }
+}
 
 /// Why an I/O step did not complete.
 #[derive(Debug)]
@@ -23,7 +55,7 @@ pub async fn read_more<R: AsyncReadRent>(
     rd: &mut R,
     buf: &mut Vec<u8>,
     spare: usize,
-    limit: Duration,
+    limit: Limit<'_>,
 ) -> Result<usize, IoFail> {
     if buf.capacity() - buf.len() < spare {
         buf.reserve(spare);
@@ -31,8 +63,8 @@ pub async fn read_more<R: AsyncReadRent>(
     let len = buf.len();
     let cap = buf.capacity();
     let owned = std::mem::take(buf);
-    match monoio::time::timeout(limit, rd.read(owned.slice_mut(len..cap))).await {
-        Ok((res, slice)) => {
+    match limit.run(rd.read(owned.slice_mut(len..cap))).await {
+        Some((res, slice)) => {
             *buf = slice.into_inner();
             match res {
                 Ok(0) => Err(IoFail::Closed),
@@ -41,7 +73,7 @@ pub async fn read_more<R: AsyncReadRent>(
             }
         }
         // The buffer went down with the cancelled read; the caller closes the connection.
-        Err(_) => Err(IoFail::Timeout),
+        None => Err(IoFail::Timeout),
     }
 }
 
@@ -51,15 +83,15 @@ pub async fn read_upto<R: AsyncReadRent>(
     rd: &mut R,
     out: &mut Vec<u8>,
     max: usize,
-    limit: Duration,
+    limit: Limit<'_>,
 ) -> Result<usize, IoFail> {
     if out.capacity() - out.len() < max {
         out.reserve(max);
     }
     let len = out.len();
     let owned = std::mem::take(out);
-    match monoio::time::timeout(limit, rd.read(owned.slice_mut(len..len + max))).await {
-        Ok((res, slice)) => {
+    match limit.run(rd.read(owned.slice_mut(len..len + max))).await {
+        Some((res, slice)) => {
             *out = slice.into_inner();
             match res {
                 Ok(0) => Err(IoFail::Closed),
@@ -67,7 +99,7 @@ pub async fn read_upto<R: AsyncReadRent>(
                 Err(e) => Err(IoFail::Io(e)),
             }
         }
-        Err(_) => Err(IoFail::Timeout),
+        None => Err(IoFail::Timeout),
     }
 }
 
@@ -75,21 +107,21 @@ pub async fn read_upto<R: AsyncReadRent>(
 pub async fn write_all<W: AsyncWriteRent>(
     wr: &mut W,
     buf: &mut Vec<u8>,
-    limit: Duration,
+    limit: Limit<'_>,
 ) -> Result<(), IoFail> {
     if buf.is_empty() {
         return Ok(());
     }
     let owned = std::mem::take(buf);
-    match monoio::time::timeout(limit, wr.write_all(owned)).await {
-        Ok((res, back)) => {
+    match limit.run(wr.write_all(owned)).await {
+        Some((res, back)) => {
             *buf = back;
             match res {
                 Ok(_) => Ok(()),
                 Err(e) => Err(IoFail::Io(e)),
             }
         }
-        Err(_) => Err(IoFail::Timeout),
+        None => Err(IoFail::Timeout),
     }
 }
 
@@ -97,12 +129,12 @@ pub async fn write_all<W: AsyncWriteRent>(
 pub async fn write_static<W: AsyncWriteRent>(
     wr: &mut W,
     data: &'static [u8],
-    limit: Duration,
+    limit: Limit<'_>,
 ) -> Result<(), IoFail> {
-    match monoio::time::timeout(limit, wr.write_all(data)).await {
-        Ok((Ok(_), _)) => Ok(()),
-        Ok((Err(e), _)) => Err(IoFail::Io(e)),
-        Err(_) => Err(IoFail::Timeout),
+    match limit.run(wr.write_all(data)).await {
+        Some((Ok(_), _)) => Ok(()),
+        Some((Err(e), _)) => Err(IoFail::Io(e)),
+        None => Err(IoFail::Timeout),
     }
 }
 

@@ -17,11 +17,11 @@ use crate::conn::{
     body_failure, connection_field, content_length_field, send_class, send_continue, Ctx, Outcome,
 };
 use crate::error::{reason, ErrorClass};
-use crate::io::{race, read_more, write_all, Either, IoFail};
+use crate::io::{race, read_more, write_all, Either, IoFail, Limit};
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
 use crate::stage::Headers;
 use crate::upstream::{pick_context, UpstreamState};
-use crate::worker::{Woken, Worker};
+use crate::worker::{StopSignal, Woken, Worker};
 use bext_balance::{Failure, Outcome as BalanceOutcome, RequestFacts, Transition};
 use bext_http1::{Framing, Parse, RequestHead, ResponseContext, ResponseHead, Version};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
@@ -66,14 +66,14 @@ impl UpErr {
     }
 }
 
-async fn connect(addr: SocketAddr, limit: Duration) -> Result<TcpStream, ErrorClass> {
-    match monoio::time::timeout(limit, TcpStream::connect_addr(addr)).await {
-        Ok(Ok(s)) => {
+async fn connect(addr: SocketAddr, limit: Limit<'_>) -> Result<TcpStream, ErrorClass> {
+    match limit.run(TcpStream::connect_addr(addr)).await {
+        Some(Ok(s)) => {
             let _ = s.set_nodelay(true);
             Ok(s)
         }
-        Ok(Err(_)) => Err(ErrorClass::UpstreamUnavailable),
-        Err(_) => Err(ErrorClass::UpstreamTimeout),
+        Some(Err(_)) => Err(ErrorClass::UpstreamUnavailable),
+        None => Err(ErrorClass::UpstreamTimeout),
     }
 }
 
@@ -281,9 +281,8 @@ async fn read_response_head<R: AsyncReadRent>(
     ubuf: &mut Vec<u8>,
     rh: &mut ResponseHead,
     rctx: ResponseContext,
-    limit: Duration,
+    limit: Limit<'_>,
 ) -> Result<(), UpErr> {
-    let deadline = Instant::now() + limit;
     let mut any = false;
     loop {
         if !ubuf.is_empty() {
@@ -303,8 +302,7 @@ async fn read_response_head<R: AsyncReadRent>(
                 Err(_) => return Err(UpErr::Invalid),
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match read_more(rd, ubuf, 8 * 1024, left).await {
+        match read_more(rd, ubuf, 8 * 1024, limit).await {
             Ok(_) => any = true,
             Err(IoFail::Timeout) => return Err(UpErr::Timeout),
             Err(_) => return Err(UpErr::Gone { any }),
@@ -335,6 +333,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     ops: &HeaderOps,
     close_wanted: bool,
     http10: bool,
+    clock: &StopSignal,
     up_timeout: Duration,
     client_timeout: Duration,
     head_sent: &Cell<bool>,
@@ -358,7 +357,14 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     let mut failed = false;
     loop {
         let more = match reader
-            .pull(up, ubuf, &mut pos, out, chunked, up_timeout)
+            .pull(
+                up,
+                ubuf,
+                &mut pos,
+                out,
+                chunked,
+                Limit::new(clock, up_timeout),
+            )
             .await
         {
             Ok(m) => m,
@@ -371,7 +377,9 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
             out.extend_from_slice(bext_http1::LAST_CHUNK);
         }
         if !out.is_empty() {
-            let sent = write_all(client, out, client_timeout).await.is_ok();
+            let sent = write_all(client, out, Limit::new(clock, client_timeout))
+                .await
+                .is_ok();
             out.clear();
             head_sent.set(true);
             if !sent {
@@ -596,12 +604,13 @@ async fn attempt(
                 let Ok(_pending) = pending else {
                     return Err(AttemptErr::Overloaded);
                 };
-                connect(addr, def.connect_timeout)
+                connect(addr, Limit::new(&w.stop, def.connect_timeout))
                     .await
                     .map_err(AttemptErr::Connect)?
             }
         };
-        if write_all(&mut s, hb, def.response_timeout).await.is_err() {
+        let limit = Limit::new(&w.stop, def.response_timeout);
+        if write_all(&mut s, hb, limit).await.is_err() {
             if reused && replayable {
                 fresh_only = true;
                 continue;
@@ -613,7 +622,7 @@ async fn attempt(
         }
         ubuf.clear();
         let head = {
-            let rh = read_response_head(&mut s, ubuf, ctx.rhead, rctx, def.response_timeout);
+            let rh = read_response_head(&mut s, ubuf, ctx.rhead, rctx, limit);
             match ctx.stream.as_mut() {
                 Some(c) if w.readiness_idle => {
                     let max = ctx.policy.limits.max_head;
@@ -791,7 +800,7 @@ pub(crate) async fn proxy(
         }
     };
     hb.clear();
-    let client_timeout = ctx.send_timeout();
+    let client_timeout = ctx.policy.body_timeout;
     let close_wanted = !ctx.keep_wanted;
 
     if !has_body {
@@ -841,6 +850,7 @@ pub(crate) async fn proxy(
             &route.response_headers,
             close_wanted,
             ctx.http10,
+            &w.stop,
             def.response_timeout,
             client_timeout,
             &head_sent,
@@ -900,6 +910,7 @@ pub(crate) async fn proxy(
                 pos,
                 &mut uwr,
                 chunked_up,
+                &w.stop,
                 body_timeout,
             )
             .await;
@@ -909,7 +920,8 @@ pub(crate) async fn proxy(
             r
         };
         let recv = async {
-            read_response_head(&mut urd, &mut ubuf, rhead, rctx, def.response_timeout).await?;
+            let limit = Limit::new(&w.stop, def.response_timeout);
+            read_response_head(&mut urd, &mut ubuf, rhead, rctx, limit).await?;
             guard.head_arrived();
             Ok(relay(
                 &mut urd,
@@ -920,6 +932,7 @@ pub(crate) async fn proxy(
                 &route.response_headers,
                 close_wanted,
                 http10,
+                &w.stop,
                 def.response_timeout,
                 client_timeout,
                 &head_sent,
@@ -1032,7 +1045,8 @@ async fn watch_client(w: &Worker, c: &mut TcpStream, buf: &mut Vec<u8>, max: usi
             return std::future::pending().await;
         }
         small.clear();
-        match read_more(c, &mut small, 1024, Duration::from_secs(3600)).await {
+        let limit = Limit::new(&w.stop, Duration::from_secs(3600));
+        match read_more(c, &mut small, 1024, limit).await {
             Ok(_) => buf.extend_from_slice(&small),
             Err(IoFail::Timeout) => {}
             Err(_) => return,
@@ -1052,19 +1066,31 @@ async fn send_body<R: AsyncReadRent, W: AsyncWriteRent>(
     pos: &mut usize,
     upstream: &mut W,
     chunked: bool,
+    clock: &StopSignal,
     limit: Duration,
 ) -> Result<(), SendErr> {
     let mut out = Vec::with_capacity(crate::body::XFER + 64);
     loop {
         out.clear();
         let more = reader
-            .pull(client, buf, pos, &mut out, chunked, limit)
+            .pull(
+                client,
+                buf,
+                pos,
+                &mut out,
+                chunked,
+                Limit::new(clock, limit),
+            )
             .await
             .map_err(SendErr::Client)?;
         if !more && chunked {
             out.extend_from_slice(bext_http1::LAST_CHUNK);
         }
-        if !out.is_empty() && write_all(upstream, &mut out, limit).await.is_err() {
+        if !out.is_empty()
+            && write_all(upstream, &mut out, Limit::new(clock, limit))
+                .await
+                .is_err()
+        {
             return Err(SendErr::Upstream);
         }
         if !more {

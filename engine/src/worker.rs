@@ -120,6 +120,9 @@ pub struct StopSignal {
     stopped: Cell<bool>,
     /// Deadlines are stored as tick numbers since `epoch` (4 bytes a waiter instead of 24).
     epoch: Instant,
+    /// The tick of the last [`StopSignal::expire`]: the coarse clock [`StopSignal::after`]
+    /// counts from, so an I/O step's deadline costs no clock read.
+    now: Cell<u32>,
     slots: RefCell<Vec<Slot>>,
     free: RefCell<Vec<usize>>,
 }
@@ -129,6 +132,7 @@ impl Default for StopSignal {
         StopSignal {
             stopped: Cell::new(false),
             epoch: Instant::now(),
+            now: Cell::new(0),
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
         }
@@ -174,6 +178,7 @@ impl StopSignal {
     /// Wake the waiters whose deadline has passed.
     pub fn expire(&self, now: Instant) {
         let now = self.tick_of(now);
+        self.now.set(self.now.get().max(now));
         for s in self.slots.borrow_mut().iter_mut() {
             if !s.expired && s.deadline != NEVER && s.deadline <= now {
                 s.expired = true;
@@ -190,6 +195,32 @@ impl StopSignal {
             sig: self,
             key: None,
             deadline: NEVER,
+            stoppable: true,
+        }
+    }
+
+    /// The tick on the worker's coarse clock by which `limit` has surely passed (one or two
+    /// ticks late at most). Reads no clock: I/O steps on the request path take their
+    /// deadlines from here.
+    pub fn tick_after(&self, limit: Duration) -> u32 {
+        let ticks = u32::try_from(limit.as_millis().div_ceil(TICK.as_millis())).unwrap_or(NEVER);
+        // One more: the coarse clock may be up to a tick behind.
+        self.now
+            .get()
+            .saturating_add(ticks)
+            .saturating_add(1)
+            .min(NEVER - 1)
+    }
+
+    /// Resolves (with [`Woken::Expired`]) once the coarse clock reaches `tick` (see
+    /// [`StopSignal::tick_after`]); a stop does not end it. It costs nothing unless polled
+    /// pending: a waiter takes a slot only then.
+    pub fn until(&self, tick: u32) -> StopWait<'_> {
+        StopWait {
+            sig: self,
+            key: None,
+            deadline: tick,
+            stoppable: false,
         }
     }
 
@@ -200,6 +231,7 @@ impl StopSignal {
             key: None,
             // Rounded up: a waiter never expires before its deadline.
             deadline: self.tick_of(deadline).saturating_add(1).min(NEVER - 1),
+            stoppable: true,
         }
     }
 }
@@ -208,12 +240,14 @@ pub struct StopWait<'a> {
     sig: &'a StopSignal,
     key: Option<usize>,
     deadline: u32,
+    /// Ends when the signal is triggered (false for the I/O deadlines of [`StopSignal::after`]).
+    stoppable: bool,
 }
 
 impl std::future::Future for StopWait<'_> {
     type Output = Woken;
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Woken> {
-        if self.sig.is_stopped() {
+        if self.stoppable && self.sig.is_stopped() {
             return Poll::Ready(Woken::Stopped);
         }
         let mut slots = self.sig.slots.borrow_mut();
@@ -459,12 +493,14 @@ impl Worker {
         self.seq.set(n);
         let a = mix(self.seed ^ n);
         let b = self.seed.wrapping_add(n);
-        out.clear();
-        for v in [a, b] {
-            for i in (0..16).rev() {
-                out.push(b"0123456789abcdef"[((v >> (i * 4)) & 0xf) as usize]);
+        let mut id = [0u8; 32];
+        for (half, v) in id.chunks_exact_mut(16).zip([a, b]) {
+            for (i, d) in half.iter_mut().enumerate() {
+                *d = b"0123456789abcdef"[((v >> ((15 - i) * 4)) & 0xf) as usize];
             }
         }
+        out.clear();
+        out.extend_from_slice(&id);
     }
 
     /// This core's upstream state for the generation of `p` (the generation a request runs
@@ -862,6 +898,42 @@ mod tests {
         sig.trigger();
         assert_eq!(later.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
         assert_eq!(never.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
+    }
+
+    /// I/O deadlines count from the coarse clock's last tick, never end early, and ignore a
+    /// stop (an in-flight request is let finish).
+    #[test]
+    fn io_deadlines_follow_the_coarse_clock_and_outlive_a_stop() {
+        use std::future::Future;
+        let sig = StopSignal::default();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let t0 = sig.epoch;
+        sig.expire(t0 + Duration::from_millis(1_000));
+        let mut step = std::pin::pin!(sig.until(sig.tick_after(Duration::from_millis(250))));
+        let mut long = std::pin::pin!(sig.until(sig.tick_after(Duration::from_secs(5))));
+        assert_eq!(step.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(long.as_mut().poll(&mut cx), Poll::Pending);
+        sig.trigger();
+        assert_eq!(
+            step.as_mut().poll(&mut cx),
+            Poll::Pending,
+            "a stop does not end it"
+        );
+        sig.expire(t0 + Duration::from_millis(1_240));
+        assert_eq!(
+            step.as_mut().poll(&mut cx),
+            Poll::Pending,
+            "not before 250 ms"
+        );
+        sig.expire(t0 + Duration::from_millis(1_500));
+        assert_eq!(step.as_mut().poll(&mut cx), Poll::Ready(Woken::Expired));
+        sig.expire(t0 + Duration::from_millis(5_900));
+        assert_eq!(long.as_mut().poll(&mut cx), Poll::Pending, "not before 5 s");
+        sig.expire(t0 + Duration::from_millis(6_300));
+        assert_eq!(long.as_mut().poll(&mut cx), Poll::Ready(Woken::Expired));
+        // The clock never runs backwards, whatever time a late tick reports.
+        sig.expire(t0);
+        assert!(sig.tick_after(Duration::ZERO) > 60);
     }
 
     /// The two phases on one worker: only a prepared generation commits, an abort forgets only
