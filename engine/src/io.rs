@@ -23,6 +23,25 @@ pub struct Limit<'a> {
     until: u32,
 }
 
+/// A timeout per step of a loop (a body moved piece by piece): each step gets a fresh
+/// [`Limit`] of `dur`, so the timeout bounds a pause, not the whole transfer.
+#[derive(Clone, Copy)]
+pub struct PerStep<'a> {
+    clock: &'a StopSignal,
+    dur: Duration,
+}
+
+impl<'a> PerStep<'a> {
+    pub fn new(clock: &'a StopSignal, dur: Duration) -> PerStep<'a> {
+        PerStep { clock, dur }
+    }
+
+    /// The deadline of a step starting now.
+    pub fn step(self) -> Limit<'a> {
+        Limit::new(self.clock, self.dur)
+    }
+}
+
 impl<'a> Limit<'a> {
     pub fn new(clock: &'a StopSignal, dur: Duration) -> Limit<'a> {
         Limit {

@@ -17,11 +17,11 @@ use crate::conn::{
     body_failure, connection_field, content_length_field, send_class, send_continue, Ctx, Outcome,
 };
 use crate::error::{reason, ErrorClass};
-use crate::io::{race, read_more, write_all, Either, IoFail, Limit};
+use crate::io::{race, read_more, write_all, Either, IoFail, Limit, PerStep};
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
 use crate::stage::Headers;
 use crate::upstream::{pick_context, UpstreamState};
-use crate::worker::{StopSignal, Woken, Worker};
+use crate::worker::{Woken, Worker};
 use bext_balance::{Failure, Outcome as BalanceOutcome, RequestFacts, Transition};
 use bext_http1::{Framing, Parse, RequestHead, ResponseContext, ResponseHead, Version};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
@@ -333,9 +333,8 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     ops: &HeaderOps,
     close_wanted: bool,
     http10: bool,
-    clock: &StopSignal,
-    up_timeout: Duration,
-    client_timeout: Duration,
+    up_timeout: PerStep<'_>,
+    client_timeout: PerStep<'_>,
     head_sent: &Cell<bool>,
     body_done: &Cell<bool>,
 ) -> Relay {
@@ -357,14 +356,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     let mut failed = false;
     loop {
         let more = match reader
-            .pull(
-                up,
-                ubuf,
-                &mut pos,
-                out,
-                chunked,
-                Limit::new(clock, up_timeout),
-            )
+            .pull(up, ubuf, &mut pos, out, chunked, up_timeout.step())
             .await
         {
             Ok(m) => m,
@@ -377,9 +369,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
             out.extend_from_slice(bext_http1::LAST_CHUNK);
         }
         if !out.is_empty() {
-            let sent = write_all(client, out, Limit::new(clock, client_timeout))
-                .await
-                .is_ok();
+            let sent = write_all(client, out, client_timeout.step()).await.is_ok();
             out.clear();
             head_sent.set(true);
             if !sent {
@@ -850,9 +840,8 @@ pub(crate) async fn proxy(
             &route.response_headers,
             close_wanted,
             ctx.http10,
-            &w.stop,
-            def.response_timeout,
-            client_timeout,
+            PerStep::new(&w.stop, def.response_timeout),
+            PerStep::new(&w.stop, client_timeout),
             &head_sent,
             &Cell::new(true),
         )
@@ -910,8 +899,7 @@ pub(crate) async fn proxy(
                 pos,
                 &mut uwr,
                 chunked_up,
-                &w.stop,
-                body_timeout,
+                PerStep::new(&w.stop, body_timeout),
             )
             .await;
             if r.is_ok() {
@@ -932,9 +920,8 @@ pub(crate) async fn proxy(
                 &route.response_headers,
                 close_wanted,
                 http10,
-                &w.stop,
-                def.response_timeout,
-                client_timeout,
+                PerStep::new(&w.stop, def.response_timeout),
+                PerStep::new(&w.stop, client_timeout),
                 &head_sent,
                 &body_done,
             )
@@ -1066,31 +1053,19 @@ async fn send_body<R: AsyncReadRent, W: AsyncWriteRent>(
     pos: &mut usize,
     upstream: &mut W,
     chunked: bool,
-    clock: &StopSignal,
-    limit: Duration,
+    limit: PerStep<'_>,
 ) -> Result<(), SendErr> {
     let mut out = Vec::with_capacity(crate::body::XFER + 64);
     loop {
         out.clear();
         let more = reader
-            .pull(
-                client,
-                buf,
-                pos,
-                &mut out,
-                chunked,
-                Limit::new(clock, limit),
-            )
+            .pull(client, buf, pos, &mut out, chunked, limit.step())
             .await
             .map_err(SendErr::Client)?;
         if !more && chunked {
             out.extend_from_slice(bext_http1::LAST_CHUNK);
         }
-        if !out.is_empty()
-            && write_all(upstream, &mut out, Limit::new(clock, limit))
-                .await
-                .is_err()
-        {
+        if !out.is_empty() && write_all(upstream, &mut out, limit.step()).await.is_err() {
             return Err(SendErr::Upstream);
         }
         if !more {
