@@ -45,7 +45,7 @@ done
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BEXT=${BEXT:-$TARGET_DIR/release/bext}
 BENCH=${BENCH:-$TARGET_DIR/release/bext-bench}
-PEERS=${PEERS:-"floor bext-epoll bext-io-uring nginx haproxy"}
+PEERS=${PEERS:-"floor floor-bare bext-epoll bext-io-uring nginx haproxy"}
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 PROXY_CPU=${PROXY_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
@@ -108,11 +108,15 @@ scenario_peers() {
         # The relay floor opens an origin connection per client connection: with a new client
         # connection per request it is no floor of a keep-alive proxy, so S4 has none; S6
         # measures memory, where a floor says nothing about bext.
-        S4|S6) echo "$PEERS" | tr ' ' '\n' | grep -v '^floor$' | tr '\n' ' ' ;;
+        S4|S6) echo "$PEERS" | tr ' ' '\n' | grep -v '^floor' | tr '\n' ' ' ;;
+        # The bare floor is a responder only.
+        S2|S3) echo "$PEERS" | tr ' ' '\n' | grep -v '^floor-bare$' | tr '\n' ' ' ;;
         *) echo "$PEERS" ;;
     esac
 }
-peer_role() { case $1 in floor) echo floor ;; bext-*) echo bext ;; *) echo peer ;; esac; }
+# floor-bare is shown for reference (the least an epoll server without a runtime spends); the
+# floor the bars use is the runtime's.
+peer_role() { case $1 in floor) echo floor ;; floor-bare) echo reference ;; bext-*) echo bext ;; *) echo peer ;; esac; }
 peer_label() {
     case $1 in
         floor) if [ "$2" = respond ]; then echo floor-respond; else echo floor-relay; fi ;;
@@ -143,6 +147,7 @@ start_server() {
     case "$peer:$mode" in
         floor:respond) taskset -c "$PROXY_CPU" "$BENCH" floor-respond --listen "$LISTEN" --body-size 100 2>>"$LOG" & ;;
         floor:proxy) taskset -c "$PROXY_CPU" "$BENCH" floor-relay --listen "$LISTEN" --to "$ORIGIN" 2>>"$LOG" & ;;
+        floor-bare:respond) taskset -c "$PROXY_CPU" "$BENCH" floor-bare --listen "$LISTEN" --body-size 100 2>>"$LOG" & ;;
         bext-*:respond)
             taskset -c "$PROXY_CPU" "$BEXT" respond --listen "$LISTEN" --body "$BODY100" --workers 1 \
                 --no-pin --driver "${peer#bext-}" >>"$LOG" 2>&1 & ;;

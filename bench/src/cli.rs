@@ -24,6 +24,8 @@ pub enum BenchCmd {
     FloorRespond(FloorRespondArgs),
     /// Byte-relay floor: one origin connection per client connection, bytes copied both ways.
     FloorRelay(FloorRelayArgs),
+    /// Bare floor: the canned responder on a plain epoll loop without a runtime (one thread).
+    FloorBare(FloorBareArgs),
     /// Benchmark origin: a fixed-size body for every request.
     Origin(OriginArgs),
 }
@@ -121,6 +123,15 @@ pub struct FloorRespondArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct FloorBareArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Response body size in bytes.
+    #[arg(long, default_value_t = 100)]
+    pub body_size: usize,
+}
+
+#[derive(Args, Debug)]
 pub struct FloorRelayArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -160,6 +171,10 @@ pub fn main(cmd: BenchCmd) -> ExitCode {
                 a.driver,
                 a.body_size,
             ))
+        }
+        BenchCmd::FloorBare(a) => {
+            announce(a.listen, "floor-bare");
+            served(crate::bare::respond_bare(a.listen, a.body_size))
         }
         BenchCmd::FloorRelay(a) => {
             announce(a.listen, "floor-relay");

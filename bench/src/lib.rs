@@ -5,12 +5,14 @@
 //! - [`idle`] holds thousands of idle keep-alive connections and reports memory per connection.
 //! - [`servers`] holds the floors (a canned responder and a byte relay, the least work a server
 //!   on this runtime can do) and a minimal origin, all run as binaries of this crate.
+//! - [`bare`] holds the bare floor: the canned responder on a plain epoll loop, no runtime.
 //! - [`table`] turns the harness's JSON lines into the markdown tables of `docs/benchmarks.md`
 //!   and checks them against the acceptance bars.
 //!
-//! Everything runs on monoio, the engine's runtime, with either driver.
+//! Everything but the bare floor runs on monoio, the engine's runtime, with either driver.
 #![forbid(unsafe_code)]
 
+pub mod bare;
 pub mod cli;
 pub mod framing;
 pub mod idle;
