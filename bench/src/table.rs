@@ -3,8 +3,9 @@
 //! Every run is one JSON line (a load [`Report`] or an [`IdleReport`]) tagged with `scenario`,
 //! `peer` and `role` (`bext`, `peer`, `floor`, or `reference` for a row shown but not used by
 //! the bars). Per scenario and peer the table shows the median and the min–max of the CPU
-//! microseconds per request over the runs, the ratio of each server's cost to each bext driver's cost (peer/bext: above 1 means bext spends less), the
-//! floor's efficiency against bext, throughput, latency and errors. The bars of the benchmark
+//! microseconds per request over the runs, the ratio of each server's cost to each bext
+//! driver's cost (peer/bext: above 1 means bext spends less), the floor's efficiency against
+//! bext, throughput, latency and errors. The bars of the benchmark
 //! issue are then checked from the same medians, misses included.
 
 use crate::idle::IdleReport;
