@@ -5,8 +5,8 @@
 //! the bars). Per scenario and peer the table shows the median and the min–max of the CPU
 //! microseconds per request over the runs, the ratio of each server's cost to each bext
 //! driver's cost (peer/bext: above 1 means bext spends less), the floor's efficiency against
-//! bext, throughput, latency and errors. The bars of the benchmark
-//! issue are then checked from the same medians, misses included.
+//! bext, throughput, latency and errors. The bars of the benchmark issue are then checked
+//! from the same medians, misses included.
 
 use crate::idle::IdleReport;
 use crate::report::Report;
