@@ -319,7 +319,7 @@ async fn hot_read(
     }
     let (len, cap) = (buf.len(), buf.capacity());
     let read = monoio::io::AsyncReadRent::read(s, std::mem::take(buf).slice_mut(len..cap));
-    let window = w.stop.wait_until(Instant::now() + HOT_WINDOW);
+    let window = w.stop.wait_for(HOT_WINDOW);
     match race(pin!(read), pin!(window)).await {
         Either::Left((Ok(n), slice)) if n > 0 => {
             *buf = slice.into_inner();
@@ -343,7 +343,7 @@ async fn hot_read_cancelable(
     let (len, cap) = (buf.len(), buf.capacity());
     let mut read =
         pin!(s.cancelable_read(std::mem::take(buf).slice_mut(len..cap), cancel.handle()));
-    let window = w.stop.wait_until(Instant::now() + HOT_WINDOW);
+    let window = w.stop.wait_for(HOT_WINDOW);
     let (res, slice) = match race(read.as_mut(), pin!(window)).await {
         Either::Left(done) => done,
         Either::Right(woken) => {

@@ -212,6 +212,17 @@ impl StopSignal {
             .min(NEVER - 1)
     }
 
+    /// Resolves once the signal is triggered or `limit` has passed on the coarse clock (see
+    /// [`StopSignal::tick_after`]): like [`StopSignal::wait_until`] without a clock read.
+    pub fn wait_for(&self, limit: Duration) -> StopWait<'_> {
+        StopWait {
+            sig: self,
+            key: None,
+            deadline: self.tick_after(limit),
+            stoppable: true,
+        }
+    }
+
     /// Resolves (with [`Woken::Expired`]) once the coarse clock reaches `tick` (see
     /// [`StopSignal::tick_after`]); a stop does not end it. It costs nothing unless polled
     /// pending: a waiter takes a slot only then.
@@ -494,11 +505,8 @@ impl Worker {
         let a = mix(self.seed ^ n);
         let b = self.seed.wrapping_add(n);
         let mut id = [0u8; 32];
-        for (half, v) in id.chunks_exact_mut(16).zip([a, b]) {
-            for (i, d) in half.iter_mut().enumerate() {
-                *d = b"0123456789abcdef"[((v >> ((15 - i) * 4)) & 0xf) as usize];
-            }
-        }
+        id[..16].copy_from_slice(&hex16(a));
+        id[16..].copy_from_slice(&hex16(b));
         out.clear();
         out.extend_from_slice(&id);
     }
@@ -761,6 +769,24 @@ impl Worker {
 }
 
 /// splitmix64 finaliser: spreads counter bits over the whole word.
+/// `v` as 16 lowercase hex digits, most significant first, without a loop: each half's
+/// nibbles are spread to one byte each, then turned into digits all at once.
+fn hex16(v: u64) -> [u8; 16] {
+    fn half(v: u32) -> [u8; 8] {
+        let mut x = u64::from(v);
+        x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+        x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+        x = (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+        // 1 in each byte whose nibble is 10 or more: those become 'a'..'f', not ':'..'?'.
+        let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        (x + 0x3030_3030_3030_3030 + letters * 0x27).to_be_bytes()
+    }
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&half((v >> 32) as u32));
+    out[8..].copy_from_slice(&half(v as u32));
+    out
+}
+
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -898,6 +924,28 @@ mod tests {
         sig.trigger();
         assert_eq!(later.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
         assert_eq!(never.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
+    }
+
+    #[test]
+    fn hex16_matches_formatting() {
+        for v in [
+            0,
+            1,
+            0x9,
+            0xa,
+            0xf,
+            0x10,
+            0xdead_beef,
+            u64::MAX,
+            0x0123_4567_89ab_cdef,
+        ] {
+            assert_eq!(hex16(v), format!("{v:016x}").as_bytes(), "{v:#x}");
+        }
+        let mut z = 1u64;
+        for _ in 0..10_000 {
+            z = mix(z);
+            assert_eq!(hex16(z), format!("{z:016x}").as_bytes());
+        }
     }
 
     /// I/O deadlines count from the coarse clock's last tick, never end early, and ignore a
