@@ -210,7 +210,7 @@ pub(crate) fn serve(
     stream: TcpStream,
     peer: SocketAddr,
 ) -> impl std::future::Future<Output = ()> {
-    let _ = stream.set_nodelay(true);
+    // TCP_NODELAY is inherited from the listener (see `server::bind_one`).
     w.connections.set(w.connections.get() + 1);
     // A plain function around the async one: the stream is moved into its final place once,
     // instead of being kept both as an argument and as a local of the state machine. The peer

@@ -118,6 +118,9 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     sock.set_reuse_address(true)?;
     sock.set_reuse_port(true)?;
     sock.set_nonblocking(true)?;
+    // Accepted connections inherit it (Linux copies the listener's TCP options): one
+    // `setsockopt` per listener instead of one per connection.
+    sock.set_nodelay(true)?;
     if addr.is_ipv6() {
         sock.set_only_v6(true)?;
     }
@@ -778,6 +781,16 @@ mod tests {
         for s in &socks {
             assert_eq!(s.local_addr().unwrap(), actual);
         }
+    }
+
+    /// Client connections get `TCP_NODELAY` from their listener, without a call of their own.
+    #[test]
+    fn accepted_connections_inherit_nodelay() {
+        let (socks, actual) = bind_shared("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let _client = std::net::TcpStream::connect(actual).unwrap();
+        socks[0].set_nonblocking(false).unwrap();
+        let (accepted, _) = socks[0].accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 
     fn pipeline() -> Pipeline {
