@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Profiles one server under the open-loop load of one scenario, pinned as compare.sh pins it.
 #
-#   bash bench/scripts/profile.sh S1|S2|S3|S4 bext-epoll|bext-io-uring|nginx|haproxy|floor RATE [SECONDS]
+#   bash bench/scripts/profile.sh S1|S2|S3|S4 bext-epoll|bext-io-uring|nginx|haproxy|floor|floor-bare RATE [SECONDS]
 #
 # Records `perf record -g` on the server's processes for SECONDS (default 8) while the load
 # generator sends RATE req/s, then prints the top symbols (self time) and the user/kernel
@@ -29,6 +29,7 @@ fi
 case "$SERVER:$MODE" in
     floor:respond) taskset -c 0 "$BENCH" floor-respond --listen "$LISTEN" --body-size 100 2>/dev/null & ;;
     floor:proxy) taskset -c 0 "$BENCH" floor-relay --listen "$LISTEN" --to "$ORIGIN" 2>/dev/null & ;;
+    floor-bare:respond) taskset -c 0 "$BENCH" floor-bare --listen "$LISTEN" --body-size 100 2>/dev/null & ;;
     bext-*:respond) taskset -c 0 "$BEXT" respond --listen "$LISTEN" --body "$BODY100" --workers 1 --no-pin --driver "${SERVER#bext-}" >/dev/null 2>&1 & ;;
     bext-*:proxy) taskset -c 0 "$BEXT" proxy --listen "$LISTEN" --to "$ORIGIN" --workers 1 --no-pin --driver "${SERVER#bext-}" >/dev/null 2>&1 & ;;
     nginx:*) render "$ROOT/bench/peers/nginx-$MODE.conf" "$OUT/profile-conf/nginx.conf"
