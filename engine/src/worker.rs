@@ -957,28 +957,28 @@ mod tests {
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let t0 = sig.epoch;
         sig.expire(t0 + Duration::from_millis(1_000));
-        let mut step = std::pin::pin!(sig.until(sig.tick_after(Duration::from_millis(250))));
-        let mut long = std::pin::pin!(sig.until(sig.tick_after(Duration::from_secs(5))));
-        assert_eq!(step.as_mut().poll(&mut cx), Poll::Pending);
-        assert_eq!(long.as_mut().poll(&mut cx), Poll::Pending);
+        let mut waiters = [
+            std::pin::pin!(sig.until(sig.tick_after(Duration::from_millis(250)))),
+            std::pin::pin!(sig.until(sig.tick_after(Duration::from_secs(5)))),
+        ];
         sig.trigger();
-        assert_eq!(
-            step.as_mut().poll(&mut cx),
-            Poll::Pending,
-            "a stop does not end it"
-        );
-        sig.expire(t0 + Duration::from_millis(1_240));
-        assert_eq!(
-            step.as_mut().poll(&mut cx),
-            Poll::Pending,
-            "not before 250 ms"
-        );
-        sig.expire(t0 + Duration::from_millis(1_500));
-        assert_eq!(step.as_mut().poll(&mut cx), Poll::Ready(Woken::Expired));
-        sig.expire(t0 + Duration::from_millis(5_900));
-        assert_eq!(long.as_mut().poll(&mut cx), Poll::Pending, "not before 5 s");
-        sig.expire(t0 + Duration::from_millis(6_300));
-        assert_eq!(long.as_mut().poll(&mut cx), Poll::Ready(Woken::Expired));
+        // (clock at, waiter, expected): a stop does not end them; neither ends early.
+        let steps = [
+            (1_000, 0, Poll::Pending),
+            (1_000, 1, Poll::Pending),
+            (1_240, 0, Poll::Pending),
+            (1_500, 0, Poll::Ready(Woken::Expired)),
+            (5_900, 1, Poll::Pending),
+            (6_300, 1, Poll::Ready(Woken::Expired)),
+        ];
+        for (at, i, want) in steps {
+            sig.expire(t0 + Duration::from_millis(at));
+            assert_eq!(
+                waiters[i].as_mut().poll(&mut cx),
+                want,
+                "waiter {i} at {at} ms"
+            );
+        }
         // The clock never runs backwards, whatever time a late tick reports.
         sig.expire(t0);
         assert!(sig.tick_after(Duration::ZERO) > 60);
