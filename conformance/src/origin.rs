@@ -30,6 +30,8 @@ pub enum Script {
     Reset,
     /// Read the request and never answer (the connection stays open until the peer closes it).
     Hang,
+    /// Answer with these raw bytes after a pause (a slow upstream), then keep the connection.
+    ReplyAfter(Duration, Vec<u8>),
 }
 
 /// One accepted upstream connection.
@@ -295,6 +297,10 @@ fn serve(mut stream: TcpStream, id: usize, shared: Arc<Shared>) {
                             return finish(&shared, false);
                         }
                         Some(Script::Hang) => hanging = true,
+                        Some(Script::ReplyAfter(pause, bytes)) => {
+                            thread::sleep(pause);
+                            let _ = stream.write_all(&bytes);
+                        }
                     }
                     if hanging {
                         break;

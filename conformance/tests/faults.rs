@@ -15,6 +15,8 @@ use support::{one_worker, proxy_to, Rig, LONG_MS, SHORT_MS};
 /// Bounds every wait; a failing proxy never hangs the suite. Never asserted.
 const LIMIT: Duration = Duration::from_secs(10);
 
+const DRIVERS: [bext::DriverChoice; 2] = [bext::DriverChoice::Epoll, bext::DriverChoice::IoUring];
+
 fn get(proxy: SocketAddr, target: &str) -> Result<Option<Message>, String> {
     let mut c = Client::connect(proxy, LIMIT).map_err(|e| e.to_string())?;
     c.send(format!("GET {target} HTTP/1.1\r\nHost: a.example\r\n\r\n").as_bytes());
@@ -147,21 +149,61 @@ fn client_disconnect_mid_body_releases_the_upstream_connection() {
 /// closed rather than left waiting for a response nobody will read.
 #[test]
 fn client_disconnect_while_waiting_releases_the_upstream_connection() {
-    let rig = Rig::start();
-    rig.origin.push_script(Script::Hang);
-    {
+    for driver in DRIVERS {
+        let rig = Rig::on(driver);
+        rig.origin.push_script(Script::Hang);
+        {
+            let mut c = Client::connect(rig.proxy, LIMIT).expect("connect");
+            c.send(b"GET /waiting HTTP/1.1\r\nHost: a.example\r\n\r\n");
+            assert!(rig.origin.wait_until(LIMIT, |_, log| log
+                .iter()
+                .any(|f| matches!(&f.message, Ok(m) if m.target() == "/waiting"))));
+        }
+        let released = rig.origin.wait_until(LIMIT, |conns, log| {
+            log.iter()
+                .filter(|f| matches!(&f.message, Ok(m) if m.target() == "/waiting"))
+                .all(|f| conns[f.conn].closed_by_peer)
+        });
+        assert!(
+            released,
+            "{driver:?}: the origin sees the waiting connection closed"
+        );
+    }
+}
+
+/// A request pipelined while a slow upstream thinks is read by the client watch; it is kept
+/// and answered after the first response, on both drivers (on io_uring the watch's read is
+/// cancelled when the first response arrives, and what it took is kept).
+#[test]
+fn requests_pipelined_while_the_upstream_thinks_are_answered() {
+    for driver in DRIVERS {
+        let rig = Rig::on(driver);
+        let slow = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow".to_vec();
+        rig.origin
+            .push_script(Script::ReplyAfter(Duration::from_millis(800), slow));
         let mut c = Client::connect(rig.proxy, LIMIT).expect("connect");
-        c.send(b"GET /waiting HTTP/1.1\r\nHost: a.example\r\n\r\n");
+        c.send(b"GET /slow HTTP/1.1\r\nHost: a.example\r\n\r\n");
         assert!(rig.origin.wait_until(LIMIT, |_, log| log
             .iter()
-            .any(|f| matches!(&f.message, Ok(m) if m.target() == "/waiting"))));
+            .any(|f| matches!(&f.message, Ok(m) if m.target() == "/slow"))));
+        // Past the worker tick after which the watch reads the client.
+        thread::sleep(Duration::from_millis(400));
+        c.send(b"GET /next HTTP/1.1\r\nHost: a.example\r\n\r\n");
+        let first = c.read_response(false);
+        let second = c.read_response(false);
+        assert_eq!(status_of(&first), Some(200), "{driver:?}: {first:?}");
+        assert_eq!(
+            first.ok().flatten().map(|m| m.body),
+            Some(b"slow".to_vec()),
+            "{driver:?}"
+        );
+        assert_eq!(status_of(&second), Some(200), "{driver:?}: {second:?}");
+        assert_eq!(
+            second.ok().flatten().map(|m| m.body),
+            Some(b"ok".to_vec()),
+            "{driver:?}"
+        );
     }
-    let released = rig.origin.wait_until(LIMIT, |conns, log| {
-        log.iter()
-            .filter(|f| matches!(&f.message, Ok(m) if m.target() == "/waiting"))
-            .all(|f| conns[f.conn].closed_by_peer)
-    });
-    assert!(released, "the origin sees the waiting connection closed");
 }
 
 /// Nothing listens at the upstream address: 502.

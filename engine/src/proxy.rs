@@ -613,16 +613,35 @@ async fn attempt(
         ubuf.clear();
         let head = {
             let rh = read_response_head(&mut s, ubuf, ctx.rhead, rctx, limit);
+            let max = ctx.policy.limits.max_head;
             match ctx.stream.as_mut() {
                 Some(c) if w.readiness_idle => {
-                    let max = ctx.policy.limits.max_head;
                     let watch = watch_client(w, c, ctx.buf, max);
                     match race(pin!(rh), pin!(watch)).await {
                         Either::Left(r) => r,
                         Either::Right(()) => Err(UpErr::ClientGone),
                     }
                 }
-                _ => rh.await,
+                Some(c) => {
+                    // io_uring: the watch's read is posted with a buffer, so when the head
+                    // arrives first it is cancelled and awaited: a byte it took is kept.
+                    let canceller = RefCell::new(None);
+                    let mut rh = pin!(rh);
+                    let mut watch = pin!(watch_client_cancelable(w, c, ctx.buf, max, &canceller));
+                    match race(rh.as_mut(), watch.as_mut()).await {
+                        Either::Left(r) => {
+                            let posted = canceller.borrow_mut().take();
+                            if let Some(cancel) = posted {
+                                let _ = cancel.cancel();
+                                watch.await;
+                            }
+                            r
+                        }
+                        Either::Right(Watched::Gone) => Err(UpErr::ClientGone),
+                        Either::Right(Watched::Quiet) => rh.await,
+                    }
+                }
+                None => rh.await,
             }
         };
         match head {
@@ -1017,9 +1036,9 @@ pub(crate) async fn proxy(
 
 /// While a slow upstream thinks, notice a client that goes away (so the upstream connection is
 /// released at once, not at the response timeout). Bytes the client pipelines meanwhile are kept
-/// in its buffer. Epoll only: there a pending read holds no data, so dropping the watch when
-/// the response arrives loses nothing. Fast responses never pay for the watch: it starts after
-/// one worker tick.
+/// in its buffer. On epoll a pending read holds no data, so dropping the watch when the
+/// response arrives loses nothing (io_uring: [`watch_client_cancelable`]). Fast responses never
+/// pay for the watch: it starts after one worker tick.
 async fn watch_client(w: &Worker, c: &mut TcpStream, buf: &mut Vec<u8>, max: usize) {
     let start = w.stop.wait_until(Instant::now() + Duration::from_millis(1));
     if start.await == Woken::Stopped {
@@ -1037,6 +1056,52 @@ async fn watch_client(w: &Worker, c: &mut TcpStream, buf: &mut Vec<u8>, max: usi
             Ok(_) => buf.extend_from_slice(&small),
             Err(IoFail::Timeout) => {}
             Err(_) => return,
+        }
+    }
+}
+
+/// How a cancelable client watch ended.
+enum Watched {
+    /// The client closed or reset its connection.
+    Gone,
+    /// The watch stopped with no read posted (cancelled, buffer full, or the worker is
+    /// draining): the response is awaited as usual.
+    Quiet,
+}
+
+/// [`watch_client`] on io_uring, where a posted read holds a buffer and may complete with data
+/// at any moment: the read is tied to a canceller left in `posted`, which the caller cancels
+/// (and then awaits this future) when the response head arrives first. Bytes the cancelled read
+/// took are appended to `buf` like any other.
+async fn watch_client_cancelable(
+    w: &Worker,
+    c: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    max: usize,
+    posted: &RefCell<Option<monoio::io::Canceller>>,
+) -> Watched {
+    use monoio::io::CancelableAsyncReadRent;
+    if w.stop.wait_for(Duration::from_millis(1)).await == Woken::Stopped {
+        return Watched::Quiet;
+    }
+    let cancel = monoio::io::Canceller::new();
+    let handle = cancel.handle();
+    *posted.borrow_mut() = Some(cancel);
+    let mut small = Vec::with_capacity(1024);
+    loop {
+        if buf.len() >= max {
+            posted.borrow_mut().take();
+            return Watched::Quiet;
+        }
+        small.clear();
+        let (res, back) = c.cancelable_read(small, handle.clone()).await;
+        small = back;
+        match res {
+            Ok(0) => return Watched::Gone,
+            Ok(_) => buf.extend_from_slice(&small),
+            // ECANCELED: the response head arrived and the caller cancelled the read.
+            Err(e) if e.raw_os_error() == Some(125) => return Watched::Quiet,
+            Err(_) => return Watched::Gone,
         }
     }
 }

@@ -46,9 +46,22 @@ impl Rig {
     }
 
     pub fn with_timeouts(client_ms: u64, response_ms: u64) -> Rig {
+        Rig::build(client_ms, response_ms, one_worker())
+    }
+
+    /// Long timeouts, on the given driver.
+    pub fn on(driver: bext::DriverChoice) -> Rig {
+        let opts = bext::StartOptions {
+            driver,
+            ..one_worker()
+        };
+        Rig::build(LONG_MS, LONG_MS, opts)
+    }
+
+    fn build(client_ms: u64, response_ms: u64, opts: bext::StartOptions) -> Rig {
         let origin = Origin::start().expect("origin starts");
         let config = proxy_to(origin.addr(), client_ms, response_ms);
-        let server = bext::start(config, one_worker()).expect("bext starts");
+        let server = bext::start(config, opts).expect("bext starts");
         let proxy = server.local_addrs()[0];
         Rig {
             origin,

@@ -3,16 +3,30 @@
 use bext_balance::*;
 use bext_ir as ir;
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Allocations made by this thread: the test harness's own threads may allocate while a
+    /// test runs, and must not be counted against the code under test.
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count() {
+    // `try_with`: a thread being torn down may still free or allocate.
+    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: forwards the caller's layout to the system allocator unchanged.
         unsafe { System.alloc(l) }
     }
@@ -60,7 +74,7 @@ fn pick_and_feedback_allocate_nothing() {
         let h = HealthView::all_up(8);
         h.set(2, false);
         let mut budget = RetryBudget::new(20);
-        let before = ALLOCS.load(Ordering::Relaxed);
+        let before = allocs();
         let mut last = None;
         for k in 0..10_000u32 {
             let ctx = PickContext {
@@ -79,6 +93,6 @@ fn pick_and_feedback_allocate_nothing() {
             let _ = budget.try_retry(u64::from(k));
             last = Some(i);
         }
-        assert_eq!(ALLOCS.load(Ordering::Relaxed) - before, 0, "{policy:?}");
+        assert_eq!(allocs() - before, 0, "{policy:?}");
     }
 }

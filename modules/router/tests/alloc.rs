@@ -9,19 +9,33 @@ use bext_engine::stage::{Headers, RequestView, RouteResult, RouteStage};
 use bext_http1::{Header, Span};
 use bext_router::{Rewrites, Router};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Allocations made by this thread: the test harness's own threads may allocate while a
+    /// test runs, and must not be counted against the code under test.
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count() {
+    // `try_with`: a thread being torn down may still free or allocate.
+    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: forwards the caller's layout to the system allocator unchanged.
         unsafe { System.alloc(l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: `p` came from this allocator with layout `l`; the caller upholds the rest.
         unsafe { System.realloc(p, l, new_size) }
     }
@@ -154,15 +168,12 @@ fn lookups_and_rewrites_allocate_nothing_per_request() {
     let want: Vec<RouteResult> = requests.iter().map(|r| r.4).collect();
     assert_eq!(route_all(), want, "warm-up answers");
 
-    let probe = ALLOCS.load(Ordering::Relaxed);
+    let probe = allocs();
     drop(std::hint::black_box(vec![0u8; 8]));
-    assert!(
-        ALLOCS.load(Ordering::Relaxed) > probe,
-        "the counting allocator is in place"
-    );
+    assert!(allocs() > probe, "the counting allocator is in place");
 
     let mut results = Vec::with_capacity(requests.len());
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocs();
     for _ in 0..1_000 {
         results.clear();
         for ((method, host, target, _, _), (buf, list)) in requests.iter().zip(&heads) {
@@ -181,7 +192,7 @@ fn lookups_and_rewrites_allocate_nothing_per_request() {
             }));
         }
     }
-    let lookups = ALLOCS.load(Ordering::Relaxed) - before;
+    let lookups = allocs() - before;
     assert_eq!(results, want);
     assert_eq!(lookups, 0, "allocations in 13,000 lookups");
 
@@ -191,13 +202,13 @@ fn lookups_and_rewrites_allocate_nothing_per_request() {
     let legacy = bext_router::RouteId(3);
     assert!(rewrites.apply(legacy, &mut scratch, b"/a/legacy/b", Some(b"x=1"), &mut out));
     assert_eq!(out, b"/v2/a/b?x=1");
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = allocs();
     for _ in 0..1_000 {
         out.clear();
         assert!(rewrites.apply(legacy, &mut scratch, b"/a/legacy/b", Some(b"x=1"), &mut out));
         assert!(!rewrites.apply(legacy, &mut scratch, b"/a/other", None, &mut out));
     }
-    let rewriting = ALLOCS.load(Ordering::Relaxed) - before;
+    let rewriting = allocs() - before;
     assert_eq!(out, b"/v2/a/b?x=1");
     assert_eq!(rewriting, 0, "allocations in 2,000 rewrites");
 }
