@@ -16,7 +16,7 @@ pub struct EngineArgs {
     #[arg(long)]
     pub workers: Option<usize>,
     /// I/O driver: auto (io_uring when the kernel allows it), epoll or io-uring.
-    #[arg(long, default_value = "auto", value_parser = parse_driver)]
+    #[arg(long, default_value = "epoll", value_parser = parse_driver)]
     pub driver: DriverChoice,
     /// Do not pin workers to cores.
     #[arg(long)]
