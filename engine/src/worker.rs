@@ -13,6 +13,7 @@ use monoio::net::{TcpListener, TcpStream};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -874,11 +875,13 @@ async fn control_loop(w: Rc<Worker>, mailbox: Mailbox) {
 }
 
 async fn accept_loop(w: Rc<Worker>, l: TcpListener, own: Rc<StopSignal>) {
+    let mut cancel = monoio::io::Canceller::new();
     loop {
         let stop = async {
             crate::io::race(std::pin::pin!(w.stop.wait()), std::pin::pin!(own.wait())).await
         };
-        match crate::io::race(std::pin::pin!(l.accept()), std::pin::pin!(stop)).await {
+        let mut accept = std::pin::pin!(l.cancelable_accept(cancel.handle()));
+        match crate::io::race(accept.as_mut(), std::pin::pin!(stop)).await {
             crate::io::Either::Left(Ok((stream, peer))) => {
                 monoio::spawn(crate::conn::serve(w.clone(), stream, peer));
             }
@@ -890,7 +893,23 @@ async fn accept_loop(w: Rc<Worker>, l: TcpListener, own: Rc<StopSignal>) {
                 }
                 monoio::time::sleep(Duration::from_millis(20)).await;
             }
-            crate::io::Either::Right(_) => return,
+            crate::io::Either::Right(_) => {
+                // Cancel the posted accept and wait for it to end before the listener goes. On
+                // io_uring a pending accept holds the listening socket open until the ring is
+                // torn down, which the kernel does later: the socket would stay in its
+                // SO_REUSEPORT group, and a server started on the same port meanwhile would
+                // lose the connections the kernel still hands to it (they are reset).
+                // A connection accepted in that instant is closed: the worker is stopping.
+                let _ = std::mem::take(&mut cancel).cancel();
+                let _ = accept.await;
+                // And stop listening now: the runtime closes the descriptor with an operation
+                // of its own, which a stopping worker may never submit (its ring goes first).
+                // Shutting a listening socket down takes it out of the port at once.
+                if let Ok(dup) = crate::sys::duplicate(l.as_raw_fd()) {
+                    let _ = socket2::Socket::from(dup).shutdown(std::net::Shutdown::Both);
+                }
+                return;
+            }
         }
     }
 }
