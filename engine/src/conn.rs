@@ -6,7 +6,7 @@
 
 use crate::body::{BodyErr, BodyReader};
 use crate::error::{problem_body, reason, ErrorClass};
-use crate::io::{race, read_more, write_all, write_static, Either, IoFail, Limit};
+use crate::io::{race, read_more, write_all, write_static, Either, IoFail, Limit, PerStep};
 use crate::pipeline::{
     Action, ClientPolicy, CompiledRoute, Pipeline, Respond, RespondBody, Segment,
 };
@@ -75,8 +75,13 @@ impl<'a> Ctx<'a> {
 
     /// The deadline of a write to the client (or of a read of its body), set now.
     pub fn send_timeout(&self) -> Limit<'a> {
+        self.send_steps().step()
+    }
+
+    /// The same timeout for each step of a loop that moves a body piece by piece.
+    pub fn send_steps(&self) -> PerStep<'a> {
         let w: &'a Rc<Worker> = self.w;
-        Limit::new(&w.stop, self.policy.body_timeout)
+        PerStep::new(&w.stop, self.policy.body_timeout)
     }
 }
 
@@ -792,9 +797,10 @@ async fn discard_body(ctx: &mut Ctx<'_>) -> Result<(), BodyErr> {
     }
     let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
     let mut sink = ctx.w.take_xfer();
+    let steps = ctx.send_steps();
     let res = loop {
         sink.clear();
-        let t = Limit::new(&ctx.w.stop, ctx.policy.body_timeout);
+        let t = steps.step();
         let Some(s) = ctx.stream.as_mut() else {
             break Err(BodyErr::Closed);
         };
@@ -862,11 +868,11 @@ async fn respond(ctx: &mut Ctx<'_>, r: &Respond) -> Outcome {
             out.extend_from_slice(b);
         }
     }
-    let t = ctx.send_timeout();
+    let steps = ctx.send_steps();
     let Some(s) = ctx.stream.as_mut() else {
         return Outcome::closed(r.status, None);
     };
-    let mut ok = write_all(s, &mut out, t).await.is_ok();
+    let mut ok = write_all(s, &mut out, steps.step()).await.is_ok();
     ctx.w.give_xfer(out);
     if let (true, true, RespondBody::Generated { len }) = (ok, with_body, &r.body) {
         let mut left = *len;
@@ -874,8 +880,7 @@ async fn respond(ctx: &mut Ctx<'_>, r: &Respond) -> Outcome {
             let n = left.min(PATTERN.len() as u64) as usize;
             // A fresh deadline for each piece: the timeout bounds a stalled reader, not the
             // whole (possibly large) body.
-            let t = Limit::new(&ctx.w.stop, ctx.policy.body_timeout);
-            ok = write_static(s, &PATTERN[..n], t).await.is_ok();
+            ok = write_static(s, &PATTERN[..n], steps.step()).await.is_ok();
             left -= n as u64;
         }
     }
@@ -906,9 +911,10 @@ async fn echo(ctx: &mut Ctx<'_>, r: &Respond) -> Outcome {
     out.extend_from_slice(b"\r\n");
     let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
     let mut head_sent = false;
+    let steps = ctx.send_steps();
     let result = loop {
         // A fresh deadline for each step: the timeout bounds a pause, not the whole body.
-        let t = Limit::new(&ctx.w.stop, ctx.policy.body_timeout);
+        let t = steps.step();
         let Some(s) = ctx.stream.as_mut() else {
             break Err(None);
         };

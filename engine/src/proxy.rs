@@ -615,19 +615,13 @@ async fn attempt(
             let rh = read_response_head(&mut s, ubuf, ctx.rhead, rctx, limit);
             let max = ctx.policy.limits.max_head;
             match ctx.stream.as_mut() {
-                Some(c) if w.readiness_idle => {
-                    let watch = watch_client(w, c, ctx.buf, max);
-                    match race(pin!(rh), pin!(watch)).await {
-                        Either::Left(r) => r,
-                        Either::Right(()) => Err(UpErr::ClientGone),
-                    }
-                }
                 Some(c) => {
-                    // io_uring: the watch's read is posted with a buffer, so when the head
-                    // arrives first it is cancelled and awaited: a byte it took is kept.
+                    // The watch's read is tied to a canceller: when the head arrives first it is
+                    // cancelled and awaited, so a byte it took (io_uring posts the read with a
+                    // buffer) is kept.
                     let canceller = RefCell::new(None);
                     let mut rh = pin!(rh);
-                    let mut watch = pin!(watch_client_cancelable(w, c, ctx.buf, max, &canceller));
+                    let mut watch = pin!(watch_client(w, c, ctx.buf, max, &canceller));
                     match race(rh.as_mut(), watch.as_mut()).await {
                         Either::Left(r) => {
                             let posted = canceller.borrow_mut().take();
@@ -809,7 +803,7 @@ pub(crate) async fn proxy(
         }
     };
     hb.clear();
-    let client_timeout = ctx.policy.body_timeout;
+    let client_steps = ctx.send_steps();
     let close_wanted = !ctx.keep_wanted;
 
     if !has_body {
@@ -860,7 +854,7 @@ pub(crate) async fn proxy(
             close_wanted,
             ctx.http10,
             PerStep::new(&w.stop, def.response_timeout),
-            PerStep::new(&w.stop, client_timeout),
+            client_steps,
             &head_sent,
             &Cell::new(true),
         )
@@ -900,7 +894,6 @@ pub(crate) async fn proxy(
     let (mut urd, mut uwr) = us.into_split();
     let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
     let chunked_up = matches!(ctx.framing, Framing::Chunked);
-    let body_timeout = ctx.policy.body_timeout;
     let head_sent = Cell::new(false);
     let body_done = Cell::new(false);
     let http10 = ctx.http10;
@@ -918,7 +911,7 @@ pub(crate) async fn proxy(
                 pos,
                 &mut uwr,
                 chunked_up,
-                PerStep::new(&w.stop, body_timeout),
+                client_steps,
             )
             .await;
             if r.is_ok() {
@@ -940,7 +933,7 @@ pub(crate) async fn proxy(
                 close_wanted,
                 http10,
                 PerStep::new(&w.stop, def.response_timeout),
-                PerStep::new(&w.stop, client_timeout),
+                client_steps,
                 &head_sent,
                 &body_done,
             )
@@ -1034,33 +1027,7 @@ pub(crate) async fn proxy(
     }
 }
 
-/// While a slow upstream thinks, notice a client that goes away (so the upstream connection is
-/// released at once, not at the response timeout). Bytes the client pipelines meanwhile are kept
-/// in its buffer. On epoll a pending read holds no data, so dropping the watch when the
-/// response arrives loses nothing (io_uring: [`watch_client_cancelable`]). Fast responses never
-/// pay for the watch: it starts after one worker tick.
-async fn watch_client(w: &Worker, c: &mut TcpStream, buf: &mut Vec<u8>, max: usize) {
-    let start = w.stop.wait_until(Instant::now() + Duration::from_millis(1));
-    if start.await == Woken::Stopped {
-        // Draining: the in-flight request is let finish.
-        return std::future::pending().await;
-    }
-    let mut small = Vec::with_capacity(1024);
-    loop {
-        if buf.len() >= max {
-            return std::future::pending().await;
-        }
-        small.clear();
-        let limit = Limit::new(&w.stop, Duration::from_secs(3600));
-        match read_more(c, &mut small, 1024, limit).await {
-            Ok(_) => buf.extend_from_slice(&small),
-            Err(IoFail::Timeout) => {}
-            Err(_) => return,
-        }
-    }
-}
-
-/// How a cancelable client watch ended.
+/// How a client watch ended.
 enum Watched {
     /// The client closed or reset its connection.
     Gone,
@@ -1069,11 +1036,14 @@ enum Watched {
     Quiet,
 }
 
-/// [`watch_client`] on io_uring, where a posted read holds a buffer and may complete with data
-/// at any moment: the read is tied to a canceller left in `posted`, which the caller cancels
-/// (and then awaits this future) when the response head arrives first. Bytes the cancelled read
-/// took are appended to `buf` like any other.
-async fn watch_client_cancelable(
+/// While a slow upstream thinks, notice a client that goes away (so the upstream connection is
+/// released at once, not at the response timeout). Bytes the client pipelines meanwhile are kept
+/// in its buffer. The read is tied to a canceller left in `posted`, which the caller cancels
+/// (and then awaits this future) when the response head arrives first: on io_uring a posted
+/// read holds a buffer and may complete with data at any moment, and what it took is appended
+/// to `buf` like any other bytes. Fast responses never pay for the watch: it starts after one
+/// worker tick.
+async fn watch_client(
     w: &Worker,
     c: &mut TcpStream,
     buf: &mut Vec<u8>,
@@ -1082,6 +1052,7 @@ async fn watch_client_cancelable(
 ) -> Watched {
     use monoio::io::CancelableAsyncReadRent;
     if w.stop.wait_for(Duration::from_millis(1)).await == Woken::Stopped {
+        // Draining: the in-flight request is let finish.
         return Watched::Quiet;
     }
     let cancel = monoio::io::Canceller::new();
