@@ -337,10 +337,7 @@ fn retries_never_go_to_the_same_server_twice_in_a_row() {
 #[test]
 fn connect_errors_are_retried_on_another_server() {
     let a = Origin::start("a");
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let (dead, _held) = common::refusing();
     let srv = start_with(
         balanced(
             vec![server(a.addr, 1, false), server(dead, 1, false)],

@@ -202,11 +202,7 @@ fn problem_type(resp: &Resp) -> String {
 
 #[test]
 fn upstream_failures_map_to_their_status_and_problem_type() {
-    // Nothing listens on a port we just released.
-    let refused = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let (refused, _held) = refusing();
     let silent = upstream(|mut s: TcpStream| {
         read_head(&mut s);
         std::thread::sleep(Duration::from_secs(3));

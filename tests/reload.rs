@@ -367,10 +367,7 @@ fn a_broken_or_unappliable_config_keeps_the_old_one_serving() {
 fn listeners_added_and_removed_by_reloads_leave_the_others_alone() {
     let base = config("served", None);
     let srv = start_bext("listeners.bext", &base);
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (free, _reserved) = common::reserved();
     let with_extra = base.replace(
         "listen 127.0.0.1:0\n",
         &format!("listen 127.0.0.1:0\nlisten {free}\n"),
@@ -665,10 +662,7 @@ fn bext_reload_without_a_reachable_target_is_a_usage_error() {
     let missing = temp_path("missing.pid");
     let not_a_pid = temp_path("not-a-pid");
     std::fs::write(&not_a_pid, "hello\n").unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (closed, _held) = common::refusing();
     // (arguments, what stderr says)
     let table: Vec<(Vec<String>, &str)> = vec![
         (vec![], "--admin"),

@@ -7,10 +7,10 @@ use bext_conformance::case::Then;
 use bext_conformance::client::Client;
 use bext_conformance::origin::{Script, HARNESS_PREFIX};
 use bext_conformance::wire::Message;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
-use support::{one_worker, proxy_to, Rig, LONG_MS, SHORT_MS};
+use support::{one_worker, proxy_to, refusing, Rig, LONG_MS, SHORT_MS};
 
 /// Bounds every wait; a failing proxy never hangs the suite. Never asserted.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -209,10 +209,7 @@ fn requests_pipelined_while_the_upstream_thinks_are_answered() {
 /// Nothing listens at the upstream address: 502.
 #[test]
 fn upstream_refusing_gets_502() {
-    let dead = {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
+    let (dead, _held) = refusing();
     let server = bext::start(proxy_to(dead, LONG_MS, LONG_MS), one_worker()).expect("bext starts");
     let proxy = server.local_addrs()[0];
     let r = get(proxy, "/");

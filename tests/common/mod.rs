@@ -181,6 +181,28 @@ pub fn closed(r: &mut BufReader<TcpStream>) -> bool {
     r.read_to_end(&mut rest).is_ok() && rest.is_empty()
 }
 
+/// An address that refuses connections for as long as the returned socket lives: the port is
+/// bound but never listened on, so no other test (and no outgoing connection) can take it.
+pub fn refusing() -> (SocketAddr, socket2::Socket) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let a = s.local_addr().unwrap().as_socket().unwrap();
+    (a, s)
+}
+
+/// A port nothing else can take while the returned socket lives, that bext can still listen on:
+/// the socket is bound with SO_REUSEPORT (as bext's listeners are) but never listened on, so
+/// once bext stops listening there, connections to the port are refused.
+pub fn reserved() -> (SocketAddr, socket2::Socket) {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_reuse_port(true).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let a = s.local_addr().unwrap().as_socket().unwrap();
+    (a, s)
+}
+
 /// A scripted upstream: each accepted connection is handed to `handler` on its own thread.
 pub fn upstream<F>(handler: F) -> SocketAddr
 where

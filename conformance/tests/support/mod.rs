@@ -11,6 +11,17 @@ pub const SHORT_MS: u64 = 600;
 /// A timeout a test must not reach even on a loaded machine.
 pub const LONG_MS: u64 = 20_000;
 
+/// An address that refuses connections for as long as the returned socket lives: the port is
+/// bound but never listened on, so nothing else running in parallel can take it.
+pub fn refusing() -> (SocketAddr, socket2::Socket) {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let a = s.local_addr().expect("addr").as_socket().expect("inet");
+    (a, s)
+}
+
 pub fn one_worker() -> bext::StartOptions {
     bext::StartOptions {
         workers: Some(1),
