@@ -31,15 +31,32 @@ fn config(origin: std::net::SocketAddr) -> bext_ir::Config {
 }
 
 #[test]
-fn conformance_suite() {
+fn conformance_suite_on_epoll() {
+    conformance_suite(bext::DriverChoice::Epoll);
+}
+
+/// The same cases on io_uring (where the kernel or sandbox forbids it, nothing to run).
+#[test]
+fn conformance_suite_on_io_uring() {
+    conformance_suite(bext::DriverChoice::IoUring);
+}
+
+fn conformance_suite(driver: bext::DriverChoice) {
     let cases: Vec<Case> = case::load_all().unwrap_or_else(|e| panic!("cases: {e}"));
     let origin = Origin::start().expect("origin starts");
     let opts = bext::StartOptions {
         workers: Some(1),
         pin: false,
-        ..Default::default()
+        driver,
     };
-    let server = bext::start(config(origin.addr()), opts).expect("bext starts");
+    let server = match bext::start(config(origin.addr()), opts) {
+        Ok(s) => s,
+        Err(e) if driver == bext::DriverChoice::IoUring => {
+            assert!(e.to_string().contains("io_uring is not available"), "{e}");
+            return;
+        }
+        Err(e) => panic!("bext starts: {e}"),
+    };
     let proxy = server.local_addrs()[0];
 
     let only = std::env::var("CONFORMANCE_ONLY").ok();
@@ -56,7 +73,7 @@ fn conformance_suite() {
     }
     server.shutdown();
 
-    let mut report = String::from("conformance cases by category (passed/total):\n");
+    let mut report = format!("conformance cases by category on {driver:?} (passed/total):\n");
     for (cat, n) in case::counts_by_category(&cases) {
         let ok = passed.iter().filter(|c| c.category == cat).count();
         report += &format!("  {cat:<16} {ok:>3}/{n}\n");

@@ -30,10 +30,10 @@ pub enum DriverChoice {
 }
 
 impl DriverChoice {
-    /// The driver used when none is asked for. On the machines bext was measured on, monoio's
-    /// epoll driver used less CPU per request than its io_uring driver (one read and one write
-    /// submission per request do not amortise the ring), so epoll is the default until the
-    /// benchmarks say otherwise.
+    /// The driver used when none is asked for. Measured here, io_uring is cheaper per request
+    /// under load but epoll is cheaper for sparse short connections (each accept, read and
+    /// close submission takes a loop turn of its own), so epoll is the default until the
+    /// benchmarks say otherwise (`docs/benchmarks.md`, "Drivers").
     pub const DEFAULT: DriverChoice = DriverChoice::Epoll;
 }
 
@@ -147,8 +147,23 @@ pub fn bind_shared(
     Ok((all, actual))
 }
 
+/// Whether io_uring can run here, probed once per process.
+///
+/// The probe creates a ring, and a thread that created a ring is interrupted when the kernel
+/// tears that ring down (the teardown queues work on the creating thread with a signal-like
+/// notification, so a blocking call with a timeout there fails with `EINTR`, tens of
+/// milliseconds later). The probe therefore runs on a thread of its own that ends with it, and
+/// the thread that starts bext (an application embedding it, a test's client) is never touched.
 fn uring_available() -> bool {
-    monoio::utils::detect_uring()
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("bext-uring-probe".into())
+            .spawn(monoio::utils::detect_uring)
+            .ok()
+            .and_then(|t| t.join().ok())
+            .unwrap_or(false)
+    })
 }
 
 /// Why a reload was refused. In every case the running pipeline is untouched on every core.
