@@ -144,9 +144,6 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
             if let Some(w) = &r.waf {
                 refuse("waf", &w.at);
             }
-            if let Some(l) = &r.rate_limit {
-                refuse("rate_limit", &l.at);
-            }
             for p in &r.plugins {
                 refuse("plugin", &p.at);
             }
@@ -161,6 +158,19 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
 /// Compile `config` into an engine pipeline: refuse what is not implemented, build the router
 /// and the route table.
 pub fn compile(config: &ir::Config, generation: u64) -> Result<Pipeline, StartError> {
+    compile_with(config, generation, &Limits::new())
+}
+
+/// The rate-limit state of a running server, which its reloads keep (see `bext_ratelimit`).
+pub type Limits = bext_ratelimit::Registry;
+
+/// [`compile`] for a running server: limits unchanged since its current configuration keep
+/// their counts.
+pub fn compile_with(
+    config: &ir::Config,
+    generation: u64,
+    limits: &Limits,
+) -> Result<Pipeline, StartError> {
     let refused = unsupported_features(config);
     if !refused.is_empty() {
         return Err(StartError::Unsupported(refused));
@@ -177,6 +187,15 @@ pub fn compile(config: &ir::Config, generation: u64) -> Result<Pipeline, StartEr
             at: e.at,
         }
     })?;
+    let rate_limits = bext_ratelimit::compile(config, limits).map_err(|e| StartError::Compile {
+        message: e.message,
+        at: e.at,
+    })?;
+    for (route, limit) in pipeline.routes.iter_mut().zip(rate_limits) {
+        if let Some(l) = limit {
+            route.filters.push(Box::new(l));
+        }
+    }
     // Routes are numbered in file order in both tables.
     for (i, route) in pipeline.routes.iter_mut().enumerate() {
         let id = bext_router::RouteId(i as u32);
@@ -195,6 +214,8 @@ pub struct Server {
     /// The global settings it started with: a reload may not change those applied only at
     /// start (see [`restart_only_changes`]).
     started: ir::Global,
+    /// Rate-limit counts, kept by reloads for unchanged limits.
+    limits: std::sync::Arc<Limits>,
 }
 
 impl Server {
@@ -237,8 +258,13 @@ impl Server {
                 changed.join("`, `")
             ));
         }
-        let pipeline = compile(config, 0).map_err(|e| e.to_string())?;
+        let pipeline = compile_with(config, 0, &self.limits).map_err(|e| e.to_string())?;
         self.engine.reload(pipeline).map_err(|e| e.to_string())
+    }
+
+    /// The rate-limit state a reload of this server compiles against (see [`compile_with`]).
+    pub fn limits(&self) -> std::sync::Arc<Limits> {
+        self.limits.clone()
     }
 
     /// The control side (reload source, reloads, status), shared with signal handlers and the
@@ -274,7 +300,8 @@ fn engine_options(config: &ir::Config, opts: &StartOptions) -> EngineOptions {
 
 /// Compile and serve `config`. Returns once every listener is bound and every worker runs.
 pub fn start(config: ir::Config, opts: StartOptions) -> Result<Server, StartError> {
-    let pipeline = compile(&config, 1)?;
+    let limits = std::sync::Arc::new(Limits::new());
+    let pipeline = compile_with(&config, 1, &limits)?;
     let mut engine =
         Engine::start(pipeline, engine_options(&config, &opts)).map_err(StartError::Engine)?;
     if let Some(admin) = &config.global.admin {
@@ -302,6 +329,7 @@ pub fn start(config: ir::Config, opts: StartOptions) -> Result<Server, StartErro
         engine,
         pid_file,
         started: config.global,
+        limits,
     })
 }
 
@@ -431,6 +459,7 @@ pub fn start_origin(
         engine,
         pid_file: None,
         started: config.global,
+        limits: std::sync::Arc::new(Limits::new()),
     })
 }
 
@@ -493,15 +522,6 @@ mod tests {
             ("compress", |c| {
                 c.sites[0].routes[0].compress = Some(ir::Compress {
                     encodings: vec![ir::Encoding::Gzip],
-                    at: at(7),
-                })
-            }),
-            ("rate_limit", |c| {
-                c.sites[0].routes[0].rate_limit = Some(ir::RateLimit {
-                    requests: 1,
-                    per_ms: 1,
-                    key: ir::RateKey::Global,
-                    burst: 1,
                     at: at(7),
                 })
             }),

@@ -50,12 +50,14 @@ impl Drop for Scratch {
 
 const BAD: &str = "listen :8080\nupstream app { server 127.0.0.1:9000 }\nsite a.test {\n    route /* { proxy apq }\n    route /x/* { respond 999 }\n}\n";
 
+/// Every example is valid language; those that use directives the engine does not run yet pass
+/// with `--language-only` (see `examples_the_engine_cannot_run_are_refused_by_check`).
 #[test]
 fn every_example_checks_clean_with_a_summary() {
     let ex = examples();
     assert!(ex.len() >= 5);
     for p in ex {
-        let out = bext(&["check", p.to_str().expect("path")]);
+        let out = bext(&["check", "--language-only", p.to_str().expect("path")]);
         let stdout = text(&out.stdout);
         assert_eq!(
             out.status.code(),
@@ -71,6 +73,51 @@ fn every_example_checks_clean_with_a_summary() {
         );
         assert_eq!(stdout.lines().count(), 1, "{stdout}");
         assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+    }
+}
+
+/// `bext check` without `--language-only` refuses what `bext run` would refuse: each directive
+/// the engine does not run is an E0501 error at its place, in text and JSON; the quickstart
+/// passes.
+#[test]
+fn examples_the_engine_cannot_run_are_refused_by_check() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let path = |n: &str| dir.join(n).to_str().expect("path").to_string();
+    let ok = bext(&["check", &path("quickstart.bext")]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let table: [(&str, &[&str]); 4] = [
+        ("edge.bext", &["tls", "http3"]),
+        ("api-gateway.bext", &["waf"]),
+        ("static-site.bext", &["cache", "compress", "static"]),
+        ("canary.bext", &["plugin"]),
+    ];
+    for (name, directives) in table {
+        let out = bext(&["check", &path(name)]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(out.stdout.is_empty(), "{name}");
+        for d in directives {
+            assert!(
+                err.contains(&format!(
+                    "error[E0501]: `{d}` is not implemented by this version of bext's engine"
+                )),
+                "{name}: {d}: {err}"
+            );
+        }
+        assert!(err.contains(&format!("{name}:")), "{name}: {err}");
+        assert!(err.contains("error: configuration rejected"), "{err}");
+        let run = bext(&["run", &path(name)]);
+        assert_eq!(run.status.code(), Some(1), "{name}: run must refuse too");
+        let json = bext(&["check", "--format", "json", &path(name)]);
+        assert_eq!(json.status.code(), Some(1));
+        for line in text(&json.stdout).lines() {
+            let v: serde_json::Value =
+                serde_json::from_str(line).expect("one JSON object per line");
+            if v["code"] == "E0501" {
+                assert!(v["line"].as_u64().is_some_and(|l| l > 0), "{line}");
+                assert!(v["column"].as_u64().is_some_and(|c| c > 0), "{line}");
+            }
+        }
     }
 }
 

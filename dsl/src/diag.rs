@@ -104,6 +104,27 @@ impl Sources {
     pub fn files(&self) -> &[SourceFile] {
         &self.files
     }
+    /// The span of the directive word at `loc` (a location made by [`Sources::loc`]), when its
+    /// file is one of these sources.
+    pub fn span_at(&self, loc: &bext_ir::Loc) -> Option<Span> {
+        let (i, f) = self
+            .files
+            .iter()
+            .enumerate()
+            .find(|(_, f)| f.name == loc.file)?;
+        let line_start = *f.line_starts.get((loc.line as usize).checked_sub(1)?)?;
+        let line = f.line_text(loc.line);
+        let byte = line
+            .char_indices()
+            .nth((loc.col as usize).saturating_sub(1))
+            .map_or(line.len(), |(b, _)| b);
+        let word = line[byte..]
+            .find(|c: char| c.is_whitespace() || c == ';' || c == '{' || c == '}')
+            .unwrap_or(line.len() - byte);
+        let start = line_start + byte;
+        Some(Span::new(FileId(i as u32), start, start + word.max(1)))
+    }
+
     /// The IR location of a span's start.
     pub fn loc(&self, span: Span) -> bext_ir::Loc {
         let f = self.get(span.file);
@@ -364,6 +385,28 @@ impl Diags {
     pub fn has_errors(&self) -> bool {
         self.list.iter().any(Diagnostic::is_error)
     }
+}
+
+/// E0501: a directive that is valid but that the engine of this version does not run. `bext
+/// check` reports it like any other error, and `bext run` refuses to start: a configured
+/// feature is never silently ignored. `None` when `loc` is not in `sources`.
+pub fn not_implemented(
+    sources: &Sources,
+    directive: &str,
+    loc: &bext_ir::Loc,
+) -> Option<Diagnostic> {
+    let span = sources.span_at(loc)?;
+    let mut d = Diags::default();
+    d.emit(
+        sources,
+        error(
+            "E0501",
+            span,
+            format!("`{directive}` is not implemented by this version of bext's engine"),
+        )
+        .help("remove it, or run a version of bext that implements it; `bext run` refuses this configuration"),
+    );
+    d.list.pop()
 }
 
 /// Levenshtein distance, for did-you-mean suggestions over short names.

@@ -2003,12 +2003,17 @@ impl<'a> Lower<'a> {
                 "h" => 3_600_000,
                 _ => return None,
             };
-            n.parse::<u64>().ok().filter(|n| *n > 0).map(|n| (n, per))
+            // At most one request per microsecond (1,000,000/s): the limiter counts whole
+            // microseconds between requests.
+            n.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0 && *n <= per * 1_000)
+                .map(|n| (n, per))
         });
         let Some((requests, per_ms)) = rate else {
             self.emit(
                 diag::error("E0215", x.span, format!("invalid rate {}", x.describe()))
-                    .help("write requests per second, minute or hour: `100/s`, `600/m`, `5000/h`"),
+                    .help("write requests per second, minute or hour, at most 1000000/s: `100/s`, `600/m`, `5000/h`"),
             );
             return None;
         };

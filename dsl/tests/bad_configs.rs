@@ -100,6 +100,7 @@ const CASES: &[Case] = &[
     ("present on a subject without a name", true, "waf w { rule r when path present => log }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0214", 1, 26)]),
     ("condition with a trailing token", true, "waf w { rule r when path = \"/x\" \"/y\" => log }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0214", 1, 33)]),
     ("bad rate", true, "site a.test { route /* { rate_limit 100/sec; proxy app } }\n", &[("E0215", 1, 37)]),
+    ("rate above one per microsecond", true, "site a.test { route /* { rate_limit 1000001/s; proxy app } }\n", &[("E0215", 1, 37)]),
     // ---- names, references, listeners, sites
     ("upstream defined twice", true, "upstream app { server 1.2.3.5:80 }\n", &[("E0301", 1, 10)]),
     ("waf defined twice", true, "waf w { ruleset builtin/xss }\nwaf w { ruleset builtin/sqli }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0302", 2, 5)]),

@@ -235,8 +235,8 @@ fn status_json(control: &Control) -> String {
         }
         let _ = write!(
             out,
-            "{{\"worker\":{i},\"generation\":{},\"connections\":{},\"requests\":{},\"generations\":[",
-            w.generation, w.connections, w.requests
+            "{{\"worker\":{i},\"generation\":{},\"connections\":{},\"requests\":{},\"rate_limited\":{},\"generations\":[",
+            w.generation, w.connections, w.requests, w.rate_limited
         );
         for (j, (g, n)) in w.in_use.iter().enumerate() {
             if j > 0 {

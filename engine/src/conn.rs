@@ -640,11 +640,29 @@ async fn early_error(
 }
 
 fn problem_head(w: &Worker, out: &mut Vec<u8>, status: u16, len: usize, close: bool, http10: bool) {
+    problem_head_with(w, out, status, len, close, http10, None);
+}
+
+/// A problem response head; `retry_after` adds `Retry-After` (seconds).
+fn problem_head_with(
+    w: &Worker,
+    out: &mut Vec<u8>,
+    status: u16,
+    len: usize,
+    close: bool,
+    http10: bool,
+    retry_after: Option<u64>,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_usize(out, u64::from(status));
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\nServer: bext\r\nContent-Type: application/problem+json\r\n");
+    if let Some(secs) = retry_after {
+        out.extend_from_slice(b"Retry-After: ");
+        push_usize(out, secs);
+        out.extend_from_slice(b"\r\n");
+    }
     content_length_field(out, len as u64);
     w.with_date_line(|d| out.extend_from_slice(d));
     connection_field(out, close, http10);
@@ -660,11 +678,31 @@ pub(crate) async fn send_problem(
     title: &str,
     force_close: bool,
 ) -> Outcome {
+    send_problem_with(ctx, status, slug, title, force_close, None).await
+}
+
+/// `send_problem` with an optional `Retry-After` (seconds).
+async fn send_problem_with(
+    ctx: &mut Ctx<'_>,
+    status: u16,
+    slug: &'static str,
+    title: &str,
+    force_close: bool,
+    retry_after: Option<u64>,
+) -> Outcome {
     let rid = std::str::from_utf8(ctx.rid).unwrap_or("");
     let body = problem_body(slug, title, status, rid);
     let close = force_close || !ctx.keep_wanted;
     let mut out = ctx.w.take_xfer();
-    problem_head(ctx.w, &mut out, status, body.len(), close, ctx.http10);
+    problem_head_with(
+        ctx.w,
+        &mut out,
+        status,
+        body.len(),
+        close,
+        ctx.http10,
+        retry_after,
+    );
     if !ctx.is_head {
         out.extend_from_slice(body.as_bytes());
     }
@@ -758,8 +796,20 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             return send_class(ctx, ErrorClass::MethodNotAllowed, body_pending).await
         }
     };
-    if let Verdict::Reject { status, slug } = verdict {
-        return send_problem(ctx, status, slug, reason(status), body_pending).await;
+    match verdict {
+        Verdict::Continue => {}
+        Verdict::Reject { status, slug } => {
+            return send_problem(ctx, status, slug, reason(status), body_pending).await;
+        }
+        Verdict::Limited { retry_after_secs } => {
+            ctx.w.shared.stats[ctx.w.id]
+                .rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let c = ErrorClass::RateLimited;
+            let secs = Some(retry_after_secs.max(1));
+            return send_problem_with(ctx, c.status(), c.slug(), c.title(), body_pending, secs)
+                .await;
+        }
     }
     if let Framing::ContentLength(n) = ctx.framing {
         if n > ctx.policy.body_bytes {

@@ -42,11 +42,14 @@ pub enum ErrorClass {
     /// The upstream's circuit breaker is open on this core (`max_connections` or `max_pending`
     /// reached): nothing was attempted.
     UpstreamOverloaded,
+    /// A `rate_limit` of the route refused the request (its client, header value or route
+    /// sent more than the rate and burst allow).
+    RateLimited,
 }
 
 impl ErrorClass {
     /// Every class, for tables and tests.
-    pub const ALL: [ErrorClass; 14] = [
+    pub const ALL: [ErrorClass; 15] = [
         ErrorClass::BadRequest,
         ErrorClass::UriTooLong,
         ErrorClass::HeadersTooLarge,
@@ -61,6 +64,7 @@ impl ErrorClass {
         ErrorClass::UpstreamInvalid,
         ErrorClass::NoHealthyUpstream,
         ErrorClass::UpstreamOverloaded,
+        ErrorClass::RateLimited,
     ];
 
     pub fn status(self) -> u16 {
@@ -79,6 +83,7 @@ impl ErrorClass {
             ErrorClass::UpstreamInvalid => 502,
             ErrorClass::NoHealthyUpstream => 503,
             ErrorClass::UpstreamOverloaded => 503,
+            ErrorClass::RateLimited => 429,
         }
     }
 
@@ -99,6 +104,7 @@ impl ErrorClass {
             ErrorClass::UpstreamInvalid => "upstream-invalid-response",
             ErrorClass::NoHealthyUpstream => "no-healthy-upstream",
             ErrorClass::UpstreamOverloaded => "upstream-overloaded",
+            ErrorClass::RateLimited => "rate-limited",
         }
     }
 
@@ -118,6 +124,7 @@ impl ErrorClass {
             ErrorClass::UpstreamInvalid => "Invalid upstream response",
             ErrorClass::NoHealthyUpstream => "No healthy upstream server",
             ErrorClass::UpstreamOverloaded => "Upstream overloaded",
+            ErrorClass::RateLimited => "Too many requests",
         }
     }
 

@@ -213,6 +213,8 @@ pub struct WorkerStatus {
     /// Open client connections.
     pub connections: usize,
     pub requests: u64,
+    /// Requests answered 429 by a `rate_limit`.
+    pub rate_limited: u64,
     /// (generation, requests still running on it), the active generation first; a retired
     /// generation disappears once its last request ends.
     pub in_use: Vec<(u64, usize)>,
@@ -471,6 +473,7 @@ impl Control {
                 generation: s.generation.load(Ordering::Acquire),
                 connections: s.connections.load(Ordering::Relaxed),
                 requests: s.requests.load(Ordering::Relaxed),
+                rate_limited: s.rate_limited.load(Ordering::Relaxed),
                 in_use: s.in_use.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             })
             .collect()

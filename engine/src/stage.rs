@@ -108,6 +108,11 @@ pub enum Verdict {
         status: u16,
         slug: &'static str,
     },
+    /// Over a rate limit: 429 `rate-limited`, with `Retry-After` (seconds until a request of
+    /// this client would be accepted again, at least 1).
+    Limited {
+        retry_after_secs: u64,
+    },
 }
 
 /// Phase "request filters" (limits, WAF, auth, plugins): may short-circuit with a response.

@@ -67,6 +67,8 @@ pub struct WorkerStats {
     pub generation: AtomicU64,
     pub connections: AtomicUsize,
     pub requests: AtomicU64,
+    /// Requests answered 429 by a `rate_limit`.
+    pub rate_limited: AtomicU64,
     /// Per generation this core still runs requests on: (generation, requests holding it).
     /// Refreshed on every tick and after every commit. Idle keep-alive connections hold no
     /// generation: they take the newest one at their next request.

@@ -25,6 +25,10 @@ pub struct CheckArgs {
     /// Print the compiled configuration (IR) as JSON on stdout.
     #[arg(long)]
     pub dump: bool,
+    /// Check the language only: accept valid directives this engine does not run yet (which
+    /// `bext check` otherwise reports as E0501 and `bext run` refuses).
+    #[arg(long)]
+    pub language_only: bool,
 }
 
 #[derive(Args)]
@@ -43,6 +47,10 @@ pub fn check(a: CheckArgs) -> ExitCode {
     let name = a.file.display().to_string();
     match bext_dsl::compile_file(&a.file) {
         Ok(c) => {
+            let refused = bext::unsupported_features(&c.config);
+            if !refused.is_empty() && !a.language_only {
+                return not_implemented(&a, &c, &refused);
+            }
             match a.format {
                 Format::Human => {
                     if !c.warnings.is_empty() {
@@ -90,6 +98,51 @@ pub fn check(a: CheckArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A valid configuration that uses directives the engine does not run: an error (E0501) for
+/// each, with the warnings, rendered like any other diagnostics; exit 1.
+fn not_implemented(
+    a: &CheckArgs,
+    c: &bext_dsl::Compiled,
+    refused: &[bext::Unsupported],
+) -> ExitCode {
+    let mut diags = c.warnings.clone();
+    // A refusal without a place in the sources (none today) is still reported, plainly.
+    let mut plain = Vec::new();
+    for u in refused {
+        match bext_dsl::diag::not_implemented(&c.sources, &u.directive, &u.at) {
+            Some(d) => diags.push(d),
+            None => plain.push(u),
+        }
+    }
+    match a.format {
+        Format::Human => {
+            for u in &plain {
+                eprintln!("{u}");
+            }
+            if !diags.iter().any(|d| d.is_error()) {
+                eprintln!("error: configuration rejected: {} error(s)", plain.len());
+            } else {
+                eprint!("{}", bext_dsl::render_human(&diags, &c.sources));
+            }
+        }
+        Format::Json => {
+            print!("{}", bext_dsl::render_json(&diags));
+            for u in &plain {
+                let v = serde_json::json!({
+                    "code": "E0501",
+                    "severity": "error",
+                    "file": u.at.file,
+                    "line": u.at.line,
+                    "column": u.at.col,
+                    "message": format!("`{}` is not implemented by this version of bext's engine", u.directive),
+                });
+                println!("{v}");
+            }
+        }
+    }
+    ExitCode::from(1)
 }
 
 pub fn fmt(a: FmtArgs) -> ExitCode {

@@ -156,7 +156,11 @@ fn reload_on_signal(servers: &[Server]) {
 
 /// The reload source of `bext run FILE`: re-read FILE (and its includes), compile it like at
 /// start-up, and refuse changes that only a restart can apply.
-fn file_source(path: PathBuf, started: bext_ir::Global) -> bext_engine::server::ReloadSource {
+fn file_source(
+    path: PathBuf,
+    started: bext_ir::Global,
+    limits: std::sync::Arc<bext::Limits>,
+) -> bext_engine::server::ReloadSource {
     Box::new(move || {
         let compiled = bext_dsl::compile_file(&path).map_err(|f| f.render_human())?;
         if !compiled.warnings.is_empty() {
@@ -173,7 +177,7 @@ fn file_source(path: PathBuf, started: bext_ir::Global) -> bext_engine::server::
                 changed.join("`, `")
             ));
         }
-        bext::compile(&compiled.config, 0).map_err(|e| e.to_string())
+        bext::compile_with(&compiled.config, 0, &limits).map_err(|e| e.to_string())
     })
 }
 
@@ -209,7 +213,7 @@ pub fn run(a: RunArgs) -> ExitCode {
         Ok(server) => {
             server
                 .control()
-                .set_source(file_source(path.clone(), started));
+                .set_source(file_source(path.clone(), started, server.limits()));
             announce(
                 &server,
                 &format!("serving {}; reload with SIGHUP", path.display()),

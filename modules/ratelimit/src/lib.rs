@@ -1,0 +1,430 @@
+//! `rate_limit`: how many requests a client (or a header value, or a whole route) may send.
+//!
+//! # The algorithm
+//!
+//! Each limit is a GCRA (generic cell rate algorithm, the virtual-scheduling form of a token
+//! bucket): a key keeps one number, its *theoretical arrival time* (TAT). A request at time
+//! `now` would move it to `max(TAT, now) + T`, where `T` is the emission interval (the period
+//! divided by the request count); it is accepted when that is at most `burst × T` ahead of
+//! `now`, and then stored. So a fresh key may send `burst` requests at once, then one every `T`.
+//! One 64-bit word per key, no refill timer, no cleanup: a key whose TAT is in the past is
+//! indistinguishable from one never seen.
+//!
+//! # Shared by every core, without a lock
+//!
+//! A limit is one per process, not one per core: a client's connections land on different cores
+//! (`SO_REUSEPORT` spreads them by address and port), and a per-core budget would either let
+//! `cores × rate` through or cut a one-connection client to `rate / cores`. The cells are
+//! `AtomicU64`s updated by compare-and-swap, so cores only ever touch the same cache line when
+//! they serve the same key at the same moment.
+//!
+//! Keys are hashed (with a per-limit random seed, so a client cannot aim at another's cell) into
+//! a fixed table of [`CELLS`] cells (512 KiB per keyed limit; `global` uses one cell). Two keys
+//! that share a cell share a budget: under collisions a limit only ever gets stricter, never
+//! looser. With k clients active within one burst window, a given client shares its cell with
+//! probability about k / 65,536.
+//!
+//! # Keys
+//!
+//! `per client_ip` keys IPv4 clients by address and IPv6 clients by their /64 prefix (one
+//! subscriber or host usually owns a whole /64, so per-address keys would let it walk around
+//! the limit); IPv4-mapped IPv6 addresses count as IPv4. `per header NAME` keys by the first
+//! field's value; requests without the field share one budget (the empty value), so leaving the
+//! header out does not escape the limit. `global` is one budget for the route.
+//!
+//! # Reloads
+//!
+//! A [`Registry`] (one per running server) hands out the cells: a reload that keeps a limit (the
+//! same rate, burst and key on a route with the same hosts, path and methods) keeps its counts;
+//! a changed or new limit starts fresh.
+
+use bext_engine::stage::{RequestFilter, RequestView, Verdict};
+use bext_ir as ir;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+/// Cells per keyed limit (a power of two).
+pub const CELLS: usize = 1 << 16;
+
+/// The largest accepted rate, in requests per second: the emission interval is kept in whole
+/// microseconds.
+pub const MAX_PER_SECOND: u64 = 1_000_000;
+
+/// What a request is counted under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    ClientIp,
+    /// Lower-case header name.
+    Header(Vec<u8>),
+    Global,
+}
+
+/// The shared state of one limit: its cells and the clock they count in.
+struct Cells {
+    cells: Box<[AtomicU64]>,
+    hasher: std::collections::hash_map::RandomState,
+    /// Cell values are microseconds since this instant.
+    epoch: Instant,
+}
+
+impl Cells {
+    fn new(n: usize) -> Cells {
+        Cells {
+            cells: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// One `rate_limit` of one route, as a request filter.
+pub struct RateLimit {
+    /// Microseconds between two requests at the sustained rate (T).
+    interval_us: u64,
+    /// How far ahead of now a key's TAT may get: `burst × T`.
+    tolerance_us: u64,
+    key: Key,
+    state: Arc<Cells>,
+}
+
+/// Why a limit cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitError {
+    pub message: String,
+    pub at: ir::Loc,
+}
+
+impl RateLimit {
+    /// The emission interval and tolerance of `spec`, checked.
+    fn timing(spec: &ir::RateLimit) -> Result<(u64, u64), LimitError> {
+        let err = |message: String| LimitError {
+            message,
+            at: spec.at.clone(),
+        };
+        if spec.requests == 0 || spec.per_ms == 0 || spec.burst == 0 {
+            return Err(err(
+                "a rate limit needs at least one request per period and a burst of at least 1"
+                    .into(),
+            ));
+        }
+        let period_us = spec.per_ms.saturating_mul(1_000);
+        let interval_us = period_us / spec.requests;
+        if interval_us == 0 {
+            return Err(err(format!(
+                "rate {}/{} ms is above the largest supported rate, {MAX_PER_SECOND} requests per second",
+                spec.requests, spec.per_ms
+            )));
+        }
+        // Never more than ten years ahead: the counts stay far from overflowing.
+        let tolerance_us = interval_us
+            .saturating_mul(spec.burst)
+            .min(10 * 365 * 86_400 * 1_000_000);
+        Ok((interval_us, tolerance_us))
+    }
+
+    fn key_of(spec: &ir::RateLimit) -> Key {
+        match &spec.key {
+            ir::RateKey::ClientIp => Key::ClientIp,
+            ir::RateKey::Header(h) => Key::Header(h.to_ascii_lowercase().into_bytes()),
+            ir::RateKey::Global => Key::Global,
+        }
+    }
+
+    /// A limit with cells of its own (not shared with any earlier generation).
+    pub fn new(spec: &ir::RateLimit) -> Result<RateLimit, LimitError> {
+        let (interval_us, tolerance_us) = Self::timing(spec)?;
+        let key = Self::key_of(spec);
+        let n = if key == Key::Global { 1 } else { CELLS };
+        Ok(RateLimit {
+            interval_us,
+            tolerance_us,
+            key,
+            state: Arc::new(Cells::new(n)),
+        })
+    }
+
+    fn cell(&self, req: &RequestView<'_>) -> &AtomicU64 {
+        let cells = &self.state.cells;
+        if cells.len() == 1 {
+            return &cells[0];
+        }
+        let mut h = self.state.hasher.build_hasher();
+        match &self.key {
+            Key::ClientIp => match req.client.ip() {
+                IpAddr::V4(a) => h.write(&a.octets()),
+                IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                    Some(v4) => h.write(&v4.octets()),
+                    None => h.write(&a.octets()[..8]),
+                },
+            },
+            Key::Header(name) => {
+                h.write_u8(1);
+                h.write(req.headers.get(name).unwrap_or(b""));
+            }
+            Key::Global => {}
+        }
+        &cells[(h.finish() as usize) & (cells.len() - 1)]
+    }
+
+    /// Count one request at `now_us` (microseconds since the limit's epoch) in `cell`: `None`
+    /// when accepted, else the microseconds until it would be.
+    fn take(&self, cell: &AtomicU64, now_us: u64) -> Option<u64> {
+        let mut tat = cell.load(Ordering::Relaxed);
+        loop {
+            let next = tat.max(now_us) + self.interval_us;
+            let ahead = next - now_us;
+            if ahead > self.tolerance_us {
+                return Some(ahead - self.tolerance_us);
+            }
+            match cell.compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return None,
+                Err(seen) => tat = seen,
+            }
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        self.state.epoch.elapsed().as_micros() as u64
+    }
+}
+
+impl RequestFilter for RateLimit {
+    fn on_request(&self, req: &RequestView<'_>) -> Verdict {
+        let cell = self.cell(req);
+        match self.take(cell, self.now_us()) {
+            None => Verdict::Continue,
+            Some(wait_us) => Verdict::Limited {
+                retry_after_secs: wait_us.div_ceil(1_000_000).max(1),
+            },
+        }
+    }
+}
+
+/// What identifies a limit across reloads: where it applies and what it counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Identity {
+    hosts: Vec<String>,
+    path: String,
+    methods: Vec<String>,
+    interval_us: u64,
+    tolerance_us: u64,
+    key: Key,
+}
+
+/// The limits of one running server, so that a reload keeps the counts of unchanged limits.
+/// Only configuration compiles use it (never a request).
+#[derive(Default)]
+pub struct Registry {
+    live: Mutex<HashMap<Identity, Weak<Cells>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// The limit of `route` (in `site`), sharing its cells with the live limit of the same
+    /// identity if there is one.
+    pub fn limit(
+        &self,
+        site: &ir::Site,
+        route: &ir::Route,
+        spec: &ir::RateLimit,
+    ) -> Result<RateLimit, LimitError> {
+        let mut fresh = RateLimit::new(spec)?;
+        let id = Identity {
+            hosts: site.hosts.iter().map(|h| format!("{h:?}")).collect(),
+            path: format!("{:?}", route.path),
+            methods: route.methods.iter().map(|m| format!("{m:?}")).collect(),
+            interval_us: fresh.interval_us,
+            tolerance_us: fresh.tolerance_us,
+            key: fresh.key.clone(),
+        };
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.retain(|_, w| w.strong_count() > 0);
+        match live.get(&id).and_then(Weak::upgrade) {
+            Some(cells) => fresh.state = cells,
+            None => {
+                live.insert(id, Arc::downgrade(&fresh.state));
+            }
+        }
+        Ok(fresh)
+    }
+}
+
+/// The rate limits of `config`, one per route that has one, by flat route index (the routes of
+/// every site in order).
+pub fn compile(
+    config: &ir::Config,
+    registry: &Registry,
+) -> Result<Vec<Option<RateLimit>>, LimitError> {
+    let mut out = Vec::new();
+    for site in &config.sites {
+        for route in &site.routes {
+            out.push(match &route.rate_limit {
+                Some(spec) => Some(registry.limit(site, route, spec)?),
+                None => None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(requests: u64, per_ms: u64, burst: u64, key: ir::RateKey) -> ir::RateLimit {
+        ir::RateLimit {
+            requests,
+            per_ms,
+            key,
+            burst,
+            at: ir::Loc::default(),
+        }
+    }
+
+    #[test]
+    fn a_fresh_key_gets_its_burst_then_one_request_per_interval() {
+        let l = RateLimit::new(&spec(10, 1_000, 3, ir::RateKey::Global)).unwrap();
+        let c = AtomicU64::new(0);
+        let t0 = 5_000_000;
+        for _ in 0..3 {
+            assert_eq!(l.take(&c, t0), None);
+        }
+        // The fourth waits one interval (100 ms).
+        assert_eq!(l.take(&c, t0), Some(100_000));
+        assert_eq!(l.take(&c, t0 + 99_999), Some(1));
+        assert_eq!(l.take(&c, t0 + 100_000), None);
+        assert_eq!(l.take(&c, t0 + 100_000), Some(100_000));
+        // Quiet for longer than the burst window: the whole burst again.
+        let later = t0 + 10_000_000;
+        for _ in 0..3 {
+            assert_eq!(l.take(&c, later), None);
+        }
+        assert!(l.take(&c, later).is_some());
+    }
+
+    #[test]
+    fn a_refused_request_does_not_use_up_budget() {
+        let l = RateLimit::new(&spec(1, 1_000, 1, ir::RateKey::Global)).unwrap();
+        let c = AtomicU64::new(0);
+        assert_eq!(l.take(&c, 1_000_000), None);
+        for i in 0..100 {
+            assert!(l.take(&c, 1_000_000 + i).is_some());
+        }
+        assert_eq!(l.take(&c, 2_000_000), None);
+    }
+
+    #[test]
+    fn rates_above_the_clock_resolution_and_empty_rates_are_refused() {
+        assert!(RateLimit::new(&spec(1_000_000, 1_000, 1, ir::RateKey::Global)).is_ok());
+        let e = RateLimit::new(&spec(2_000_000, 1_000, 1, ir::RateKey::Global))
+            .err()
+            .unwrap();
+        assert!(
+            e.message.contains("largest supported rate"),
+            "{}",
+            e.message
+        );
+        assert!(RateLimit::new(&spec(0, 1_000, 1, ir::RateKey::Global)).is_err());
+        assert!(RateLimit::new(&spec(1, 1_000, 0, ir::RateKey::Global)).is_err());
+    }
+
+    #[test]
+    fn huge_bursts_at_slow_rates_do_not_overflow() {
+        let l = RateLimit::new(&spec(
+            1,
+            3_600_000,
+            u64::from(u32::MAX),
+            ir::RateKey::Global,
+        ))
+        .unwrap();
+        let c = AtomicU64::new(0);
+        for _ in 0..1000 {
+            assert_eq!(l.take(&c, u64::MAX / 4), None);
+        }
+    }
+
+    #[test]
+    fn many_threads_together_get_exactly_the_burst() {
+        let l = Arc::new(RateLimit::new(&spec(1, 3_600_000, 1_000, ir::RateKey::Global)).unwrap());
+        let accepted = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (l, accepted) = (l.clone(), accepted.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..1_000 {
+                        if l.take(&l.state.cells[0], 1).is_none() {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(accepted.load(Ordering::Relaxed), 1_000);
+    }
+
+    fn site() -> ir::Site {
+        ir::Site {
+            hosts: vec![],
+            routes: vec![],
+            at: ir::Loc::default(),
+        }
+    }
+
+    #[test]
+    fn the_registry_shares_unchanged_limits_and_renews_changed_ones() {
+        let reg = Registry::new();
+        let s = site();
+        let route = ir::Route::new(
+            ir::PathMatch::Prefix("/".into()),
+            ir::Action::Respond {
+                status: 200,
+                body: String::new(),
+                content_type: None,
+            },
+            ir::Loc::default(),
+        );
+        let a = reg
+            .limit(&s, &route, &spec(10, 1_000, 10, ir::RateKey::ClientIp))
+            .unwrap();
+        let same = reg
+            .limit(&s, &route, &spec(10, 1_000, 10, ir::RateKey::ClientIp))
+            .unwrap();
+        assert!(Arc::ptr_eq(&a.state, &same.state));
+        let other = reg
+            .limit(&s, &route, &spec(20, 1_000, 10, ir::RateKey::ClientIp))
+            .unwrap();
+        assert!(!Arc::ptr_eq(&a.state, &other.state));
+        // Once nothing uses a limit, the same identity starts fresh.
+        let old = Arc::downgrade(&a.state);
+        drop((a, same));
+        assert!(old.upgrade().is_none());
+        let again = reg
+            .limit(&s, &route, &spec(10, 1_000, 10, ir::RateKey::ClientIp))
+            .unwrap();
+        assert_eq!(
+            again
+                .state
+                .cells
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .max(),
+            Some(0)
+        );
+    }
+}
