@@ -134,16 +134,20 @@ impl RateLimit {
         }
     }
 
+    /// Fresh cells for a limit counting under `key`.
+    fn cells_for(key: &Key) -> Arc<Cells> {
+        Arc::new(Cells::new(if *key == Key::Global { 1 } else { CELLS }))
+    }
+
     /// A limit with cells of its own (not shared with any earlier generation).
     pub fn new(spec: &ir::RateLimit) -> Result<RateLimit, LimitError> {
         let (interval_us, tolerance_us) = Self::timing(spec)?;
         let key = Self::key_of(spec);
-        let n = if key == Key::Global { 1 } else { CELLS };
         Ok(RateLimit {
             interval_us,
             tolerance_us,
+            state: Self::cells_for(&key),
             key,
-            state: Arc::new(Cells::new(n)),
         })
     }
 
@@ -241,24 +245,33 @@ impl Registry {
         route: &ir::Route,
         spec: &ir::RateLimit,
     ) -> Result<RateLimit, LimitError> {
-        let mut fresh = RateLimit::new(spec)?;
+        let (interval_us, tolerance_us) = RateLimit::timing(spec)?;
+        let key = RateLimit::key_of(spec);
         let id = Identity {
             hosts: site.hosts.iter().map(|h| format!("{h:?}")).collect(),
             path: format!("{:?}", route.path),
             methods: route.methods.iter().map(|m| format!("{m:?}")).collect(),
-            interval_us: fresh.interval_us,
-            tolerance_us: fresh.tolerance_us,
-            key: fresh.key.clone(),
+            interval_us,
+            tolerance_us,
+            key: key.clone(),
         };
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         live.retain(|_, w| w.strong_count() > 0);
-        match live.get(&id).and_then(Weak::upgrade) {
-            Some(cells) => fresh.state = cells,
+        // Cells are only allocated for a limit that is new (a reload reuses the live ones).
+        let state = match live.get(&id).and_then(Weak::upgrade) {
+            Some(cells) => cells,
             None => {
-                live.insert(id, Arc::downgrade(&fresh.state));
+                let cells = RateLimit::cells_for(&key);
+                live.insert(id, Arc::downgrade(&cells));
+                cells
             }
-        }
-        Ok(fresh)
+        };
+        Ok(RateLimit {
+            interval_us,
+            tolerance_us,
+            key,
+            state,
+        })
     }
 }
 
