@@ -45,6 +45,8 @@ done
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BEXT=${BEXT:-$TARGET_DIR/release/bext}
 BENCH=${BENCH:-$TARGET_DIR/release/bext-bench}
+# An earlier bext binary to compare against in the same run (peers prev-epoll, prev-io-uring).
+BEXT_PREV=${BEXT_PREV:-}
 PEERS=${PEERS:-"floor floor-bare bext-epoll bext-io-uring nginx haproxy"}
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 PROXY_CPU=${PROXY_CPU:-0}
@@ -64,6 +66,10 @@ case " $PEERS " in
             echo "compare.sh: building bext in release ($TARGET_DIR)" >&2
             (cd "$ROOT" && cargo build --release --bin bext)
         fi ;;
+esac
+case " $PEERS " in
+    *" prev-"*)
+        [ -x "$BEXT_PREV" ] || { echo "compare.sh: peers prev-* need BEXT_PREV=/path/to/an/earlier/bext" >&2; exit 1; } ;;
 esac
 for tool in taskset nginx haproxy curl; do
     command -v "$tool" >/dev/null || { echo "compare.sh: $tool missing: run bench/scripts/setup.sh" >&2; exit 1; }
@@ -154,6 +160,12 @@ start_server() {
         bext-*:proxy)
             taskset -c "$PROXY_CPU" "$BEXT" proxy --listen "$LISTEN" --to "$ORIGIN" --workers 1 \
                 --no-pin --driver "${peer#bext-}" >>"$LOG" 2>&1 & ;;
+        prev-*:respond)
+            taskset -c "$PROXY_CPU" "$BEXT_PREV" respond --listen "$LISTEN" --body "$BODY100" --workers 1 \
+                --no-pin --driver "${peer#prev-}" >>"$LOG" 2>&1 & ;;
+        prev-*:proxy)
+            taskset -c "$PROXY_CPU" "$BEXT_PREV" proxy --listen "$LISTEN" --to "$ORIGIN" --workers 1 \
+                --no-pin --driver "${peer#prev-}" >>"$LOG" 2>&1 & ;;
         nginx:*)
             render "$ROOT/bench/peers/nginx-$mode.conf" "$OUT/conf/nginx-$mode.conf"
             taskset -c "$PROXY_CPU" nginx -p "$OUT/nginx" -c "$OUT/conf/nginx-$mode.conf" 2>>"$LOG" & ;;
