@@ -156,8 +156,9 @@ pub fn compile_str(name: &str, src: &str) -> Result<Compiled, Failure> {
 /// How a compilation treats the world outside the source text.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Read `include`d files. Off, every `include` is reported (E0003): for input that must
-    /// not make the compiler read files, such as fuzzing.
+    /// Read `include`d files and check the files the configuration names (the admin token
+    /// file). Off, every `include` is reported (E0003) and named files are not checked: for
+    /// input that must not make the compiler read files, such as fuzzing.
     pub follow_includes: bool,
 }
 
@@ -186,6 +187,7 @@ pub fn compile_with(name: &str, src: &str, opts: &Options) -> Result<Compiled, F
     ex.expand(id);
     let (config, mut list) = {
         let mut l = lower::Lower::new(&sources, &mut diags);
+        l.read_files = opts.follow_includes;
         l.top(&items);
         // After a syntax error some items are missing: checks across items would report
         // references to them as undefined, so only the items themselves are checked.

@@ -116,6 +116,9 @@ pub struct Lower<'a> {
     pub diags: &'a mut Diags,
     pub config: Config,
     pub spans: Spans,
+    /// Check the files the configuration names (the admin token file). Off for input that
+    /// must not make the compiler read files (see [`crate::Options`]).
+    pub read_files: bool,
     /// Diagnostics reported before the current directive: leftover arguments of a directive
     /// that already has an error are not reported again.
     mark: usize,
@@ -163,6 +166,7 @@ impl<'a> Lower<'a> {
             mark: 0,
             config: Config::default(),
             spans: Spans::default(),
+            read_files: true,
         }
     }
 
@@ -679,16 +683,7 @@ impl<'a> Lower<'a> {
                         self.config.global.workers = Workers::Count(n as u16);
                     }
                 }
-                "admin" => {
-                    if let Some(x) = self.text(&mut a, "an address or a unix socket path") {
-                        let t = x.text();
-                        if t.starts_with('/') {
-                            self.config.global.admin = Some(t.to_string());
-                        } else if let Some(addr) = self.socket_addr(x) {
-                            self.config.global.admin = Some(addr);
-                        }
-                    }
-                }
+                "admin" => self.admin(&mut a),
                 "pid_file" => self.config.global.pid_file = self.value(&mut a, "a file path"),
                 "limits" => {
                     if let Some(b) = self.block(&mut a) {
@@ -727,6 +722,48 @@ impl<'a> Lower<'a> {
                 }
             }
             self.done(&mut a);
+        }
+    }
+
+    /// `admin ADDR [token_file F]`: a loopback address or a unix socket path, and the file
+    /// holding the bearer token callers must present.
+    fn admin(&mut self, a: &mut Args<'_>) {
+        if let Some(x) = self.text(a, "a loopback address or a unix socket path") {
+            let t = x.text();
+            if t.starts_with('/') {
+                self.config.global.admin = Some(t.to_string());
+            } else if let Some(addr) = self.socket_addr(x) {
+                match addr.parse::<std::net::SocketAddr>() {
+                    Ok(sa) if !sa.ip().is_loopback() => self.emit(
+                        diag::error(
+                            "E0601",
+                            x.span,
+                            format!("the admin endpoint cannot listen on `{addr}`: not a loopback address"),
+                        )
+                        .help("use a loopback address or a unix socket, such as `127.0.0.1:9901` or \"/run/bext/admin.sock\""),
+                    ),
+                    _ => self.config.global.admin = Some(addr),
+                }
+            }
+        }
+        if a.eat("token_file") {
+            let Some(x) = self.text(a, "the path of the file holding the token") else {
+                return;
+            };
+            let path = x.text().to_string();
+            if self.read_files {
+                if let Err(why) = bext_ir::read_admin_token(std::path::Path::new(&path)) {
+                    self.emit(
+                        diag::error(
+                            "E0602",
+                            x.span,
+                            format!("admin token file `{path}` cannot be used: {why}"),
+                        )
+                        .help("write the token on one line in a file only its owner can read (`chmod 600`)"),
+                    );
+                }
+            }
+            self.config.global.admin_token_file = Some(path);
         }
     }
 

@@ -58,8 +58,13 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Global {
     pub workers: Workers,
-    /// Admin endpoint address (`127.0.0.1:9901`), or a unix socket path starting with `/`.
+    /// Admin endpoint address (`127.0.0.1:9901`, loopback only), or a unix socket path
+    /// starting with `/`.
     pub admin: Option<String>,
+    /// The file holding the admin endpoint's bearer token (`admin ADDR token_file F`); see
+    /// [`read_admin_token`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<String>,
     pub limits: Limits,
     pub timeouts: ClientTimeouts,
     pub access_log: Option<AccessLog>,
@@ -71,12 +76,45 @@ impl Default for Global {
         Global {
             workers: Workers::Auto,
             admin: None,
+            admin_token_file: None,
             limits: Limits::default(),
             timeouts: ClientTimeouts::default(),
             access_log: None,
             pid_file: None,
         }
     }
+}
+
+/// Longest admin token file read, in bytes.
+pub const ADMIN_TOKEN_MAX: u64 = 4096;
+
+/// Read the admin endpoint's bearer token from `path`: the file's text without its trailing
+/// whitespace. The one rule for a token file, shared by the compiler (which checks the file
+/// named by `admin ... token_file`) and the admin endpoint (which reads it at start and after
+/// each reload). Refused, with the reason as text: a file that cannot be read, is not a regular
+/// file, is readable or writable by every user, is longer than [`ADMIN_TOKEN_MAX`], is empty,
+/// or holds anything but visible ASCII (it is sent in an `Authorization` header).
+pub fn read_admin_token(path: &std::path::Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    if meta.permissions().mode() & 0o006 != 0 {
+        return Err("every user can read or write it".into());
+    }
+    if meta.len() > ADMIN_TOKEN_MAX {
+        return Err(format!("it is longer than {ADMIN_TOKEN_MAX} bytes"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err("it is empty".into());
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("it holds something other than visible ASCII characters".into());
+    }
+    Ok(token.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
