@@ -112,14 +112,6 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
             at: at.clone(),
         })
     };
-    if config
-        .global
-        .admin
-        .as_deref()
-        .is_some_and(|a| a.starts_with('/'))
-    {
-        refuse("admin on a unix socket", &ir::Loc::default());
-    }
     for l in &config.listeners {
         if let Some(tls) = &l.tls {
             refuse("tls", &tls.at);
@@ -243,9 +235,14 @@ impl Server {
         self.engine.stats()
     }
 
-    /// The admin endpoint's address (`global { admin ... }`), when one is served.
+    /// The admin endpoint's TCP address (`global { admin ... }`), when one is served over TCP.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.engine.admin_addr()
+    }
+
+    /// The admin endpoint's address, TCP or unix socket, when one is served.
+    pub fn admin_endpoint(&self) -> Option<bext_engine::admin::AdminAddr> {
+        self.engine.admin_endpoint()
     }
 
     /// Compile `config` and reload it on every core (all or none); returns the new generation.
@@ -305,8 +302,13 @@ pub fn start(config: ir::Config, opts: StartOptions) -> Result<Server, StartErro
     let mut engine =
         Engine::start(pipeline, engine_options(&config, &opts)).map_err(StartError::Engine)?;
     if let Some(admin) = &config.global.admin {
-        let served =
-            resolve_admin(admin).and_then(|a| engine.serve_admin(a).map_err(StartError::Engine));
+        let served = resolve_admin(admin).and_then(|addr| {
+            let opts = bext_engine::admin::AdminOptions {
+                addr,
+                token_file: config.global.admin_token_file.as_ref().map(PathBuf::from),
+            };
+            engine.serve_admin(opts).map_err(StartError::Engine)
+        });
         if let Err(e) = served {
             engine.shutdown();
             return Err(e);
@@ -338,17 +340,26 @@ pub fn start(config: ir::Config, opts: StartOptions) -> Result<Server, StartErro
 pub fn restart_only_changes(started: &ir::Global, new: &ir::Global) -> Vec<&'static str> {
     let fixed = [
         ("workers", started.workers != new.workers),
-        ("admin", started.admin != new.admin),
+        (
+            "admin",
+            started.admin != new.admin || started.admin_token_file != new.admin_token_file,
+        ),
         ("pid_file", started.pid_file != new.pid_file),
     ];
     fixed.iter().filter(|f| f.1).map(|f| f.0).collect()
 }
 
-fn resolve_admin(addr: &str) -> Result<SocketAddr, StartError> {
+/// A unix socket path (starting with `/`) or an address to resolve.
+fn resolve_admin(addr: &str) -> Result<bext_engine::admin::AdminAddr, StartError> {
+    use bext_engine::admin::AdminAddr;
     use std::net::ToSocketAddrs;
+    if addr.starts_with('/') {
+        return Ok(AdminAddr::Unix(PathBuf::from(addr)));
+    }
     addr.to_socket_addrs()
         .ok()
         .and_then(|mut it| it.next())
+        .map(AdminAddr::Tcp)
         .ok_or_else(|| StartError::Compile {
             message: format!("admin: cannot resolve address `{addr}`"),
             at: ir::Loc::default(),
@@ -489,9 +500,6 @@ mod tests {
     fn every_unimplemented_feature_is_refused_by_name_and_location() {
         type Edit = fn(&mut ir::Config);
         let table: &[(&str, Edit)] = &[
-            ("admin on a unix socket", |c| {
-                c.global.admin = Some("/run/bext-admin.sock".into())
-            }),
             ("tls", |c| {
                 c.listeners[0].tls = Some(ir::Tls {
                     certs: vec![],
@@ -546,14 +554,12 @@ mod tests {
             let refused = unsupported_features(&c);
             assert_eq!(refused.len(), 1, "{directive}: {refused:?}");
             assert_eq!(refused[0].directive, *directive);
-            if *directive != "admin on a unix socket" {
-                assert_eq!(refused[0].at.line, 7, "{directive}");
-                assert!(
-                    refused[0].to_string().starts_with("t.bext:7:3: error: `"),
-                    "{}",
-                    refused[0]
-                );
-            }
+            assert_eq!(refused[0].at.line, 7, "{directive}");
+            assert!(
+                refused[0].to_string().starts_with("t.bext:7:3: error: `"),
+                "{}",
+                refused[0]
+            );
             match compile(&c, 1) {
                 Err(StartError::Unsupported(list)) => assert_eq!(list, refused),
                 other => panic!("{directive}: expected a refusal, got {other:?}"),

@@ -89,7 +89,7 @@ fn admin(a: SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut s = connect(a);
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nX-Bext-Admin: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut r = BufReader::new(s);
@@ -639,10 +639,13 @@ fn the_admin_endpoint_answers_only_its_two_requests() {
     let srv = start_bext("admin.bext", &config("x", None));
     // (raw request, expected status)
     let table: &[(&[u8], u16)] = &[
-        (b"GET /status HTTP/1.1\r\nHost: a\r\n\r\n", 200),
-        (b"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", 404),
-        (b"GET /reload HTTP/1.1\r\nHost: a\r\n\r\n", 405),
-        (b"POST /status HTTP/1.1\r\nHost: a\r\n\r\n", 405),
+        (b"GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n", 200),
+        (b"GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
+        (b"GET /reload HTTP/1.1\r\nHost: localhost\r\n\r\n", 405),
+        (
+            b"POST /status HTTP/1.1\r\nHost: localhost\r\nX-Bext-Admin: 1\r\n\r\n",
+            405,
+        ),
         (
             b"POST /reload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             400,

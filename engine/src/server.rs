@@ -99,6 +99,8 @@ pub enum StartError {
     Driver(String),
     /// A worker thread could not be started.
     Thread(std::io::Error),
+    /// The admin endpoint could not be served (bind, socket file, token file).
+    Admin { addr: String, error: std::io::Error },
 }
 
 impl std::fmt::Display for StartError {
@@ -107,6 +109,9 @@ impl std::fmt::Display for StartError {
             StartError::Bind { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
             StartError::Driver(m) => write!(f, "{m}"),
             StartError::Thread(e) => write!(f, "cannot start a worker thread: {e}"),
+            StartError::Admin { addr, error } => {
+                write!(f, "cannot serve the admin endpoint on {addr}: {error}")
+            }
         }
     }
 }
@@ -282,6 +287,10 @@ impl Outbox {
 /// failure it returns the diagnostics as the operator should read them.
 pub type ReloadSource = Box<dyn Fn() -> Result<Pipeline, String> + Send + Sync>;
 
+/// Called with the new generation after each reload from the [`ReloadSource`] (the admin
+/// endpoint re-reads its token file then).
+pub type ReloadHook = Box<dyn Fn(u64) + Send + Sync>;
+
 /// The control side of a running engine, shared by the engine handle, the admin endpoint and
 /// whoever reloads: what a reload or a status report needs, and nothing a worker owns.
 pub struct Control {
@@ -294,6 +303,8 @@ pub struct Control {
     /// Every pipeline published so far that may still be alive somewhere (weak).
     generations: Mutex<Vec<(u64, Weak<Pipeline>)>>,
     source: Mutex<Option<ReloadSource>>,
+    /// Run after each successful reload from the source.
+    reload_hooks: Mutex<Vec<ReloadHook>>,
     /// Active health probes, once per server for the whole process.
     health: crate::health::HealthChecker,
 }
@@ -339,7 +350,24 @@ impl Control {
                 }
             }
         };
-        self.reload(pipeline).map_err(|e| e.to_string())
+        let g = self.reload(pipeline).map_err(|e| e.to_string())?;
+        for hook in self
+            .reload_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            hook(g);
+        }
+        Ok(g)
+    }
+
+    /// Run `hook` after each successful [`Control::reload_from_source`].
+    pub fn on_reload(&self, hook: ReloadHook) {
+        self.reload_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
     }
 
     /// The generation of the published pipeline.
@@ -610,6 +638,7 @@ impl Engine {
             outboxes: Mutex::new(outboxes),
             generations,
             source: Mutex::new(None),
+            reload_hooks: Mutex::new(Vec::new()),
             health,
         });
         let engine = Engine {
@@ -671,18 +700,28 @@ impl Engine {
         self.control.clone()
     }
 
-    /// Serve the admin endpoint on `addr` (loopback addresses only) until the engine stops.
-    pub fn serve_admin(&mut self, addr: SocketAddr) -> Result<SocketAddr, StartError> {
-        let admin = crate::admin::AdminServer::start(addr, self.control.clone())
-            .map_err(|error| StartError::Bind { addr, error })?;
-        let actual = admin.local_addr();
+    /// Serve the admin endpoint (a loopback address or a unix socket) until the engine stops;
+    /// returns the address served (with the port chosen for port 0).
+    pub fn serve_admin(
+        &mut self,
+        opts: crate::admin::AdminOptions,
+    ) -> Result<crate::admin::AdminAddr, StartError> {
+        let addr = opts.addr.to_string();
+        let admin = crate::admin::AdminServer::start(opts, self.control.clone())
+            .map_err(|error| StartError::Admin { addr, error })?;
+        let actual = admin.addr().clone();
         self.admin = Some(admin);
         Ok(actual)
     }
 
-    /// The admin endpoint's address, when one is served.
+    /// The admin endpoint's TCP address, when one is served over TCP.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(|a| a.local_addr())
+        self.admin.as_ref().and_then(|a| a.local_addr())
+    }
+
+    /// The admin endpoint's address (TCP or unix socket), when one is served.
+    pub fn admin_endpoint(&self) -> Option<crate::admin::AdminAddr> {
+        self.admin.as_ref().map(|a| a.addr().clone())
     }
 
     /// Per worker: (active generation, open connections, requests served).

@@ -106,7 +106,7 @@ fn announce(server: &Server, what: &str) {
     for a in server.local_addrs() {
         let _ = writeln!(out, "listening on {a}");
     }
-    if let Some(a) = server.admin_addr() {
+    if let Some(a) = server.admin_endpoint() {
         let _ = writeln!(out, "admin on {a}");
     }
     let _ = out.flush();
