@@ -362,6 +362,7 @@ fn admin_token_is_required_when_configured() {
         ("Authorization: Bearer s3cret-token-and-more\r\n", 401),
         ("Authorization: Basic s3cret-token\r\n", 401),
         ("Authorization: Bearer s3cret-token\r\n", 200),
+        ("Authorization: bearer s3cret-token\r\n", 200),
     ];
     for (auth, want) in table {
         let req = request("GET", "/status", &format!("Host: localhost\r\n{auth}"));

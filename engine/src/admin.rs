@@ -552,11 +552,13 @@ fn refuse(req: &Request, ctx: &Ctx) -> Option<(u16, &'static str)> {
         return Some((403, "cross-site requests are refused\n"));
     }
     if let Some(auth) = &ctx.auth {
+        // The scheme is case-insensitive (RFC 9110, section 11.1).
         let given = req
             .authorization
             .as_deref()
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(|a| a.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
         if !given.is_some_and(|g| auth.accepts(g)) {
             return Some((401, "a valid `Authorization: Bearer <token>` is required\n"));
         }
