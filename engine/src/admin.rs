@@ -52,8 +52,6 @@ const BODY_MAX: usize = 64 * 1024;
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 /// Connections served at once; one more is answered 503 and closed.
 pub const CLIENTS_MAX: usize = 16;
-/// The header a `POST` must carry (see the module docs).
-pub const ADMIN_HEADER: &str = "X-Bext-Admin";
 
 /// Where the admin endpoint listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
