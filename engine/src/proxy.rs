@@ -30,6 +30,7 @@ use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -233,6 +234,7 @@ fn client_head(
     }
     out.extend_from_slice(b"\r\n");
     let mut upgrade_value = None;
+    let no_content_length = rh.status == 204 || (100..200).contains(&rh.status);
     for h in &rh.headers {
         let name = h.name.get(ubuf);
         if bext_http1::name_eq(name, b"upgrade") {
@@ -242,8 +244,11 @@ fn client_head(
         let framing_field = bext_http1::name_eq(name, b"content-length")
             || bext_http1::name_eq(name, b"transfer-encoding");
         // Without a body (HEAD, 304) the upstream's Content-Length describes the
-        // representation and is kept.
-        let keep_cl = framing == Out::None && bext_http1::name_eq(name, b"content-length");
+        // representation and is kept; a 1xx or 204 has no representation to describe and
+        // must not carry one (RFC 9110 §8.6).
+        let keep_cl = framing == Out::None
+            && !no_content_length
+            && bext_http1::name_eq(name, b"content-length");
         if (framing_field && !keep_cl)
             || bext_http1::name_eq(name, b"connection")
             || bext_http1::is_hop_by_hop(name)
@@ -272,6 +277,40 @@ fn client_head(
         connection_field(out, close, http10);
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Whether a 101's `Upgrade` value names only protocols the request offered (RFC 9110 §7.8:
+/// a server switches to one of the protocols listed in the request). Tokens compare
+/// case-insensitively; an empty answer matches nothing.
+fn upgrade_matches(offered: &[u8], chosen: &[u8]) -> bool {
+    let mut any = false;
+    for c in chosen.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        if c.is_empty() {
+            continue;
+        }
+        let listed = offered
+            .split(|&b| b == b',')
+            .any(|o| o.trim_ascii().eq_ignore_ascii_case(c));
+        if !listed {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// A 101 is accepted only for a request that asked to upgrade (`Connection: upgrade` with
+/// `Upgrade`, `offered` is its value) and can be tunnelled, and only to a protocol it offered;
+/// any other 101 is an invalid response: the connection no longer speaks HTTP, so it is
+/// closed and the client gets 502.
+fn check_switch(rh: &ResponseHead, ubuf: &[u8], offered: Option<&[u8]>) -> Result<(), UpErr> {
+    if rh.status != 101 {
+        return Ok(());
+    }
+    match (offered, rh.header(ubuf, b"upgrade")) {
+        (Some(o), Some(c)) if upgrade_matches(o, c) => Ok(()),
+        _ => Err(UpErr::Invalid),
+    }
 }
 
 /// Read until a final (or 101) response head is in `ubuf`. Interim 1xx responses are dropped:
@@ -318,6 +357,8 @@ struct Relay {
     complete: bool,
     /// The upstream connection may be reused.
     reusable: bool,
+    /// Bytes beyond the end of the response had arrived: the connection is not reused.
+    surplus: bool,
     /// The client connection may carry another request.
     client_ok: bool,
 }
@@ -378,6 +419,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
                     bytes: reader.total(),
                     complete: false,
                     reusable: false,
+                    surplus: false,
                     client_ok: false,
                 };
             }
@@ -387,15 +429,47 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
         }
     }
     let complete = !failed && reader.is_done();
+    // Bytes past the end of a complete response (a body longer than its Content-Length, data
+    // after the last chunk or after a bodiless head) would be read as the start of the next
+    // request's response.
+    let surplus = complete && pos < ubuf.len();
     Relay {
         status: rh.status,
         bytes: reader.total(),
         complete,
-        reusable: complete
-            && rh.keep_alive
-            && framing != Framing::CloseDelimited
-            && pos >= ubuf.len(),
+        reusable: complete && rh.keep_alive && framing != Framing::CloseDelimited && !surplus,
+        surplus,
         client_ok: complete && !close,
+    }
+}
+
+/// A pooled connection to `addr` that is safe to send a request on. Each candidate is looked
+/// at without blocking first: one that received bytes while idle (a stray or late response,
+/// a body longer than announced) or that the upstream closed is closed, never reused, since
+/// what it holds would be read as the next request's response.
+fn checkout_clean(w: &Worker, addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
+    use std::os::fd::AsRawFd;
+    while let Some(s) = w.checkout(addr, max_idle) {
+        if crate::sys::idle_state(s.as_raw_fd()) == crate::sys::IdleState::Quiet {
+            return Some(s);
+        }
+        w.shared.stats[w.id]
+            .upstream_stale_closed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    None
+}
+
+/// After a relayed response: pool the upstream connection when it may carry another request,
+/// count it when surplus bytes kept it out.
+fn release(w: &Worker, addr: SocketAddr, us: TcpStream, r: &Relay, keepalive: usize) {
+    if r.surplus {
+        w.shared.stats[w.id]
+            .upstream_surplus_closed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    if r.reusable {
+        w.checkin(addr, us, keepalive);
     }
 }
 
@@ -584,7 +658,7 @@ async fn attempt(
         let pooled = if fresh_only {
             None
         } else {
-            w.checkout(addr, def.idle_timeout)
+            checkout_clean(w, addr, def.idle_timeout)
         };
         let reused = pooled.is_some();
         let mut s = match pooled {
@@ -638,7 +712,8 @@ async fn attempt(
                 None => rh.await,
             }
         };
-        match head {
+        let offered = ctx.head.upgrade.map(|u| u.get(ctx.buf));
+        match head.and_then(|()| check_switch(ctx.rhead, ubuf, offered)) {
             Ok(()) => return Ok(s),
             Err(UpErr::Gone { any: false }) if reused && replayable => {
                 fresh_only = true;
@@ -862,9 +937,7 @@ pub(crate) async fn proxy(
         if !r.complete {
             guard.outcome.set(BalanceOutcome::Failure);
         }
-        if r.reusable {
-            w.checkin(addr, us, def.keepalive);
-        }
+        release(&w, addr, us, &r, def.keepalive);
         w.give_xfer(hb);
         w.give_xfer(ubuf);
         return Outcome {
@@ -922,6 +995,8 @@ pub(crate) async fn proxy(
         let recv = async {
             let limit = Limit::new(&w.stop, def.response_timeout);
             read_response_head(&mut urd, &mut ubuf, rhead, rctx, limit).await?;
+            // A request whose body streams is never tunnelled: a 101 to it is invalid.
+            check_switch(rhead, &ubuf, None)?;
             guard.head_arrived();
             Ok(relay(
                 &mut urd,
@@ -986,9 +1061,9 @@ pub(crate) async fn proxy(
             if r.status >= 500 || !r.complete {
                 guard.outcome.set(BalanceOutcome::Failure);
             }
-            if r.reusable && sent_all {
-                if let Some(u) = upstream_back {
-                    w.checkin(addr, u, def.keepalive);
+            if let Some(u) = upstream_back {
+                if sent_all {
+                    release(&w, addr, u, &r, def.keepalive);
                 }
             }
             *ctx.stream = reunited;

@@ -220,6 +220,10 @@ pub struct WorkerStatus {
     pub requests: u64,
     /// Requests answered 429 by a `rate_limit`.
     pub rate_limited: u64,
+    /// Pooled upstream connections closed at reuse (stray bytes or closed by the upstream).
+    pub upstream_stale_closed: u64,
+    /// Upstream connections not pooled because bytes beyond the response had arrived.
+    pub upstream_surplus_closed: u64,
     /// (generation, requests still running on it), the active generation first; a retired
     /// generation disappears once its last request ends.
     pub in_use: Vec<(u64, usize)>,
@@ -502,6 +506,8 @@ impl Control {
                 connections: s.connections.load(Ordering::Relaxed),
                 requests: s.requests.load(Ordering::Relaxed),
                 rate_limited: s.rate_limited.load(Ordering::Relaxed),
+                upstream_stale_closed: s.upstream_stale_closed.load(Ordering::Relaxed),
+                upstream_surplus_closed: s.upstream_surplus_closed.load(Ordering::Relaxed),
                 in_use: s.in_use.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             })
             .collect()

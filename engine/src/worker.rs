@@ -69,6 +69,11 @@ pub struct WorkerStats {
     pub requests: AtomicU64,
     /// Requests answered 429 by a `rate_limit`.
     pub rate_limited: AtomicU64,
+    /// Pooled upstream connections closed instead of reused: bytes nobody asked for had arrived
+    /// while they were idle, or the upstream had closed them.
+    pub upstream_stale_closed: AtomicU64,
+    /// Upstream connections not pooled because bytes beyond the response had arrived.
+    pub upstream_surplus_closed: AtomicU64,
     /// Per generation this core still runs requests on: (generation, requests holding it).
     /// Refreshed on every tick and after every commit. Idle keep-alive connections hold no
     /// generation: they take the newest one at their next request.
