@@ -426,8 +426,9 @@ pub fn proxy_config(listen: &str, to: &[String]) -> ir::Config {
             balance: ir::Balance::RoundRobin,
             keepalive: 256,
             health: None,
-            passive: None,
-            retry: None,
+            // The same defaults as an `upstream` block without `eject` and `retry` lines.
+            passive: Some(ir::PassiveHealth::default()),
+            retry: Some(ir::Retry::default()),
             timeouts: ir::UpstreamTimeouts::default(),
             max_connections: None,
             max_pending: None,

@@ -360,8 +360,11 @@ fn routes_strip_prefixes_and_apply_header_operations() {
 
 #[test]
 fn a_pooled_connection_the_upstream_closed_is_replaced_only_for_idempotent_requests() {
-    // Announces keep-alive, then closes after every response: each reuse finds a dead socket.
-    // An idempotent request (RFC 9110 §9.2.2) whose body is held whole is sent again on a new
+    // Announces keep-alive, answers the first request of each connection, and closes, without
+    // answering, when the next one arrives: a reused connection looked idle and open when it
+    // was taken from the pool, and died with the request on it (the keep-alive race). (A
+    // connection already closed while pooled is never taken: see hardening_upstream.rs.) An
+    // idempotent request (RFC 9110 §9.2.2) whose body is held whole is sent again on a new
     // connection; a POST may have reached the origin before the close, so it gets 502 and is
     // never sent twice.
     let conns = Arc::new(AtomicUsize::new(0));
@@ -370,23 +373,32 @@ fn a_pooled_connection_the_upstream_closed_is_replaced_only_for_idempotent_reque
     let seen2 = seen.clone();
     let up = upstream(move |mut s: TcpStream| {
         c.fetch_add(1, Ordering::SeqCst);
-        let head = read_head(&mut s);
-        seen2
-            .lock()
-            .unwrap()
-            .push(head.lines().next().unwrap_or("").to_string());
-        let body = if head.starts_with("PUT") || head.starts_with("POST") {
-            let mut b = [0u8; 4];
-            s.read_exact(&mut b).unwrap();
-            b.to_vec()
-        } else {
-            b"get!".to_vec()
-        };
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n");
-        let _ = s.write_all(&body);
+        let mut answered = false;
+        loop {
+            let head = read_head(&mut s);
+            if head.is_empty() {
+                return;
+            }
+            let line = head.lines().next().unwrap_or("").to_string();
+            if answered {
+                seen2.lock().unwrap().push(format!("{line} (dropped)"));
+                return;
+            }
+            seen2.lock().unwrap().push(line);
+            let body = if head.starts_with("PUT") || head.starts_with("POST") {
+                let mut b = [0u8; 4];
+                s.read_exact(&mut b).unwrap();
+                b.to_vec()
+            } else {
+                b"get!".to_vec()
+            };
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n");
+            let _ = s.write_all(&body);
+            answered = true;
+        }
     });
     let srv = start(proxy_to(up));
-    // (request, status, body): every request after the first finds the pooled socket dead.
+    // (request, status, body): every request after the first finds the pooled socket dying.
     let table: [(&[u8], u16, &str); 5] = [
         (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", 200, "get!"),
         (
@@ -410,15 +422,18 @@ fn a_pooled_connection_the_upstream_closed_is_replaced_only_for_idempotent_reque
             assert_eq!(resp.text(), want);
         }
     }
-    // The POST's stale socket was dropped, not replaced: the last GET opened the fourth.
+    // The POST's dead socket was dropped, not replaced: the last GET opened the fourth.
     assert_eq!(conns.load(Ordering::SeqCst), 4);
     let seen = seen.lock().unwrap().clone();
     assert_eq!(
         seen,
         [
             "GET / HTTP/1.1",
+            "PUT / HTTP/1.1 (dropped)",
             "PUT / HTTP/1.1",
+            "GET / HTTP/1.1 (dropped)",
             "GET / HTTP/1.1",
+            "POST / HTTP/1.1 (dropped)",
             "GET / HTTP/1.1"
         ]
     );

@@ -245,3 +245,97 @@ fn a_204_or_304_with_content_length_has_no_body() {
         }
     }
 }
+
+/// `n` GETs on keep-alive connections (a new one after a close); the statuses seen.
+fn statuses(to: std::net::SocketAddr, n: usize) -> Vec<u16> {
+    let mut c: Option<BufReader<std::net::TcpStream>> = None;
+    (0..n)
+        .map(|_| {
+            let conn = c.get_or_insert_with(|| BufReader::new(connect(to)));
+            conn.get_mut().write_all(&get("/")).unwrap();
+            let r = read_response(conn, false);
+            if r.header("connection") == Some("close") {
+                c = None;
+            }
+            r.status
+        })
+        .collect()
+}
+
+/// Item: defaults a production user expects, retry and ejection. With two servers, one
+/// refusing connections, every request succeeds by default (`bext proxy --to A,B`, or an
+/// `upstream` without `retry`/`eject` lines), with an explicit `retry 1` even without
+/// ejection (a refused connection does not take from the retry budget); `retry off` with
+/// `eject off` gives the old behaviour, every second request 502.
+#[test]
+fn a_refused_server_is_retried_and_ejected_by_default() {
+    // (directives in the upstream block, or None for `bext proxy --to`; successes of 100)
+    let cases: &[(Option<&str>, usize)] = &[
+        (None, 100),
+        (Some(""), 100),
+        (Some("retry 1"), 100),
+        (Some("retry 1\n eject off"), 100),
+        (Some("eject off"), 100),
+        (Some("retry off\n eject off"), 50),
+    ];
+    for o in drivers() {
+        for &(extra, want) in cases {
+            let good = Scripted::start(|_, mut s| serve_plain(&mut s, "up"));
+            let (dead, _hold) = common::refusing();
+            let config = match extra {
+                None => {
+                    bext::proxy_config("127.0.0.1:0", &[good.addr.to_string(), dead.to_string()])
+                }
+                Some(extra) => {
+                    let src = format!(
+                        "listen 127.0.0.1:0\nupstream backend {{\n server {}\n server {dead}\n {extra}\n}}\n\
+                         site * {{\n route /* {{\n  proxy backend\n }}\n}}\n",
+                        good.addr
+                    );
+                    match bext_dsl::compile_str("defaults.bext", &src) {
+                        Ok(c) => c.config,
+                        Err(_) => panic!("{src} compiles"),
+                    }
+                }
+            };
+            let srv = bext::start(config, o.clone()).unwrap();
+            let got = statuses(addr(&srv), 100);
+            let ok = got.iter().filter(|&&s| s == 200).count();
+            assert_eq!(ok, want, "{:?} {extra:?}: {got:?}", o.driver);
+            assert!(got.iter().all(|&s| s == 200 || s == 502), "{got:?}");
+            srv.shutdown();
+        }
+    }
+}
+
+/// `retry off` and `eject off` lower to no retry policy and no ejector.
+#[test]
+fn retry_off_and_eject_off_lower_to_nothing() {
+    let src = "upstream a {\n server 127.0.0.1:1\n retry off\n eject off\n}\n\
+               upstream b {\n server 127.0.0.1:1\n}\n\
+               upstream c {\n server 127.0.0.1:1\n retry 2 on 502\n eject after 3\n timeouts { tunnel 5s }\n}\n";
+    let c = match bext_dsl::compile_str("off.bext", src) {
+        Ok(c) => c.config,
+        Err(_) => panic!("compiles"),
+    };
+    let u = &c.upstreams;
+    assert_eq!((u[0].retry.is_none(), u[0].passive.is_none()), (true, true));
+    let r = u[1].retry.as_ref().unwrap();
+    assert_eq!(
+        (r.attempts, r.on.as_slice(), r.budget_percent),
+        (1, &[bext_ir::RetryOn::ConnectError][..], 20)
+    );
+    let p = u[1].passive.as_ref().unwrap();
+    assert_eq!(
+        (
+            p.consecutive_failures,
+            p.base_ejection_ms,
+            p.max_ejection_ms
+        ),
+        (5, 10_000, 300_000)
+    );
+    assert_eq!(u[2].retry.as_ref().unwrap().attempts, 2);
+    assert_eq!(u[2].passive.as_ref().unwrap().consecutive_failures, 3);
+    assert_eq!(u[0].timeouts.tunnel_ms, 60_000);
+    assert_eq!(u[2].timeouts.tunnel_ms, 5_000);
+}

@@ -47,7 +47,10 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
             "max_pending",
         ],
     ),
-    ("upstream timeouts", &["connect", "response", "idle"]),
+    (
+        "upstream timeouts",
+        &["connect", "response", "idle", "tunnel"],
+    ),
     ("waf", &["ruleset", "rule", "inspect_body"]),
     ("site", &["route"]),
     (
@@ -69,6 +72,7 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
             "waf",
             "rate_limit",
             "plugin",
+            "request_buffering",
         ],
     ),
     ("cache", &["ttl", "max", "stale_while_revalidate"]),
@@ -934,18 +938,26 @@ impl<'a> Lower<'a> {
             return;
         };
         self.done(&mut a);
+        let at = self.loc(d.name_span);
+        // Without `eject` and `retry` lines an upstream gets the defaults, located at its name.
         let mut u = Upstream {
             name: name.raw.clone(),
             servers: vec![],
             balance: Balance::RoundRobin,
             keepalive: 32,
             health: None,
-            passive: None,
-            retry: None,
+            passive: Some(PassiveHealth {
+                at: at.clone(),
+                ..PassiveHealth::default()
+            }),
+            retry: Some(Retry {
+                at: at.clone(),
+                ..Retry::default()
+            }),
             timeouts: UpstreamTimeouts::default(),
             max_connections: None,
             max_pending: None,
-            at: self.loc(d.name_span),
+            at,
         };
         let mut seen = HashMap::new();
         for d in &body.items {
@@ -1139,15 +1151,17 @@ impl<'a> Lower<'a> {
         ok.then_some(h)
     }
 
+    /// `eject after N [for D] [max D]`, or `eject off`.
     fn eject(&mut self, a: &mut Args<'_>, at: Loc) -> Option<PassiveHealth> {
         let mut p = PassiveHealth {
-            consecutive_failures: 5,
-            base_ejection_ms: 30_000,
-            max_ejection_ms: 300_000,
             at,
+            ..PassiveHealth::default()
         };
         if a.peek().is_none() {
-            self.missing(a, "`after N` (consecutive failures)");
+            self.missing(a, "`after N` (consecutive failures) or `off`");
+            return None;
+        }
+        if a.eat("off") {
             return None;
         }
         while let Some(k) = a.next() {
@@ -1161,7 +1175,11 @@ impl<'a> Lower<'a> {
         Some(p)
     }
 
+    /// `retry N [on ...] [budget P%]`, or `retry off`.
     fn retry(&mut self, a: &mut Args<'_>, at: Loc) -> Option<Retry> {
+        if a.eat("off") {
+            return None;
+        }
         let attempts = self.next_number(a, 0, 10)? as u32;
         let mut r = Retry {
             attempts,
@@ -1231,7 +1249,8 @@ impl<'a> Lower<'a> {
                 match d.name.as_str() {
                     "connect" => t.connect_ms = ms,
                     "response" => t.response_ms = ms,
-                    _ => t.idle_ms = ms,
+                    "idle" => t.idle_ms = ms,
+                    _ => t.tunnel_ms = ms,
                 }
             }
             self.done(&mut a);
@@ -1975,6 +1994,13 @@ impl<'a> Lower<'a> {
                 }
             }
             "rate_limit" => r.rate_limit = self.rate_limit(a, at),
+            "request_buffering" => {
+                if let Some(x) = self.need(a, "`on` or `off`") {
+                    if let Some(k) = self.keyword(x, "request_buffering value", &["on", "off"]) {
+                        r.request_buffering = k == 0;
+                    }
+                }
+            }
             _ => {
                 // plugin
                 let Some(path) = self.value(a, "a plugin file (.wasm)") else {

@@ -59,6 +59,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("upstream", "health", "U", "health tcp every 1s"),
     ("upstream", "eject", "U", "eject after 2"),
     ("upstream", "retry", "U", "retry 1 on timeout"),
+    ("upstream timeouts", "tunnel", "U", "timeouts { tunnel 1s }"),
     ("upstream", "timeouts", "U", "timeouts { connect 1s }"),
     (
         "upstream timeouts",
@@ -109,6 +110,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("route", "waf", "R", "waf w"),
     ("route", "rate_limit", "R", "rate_limit 1/s"),
     ("route", "plugin", "R", "plugin \"p.wasm\" { k \"v\" }"),
+    ("route", "request_buffering", "R", "request_buffering on"),
 ];
 
 /// Actions replace `proxy app`: each must produce its own action.

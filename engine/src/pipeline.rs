@@ -208,6 +208,9 @@ pub struct CompiledRoute {
     pub response_headers: HeaderOps,
     pub filters: Vec<Box<dyn RequestFilter>>,
     pub response_filters: Vec<Box<dyn ResponseFilter>>,
+    /// `request_buffering on`: a proxied request body is read whole before the upstream is
+    /// contacted.
+    pub request_buffering: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +241,8 @@ pub struct UpstreamDef {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub idle_timeout: Duration,
+    /// An upgraded connection passing no byte either way for this long is closed.
+    pub tunnel_timeout: Duration,
     /// The upstream as configured: each core compiles its balancer, ejector, retry policy and
     /// circuit breaker from it (see [`crate::upstream`]).
     pub config: ir::Upstream,
@@ -357,6 +362,7 @@ impl Pipeline {
                 connect_timeout: ms(u.timeouts.connect_ms),
                 response_timeout: ms(u.timeouts.response_ms),
                 idle_timeout: ms(u.timeouts.idle_ms),
+                tunnel_timeout: ms(u.timeouts.tunnel_ms),
                 config: u.clone(),
                 hash,
                 health: bext_balance::HealthView::all_up(u.servers.len()),
@@ -408,6 +414,7 @@ impl Pipeline {
                     response_headers,
                     filters: Vec::new(),
                     response_filters: Vec::new(),
+                    request_buffering: r.request_buffering,
                 });
             }
         }

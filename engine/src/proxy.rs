@@ -22,7 +22,7 @@ use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
 use crate::stage::Headers;
 use crate::upstream::{pick_context, UpstreamState};
 use crate::worker::{Woken, Worker};
-use bext_balance::{Failure, Outcome as BalanceOutcome, RequestFacts, Transition};
+use bext_balance::{Failure, Outcome as BalanceOutcome, RequestFacts, RetryPolicy, Transition};
 use bext_http1::{Framing, Parse, RequestHead, ResponseContext, ResponseHead, Version};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use monoio::net::TcpStream;
@@ -611,7 +611,8 @@ fn record(state: &RefCell<UpstreamState>, idx: usize, ok: bool, now_ms: u64) {
 }
 
 /// Whether another attempt may follow a failure: the upstream's retry policy lists it, the
-/// request is safe to send again, and the core's retry budget has room.
+/// request is safe to send again, and the core's retry budget has room (a refused connection
+/// does not take from the budget, see [`RetryPolicy::uses_budget`]).
 fn retry_allowed(
     state: &RefCell<UpstreamState>,
     facts: &RequestFacts,
@@ -628,7 +629,7 @@ fn retry_allowed(
     if !policy.may_retry(facts, failure) {
         return false;
     }
-    if !st.budget.try_retry(now_ms) {
+    if RetryPolicy::uses_budget(failure) && !st.budget.try_retry(now_ms) {
         st.metrics.budget_exhausted += 1;
         return false;
     }
@@ -1245,7 +1246,8 @@ mod tests {
     }
 
     /// Which failures are retried: only listed ones, only for requests safe to repeat, only
-    /// within the budget (3 retries with no request in the window, then 10 % of requests).
+    /// within the budget (3 retries with no request in the window, then 10 % of requests),
+    /// except refused connections, which take nothing from the budget.
     #[test]
     fn retries_follow_policy_safety_and_budget() {
         let set = state(|u| {
@@ -1276,14 +1278,17 @@ mod tests {
             (get(1), Some(Failure::ConnectError), true),
             (get(2), Some(Failure::Status(503)), true),
             (get(1), Some(Failure::Status(503)), true),
+            (get(1), Some(Failure::Status(503)), true),
             // The budget's floor of 3 is spent.
             (get(1), Some(Failure::Status(503)), false),
+            // A refused connection is still retried.
+            (get(1), Some(Failure::ConnectError), true),
         ];
         for (i, (facts, failure, want)) in table.iter().enumerate() {
             assert_eq!(retry_allowed(st, facts, *failure, 5), *want, "case {i}");
         }
         let m = st.borrow().metrics.clone();
-        assert_eq!((m.retries, m.budget_exhausted), (3, 1));
+        assert_eq!((m.retries, m.budget_exhausted), (5, 1));
         // Without a retry block nothing is retried.
         let none = state(|_| {});
         assert!(!retry_allowed(

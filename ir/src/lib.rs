@@ -226,7 +226,9 @@ pub struct Upstream {
     /// Idle keep-alive connections kept per worker.
     pub keepalive: u32,
     pub health: Option<HealthCheck>,
+    /// `None`: `eject off`. Without an `eject` line, [`PassiveHealth::default`].
     pub passive: Option<PassiveHealth>,
+    /// `None`: `retry off`. Without a `retry` line, [`Retry::default`].
     pub retry: Option<Retry>,
     pub timeouts: UpstreamTimeouts,
     /// Circuit breaker: concurrent connections per worker; `None` = unlimited.
@@ -296,6 +298,19 @@ pub struct PassiveHealth {
     pub at: Loc,
 }
 
+impl Default for PassiveHealth {
+    /// What an upstream without an `eject` line gets (`eject after 5 for 10s max 5m`): five
+    /// consecutive failures eject a server for 10 s, doubling up to 5 minutes.
+    fn default() -> Self {
+        PassiveHealth {
+            consecutive_failures: 5,
+            base_ejection_ms: 10_000,
+            max_ejection_ms: 300_000,
+            at: Loc::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retry {
     /// Extra attempts after the first one.
@@ -304,6 +319,19 @@ pub struct Retry {
     /// Retries may add at most this percentage of recent requests.
     pub budget_percent: u32,
     pub at: Loc,
+}
+
+impl Default for Retry {
+    /// What an upstream without a `retry` line gets (`retry 1 on connect_error budget 20%`):
+    /// a refused connection, which carried nothing, is tried once more on another server.
+    fn default() -> Self {
+        Retry {
+            attempts: 1,
+            on: vec![RetryOn::ConnectError],
+            budget_percent: 20,
+            at: Loc::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,6 +349,9 @@ pub struct UpstreamTimeouts {
     pub response_ms: u64,
     /// How long a pooled idle connection is kept.
     pub idle_ms: u64,
+    /// How long an upgraded connection (WebSocket and other tunnels) may pass no byte in
+    /// either direction before both sides are closed.
+    pub tunnel_ms: u64,
 }
 
 impl Default for UpstreamTimeouts {
@@ -329,6 +360,7 @@ impl Default for UpstreamTimeouts {
             connect_ms: 5_000,
             response_ms: 60_000,
             idle_ms: 60_000,
+            tunnel_ms: 60_000,
         }
     }
 }
@@ -430,6 +462,9 @@ pub struct Route {
     pub waf: Option<NamedRef>,
     pub rate_limit: Option<RateLimit>,
     pub plugins: Vec<Plugin>,
+    /// `request_buffering on`: the whole request body is read (within the body limit) before
+    /// the upstream is contacted, and forwarded with Content-Length.
+    pub request_buffering: bool,
     pub action: Action,
     pub at: Loc,
 }
@@ -451,6 +486,7 @@ impl Route {
             waf: None,
             rate_limit: None,
             plugins: vec![],
+            request_buffering: false,
             action,
             at,
         }

@@ -180,12 +180,16 @@ impl Balancer {
         }
     }
 
-    fn usable(&self, idx: usize, health: &HealthView) -> bool {
-        health.is_up(idx) && self.ejected[idx / 64] & (1u64 << (idx % 64)) == 0
+    fn usable(&self, idx: usize, health: &HealthView, ejected_too: bool) -> bool {
+        health.is_up(idx) && (ejected_too || self.ejected[idx / 64] & (1u64 << (idx % 64)) == 0)
     }
 
     /// Chooses a server. Primaries first; backups only when no primary is usable. `exclude`
     /// (the server of the previous attempt) is skipped unless it is the only usable one.
+    /// Passive ejection never takes out the last servers: when every server that active
+    /// health says up is ejected, the pick ignores ejections (like Envoy's panic threshold, and
+    /// nginx never marks a lone server unavailable), so a single-server upstream whose server
+    /// failed a few times is still tried rather than answered 503 for the whole back-off.
     /// `None` when every server is down. Allocates nothing.
     pub fn pick(
         &mut self,
@@ -193,15 +197,18 @@ impl Balancer {
         health: &HealthView,
         exclude: Option<usize>,
     ) -> Option<usize> {
-        for backup in [false, true] {
-            for honour_exclude in [true, false] {
-                let ex = if honour_exclude { exclude } else { None };
-                let mask = Eligible {
-                    backup,
-                    exclude: ex,
-                };
-                if self.count(&mask, health) > 0 {
-                    return Some(self.pick_in(ctx, health, &mask));
+        for ejected_too in [false, true] {
+            for backup in [false, true] {
+                for honour_exclude in [true, false] {
+                    let ex = if honour_exclude { exclude } else { None };
+                    let mask = Eligible {
+                        backup,
+                        exclude: ex,
+                        ejected_too,
+                    };
+                    if self.count(&mask, health) > 0 {
+                        return Some(self.pick_in(ctx, health, &mask));
+                    }
                 }
             }
         }
@@ -209,7 +216,7 @@ impl Balancer {
     }
 
     fn ok(&self, i: usize, m: &Eligible, health: &HealthView) -> bool {
-        self.backup[i] == m.backup && Some(i) != m.exclude && self.usable(i, health)
+        self.backup[i] == m.backup && Some(i) != m.exclude && self.usable(i, health, m.ejected_too)
     }
 
     fn count(&self, m: &Eligible, health: &HealthView) -> usize {
@@ -404,6 +411,8 @@ impl Balancer {
 struct Eligible {
     backup: bool,
     exclude: Option<usize>,
+    /// Passively ejected servers count as usable (every usable server is ejected).
+    ejected_too: bool,
 }
 
 /// FNV-1a followed by a SplitMix64 finaliser, so short keys (IPv4 addresses) spread well.

@@ -53,6 +53,17 @@ impl RetryPolicy {
         });
         safe && listed && req.attempt <= self.attempts
     }
+
+    /// Whether a retry of this failure takes from the retry budget. A refused connection
+    /// carried no request: retrying it on another server adds no work anywhere, it only moves
+    /// a request the dead server could not take. Starving those retries while nothing has
+    /// taken the dead server out yet (passive ejection needs a few failures) would answer 502
+    /// to a share of requests although a healthy server was there; `attempts` still bounds
+    /// them. Timeouts and statuses reached a server that may be overloaded: those take from the
+    /// budget.
+    pub fn uses_budget(failure: Failure) -> bool {
+        failure != Failure::ConnectError
+    }
 }
 
 /// Buckets in the sliding window.
