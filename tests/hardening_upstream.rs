@@ -339,3 +339,75 @@ fn retry_off_and_eject_off_lower_to_nothing() {
     assert_eq!(u[0].timeouts.tunnel_ms, 60_000);
     assert_eq!(u[2].timeouts.tunnel_ms, 5_000);
 }
+
+/// An origin that switches `/ws` to a WebSocket-like echo. After the client's side ends
+/// (`half_close_then_talk`), it keeps writing a byte every 50 ms instead of closing; `ended`
+/// is set once bext has closed the upstream connection.
+fn echo_after_switch(half_close_then_talk: bool, ended: Arc<Flag>) -> Scripted {
+    Scripted::start(move |_, mut s| {
+        if next_head(&mut s).is_none() {
+            return;
+        }
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+            .unwrap();
+        let mut b = [0u8; 64];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) if half_close_then_talk => {
+                    while s.write_all(b".").is_ok() {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    break;
+                }
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s.write_all(&b[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        ended.set();
+    })
+}
+
+const UPGRADE: &[u8] =
+    b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+
+/// Item: tunnels. A tunnel where no byte moves either way for the `tunnel` timeout is closed
+/// on both sides; one whose client has closed its half is closed after the grace even while
+/// the origin keeps talking. (The client's read timeout only bounds a failing test.)
+#[test]
+fn an_idle_or_half_closed_tunnel_is_closed() {
+    for o in drivers() {
+        for half_close in [false, true] {
+            let ended = Arc::new(Flag::default());
+            let origin = echo_after_switch(half_close, ended.clone());
+            let mut c = proxy_to(origin.addr);
+            c.upstreams[0].timeouts.tunnel_ms = 300;
+            let srv = bext::start(c, o.clone()).unwrap();
+            let mut c = BufReader::new(connect(addr(&srv)));
+            c.get_mut().write_all(UPGRADE).unwrap();
+            let r = read_response(&mut c, false);
+            assert_eq!(r.status, 101);
+            c.get_mut().write_all(b"ping").unwrap();
+            let mut b = [0u8; 4];
+            c.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"ping");
+            if half_close {
+                c.get_mut().shutdown(std::net::Shutdown::Write).unwrap();
+            }
+            // bext closes the client side: the read ends (rather than timing out).
+            let mut rest = Vec::new();
+            let end = c.read_to_end(&mut rest);
+            assert!(
+                end.is_ok(),
+                "{:?} half_close={half_close}: {end:?}",
+                o.driver
+            );
+            assert!(rest.iter().all(|&x| x == b'.'), "{rest:?}");
+            ended.wait();
+            srv.shutdown();
+        }
+    }
+}

@@ -21,7 +21,7 @@ use crate::io::{race, read_more, write_all, Either, IoFail, Limit, PerStep};
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
 use crate::stage::Headers;
 use crate::upstream::{pick_context, UpstreamState};
-use crate::worker::{Woken, Worker};
+use crate::worker::{StopSignal, Woken, Worker};
 use bext_balance::{Failure, Outcome as BalanceOutcome, RequestFacts, RetryPolicy, Transition};
 use bext_http1::{Framing, Parse, RequestHead, ResponseContext, ResponseHead, Version};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
@@ -473,16 +473,80 @@ fn release(w: &Worker, addr: SocketAddr, us: TcpStream, r: &Relay, keepalive: us
     }
 }
 
-/// After a 101: copy bytes both ways until both directions have ended.
-async fn tunnel(client: TcpStream, upstream: TcpStream, to_up: Vec<u8>, to_client: Vec<u8>) {
-    let (mut crd, mut cwr) = client.into_split();
-    let (mut urd, mut uwr) = upstream.into_split();
-    let a = copy_one_way(&mut crd, &mut uwr, to_up);
-    let b = copy_one_way(&mut urd, &mut cwr, to_client);
-    monoio::join!(a, b);
+/// After one side of a tunnel has closed its half, how long the other may still take, at
+/// most (capped by the tunnel's idle timeout).
+const TUNNEL_GRACE: Duration = Duration::from_secs(5);
+
+/// The deadline of a tunnel on the worker's coarse clock: moved by every byte read in either
+/// direction (`tunnel` in the upstream's `timeouts`), and fixed at the grace once one side has
+/// closed its half. Reads no clock (see [`crate::worker::StopSignal::tick_after`]).
+struct TunnelClock<'a> {
+    clock: &'a StopSignal,
+    idle: Duration,
+    deadline: Cell<u32>,
+    half_closed: Cell<bool>,
 }
 
-async fn copy_one_way<R: AsyncReadRent, W: AsyncWriteRent>(rd: &mut R, wr: &mut W, first: Vec<u8>) {
+impl TunnelClock<'_> {
+    fn touch(&self) {
+        if !self.half_closed.get() {
+            self.deadline.set(self.clock.tick_after(self.idle));
+        }
+    }
+
+    fn half_close(&self) {
+        if !self.half_closed.replace(true) {
+            self.deadline
+                .set(self.clock.tick_after(TUNNEL_GRACE.min(self.idle)));
+        }
+    }
+
+    /// Resolves when the deadline passes without having been moved.
+    async fn expired(&self) {
+        loop {
+            let d = self.deadline.get();
+            self.clock.until(d).await;
+            if self.deadline.get() == d {
+                return;
+            }
+        }
+    }
+}
+
+/// After a 101: copy bytes both ways until both directions have ended, no byte has moved
+/// either way for `idle`, or the grace after the first half-close is over. An upgraded
+/// connection holds its pipeline generation (and a connection slot) for as long as it lives,
+/// so it must not outlive a peer that went quiet; dropping the copies closes both sockets.
+async fn tunnel(
+    clock: &StopSignal,
+    idle: Duration,
+    client: TcpStream,
+    upstream: TcpStream,
+    to_up: Vec<u8>,
+    to_client: Vec<u8>,
+) {
+    let (mut crd, mut cwr) = client.into_split();
+    let (mut urd, mut uwr) = upstream.into_split();
+    let t = TunnelClock {
+        clock,
+        idle,
+        deadline: Cell::new(clock.tick_after(idle)),
+        half_closed: Cell::new(false),
+    };
+    let a = copy_one_way(&mut crd, &mut uwr, to_up, &t);
+    let b = copy_one_way(&mut urd, &mut cwr, to_client, &t);
+    let both = async {
+        monoio::join!(a, b);
+    };
+    race(pin!(both), pin!(t.expired())).await;
+}
+
+async fn copy_one_way<R: AsyncReadRent, W: AsyncWriteRent>(
+    rd: &mut R,
+    wr: &mut W,
+    first: Vec<u8>,
+    t: &TunnelClock<'_>,
+) {
     let mut buf = first;
     loop {
         if !buf.is_empty() {
@@ -500,10 +564,11 @@ async fn copy_one_way<R: AsyncReadRent, W: AsyncWriteRent>(rd: &mut R, wr: &mut 
         buf = back;
         match res {
             Ok(0) | Err(_) => break,
-            Ok(_) => {}
+            Ok(_) => t.touch(),
         }
     }
     let _ = wr.shutdown().await;
+    t.half_close();
 }
 
 /// How one attempt ended before its response could be relayed.
@@ -907,7 +972,7 @@ pub(crate) async fn proxy(
             let Some(client) = ctx.stream.take() else {
                 return Outcome::closed(101, None);
             };
-            tunnel(client, us, to_up, to_client).await;
+            tunnel(&w.stop, def.tunnel_timeout, client, us, to_up, to_client).await;
             return Outcome {
                 status: 101,
                 bytes: 0,
