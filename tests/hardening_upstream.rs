@@ -411,3 +411,149 @@ fn an_idle_or_half_closed_tunnel_is_closed() {
         }
     }
 }
+
+/// An origin that answers every request with what it received: `<head fields>|<body>`, the
+/// body read by its Content-Length.
+fn recording_origin() -> Scripted {
+    Scripted::start(|_, mut s| {
+        while let Some(h) = next_head(&mut s) {
+            let lower = h.to_ascii_lowercase();
+            let n: usize = lower
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            let mut body = vec![0; n];
+            s.read_exact(&mut body).unwrap();
+            let te = if lower.contains("transfer-encoding") {
+                "te"
+            } else {
+                ""
+            };
+            let out = format!("cl={n}{te}|{}", String::from_utf8_lossy(&body));
+            let r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{out}",
+                out.len()
+            );
+            if s.write_all(r.as_bytes()).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Item: request body validated before the upstream is contacted. A chunked body whose
+/// buffered part is malformed (400) or declares more than the body limit (413) is refused
+/// without a connection to the origin; a valid one still streams.
+#[test]
+fn a_malformed_buffered_body_never_reaches_the_origin() {
+    let cases: &[(&[u8], u16)] = &[
+        (b"zz\r\nhello\r\n0\r\n\r\n", 400),
+        (b"5\r\nhelloXX0\r\n\r\n", 400),
+        (b"5;\x01\r\nhello\r\n0\r\n\r\n", 400),
+        (b"ffffff\r\nhello", 413),
+        (b"5\r\nhello\r\n0\r\n\r\n", 200),
+    ];
+    for o in drivers() {
+        for &(body, want) in cases {
+            let origin = recording_origin();
+            let mut c = proxy_to(origin.addr);
+            c.global.limits.body_bytes = 1_000;
+            let srv = bext::start(c, o.clone()).unwrap();
+            let req = [
+                &b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                body,
+            ]
+            .concat();
+            let (r, _) = common::exchange(addr(&srv), &req);
+            let what = format!("{:?} {:?}", o.driver, String::from_utf8_lossy(body));
+            assert_eq!(r.status, want, "{what}");
+            if want == 200 {
+                assert_eq!(r.text(), "cl=0te|", "{what}");
+            } else {
+                // A valid request afterwards is the origin's first connection.
+                let (r, _) = common::exchange(addr(&srv), &get("/"));
+                assert_eq!(r.status, 200, "{what}");
+                assert_eq!(
+                    origin.accepted(),
+                    1,
+                    "{what}: the refused request reached it"
+                );
+            }
+            srv.shutdown();
+        }
+    }
+}
+
+/// Item: `request_buffering on`. The whole body is read before the upstream is contacted
+/// (here it arrives in two parts, and the origin has accepted nothing after the first) and is
+/// forwarded with Content-Length; over the body limit it is 413 without contacting the
+/// origin; pipelined requests behind it are kept.
+#[test]
+fn request_buffering_reads_the_whole_body_before_contacting_the_upstream() {
+    for o in drivers() {
+        let origin = recording_origin();
+        let mut c = proxy_to(origin.addr);
+        c.global.limits.body_bytes = 1_000;
+        c.sites[0].routes[0].request_buffering = true;
+        let srv = bext::start(c, o.clone()).unwrap();
+        let what = format!("{:?}", o.driver);
+        // Chunked, in two parts, with a pipelined GET behind it.
+        let mut s = BufReader::new(connect(addr(&srv)));
+        s.get_mut()
+            .write_all(
+                b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n",
+            )
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(
+            origin.accepted(),
+            0,
+            "{what}: contacted before the body was whole"
+        );
+        s.get_mut()
+            .write_all(b"5\r\nworld\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut s, false);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "cl=11|hello world"),
+            "{what}"
+        );
+        let r = read_response(&mut s, false);
+        assert_eq!((r.status, r.text().as_str()), (200, "cl=0|"), "{what}");
+        // Content-Length body, sent after the head.
+        s.get_mut()
+            .write_all(b"PUT / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\n")
+            .unwrap();
+        s.get_mut().write_all(b"abc").unwrap();
+        let r = read_response(&mut s, false);
+        assert_eq!((r.status, r.text().as_str()), (200, "cl=3|abc"), "{what}");
+        // Over the limit: 413, the origin not contacted for it.
+        let before = origin.accepted();
+        let chunk = format!("{:x}\r\n{}\r\n", 600, "x".repeat(600));
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}{chunk}0\r\n\r\n"
+        );
+        let (r, _) = common::exchange(addr(&srv), req.as_bytes());
+        assert_eq!(r.status, 413, "{what}");
+        assert_eq!(origin.accepted(), before, "{what}");
+        srv.shutdown();
+    }
+}
+
+#[test]
+fn request_buffering_is_lowered_per_route() {
+    let src = "upstream a {\n server 127.0.0.1:1\n}\n\
+               site * {\n route /up/* {\n  request_buffering on\n  proxy a\n }\n route /* {\n  proxy a\n }\n}\n";
+    let c = match bext_dsl::compile_str("rb.bext", src) {
+        Ok(c) => c.config,
+        Err(_) => panic!("compiles"),
+    };
+    let flags: Vec<bool> = c.sites[0]
+        .routes
+        .iter()
+        .map(|r| r.request_buffering)
+        .collect();
+    assert_eq!(flags, [true, false]);
+    assert!(bext::unsupported_features(&c).is_empty());
+}

@@ -112,12 +112,15 @@ fn has_underscore(name: &[u8]) -> bool {
 }
 
 /// Serialise the request head sent upstream. `server` is the upstream server's address, sent
-/// as Host when the request has none (HTTP/1.0 allows that; HTTP/1.1 requires one).
+/// as Host when the request has none (HTTP/1.0 allows that; HTTP/1.1 requires one). `framing`
+/// is the body as it goes upstream: the request's own, or `ContentLength` of a body bext read
+/// whole first (`request_buffering on`).
 #[allow(clippy::too_many_arguments)]
 pub fn upstream_head(
     out: &mut Vec<u8>,
     buf: &[u8],
     head: &RequestHead,
+    framing: Option<Framing>,
     strip_prefix: Option<&[u8]>,
     rewrite: Option<&dyn crate::stage::TargetRewrite>,
     ops: &HeaderOps,
@@ -190,7 +193,7 @@ pub fn upstream_head(
     for (n, v) in &ops.add {
         field(out, n, v);
     }
-    match head.framing {
+    match framing {
         Some(Framing::ContentLength(n)) if n > 0 => content_length_field(out, n),
         Some(Framing::Chunked) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         _ => {}
@@ -808,6 +811,26 @@ pub(crate) async fn proxy(
     let set = w.upstreams_for(p);
     let state = &set.list[up];
     let mut has_body = ctx.has_body();
+    // What of a chunked body already arrived with the head is checked before any upstream is
+    // contacted: a malformed or oversized body is refused here, and the origin never sees the
+    // request.
+    if has_body && ctx.framing == Framing::Chunked {
+        if let Err(e) = check_chunked_prefix(&ctx.buf[ctx.pos..], ctx.policy.body_bytes) {
+            return body_failure(ctx, e).await;
+        }
+    }
+    // `request_buffering on`: the whole body is read (within the body limit) before the
+    // upstream is contacted, then sent with the head like a small inline body.
+    let mut buffered: Option<Vec<u8>> = None;
+    if route.request_buffering && has_body {
+        match read_whole_body(ctx).await {
+            Ok(b) => {
+                buffered = Some(b);
+                has_body = false;
+            }
+            Err(o) => return o,
+        }
+    }
     let breaker = state.borrow().breaker.try_acquire();
     let Ok(_connection_slot) = breaker else {
         state.borrow_mut().metrics.breaker_open += 1;
@@ -818,7 +841,7 @@ pub(crate) async fn proxy(
     // instead of two, and the request can be sent again (stale pooled connection, retry)
     // because nothing was consumed from the client socket.
     let mut inline: Option<(usize, usize)> = None;
-    if let Framing::ContentLength(n) = ctx.framing {
+    if let (Framing::ContentLength(n), None) = (ctx.framing, &buffered) {
         let avail = ctx.buf.len().saturating_sub(ctx.pos);
         if n > 0 && n <= INLINE_BODY_MAX && n as usize <= avail {
             inline = Some((ctx.pos, n as usize));
@@ -865,6 +888,10 @@ pub(crate) async fn proxy(
             &mut hb,
             ctx.buf,
             ctx.head,
+            match &buffered {
+                Some(b) => Some(Framing::ContentLength(b.len() as u64)),
+                None => ctx.head.framing,
+            },
             route.strip_prefix.as_deref(),
             route.rewrite.as_deref(),
             &route.request_headers,
@@ -872,10 +899,16 @@ pub(crate) async fn proxy(
             ctx.rid,
             addr,
         );
-        let inline_len = inline.map_or(0, |(start, n)| {
-            hb.extend_from_slice(&ctx.buf[start..start + n]);
-            n as u64
-        });
+        let inline_len = match &buffered {
+            Some(b) => {
+                hb.extend_from_slice(b);
+                b.len() as u64
+            }
+            None => inline.map_or(0, |(start, n)| {
+                hb.extend_from_slice(&ctx.buf[start..start + n]);
+                n as u64
+            }),
+        };
         let res = attempt(
             ctx, &w, state, def, addr, &mut hb, &mut ubuf, has_body, replayable, rctx,
         )
@@ -1165,6 +1198,66 @@ pub(crate) async fn proxy(
             w.give_xfer(ubuf);
             Outcome::closed(502, Some("client-closed"))
         }
+    }
+}
+
+/// Run the chunked decoder over the part of a request body that is already buffered, without
+/// consuming it: a framing error or a declared size over `limit` is known before the upstream
+/// is contacted.
+fn check_chunked_prefix(data: &[u8], limit: u64) -> Result<(), BodyErr> {
+    let mut d = bext_http1::ChunkedDecoder::new();
+    let mut pos = 0;
+    let mut total: u64 = 0;
+    while pos < data.len() {
+        let (consumed, chunk) = d.decode(&data[pos..]).map_err(|_| BodyErr::Framing)?;
+        pos += consumed;
+        if let bext_http1::Chunk::Data(r) = &chunk {
+            total = total.saturating_add(r.len() as u64);
+        }
+        if total.saturating_add(d.remaining_in_chunk()) > limit {
+            return Err(BodyErr::TooLarge);
+        }
+        match chunk {
+            bext_http1::Chunk::Done | bext_http1::Chunk::NeedMore => return Ok(()),
+            bext_http1::Chunk::Data(_) if consumed == 0 => return Ok(()),
+            bext_http1::Chunk::Data(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Read the whole request body (decoded, within the body limit) for `request_buffering on`.
+/// A failure has been answered already (413, 400, 408) and is returned as the outcome.
+async fn read_whole_body(ctx: &mut Ctx<'_>) -> Result<Vec<u8>, Outcome> {
+    if !send_continue(ctx).await {
+        return Err(Outcome::closed(400, Some("client-closed")));
+    }
+    let steps = ctx.send_steps();
+    let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
+    let mut body = Vec::new();
+    // The body is decoded in a buffer of its own: the reader may drop consumed bytes from the
+    // front of its buffer, and the connection buffer still holds the head the upstream request
+    // is built from. What follows the body (a pipelined request) goes back after the head.
+    let mut rest = ctx.buf[ctx.pos..].to_vec();
+    let mut at = 0;
+    let res = loop {
+        let Some(client) = ctx.stream.as_mut() else {
+            return Err(Outcome::closed(400, None));
+        };
+        match reader
+            .pull(client, &mut rest, &mut at, &mut body, false, steps.step())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    ctx.buf.truncate(ctx.pos);
+    ctx.buf.extend_from_slice(&rest[at.min(rest.len())..]);
+    match res {
+        Ok(()) => Ok(body),
+        Err(e) => Err(body_failure(ctx, e).await),
     }
 }
 
