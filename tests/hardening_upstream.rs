@@ -557,3 +557,83 @@ fn request_buffering_is_lowered_per_route() {
     assert_eq!(flags, [true, false]);
     assert!(bext::unsupported_features(&c).is_empty());
 }
+
+/// Start `bext proxy` as a user runs it; the address from its `listening on` line.
+fn bext_proxy(to: &[String], driver: &str) -> (std::process::Child, std::net::SocketAddr) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bext"))
+        .args(["proxy", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--driver", driver, "--to", &to.join(",")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn bext");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let a = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    (child, a)
+}
+
+/// Stop `bext` with SIGINT and return what it wrote to stderr.
+fn stop(mut child: std::process::Child) -> String {
+    let ok = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "{err}");
+    err
+}
+
+/// Item: upstream failures logged. Without any access log, `bext proxy --to A,B` with B
+/// refusing serves every request (retried on A) and its stderr names the upstream, the
+/// server and the kind of failure; an origin answering garbage is logged as an invalid
+/// response. Lines are rate limited per server and kind (unit test in engine/src/upstream.rs).
+#[test]
+fn upstream_failures_are_logged_without_an_access_log() {
+    for o in drivers() {
+        let driver = match o.driver {
+            bext::DriverChoice::IoUring => "io-uring",
+            _ => "epoll",
+        };
+        let good = Scripted::start(|_, mut s| serve_plain(&mut s, "up"));
+        let garbage = Scripted::start(|_, mut s| {
+            if next_head(&mut s).is_some() {
+                let _ = s.write_all(b"NOT HTTP\r\n\r\n");
+            }
+        });
+        let (dead, _hold) = common::refusing();
+        let (child, a) = bext_proxy(&[good.addr.to_string(), dead.to_string()], driver);
+        let got = statuses(a, 100);
+        assert!(got.iter().all(|&s| s == 200), "{driver}: {got:?}");
+        let err = stop(child);
+        let want = format!("bext: upstream backend server {dead}: connection refused");
+        assert!(err.contains(&want), "{driver}: {err}");
+
+        let (child, a) = bext_proxy(&[garbage.addr.to_string()], driver);
+        let (r, _) = common::exchange(a, &get("/"));
+        assert_eq!(r.status, 502);
+        let err = stop(child);
+        let want = format!(
+            "bext: upstream backend server {}: invalid response",
+            garbage.addr
+        );
+        assert!(err.contains(&want), "{driver}: {err}");
+    }
+}

@@ -20,7 +20,7 @@ use crate::error::{reason, ErrorClass};
 use crate::io::{race, read_more, write_all, Either, IoFail, Limit, PerStep};
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
 use crate::stage::Headers;
-use crate::upstream::{pick_context, UpstreamState};
+use crate::upstream::{failure_line, pick_context, write_error_line, FailKind, UpstreamState};
 use crate::worker::{StopSignal, Woken, Worker};
 use bext_balance::{Failure, Outcome as BalanceOutcome, RequestFacts, RetryPolicy, Transition};
 use bext_http1::{Framing, Parse, RequestHead, ResponseContext, ResponseHead, Version};
@@ -50,6 +50,7 @@ enum UpErr {
     /// Closed or reset; `any` when some response bytes had arrived.
     Gone {
         any: bool,
+        reset: bool,
     },
     Timeout,
     Invalid,
@@ -65,16 +66,28 @@ impl UpErr {
             UpErr::Invalid => ErrorClass::UpstreamInvalid,
         }
     }
+
+    /// How the error log names it; `None` when the server is not at fault.
+    fn kind(&self) -> Option<FailKind> {
+        match self {
+            UpErr::Gone { reset: true, .. } => Some(FailKind::Reset),
+            UpErr::Gone { .. } => Some(FailKind::Closed),
+            UpErr::Timeout => Some(FailKind::ResponseTimeout),
+            UpErr::Invalid => Some(FailKind::InvalidResponse),
+            UpErr::ClientGone => None,
+        }
+    }
 }
 
-async fn connect(addr: SocketAddr, limit: Limit<'_>) -> Result<TcpStream, ErrorClass> {
+async fn connect(addr: SocketAddr, limit: Limit<'_>) -> Result<TcpStream, FailKind> {
     match limit.run(TcpStream::connect_addr(addr)).await {
         Some(Ok(s)) => {
             let _ = s.set_nodelay(true);
             Ok(s)
         }
-        Some(Err(_)) => Err(ErrorClass::UpstreamUnavailable),
-        None => Err(ErrorClass::UpstreamTimeout),
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(FailKind::Refused),
+        Some(Err(_)) => Err(FailKind::ConnectFailed),
+        None => Err(FailKind::ConnectTimeout),
     }
 }
 
@@ -347,7 +360,8 @@ async fn read_response_head<R: AsyncReadRent>(
         match read_more(rd, ubuf, 8 * 1024, limit).await {
             Ok(_) => any = true,
             Err(IoFail::Timeout) => return Err(UpErr::Timeout),
-            Err(_) => return Err(UpErr::Gone { any }),
+            Err(IoFail::Closed) => return Err(UpErr::Gone { any, reset: false }),
+            Err(IoFail::Io(_)) => return Err(UpErr::Gone { any, reset: true }),
         }
     }
 }
@@ -362,6 +376,8 @@ struct Relay {
     reusable: bool,
     /// Bytes beyond the end of the response had arrived: the connection is not reused.
     surplus: bool,
+    /// The upstream failed mid-body (closed, reset, timed out, invalid chunked framing).
+    upstream_failed: bool,
     /// The client connection may carry another request.
     client_ok: bool,
 }
@@ -423,6 +439,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
                     complete: false,
                     reusable: false,
                     surplus: false,
+                    upstream_failed: failed,
                     client_ok: false,
                 };
             }
@@ -442,6 +459,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
         complete,
         reusable: complete && rh.keep_alive && framing != Framing::CloseDelimited && !surplus,
         surplus,
+        upstream_failed: failed,
         client_ok: complete && !close,
     }
 }
@@ -577,8 +595,8 @@ async fn copy_one_way<R: AsyncReadRent, W: AsyncWriteRent>(
 /// How one attempt ended before its response could be relayed.
 #[derive(Debug)]
 enum AttemptErr {
-    /// No connection: refused or reset (`Unavailable`) or not in time (`Timeout`).
-    Connect(ErrorClass),
+    /// No connection: refused, failed, or not in time.
+    Connect(FailKind),
     /// The circuit breaker refused a new connection (`max_pending`).
     Overloaded,
     /// Connected, but the head could not be written.
@@ -590,7 +608,8 @@ enum AttemptErr {
 impl AttemptErr {
     fn class(&self) -> ErrorClass {
         match self {
-            AttemptErr::Connect(c) => *c,
+            AttemptErr::Connect(FailKind::ConnectTimeout) => ErrorClass::UpstreamTimeout,
+            AttemptErr::Connect(_) => ErrorClass::UpstreamUnavailable,
             AttemptErr::Overloaded => ErrorClass::UpstreamOverloaded,
             AttemptErr::Write => ErrorClass::UpstreamUnavailable,
             AttemptErr::Head(e) => e.class(),
@@ -600,10 +619,20 @@ impl AttemptErr {
     /// The retry condition this failure matches, if any (`retry on ...`).
     fn failure(&self) -> Option<Failure> {
         match self {
-            AttemptErr::Connect(ErrorClass::UpstreamTimeout) => Some(Failure::Timeout),
+            AttemptErr::Connect(FailKind::ConnectTimeout) => Some(Failure::Timeout),
             AttemptErr::Connect(_) => Some(Failure::ConnectError),
             AttemptErr::Head(UpErr::Timeout) => Some(Failure::Timeout),
             _ => None,
+        }
+    }
+
+    /// How the error log names it; `None` when the server is not at fault.
+    fn kind(&self) -> Option<FailKind> {
+        match self {
+            AttemptErr::Connect(k) => Some(*k),
+            AttemptErr::Overloaded => None,
+            AttemptErr::Write => Some(FailKind::Reset),
+            AttemptErr::Head(e) => e.kind(),
         }
     }
 
@@ -675,6 +704,27 @@ fn record(state: &RefCell<UpstreamState>, idx: usize, ok: bool, now_ms: u64) {
             Some(Transition::Up) => st.balancer.set_ejected(idx, false),
             _ => {}
         }
+    }
+}
+
+/// An upstream failure for the error log: one line per server and kind of failure per second
+/// on this core, counting what it leaves out (see [`crate::upstream::FailureLog`]).
+fn note_failure(
+    state: &RefCell<UpstreamState>,
+    def: &crate::pipeline::UpstreamDef,
+    idx: usize,
+    kind: Option<FailKind>,
+    now_ms: u64,
+) {
+    let Some(kind) = kind else { return };
+    let due = state.borrow_mut().failure_log.due(idx, kind, now_ms);
+    if let Some(suppressed) = due {
+        write_error_line(&failure_line(
+            &def.name,
+            def.servers[idx].addr,
+            kind,
+            suppressed,
+        ));
     }
 }
 
@@ -784,7 +834,7 @@ async fn attempt(
         let offered = ctx.head.upgrade.map(|u| u.get(ctx.buf));
         match head.and_then(|()| check_switch(ctx.rhead, ubuf, offered)) {
             Ok(()) => return Ok(s),
-            Err(UpErr::Gone { any: false }) if reused && replayable => {
+            Err(UpErr::Gone { any: false, .. }) if reused && replayable => {
                 fresh_only = true;
                 continue;
             }
@@ -953,6 +1003,7 @@ pub(crate) async fn proxy(
                     record(state, idx, false, now);
                     guard.outcome.set(BalanceOutcome::Failure);
                 }
+                note_failure(state, def, idx, e.kind(), now);
                 // Nothing of a streamed body was read from the client yet (it is sent only
                 // after the head went out), so only what went with the head counts.
                 let body_bytes_sent = match e {
@@ -1035,6 +1086,15 @@ pub(crate) async fn proxy(
         .await;
         if !r.complete {
             guard.outcome.set(BalanceOutcome::Failure);
+        }
+        if r.upstream_failed {
+            note_failure(
+                state,
+                def,
+                guard.idx,
+                Some(FailKind::ClosedMidBody),
+                w.now_ms(),
+            );
         }
         release(&w, addr, us, &r, def.keepalive);
         w.give_xfer(hb);
@@ -1160,6 +1220,15 @@ pub(crate) async fn proxy(
             if r.status >= 500 || !r.complete {
                 guard.outcome.set(BalanceOutcome::Failure);
             }
+            if r.upstream_failed {
+                note_failure(
+                    state,
+                    def,
+                    guard.idx,
+                    Some(FailKind::ClosedMidBody),
+                    w.now_ms(),
+                );
+            }
             if let Some(u) = upstream_back {
                 if sent_all {
                     release(&w, addr, u, &r, def.keepalive);
@@ -1185,6 +1254,7 @@ pub(crate) async fn proxy(
                 record(state, guard.idx, false, w.now_ms());
                 guard.outcome.set(BalanceOutcome::Failure);
             }
+            note_failure(state, def, guard.idx, e.kind(), w.now_ms());
             *ctx.stream = reunited;
             w.give_xfer(hb);
             w.give_xfer(ubuf);

@@ -30,6 +30,8 @@ pub struct UpstreamState {
     pub breaker: CircuitBreaker,
     pub metrics: UpstreamMetrics,
     pub health: HealthView,
+    /// Rate limit of this upstream's failure lines in the error log.
+    pub failure_log: FailureLog,
 }
 
 /// Every upstream of one pipeline generation, on one core, indexed like `Pipeline::upstreams`.
@@ -67,6 +69,7 @@ impl UpstreamState {
             breaker: CircuitBreaker::from_ir(&def.config),
             metrics: UpstreamMetrics::new(def.servers.len()),
             health: def.health.clone(),
+            failure_log: FailureLog::new(def.servers.len()),
         }
     }
 }
@@ -155,6 +158,108 @@ pub struct UpstreamSnapshot {
     pub ejected: Vec<bool>,
 }
 
+/// What went wrong with an upstream server, as the error log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// The connection was refused (nothing listens, or a firewall rejects).
+    Refused,
+    ConnectTimeout,
+    /// Any other connect error (unreachable network or host ...).
+    ConnectFailed,
+    /// No response head within the response timeout.
+    ResponseTimeout,
+    /// The connection was reset, or a write to it failed.
+    Reset,
+    /// The upstream closed before a response head.
+    Closed,
+    /// A response head that could not be parsed, or a 101 nobody asked for.
+    InvalidResponse,
+    /// The upstream closed or failed in the middle of a response body.
+    ClosedMidBody,
+}
+
+impl FailKind {
+    const COUNT: usize = 8;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailKind::Refused => "connection refused",
+            FailKind::ConnectTimeout => "connect timeout",
+            FailKind::ConnectFailed => "connect failed",
+            FailKind::ResponseTimeout => "response timeout",
+            FailKind::Reset => "connection reset",
+            FailKind::Closed => "closed before responding",
+            FailKind::InvalidResponse => "invalid response",
+            FailKind::ClosedMidBody => "closed mid-body",
+        }
+    }
+}
+
+/// At most one error-log line per second per server and kind of failure, on one core.
+const LOG_EVERY_MS: u64 = 1_000;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct LogSlot {
+    last_ms: Option<u64>,
+    suppressed: u64,
+}
+
+/// The rate limit of failure lines of one upstream on one core: per server and kind of
+/// failure, one line, then silence for a second; the next line says how many failures of that
+/// kind were not logged meanwhile. Failures stay visible without an access log, and a dead
+/// server under load costs one line a second per core, not one per request.
+#[derive(Debug)]
+pub struct FailureLog {
+    slots: Vec<[LogSlot; FailKind::COUNT]>,
+}
+
+impl FailureLog {
+    pub fn new(servers: usize) -> FailureLog {
+        FailureLog {
+            slots: vec![[LogSlot::default(); FailKind::COUNT]; servers],
+        }
+    }
+
+    /// A failure of `kind` on `server` at `now_ms`: `Some(suppressed)` when a line is due, with
+    /// the number of failures of the same kind left out since the previous line.
+    pub fn due(&mut self, server: usize, kind: FailKind, now_ms: u64) -> Option<u64> {
+        let slot = self.slots.get_mut(server)?.get_mut(kind as usize)?;
+        match slot.last_ms {
+            Some(t) if now_ms.saturating_sub(t) < LOG_EVERY_MS => {
+                slot.suppressed += 1;
+                None
+            }
+            _ => {
+                slot.last_ms = Some(now_ms);
+                Some(std::mem::take(&mut slot.suppressed))
+            }
+        }
+    }
+}
+
+/// The error-log line of an upstream failure.
+pub fn failure_line(upstream: &str, server: SocketAddr, kind: FailKind, suppressed: u64) -> String {
+    let mut line = format!(
+        "bext: upstream {upstream} server {server}: {}",
+        kind.as_str()
+    );
+    if suppressed > 0 {
+        line.push_str(&format!(" ({suppressed} more suppressed)"));
+    }
+    line.push('\n');
+    line
+}
+
+/// Write one error-log line to stderr, where the engine's other errors go, in one `write`
+/// (stderr is unbuffered, so lines of different cores do not interleave). The caller's rate
+/// limit bounds how often a worker does this: one short line per second per server and kind
+/// at most, so a slow stderr cannot hold a worker for long. The error is dropped: a failing
+/// log must not take the data plane down.
+pub fn write_error_line(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// The hashing key of a request, borrowed from its head.
 pub fn pick_context<'a>(
     source: &HashSource,
@@ -201,6 +306,37 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One line per second per server and kind; the next line counts what was left out.
+    #[test]
+    fn failure_lines_are_rate_limited_per_server_and_kind() {
+        let mut log = FailureLog::new(2);
+        // (server, kind, now_ms, line due with this many suppressed)
+        let table: &[(usize, FailKind, u64, Option<u64>)] = &[
+            (0, FailKind::Refused, 0, Some(0)),
+            (0, FailKind::Refused, 10, None),
+            (0, FailKind::Refused, 999, None),
+            (0, FailKind::ResponseTimeout, 999, Some(0)),
+            (1, FailKind::Refused, 999, Some(0)),
+            (0, FailKind::Refused, 1_000, Some(2)),
+            (0, FailKind::Refused, 1_500, None),
+            (0, FailKind::Refused, 5_000, Some(1)),
+            (0, FailKind::Refused, 6_000, Some(0)),
+            (7, FailKind::Refused, 6_000, None),
+        ];
+        for (i, &(server, kind, now, want)) in table.iter().enumerate() {
+            assert_eq!(log.due(server, kind, now), want, "row {i}");
+        }
+        let a: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(
+            failure_line("api", a, FailKind::Refused, 0),
+            "bext: upstream api server 127.0.0.1:9: connection refused\n"
+        );
+        assert_eq!(
+            failure_line("api", a, FailKind::InvalidResponse, 3),
+            "bext: upstream api server 127.0.0.1:9: invalid response (3 more suppressed)\n"
+        );
+    }
 
     #[test]
     fn cookie_values_are_found_by_exact_name() {
