@@ -515,3 +515,35 @@ fn metrics_count_per_server() {
         }
     );
 }
+
+/// Passive ejection never takes out the last servers: with every up server ejected, picks
+/// ignore ejections (backups first, as when primaries are down); active health still wins.
+#[test]
+fn ejecting_every_server_falls_back_to_all_of_them() {
+    let up = upstream(ir::Balance::RoundRobin, &[(1, false), (1, false)]);
+    let mut b = Balancer::new(&up).unwrap();
+    let view = HealthView::all_up(2);
+    let pick = |b: &mut Balancer, v: &HealthView| b.pick(&PickContext::default(), v, None);
+    b.set_ejected(0, true);
+    assert!((0..4).all(|_| pick(&mut b, &view) == Some(1)));
+    b.set_ejected(1, true);
+    let picks: Vec<_> = (0..4).map(|_| pick(&mut b, &view)).collect();
+    assert!(
+        picks.contains(&Some(0)) && picks.contains(&Some(1)),
+        "{picks:?}"
+    );
+    view.set(1, false);
+    assert!((0..4).all(|_| pick(&mut b, &view) == Some(0)));
+    view.set(0, false);
+    assert_eq!(pick(&mut b, &view), None);
+    // A usable backup is preferred to ejected primaries.
+    let up = upstream(
+        ir::Balance::RoundRobin,
+        &[(1, false), (1, false), (1, true)],
+    );
+    let mut b = Balancer::new(&up).unwrap();
+    let view = HealthView::all_up(3);
+    b.set_ejected(0, true);
+    b.set_ejected(1, true);
+    assert!((0..4).all(|_| pick(&mut b, &view) == Some(2)));
+}
