@@ -11,6 +11,12 @@
 //! invalid response head → 502 (`upstream-invalid-response`). Once the response head was sent,
 //! a failure mid-body closes the client connection without completing the framing (a short
 //! Content-Length body, or no last chunk), so the client never sees a truncated success.
+//!
+//! What an upstream sends beyond what was asked never reaches another request: a pooled
+//! connection that received bytes while idle (or was closed) is closed at checkout, one with
+//! bytes beyond its response is not pooled, a 101 is accepted only for the protocol the request
+//! asked to upgrade to, and 1xx/204/304 have no body. Tunnels end when idle. Failures are
+//! logged, rate limited, without any access log (see [`crate::upstream::FailureLog`]).
 
 use crate::body::{BodyErr, BodyReader};
 use crate::conn::{
