@@ -103,7 +103,7 @@ fn stale_and_surplus_closes_are_in_status() {
     c.global.admin = Some("127.0.0.1:0".into());
     let srv = bext::start(c, common::opts()).unwrap();
     let admin = srv.admin_addr().unwrap();
-    let (r, _) = common::exchange(admin, b"GET /status HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (r, _) = common::exchange(admin, b"GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let text = r.text();
     assert!(text.contains("\"upstream_stale_closed\":0"), "{text}");
     assert!(text.contains("\"upstream_surplus_closed\":0"), "{text}");
