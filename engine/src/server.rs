@@ -3,6 +3,15 @@
 //! Every listener address is bound once per worker with `SO_REUSEPORT`, so the kernel spreads
 //! connections over the cores. A listener on port 0 yields one port shared by all workers: the
 //! first socket is bound, its port read back, and the others are bound to that port.
+//!
+//! `SO_REUSEPORT` would also let a second process join the group (any process of the same user
+//! binding the same address with it), and the kernel would then split connections between the
+//! two: a second bext started by mistake on a busy port would silently take half the traffic.
+//! So at start each address is first probed with a plain bind (no `SO_REUSEPORT`), which fails
+//! while anything listens there, and bext refuses to start ([`StartError::Held`]). Sharing a
+//! listening address with another process is not supported. A reload binds the listeners it
+//! adds without that probe: the addresses a reload adds are the operator's own edit to a
+//! running server, and may have been reserved for it with `SO_REUSEPORT`.
 
 use crate::pipeline::Pipeline;
 use crate::worker::{ControlMsg, Mailbox, PipelineSlot, Shared, Worker, WorkerStats};
@@ -95,6 +104,8 @@ pub enum StartError {
         addr: SocketAddr,
         error: std::io::Error,
     },
+    /// Another process (possibly another bext) already listens on this address.
+    Held { addr: SocketAddr },
     /// The requested driver is not available (io_uring forbidden by the kernel or sandbox).
     Driver(String),
     /// A worker thread could not be started.
@@ -107,6 +118,12 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartError::Bind { addr, error } => write!(f, "cannot listen on {addr}: {error}"),
+            StartError::Held { addr } => write!(
+                f,
+                "cannot listen on {addr}: address already in use: another process (possibly \
+                 another bext) listens there, and bext does not share a listening address with \
+                 another process; stop it or choose another address"
+            ),
             StartError::Driver(m) => write!(f, "{m}"),
             StartError::Thread(e) => write!(f, "cannot start a worker thread: {e}"),
             StartError::Admin { addr, error } => {
@@ -132,6 +149,30 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     sock.bind(&addr.into())?;
     sock.listen(4096)?;
     Ok(sock.into())
+}
+
+/// Fail with [`StartError::Held`] when something listens on `addr` already. The probe binds
+/// without `SO_REUSEPORT` (which would join a listening group instead of failing), with
+/// `SO_REUSEADDR` so that connections of a stopped server still in `TIME_WAIT` do not count,
+/// and closes at once. Port 0 is never held.
+pub fn probe_exclusive(addr: SocketAddr) -> Result<(), StartError> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = || -> std::io::Result<()> {
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        sock.set_reuse_address(true)?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(true)?;
+        }
+        sock.bind(&addr.into())
+    };
+    match probe() {
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(StartError::Held { addr }),
+        // Anything else (an address not on this host, a privileged port) is reported by the
+        // real bind, with its own error.
+        _ => Ok(()),
+    }
 }
 
 /// Bind `addr` `n` times with `SO_REUSEPORT`; returns the sockets and the address they share.
@@ -589,6 +630,9 @@ impl Engine {
         let mut addrs = Vec::new();
         let mut listeners = Vec::new();
         for &addr in &pipeline.listeners {
+            probe_exclusive(addr)?;
+        }
+        for &addr in &pipeline.listeners {
             let (socks, actual) = bind_shared(addr, n)?;
             addrs.push(actual);
             listeners.push((addr, actual));
@@ -858,6 +902,41 @@ mod tests {
 
     fn pipeline() -> Pipeline {
         crate::testing::empty_pipeline()
+    }
+
+    /// A second server on an address another process listens on would join its SO_REUSEPORT
+    /// group and take part of its connections; it is refused, naming the address. A socket
+    /// bound but not listening (a reservation) does not hold the address.
+    #[test]
+    fn an_address_another_server_listens_on_is_refused_at_start() {
+        let opts = EngineOptions {
+            workers: 2,
+            driver: DriverChoice::Epoll,
+            pin: false,
+        };
+        // What another bext holds: a listening SO_REUSEPORT group.
+        let (held, addr) = bind_shared("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        // What any other server holds: a plain listener.
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        for taken in [addr, plain.local_addr().unwrap()] {
+            let mut p = pipeline();
+            p.listeners.push(taken);
+            match Engine::start(p, opts) {
+                Err(e @ StartError::Held { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(&taken.to_string()), "{text}");
+                    assert!(text.contains("another process"), "{text}");
+                }
+                Err(e) => panic!("{taken}: expected Held, got {e}"),
+                Ok(_) => panic!("{taken}: started on an address another server listens on"),
+            }
+        }
+        drop(held);
+        // Once nothing listens there, the address is free again.
+        let mut p = pipeline();
+        p.listeners.push(addr);
+        let engine = Engine::start(p, opts).expect("the address is free again");
+        engine.shutdown();
     }
 
     /// Prepare failures and listener changes abort on every core; a good reload reaches all.
