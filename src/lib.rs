@@ -102,6 +102,19 @@ impl std::fmt::Display for Unsupported {
     }
 }
 
+/// The directives [`unsupported_features`] refuses, as it names them: what this version of
+/// the engine does not run yet (`bext version` lists them).
+pub const NOT_IMPLEMENTED: &[&str] = &[
+    "tls",
+    "http3",
+    "waf",
+    "cache",
+    "compress",
+    "plugin",
+    "static",
+    "admin on a unix socket",
+];
+
 /// Every feature of `config` the engine does not implement yet, in file order per section.
 /// `bext run` refuses to start when this is not empty: nothing configured is ever ignored.
 pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
@@ -549,6 +562,11 @@ mod tests {
                 c.sites[0].routes[0].at = at(7);
             }),
         ];
+        let mut named: Vec<&str> = table.iter().map(|(d, _)| *d).collect();
+        let mut listed = NOT_IMPLEMENTED.to_vec();
+        named.sort();
+        listed.sort();
+        assert_eq!(named, listed, "NOT_IMPLEMENTED lists what is refused");
         for (directive, edit) in table {
             let mut c = base();
             edit(&mut c);

@@ -193,6 +193,12 @@ pub fn bind_shared(
     Ok((all, actual))
 }
 
+/// Whether the io_uring driver can run here (kernel and sandbox allow it); probed once per
+/// process, on a thread of its own (see below).
+pub fn io_uring_available() -> bool {
+    uring_available()
+}
+
 /// Whether io_uring can run here, probed once per process.
 ///
 /// The probe creates a ring, and a thread that created a ring is interrupted when the kernel

@@ -1,10 +1,14 @@
-//! `bext check` and `bext fmt`: the command-line face of the language front end (`bext-dsl`).
+//! `bext check` and `bext fmt`: the command-line face of the language front end (`bext-dsl`),
+//! and the diagnostics of what the engine refuses beyond the language, which `bext run` prints
+//! the same way when it refuses to start.
 //!
 //! Exit codes: 0 clean (warnings allowed), 1 the configuration has errors (or, for
-//! `fmt --check`, is not formatted), 2 usage or IO errors.
+//! `fmt --check`, is not formatted), 2 usage or IO errors. With several files, the worst.
+use bext_dsl::diag::Diagnostic;
 use clap::{Args, ValueEnum};
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::io::{Read as _, Write as _};
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -17,8 +21,10 @@ pub enum Format {
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// The configuration file.
-    pub file: PathBuf,
+    /// The configuration files, each checked on its own; `-` reads one from standard input
+    /// (its includes are then found from the current directory).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
@@ -35,7 +41,7 @@ pub struct CheckArgs {
 pub struct FmtArgs {
     /// The configuration file (only this file; includes are formatted on their own).
     pub file: PathBuf,
-    /// Print nothing; exit 1 if the file is not formatted.
+    /// Print no formatted text; exit 1, naming the file on stderr, if it is not formatted.
     #[arg(long, conflicts_with = "write")]
     pub check: bool,
     /// Rewrite the file in place.
@@ -44,12 +50,56 @@ pub struct FmtArgs {
 }
 
 pub fn check(a: CheckArgs) -> ExitCode {
-    let name = a.file.display().to_string();
-    match bext_dsl::compile_file(&a.file) {
-        Ok(c) => {
-            let refused = bext::unsupported_features(&c.config);
-            if !refused.is_empty() && !a.language_only {
-                return not_implemented(&a, &c, &refused);
+    let worst = a.files.iter().map(|f| check_one(&a, f)).max().unwrap_or(0);
+    ExitCode::from(worst)
+}
+
+/// The name standard input goes by in diagnostics.
+const STDIN: &str = "<stdin>";
+
+fn compile(file: &Path) -> Result<bext_dsl::Compiled, bext_dsl::Failure> {
+    if file != Path::new("-") {
+        return bext_dsl::compile_file(file);
+    }
+    let mut text = String::new();
+    match std::io::stdin().read_to_string(&mut text) {
+        Ok(_) => bext_dsl::compile_str(STDIN, &text),
+        Err(error) => Err(bext_dsl::Failure::Io {
+            path: PathBuf::from(STDIN),
+            error,
+        }),
+    }
+}
+
+/// Check one file; its exit code.
+fn check_one(a: &CheckArgs, file: &Path) -> u8 {
+    let name = if file == Path::new("-") {
+        STDIN.to_string()
+    } else {
+        file.display().to_string()
+    };
+    match compile(file) {
+        Ok(mut c) => {
+            if !a.language_only {
+                let refused = bext::unsupported_features(&c.config);
+                if !refused.is_empty() {
+                    return not_implemented(a.format, &c, &refused);
+                }
+                let unresolved = unresolved_servers(&c);
+                if unresolved.is_empty() {
+                    // What the engine's own compilation refuses (it stops at the first).
+                    if let Err(e) = bext::compile(&c.config, 1) {
+                        match refusal(&c.sources, &e) {
+                            Some(diags) => {
+                                c.warnings.extend(diags);
+                                print_diagnostics(a.format, &c.warnings, &c.sources);
+                            }
+                            None => eprintln!("{e}"),
+                        }
+                        return 1;
+                    }
+                }
+                c.warnings.extend(unresolved);
             }
             match a.format {
                 Format::Human => {
@@ -65,7 +115,7 @@ pub fn check(a: CheckArgs) -> ExitCode {
                     Ok(j) => println!("{j}"),
                     Err(e) => {
                         eprintln!("error: cannot serialise the configuration: {e}");
-                        return ExitCode::from(2);
+                        return 2;
                     }
                 }
             }
@@ -81,32 +131,85 @@ pub fn check(a: CheckArgs) -> ExitCode {
             } else {
                 println!("{line}");
             }
-            ExitCode::SUCCESS
-        }
-        Err(f @ bext_dsl::Failure::Io { .. }) => {
-            match a.format {
-                Format::Human => eprint!("{}", f.render_human()),
-                Format::Json => print!("{}", f.render_json()),
-            }
-            ExitCode::from(2)
+            0
         }
         Err(f) => {
             match a.format {
                 Format::Human => eprint!("{}", f.render_human()),
                 Format::Json => print!("{}", f.render_json()),
             }
-            ExitCode::from(1)
+            if matches!(f, bext_dsl::Failure::Io { .. }) {
+                2
+            } else {
+                1
+            }
         }
+    }
+}
+
+fn print_diagnostics(format: Format, diags: &[Diagnostic], sources: &bext_dsl::diag::Sources) {
+    match format {
+        Format::Human => eprint!("{}", bext_dsl::render_human(diags, sources)),
+        Format::Json => print!("{}", bext_dsl::render_json(diags)),
+    }
+}
+
+/// Upstream servers whose host name does not resolve here (W0503): `bext run` resolves them at
+/// start and refuses one that does not resolve, but a name may resolve where bext runs and not
+/// where it is checked, so this is a warning.
+fn unresolved_servers(c: &bext_dsl::Compiled) -> Vec<Diagnostic> {
+    let mut found = bext_dsl::diag::Diags::default();
+    for s in c.config.upstreams.iter().flat_map(|u| &u.servers) {
+        let resolves = s
+            .addr
+            .to_socket_addrs()
+            .is_ok_and(|mut addrs| addrs.next().is_some());
+        let Some(span) = c.sources.span_at(&s.at).filter(|_| !resolves) else {
+            continue;
+        };
+        found.emit(
+            &c.sources,
+            bext_dsl::diag::warning(
+                "W0503",
+                span,
+                format!("upstream server `{}` does not resolve here", s.addr),
+            )
+            .help("`bext run` resolves server names at start and refuses one that does not resolve; check the name, or check the file where bext will run"),
+        );
+    }
+    found.list
+}
+
+/// A configuration refused by `bext::start` (or `bext::compile`) as diagnostics over its
+/// sources, rendered like `bext check`'s: E0501 for each directive the engine does not run,
+/// E0502 for what the engine's compilation refused. `None` for other start errors (binding,
+/// driver, pid file) and for a refusal without a place in the sources (shown as text).
+pub fn refusal(
+    sources: &bext_dsl::diag::Sources,
+    e: &bext::StartError,
+) -> Option<Vec<Diagnostic>> {
+    match e {
+        bext::StartError::Unsupported(list) => list
+            .iter()
+            .map(|u| bext_dsl::diag::not_implemented(sources, &u.directive, &u.at))
+            .collect(),
+        bext::StartError::Compile { message, at } => {
+            let span = sources.span_at(at)?;
+            let mut d = bext_dsl::diag::Diags::default();
+            d.emit(
+                sources,
+                bext_dsl::diag::error("E0502", span, message.clone())
+                    .help("the language accepts this, but the engine cannot run it as written"),
+            );
+            Some(d.list)
+        }
+        _ => None,
     }
 }
 
 /// A valid configuration that uses directives the engine does not run: an error (E0501) for
 /// each, with the warnings, rendered like any other diagnostics; exit 1.
-fn not_implemented(
-    a: &CheckArgs,
-    c: &bext_dsl::Compiled,
-    refused: &[bext::Unsupported],
-) -> ExitCode {
+fn not_implemented(format: Format, c: &bext_dsl::Compiled, refused: &[bext::Unsupported]) -> u8 {
     let mut diags = c.warnings.clone();
     // A refusal without a place in the sources (none today) is still reported, plainly.
     let mut plain = Vec::new();
@@ -116,7 +219,7 @@ fn not_implemented(
             None => plain.push(u),
         }
     }
-    match a.format {
+    match format {
         Format::Human => {
             for u in &plain {
                 eprintln!("{u}");
@@ -142,7 +245,7 @@ fn not_implemented(
             }
         }
     }
-    ExitCode::from(1)
+    1
 }
 
 pub fn fmt(a: FmtArgs) -> ExitCode {

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 /// Options shared by every serving command.
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
-    /// Worker threads (default: the configuration's `workers`, else one per core).
-    #[arg(long)]
+    /// Worker threads, 1 to 1024 (default: the configuration's `workers`, else one per core).
+    #[arg(long, value_parser = parse_workers)]
     pub workers: Option<usize>,
     /// I/O driver: auto (io_uring when the kernel allows it), epoll or io-uring.
     #[arg(long, default_value = "epoll", value_parser = parse_driver)]
@@ -25,6 +25,41 @@ pub struct EngineArgs {
 
 fn parse_driver(s: &str) -> Result<DriverChoice, String> {
     s.parse()
+}
+
+/// The range `workers` takes in a configuration file (E0204 outside it).
+fn parse_workers(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n @ 1..=1024) => Ok(n),
+        _ => Err("a number from 1 to 1024 (as `workers` in a configuration)".into()),
+    }
+}
+
+/// The help of every `--listen`, saying what [`parse_listen`] accepts.
+const LISTEN_HELP: &str = "Address to listen on: ip:port, [ipv6]:port, :port (every address, \
+                           as `listen :PORT` in a file) or a bare port (127.0.0.1 only)";
+
+/// What `--listen` says where to listen: `ip:port`, `[ipv6]:port` or `host:port` as written;
+/// `:port` is every address, as in a `.bext` file (`listen :8080` is `0.0.0.0:8080`); a bare
+/// port is this machine only (`127.0.0.1`), the quick commands' default host.
+pub fn parse_listen(s: &str) -> Result<String, String> {
+    let port_only = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let full = if port_only(s) {
+        format!("127.0.0.1:{s}")
+    } else if s.strip_prefix(':').is_some_and(port_only) {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    let valid = full.parse::<std::net::SocketAddr>().is_ok()
+        || full
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if valid {
+        Ok(full)
+    } else {
+        Err("write ip:port, [ipv6]:port, :port or a port, for example 127.0.0.1:8080".into())
+    }
 }
 
 impl EngineArgs {
@@ -39,17 +74,19 @@ impl EngineArgs {
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The configuration to serve; without it, a demo: a proxy on 127.0.0.1:8080 in front of
-    /// a built-in origin.
+    /// The configuration to serve; without it, a demo: a proxy on --listen (127.0.0.1:8080)
+    /// in front of a built-in origin.
     pub file: Option<PathBuf>,
+    /// The demo's address (without FILE only; a file says where it listens with `listen`).
+    #[arg(long, conflicts_with = "file", value_parser = parse_listen, help = LISTEN_HELP)]
+    pub listen: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
 
 #[derive(Args)]
 pub struct ProxyArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_listen, help = LISTEN_HELP)]
     pub listen: String,
     /// Upstream servers, comma-separated (round robin).
     #[arg(long, required = true, value_delimiter = ',')]
@@ -60,8 +97,7 @@ pub struct ProxyArgs {
 
 #[derive(Args)]
 pub struct RespondArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_listen, help = LISTEN_HELP)]
     pub listen: String,
     /// Status code of every response.
     #[arg(long, default_value_t = 200)]
@@ -75,8 +111,7 @@ pub struct RespondArgs {
 
 #[derive(Args)]
 pub struct OriginArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:9000")]
+    #[arg(long, default_value = "127.0.0.1:9000", value_parser = parse_listen, help = LISTEN_HELP)]
     pub listen: String,
     /// Size of every response body (request bodies are echoed instead).
     #[arg(long, default_value_t = 64)]
@@ -188,7 +223,8 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
 
 pub fn run(a: RunArgs) -> ExitCode {
     let Some(path) = a.file else {
-        return run_demo(&a.engine, stop_signals());
+        let listen = a.listen.as_deref().unwrap_or("127.0.0.1:8080");
+        return run_demo(listen, &a.engine, stop_signals());
     };
     let signals = signals(&[
         signal_hook::consts::SIGTERM,
@@ -202,15 +238,17 @@ pub fn run(a: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if !compiled.warnings.is_empty() {
-        eprint!(
-            "{}",
-            bext_dsl::render_human(&compiled.warnings, &compiled.sources)
-        );
-    }
-    let started = compiled.config.global.clone();
-    match bext::start(compiled.config, a.engine.options()) {
+    let bext_dsl::Compiled {
+        config,
+        warnings,
+        sources,
+    } = compiled;
+    let started = config.global.clone();
+    match bext::start(config, a.engine.options()) {
         Ok(server) => {
+            if !warnings.is_empty() {
+                eprint!("{}", bext_dsl::render_human(&warnings, &sources));
+            }
             server
                 .control()
                 .set_source(file_source(path.clone(), started, server.limits()));
@@ -220,11 +258,29 @@ pub fn run(a: RunArgs) -> ExitCode {
             );
             serve_until_signal(vec![server], signals)
         }
-        Err(e) => fail(e),
+        Err(e) => {
+            // A configuration the engine refuses is reported as `bext check` reports it: the
+            // warnings and every refusal, each with its code, place and hint.
+            match crate::cli::check::refusal(&sources, &e) {
+                Some(refused) => {
+                    let all: Vec<_> = warnings.into_iter().chain(refused).collect();
+                    eprint!("{}", bext_dsl::render_human(&all, &sources));
+                }
+                None => {
+                    eprint!("{}", bext_dsl::render_human(&warnings, &sources));
+                    eprintln!("{e}");
+                }
+            }
+            ExitCode::from(1)
+        }
     }
 }
 
-fn run_demo(engine: &EngineArgs, signals: Option<signal_hook::iterator::Signals>) -> ExitCode {
+fn run_demo(
+    listen: &str,
+    engine: &EngineArgs,
+    signals: Option<signal_hook::iterator::Signals>,
+) -> ExitCode {
     let origin_opts = StartOptions {
         workers: Some(1),
         ..engine.options()
@@ -232,19 +288,23 @@ fn run_demo(engine: &EngineArgs, signals: Option<signal_hook::iterator::Signals>
     let greeting = bext::respond_config(
         "127.0.0.1:0",
         200,
-        "Hello from bext's built-in origin, through the bext proxy on 127.0.0.1:8080.\n",
+        &format!("Hello from bext's built-in origin, through the bext proxy on {listen}.\n"),
     );
     let origin = match bext::start(greeting, origin_opts) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
     let origin_addr = origin.local_addrs()[0];
-    let config = bext::demo_config("127.0.0.1:8080", origin_addr);
+    let config = bext::demo_config(listen, origin_addr);
     match bext::start(config, engine.options()) {
         Ok(server) => {
+            let url = server
+                .local_addrs()
+                .first()
+                .map_or_else(String::new, |a| format!("; try `curl http://{a}/`"));
             announce(
                 &server,
-                &format!("demo: proxying to the built-in origin at {origin_addr}; try `curl http://127.0.0.1:8080/`"),
+                &format!("demo: proxying to the built-in origin at {origin_addr}{url}"),
             );
             serve_until_signal(vec![server, origin], signals)
         }
