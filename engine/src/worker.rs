@@ -577,6 +577,13 @@ impl Worker {
         }
         self.publish_in_use();
         self.trim_when_quiet();
+        self.stop_if_asked();
+    }
+
+    /// Start stopping when the control thread asked: it sets the shared flag, then rings every
+    /// worker's bell, so a worker stops at once rather than on its next tick (which still
+    /// looks, should a bell be lost).
+    fn stop_if_asked(&self) {
         if self.shared.stop.load(Ordering::Acquire) && !self.stop.is_stopped() {
             self.stop.trigger();
         }
@@ -848,7 +855,8 @@ pub async fn run(
 }
 
 /// The worker's end of its control channel: messages, and a socket the control thread writes
-/// a byte to after each message so that the worker wakes at once rather than on its tick.
+/// a byte to after each message, and when it asks the workers to stop, so that the worker wakes
+/// at once rather than on its tick.
 pub struct Mailbox {
     pub rx: mpsc::Receiver<ControlMsg>,
     pub bell: std::os::unix::net::UnixStream,
@@ -874,6 +882,7 @@ async fn control_loop(w: Rc<Worker>, mailbox: Mailbox) {
         while let Ok(m) = rx.try_recv() {
             w.control(m);
         }
+        w.stop_if_asked();
         if !matches!(res, Ok(n) if n > 0) {
             // The control side is gone (engine dropped): nothing more will come.
             return;
@@ -1012,6 +1021,46 @@ mod tests {
 
     /// The two phases on one worker: only a prepared generation commits, an abort forgets only
     /// its own generation, a stopping worker refuses to prepare.
+    /// A stop reaches an idle worker through its bell, not on a tick: the worker here has no
+    /// ticker at all, and still stops once the flag is set and the bell rung.
+    #[test]
+    fn an_idle_worker_stops_when_its_bell_rings_without_a_tick() {
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            slot: PipelineSlot::new(Arc::new(crate::testing::empty_pipeline())),
+            stats: vec![WorkerStats::default()],
+        });
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        let (_tx, rx) = mpsc::channel();
+        let (mut bell, worker_end) = std::os::unix::net::UnixStream::pair().unwrap();
+        rt.block_on(async {
+            let w = Rc::new(Worker::new(0, shared.clone(), true));
+            monoio::spawn(control_loop(
+                w.clone(),
+                Mailbox {
+                    rx,
+                    bell: worker_end,
+                },
+            ));
+            // Let the control loop start waiting on its bell.
+            monoio::time::sleep(Duration::from_millis(1)).await;
+            assert!(!w.stop.is_stopped());
+            shared.stop.store(true, Ordering::Release);
+            std::io::Write::write_all(&mut bell, &[1]).unwrap();
+            // Without the bell this waits forever; the bound only turns a hang into a failure.
+            let never_ticks = monoio::time::sleep(Duration::from_secs(30));
+            let woken =
+                crate::io::race(std::pin::pin!(w.stop.wait()), std::pin::pin!(never_ticks)).await;
+            assert!(
+                matches!(woken, crate::io::Either::Left(Woken::Stopped)),
+                "the worker did not stop on its bell"
+            );
+        });
+    }
+
     #[test]
     fn prepare_commit_and_abort_follow_generations() {
         let shared = Arc::new(Shared {
