@@ -184,10 +184,7 @@ fn unresolved_servers(c: &bext_dsl::Compiled) -> Vec<Diagnostic> {
 /// sources, rendered like `bext check`'s: E0501 for each directive the engine does not run,
 /// E0502 for what the engine's compilation refused. `None` for other start errors (binding,
 /// driver, pid file) and for a refusal without a place in the sources (shown as text).
-pub fn refusal(
-    sources: &bext_dsl::diag::Sources,
-    e: &bext::StartError,
-) -> Option<Vec<Diagnostic>> {
+pub fn refusal(sources: &bext_dsl::diag::Sources, e: &bext::StartError) -> Option<Vec<Diagnostic>> {
     match e {
         bext::StartError::Unsupported(list) => list
             .iter()
