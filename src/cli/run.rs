@@ -77,8 +77,10 @@ pub struct RunArgs {
     /// The configuration to serve; without it, a demo: a proxy on --listen (127.0.0.1:8080)
     /// in front of a built-in origin.
     pub file: Option<PathBuf>,
-    /// The demo's address (without FILE only; a file says where it listens with `listen`).
-    #[arg(long, conflicts_with = "file", value_parser = parse_listen, help = LISTEN_HELP)]
+    /// The demo's address, without FILE only (a file says where it listens): ip:port,
+    /// [ipv6]:port, :port (every address) or a bare port (127.0.0.1 only) [default:
+    /// 127.0.0.1:8080].
+    #[arg(long, conflicts_with = "file", value_parser = parse_listen)]
     pub listen: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
