@@ -3,7 +3,7 @@
 //! line, the access log buffer and the request id counter. Nothing here is shared with other
 //! cores; the only cross-core state is [`Shared`] (stop flag, published pipeline, counters),
 //! which a worker reads on its ticker, never per request, and the worker's [`Mailbox`], through
-//! which the control thread prepares and commits a reload.
+//! which the control thread prepares and commits a reload and wakes the worker to stop.
 
 use crate::log::AccessLog;
 use crate::pipeline::Pipeline;
