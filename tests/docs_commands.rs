@@ -91,7 +91,14 @@ fn words(line: &str) -> Vec<String> {
 fn the_command_line_splitter_handles_what_the_docs_show() {
     assert_eq!(
         words("bext respond --listen 8081 --body 'hello world'  # a comment"),
-        ["bext", "respond", "--listen", "8081", "--body", "hello world"]
+        [
+            "bext",
+            "respond",
+            "--listen",
+            "8081",
+            "--body",
+            "hello world"
+        ]
     );
     assert_eq!(
         words("bext origin --listen 127.0.0.1:9001 &      # an origin"),
@@ -113,11 +120,7 @@ fn every_documented_bext_command_parses() {
                 Ok(_) => {}
                 // `bext --help` and the like are commands too.
                 Err(e) if !e.use_stderr() => {}
-                Err(e) => broken.push(format!(
-                    "{}:{line}: `{cmd}`: {}",
-                    doc.display(),
-                    e.render()
-                )),
+                Err(e) => broken.push(format!("{}:{line}: `{cmd}`: {}", doc.display(), e.render())),
             }
         }
     }
