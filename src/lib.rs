@@ -105,14 +105,7 @@ impl std::fmt::Display for Unsupported {
 /// The directives [`unsupported_features`] refuses, as it names them: what this version of
 /// the engine does not run yet (`bext version` lists them).
 pub const NOT_IMPLEMENTED: &[&str] = &[
-    "tls",
-    "http3",
-    "waf",
-    "cache",
-    "compress",
-    "plugin",
-    "static",
-    "admin on a unix socket",
+    "tls", "http3", "waf", "cache", "compress", "plugin", "static",
 ];
 
 /// Every feature of `config` the engine does not implement yet, in file order per section.
