@@ -19,7 +19,12 @@
 //! they serve the same key at the same moment.
 //!
 //! Keys are hashed (with a per-limit random seed, so a client cannot aim at another's cell) into
-//! a fixed table of [`CELLS`] cells (512 KiB per keyed limit; `global` uses one cell). Two keys
+//! a fixed table of [`CELLS`] cells (512 KiB per keyed limit once every cell is in use; `global`
+//! uses one cell). The table is allocated lazily, in chunks of [`CHUNK`] cells (8 KiB) on the
+//! first request that lands in a chunk, so a configuration with thousands of limits that see
+//! few clients costs kilobytes, not gigabytes; a limit starts with only its chunk pointers
+//! (512 bytes). A chunk, once made, lives as long as the limit: the hot path allocates at most
+//! once per chunk and never frees. Two keys
 //! that share a cell share a budget: under collisions a limit only ever gets stricter, never
 //! looser. With k clients active within one burst window, a given client shares its cell with
 //! probability about k / 65,536.
@@ -44,11 +49,14 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 /// Cells per keyed limit (a power of two).
 pub const CELLS: usize = 1 << 16;
+
+/// Cells allocated together, on the first request that needs one of them (a power of two).
+pub const CHUNK: usize = 1 << 10;
 
 /// The largest accepted rate, in requests per second: the emission interval is kept in whole
 /// microseconds.
@@ -65,7 +73,10 @@ enum Key {
 
 /// The shared state of one limit: its cells and the clock they count in.
 struct Cells {
-    cells: Box<[AtomicU64]>,
+    /// `len` cells in chunks of at most [`CHUNK`], each made on first use.
+    chunks: Box<[OnceLock<Box<[AtomicU64]>>]>,
+    /// Number of cells (a power of two).
+    len: usize,
     hasher: std::collections::hash_map::RandomState,
     /// Cell values are microseconds since this instant.
     epoch: Instant,
@@ -73,11 +84,42 @@ struct Cells {
 
 impl Cells {
     fn new(n: usize) -> Cells {
+        debug_assert!(n.is_power_of_two());
         Cells {
-            cells: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            chunks: (0..n.div_ceil(CHUNK)).map(|_| OnceLock::new()).collect(),
+            len: n,
             hasher: std::collections::hash_map::RandomState::new(),
             epoch: Instant::now(),
         }
+    }
+
+    /// Cell `i` (below `len`), making its chunk if no request has touched it yet. A cell that
+    /// was never made holds 0, which is what a fresh chunk holds: laziness changes nothing in
+    /// what a request sees.
+    fn get(&self, i: usize) -> &AtomicU64 {
+        let per = CHUNK.min(self.len);
+        let chunk = self.chunks[i / per]
+            .get_or_init(|| (0..per).map(|_| AtomicU64::new(0)).collect());
+        &chunk[i % per]
+    }
+
+    /// Cells made so far.
+    fn allocated(&self) -> usize {
+        self.chunks
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|c| c.len())
+            .sum()
+    }
+
+    /// The values of the cells made so far.
+    #[cfg(test)]
+    fn values(&self) -> Vec<u64> {
+        self.chunks
+            .iter()
+            .filter_map(OnceLock::get)
+            .flat_map(|c| c.iter().map(|v| v.load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
@@ -151,10 +193,15 @@ impl RateLimit {
         })
     }
 
+    /// Cells this limit has allocated so far (each 8 bytes).
+    pub fn allocated_cells(&self) -> usize {
+        self.state.allocated()
+    }
+
     fn cell(&self, req: &RequestView<'_>) -> &AtomicU64 {
-        let cells = &self.state.cells;
-        if cells.len() == 1 {
-            return &cells[0];
+        let cells = &self.state;
+        if cells.len == 1 {
+            return cells.get(0);
         }
         let mut h = self.state.hasher.build_hasher();
         match &self.key {
@@ -171,7 +218,7 @@ impl RateLimit {
             }
             Key::Global => {}
         }
-        &cells[(h.finish() as usize) & (cells.len() - 1)]
+        cells.get((h.finish() as usize) & (cells.len - 1))
     }
 
     /// Count one request at `now_us` (microseconds since the limit's epoch) in `cell`: `None`
@@ -378,7 +425,7 @@ mod tests {
                 let (l, accepted) = (l.clone(), accepted.clone());
                 std::thread::spawn(move || {
                     for _ in 0..1_000 {
-                        if l.take(&l.state.cells[0], 1).is_none() {
+                        if l.take(l.state.get(0), 1).is_none() {
                             accepted.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -430,14 +477,35 @@ mod tests {
         let again = reg
             .limit(&s, &route, &spec(10, 1_000, 10, ir::RateKey::ClientIp))
             .unwrap();
-        assert_eq!(
-            again
-                .state
-                .cells
-                .iter()
-                .map(|c| c.load(Ordering::Relaxed))
-                .max(),
-            Some(0)
-        );
+        assert_eq!(again.state.values().into_iter().max(), None);
+    }
+
+    #[test]
+    fn cells_are_allocated_in_chunks_on_first_use() {
+        let l = RateLimit::new(&spec(10, 1_000, 1, ir::RateKey::ClientIp)).unwrap();
+        assert_eq!(l.allocated_cells(), 0);
+        let first = l.state.get(5);
+        assert_eq!(l.take(first, 1_000_000), None);
+        assert_eq!(l.allocated_cells(), CHUNK);
+        // The same cell again, and another cell of the same chunk: nothing new.
+        assert!(l.take(l.state.get(5), 1_000_000).is_some());
+        assert_eq!(l.take(l.state.get(CHUNK - 1), 1_000_000), None);
+        assert_eq!(l.allocated_cells(), CHUNK);
+        // A cell of another chunk starts at zero, like every cell of a fresh table.
+        assert_eq!(l.state.get(CELLS - 1).load(Ordering::Relaxed), 0);
+        assert_eq!(l.allocated_cells(), 2 * CHUNK);
+        let g = RateLimit::new(&spec(10, 1_000, 1, ir::RateKey::Global)).unwrap();
+        assert_eq!(g.allocated_cells(), 0);
+        assert_eq!(g.take(g.state.get(0), 1), None);
+        assert_eq!(g.allocated_cells(), 1);
+    }
+
+    #[test]
+    fn ten_thousand_limits_cost_kilobytes_until_used() {
+        let limits: Vec<RateLimit> = (0..10_000)
+            .map(|_| RateLimit::new(&spec(10, 1_000, 1, ir::RateKey::ClientIp)).unwrap())
+            .collect();
+        assert_eq!(limits.iter().map(RateLimit::allocated_cells).sum::<usize>(), 0);
+        assert_eq!(limits[0].state.chunks.len(), CELLS / CHUNK);
     }
 }
