@@ -83,6 +83,31 @@ impl Arg {
             _ => &self.raw,
         }
     }
+    /// The source span of bytes `from..to` of [`Arg::text`]: inside the quotes of a string,
+    /// covering a whole escape (`\n`, `\u{..}`) when the range starts or ends in what it decodes
+    /// to. A range at the end of the text points just before the closing quote.
+    pub fn span_of(&self, from: usize, to: usize) -> Span {
+        let s = self.span;
+        let at = |a: usize, b: usize| Span::new(s.file, a, b.max(a + 1));
+        match &self.kind {
+            ArgKind::Str(_) if self.raw.starts_with('"') && self.raw.len() >= 2 => {
+                let base = s.start + 1;
+                let map = decoded_map(&self.raw[1..self.raw.len() - 1]);
+                let inner_end = self.raw.len() - 2;
+                let start = map
+                    .iter()
+                    .find(|(d, len, _, _)| d + len > from)
+                    .map_or(inner_end, |m| m.2);
+                let end = map
+                    .iter()
+                    .find(|(d, len, _, _)| d + len >= to.max(from + 1))
+                    .map_or(inner_end, |m| m.3);
+                at(base + start, base + end)
+            }
+            ArgKind::Str(_) => at(s.start + 1 + from, s.start + 1 + to),
+            _ => at(s.start + from, s.start + to),
+        }
+    }
     pub fn is_word(&self, w: &str) -> bool {
         matches!(self.kind, ArgKind::Word) && self.raw == w
     }
@@ -99,6 +124,46 @@ impl Arg {
             ArgKind::Block(_) => "a block".to_string(),
         }
     }
+}
+
+/// For the inside of a double-quoted string: per decoded character, (decoded offset, decoded
+/// length, source start, source end), offsets relative to the inside of the quotes. Escapes that
+/// decode to nothing (reported as E0002) have length 0.
+fn decoded_map(inner: &str) -> Vec<(usize, usize, usize, usize)> {
+    let mut out = vec![];
+    let mut decoded = 0;
+    let mut chars = inner.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let (len, end) = if c != '\\' {
+            (c.len_utf8(), i + c.len_utf8())
+        } else {
+            match chars.next() {
+                None => (0, i + 1),
+                Some((j, 'u')) if chars.peek().map(|(_, c)| *c) == Some('{') => {
+                    let mut hex = String::new();
+                    let mut end = j + 1;
+                    for (k, h) in chars.by_ref() {
+                        end = k + h.len_utf8();
+                        if h == '}' {
+                            break;
+                        }
+                        if h != '{' {
+                            hex.push(h);
+                        }
+                    }
+                    let ch = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                    (ch.map_or(0, char::len_utf8), end)
+                }
+                Some((j, e)) => (
+                    usize::from(matches!(e, '"' | '\\' | 'n' | 't' | 'r')),
+                    j + e.len_utf8(),
+                ),
+            }
+        };
+        out.push((decoded, len, i, end));
+        decoded += len;
+    }
+    out
 }
 
 /// Parses one source file, reporting syntax errors (E0001).
@@ -123,7 +188,14 @@ pub fn parse(sources: &Sources, file: FileId, diags: &mut Diags) -> Option<Body>
             }
             Err(e) => {
                 let start = report_syntax_error(sources, file, &text, &e, diags);
-                let (from, to) = top_level_item(&text, start);
+                let (mut from, to) = top_level_item(&text, start);
+                // A `{` on a line of its own belongs to the directive before it, which would
+                // otherwise be reported again for lacking its block.
+                if text[start..].starts_with('{') {
+                    if let Some(prev) = text[..start].rfind(|c: char| !c.is_whitespace()) {
+                        from = from.min(top_level_item(&text, prev).0);
+                    }
+                }
                 if from >= to {
                     return None;
                 }
@@ -175,16 +247,33 @@ fn report_syntax_error(
         .next()
         .is_some_and(|t| t.chars().all(|c| c == ' ' || c == '\t'));
     let mut b = match (found.as_str(), unclosed) {
-        ("end of file", Some(open)) => diag::error(
+        ("end of file", Some(open)) => match left_open(text) {
+            Some((open, before)) => {
+                let (line, _) = sources.get(file).line_col(before);
+                diag::error("E0001", Span::new(file, open, open + 1), "this block is not closed")
+                    .label(
+                        Span::new(file, before, before + 1),
+                        "the indentation says the block ends before this line",
+                    )
+                    .help(format!("add the missing `}}` before line {line}"))
+            }
+            None => diag::error(
+                "E0001",
+                span,
+                "unexpected end of file: a block is not closed",
+            )
+            .label(
+                Span::new(file, open, open + 1),
+                "this block is never closed",
+            )
+            .help("add the missing `}`"),
+        },
+        ("`{`", _) if at_line_start => diag::error(
             "E0001",
             span,
-            "unexpected end of file: a block is not closed",
+            "a block must open on the line of its directive",
         )
-        .label(
-            Span::new(file, open, open + 1),
-            "this block is never closed",
-        )
-        .help("add the missing `}`"),
+        .help("move this `{` to the end of the previous line: `route /x {`, not `{` on a line of its own"),
         ("`\"`" | "`'`", _) if !at_line_start => diag::error("E0001", span, "unterminated string")
             .help("close the string with a matching quote on the same line"),
         ("`}`", _) => {
@@ -293,6 +382,49 @@ fn blank(text: &str, from: usize, to: usize) -> String {
         }
     }
     out
+}
+
+/// In a file whose braces do not balance, the `{` most likely left open and the line where its
+/// `}` is missing: the first block whose body has a line (not a `}`) indented no deeper than the
+/// line that opened it. Indentation is what a reader goes by, so it points at the block the
+/// writer meant, where the braces alone would blame the outermost block and the end of the file.
+fn left_open(text: &str) -> Option<(usize, usize)> {
+    // (offset of `{`, indentation of its line)
+    let mut stack: Vec<(usize, usize)> = vec![];
+    let mut line_start = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let trimmed = body.trim_start_matches([' ', '\t']);
+        let indent = body.len() - trimmed.len();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') && !trimmed.starts_with('}') {
+            // Innermost first: the deepest block this line leaves.
+            if let Some(&(open, _)) = stack.iter().rev().find(|(_, ind)| indent <= *ind) {
+                return Some((open, line_start + indent));
+            }
+        }
+        let mut chars = body.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '{' => stack.push((line_start + i, indent)),
+                '}' => {
+                    stack.pop();
+                }
+                '#' => break,
+                '"' | '\'' => {
+                    let mut escaped = false;
+                    for (_, d) in chars.by_ref() {
+                        if d == c && !escaped {
+                            break;
+                        }
+                        escaped = c == '"' && d == '\\' && !escaped;
+                    }
+                }
+                _ => {}
+            }
+        }
+        line_start += line.len();
+    }
+    None
 }
 
 /// The byte offset of the innermost `{` that is never closed, skipping strings and comments.
@@ -509,6 +641,18 @@ mod tests {
         );
         assert_eq!(b.items[0].args[6].text(), "s\n");
         assert_eq!(b.items[0].args[7].text(), "r\\d");
+    }
+
+    #[test]
+    fn spans_inside_strings_follow_escapes() {
+        let b = parse_ok("x \"a\\nb\\u{1}c\" 'r(s'\n");
+        let (s, r) = (&b.items[0].args[0], &b.items[0].args[1]);
+        assert_eq!(s.text(), "a\nb\u{1}c");
+        // `\n` (decoded byte 1) is source bytes 4..6; `\u{1}` (decoded 3) is 7..12.
+        assert_eq!((s.span_of(1, 2).start, s.span_of(1, 2).end), (4, 6));
+        assert_eq!((s.span_of(3, 4).start, s.span_of(3, 4).end), (7, 12));
+        assert_eq!(s.span_of(4, 5).start, 12);
+        assert_eq!(r.span_of(1, 2).start, r.span.start + 2);
     }
 
     #[test]

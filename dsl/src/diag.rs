@@ -193,7 +193,7 @@ impl Diagnostic {
             "{}[{}]: {}",
             self.severity.as_str(),
             self.code,
-            self.message
+            printable(&self.message)
         );
         let gutter = self
             .labels
@@ -234,8 +234,8 @@ impl Diagnostic {
             } else {
                 text.chars().count().saturating_sub(col as usize - 1).max(1)
             };
-            let _ = writeln!(out, "{:>gutter$} | {}", line, text.replace('\t', " "));
-            let msg = label.map(|l| l.message.as_str()).unwrap_or("");
+            let _ = writeln!(out, "{:>gutter$} | {}", line, printable(text));
+            let msg = printable(label.map(|l| l.message.as_str()).unwrap_or(""));
             let _ = writeln!(
                 out,
                 "{pad} | {}{}{}{}",
@@ -246,7 +246,7 @@ impl Diagnostic {
             );
         }
         if let Some(h) = &self.help {
-            let _ = writeln!(out, "{pad} = help: {h}");
+            let _ = writeln!(out, "{pad} = help: {}", printable(h));
         }
         out
     }
@@ -297,6 +297,19 @@ impl Diagnostic {
         // Serialising plain strings and integers cannot fail.
         serde_json::to_string(&j).unwrap_or_default()
     }
+}
+
+/// `s` with each control character shown as one replacement character (a tab as a space), so
+/// that a configuration cannot send terminal escapes through `bext check` and carets stay
+/// under the characters they point at.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\t' => ' ',
+            c if c.is_control() => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
 }
 
 /// Collects diagnostics while a compilation runs.
@@ -396,6 +409,7 @@ pub fn not_implemented(
     loc: &bext_ir::Loc,
 ) -> Option<Diagnostic> {
     let span = sources.span_at(loc)?;
+    let span = word_in_directive(sources, span, directive).unwrap_or(span);
     let mut d = Diags::default();
     d.emit(
         sources,
@@ -407,6 +421,53 @@ pub fn not_implemented(
         .help("remove it, or run a version of bext that implements it; `bext run` refuses this configuration"),
     );
     d.list.pop()
+}
+
+/// The span of the first word `directive` (its first word, `static` of `static FILES`) in the
+/// directive that starts at `at`, its arguments and blocks included; strings and comments are
+/// skipped. The IR keeps the place of a directive, not of each flag (`http3` on a `listen`, the
+/// `static` action of a `route`): this finds the word itself.
+fn word_in_directive(sources: &Sources, at: Span, directive: &str) -> Option<Span> {
+    let word = directive.split_whitespace().next()?;
+    let text = &sources.get(at.file).text;
+    let bytes = text.as_bytes();
+    // A word, not a piece of a path or a name: white space or a separator on both sides.
+    let boundary = |i: Option<usize>| {
+        i.and_then(|i| bytes.get(i))
+            .is_none_or(|c| c.is_ascii_whitespace() || b"{};,".contains(c))
+    };
+    let mut depth = 0usize;
+    let mut i = at.start;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' => depth += 1,
+            b'}' if depth == 0 => return None,
+            // A flag may follow a block on the same line (`listen :443 tls { ... } http3`).
+            b'}' => depth -= 1,
+            b'\n' | b';' if depth == 0 => return None,
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != q && bytes[i] != b'\n' {
+                    i += usize::from(q == b'"' && bytes[i] == b'\\') + 1;
+                }
+            }
+            _ if text[i..].starts_with(word)
+                && boundary(i.checked_sub(1))
+                && boundary(Some(i + word.len())) =>
+            {
+                return Some(Span::new(at.file, i, i + word.len()));
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Levenshtein distance, for did-you-mean suggestions over short names.

@@ -15,6 +15,7 @@
 pub mod ast;
 pub mod diag;
 pub mod fmt;
+pub mod hints;
 pub mod lower;
 pub mod routes;
 

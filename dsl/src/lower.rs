@@ -126,7 +126,19 @@ pub struct Lower<'a> {
     /// Diagnostics reported before the current directive: leftover arguments of a directive
     /// that already has an error are not reported again.
     mark: usize,
+    /// Some reference may have been lost to an earlier error (an unknown top-level directive,
+    /// an error inside a site): "never used" warnings would be follow-on noise.
+    refs_uncertain: bool,
+    /// A listener may have been lost to an earlier error: "no listener" would be noise.
+    listen_uncertain: bool,
+    /// Regular expressions compiled so far (route paths, rewrites, conditions).
+    regexes: usize,
 }
+
+/// At most this many routes in one site (E0231).
+pub const MAX_ROUTES_PER_SITE: usize = 10_000;
+/// At most this many regular expressions in one configuration (E0232).
+pub const MAX_REGEXES: usize = 1_000;
 
 /// A cursor over a directive's arguments.
 struct Args<'d> {
@@ -168,6 +180,9 @@ impl<'a> Lower<'a> {
             sources,
             diags,
             mark: 0,
+            refs_uncertain: false,
+            listen_uncertain: false,
+            regexes: 0,
             config: Config::default(),
             spans: Spans::default(),
             read_files: true,
@@ -286,27 +301,46 @@ impl<'a> Lower<'a> {
         match digits.parse::<u64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                self.emit(diag::error("E0204", span, "number too large"));
+                self.emit(
+                    diag::error("E0204", span, "number too large")
+                        .help("the largest number is 18446744073709551615 (2^64 - 1)"),
+                );
                 None
             }
         }
     }
 
     fn number(&mut self, x: &Arg, min: u64, max: u64) -> Option<u64> {
-        if !matches!(x.kind, ArgKind::Number) {
+        let negative = x
+            .raw
+            .strip_prefix('-')
+            .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()));
+        if !matches!(x.kind, ArgKind::Number) && !negative {
             self.wrong(x, "a number");
             return None;
         }
-        let n = self.parse_digits(&x.raw, x.span)?;
-        if n < min || n > max {
-            self.emit(diag::error(
-                "E0204",
-                x.span,
-                format!("{n} is out of range: expected {min} to {max}"),
-            ));
-            return None;
+        let n = x.raw.parse::<u64>().ok();
+        match n {
+            Some(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                let help = if negative {
+                    "numbers are never negative here".to_string()
+                } else if n.is_some_and(|n| n < min) {
+                    format!("the smallest allowed value is {min}")
+                } else {
+                    format!("the largest allowed value is {max}")
+                };
+                self.emit(
+                    diag::error(
+                        "E0204",
+                        x.span,
+                        format!("`{}` is out of range: expected {min} to {max}", x.raw),
+                    )
+                    .help(help),
+                );
+                None
+            }
         }
-        Some(n)
     }
 
     fn next_number(&mut self, a: &mut Args<'_>, min: u64, max: u64) -> Option<u64> {
@@ -353,7 +387,10 @@ impl<'a> Lower<'a> {
         match n.checked_mul(mul) {
             Some(v) => Some(v),
             None => {
-                self.emit(diag::error("E0204", x.span, "size too large"));
+                self.emit(
+                    diag::error("E0204", x.span, "size too large")
+                        .help("the largest size is 17179869183gb (2^64 bytes)"),
+                );
                 None
             }
         }
@@ -400,7 +437,10 @@ impl<'a> Lower<'a> {
         match n.checked_mul(mul) {
             Some(v) => Some(v),
             None => {
-                self.emit(diag::error("E0204", x.span, "duration too large"));
+                self.emit(
+                    diag::error("E0204", x.span, "duration too large")
+                        .help("the largest duration is 213503982d (2^64 milliseconds)"),
+                );
                 None
             }
         }
@@ -418,7 +458,10 @@ impl<'a> Lower<'a> {
         }
         let n = self.parse_digits(x.raw.trim_end_matches('%'), x.span)?;
         if n > 100 {
-            self.emit(diag::error("E0213", x.span, "a percentage is at most 100%"));
+            self.emit(
+                diag::error("E0213", x.span, "a percentage is at most 100%")
+                    .help("write a percentage from 0% to 100%"),
+            );
             return None;
         }
         Some(n as u32)
@@ -474,16 +517,64 @@ impl<'a> Lower<'a> {
 
     fn regex(&mut self, x: &Arg) -> Option<String> {
         let pattern = x.text().to_string();
+        self.regexes += 1;
+        if self.regexes == MAX_REGEXES + 1 {
+            self.emit(
+                diag::error(
+                    "E0232",
+                    x.span,
+                    format!("more than {MAX_REGEXES} regular expressions in one configuration"),
+                )
+                .help("each regex costs memory and matching time on every request it may apply to: use prefix routes (`route /api/*`) and exact paths where a regex is not needed"),
+            );
+        }
+        if self.regexes > MAX_REGEXES {
+            return None;
+        }
         match crate::routes::compile_regex(&pattern) {
             Ok(_) => Some(pattern),
             Err(e) => {
-                self.emit(
-                    diag::error("E0208", x.span, "invalid regular expression")
-                        .help(e.lines().last().unwrap_or("").trim().to_string()),
+                let span = e.at.map_or(x.span, |(from, to)| x.span_of(from, to));
+                let mut b = diag::error(
+                    "E0208",
+                    span,
+                    format!("invalid regular expression: {}", e.message),
                 );
+                if span != x.span {
+                    b = b.label(x.span, "in this pattern");
+                }
+                self.emit(b.help(e.help));
                 None
             }
         }
+    }
+
+    /// E0230 when `x` (a value sent on the wire: `what`) holds a control character; a tab is
+    /// allowed where `tab_ok` (inside header values, as HTTP allows). The caret points at the
+    /// character, or at the escape that wrote it.
+    fn no_control(&mut self, x: &Arg, what: &str, tab_ok: bool) -> bool {
+        let bad = x
+            .text()
+            .char_indices()
+            .find(|&(_, c)| c.is_control() && !(tab_ok && c == '\t'));
+        let Some((i, c)) = bad else {
+            return true;
+        };
+        let help = if c == '\n' || c == '\r' {
+            "a line break would end the header line and let the value write headers of its own (response splitting): remove it"
+        } else {
+            "control characters are not allowed in HTTP header fields and request lines: remove it"
+        };
+        self.emit(
+            diag::error(
+                "E0230",
+                x.span_of(i, i + c.len_utf8()),
+                format!("{} in a {what}", crate::hints::control_name(c)),
+            )
+            .label(x.span, format!("in this {what}"))
+            .help(help),
+        );
+        false
     }
 
     /// Checks the replacement `y` of a `rewrite` whose pattern `x` compiled, with the parser the
@@ -491,19 +582,8 @@ impl<'a> Lower<'a> {
     fn rewrite_replacement(&mut self, pattern: &str, x: &Arg, y: &Arg) -> bool {
         use bext_ir::routing::{max_group, parse_replacement};
         let text = y.text();
-        // Point inside the string when its source text is the decoded text (no escapes).
-        let inner = y
-            .raw
-            .strip_prefix(['"', '\''])
-            .and_then(|r| r.strip_suffix(['"', '\'']));
-        let at = |start: usize, end: usize| {
-            let base = match inner {
-                Some(i) if i == text => y.span.start + 1,
-                None if y.raw == text => y.span.start,
-                _ => return y.span,
-            };
-            Span::new(y.span.file, base + start, base + end.max(start + 1))
-        };
+        // Point inside the string, at the piece at fault.
+        let at = |start: usize, end: usize| y.span_of(start, end);
         let parts = match parse_replacement(text) {
             Ok(p) => p,
             Err(e) => {
@@ -550,14 +630,14 @@ impl<'a> Lower<'a> {
             );
             return None;
         }
-        if p.chars()
-            .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
-        {
-            self.emit(diag::error(
-                "E0210",
-                x.span,
-                "a path cannot contain spaces or control characters",
-            ));
+        if !self.no_control(x, "path", false) {
+            return None;
+        }
+        if p.chars().any(|c| c.is_whitespace()) {
+            self.emit(
+                diag::error("E0210", x.span, "a path cannot contain spaces")
+                    .help("write a space in a path as `%20`"),
+            );
             return None;
         }
         Some(p.to_string())
@@ -602,21 +682,32 @@ impl<'a> Lower<'a> {
             )
             .help("move the include out of this block")
         } else if !elsewhere.is_empty() {
+            let help = match (d.name.as_str(), ctx) {
+                ("server", "top level") => crate::hints::nginx("server").map(str::to_string),
+                ("listen", _) => Some(
+                    "`listen` belongs at the top level: every site is served on every listener"
+                        .to_string(),
+                ),
+                _ => None,
+            };
             diag::error(
                 "E0102",
                 d.name_span,
                 format!("`{}` is not allowed in {}", d.name, describe_ctx(ctx)),
             )
-            .help(format!(
-                "`{}` belongs in {}",
-                d.name,
-                describe_ctx(elsewhere[0])
-            ))
+            .help(help.unwrap_or_else(|| {
+                format!("`{}` belongs in {}", d.name, describe_ctx(elsewhere[0]))
+            }))
         } else {
-            let help = suggest(&d.name, names(ctx).iter().copied()).or_else(|| {
+            let nginx = crate::hints::nginx(&d.name).map(str::to_string);
+            let help = nginx.or_else(|| suggest(&d.name, names(ctx).iter().copied())).or_else(|| {
                 let all = CONTEXTS.iter().flat_map(|(_, n)| n.iter().copied());
                 suggest(&d.name, all)
                     .map(|s| format!("{s} (not allowed in {} though)", describe_ctx(ctx)))
+            }).or_else(|| {
+                let mut known = names(ctx).to_vec();
+                known.sort_unstable();
+                Some(format!("{} accepts: {}", describe_ctx(ctx), known.join(", ")))
             });
             diag::error(
                 "E0101",
@@ -653,14 +744,26 @@ impl<'a> Lower<'a> {
         let mut seen = HashMap::new();
         for d in items {
             if !self.known("top level", d) {
+                // A block may have been a site that used upstreams; a name close to `listen`
+                // may have been the listener.
+                self.refs_uncertain |= d.args.iter().any(|x| x.block().is_some());
+                self.listen_uncertain |= diag::did_you_mean(&d.name, ["listen"]).is_some();
                 continue;
             }
             match d.name.as_str() {
                 "global" if self.once(&mut seen, d) => self.global(d),
-                "listen" => self.listen(d),
+                "listen" => {
+                    let before = self.diags.list.len();
+                    self.listen(d);
+                    self.listen_uncertain |= self.diags.list[before..].iter().any(|x| x.is_error());
+                }
                 "upstream" => self.upstream(d),
                 "waf" => self.waf(d),
-                "site" => self.site(d),
+                "site" => {
+                    let before = self.diags.list.len();
+                    self.site(d);
+                    self.refs_uncertain |= self.diags.list[before..].iter().any(|x| x.is_error());
+                }
                 // Expanded by the loader; a leftover one names a file that failed to load.
                 _ => {}
             }
@@ -830,9 +933,10 @@ impl<'a> Lower<'a> {
         match full.parse::<std::net::SocketAddr>() {
             Ok(sa) => Some(sa.to_string()),
             Err(_) => {
+                let (msg, help) = address_problem(t);
                 self.emit(
-                    diag::error("E0205", x.span, format!("invalid address {}", x.describe()))
-                        .help("write ip:port, [ipv6]:port or :port, for example `0.0.0.0:8080`"),
+                    diag::error("E0205", x.span, msg.unwrap_or_else(|| format!("invalid address {}", x.describe())))
+                        .help(help.unwrap_or_else(|| "write ip:port, [ipv6]:port or :port, for example `0.0.0.0:8080`".into())),
                 );
                 None
             }
@@ -1036,7 +1140,8 @@ impl<'a> Lower<'a> {
                 let Some(w) = self.need(a, "a number") else {
                     break;
                 };
-                match self.number(w, 0, 1000) {
+                let zero = matches!(w.kind, ArgKind::Number) && w.raw.parse() == Ok(0u64);
+                match if zero { Some(0) } else { self.number(w, 1, 1000) } {
                     Some(0) => {
                         self.emit(
                             diag::error("E0313", w.span, "a server with weight 0 would never take a request")
@@ -1049,9 +1154,11 @@ impl<'a> Lower<'a> {
             } else if y.is_word("backup") {
                 backup = true;
             } else {
-                let help = suggest(y.text(), ["weight", "backup"]).unwrap_or_else(|| {
-                    "`server` takes an address, then `weight N` and `backup`".into()
-                });
+                let help = crate::hints::nginx_server_option(y.text())
+                    .or_else(|| suggest(y.text(), ["weight", "backup"]))
+                    .unwrap_or_else(|| {
+                        "`server` takes an address, then `weight N` and `backup`".into()
+                    });
                 self.emit(
                     diag::error(
                         "E0105",
@@ -1082,13 +1189,16 @@ impl<'a> Lower<'a> {
         if ok {
             Some(t.to_string())
         } else {
+            let (msg, help) = address_problem(t);
             self.emit(
                 diag::error(
                     "E0205",
                     x.span,
-                    format!("invalid server address {}", x.describe()),
+                    msg.unwrap_or_else(|| format!("invalid server address {}", x.describe())),
                 )
-                .help("write host:port, for example `127.0.0.1:9000` or `app.internal:8080`"),
+                .help(help.unwrap_or_else(|| {
+                    "write host:port, for example `127.0.0.1:9000` or `app.internal:8080`".into()
+                })),
             );
             None
         }
@@ -1579,8 +1689,24 @@ impl<'a> Lower<'a> {
         }
         let mut routes = vec![];
         let mut route_spans = vec![];
+        let mut count = 0;
         for r in &body.items {
             if !self.known("site", r) {
+                continue;
+            }
+            count += 1;
+            if count == MAX_ROUTES_PER_SITE + 1 {
+                self.emit(
+                    diag::error(
+                        "E0231",
+                        r.name_span,
+                        format!("more than {MAX_ROUTES_PER_SITE} routes in one site"),
+                    )
+                    .label(d.name_span, "in this site")
+                    .help("group paths under prefix routes (`route /api/*`) or split the hosts into several sites"),
+                );
+            }
+            if count > MAX_ROUTES_PER_SITE {
                 continue;
             }
             if let Some((route, spans)) = self.route(r) {
@@ -1666,8 +1792,12 @@ impl<'a> Lower<'a> {
         // Where `strip_prefix` and `rewrite` are written, if they are.
         let mut path_edits: (Option<Span>, Option<Span>) = (None, None);
         let mut seen = HashMap::new();
+        // A directive that is not recognised may be the action misspelt (`proxx app`): then
+        // "no action" would only repeat the same mistake.
+        let mut unknown = false;
         for d in &body.items {
             if !self.known("route", d) {
+                unknown = true;
                 continue;
             }
             let repeatable = [
@@ -1717,7 +1847,7 @@ impl<'a> Lower<'a> {
                 .help("a rewrite can strip a prefix too: `rewrite '^/api(/.*)$' \"$1\"`"),
             );
         }
-        if action.is_none() {
+        if action.is_none() && !unknown {
             self.emit(
                 diag::error("E0309", d.name_span, "this route has no action")
                     .help("add one of `proxy UPSTREAM`, `respond STATUS`, `redirect STATUS URL`, `static DIR`"),
@@ -1843,7 +1973,10 @@ impl<'a> Lower<'a> {
                     }
                 }
                 if a.eat("type") {
-                    content_type = self.value(a, "a content type such as text/plain");
+                    content_type = self
+                        .text(a, "a content type such as text/plain")
+                        .filter(|x| self.no_control(x, "content type", false))
+                        .map(|x| x.text().to_string());
                 }
                 r.action = Action::Respond {
                     status,
@@ -1862,7 +1995,8 @@ impl<'a> Lower<'a> {
                         }
                     }
                 }
-                if let Some(x) = self.text(a, "a location") {
+                let location = self.text(a, "a location");
+                if let Some(x) = location.filter(|x| self.no_control(x, "redirect location", false)) {
                     spans.redirect = Some(x.span);
                     r.action = Action::Redirect {
                         status,
@@ -1917,6 +2051,9 @@ impl<'a> Lower<'a> {
                 let Some(y) = self.text(a, "a replacement such as \"/new/$1\"") else {
                     return;
                 };
+                if !self.no_control(y, "rewrite replacement", false) {
+                    return;
+                }
                 let replacement = y.text().to_string();
                 if let Some(pattern) = pattern {
                     if self.rewrite_replacement(&pattern, x, y) {
@@ -1943,14 +2080,19 @@ impl<'a> Lower<'a> {
                     return;
                 };
                 let name = name.to_ascii_lowercase();
+                let mut value = || {
+                    let v = self.text(a, "a value")?;
+                    self.no_control(v, "header value", true)
+                        .then(|| v.text().to_string())
+                };
                 let op = match k {
                     0 => HeaderOp::Set {
                         name,
-                        value: self.value(a, "a value").unwrap_or_default(),
+                        value: value().unwrap_or_default(),
                     },
                     1 => HeaderOp::Add {
                         name,
-                        value: self.value(a, "a value").unwrap_or_default(),
+                        value: value().unwrap_or_default(),
                     },
                     _ => HeaderOp::Remove { name },
                 };
@@ -2187,7 +2329,18 @@ impl<'a> Lower<'a> {
                 }
             }
         }
+        // After a reference that did not resolve (or was lost to an error), "never used" may
+        // be false: the broken reference may be the use.
+        let uncertain = self.refs_uncertain
+            || self
+                .diags
+                .list
+                .iter()
+                .any(|d| d.code == "E0303" || d.code == "E0304");
         for (u, s) in cfg.upstreams.iter().zip(&spans.upstreams) {
+            if uncertain {
+                break;
+            }
             if !used_up.contains_key(u.name.as_str()) && firsts.get(u.name.as_str()) == Some(s) {
                 self.emit(
                     diag::warning("W0101", *s, format!("upstream `{}` is never used", u.name))
@@ -2196,6 +2349,9 @@ impl<'a> Lower<'a> {
             }
         }
         for (w, s) in cfg.wafs.iter().zip(&spans.wafs) {
+            if uncertain {
+                break;
+            }
             if !used_waf.contains_key(w.name.as_str()) && wfirst.get(w.name.as_str()) == Some(s) {
                 self.emit(
                     diag::warning("W0102", *s, format!("waf `{}` is never used", w.name))
@@ -2257,7 +2413,7 @@ impl<'a> Lower<'a> {
                 }
             }
         }
-        if cfg.listeners.is_empty() && !cfg.sites.is_empty() {
+        if cfg.listeners.is_empty() && !cfg.sites.is_empty() && !self.listen_uncertain {
             if let Some((s, _)) = spans.sites.first() {
                 self.emit(
                     diag::warning(
@@ -2297,6 +2453,47 @@ fn describe_ctx(ctx: &str) -> String {
             format!("{article} `{name}` block")
         }
     }
+}
+
+/// A more precise message and help for an address that does not parse: a port out of range, a
+/// bare port (`listen 80`), a URL (`http://app:80`).
+fn address_problem(t: &str) -> (Option<String>, Option<String>) {
+    if let Some(rest) = t.split_once("://").map(|(_, r)| r) {
+        let hostport = rest.trim_end_matches('/');
+        return (
+            Some(format!("`{t}` is a URL, not an address")),
+            Some(format!("write the address alone: `{hostport}`")),
+        );
+    }
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+        return (
+            None,
+            Some(format!(
+                "a port alone is written `:{t}` (every IPv4 address), or with an address: `0.0.0.0:{t}`"
+            )),
+        );
+    }
+    if let Some((_, port)) = t.rsplit_once(':') {
+        if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) {
+            if port.parse::<u32>().is_ok_and(|p| p > 65_535) || port.len() > 5 {
+                return (
+                    Some(format!("port {port} is out of range: expected 1 to 65535")),
+                    Some("a port is a number from 1 to 65535".into()),
+                );
+            }
+        } else if port.is_empty() || !t.contains(']') || t.ends_with(']') {
+            return (
+                None,
+                Some("the port is missing or not a number: write host:port, for example `127.0.0.1:9000`".into()),
+            );
+        }
+    } else {
+        return (
+            None,
+            Some(format!("add a port: `{t}:80`")),
+        );
+    }
+    (None, None)
 }
 
 /// A DNS name or IP literal (no port).

@@ -21,21 +21,83 @@ use regex_automata::{Input, PatternSet};
 use regex_syntax::hir::Look;
 use std::collections::HashMap;
 
-/// Compiles a regex the way the router will, with a size limit so a pathological pattern is a
-/// diagnostic, not an allocation storm.
-pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
-    compile_many(&[pattern])
+/// The compiled-size limit of one regex (its NFA), shared with the router.
+pub const REGEX_SIZE_LIMIT: usize = 4 << 20;
+
+/// Why a regex does not compile: the regex engine's reason and, for a syntax error, the byte
+/// range of the pattern at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegexError {
+    pub message: String,
+    /// Byte range in the pattern.
+    pub at: Option<(usize, usize)>,
+    /// What to do about it.
+    pub help: String,
 }
 
-fn compile_many(patterns: &[&str]) -> Result<Regex, String> {
+/// Compiles a regex the way the router will, with a size limit so a pathological pattern is a
+/// diagnostic, not an allocation storm.
+pub fn compile_regex(pattern: &str) -> Result<Regex, RegexError> {
+    compile_many(&[pattern]).map_err(|e| regex_error(&e))
+}
+
+fn compile_many(patterns: &[&str]) -> Result<Regex, regex_automata::meta::BuildError> {
     Regex::builder()
         .configure(
             Regex::config()
-                .nfa_size_limit(Some(4 << 20))
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
                 .hybrid_cache_capacity(1 << 20),
         )
         .build_many(patterns)
-        .map_err(|e| e.to_string())
+}
+
+fn regex_error(e: &regex_automata::meta::BuildError) -> RegexError {
+    if let Some(limit) = e.size_limit() {
+        return RegexError {
+            message: format!(
+                "the compiled pattern would be larger than the limit of {} MiB",
+                limit >> 20
+            ),
+            at: None,
+            help: "simplify the pattern: counted repetitions such as `{1000}` and Unicode classes \
+                   such as `\\w` grow it (`[0-9a-zA-Z_]` is much smaller than `\\w`)"
+                .into(),
+        };
+    }
+    let (message, at) = match e.syntax_error() {
+        Some(regex_syntax::Error::Parse(p)) => {
+            (p.kind().to_string(), Some((p.span().start.offset, p.span().end.offset)))
+        }
+        Some(regex_syntax::Error::Translate(t)) => {
+            (t.kind().to_string(), Some((t.span().start.offset, t.span().end.offset)))
+        }
+        Some(other) => (other.to_string(), None),
+        None => (e.to_string(), None),
+    };
+    let help = match message.as_str() {
+        "unclosed group" => "add the missing `)`, or write `\\(` for a literal parenthesis",
+        "unopened group" => "remove this `)`, or write `\\)` for a literal parenthesis",
+        "unclosed character class" => {
+            "add the missing `]`, or write `\\[` for a literal bracket"
+        }
+        "repetition operator missing expression" => {
+            "`*`, `+` and `?` repeat what comes before them: write `\\+` (or `\\*`, `\\?`) for the character itself"
+        }
+        m if m.contains("look-around") || m.contains("backreferences") => {
+            "the regex engine runs in linear time and has no look-around or backreferences: \
+             use route conditions or several routes instead"
+        }
+        m if m.contains("escape") => {
+            "write a backslash before a special character only (`\\.` `\\+` `\\(` ...), in a single-quoted string"
+        }
+        _ => "patterns use the syntax of the Rust `regex` crate; write them in single quotes, \
+              where a backslash is just a backslash: '^/u/\\d+$'",
+    };
+    RegexError {
+        message,
+        at,
+        help: help.to_string(),
+    }
 }
 
 /// Does a match of `pattern` on some string survive appending characters to that string?
@@ -275,8 +337,15 @@ mod tests {
     }
 
     #[test]
-    fn regex_errors_are_reported() {
-        assert!(compile_regex("(").is_err());
+    fn regex_errors_carry_the_reason_and_where() {
+        let e = compile_regex("^/a(b").err().expect("unclosed");
+        assert_eq!(e.message, "unclosed group");
+        assert_eq!(e.at, Some((3, 4)));
+        let e = compile_regex("^/a/+x[").err().expect("unclosed class");
+        assert_eq!(e.message, "unclosed character class");
+        assert_eq!(e.at, Some((6, 7)));
+        let e = compile_regex("a{1000}{1000}").err().expect("too big");
+        assert!(e.message.contains("limit of 4 MiB"), "{}", e.message);
         assert!(compile_regex("^/u/[0-9]+$").is_ok());
     }
 }

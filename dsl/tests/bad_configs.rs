@@ -33,7 +33,7 @@ const CASES: &[Case] = &[
     ("include inside a block", true, "site a.test {\n    include \"x.bext\"\n    route /* { proxy app }\n}\n", &[("E0005", 2, 5)]),
     // ---- directives
     ("unknown top-level directive", true, "upstrem b { server 1.2.3.4:80 }\n", &[("E0101", 1, 1)]),
-    ("unknown route directive", true, "site a.test { route /* { proxx app } }\n", &[("E0309", 1, 15), ("E0101", 1, 26)]),
+    ("unknown route directive", true, "site a.test { route /* { proxx app } }\n", &[("E0101", 1, 26)]),
     ("unknown upstream directive", true, "upstream b {\n    server 1.2.3.4:80\n    keepalives 10\n}\nsite a.test { route /* { proxy b } }\n", &[("E0101", 3, 5)]),
     ("unknown global directive", true, "global { worker 4 }\n", &[("E0101", 1, 10)]),
     ("directive in the wrong block: proxy at top level", true, "proxy app\n", &[("E0102", 1, 1)]),
@@ -83,12 +83,12 @@ const CASES: &[Case] = &[
     ("respond status out of range", true, "site a.test { route /* { respond 700 } }\n", &[("E0207", 1, 34)]),
     ("redirect with a non-redirect status", true, "site a.test { route /* { redirect 200 \"/x\" } }\n", &[("E0207", 1, 35)]),
     ("retry on a 4xx", true, "upstream b { server 1.2.3.4:80; retry 2 on 404 }\nsite a.test { route /* { proxy b } }\n", &[("E0207", 1, 44)]),
-    ("route regex does not compile", true, "site a.test { route ~ '(' { proxy app } }\n", &[("E0208", 1, 23)]),
-    ("rewrite regex does not compile", true, "site a.test { route /* { rewrite '[a-' \"/x\"; proxy app } }\n", &[("E0208", 1, 34)]),
-    ("header condition regex does not compile", true, "site a.test { route /* { header x-a ~ '+'; proxy app } }\n", &[("E0208", 1, 39)]),
+    ("route regex does not compile", true, "site a.test { route ~ '(' { proxy app } }\n", &[("E0208", 1, 24)]),
+    ("rewrite regex does not compile", true, "site a.test { route /* { rewrite '[a-' \"/x\"; proxy app } }\n", &[("E0208", 1, 35)]),
+    ("header condition regex does not compile", true, "site a.test { route /* { header x-a ~ '+'; proxy app } }\n", &[("E0208", 1, 40)]),
     ("rewrite group beyond the pattern's groups", true, "site a.test { route /* { rewrite '^/a/(.*)$' \"/b/$2\"; proxy app } }\n", &[("E0216", 1, 50)]),
     ("rewrite group with a pattern without groups", true, "site a.test { route /* { rewrite '^/a' \"/b$1/$1\"; proxy app } }\n", &[("E0216", 1, 43)]),
-    ("rewrite group beyond the pattern's groups, after an escape", true, "site a.test { route /* { rewrite '^/(a)' \"/\\t$2\"; proxy app } }\n", &[("E0216", 1, 42)]),
+    ("rewrite group beyond the pattern's groups, after an escape", true, "site a.test { route /* { rewrite '^/(a)' \"/\\u{41}$2\"; proxy app } }\n", &[("E0216", 1, 50)]),
     ("rewrite $0", true, "site a.test { route /* { rewrite '^/(a)' \"/x/$0\"; proxy app } }\n", &[("E0216", 1, 46)]),
     ("rewrite unknown placeholder", true, "site a.test { route /* { rewrite '^/a' \"/b/{host}\"; proxy app } }\n", &[("E0216", 1, 44)]),
     ("rewrite to something that is not a path", true, "site a.test { route /* { rewrite '^/a/(.*)$' \"b/$1\"; proxy app } }\n", &[("E0216", 1, 47)]),
@@ -204,27 +204,23 @@ global { limits { body 10 } }
             .map(|d| (d.code.to_string(), d.line, d.col))
             .collect(),
     };
+    // In file order. No W0101 for `spare`: `proxy ap` did not resolve, so which upstreams are
+    // used is not known; no E0309 for the route whose action is misspelt (`proxi`).
     let want = [
         ("E0305", 2, 8),
         ("E0206", 3, 47),
-        ("W0101", 4, 10),
         ("E0205", 4, 25),
         ("E0303", 6, 26),
         ("E0215", 6, 41),
         ("E0101", 7, 16),
-        ("E0309", 7, 5),
-        ("E0208", 8, 13),
+        ("E0208", 8, 14),
         ("E0202", 10, 24),
     ];
     let want: Vec<(String, u32, u32)> = want
         .iter()
         .map(|(c, l, col)| (c.to_string(), *l, *col))
         .collect();
-    let mut got_sorted = got.clone();
-    got_sorted.sort_by_key(|(_, l, c)| (*l, *c));
-    let mut want_sorted = want.clone();
-    want_sorted.sort_by_key(|(_, l, c)| (*l, *c));
-    assert_eq!(got_sorted, want_sorted);
+    assert_eq!(got, want);
 }
 
 #[test]

@@ -1,0 +1,91 @@
+//! Hints for what newcomers write out of habit: nginx directives, and control characters.
+//!
+//! Someone who knows nginx writes `proxy_pass`, `location` or `listen 80;` first. The checker
+//! reports those like any unknown directive (E0101) or misplaced one (E0102), with a help line
+//! that says how bext spells the same thing, rather than a did-you-mean that happens to be close
+//! (`root` is one letter from `route`, which is not what was meant).
+
+/// How bext says what the nginx directive `name` says, when there is a well-known equivalent.
+pub fn nginx(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "proxy_pass" => {
+            "bext writes `proxy NAME` inside a `route`, NAME being an `upstream NAME { server HOST:PORT }` block at the top level"
+        }
+        "location" => {
+            "bext calls it a route: `route /prefix/* { ... }`, `route = /exact { ... }` or `route ~ 'regex' { ... }`, inside a `site`"
+        }
+        "server_name" => "bext names the hosts on the site itself: `site example.com www.example.com { ... }`",
+        "server" => {
+            "a virtual server is `site HOST { ... }` in bext; `server HOST:PORT` lines list the servers of an `upstream`"
+        }
+        "return" | "rewrite_rule" => {
+            "inside a route, write `redirect 301 \"https://example.com{path}\"` or `respond 404`"
+        }
+        "client_max_body_size" => "bext writes `global { limits { body 10mb } }`",
+        "root" | "alias" | "try_files" | "autoindex" => {
+            "bext serves files with `static \"/var/www\"` inside a route"
+        }
+        "index" => "bext writes `static \"/var/www\" index index.html` inside a route",
+        "proxy_set_header" | "more_set_input_headers" => {
+            "bext writes `request_header set NAME \"VALUE\"` inside a route"
+        }
+        "add_header" | "more_set_headers" => {
+            "bext writes `response_header set NAME \"VALUE\"` inside a route"
+        }
+        "proxy_hide_header" => "bext writes `response_header remove NAME` inside a route",
+        "gzip" | "brotli" | "zstd" => "bext writes `compress zstd br gzip` inside a route",
+        "ssl_certificate" | "ssl_certificate_key" | "ssl" => {
+            "bext configures TLS on the listener: `listen :443 tls { cert \"site.pem\" key \"site.key\" }`"
+        }
+        "worker_processes" => "bext writes `global { workers auto }`",
+        "keepalive_timeout" => "bext writes `global { timeouts { idle 60s } }`",
+        "client_header_timeout" => "bext writes `global { timeouts { header 10s } }`",
+        "client_body_timeout" => "bext writes `global { timeouts { body 30s } }`",
+        "proxy_connect_timeout" => "bext writes `timeouts { connect 5s }` inside the `upstream`",
+        "proxy_read_timeout" | "proxy_send_timeout" => {
+            "bext writes `timeouts { response 60s }` inside the `upstream`"
+        }
+        "limit_req" | "limit_req_zone" => "bext writes `rate_limit 100/s` inside a route",
+        "error_log" | "error_page" | "include_mime" => {
+            "bext has no such directive; see docs/language.md for what a route can do"
+        }
+        "http" | "events" | "stream" => {
+            "a .bext file has no `http` or `events` wrapper: write `listen`, `upstream` and `site` at the top level"
+        }
+        "least_conn" | "ip_hash" | "random" => {
+            "bext writes the policy with `balance`: `balance least_conn`, `balance hash client_ip`, `balance random`"
+        }
+        "keepalive_requests" | "proxy_buffering" | "proxy_http_version" => {
+            "bext has no such directive; upstream connections are HTTP/1.1 with keep-alive (`keepalive 32` in the upstream)"
+        }
+        _ => return None,
+    })
+}
+
+/// How bext says the nginx option `word` of an upstream `server` line (`max_fails=3`).
+pub fn nginx_server_option(word: &str) -> Option<String> {
+    let (key, value) = word.split_once('=')?;
+    let v = if value.is_empty() { "N" } else { value };
+    Some(match key {
+        "weight" => format!("write `weight {v}` (a space, no `=`)"),
+        "max_fails" => format!(
+            "passive health is one line in the upstream in bext: `eject after {v} for 30s`"
+        ),
+        "fail_timeout" => format!(
+            "passive health is one line in the upstream in bext: `eject after 3 for {v}`"
+        ),
+        "max_conns" => format!("write `max_connections {v}` in the upstream (per worker)"),
+        _ => return None,
+    })
+}
+
+/// A control character named for a message: `line feed (\n)`, `U+0001`.
+pub fn control_name(c: char) -> String {
+    match c {
+        '\n' => "a line feed (\\n)".into(),
+        '\r' => "a carriage return (\\r)".into(),
+        '\t' => "a tab (\\t)".into(),
+        '\0' => "a NUL character".into(),
+        c => format!("the control character U+{:04X}", u32::from(c)),
+    }
+}
