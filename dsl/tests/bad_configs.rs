@@ -98,6 +98,23 @@ const CASES: &[Case] = &[
     ("path without slash", true, "site a.test { route api/* { proxy app } }\n", &[("E0210", 1, 21)]),
     ("star inside a path", true, "site a.test { route /a/*/b { proxy app } }\n", &[("E0210", 1, 21)]),
     ("invalid header name", true, "site a.test { route /* { request_header set \"x y\" \"1\"; proxy app } }\n", &[("E0211", 1, 45)]),
+    ("header name with a colon", true, "site a.test { route /* { response_header set \"x-a: b\" \"1\"; proxy app } }\n", &[("E0211", 1, 46)]),
+    ("header name with a line feed", true, "site a.test { route /* { request_header add \"x\\ny\" \"1\"; proxy app } }\n", &[("E0211", 1, 45)]),
+    ("hash header name that is not a token", true, "upstream b { server 1.2.3.4:80; balance hash header \"x y\" }\nsite a.test { route /* { proxy b } }\n", &[("E0211", 1, 53)]),
+    ("rate_limit header name that is not a token", true, "site a.test { route /* { rate_limit 10/s per header \"x y\"; proxy app } }\n", &[("E0211", 1, 53)]),
+    ("WAF header subject that is not a token", true, "waf w { rule r when header \"a b\" present => log }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0211", 1, 28)]),
+    ("header condition name that is not a token", true, "site a.test { route /* { header \"a:b\" = \"1\"; proxy app } }\n", &[("E0211", 1, 33)]),
+    ("line feed in a header value", true, "site a.test { route /* { response_header set x-a \"1\\nSet-Cookie: a=b\"; proxy app } }\n", &[("E0230", 1, 52)]),
+    ("carriage return in a request header value", true, "site a.test { route /* { request_header add x-a \"a\\r\\nb\"; proxy app } }\n", &[("E0230", 1, 51)]),
+    ("unicode escape of a line feed in a header value", true, "site a.test { route /* { response_header set x-a \"a\\u{a}b\"; proxy app } }\n", &[("E0230", 1, 52)]),
+    ("a tab in a header value is allowed", true, "site a.test { route /* { response_header set x-a \"a\\tb\"; proxy app } }\n", &[]),
+    ("raw control character in a header value", true, "site a.test { route /* { response_header set x-a \"a\u{1}b\"; proxy app } }\n", &[("E0230", 1, 52)]),
+    ("line feed in a redirect location", true, "site a.test { route /old { redirect 301 \"/new\\r\\nSet-Cookie: x=1\" } }\n", &[("E0230", 1, 46)]),
+    ("line feed in a content type", true, "site a.test { route /x { respond 200 \"ok\" type \"text/plain\\n\" } }\n", &[("E0230", 1, 59)]),
+    ("line feed in a rewrite replacement", true, "site a.test { route /* { rewrite '^/a$' \"/b\\n\"; proxy app } }\n", &[("E0230", 1, 44)]),
+    ("line feed in a health-check path", true, "upstream b { server 1.2.3.4:80; health http \"/h\\nHost: x\" }\nsite a.test { route /* { proxy b } }\n", &[("E0230", 1, 48)]),
+    ("tab in a health-check path", true, "upstream b { server 1.2.3.4:80; health http \"/h\\t\" }\nsite a.test { route /* { proxy b } }\n", &[("E0230", 1, 48)]),
+    ("DEL in a route path", true, "site a.test { route \"/a\\u{7f}\" { proxy app } }\n", &[("E0230", 1, 24)]),
     ("invalid CIDR", true, "waf w { rule r when client_ip in 10.0.0.0/33 => deny }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0212", 1, 34)]),
     ("percentage over 100", true, "upstream b { server 1.2.3.4:80; retry 1 budget 150% }\nsite a.test { route /* { proxy b } }\n", &[("E0213", 1, 48)]),
     ("incomplete WAF condition", true, "waf w { rule r when path => deny }\nsite a.test { route /* { waf w; proxy app } }\n", &[("E0214", 1, 25)]),
@@ -221,6 +238,38 @@ global { limits { body 10 } }
         .map(|(c, l, col)| (c.to_string(), *l, *col))
         .collect();
     assert_eq!(got, want);
+}
+
+/// The caps on routes (E0231) and regexes (E0232): only the first item past the cap is reported.
+#[test]
+fn too_many_routes_and_too_many_regexes_are_reported_once() {
+    let mut src = String::from(PRELUDE);
+    src.push_str("site a.test {\n");
+    for i in 0..10_002 {
+        src.push_str(&format!("    route = /r{i} {{ proxy app }}\n"));
+    }
+    src.push_str("}\n");
+    let got: Vec<(String, u32, u32)> = compile_str("t.bext", &src)
+        .expect_err("too many routes")
+        .diagnostics()
+        .iter()
+        .map(|d| (d.code.to_string(), d.line, d.col))
+        .collect();
+    assert_eq!(got, vec![("E0231".to_string(), 4 + 10_001, 5)]);
+
+    let mut src = String::from(PRELUDE);
+    src.push_str("site a.test {\n");
+    for i in 0..1_002 {
+        src.push_str(&format!("    route ~ '^/r{i}$' {{ proxy app }}\n"));
+    }
+    src.push_str("}\n");
+    let got: Vec<(String, u32, u32)> = compile_str("t.bext", &src)
+        .expect_err("too many regexes")
+        .diagnostics()
+        .iter()
+        .map(|d| (d.code.to_string(), d.line, d.col))
+        .collect();
+    assert_eq!(got, vec![("E0232".to_string(), 4 + 1_001, 13)]);
 }
 
 #[test]
