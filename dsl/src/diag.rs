@@ -470,17 +470,26 @@ fn word_in_directive(sources: &Sources, at: Span, directive: &str) -> Option<Spa
     None
 }
 
-/// Levenshtein distance, for did-you-mean suggestions over short names.
+/// Edit distance with adjacent transpositions (optimal string alignment), for did-you-mean
+/// suggestions over short names: `stie` is one edit from `site`, as a typist would count it.
 pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    // Three rows: two back for transpositions.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
+    for i in 0..a.len() {
         cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        for j in 0..b.len() {
+            let sub = prev[j] + usize::from(a[i] != b[j]);
+            let mut d = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && a[i] == b[j - 1] && a[i - 1] == b[j] {
+                d = d.min(before[j - 1] + 1);
+            }
+            cur[j + 1] = d;
         }
+        std::mem::swap(&mut before, &mut prev);
         std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
@@ -516,6 +525,8 @@ mod tests {
             ("prxy", "proxy", 1),
             ("", "ab", 2),
             ("kitten", "sitting", 3),
+            ("stie", "site", 1),
+            ("lsiten", "listen", 1),
         ] {
             assert_eq!(edit_distance(a, b), d, "{a} {b}");
         }

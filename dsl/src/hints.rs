@@ -89,3 +89,51 @@ pub fn control_name(c: char) -> String {
         c => format!("the control character U+{:04X}", u32::from(c)),
     }
 }
+
+/// The shape of `directive`, for the help line of a missing, extra or ill-typed argument.
+pub fn usage(directive: &str) -> Option<&'static str> {
+    Some(match directive {
+        "listen" => "write `listen :8080`, `listen 0.0.0.0:443 tls { cert \"a.pem\" key \"a.key\" } http3`",
+        "upstream" => "write `upstream app { server 127.0.0.1:9000 }`",
+        "site" => "write `site example.com { route /* { proxy app } }`",
+        "route" => "write `route /api/* { proxy app }` (a path, then a block)",
+        "global" => "write `global { workers auto }`",
+        "waf" => "write `waf NAME { ruleset builtin/sqli }` at the top level, `waf NAME` in a route",
+        "server" => "write `server 127.0.0.1:9000 [weight 1..1000] [backup]`",
+        "balance" => "write `balance round_robin`, `least_conn`, `p2c`, `random` or `hash client_ip`",
+        "keepalive" => "write `keepalive 32` (idle connections per worker)",
+        "health" => "write `health http \"/healthz\" every 5s` or `health tcp`",
+        "eject" => "write `eject after 5 for 30s max 5m`",
+        "retry" => "write `retry 2 on connect_error 502 503 budget 20%`",
+        "max_connections" | "max_pending" => "write a number, for example `max_connections 1000`",
+        "workers" => "write `workers auto` or a number from 1 to 1024",
+        "admin" => "write `admin 127.0.0.1:9901` or `admin \"/run/bext/admin.sock\"`",
+        "pid_file" => "write `pid_file \"/run/bext.pid\"`",
+        "access_log" => "write `access_log stdout json`, `access_log \"/var/log/bext.log\" combined`",
+        "proxy" => "write `proxy NAME`, NAME being an `upstream NAME { ... }` block",
+        "respond" => "write `respond 200 \"body\" type \"text/plain\"` (the body is a quoted string)",
+        "redirect" => "write `redirect 301 \"https://example.com{path}\"` (the status first)",
+        "static" => "write `static \"/var/www\" index index.html`",
+        "strip_prefix" => "write `strip_prefix /api`",
+        "rewrite" => "write `rewrite '^/old/(.*)$' \"/new/$1\"`",
+        "request_header" | "response_header" => {
+            "write `set NAME \"VALUE\"`, `add NAME \"VALUE\"` or `remove NAME` after the directive"
+        }
+        "method" => "write `method GET HEAD`",
+        "header" | "query" => "write `header NAME = \"VALUE\"` (or `~ 'regex'`, `starts_with`, `contains`, `present`)",
+        "rate_limit" => "write `rate_limit 100/s [per client_ip | per header NAME | global] [burst N]`",
+        "cache" => "write `cache { ttl 10m }`",
+        "compress" => "write `compress zstd br gzip`",
+        "plugin" => "write `plugin \"filter.wasm\"`",
+        "cert" => "write `cert \"site.pem\" key \"site.key\" [sni example.com]`",
+        "ruleset" => "write `ruleset builtin/sqli builtin/xss`",
+        "rule" => "write `rule NAME when CONDITION => deny`",
+        "include" => "write `include \"sites/example.bext\"`",
+        "header_bytes" | "uri_bytes" | "body" | "inspect_body" | "max" => "write a size such as `16kb` or `10mb`",
+        "headers" => "write a number, for example `headers 100`",
+        "connect" | "response" | "idle" | "drain" | "ttl" | "stale_while_revalidate" => {
+            "write a duration such as `500ms`, `5s` or `10m`"
+        }
+        _ => return None,
+    })
+}

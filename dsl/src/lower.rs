@@ -133,6 +133,8 @@ pub struct Lower<'a> {
     listen_uncertain: bool,
     /// Regular expressions compiled so far (route paths, rewrites, conditions).
     regexes: usize,
+    /// The directive whose arguments are being checked, for help lines.
+    current: String,
 }
 
 /// At most this many routes in one site (E0231).
@@ -183,6 +185,7 @@ impl<'a> Lower<'a> {
             refs_uncertain: false,
             listen_uncertain: false,
             regexes: 0,
+            current: String::new(),
             config: Config::default(),
             spans: Spans::default(),
             read_files: true,
@@ -205,7 +208,8 @@ impl<'a> Lower<'a> {
             a.end_span(),
             format!("`{}` needs {what}", a.d.name),
         )
-        .label(a.d.name_span, "in this directive");
+        .label(a.d.name_span, "in this directive")
+        .help_opt(usage_help(&a.d.name, what));
         self.emit(b);
     }
 
@@ -221,16 +225,26 @@ impl<'a> Lower<'a> {
     }
 
     fn wrong(&mut self, arg: &Arg, what: &str) {
-        self.emit(diag::error(
-            "E0201",
-            arg.span,
-            format!("expected {what}, found {}", arg.describe()),
-        ));
+        let help = match &arg.kind {
+            ArgKind::Str(t) if what.contains("name") => Some(format!(
+                "names are bare words: write `{t}` without quotes"
+            )),
+            _ => usage_help(&self.current, what),
+        };
+        self.emit(
+            diag::error(
+                "E0201",
+                arg.span,
+                format!("expected {what}, found {}", arg.describe()),
+            )
+            .help_opt(help),
+        );
     }
 
     /// Starts checking a directive.
     fn args<'d>(&mut self, d: &'d Directive) -> Args<'d> {
         self.mark = self.diags.list.len();
+        self.current.clone_from(&d.name);
         Args::new(d)
     }
 
@@ -249,7 +263,7 @@ impl<'a> Lower<'a> {
             if x.block().is_some() {
                 b = diag::error("E0106", x.span, format!("`{name}` does not take a block"));
             }
-            self.emit(b);
+            self.emit(b.help_opt(usage_help(&name, "")));
         }
     }
 
@@ -290,7 +304,8 @@ impl<'a> Lower<'a> {
                     "E0106",
                     a.end_span(),
                     format!("`{}` needs a block `{{ ... }}`", a.d.name),
-                );
+                )
+                .help_opt(usage_help(&a.d.name, "a block"));
                 self.emit(b);
                 None
             }
@@ -977,7 +992,11 @@ impl<'a> Lower<'a> {
             } else if x.is_word("http3") {
                 http3 = Some(x.span);
             } else {
-                let help = suggest(x.text(), ["tls", "http3"]);
+                let help = if x.is_word("ssl") {
+                    Some("bext writes TLS on the listener as `tls { cert \"site.pem\" key \"site.key\" }`".to_string())
+                } else {
+                    suggest(x.text(), ["tls", "http3"])
+                };
                 self.emit(
                     diag::error(
                         "E0105",
@@ -1676,11 +1695,10 @@ impl<'a> Lower<'a> {
         }
         let Some(body) = body else {
             let a = Args::new(d);
-            self.emit(diag::error(
-                "E0106",
-                a.end_span(),
-                "`site` needs a block `{ ... }`",
-            ));
+            self.emit(
+                diag::error("E0106", a.end_span(), "`site` needs a block `{ ... }`")
+                    .help_opt(usage_help("site", "a block")),
+            );
             return;
         };
         if hosts.is_empty() && d.args.len() == 1 {
@@ -2294,7 +2312,10 @@ impl<'a> Lower<'a> {
                         if let Some(m) = diag::did_you_mean(upstream, names.iter().copied()) {
                             used_up.insert(m, true);
                         }
-                        let help = suggest(upstream, names.iter().copied()).or_else(|| {
+                        let url = upstream.contains("://").then(|| {
+                            "`proxy` takes the name of an upstream, not a URL: define `upstream app { server HOST:PORT }` and write `proxy app`".to_string()
+                        });
+                        let help = url.or_else(|| suggest(upstream, names.iter().copied())).or_else(|| {
                             Some(if firsts.is_empty() {
                                 "define it with `upstream NAME { server HOST:PORT }`".to_string()
                             } else {
@@ -2453,6 +2474,18 @@ fn describe_ctx(ctx: &str) -> String {
             format!("{article} `{name}` block")
         }
     }
+}
+
+/// The help line of a missing, extra or ill-typed argument of `directive` when `what` was
+/// expected: how to write the value, or the directive's shape.
+fn usage_help(directive: &str, what: &str) -> Option<String> {
+    if what.contains("duration") {
+        return Some("write a duration with its unit: `500ms`, `5s`, `10m`, `1h`".into());
+    }
+    if what.contains("size") {
+        return Some("write a size with its unit: `512b`, `16kb`, `10mb`, `1gb`".into());
+    }
+    crate::hints::usage(directive).map(str::to_string)
 }
 
 /// A more precise message and help for an address that does not parse: a port out of range, a
