@@ -272,6 +272,23 @@ fn too_many_routes_and_too_many_regexes_are_reported_once() {
     assert_eq!(got, vec![("E0232".to_string(), 4 + 1_001, 13)]);
 }
 
+/// E0501 (a directive the engine does not run) points at the word itself: `http3` after a
+/// multi-line `tls` block, `static` inside its route — not at the `listen` or `route` line.
+#[test]
+fn not_implemented_points_at_the_word() {
+    let src = "listen :443 tls {\n    cert \"a.pem\" key \"a.key\"\n} http3\nsite a.test {\n    route /static/* {\n        # static files\n        static \"/srv\"\n    }\n}\n";
+    let c = compile_str("t.bext", src).expect("valid language");
+    let at = |directive: &str, loc: &bext_ir::Loc| {
+        let d = bext_dsl::diag::not_implemented(&c.sources, directive, loc).expect("located");
+        assert_eq!(d.code, "E0501");
+        (d.line, d.col)
+    };
+    assert_eq!(at("http3", &c.config.listeners[0].at), (3, 3));
+    assert_eq!(at("static", &c.config.sites[0].routes[0].at), (7, 9));
+    let tls = c.config.listeners[0].tls.as_ref().expect("tls");
+    assert_eq!(at("tls", &tls.at), (1, 13));
+}
+
 #[test]
 fn include_cycles_and_included_files_are_reported_with_their_file() {
     let dir = std::env::temp_dir().join(format!("bext-dsl-inc-{}", std::process::id()));

@@ -216,6 +216,8 @@ fn not_implemented(format: Format, c: &bext_dsl::Compiled, refused: &[bext::Unsu
             None => plain.push(u),
         }
     }
+    // In file order with the warnings, like every other diagnostic.
+    diags.sort_by_key(|d| (d.span.file, d.span.start));
     match format {
         Format::Human => {
             for u in &plain {
