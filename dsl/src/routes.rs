@@ -118,40 +118,139 @@ fn path_matches(path: &PathMatch, target: &str, regexes: &HashMap<usize, Regex>,
     }
 }
 
+/// What the analysis of a site cost, for tests that keep it near-linear.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Pairs of routes compared for a tie.
+    pub tie_comparisons: usize,
+}
+
+/// The value a route requires of `field` (a header name in lower case, or `?name` for a query
+/// parameter) with `=`, if it has exactly one condition on that field and it is `=`.
+fn required_value<'r>(r: &'r bext_ir::Route, field: &str) -> Option<&'r str> {
+    let mut conds = r
+        .headers
+        .iter()
+        .filter(|c| c.name.eq_ignore_ascii_case(field))
+        .chain(r.query.iter().filter(|c| field.strip_prefix('?') == Some(c.name.as_str())));
+    match (conds.next(), conds.next()) {
+        (
+            Some(bext_ir::FieldCond {
+                op: bext_ir::MatchOp::Equals(v),
+                ..
+            }),
+            None,
+        ) => Some(v),
+        _ => None,
+    }
+}
+
+/// For each route of `bucket` (routes with one pattern and one condition count, in file
+/// order), the first earlier route of the bucket it ties with.
+///
+/// Comparing every pair is quadratic, and a site with thousands of variants of one path (one
+/// route per tenant header value, say) would take seconds. Routes that require two different
+/// values of one field with `=` never tie, so the field that most routes of the bucket require
+/// with `=` splits it: a route is compared with the earlier routes that require the same value,
+/// and with the earlier routes that do not pin that field ("open" routes), which may tie with
+/// anything. The result is the same as comparing every pair; the work is linear when most routes
+/// pin a value.
+fn first_ties(routes: &[bext_ir::Route], bucket: &[usize], stats: &mut Stats) -> Vec<(usize, usize)> {
+    let mut votes: HashMap<String, usize> = HashMap::new();
+    for &i in bucket {
+        let r = &routes[i];
+        let fields = r
+            .headers
+            .iter()
+            .map(|c| c.name.to_ascii_lowercase())
+            .chain(r.query.iter().map(|c| format!("?{}", c.name)));
+        for f in fields {
+            if required_value(r, &f).is_some() {
+                *votes.entry(f).or_default() += 1;
+            }
+        }
+    }
+    let field = votes
+        .into_iter()
+        .max_by(|(fa, a), (fb, b)| a.cmp(b).then_with(|| fb.cmp(fa)))
+        .map(|(f, _)| f);
+    let mut by_value: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut open: Vec<usize> = vec![];
+    let mut out = vec![];
+    for &b in bucket {
+        let value = field.as_deref().and_then(|f| required_value(&routes[b], f));
+        let same: &[usize] = value.and_then(|v| by_value.get(v)).map_or(&[], Vec::as_slice);
+        // Earlier candidates in file order: a value's list and the open list, merged.
+        let candidates: Vec<usize> = match value {
+            Some(_) => {
+                let mut c: Vec<usize> = same.iter().chain(open.iter()).copied().collect();
+                c.sort_unstable();
+                c
+            }
+            // An open route may tie with any earlier route.
+            None => {
+                let mut c: Vec<usize> = by_value.values().flatten().chain(open.iter()).copied().collect();
+                c.sort_unstable();
+                c
+            }
+        };
+        let hit = candidates.into_iter().find(|&a| {
+            stats.tie_comparisons += 1;
+            is_tie(&routes[a], &routes[b])
+        });
+        if let Some(a) = hit {
+            out.push((a, b));
+        }
+        match value {
+            Some(v) => by_value.entry(v).or_default().push(b),
+            None => open.push(b),
+        }
+    }
+    out
+}
+
 /// Reports ties (E0401), shadowed routes (W0401) and redirect loops (E0402) in `site`.
-pub fn analyse(site: &Site, spans: &[RouteSpans], sources: &Sources, diags: &mut Diags) {
+pub fn analyse(site: &Site, spans: &[RouteSpans], sources: &Sources, diags: &mut Diags) -> Stats {
+    let mut stats = Stats::default();
     let routes = &site.routes;
     if routes.len() != spans.len() {
-        return;
+        return stats;
     }
-    // Ties: only routes with the same pattern can tie, so group by pattern first.
-    let mut groups: HashMap<&PathMatch, Vec<usize>> = HashMap::new();
+    // Ties: only routes with the same pattern and the same number of conditions can tie, so
+    // group by both first.
+    let mut groups: HashMap<(&PathMatch, usize), Vec<usize>> = HashMap::new();
     for (i, r) in routes.iter().enumerate() {
-        groups.entry(&r.path).or_default().push(i);
+        groups
+            .entry((&r.path, bext_ir::routing::condition_count(r)))
+            .or_default()
+            .push(i);
     }
     let mut tied = vec![false; routes.len()];
     let mut group_list: Vec<&Vec<usize>> = groups.values().filter(|g| g.len() > 1).collect();
     group_list.sort_unstable();
-    for g in group_list {
-        for (k, &b) in g.iter().enumerate() {
-            if let Some(&a) = g[..k].iter().find(|&&a| is_tie(&routes[a], &routes[b])) {
-                tied[b] = true;
-                let same = routes[a] == routes[b]
-                    || routes[a].path == routes[b].path
-                        && bext_ir::routing::condition_count(&routes[a]) == 0;
-                let msg = if same {
-                    "this route has the same path and conditions as an earlier one"
-                } else {
-                    "this route has the same priority as an earlier one and both can match one request"
-                };
-                diags.emit(
-                    sources,
-                    diag::error("E0401", spans[b].path, msg)
-                        .label(spans[a].path, "the earlier route")
-                        .help("make their conditions disjoint (for example different methods), or merge them"),
-                );
-            }
-        }
+    let mut pairs: Vec<(usize, usize)> = group_list
+        .into_iter()
+        .flat_map(|g| first_ties(routes, g, &mut stats))
+        .collect();
+    pairs.sort_unstable_by_key(|&(_, b)| b);
+    for (a, b) in pairs {
+        tied[b] = true;
+        let same = routes[a] == routes[b]
+            || routes[a].path == routes[b].path
+                && bext_ir::routing::condition_count(&routes[a]) == 0;
+        let msg = if same {
+            "this route has the same path and conditions as an earlier one"
+        } else {
+            "this route has the same priority as an earlier one and both can match one request"
+        };
+        diags.emit(
+            sources,
+            diag::error("E0401", spans[b].path, msg)
+                .label(spans[a].path, "the earlier route")
+                .help(
+                    "make their conditions disjoint (for example different methods), or merge them",
+                ),
+        );
     }
 
     // Regex routes that shadow prefix routes.
@@ -298,6 +397,7 @@ pub fn analyse(site: &Site, spans: &[RouteSpans], sources: &Sources, diags: &mut
             );
         }
     }
+    stats
 }
 
 #[cfg(test)]
