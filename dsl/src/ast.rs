@@ -268,12 +268,22 @@ fn report_syntax_error(
             )
             .help("add the missing `}`"),
         },
-        ("`{`", _) if at_line_start => diag::error(
-            "E0001",
-            span,
-            "a block must open on the line of its directive",
-        )
-        .help("move this `{` to the end of the previous line: `route /x {`, not `{` on a line of its own"),
+        ("`{`", _) if at_line_start => {
+            let previous = text[..start]
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#'))
+                .unwrap_or("route /x");
+            diag::error(
+                "E0001",
+                span,
+                "a block must open on the line of its directive",
+            )
+            .help(format!(
+                "move this `{{` to the end of the previous line: `{previous} {{`"
+            ))
+        }
         ("`\"`" | "`'`", _) if !at_line_start => diag::error("E0001", span, "unterminated string")
             .help("close the string with a matching quote on the same line"),
         ("`}`", _) => {

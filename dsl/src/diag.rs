@@ -215,6 +215,7 @@ impl Diagnostic {
         snippets.sort_by_key(|(span, line, col, _, _)| {
             (span.file != self.span.file, span.file, *line, *col)
         });
+        let mut drawn: Option<(FileId, u32)> = None;
         for (span, line, col, mark, label) in snippets {
             if (span.file.0 as usize) >= sources.files().len() {
                 continue;
@@ -234,7 +235,11 @@ impl Diagnostic {
             } else {
                 text.chars().count().saturating_sub(col as usize - 1).max(1)
             };
-            let _ = writeln!(out, "{:>gutter$} | {}", line, printable(text));
+            // Marks on one line share one copy of it.
+            if drawn != Some((span.file, line)) {
+                let _ = writeln!(out, "{:>gutter$} | {}", line, printable(text));
+                drawn = Some((span.file, line));
+            }
             let msg = printable(label.map(|l| l.message.as_str()).unwrap_or(""));
             let _ = writeln!(
                 out,

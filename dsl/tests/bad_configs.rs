@@ -345,3 +345,28 @@ error[E0305]: port 8080 is already bound by `listen 0.0.0.0:8080`
         want
     );
 }
+
+/// E0208 as an operator sees it: the regex engine's reason, the caret inside the pattern at the
+/// part at fault, the whole pattern labelled on the same line (docs/diagnostics.md shows this).
+#[test]
+fn a_bad_regex_is_shown_with_its_reason_inside_the_pattern() {
+    let src = "listen :8080\nsite a.test {\n    route ~ '^/user/(\\d+' { respond 200 }\n}\n";
+    let f = compile_str("site.bext", src).expect_err("bad regex");
+    let want = "\
+error[E0208]: invalid regular expression: unclosed group
+ --> site.bext:3:21
+  |
+3 |     route ~ '^/user/(\\d+' { respond 200 }
+  |             ------------- in this pattern
+  |                     ^
+  = help: add the missing `)`, or write `\\(` for a literal parenthesis
+";
+    assert_eq!(f.diagnostics().len(), 1);
+    assert_eq!(
+        f.diagnostics()[0].render_human(match &f {
+            bext_dsl::Failure::Invalid { sources, .. } => sources,
+            bext_dsl::Failure::Io { .. } => unreachable!(),
+        }),
+        want
+    );
+}
