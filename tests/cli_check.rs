@@ -110,6 +110,7 @@ fn examples_the_engine_cannot_run_are_refused_by_check() {
         assert_eq!(run.status.code(), Some(1), "{name}: run must refuse too");
         let json = bext(&["check", "--format", "json", &path(name)]);
         assert_eq!(json.status.code(), Some(1));
+        let mut places = vec![];
         for line in text(&json.stdout).lines() {
             let v: serde_json::Value =
                 serde_json::from_str(line).expect("one JSON object per line");
@@ -117,6 +118,25 @@ fn examples_the_engine_cannot_run_are_refused_by_check() {
                 assert!(v["line"].as_u64().is_some_and(|l| l > 0), "{line}");
                 assert!(v["column"].as_u64().is_some_and(|c| c > 0), "{line}");
             }
+            places.push((v["line"].as_u64(), v["column"].as_u64()));
+        }
+        // In file order, warnings and refusals together.
+        let mut sorted = places.clone();
+        sorted.sort();
+        assert_eq!(places, sorted, "{name}");
+        // The word itself: `http3` after the multi-line `tls` block of edge.bext.
+        if name == "edge.bext" {
+            let src = std::fs::read_to_string(path(name)).expect("edge.bext");
+            let (n, l) = src
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.contains("} http3"))
+                .expect("http3 line");
+            let col = l.find("http3").expect("http3") + 1;
+            assert!(
+                places.contains(&(Some(n as u64 + 1), Some(col as u64))),
+                "{places:?}"
+            );
         }
     }
 }
