@@ -250,12 +250,16 @@ fn report_syntax_error(
         ("end of file", Some(open)) => match left_open(text) {
             Some((open, before)) => {
                 let (line, _) = sources.get(file).line_col(before);
-                diag::error("E0001", Span::new(file, open, open + 1), "this block is not closed")
-                    .label(
-                        Span::new(file, before, before + 1),
-                        "the indentation says the block ends before this line",
-                    )
-                    .help(format!("add the missing `}}` before line {line}"))
+                diag::error(
+                    "E0001",
+                    Span::new(file, open, open + 1),
+                    "this block is not closed",
+                )
+                .label(
+                    Span::new(file, before, before + 1),
+                    "the indentation says the block ends before this line",
+                )
+                .help(format!("add the missing `}}` before line {line}"))
             }
             None => diag::error(
                 "E0001",

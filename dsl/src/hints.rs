@@ -68,12 +68,12 @@ pub fn nginx_server_option(word: &str) -> Option<String> {
     let v = if value.is_empty() { "N" } else { value };
     Some(match key {
         "weight" => format!("write `weight {v}` (a space, no `=`)"),
-        "max_fails" => format!(
-            "passive health is one line in the upstream in bext: `eject after {v} for 30s`"
-        ),
-        "fail_timeout" => format!(
-            "passive health is one line in the upstream in bext: `eject after 3 for {v}`"
-        ),
+        "max_fails" => {
+            format!("passive health is one line in the upstream in bext: `eject after {v} for 30s`")
+        }
+        "fail_timeout" => {
+            format!("passive health is one line in the upstream in bext: `eject after 3 for {v}`")
+        }
         "max_conns" => format!("write `max_connections {v}` in the upstream (per worker)"),
         _ => return None,
     })
@@ -93,14 +93,20 @@ pub fn control_name(c: char) -> String {
 /// The shape of `directive`, for the help line of a missing, extra or ill-typed argument.
 pub fn usage(directive: &str) -> Option<&'static str> {
     Some(match directive {
-        "listen" => "write `listen :8080`, `listen 0.0.0.0:443 tls { cert \"a.pem\" key \"a.key\" } http3`",
+        "listen" => {
+            "write `listen :8080`, `listen 0.0.0.0:443 tls { cert \"a.pem\" key \"a.key\" } http3`"
+        }
         "upstream" => "write `upstream app { server 127.0.0.1:9000 }`",
         "site" => "write `site example.com { route /* { proxy app } }`",
         "route" => "write `route /api/* { proxy app }` (a path, then a block)",
         "global" => "write `global { workers auto }`",
-        "waf" => "write `waf NAME { ruleset builtin/sqli }` at the top level, `waf NAME` in a route",
+        "waf" => {
+            "write `waf NAME { ruleset builtin/sqli }` at the top level, `waf NAME` in a route"
+        }
         "server" => "write `server 127.0.0.1:9000 [weight 1..1000] [backup]`",
-        "balance" => "write `balance round_robin`, `least_conn`, `p2c`, `random` or `hash client_ip`",
+        "balance" => {
+            "write `balance round_robin`, `least_conn`, `p2c`, `random` or `hash client_ip`"
+        }
         "keepalive" => "write `keepalive 32` (idle connections per worker)",
         "health" => "write `health http \"/healthz\" every 5s` or `health tcp`",
         "eject" => "write `eject after 5 for 30s max 5m`",
@@ -109,9 +115,13 @@ pub fn usage(directive: &str) -> Option<&'static str> {
         "workers" => "write `workers auto` or a number from 1 to 1024",
         "admin" => "write `admin 127.0.0.1:9901` or `admin \"/run/bext/admin.sock\"`",
         "pid_file" => "write `pid_file \"/run/bext.pid\"`",
-        "access_log" => "write `access_log stdout json`, `access_log \"/var/log/bext.log\" combined`",
+        "access_log" => {
+            "write `access_log stdout json`, `access_log \"/var/log/bext.log\" combined`"
+        }
         "proxy" => "write `proxy NAME`, NAME being an `upstream NAME { ... }` block",
-        "respond" => "write `respond 200 \"body\" type \"text/plain\"` (the body is a quoted string)",
+        "respond" => {
+            "write `respond 200 \"body\" type \"text/plain\"` (the body is a quoted string)"
+        }
         "redirect" => "write `redirect 301 \"https://example.com{path}\"` (the status first)",
         "static" => "write `static \"/var/www\" index index.html`",
         "strip_prefix" => "write `strip_prefix /api`",
@@ -120,8 +130,12 @@ pub fn usage(directive: &str) -> Option<&'static str> {
             "write `set NAME \"VALUE\"`, `add NAME \"VALUE\"` or `remove NAME` after the directive"
         }
         "method" => "write `method GET HEAD`",
-        "header" | "query" => "write `header NAME = \"VALUE\"` (or `~ 'regex'`, `starts_with`, `contains`, `present`)",
-        "rate_limit" => "write `rate_limit 100/s [per client_ip | per header NAME | global] [burst N]`",
+        "header" | "query" => {
+            "write `header NAME = \"VALUE\"` (or `~ 'regex'`, `starts_with`, `contains`, `present`)"
+        }
+        "rate_limit" => {
+            "write `rate_limit 100/s [per client_ip | per header NAME | global] [burst N]`"
+        }
         "cache" => "write `cache { ttl 10m }`",
         "compress" => "write `compress zstd br gzip`",
         "plugin" => "write `plugin \"filter.wasm\"`",
@@ -129,7 +143,9 @@ pub fn usage(directive: &str) -> Option<&'static str> {
         "ruleset" => "write `ruleset builtin/sqli builtin/xss`",
         "rule" => "write `rule NAME when CONDITION => deny`",
         "include" => "write `include \"sites/example.bext\"`",
-        "header_bytes" | "uri_bytes" | "body" | "inspect_body" | "max" => "write a size such as `16kb` or `10mb`",
+        "header_bytes" | "uri_bytes" | "body" | "inspect_body" | "max" => {
+            "write a size such as `16kb` or `10mb`"
+        }
         "headers" => "write a number, for example `headers 100`",
         "connect" | "response" | "idle" | "drain" | "ttl" | "stale_while_revalidate" => {
             "write a duration such as `500ms`, `5s` or `10m`"

@@ -226,9 +226,9 @@ impl<'a> Lower<'a> {
 
     fn wrong(&mut self, arg: &Arg, what: &str) {
         let help = match &arg.kind {
-            ArgKind::Str(t) if what.contains("name") => Some(format!(
-                "names are bare words: write `{t}` without quotes"
-            )),
+            ArgKind::Str(t) if what.contains("name") => {
+                Some(format!("names are bare words: write `{t}` without quotes"))
+            }
             _ => usage_help(&self.current, what),
         };
         self.emit(
@@ -715,15 +715,22 @@ impl<'a> Lower<'a> {
             }))
         } else {
             let nginx = crate::hints::nginx(&d.name).map(str::to_string);
-            let help = nginx.or_else(|| suggest(&d.name, names(ctx).iter().copied())).or_else(|| {
-                let all = CONTEXTS.iter().flat_map(|(_, n)| n.iter().copied());
-                suggest(&d.name, all)
-                    .map(|s| format!("{s} (not allowed in {} though)", describe_ctx(ctx)))
-            }).or_else(|| {
-                let mut known = names(ctx).to_vec();
-                known.sort_unstable();
-                Some(format!("{} accepts: {}", describe_ctx(ctx), known.join(", ")))
-            });
+            let help = nginx
+                .or_else(|| suggest(&d.name, names(ctx).iter().copied()))
+                .or_else(|| {
+                    let all = CONTEXTS.iter().flat_map(|(_, n)| n.iter().copied());
+                    suggest(&d.name, all)
+                        .map(|s| format!("{s} (not allowed in {} though)", describe_ctx(ctx)))
+                })
+                .or_else(|| {
+                    let mut known = names(ctx).to_vec();
+                    known.sort_unstable();
+                    Some(format!(
+                        "{} accepts: {}",
+                        describe_ctx(ctx),
+                        known.join(", ")
+                    ))
+                });
             diag::error(
                 "E0101",
                 d.name_span,
@@ -950,8 +957,14 @@ impl<'a> Lower<'a> {
             Err(_) => {
                 let (msg, help) = address_problem(t);
                 self.emit(
-                    diag::error("E0205", x.span, msg.unwrap_or_else(|| format!("invalid address {}", x.describe())))
-                        .help(help.unwrap_or_else(|| "write ip:port, [ipv6]:port or :port, for example `0.0.0.0:8080`".into())),
+                    diag::error(
+                        "E0205",
+                        x.span,
+                        msg.unwrap_or_else(|| format!("invalid address {}", x.describe())),
+                    )
+                    .help(help.unwrap_or_else(|| {
+                        "write ip:port, [ipv6]:port or :port, for example `0.0.0.0:8080`".into()
+                    })),
                 );
                 None
             }
@@ -1160,7 +1173,11 @@ impl<'a> Lower<'a> {
                     break;
                 };
                 let zero = matches!(w.kind, ArgKind::Number) && w.raw.parse() == Ok(0u64);
-                match if zero { Some(0) } else { self.number(w, 1, 1000) } {
+                match if zero {
+                    Some(0)
+                } else {
+                    self.number(w, 1, 1000)
+                } {
                     Some(0) => {
                         self.emit(
                             diag::error("E0313", w.span, "a server with weight 0 would never take a request")
@@ -2014,7 +2031,8 @@ impl<'a> Lower<'a> {
                     }
                 }
                 let location = self.text(a, "a location");
-                if let Some(x) = location.filter(|x| self.no_control(x, "redirect location", false)) {
+                if let Some(x) = location.filter(|x| self.no_control(x, "redirect location", false))
+                {
                     spans.redirect = Some(x.span);
                     r.action = Action::Redirect {
                         status,
@@ -2315,15 +2333,18 @@ impl<'a> Lower<'a> {
                         let url = upstream.contains("://").then(|| {
                             "`proxy` takes the name of an upstream, not a URL: define `upstream app { server HOST:PORT }` and write `proxy app`".to_string()
                         });
-                        let help = url.or_else(|| suggest(upstream, names.iter().copied())).or_else(|| {
-                            Some(if firsts.is_empty() {
-                                "define it with `upstream NAME { server HOST:PORT }`".to_string()
-                            } else {
-                                let mut k: Vec<&str> = firsts.keys().copied().collect();
-                                k.sort_unstable();
-                                format!("defined upstreams: {}", k.join(", "))
-                            })
-                        });
+                        let help = url
+                            .or_else(|| suggest(upstream, names.iter().copied()))
+                            .or_else(|| {
+                                Some(if firsts.is_empty() {
+                                    "define it with `upstream NAME { server HOST:PORT }`"
+                                        .to_string()
+                                } else {
+                                    let mut k: Vec<&str> = firsts.keys().copied().collect();
+                                    k.sort_unstable();
+                                    format!("defined upstreams: {}", k.join(", "))
+                                })
+                            });
                         self.emit(
                             diag::error("E0303", span, format!("undefined upstream `{upstream}`"))
                                 .help_opt(help),
@@ -2521,10 +2542,7 @@ fn address_problem(t: &str) -> (Option<String>, Option<String>) {
             );
         }
     } else {
-        return (
-            None,
-            Some(format!("add a port: `{t}:80`")),
-        );
+        return (None, Some(format!("add a port: `{t}:80`")));
     }
     (None, None)
 }

@@ -38,10 +38,10 @@ pub struct RegexError {
 /// Compiles a regex the way the router will, with a size limit so a pathological pattern is a
 /// diagnostic, not an allocation storm.
 pub fn compile_regex(pattern: &str) -> Result<Regex, RegexError> {
-    compile_many(&[pattern]).map_err(|e| regex_error(&e))
+    compile_many(&[pattern])
 }
 
-fn compile_many(patterns: &[&str]) -> Result<Regex, regex_automata::meta::BuildError> {
+fn compile_many(patterns: &[&str]) -> Result<Regex, RegexError> {
     Regex::builder()
         .configure(
             Regex::config()
@@ -49,6 +49,7 @@ fn compile_many(patterns: &[&str]) -> Result<Regex, regex_automata::meta::BuildE
                 .hybrid_cache_capacity(1 << 20),
         )
         .build_many(patterns)
+        .map_err(|e| regex_error(&e))
 }
 
 fn regex_error(e: &regex_automata::meta::BuildError) -> RegexError {
@@ -65,12 +66,14 @@ fn regex_error(e: &regex_automata::meta::BuildError) -> RegexError {
         };
     }
     let (message, at) = match e.syntax_error() {
-        Some(regex_syntax::Error::Parse(p)) => {
-            (p.kind().to_string(), Some((p.span().start.offset, p.span().end.offset)))
-        }
-        Some(regex_syntax::Error::Translate(t)) => {
-            (t.kind().to_string(), Some((t.span().start.offset, t.span().end.offset)))
-        }
+        Some(regex_syntax::Error::Parse(p)) => (
+            p.kind().to_string(),
+            Some((p.span().start.offset, p.span().end.offset)),
+        ),
+        Some(regex_syntax::Error::Translate(t)) => (
+            t.kind().to_string(),
+            Some((t.span().start.offset, t.span().end.offset)),
+        ),
         Some(other) => (other.to_string(), None),
         None => (e.to_string(), None),
     };
@@ -132,7 +135,11 @@ fn required_value<'r>(r: &'r bext_ir::Route, field: &str) -> Option<&'r str> {
         .headers
         .iter()
         .filter(|c| c.name.eq_ignore_ascii_case(field))
-        .chain(r.query.iter().filter(|c| field.strip_prefix('?') == Some(c.name.as_str())));
+        .chain(
+            r.query
+                .iter()
+                .filter(|c| field.strip_prefix('?') == Some(c.name.as_str())),
+        );
     match (conds.next(), conds.next()) {
         (
             Some(bext_ir::FieldCond {
@@ -155,7 +162,11 @@ fn required_value<'r>(r: &'r bext_ir::Route, field: &str) -> Option<&'r str> {
 /// and with the earlier routes that do not pin that field ("open" routes), which may tie with
 /// anything. The result is the same as comparing every pair; the work is linear when most routes
 /// pin a value.
-fn first_ties(routes: &[bext_ir::Route], bucket: &[usize], stats: &mut Stats) -> Vec<(usize, usize)> {
+fn first_ties(
+    routes: &[bext_ir::Route],
+    bucket: &[usize],
+    stats: &mut Stats,
+) -> Vec<(usize, usize)> {
     let mut votes: HashMap<String, usize> = HashMap::new();
     for &i in bucket {
         let r = &routes[i];
@@ -179,7 +190,9 @@ fn first_ties(routes: &[bext_ir::Route], bucket: &[usize], stats: &mut Stats) ->
     let mut out = vec![];
     for &b in bucket {
         let value = field.as_deref().and_then(|f| required_value(&routes[b], f));
-        let same: &[usize] = value.and_then(|v| by_value.get(v)).map_or(&[], Vec::as_slice);
+        let same: &[usize] = value
+            .and_then(|v| by_value.get(v))
+            .map_or(&[], Vec::as_slice);
         // Earlier candidates in file order: a value's list and the open list, merged.
         let candidates: Vec<usize> = match value {
             Some(_) => {
@@ -189,7 +202,12 @@ fn first_ties(routes: &[bext_ir::Route], bucket: &[usize], stats: &mut Stats) ->
             }
             // An open route may tie with any earlier route.
             None => {
-                let mut c: Vec<usize> = by_value.values().flatten().chain(open.iter()).copied().collect();
+                let mut c: Vec<usize> = by_value
+                    .values()
+                    .flatten()
+                    .chain(open.iter())
+                    .copied()
+                    .collect();
                 c.sort_unstable();
                 c
             }
@@ -438,13 +456,13 @@ mod tests {
 
     #[test]
     fn regex_errors_carry_the_reason_and_where() {
-        let e = compile_regex("^/a(b").err().expect("unclosed");
+        let e = compile_regex("^/a(b").expect_err("unclosed");
         assert_eq!(e.message, "unclosed group");
         assert_eq!(e.at, Some((3, 4)));
-        let e = compile_regex("^/a/+x[").err().expect("unclosed class");
+        let e = compile_regex("^/a/+x[").expect_err("unclosed class");
         assert_eq!(e.message, "unclosed character class");
         assert_eq!(e.at, Some((6, 7)));
-        let e = compile_regex("a{1000}{1000}").err().expect("too big");
+        let e = compile_regex("a{1000}{1000}").expect_err("too big");
         assert!(e.message.contains("limit of 4 MiB"), "{}", e.message);
         assert!(compile_regex("^/u/[0-9]+$").is_ok());
     }

@@ -136,12 +136,18 @@ fn each_mistake_is_reported_once_with_a_hint() {
     for (name, src, expected) in CASES {
         let got = run(src);
         let places: Vec<(&str, u32, u32)> = got.iter().map(|d| (d.code, d.line, d.col)).collect();
-        let want: Vec<(&str, u32, u32)> = expected.iter().map(|(c, l, col, _)| (*c, *l, *col)).collect();
+        let want: Vec<(&str, u32, u32)> = expected
+            .iter()
+            .map(|(c, l, col, _)| (*c, *l, *col))
+            .collect();
         if places != want {
             failures.push(format!(
                 "{name}:\n  want {want:?}\n  got  {places:?}\n{}",
                 got.iter()
-                    .map(|d| format!("  {} {}:{} {} / help: {:?}", d.code, d.line, d.col, d.message, d.help))
+                    .map(|d| format!(
+                        "  {} {}:{} {} / help: {:?}",
+                        d.code, d.line, d.col, d.message, d.help
+                    ))
                     .collect::<Vec<_>>()
                     .join("\n")
             ));
@@ -173,7 +179,10 @@ fn every_row_carries_a_hint() {
         }
     }
     eprintln!("hints: {with_hint} of {total}");
-    assert_eq!(with_hint, total, "{with_hint} of {total} diagnostics carry a hint");
+    assert_eq!(
+        with_hint, total,
+        "{with_hint} of {total} diagnostics carry a hint"
+    );
 }
 
 /// Diagnostics come in file order, whatever pass found them.

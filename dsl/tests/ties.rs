@@ -77,7 +77,12 @@ fn ties_are_reported_in_json_with_line_and_column() {
 use bext_ir::{Action, FieldCond, Loc, MatchOp, PathMatch, Route, Site};
 
 /// A route to `app` with these conditions.
-fn route(path: PathMatch, methods: &[&str], headers: &[(&str, MatchOp)], query: &[(&str, MatchOp)]) -> Route {
+fn route(
+    path: PathMatch,
+    methods: &[&str],
+    headers: &[(&str, MatchOp)],
+    query: &[(&str, MatchOp)],
+) -> Route {
     let mut r = Route::new(
         path,
         Action::Proxy {
@@ -146,16 +151,31 @@ fn brute_force(routes: &[Route]) -> Vec<(usize, usize)> {
 fn ten_thousand_variants_of_one_path_are_checked_in_linear_comparisons() {
     let api = || PathMatch::Prefix("/api/".into());
     let mut routes: Vec<Route> = (0..10_000)
-        .map(|i| route(api(), &[], &[("x-tenant", MatchOp::Equals(format!("t{i}")))], &[]))
+        .map(|i| {
+            route(
+                api(),
+                &[],
+                &[("x-tenant", MatchOp::Equals(format!("t{i}")))],
+                &[],
+            )
+        })
         .collect();
     // A route that does not pin the tenant ties with every tenant route, and is reported
     // once, against the first of them; a repeated tenant value ties with its first route.
     routes.push(route(api(), &[], &[("x-beta", MatchOp::Present)], &[]));
-    routes.push(route(api(), &[], &[("X-Tenant", MatchOp::Equals("t7".into()))], &[]));
+    routes.push(route(
+        api(),
+        &[],
+        &[("X-Tenant", MatchOp::Equals("t7".into()))],
+        &[],
+    ));
     let n = routes.len();
     let (pairs, comparisons) = analyse(routes);
     assert_eq!(pairs, vec![(0, 10_000), (7, 10_001)]);
-    assert!(comparisons < 4 * n, "{comparisons} comparisons for {n} routes");
+    assert!(
+        comparisons < 4 * n,
+        "{comparisons} comparisons for {n} routes"
+    );
 }
 
 /// 10,000 distinct paths: no pair is even compared.

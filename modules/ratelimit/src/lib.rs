@@ -98,8 +98,8 @@ impl Cells {
     /// what a request sees.
     fn get(&self, i: usize) -> &AtomicU64 {
         let per = CHUNK.min(self.len);
-        let chunk = self.chunks[i / per]
-            .get_or_init(|| (0..per).map(|_| AtomicU64::new(0)).collect());
+        let chunk =
+            self.chunks[i / per].get_or_init(|| (0..per).map(|_| AtomicU64::new(0)).collect());
         &chunk[i % per]
     }
 
@@ -505,7 +505,10 @@ mod tests {
         let limits: Vec<RateLimit> = (0..10_000)
             .map(|_| RateLimit::new(&spec(10, 1_000, 1, ir::RateKey::ClientIp)).unwrap())
             .collect();
-        assert_eq!(limits.iter().map(RateLimit::allocated_cells).sum::<usize>(), 0);
+        assert_eq!(
+            limits.iter().map(RateLimit::allocated_cells).sum::<usize>(),
+            0
+        );
         assert_eq!(limits[0].state.chunks.len(), CELLS / CHUNK);
     }
 }
