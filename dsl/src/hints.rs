@@ -18,7 +18,7 @@ pub fn nginx(name: &str) -> Option<&'static str> {
         "server" => {
             "a virtual server is `site HOST { ... }` in bext; `server HOST:PORT` lines list the servers of an `upstream`"
         }
-        "return" | "rewrite_rule" => {
+        "return" => {
             "inside a route, write `redirect 301 \"https://example.com{path}\"` or `respond 404`"
         }
         "client_max_body_size" => "bext writes `global { limits { body 10mb } }`",
@@ -46,17 +46,14 @@ pub fn nginx(name: &str) -> Option<&'static str> {
             "bext writes `timeouts { response 60s }` inside the `upstream`"
         }
         "limit_req" | "limit_req_zone" => "bext writes `rate_limit 100/s` inside a route",
-        "error_log" | "error_page" | "include_mime" => {
-            "bext has no such directive; see docs/language.md for what a route can do"
+        "error_log" | "error_page" => {
+            "bext has no such directive; docs/language.md lists what a route can do"
         }
         "http" | "events" | "stream" => {
             "a .bext file has no `http` or `events` wrapper: write `listen`, `upstream` and `site` at the top level"
         }
         "least_conn" | "ip_hash" | "random" => {
             "bext writes the policy with `balance`: `balance least_conn`, `balance hash client_ip`, `balance random`"
-        }
-        "keepalive_requests" | "proxy_buffering" | "proxy_http_version" => {
-            "bext has no such directive; upstream connections are HTTP/1.1 with keep-alive (`keepalive 32` in the upstream)"
         }
         _ => return None,
     })
