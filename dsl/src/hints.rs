@@ -110,7 +110,7 @@ pub fn usage(directive: &str) -> Option<&'static str> {
         "retry" => "write `retry 2 on connect_error 502 503 budget 20%`",
         "max_connections" | "max_pending" => "write a number, for example `max_connections 1000`",
         "workers" => "write `workers auto` or a number from 1 to 1024",
-        "admin" => "write `admin 127.0.0.1:9901` or `admin \"/run/bext/admin.sock\"`",
+        "admin" => "write `admin 127.0.0.1:9901` or `admin \"/run/bext/admin.sock\"`, then optionally `token_file \"/etc/bext/admin.token\"`",
         "pid_file" => "write `pid_file \"/run/bext.pid\"`",
         "access_log" => {
             "write `access_log stdout json`, `access_log \"/var/log/bext.log\" combined`"
