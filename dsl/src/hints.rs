@@ -106,8 +106,8 @@ pub fn usage(directive: &str) -> Option<&'static str> {
         }
         "keepalive" => "write `keepalive 32` (idle connections per worker)",
         "health" => "write `health http \"/healthz\" every 5s` or `health tcp`",
-        "eject" => "write `eject after 5 for 30s max 5m`",
-        "retry" => "write `retry 2 on connect_error 502 503 budget 20%`",
+        "eject" => "write `eject after 5 for 30s max 5m`, or `eject off`",
+        "retry" => "write `retry 2 on connect_error 502 503 budget 20%`, or `retry off`",
         "max_connections" | "max_pending" => "write a number, for example `max_connections 1000`",
         "workers" => "write `workers auto` or a number from 1 to 1024",
         "admin" => "write `admin 127.0.0.1:9901` or `admin \"/run/bext/admin.sock\"`, then optionally `token_file \"/etc/bext/admin.token\"`",
@@ -135,6 +135,7 @@ pub fn usage(directive: &str) -> Option<&'static str> {
         }
         "cache" => "write `cache { ttl 10m }`",
         "compress" => "write `compress zstd br gzip`",
+        "request_buffering" => "write `request_buffering on` or `request_buffering off`",
         "plugin" => "write `plugin \"filter.wasm\"`",
         "cert" => "write `cert \"site.pem\" key \"site.key\" [sni example.com]`",
         "ruleset" => "write `ruleset builtin/sqli builtin/xss`",
@@ -144,7 +145,7 @@ pub fn usage(directive: &str) -> Option<&'static str> {
             "write a size such as `16kb` or `10mb`"
         }
         "headers" => "write a number, for example `headers 100`",
-        "connect" | "response" | "idle" | "drain" | "ttl" | "stale_while_revalidate" => {
+        "connect" | "response" | "idle" | "drain" | "tunnel" | "ttl" | "stale_while_revalidate" => {
             "write a duration such as `500ms`, `5s` or `10m`"
         }
         _ => return None,
