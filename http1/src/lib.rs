@@ -16,10 +16,12 @@
 mod chars;
 mod chunked;
 mod fields;
+mod path;
 mod request;
 mod response;
 
 pub use chunked::{write_chunk_header, ChunkedDecoder, MAX_CHUNK_EXT_LEN, MAX_TRAILER_LEN};
+pub use path::{normalize_path, route_view, PathError, PathOptions};
 pub use request::parse_request;
 pub use response::parse_response;
 
