@@ -388,6 +388,7 @@ fn catch_all(action: ir::Action) -> ir::Site {
             action,
             cli_loc(),
         )],
+        paths: Default::default(),
         at: cli_loc(),
     }
 }

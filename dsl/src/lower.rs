@@ -28,6 +28,7 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
             "limits",
             "timeouts",
             "access_log",
+            "trusted_proxies",
         ],
     ),
     ("limits", &["header_bytes", "headers", "uri_bytes", "body"]),
@@ -52,7 +53,7 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
         &["connect", "response", "idle", "tunnel"],
     ),
     ("waf", &["ruleset", "rule", "inspect_body"]),
-    ("site", &["route"]),
+    ("site", &["route", "merge_slashes", "escaped_slashes"]),
     (
         "route",
         &[
@@ -814,6 +815,18 @@ impl<'a> Lower<'a> {
                 }
                 "admin" => self.admin(&mut a),
                 "pid_file" => self.config.global.pid_file = self.value(&mut a, "a file path"),
+                "trusted_proxies" => {
+                    let what = "an address or CIDR such as 10.0.0.0/8";
+                    let mut list = vec![];
+                    let mut next = self.need(&mut a, what);
+                    while let Some(x) = next {
+                        if let Some(c) = self.cidr(x) {
+                            list.push(c);
+                        }
+                        next = a.next();
+                    }
+                    self.config.global.trusted_proxies = list;
+                }
                 "limits" => {
                     if let Some(b) = self.block(&mut a) {
                         self.limits(b);
@@ -1725,35 +1738,60 @@ impl<'a> Lower<'a> {
         let mut routes = vec![];
         let mut route_spans = vec![];
         let mut count = 0;
+        let mut paths = PathPolicy::default();
+        let mut seen = HashMap::new();
         for r in &body.items {
             if !self.known("site", r) {
                 continue;
             }
-            count += 1;
-            if count == MAX_ROUTES_PER_SITE + 1 {
-                self.emit(
-                    diag::error(
-                        "E0231",
-                        r.name_span,
-                        format!("more than {MAX_ROUTES_PER_SITE} routes in one site"),
-                    )
-                    .label(d.name_span, "in this site")
-                    .help("group paths under prefix routes (`route /api/*`) or split the hosts into several sites"),
-                );
-            }
-            if count > MAX_ROUTES_PER_SITE {
+            if r.name == "route" {
+                count += 1;
+                if count == MAX_ROUTES_PER_SITE + 1 {
+                    self.emit(
+                        diag::error(
+                            "E0231",
+                            r.name_span,
+                            format!("more than {MAX_ROUTES_PER_SITE} routes in one site"),
+                        )
+                        .label(d.name_span, "in this site")
+                        .help("group paths under prefix routes (`route /api/*`) or split the hosts into several sites"),
+                    );
+                }
+                if count > MAX_ROUTES_PER_SITE {
+                    continue;
+                }
+                if let Some((route, spans)) = self.route(r) {
+                    routes.push(route);
+                    route_spans.push(spans);
+                }
                 continue;
             }
-            if let Some((route, spans)) = self.route(r) {
-                routes.push(route);
-                route_spans.push(spans);
+            if !self.once(&mut seen, r) {
+                continue;
             }
+            let mut a = self.args(r);
+            if r.name == "merge_slashes" {
+                if let Some(x) = self.need(&mut a, "`on` or `off`") {
+                    if let Some(i) = self.keyword(x, "merge_slashes setting", &["on", "off"]) {
+                        paths.merge_slashes = i == 0;
+                    }
+                }
+            } else if let Some(x) = self.need(&mut a, "`reject` or `keep`") {
+                // escaped_slashes
+                match self.keyword(x, "escaped_slashes action", &["reject", "keep"]) {
+                    Some(0) => paths.escaped_slashes = EscapedSlashes::Reject,
+                    Some(_) => paths.escaped_slashes = EscapedSlashes::Keep,
+                    None => {}
+                }
+            }
+            self.done(&mut a);
         }
         self.spans.sites.push((d.name_span, route_spans));
         self.spans.site_hosts.push(host_spans);
         self.config.sites.push(Site {
             hosts,
             routes,
+            paths,
             at: self.loc(d.name_span),
         });
     }

@@ -69,6 +69,10 @@ pub struct Global {
     pub timeouts: ClientTimeouts,
     pub access_log: Option<AccessLog>,
     pub pid_file: Option<String>,
+    /// Peers whose forwarding fields (`Forwarded`, `X-Forwarded-*`, `X-Real-IP`,
+    /// `X-Request-Id`) are believed: addresses or CIDRs (`10.0.0.0/8`). Empty = nobody.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Global {
@@ -81,6 +85,7 @@ impl Default for Global {
             timeouts: ClientTimeouts::default(),
             access_log: None,
             pid_file: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -432,7 +437,44 @@ pub enum WafAction {
 pub struct Site {
     pub hosts: Vec<HostPattern>,
     pub routes: Vec<Route>,
+    /// How request paths are normalised before routing and forwarding.
+    #[serde(default, skip_serializing_if = "PathPolicy::is_default")]
+    pub paths: PathPolicy,
     pub at: Loc,
+}
+
+/// How a site normalises request paths (`docs/conformance.md`, "What the origin sees"). Dot
+/// segments are always removed and unreserved characters always decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathPolicy {
+    /// `merge_slashes on` (the default): `//` becomes `/`.
+    pub merge_slashes: bool,
+    /// `escaped_slashes`: what to do with `%2F`, `%5C` and `\` in a path.
+    pub escaped_slashes: EscapedSlashes,
+}
+
+impl Default for PathPolicy {
+    fn default() -> Self {
+        PathPolicy {
+            merge_slashes: true,
+            escaped_slashes: EscapedSlashes::Reject,
+        }
+    }
+}
+
+impl PathPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == PathPolicy::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscapedSlashes {
+    /// Answer 400 (the default): the origin may read them as separators bext did not see.
+    Reject,
+    /// Route on them and forward them as sent (upper-cased hex), for origins that need them.
+    Keep,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -51,6 +51,7 @@ pub fn site(routes: Vec<ir::Route>) -> ir::Config {
         sites: vec![ir::Site {
             hosts: vec![],
             routes,
+            paths: Default::default(),
             at: loc(),
         }],
         ..ir::Config::default()

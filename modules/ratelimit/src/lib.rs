@@ -442,6 +442,7 @@ mod tests {
         ir::Site {
             hosts: vec![],
             routes: vec![],
+            paths: Default::default(),
             at: ir::Loc::default(),
         }
     }

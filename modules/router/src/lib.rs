@@ -530,16 +530,19 @@ pub(crate) mod tests {
                         with_header,                                           // 4
                         with_query,                                            // 5
                     ],
+                    paths: Default::default(),
                     at: Loc::default(),
                 },
                 Site {
                     hosts: vec![HostPattern::Wildcard("example.com".into())],
                     routes: vec![route(PathMatch::Prefix("/".into()), &[])], // 6
+                    paths: Default::default(),
                     at: Loc::default(),
                 },
                 Site {
                     hosts: vec![],
                     routes: vec![route(PathMatch::Exact("/only".into()), &["POST"])], // 7
+                    paths: Default::default(),
                     at: Loc::default(),
                 },
             ],

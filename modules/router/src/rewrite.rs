@@ -362,6 +362,7 @@ mod tests {
                         r
                     },
                 ],
+                paths: Default::default(),
                 at: Loc::default(),
             }],
             ..Config::default()

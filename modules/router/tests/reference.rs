@@ -113,6 +113,7 @@ fn config(rng: &mut Rng) -> Config {
         .map(|i| Site {
             hosts: host_sets[(i + rng.below(2)) % host_sets.len()].to_vec(),
             routes: (0..1 + rng.below(12)).map(|_| route(rng)).collect(),
+            paths: Default::default(),
             at: Loc::default(),
         })
         .collect::<Vec<_>>();
