@@ -61,11 +61,23 @@ pub(crate) struct Ctx<'a> {
     /// The client asked to keep the connection and the worker is not stopping.
     pub keep_wanted: bool,
     pub rid: &'a [u8],
+    /// The peer is one of `trusted_proxies`: its forwarding fields are kept.
+    pub trusted: bool,
+    /// The normal form of the path when it differs from the one sent (set by `dispatch`).
+    pub path: Option<Vec<u8>>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn has_body(&self) -> bool {
         !matches!(self.framing, Framing::None | Framing::ContentLength(0))
+    }
+
+    /// The path the request was routed on and is forwarded with: the normal form.
+    pub fn path(&self) -> &[u8] {
+        match &self.path {
+            Some(p) => p,
+            None => self.head.path_or_root(self.buf),
+        }
     }
 
     /// The client connection. Actions run only while the connection is present.
@@ -498,9 +510,10 @@ async fn one_request(
         note,
         ..
     } = sc;
-    // Request id: keep a valid one from the client, generate one otherwise.
+    // Request id: keep a valid one from a trusted proxy, generate one otherwise.
+    let trusted = p.trusted.contains(peer.ip());
     match Headers::from_request(buf, head).get(b"x-request-id") {
-        Some(v) if valid_request_id(v) => {
+        Some(v) if trusted && valid_request_id(v) => {
             rid.clear();
             rid.extend_from_slice(v);
         }
@@ -527,6 +540,8 @@ async fn one_request(
         is_head: head.method == Some(Method::Head),
         keep_wanted: client_keep && !w.stop.is_stopped(),
         rid,
+        trusted,
+        path: None,
         buf,
     };
     let outcome = dispatch(&mut ctx, p).await;
@@ -753,18 +768,34 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
         let c = ErrorClass::NotImplemented;
         return send_problem(ctx, c.status(), c.slug(), c.title(), body_pending).await;
     }
+    // Route on the path the origin will receive: its normal form (`bext_http1::path`), with
+    // the site's options. A path with two readings (`%2F`, `%00`, `..;`) is refused.
+    let (opts, normal) = {
+        let buf: &[u8] = ctx.buf;
+        let head = ctx.head;
+        let host = strip_port(head.effective_authority().map_or(&b""[..], |s| s.get(buf)));
+        let opts = p.paths.options(|| p.router.site(host));
+        let normal = bext_http1::normalize_path(head.path_or_root(buf), &opts)
+            .map(|c| matches!(c, std::borrow::Cow::Owned(_)).then(|| c.into_owned()));
+        (opts, normal)
+    };
+    match normal {
+        Ok(path) => ctx.path = path,
+        Err(_) => {
+            let body_pending = ctx.has_body();
+            return send_class(ctx, ErrorClass::BadRequest, body_pending).await;
+        }
+    }
     let (result, verdict, location) = {
         let buf: &[u8] = ctx.buf;
         let head = ctx.head;
-        let host_full = head
-            .authority
-            .or(head.host)
-            .map_or(&b""[..], |s| s.get(buf));
+        let host_full = head.effective_authority().map_or(&b""[..], |s| s.get(buf));
+        let path = ctx.path();
         let view = RequestView {
             method: head.method,
             method_bytes: head.method_span.get(buf),
             host: strip_port(host_full),
-            path: head.path_or_root(buf),
+            path: &bext_http1::route_view(path, &opts),
             query: head.query.map(|q| q.get(buf)),
             headers: Headers::from_request(buf, head),
             client: ctx.peer,
@@ -781,7 +812,7 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
                 }
             }
             if let Action::Redirect { location: tpl, .. } = &route.action {
-                location = Some(render_location(tpl, &view));
+                location = Some(render_location(tpl, &view, path));
             }
         }
         (result, verdict, location)
@@ -827,12 +858,13 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
     }
 }
 
-fn render_location(tpl: &[Segment], view: &RequestView<'_>) -> Vec<u8> {
+/// A redirect location; `{path}` is the normal path (with its parameters, as forwarded).
+fn render_location(tpl: &[Segment], view: &RequestView<'_>, path: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     for seg in tpl {
         match seg {
             Segment::Lit(l) => out.extend_from_slice(l),
-            Segment::Path => out.extend_from_slice(view.path),
+            Segment::Path => out.extend_from_slice(path),
             Segment::Query => out.extend_from_slice(view.query.unwrap_or(b"")),
             Segment::Host => out.extend_from_slice(view.host),
         }

@@ -278,6 +278,10 @@ pub struct Pipeline {
     pub routes: Vec<CompiledRoute>,
     pub upstreams: Vec<UpstreamDef>,
     pub access_log: Option<AccessLogSpec>,
+    /// Path normalisation per site (`merge_slashes`, `escaped_slashes`).
+    pub paths: crate::origin::SitePaths,
+    /// `trusted_proxies`: peers whose forwarding fields are kept.
+    pub trusted: crate::origin::TrustedProxies,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -419,6 +423,13 @@ impl Pipeline {
             }
         }
         let g = &config.global;
+        let trusted =
+            crate::origin::TrustedProxies::compile(&g.trusted_proxies).map_err(|message| {
+                CompileError {
+                    message,
+                    at: ir::Loc::default(),
+                }
+            })?;
         Ok(Pipeline {
             generation,
             listeners,
@@ -441,6 +452,8 @@ impl Pipeline {
                 target: a.target.clone(),
                 format: a.format,
             }),
+            paths: crate::origin::SitePaths::compile(config),
+            trusted,
         })
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! What goes upstream is re-serialised in one canonical form: origin-form target (after
 //! `strip_prefix`), hop-by-hop fields and the fields named in `Connection` removed, exactly one
-//! framing (`Content-Length` or `Transfer-Encoding: chunked`, re-encoded), `X-Forwarded-For`
-//! (appended), `X-Forwarded-Proto`, `X-Forwarded-Host`, `Via` and `X-Request-Id` set by bext.
+//! framing (`Content-Length` or `Transfer-Encoding: chunked`, re-encoded), the normal path the
+//! request was routed on, `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`,
+//! `X-Real-IP` (the client's own only from `trusted_proxies`), `Via` and `X-Request-Id` set by
+//! bext.
 //! `Expect: 100-continue` is answered by bext itself and not forwarded.
 //!
 //! Failures and what the client sees: connection refused/reset before a response → 502
@@ -103,18 +105,52 @@ fn is_named_in(tokens: &[bext_http1::Span], buf: &[u8], name: &[u8]) -> bool {
 
 /// Fields bext sets itself or re-frames; the client's copies are never forwarded.
 fn replaced_upstream(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 9] = [
+    const NAMES: [&[u8]; 6] = [
         b"content-length",
         b"transfer-encoding",
         b"expect",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-forwarded-host",
         b"x-request-id",
         b"upgrade",
         b"connection",
     ];
     NAMES.iter().any(|n| bext_http1::name_eq(n, name))
+}
+
+/// Fields that say who the client is and how it reached the proxies: kept only from a trusted
+/// proxy (`trusted_proxies`), else replaced by what bext saw. `X-Forwarded-For` is handled
+/// apart (appended to, or started afresh).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Forwarding {
+    Not,
+    For,
+    Proto,
+    Host,
+    RealIp,
+    /// `Forwarded` and any other `X-Forwarded-*` (`-Port`, `-Prefix`, `-Server`, ...).
+    Other,
+}
+
+fn forwarding(name: &[u8]) -> Forwarding {
+    const XF: &[u8] = b"x-forwarded-";
+    if name.len() >= XF.len() && bext_http1::name_eq(&name[..XF.len()], XF) {
+        let rest = &name[XF.len()..];
+        return if bext_http1::name_eq(rest, b"for") {
+            Forwarding::For
+        } else if bext_http1::name_eq(rest, b"proto") {
+            Forwarding::Proto
+        } else if bext_http1::name_eq(rest, b"host") {
+            Forwarding::Host
+        } else {
+            Forwarding::Other
+        };
+    }
+    if bext_http1::name_eq(name, b"x-real-ip") {
+        Forwarding::RealIp
+    } else if bext_http1::name_eq(name, b"forwarded") {
+        Forwarding::Other
+    } else {
+        Forwarding::Not
+    }
 }
 
 fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -130,27 +166,32 @@ fn has_underscore(name: &[u8]) -> bool {
     name.contains(&b'_')
 }
 
-/// Serialise the request head sent upstream. `server` is the upstream server's address, sent
-/// as Host when the request has none (HTTP/1.0 allows that; HTTP/1.1 requires one). `framing`
-/// is the body as it goes upstream: the request's own, or `ContentLength` of a body bext read
-/// whole first (`request_buffering on`).
+/// Serialise the request head sent upstream. `path` is the normal path (what the request was
+/// routed on); `framing` is the body as it goes upstream: the request's own, or
+/// `ContentLength` of a body bext read whole first (`request_buffering on`); `server` is the
+/// upstream server's address, sent as Host when the request has none (HTTP/1.0 allows that;
+/// HTTP/1.1 requires one). From a peer that is not `trusted`, the client's `Forwarded`,
+/// `X-Real-IP` and `X-Forwarded-*` are dropped and bext's own sent: `X-Forwarded-For` and
+/// `X-Real-IP` are the peer address alone; from a trusted proxy they are kept and the peer is
+/// appended to `X-Forwarded-For`.
 #[allow(clippy::too_many_arguments)]
 pub fn upstream_head(
     out: &mut Vec<u8>,
     buf: &[u8],
     head: &RequestHead,
     framing: Option<Framing>,
+    path: &[u8],
     strip_prefix: Option<&[u8]>,
     rewrite: Option<&dyn crate::stage::TargetRewrite>,
     ops: &HeaderOps,
     client_ip: std::net::IpAddr,
+    trusted: bool,
     rid: &[u8],
     server: SocketAddr,
 ) {
     out.extend_from_slice(head.method_span.get(buf));
     out.push(b' ');
-    // An absolute-form target without a path means `/` (RFC 9112 §3.2.2).
-    let mut path = head.path_or_root(buf);
+    let mut path = path;
     let query = head.query.map(|q| q.get(buf));
     // A route has a rewrite or a strip_prefix, never both (the checker refuses it).
     if !rewrite.is_some_and(|rw| rw.rewrite(path, query, out)) {
@@ -174,13 +215,23 @@ pub fn upstream_head(
         Some(h) => field(out, b"Host", h),
         None => field(out, b"Host", server.to_string().as_bytes()),
     }
+    let client_ip = client_ip.to_canonical();
     let mut xff: Vec<&[u8]> = Vec::new();
+    let (mut has_proto, mut has_host, mut has_real_ip) = (false, false, false);
     for h in &head.headers {
         let name = h.name.get(buf);
         let value = h.value.get(buf);
-        if bext_http1::name_eq(name, b"x-forwarded-for") {
-            xff.push(value);
-            continue;
+        match forwarding(name) {
+            Forwarding::Not => {}
+            _ if !trusted => continue,
+            Forwarding::For => {
+                xff.push(value);
+                continue;
+            }
+            Forwarding::Proto => has_proto = true,
+            Forwarding::Host => has_host = true,
+            Forwarding::RealIp => has_real_ip = true,
+            Forwarding::Other => {}
         }
         if bext_http1::name_eq(name, b"host")
             || replaced_upstream(name)
@@ -193,15 +244,22 @@ pub fn upstream_head(
         }
         field(out, name, value);
     }
+    let ip = client_ip.to_string();
     out.extend_from_slice(b"X-Forwarded-For: ");
     for v in xff {
         out.extend_from_slice(v);
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(client_ip.to_string().as_bytes());
-    out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
-    if let Some(h) = host {
+    out.extend_from_slice(ip.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !has_proto {
+        out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
+    }
+    if let Some(h) = host.filter(|_| !has_host) {
         field(out, b"X-Forwarded-Host", h);
+    }
+    if !has_real_ip {
+        field(out, b"X-Real-IP", ip.as_bytes());
     }
     out.extend_from_slice(if head.version == Some(Version::Http10) {
         b"Via: 1.0 bext\r\n"
@@ -948,10 +1006,12 @@ pub(crate) async fn proxy(
                 Some(b) => Some(Framing::ContentLength(b.len() as u64)),
                 None => ctx.head.framing,
             },
+            ctx.path(),
             route.strip_prefix.as_deref(),
             route.rewrite.as_deref(),
             &route.request_headers,
             ctx.peer.ip(),
+            ctx.trusted,
             ctx.rid,
             addr,
         );

@@ -88,6 +88,12 @@ impl<'a> Headers<'a> {
 /// Phase "route": choose the route of a request. Implemented by `bext-router`.
 pub trait RouteStage: Send + Sync {
     fn route(&self, req: &RequestView<'_>) -> RouteResult;
+
+    /// The index in `Config::sites` of the site serving `host` (without port), asked before
+    /// routing only when sites normalise paths differently.
+    fn site(&self, _host: &[u8]) -> Option<usize> {
+        None
+    }
 }
 
 /// The `rewrite` of one route: the request target sent upstream instead of the client's.

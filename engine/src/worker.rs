@@ -390,7 +390,8 @@ pub struct Worker {
     date_line: RefCell<Vec<u8>>,
     date_secs: Cell<u64>,
     pub log: RefCell<Option<AccessLog>>,
-    seq: Cell<u64>,
+    /// Request ids: a keyed hash of a counter, not guessable from earlier ids.
+    ids: crate::reqid::RequestIds,
     seed: u64,
 }
 
@@ -429,7 +430,7 @@ impl Worker {
             date_line: RefCell::new(Vec::new()),
             date_secs: Cell::new(0),
             log: RefCell::new(log),
-            seq: Cell::new(0),
+            ids: crate::reqid::RequestIds::new(id),
             seed,
         };
         w.refresh_date();
@@ -506,12 +507,10 @@ impl Worker {
         self.date_secs.get()
     }
 
-    /// A new request id: 32 lower-case hex digits, unique per process run.
+    /// A new request id: 32 lower-case hex digits, unique per process run and unpredictable
+    /// from the ids seen before it (`reqid.rs`).
     pub fn next_request_id(&self, out: &mut Vec<u8>) {
-        let n = self.seq.get().wrapping_add(1);
-        self.seq.set(n);
-        let a = mix(self.seed ^ n);
-        let b = self.seed.wrapping_add(n);
+        let (a, b) = self.ids.next();
         let mut id = [0u8; 32];
         id[..16].copy_from_slice(&hex16(a));
         id[16..].copy_from_slice(&hex16(b));
@@ -1137,6 +1136,38 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.iter().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    /// Ids were a seed plus a counter: the next one followed from any one seen.
+    #[test]
+    fn request_ids_are_not_sequential() {
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            slot: PipelineSlot::new(Arc::new(crate::testing::empty_pipeline())),
+            stats: vec![WorkerStats::default()],
+        });
+        let w = Worker::new(0, shared, true);
+        let halves = |id: &[u8]| {
+            let s = std::str::from_utf8(id).unwrap();
+            (
+                u64::from_str_radix(&s[..16], 16).unwrap(),
+                u64::from_str_radix(&s[16..], 16).unwrap(),
+            )
+        };
+        let mut prev = None;
+        let mut id = Vec::new();
+        for _ in 0..256 {
+            w.next_request_id(&mut id);
+            let cur = halves(&id);
+            if let Some((a, b)) = prev {
+                for (x, y) in [(a, cur.0), (b, cur.1)] {
+                    let d = y.wrapping_sub(x);
+                    // A random pair is this close with probability 2^-31.
+                    assert!(d > 1 << 32 && d.wrapping_neg() > 1 << 32, "{x:x} then {y:x}");
+                }
+            }
+            prev = Some(cur);
+        }
     }
 
     /// Each generation gets its own upstream state on the core; the weights of the

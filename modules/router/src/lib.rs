@@ -485,6 +485,10 @@ impl RouteStage for Router {
             None => RouteResult::NotFound,
         }
     }
+
+    fn site(&self, host: &[u8]) -> Option<usize> {
+        self.site_for(host)
+    }
 }
 
 #[cfg(test)]
