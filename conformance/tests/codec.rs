@@ -19,6 +19,14 @@ const DECIDED_BY_THE_ENGINE: &[(&str, &str)] = &[
         "connect-refused",
         "the codec parses CONNECT; the engine refuses to tunnel",
     ),
+    (
+        "rl-percent-encoded-nul-refused",
+        "valid URI syntax; the engine's path normalisation refuses `%00`",
+    ),
+    (
+        "rl-encoded-slash-refused",
+        "valid URI syntax; the engine's path normalisation refuses `%2F`",
+    ),
 ];
 
 /// What a server built on the codec answers to `bytes`: statuses in order, and whether it ends
