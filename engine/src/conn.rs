@@ -141,7 +141,7 @@ pub fn strip_port(h: &[u8]) -> &[u8] {
     }
 }
 
-/// A client-sent request id is kept when it is 1..=128 characters of `[A-Za-z0-9._:-]`.
+/// A request id from a trusted proxy is kept when it is 1..=128 characters of `[A-Za-z0-9._:-]`.
 pub fn valid_request_id(v: &[u8]) -> bool {
     (1..=128).contains(&v.len())
         && v.iter()

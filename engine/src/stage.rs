@@ -40,6 +40,8 @@ pub struct RequestView<'a> {
     pub method_bytes: &'a [u8],
     /// Host without port, as sent (compare ASCII-case-insensitively).
     pub host: &'a [u8],
+    /// The path in normal form, without `;parameters` (`bext_http1::route_view`): what routes
+    /// match. The forwarded path keeps the parameters.
     pub path: &'a [u8],
     pub query: Option<&'a [u8]>,
     pub headers: Headers<'a>,

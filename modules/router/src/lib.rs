@@ -18,8 +18,9 @@
 //! `rewrite` lives in `rewrite.rs`: compiled once ([`Rewrites`]), applied with a per-core
 //! scratch ([`RewritesScratch`]) after routing.
 //!
-//! Paths and query parameters are matched as sent (not percent-decoded); header names are
-//! case-insensitive, values case-sensitive. When a route matches the path and conditions but
+//! The engine hands the router the path in normal form without `;parameters`
+//! (`bext_http1::normalize_path`, `route_view`); query parameters are matched as sent (not
+//! percent-decoded); header names are case-insensitive, values case-sensitive. When a route matches the path and conditions but
 //! not the method, and no other route matches, the answer is 405 instead of 404.
 #![forbid(unsafe_code)]
 
