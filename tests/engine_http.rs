@@ -157,7 +157,10 @@ fn redirects_fill_their_location_template() {
 fn routing_errors_are_problem_documents() {
     let mut only_post = route(bext_ir::PathMatch::Exact("/p".into()), respond(200, "p"));
     only_post.methods = vec!["POST".into()];
-    let srv = start(site(vec![only_post]));
+    let mut config = site(vec![only_post]);
+    // The client's request id is kept (and named in the problem) only from a trusted proxy.
+    config.global.trusted_proxies = vec!["127.0.0.1".into()];
+    let srv = start(config);
     let table: &[(&[u8], u16, &str)] = &[
         (
             b"GET /nope HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-1\r\n\r\n",

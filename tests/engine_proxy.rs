@@ -48,7 +48,14 @@ fn the_upstream_request_is_canonical_and_carries_forwarding_fields() {
     assert_eq!(resp.header("keep-alive"), None);
     assert_eq!(resp.header("via"), Some("1.1 bext"));
     let head = heads.lock().unwrap()[0].clone();
-    let want = "GET /p?q=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.9, 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\nVia: 1.1 bext\r\nX-Request-Id: client-id-1\r\n\r\n";
+    // The client is no trusted proxy: its X-Forwarded-For and request id are replaced.
+    let id = head
+        .split("X-Request-Id: ")
+        .nth(1)
+        .and_then(|r| r.split("\r\n").next())
+        .unwrap_or("");
+    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{head}");
+    let want = format!("GET /p?q=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\nX-Real-IP: 127.0.0.1\r\nVia: 1.1 bext\r\nX-Request-Id: {id}\r\n\r\n");
     assert_eq!(head, want);
     srv.shutdown();
 }
