@@ -54,7 +54,10 @@ fn the_upstream_request_is_canonical_and_carries_forwarding_fields() {
         .nth(1)
         .and_then(|r| r.split("\r\n").next())
         .unwrap_or("");
-    assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{head}");
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{head}"
+    );
     let want = format!("GET /p?q=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\nX-Real-IP: 127.0.0.1\r\nVia: 1.1 bext\r\nX-Request-Id: {id}\r\n\r\n");
     assert_eq!(head, want);
     srv.shutdown();

@@ -100,7 +100,11 @@ fn path_table() -> Vec<Row> {
             }
         })
         .collect();
-    assert!(rows.len() >= 30, "the table was not read: {} rows", rows.len());
+    assert!(
+        rows.len() >= 30,
+        "the table was not read: {} rows",
+        rows.len()
+    );
     rows
 }
 
@@ -254,7 +258,11 @@ fn trusted_proxy_forwarding_fields_are_kept(driver: bext::DriverChoice) {
         "{echo}"
     );
     assert_eq!(fields(&echo, "x-forwarded-proto"), ["https"], "{echo}");
-    assert_eq!(fields(&echo, "x-forwarded-host"), ["evil.example"], "{echo}");
+    assert_eq!(
+        fields(&echo, "x-forwarded-host"),
+        ["evil.example"],
+        "{echo}"
+    );
     assert_eq!(fields(&echo, "x-forwarded-port"), ["443"], "{echo}");
     assert_eq!(fields(&echo, "x-real-ip"), ["192.0.2.9"], "{echo}");
     assert_eq!(
@@ -342,7 +350,11 @@ fn forwarded_header_values_never_carry_cr_or_lf(driver: bext::DriverChoice) {
         assert_eq!(resp.status, 400, "{}", String::from_utf8_lossy(req));
         assert!(closed(&mut r));
     }
-    assert_eq!(count.load(Ordering::SeqCst), 0, "a bad head reached the origin");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        0,
+        "a bad head reached the origin"
+    );
     let (resp, _) = exchange(
         addr(&srv),
         b"GET /a%0d%0aX-Injected:%20b HTTP/1.1\r\nHost: a.example\r\nX-A: a\x80b\r\n\r\n",

@@ -1163,7 +1163,10 @@ mod tests {
                 for (x, y) in [(a, cur.0), (b, cur.1)] {
                     let d = y.wrapping_sub(x);
                     // A random pair is this close with probability 2^-31.
-                    assert!(d > 1 << 32 && d.wrapping_neg() > 1 << 32, "{x:x} then {y:x}");
+                    assert!(
+                        d > 1 << 32 && d.wrapping_neg() > 1 << 32,
+                        "{x:x} then {y:x}"
+                    );
                 }
             }
             prev = Some(cur);

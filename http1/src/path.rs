@@ -171,7 +171,8 @@ fn is_normal(path: &[u8], opts: &PathOptions) -> Result<bool, PathError> {
             }
             Some(b'/') | None => {
                 let seg = &path[seg_start..i];
-                if classify(seg)? != Seg::Name || (seg.is_empty() && b.is_some() && opts.merge_slashes)
+                if classify(seg)? != Seg::Name
+                    || (seg.is_empty() && b.is_some() && opts.merge_slashes)
                 {
                     normal = false;
                 }
@@ -337,7 +338,16 @@ mod tests {
 
     #[test]
     fn normal_paths_are_borrowed() {
-        for p in ["/", "/a/b", "/a/b/", "/a%3Bb", "/admin;x/y", "/%FF", "/a/...", "*"] {
+        for p in [
+            "/",
+            "/a/b",
+            "/a/b/",
+            "/a%3Bb",
+            "/admin;x/y",
+            "/%FF",
+            "/a/...",
+            "*",
+        ] {
             let c = normalize_path(p.as_bytes(), &PathOptions::default()).unwrap();
             assert!(matches!(c, Cow::Borrowed(_)), "{p}");
         }
@@ -380,7 +390,11 @@ mod tests {
             ("/a/b", "/a/b"),
             ("/a%3Bb", "/a%3Bb"),
         ] {
-            assert_eq!(route_view(p.as_bytes(), &o).as_ref(), want.as_bytes(), "{p}");
+            assert_eq!(
+                route_view(p.as_bytes(), &o).as_ref(),
+                want.as_bytes(),
+                "{p}"
+            );
         }
     }
 
