@@ -111,6 +111,7 @@ fn analyse(routes: Vec<Route>) -> (Vec<(usize, usize)>, usize) {
     let site = Site {
         hosts: vec![],
         routes,
+        paths: Default::default(),
         at: Loc::default(),
     };
     // Spans that name each route by its index, so the reported pairs can be read back.
