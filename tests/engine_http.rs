@@ -213,6 +213,7 @@ fn limits_answer_their_status_and_close() {
         headers: 10,
         uri_bytes: 100,
         body_bytes: 1000,
+        ..bext_ir::Limits::default()
     };
     let srv = start(config);
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "u".repeat(200));

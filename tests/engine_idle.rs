@@ -209,3 +209,44 @@ fn idle_connections_cost_little_memory() {
         srv.shutdown();
     }
 }
+
+/// New connections that send nothing are parked like idle keep-alive ones after their hot
+/// window (with the header timeout as expiry): a few bytes each, not a task holding a
+/// request's state and, on io_uring, a posted read with its buffer.
+#[test]
+fn silent_new_connections_are_parked_and_cost_what_idle_ones_do() {
+    for driver in DRIVERS {
+        let mut config = responder("m");
+        // Long enough that none of them is closed while measured.
+        config.global.timeouts.header_ms = 120_000;
+        let Some(srv) = start_on(config, driver) else {
+            continue;
+        };
+        let open_bare = || {
+            let s = connect(addr(&srv));
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        };
+        let mut warm: Vec<_> = (0..50).map(|_| open_bare()).collect();
+        for c in warm.iter_mut() {
+            assert!(bare_get(c));
+        }
+        drop(warm);
+        std::thread::sleep(Duration::from_millis(1_500));
+        let before = rss_kib("VmRSS:");
+        let n = 2_000;
+        let mut conns: Vec<_> = (0..n).map(|_| open_bare()).collect();
+        std::thread::sleep(Duration::from_millis(2_000));
+        let after = rss_kib("VmRSS:");
+        let per_conn = after.saturating_sub(before) * 1024 / n as u64;
+        assert!(
+            per_conn < 1024,
+            "{driver:?}: {per_conn} bytes per silent new connection"
+        );
+        // Each is still served once it speaks.
+        for c in conns.iter_mut().step_by(97) {
+            assert!(bare_get(c), "{driver:?}");
+        }
+        srv.shutdown();
+    }
+}

@@ -49,7 +49,7 @@ fn config(body: &str, ws_origin: Option<SocketAddr>) -> String {
 }
 
 fn start_bext(name: &str, text: &str) -> Bext {
-    start_bext_on(name, text, "epoll")
+    start_bext_on(name, text, driver_arg())
 }
 
 fn start_bext_on(name: &str, text: &str, driver: &str) -> Bext {

@@ -31,7 +31,17 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
             "trusted_proxies",
         ],
     ),
-    ("limits", &["header_bytes", "headers", "uri_bytes", "body"]),
+    (
+        "limits",
+        &[
+            "header_bytes",
+            "headers",
+            "uri_bytes",
+            "body",
+            "connections",
+            "keepalive_requests",
+        ],
+    ),
     ("global timeouts", &["header", "body", "idle", "drain"]),
     ("tls", &["cert"]),
     (
@@ -920,6 +930,16 @@ impl<'a> Lower<'a> {
                 "headers" => {
                     if let Some(n) = self.next_number(&mut a, 1, 10_000) {
                         self.config.global.limits.headers = n as u32;
+                    }
+                }
+                "connections" => {
+                    if let Some(n) = self.next_number(&mut a, 1, 1_000_000) {
+                        self.config.global.limits.connections = n as u32;
+                    }
+                }
+                "keepalive_requests" => {
+                    if let Some(n) = self.next_number(&mut a, 1, 1_000_000_000) {
+                        self.config.global.limits.keepalive_requests = n as u32;
                     }
                 }
                 name => {

@@ -43,6 +43,13 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("limits", "headers", "G", "limits { headers 7 }"),
     ("limits", "uri_bytes", "G", "limits { uri_bytes 1kb }"),
     ("limits", "body", "G", "limits { body 1kb }"),
+    ("limits", "connections", "G", "limits { connections 7 }"),
+    (
+        "limits",
+        "keepalive_requests",
+        "G",
+        "limits { keepalive_requests 7 }",
+    ),
     ("global", "timeouts", "G", "timeouts { idle 1s }"),
     ("global timeouts", "header", "G", "timeouts { header 1s }"),
     ("global timeouts", "body", "G", "timeouts { body 1s }"),

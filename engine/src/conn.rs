@@ -182,8 +182,9 @@ impl<R: std::future::Future<Output = std::io::Result<()>>> std::future::Future f
 fn idle_wait<'a>(
     w: &'a Worker,
     s: &'a TcpStream,
+    limit: Duration,
 ) -> IdleWait<'a, impl std::future::Future<Output = std::io::Result<()>> + 'a> {
-    let deadline = Instant::now() + w.pipeline().client.idle_timeout;
+    let deadline = Instant::now() + limit;
     IdleWait {
         ready: s.readable(false),
         stop: w.stop.wait_until(deadline),
@@ -194,7 +195,7 @@ struct ConnCount(Rc<Worker>);
 
 impl Drop for ConnCount {
     fn drop(&mut self) {
-        self.0.connections.set(self.0.connections.get() - 1);
+        self.0.connections_closed(1);
     }
 }
 
@@ -232,26 +233,39 @@ pub(crate) fn serve(
     // A plain function around the async one: the stream is moved into its final place once,
     // instead of being kept both as an argument and as a local of the state machine. The peer
     // address comes from `accept`, so no `getpeername` is needed.
-    serve_conn(ConnCount(w), Some(stream), Some(peer))
+    serve_conn(ConnCount(w), Some(stream), Some(peer), 0, false)
 }
 
-/// Serve a parked connection that became readable (its socket options are already set; its
-/// peer address is asked for when its next request needs it).
-pub(crate) fn resume(w: Rc<Worker>, stream: TcpStream) -> impl std::future::Future<Output = ()> {
+/// Serve a parked connection that became readable, `served` requests into its life (its
+/// socket options are already set; its peer address is asked for when its next request
+/// needs it).
+pub(crate) fn resume(
+    w: Rc<Worker>,
+    stream: TcpStream,
+    served: u32,
+) -> impl std::future::Future<Output = ()> {
     w.connections.set(w.connections.get() + 1);
-    serve_conn(ConnCount(w), Some(stream), None)
+    serve_conn(ConnCount(w), Some(stream), None, served, true)
 }
 
-async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>, peer: Option<SocketAddr>) {
+/// The connection loop. `served` counts the requests answered on this connection (the last
+/// one allowed by `keepalive_requests` is answered with `Connection: close`); `readable` is
+/// true for a parked connection that woke up, whose next request is waiting.
+async fn serve_conn(
+    count: ConnCount,
+    mut stream: Option<TcpStream>,
+    peer: Option<SocketAddr>,
+    mut served: u32,
+    readable: bool,
+) {
     let w = &count.0;
     // "Hot": the connection just finished a response (or was just accepted) and keeps its
     // scratch for a moment, reading the next request directly: no readiness check first, and
     // for a new connection whose request has already arrived, one syscall instead of two.
     let mut hot = w.hot.get() < HOT_MAX;
     let mut scratch: Option<Box<Scratch>> = hot.then(|| w.take_scratch());
-    // A new connection waits for its first request in its task: it usually arrives at once, and
-    // parking would cost more than it saves.
-    let mut fresh = true;
+    // A woken parked connection is readable: it is not parked again before its next request.
+    let mut skip_park = readable;
     loop {
         if w.stop.is_stopped() {
             break;
@@ -272,10 +286,22 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>, peer: Optio
                 None => break,
             }
         } else if scratch.is_none() && (w.readiness_idle || w.parked.available()) {
-            if !fresh {
-                // Quiet past the hot window: park the connection (its task ends; see `idle`).
+            // A new connection that has not sent its request yet waits under the header
+            // timeout, a keep-alive one under the idle timeout.
+            let limit = {
+                let p = w.pipeline();
+                if served == 0 {
+                    p.client.header_timeout
+                } else {
+                    p.client.idle_timeout
+                }
+            };
+            if !skip_park {
+                // Quiet past the hot window (or no hot slot free): park the connection, new
+                // or kept alive (its task ends; see `idle`). A silent new connection then costs
+                // what an idle keep-alive one does, not a task with a request's state.
                 let Some(s) = stream.take() else { break };
-                match w.parked.park(w, s, w.pipeline().client.idle_timeout) {
+                match w.parked.park(w, s, limit, served) {
                     Some(s) => stream = Some(s),
                     None => return,
                 }
@@ -285,13 +311,14 @@ async fn serve_conn(count: ConnCount, mut stream: Option<TcpStream>, peer: Optio
             // or a stale one would make the connection take a buffer and wait with it.
             // (On io_uring the request's read, with its buffer, is the wait.)
             let Some(s) = stream.as_ref() else { break };
-            if w.readiness_idle && !idle_wait(w, s).await {
+            if w.readiness_idle && !idle_wait(w, s, limit).await {
                 break;
             }
         }
+        skip_park = false;
         let sc = scratch.get_or_insert_with(|| w.take_scratch());
-        let next = one_request(w, &mut stream, sc, peer).await;
-        fresh = false;
+        let next = one_request(w, &mut stream, sc, peer, served).await;
+        served = served.saturating_add(1);
         if matches!(next, Next::CloseNow) {
             // The client asked to close and sent nothing more: nothing can arrive that would
             // make the kernel answer with a reset, so no lingering is needed.
@@ -439,6 +466,7 @@ async fn one_request(
     stream: &mut Option<TcpStream>,
     sc: &mut Scratch,
     peer: Option<SocketAddr>,
+    served: u32,
 ) -> Next {
     let Some(peer) = peer.or_else(|| stream.as_ref().and_then(|s| s.peer_addr().ok())) else {
         return Next::Close;
@@ -452,7 +480,12 @@ async fn one_request(
         let Some(s) = stream.as_mut() else {
             return Next::Close;
         };
-        let limit = Limit::new(&w.stop, policy.idle_timeout);
+        let wait = if served == 0 {
+            policy.header_timeout
+        } else {
+            policy.idle_timeout
+        };
+        let limit = Limit::new(&w.stop, wait);
         let read = read_more(s, &mut sc.buf, 1024, limit);
         match race(pin!(read), pin!(w.stop.wait())).await {
             Either::Left(Ok(_)) => {}
@@ -538,7 +571,11 @@ async fn one_request(
         framing,
         http10: head.version == Some(Version::Http10),
         is_head: head.method == Some(Method::Head),
-        keep_wanted: client_keep && !w.stop.is_stopped(),
+        // The connection's last request under `keepalive_requests` is answered with
+        // `Connection: close`.
+        keep_wanted: client_keep
+            && !w.stop.is_stopped()
+            && u64::from(served) + 1 < policy.keepalive_requests,
         rid,
         trusted,
         path: None,

@@ -1,11 +1,17 @@
-//! Parked keep-alive connections: what an idle client connection costs while it waits.
+//! Parked client connections: what an idle or silent client connection costs while it waits.
 //!
 //! A keep-alive connection that stays quiet past its hot window (see `conn`) is parked: its task
 //! ends, and what remains is its descriptor in the worker's parking set — an epoll instance of
-//! its own, watched by one task per worker — plus an expiry time: 8 bytes in a table instead of
-//! a task, a runtime registration and a shared-descriptor record. When the client sends its
-//! next request the descriptor becomes readable, leaves the set, and gets a connection task
-//! again, under the pipeline current at that moment (a reload meanwhile applies at once).
+//! its own, watched by one task per worker — plus an expiry time and its request count: 12
+//! bytes in a table instead of a task, a runtime registration and a shared-descriptor record.
+//! When the client sends its next request the descriptor becomes readable, leaves the set, and
+//! gets a connection task again, under the pipeline current at that moment (a reload meanwhile
+//! applies at once).
+//!
+//! A new connection that has not sent its first byte by the end of its hot window is parked the
+//! same way, with the header timeout as its expiry instead of the idle timeout: ten thousand
+//! silent connections cost what ten thousand idle keep-alive ones do, not a task holding a
+//! request's state each.
 //!
 //! The price is four `epoll_ctl` calls per quiet period (leave the runtime's set, join the
 //! parking set, and back again), never anything per request: a connection that keeps sending
@@ -38,12 +44,14 @@ const UNIT_MS: u64 = 100;
 struct Slot {
     fd: OwnedFd,
     expires: u32,
+    /// Requests served on the connection so far (`keepalive_requests` counts across parking).
+    served: u32,
 }
 
 struct Set {
     poll: Poll,
     events: Events,
-    /// Indexed by token; `Option<Slot>` is 8 bytes (the descriptor's niche).
+    /// Indexed by token; `Option<Slot>` is 12 bytes (the descriptor's niche).
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
     /// Tokens of one batch of events, kept between wake-ups so a wake-up allocates nothing.
@@ -57,14 +65,14 @@ impl Set {
         u32::try_from(ms / UNIT_MS).unwrap_or(u32::MAX)
     }
 
-    fn remove(&mut self, idx: usize) -> Option<OwnedFd> {
+    fn remove(&mut self, idx: usize) -> Option<Slot> {
         let slot = self.slots.get_mut(idx)?.take()?;
         let _ = self
             .poll
             .registry()
             .deregister(&mut SourceFd(&slot.fd.as_raw_fd()));
         self.free.push(idx as u32);
-        Some(slot.fd)
+        Some(slot)
     }
 }
 
@@ -99,10 +107,17 @@ impl Parked {
         self.set.borrow().is_some()
     }
 
-    /// Park `stream` until it is readable or `idle` passes. `Some(stream)` when parking is not
-    /// possible (the caller keeps waiting in its task); `None` when the connection was parked
-    /// (or, if it could be neither parked nor handed back, closed).
-    pub fn park(&self, w: &Worker, stream: TcpStream, idle: Duration) -> Option<TcpStream> {
+    /// Park `stream`, which has served `served` requests, until it is readable or `idle`
+    /// passes. `Some(stream)` when parking is not possible (the caller keeps waiting in its
+    /// task); `None` when the connection was parked (or, if it could be neither parked nor
+    /// handed back, closed).
+    pub fn park(
+        &self,
+        w: &Worker,
+        stream: TcpStream,
+        idle: Duration,
+        served: u32,
+    ) -> Option<TcpStream> {
         let mut guard = self.set.borrow_mut();
         let Some(set) = guard.as_mut() else {
             return Some(stream);
@@ -128,7 +143,11 @@ impl Parked {
             return TcpStream::from_std(std::net::TcpStream::from(fd)).ok();
         }
         let expires = set.units(Instant::now() + idle).max(1);
-        set.slots[idx] = Some(Slot { fd, expires });
+        set.slots[idx] = Some(Slot {
+            fd,
+            expires,
+            served,
+        });
         self.count.set(self.count.get() + 1);
         // A parked connection still counts as a connection of this worker.
         w.connections.set(w.connections.get() + 1);
@@ -149,11 +168,17 @@ impl Parked {
             ready.clear();
             ready.extend(set.events.iter().map(|ev| ev.token().0));
             for &idx in &ready {
-                let Some(fd) = set.remove(idx) else { continue };
+                let Some(slot) = set.remove(idx) else {
+                    continue;
+                };
                 self.count.set(self.count.get() - 1);
-                w.connections.set(w.connections.get() - 1);
-                if let Ok(s) = TcpStream::from_std(std::net::TcpStream::from(fd)) {
-                    monoio::spawn(crate::conn::resume(w.clone(), s));
+                match TcpStream::from_std(std::net::TcpStream::from(slot.fd)) {
+                    Ok(s) => {
+                        // The connection moves from the set to a task: still one connection.
+                        w.connections.set(w.connections.get() - 1);
+                        monoio::spawn(crate::conn::resume(w.clone(), s, slot.served));
+                    }
+                    Err(_) => w.connections_closed(1),
                 }
             }
             let n = ready.len();
@@ -176,7 +201,7 @@ impl Parked {
                     drop(slot.fd);
                     set.free.push(idx as u32);
                     self.count.set(self.count.get() - 1);
-                    w.connections.set(w.connections.get() - 1);
+                    w.connections_closed(1);
                 }
             }
         }
@@ -192,8 +217,7 @@ impl Parked {
         if disable {
             *guard = None;
         }
-        w.connections
-            .set(w.connections.get().saturating_sub(self.count.get()));
+        w.connections_closed(self.count.get());
         self.count.set(0);
     }
 
@@ -248,7 +272,7 @@ pub async fn watch(w: Rc<Worker>) {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_slot_is_the_size_of_its_descriptor_and_expiry() {
-        assert_eq!(std::mem::size_of::<Option<super::Slot>>(), 8);
+    fn a_slot_is_the_size_of_its_descriptor_expiry_and_request_count() {
+        assert_eq!(std::mem::size_of::<Option<super::Slot>>(), 12);
     }
 }

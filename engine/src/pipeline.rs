@@ -268,6 +268,10 @@ pub struct ClientPolicy {
     pub body_timeout: Duration,
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
+    /// Client connections per worker; at it, the worker stops accepting.
+    pub max_connections: usize,
+    /// Requests per client connection; the last is answered with `Connection: close`.
+    pub keepalive_requests: u64,
 }
 
 pub struct Pipeline {
@@ -444,6 +448,8 @@ impl Pipeline {
                 body_timeout: ms(g.timeouts.body_ms),
                 idle_timeout: ms(g.timeouts.idle_ms),
                 drain_timeout: ms(g.timeouts.drain_ms),
+                max_connections: g.limits.connections.max(1) as usize,
+                keepalive_requests: u64::from(g.limits.keepalive_requests.max(1)),
             },
             router,
             routes,

@@ -366,6 +366,9 @@ pub struct Worker {
     /// Requests between their first byte and their last response byte (drain waits for 0).
     pub in_flight: Cell<usize>,
     pub connections: Cell<usize>,
+    /// Accept loops waiting for `connections` to fall below the pipeline's
+    /// `max_connections` (see [`Worker::below_connection_cap`]).
+    cap_waiters: RefCell<Vec<Waker>>,
     /// Connections holding their scratch while waiting for their next request (see `conn`).
     pub hot: Cell<usize>,
     /// True on epoll: a connection can wait for readiness without holding a buffer, and a
@@ -417,6 +420,7 @@ impl Worker {
             stop: StopSignal::default(),
             in_flight: Cell::new(0),
             connections: Cell::new(0),
+            cap_waiters: RefCell::new(Vec::new()),
             hot: Cell::new(0),
             readiness_idle,
             parked: crate::idle::Parked::new(true),
@@ -435,6 +439,42 @@ impl Worker {
         };
         w.refresh_date();
         w
+    }
+
+    /// `n` client connections closed: count them out and let a paused accept loop go on.
+    pub fn connections_closed(&self, n: usize) {
+        self.connections
+            .set(self.connections.get().saturating_sub(n));
+        self.wake_accepting();
+    }
+
+    fn wake_accepting(&self) {
+        // Only non-empty while the worker is at its cap: nothing to do on the usual path.
+        if self.cap_waiters.borrow().is_empty() {
+            return;
+        }
+        let waiters = std::mem::take(&mut *self.cap_waiters.borrow_mut());
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// Resolves once this worker holds fewer client connections than `max_connections`
+    /// (open, parked, or waiting for their first request). An accept loop awaits it before
+    /// each accept: at the cap, new connections wait in the kernel's backlog instead of
+    /// costing a descriptor and memory here, and accepting resumes when one closes.
+    pub fn below_connection_cap(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let cap = self.pipeline.borrow().client.max_connections;
+            if self.connections.get() < cap {
+                return Poll::Ready(());
+            }
+            let mut waiters = self.cap_waiters.borrow_mut();
+            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
     }
 
     /// The pipeline for the next request (a connection holds it until its response is done).
@@ -717,6 +757,8 @@ impl Worker {
             .generation
             .store(generation, Ordering::Release);
         self.publish_in_use();
+        // The new pipeline may allow more connections.
+        self.wake_accepting();
         closing
     }
 
@@ -889,23 +931,88 @@ async fn control_loop(w: Rc<Worker>, mailbox: Mailbox) {
     }
 }
 
+/// Accept errors reported on stderr: at most one line a second for the whole process, with the
+/// number of errors left out since the previous line. Out of descriptors (`EMFILE`), the
+/// listener stays readable and every worker retries every 20 ms: unthrottled, that is
+/// thousands of lines a minute on the path the operator reads to find out what happened.
+pub(crate) struct ErrorThrottle {
+    /// Seconds since `UNIX_EPOCH` of the last line printed (0: none yet).
+    last: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl ErrorThrottle {
+    pub(crate) const fn new() -> ErrorThrottle {
+        ErrorThrottle {
+            last: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(n)` when a line may be printed at second `now` (`n` errors were left out since
+    /// the last one); `None` when this error is only counted.
+    pub(crate) fn admit(&self, now: u64) -> Option<u64> {
+        let last = self.last.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+static ACCEPT_ERRORS: ErrorThrottle = ErrorThrottle::new();
+
+fn report_accept_error(e: &std::io::Error) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs().max(1));
+    match ACCEPT_ERRORS.admit(now) {
+        Some(0) => eprintln!("bext: accept: {e}"),
+        Some(n) => eprintln!("bext: accept: {e} ({n} more accept errors since the last report)"),
+        None => {}
+    }
+}
+
+/// Stop listening on `l` at once: the runtime closes the descriptor with an operation of its
+/// own, which a stopping worker may never submit (its ring goes first). Shutting a listening
+/// socket down takes it out of the port at once.
+fn stop_listening(l: &TcpListener) {
+    if let Ok(dup) = crate::sys::duplicate(l.as_raw_fd()) {
+        let _ = socket2::Socket::from(dup).shutdown(std::net::Shutdown::Both);
+    }
+}
+
 async fn accept_loop(w: Rc<Worker>, l: TcpListener, own: Rc<StopSignal>) {
     let mut cancel = monoio::io::Canceller::new();
     loop {
         let stop = async {
             crate::io::race(std::pin::pin!(w.stop.wait()), std::pin::pin!(own.wait())).await
         };
+        let mut stop = std::pin::pin!(stop);
+        // At the connection cap no accept is posted: connections wait in the backlog.
+        if w.connections.get() >= w.pipeline.borrow().client.max_connections {
+            let room = std::pin::pin!(w.below_connection_cap());
+            if let crate::io::Either::Right(_) = crate::io::race(room, stop.as_mut()).await {
+                stop_listening(&l);
+                return;
+            }
+            continue;
+        }
         let mut accept = std::pin::pin!(l.cancelable_accept(cancel.handle()));
-        match crate::io::race(accept.as_mut(), std::pin::pin!(stop)).await {
+        match crate::io::race(accept.as_mut(), stop).await {
             crate::io::Either::Left(Ok((stream, peer))) => {
                 monoio::spawn(crate::conn::serve(w.clone(), stream, peer));
             }
             crate::io::Either::Left(Err(e)) => {
                 // Out of descriptors or a connection reset while queued: back off briefly
-                // instead of spinning.
-                if w.id == 0 {
-                    eprintln!("bext: accept: {e}");
-                }
+                // instead of spinning, and report it without flooding stderr.
+                report_accept_error(&e);
                 monoio::time::sleep(Duration::from_millis(20)).await;
             }
             crate::io::Either::Right(_) => {
@@ -917,12 +1024,8 @@ async fn accept_loop(w: Rc<Worker>, l: TcpListener, own: Rc<StopSignal>) {
                 // A connection accepted in that instant is closed: the worker is stopping.
                 let _ = std::mem::take(&mut cancel).cancel();
                 let _ = accept.await;
-                // And stop listening now: the runtime closes the descriptor with an operation
-                // of its own, which a stopping worker may never submit (its ring goes first).
-                // Shutting a listening socket down takes it out of the port at once.
-                if let Ok(dup) = crate::sys::duplicate(l.as_raw_fd()) {
-                    let _ = socket2::Socket::from(dup).shutdown(std::net::Shutdown::Both);
-                }
+                // And stop listening now.
+                stop_listening(&l);
                 return;
             }
         }
@@ -958,6 +1061,27 @@ mod tests {
         sig.trigger();
         assert_eq!(later.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
         assert_eq!(never.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
+    }
+
+    /// One line a second at most, each with the count of errors left out before it.
+    #[test]
+    fn accept_errors_are_reported_once_a_second() {
+        let t = ErrorThrottle::new();
+        // (second, what admit says)
+        let steps = [
+            (100, Some(0)),
+            (100, None),
+            (100, None),
+            (100, None),
+            (101, Some(3)),
+            (101, None),
+            (105, Some(1)),
+            (104, None),
+            (106, Some(1)),
+        ];
+        for (i, (now, want)) in steps.into_iter().enumerate() {
+            assert_eq!(t.admit(now), want, "step {i}");
+        }
     }
 
     #[test]

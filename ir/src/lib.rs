@@ -141,6 +141,22 @@ pub struct Limits {
     pub uri_bytes: u64,
     /// Request body; over it: 413.
     pub body_bytes: u64,
+    /// Client connections per worker (open, parked and waiting for their first request);
+    /// at it, the worker stops accepting until one closes.
+    #[serde(default = "default_connections")]
+    pub connections: u32,
+    /// Requests served on one client connection; the last one is answered with
+    /// `Connection: close`.
+    #[serde(default = "default_keepalive_requests")]
+    pub keepalive_requests: u32,
+}
+
+fn default_connections() -> u32 {
+    Limits::default().connections
+}
+
+fn default_keepalive_requests() -> u32 {
+    Limits::default().keepalive_requests
 }
 
 impl Default for Limits {
@@ -150,6 +166,11 @@ impl Default for Limits {
             headers: 100,
             uri_bytes: 8 * 1024,
             body_bytes: 10 * 1024 * 1024,
+            // nginx: worker_connections 512 by default, 1024 in its shipped nginx.conf, and
+            // commonly raised to thousands; HAProxy derives maxconn from the descriptor limit.
+            connections: 10_000,
+            // nginx's keepalive_requests default (since 1.19.10).
+            keepalive_requests: 1_000,
         }
     }
 }

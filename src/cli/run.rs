@@ -15,8 +15,9 @@ pub struct EngineArgs {
     /// Worker threads, 1 to 1024 (default: the configuration's `workers`, else one per core).
     #[arg(long, value_parser = parse_workers)]
     pub workers: Option<usize>,
-    /// I/O driver: auto (io_uring when the kernel allows it), epoll or io-uring.
-    #[arg(long, default_value = "epoll", value_parser = parse_driver)]
+    /// I/O driver: auto (io_uring when the kernel allows it, epoll otherwise), epoll or
+    /// io-uring.
+    #[arg(long, default_value = "auto", value_parser = parse_driver)]
     pub driver: DriverChoice,
     /// Do not pin workers to cores.
     #[arg(long)]

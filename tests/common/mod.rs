@@ -7,10 +7,30 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
+/// The driver the tests run on: `BEXT_TEST_DRIVER` (`auto`, `epoll` or `io-uring`), `auto`
+/// (bext's default) when unset. CI runs the suite once on each.
+pub fn driver() -> bext::DriverChoice {
+    match std::env::var("BEXT_TEST_DRIVER") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .unwrap_or_else(|e| panic!("BEXT_TEST_DRIVER: {e}")),
+        _ => bext::DriverChoice::Auto,
+    }
+}
+
+/// The same choice as a `--driver` argument for a spawned `bext`.
+pub fn driver_arg() -> &'static str {
+    match driver() {
+        bext::DriverChoice::Auto => "auto",
+        bext::DriverChoice::Epoll => "epoll",
+        bext::DriverChoice::IoUring => "io-uring",
+    }
+}
+
 pub fn opts() -> bext::StartOptions {
     bext::StartOptions {
         workers: Some(1),
-        driver: bext::DriverChoice::Epoll,
+        driver: driver(),
         pin: false,
     }
 }

@@ -22,11 +22,19 @@ pub fn refusing() -> (SocketAddr, socket2::Socket) {
     (a, s)
 }
 
+/// One worker on the driver `BEXT_TEST_DRIVER` names (`auto`, `epoll`, `io-uring`), bext's
+/// default when unset. CI runs the tests once on each.
 pub fn one_worker() -> bext::StartOptions {
+    let driver = match std::env::var("BEXT_TEST_DRIVER") {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .unwrap_or_else(|e| panic!("BEXT_TEST_DRIVER: {e}")),
+        _ => bext::DriverChoice::DEFAULT,
+    };
     bext::StartOptions {
         workers: Some(1),
         pin: false,
-        ..Default::default()
+        driver,
     }
 }
 

@@ -1,0 +1,313 @@
+//! Connections, workers and the process under hostile or careless clients and operators: the
+//! per-worker connection cap, requests per connection, the descriptor limit, accept errors that
+//! do not flood stderr, the default driver, an access log nobody reads, and where retired
+//! configurations are freed. Each test is named after what it guards; I/O tests run on both
+//! drivers (io_uring only where the kernel allows it).
+
+mod common;
+use bext_ir as ir;
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const DRIVERS: [bext::DriverChoice; 2] = [bext::DriverChoice::Epoll, bext::DriverChoice::IoUring];
+
+/// Long enough for a connection to leave its hot window and be parked (window 100 ms, checked
+/// on a 100 ms tick).
+const PARKED: Duration = Duration::from_millis(600);
+
+fn start_on(config: ir::Config, driver: bext::DriverChoice) -> Option<bext::Server> {
+    let srv = bext::start(
+        config,
+        bext::StartOptions {
+            workers: Some(1),
+            driver,
+            pin: false,
+        },
+    );
+    match srv {
+        Ok(s) => Some(s),
+        // Where the kernel or sandbox forbids io_uring, epoll covers it.
+        Err(e) if driver == bext::DriverChoice::IoUring => {
+            assert!(e.to_string().contains("io_uring is not available"), "{e}");
+            None
+        }
+        Err(e) => panic!("bext starts: {e}"),
+    }
+}
+
+fn responder(body: &str) -> ir::Config {
+    site(vec![route(
+        ir::PathMatch::Prefix("/".into()),
+        respond(200, body),
+    )])
+}
+
+fn open(a: SocketAddr) -> BufReader<TcpStream> {
+    BufReader::new(connect(a))
+}
+
+fn get(r: &mut BufReader<TcpStream>) -> Resp {
+    r.get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    read_response(r, false)
+}
+
+/// `bext ARGS` with stdout and stderr piped, standard input closed.
+fn bext_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bext"));
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Read the `listening on ADDR` line of a spawned serving command.
+fn listening(child: &mut Child) -> SocketAddr {
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let a = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    // Keep stdout open (and drained) so the child never blocks on it.
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
+    });
+    a
+}
+
+fn stop(mut child: Child) -> String {
+    let _ = child.kill();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let _ = child.wait();
+    err
+}
+
+/// Every serving command runs on `auto` unless told otherwise, like the library.
+#[test]
+fn default_driver_is_auto() {
+    assert_eq!(bext::DriverChoice::DEFAULT, bext::DriverChoice::Auto);
+    assert_eq!(
+        bext::StartOptions::default().driver,
+        bext::DriverChoice::Auto
+    );
+    for cmd in ["run", "proxy", "respond", "origin"] {
+        let out = bext_cmd(&[cmd, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let driver = help
+            .lines()
+            .skip_while(|l| !l.contains("--driver"))
+            .take_while(|l| !l.trim_start().starts_with("--no-pin"))
+            .collect::<String>();
+        assert!(driver.contains("[default: auto]"), "{cmd}: {driver}");
+    }
+    // And it runs what `auto` picks here.
+    let auto = bext::start(
+        bext::respond_config("127.0.0.1:0", 200, "x"),
+        bext::StartOptions {
+            workers: Some(1),
+            driver: bext::DriverChoice::Auto,
+            pin: false,
+        },
+    )
+    .unwrap();
+    let want = auto.driver().to_string();
+    auto.shutdown();
+    let mut child = bext_cmd(&[
+        "respond",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--no-pin",
+    ])
+    .spawn()
+    .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains(&format!(" on {want};")), "{line}");
+}
+
+/// With `limits { connections 2 }` a third connection is not served while two are open (it
+/// waits in the backlog: its request is not answered), and is served once one closes.
+#[test]
+fn connection_cap_holds_a_third_connection_until_one_closes() {
+    for driver in DRIVERS {
+        let mut config = responder("capped");
+        config.global.limits.connections = 2;
+        let Some(srv) = start_on(config, driver) else {
+            continue;
+        };
+        let a = addr(&srv);
+        let mut first = open(a);
+        let mut second = open(a);
+        assert_eq!(get(&mut first).text(), "capped", "{driver:?}");
+        assert_eq!(get(&mut second).text(), "capped", "{driver:?}");
+        // Parked connections count too.
+        std::thread::sleep(PARKED);
+        let mut third = open(a);
+        third
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            .unwrap();
+        third
+            .get_mut()
+            .set_read_timeout(Some(Duration::from_millis(800)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let waited = third.get_mut().read(&mut byte);
+        assert!(
+            matches!(&waited, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+            "{driver:?}: the third connection was served at the cap: {waited:?}"
+        );
+        // The two still work meanwhile.
+        assert_eq!(get(&mut second).text(), "capped", "{driver:?}");
+        drop(first);
+        third
+            .get_mut()
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        assert_eq!(
+            read_response(&mut third, false).text(),
+            "capped",
+            "{driver:?}"
+        );
+        srv.shutdown();
+    }
+}
+
+/// After `keepalive_requests` requests on one connection, the last response says
+/// `Connection: close` and the connection closes; the count survives the connection being
+/// parked between requests.
+#[test]
+fn keepalive_requests_close_the_connection_after_the_last() {
+    for driver in DRIVERS {
+        let mut config = responder("k");
+        config.global.limits.keepalive_requests = 3;
+        let Some(srv) = start_on(config, driver) else {
+            continue;
+        };
+        let mut c = open(addr(&srv));
+        let r1 = get(&mut c);
+        assert_eq!(r1.header("connection"), None, "{driver:?}");
+        std::thread::sleep(PARKED);
+        let r2 = get(&mut c);
+        assert_eq!(r2.header("connection"), None, "{driver:?}");
+        std::thread::sleep(PARKED);
+        let r3 = get(&mut c);
+        assert_eq!((r3.status, r3.text().as_str()), (200, "k"), "{driver:?}");
+        assert_eq!(r3.header("connection"), Some("close"), "{driver:?}");
+        assert!(closed(&mut c), "{driver:?}");
+        // A new connection starts counting again.
+        let mut d = open(addr(&srv));
+        assert_eq!(get(&mut d).header("connection"), None, "{driver:?}");
+        srv.shutdown();
+    }
+}
+
+/// `Max open files` of a running process: (soft, hard).
+fn nofile(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let v: Vec<&str> = line.split_whitespace().collect();
+    (v[3].to_string(), v[4].to_string())
+}
+
+/// Started with a low soft limit on descriptors, bext raises it to the hard limit.
+#[test]
+fn descriptor_limit_is_raised_to_the_hard_limit() {
+    let hard = rlimit::Resource::NOFILE.get().unwrap().1;
+    if hard <= 256 {
+        return;
+    }
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=256:", "--", env!("CARGO_BIN_EXE_bext")])
+        .args(["respond", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--no-pin"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prlimit runs");
+    let _ = listening(&mut child);
+    let (soft, hard) = nofile(child.id());
+    let _ = stop(child);
+    assert_eq!(soft, hard);
+}
+
+/// Out of descriptors, accept fails again and again; stderr gets one line a second, with the
+/// number left out, not one line per retry (every 20 ms per worker).
+#[test]
+fn accept_errors_are_reported_once_a_second() {
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=48:48", "--", env!("CARGO_BIN_EXE_bext")])
+        .args(["respond", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args(["--no-pin"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("prlimit runs");
+    let a = listening(&mut child);
+    let started = std::time::Instant::now();
+    // More connections than descriptors: the rest stay in the backlog, and accept fails.
+    let conns: Vec<TcpStream> = (0..80).filter_map(|_| TcpStream::connect(a).ok()).collect();
+    std::thread::sleep(Duration::from_millis(2_500));
+    let err = stop(child);
+    let secs = started.elapsed().as_secs() + 1;
+    drop(conns);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("accept")).collect();
+    assert!(!lines.is_empty(), "EMFILE was never reported: {err}");
+    assert!(
+        lines.len() as u64 <= secs + 1,
+        "{} accept lines in about {secs} s:\n{}",
+        lines.len(),
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("more accept errors")),
+        "{err}"
+    );
+}
+
+/// A new connection that sends nothing is closed at the header timeout, not left open until
+/// the (longer) idle timeout.
+#[test]
+fn silent_new_connections_close_at_the_header_timeout() {
+    for driver in DRIVERS {
+        let mut config = responder("s");
+        config.global.timeouts.header_ms = 1_000;
+        config.global.timeouts.idle_ms = 120_000;
+        let Some(srv) = start_on(config, driver) else {
+            continue;
+        };
+        let mut silent = connect(addr(&srv));
+        silent
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let got = silent.read_to_end(&mut rest);
+        assert!(matches!(got, Ok(0)), "{driver:?}: {got:?}");
+        // A connection that does send its request is served as usual.
+        let mut c = open(addr(&srv));
+        assert_eq!(get(&mut c).text(), "s", "{driver:?}");
+        srv.shutdown();
+    }
+}
