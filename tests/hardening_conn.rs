@@ -311,3 +311,107 @@ fn silent_new_connections_close_at_the_header_timeout() {
         srv.shutdown();
     }
 }
+
+/// Whether bext can run on io_uring here.
+fn uring_here() -> bool {
+    match start_on(responder("x"), bext::DriverChoice::IoUring) {
+        Some(s) => {
+            s.shutdown();
+            true
+        }
+        None => false,
+    }
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("bext-hardening-{}-{name}", std::process::id()))
+}
+
+/// A body of `GET path` on a fresh connection to `a`.
+fn fetch(a: SocketAddr, path: &str) -> String {
+    let (resp, _) = exchange(
+        a,
+        format!("GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    resp.text()
+}
+
+/// The access log goes to a stdout pipe that nobody reads: once the pipe and the log writer's
+/// queue are full, lines are dropped and counted, and requests keep being served (before, a
+/// worker wrote under the process's stdout lock and every core stalled with the pipe).
+#[test]
+fn access_log_never_blocks_a_worker() {
+    let drivers: &[&str] = if uring_here() {
+        &["epoll", "io-uring"]
+    } else {
+        &["epoll"]
+    };
+    for &driver in drivers {
+        let file = temp_path(&format!("stalled-log-{driver}.bext"));
+        std::fs::write(
+            &file,
+            "global {\n    admin 127.0.0.1:0\n    access_log stdout json\n}\nlisten 127.0.0.1:0\nsite * {\n    route /* { respond 200 \"x\" }\n}\n",
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bext"))
+            .arg("run")
+            .arg(&file)
+            .args(["--workers", "2", "--no-pin", "--driver", driver])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn bext");
+        // Read the two address lines, then never read stdout again (but keep it open).
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut addr_line = |prefix: &str| -> SocketAddr {
+            let mut l = String::new();
+            out.read_line(&mut l).unwrap();
+            l.trim()
+                .strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("expected {prefix:?}, got {l:?}"))
+                .parse()
+                .unwrap()
+        };
+        let a = addr_line("listening on ");
+        let admin = addr_line("admin on ");
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut c = open(a);
+                    let mut ok = 0;
+                    for _ in 0..5_000 {
+                        let r = get(&mut c);
+                        if r.text() == "x" {
+                            ok += 1;
+                        }
+                        // `keepalive_requests` ends a connection every 1,000 requests.
+                        if r.header("connection") == Some("close") {
+                            c = open(a);
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        let served: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+        assert_eq!(served, 20_000, "{driver}");
+        let status = fetch(admin, "/status");
+        let dropped: u64 = status
+            .split("\"log_dropped\":")
+            .skip(1)
+            .map(|s| {
+                s.split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .sum();
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(out);
+        let _ = std::fs::remove_file(&file);
+        assert!(dropped > 0, "{driver}: {status}");
+    }
+}

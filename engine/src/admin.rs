@@ -685,13 +685,14 @@ fn status_json(control: &Control) -> String {
         }
         let _ = write!(
             out,
-            "{{\"worker\":{i},\"generation\":{},\"connections\":{},\"requests\":{},\"rate_limited\":{},\"upstream_stale_closed\":{},\"upstream_surplus_closed\":{},\"generations\":[",
+            "{{\"worker\":{i},\"generation\":{},\"connections\":{},\"requests\":{},\"rate_limited\":{},\"upstream_stale_closed\":{},\"upstream_surplus_closed\":{},\"log_dropped\":{},\"generations\":[",
             w.generation,
             w.connections,
             w.requests,
             w.rate_limited,
             w.upstream_stale_closed,
-            w.upstream_surplus_closed
+            w.upstream_surplus_closed,
+            w.log_dropped
         );
         for (j, (g, n)) in w.in_use.iter().enumerate() {
             if j > 0 {

@@ -1,14 +1,25 @@
 //! Access log, one buffer per core: lines are appended to the worker's own buffer without any
-//! lock and written out in one `write` when the buffer is large or on the worker's tick (every
-//! 100 ms). Files are opened with `O_APPEND` by each worker, so whole buffers from different
-//! cores never interleave inside a line.
+//! lock and handed, a whole buffer at a time, to the process's log writer thread when the
+//! buffer is large or on the worker's tick (every 100 ms). Only that thread writes: a worker
+//! never calls `write` on a log sink, so a stalled sink (a pipe nobody reads, a full disk, a
+//! terminal scrolled back) never stalls a core. The writer's queue is bounded; when it is full
+//! the worker drops the buffer's lines and counts them (`log_dropped` per worker in `/status`),
+//! so memory stays bounded too. Files are opened with `O_APPEND` by each worker, and the writer
+//! writes whole buffers, so lines from different cores never interleave.
 
 use crate::pipeline::AccessLogSpec;
 use crate::stage::LogEntry;
 use bext_ir::{LogFormat, LogTarget};
 use std::io::Write;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 const FLUSH_AT: usize = 32 * 1024;
+
+/// Buffers the writer thread may have queued, over all cores (each up to about `FLUSH_AT`):
+/// about 2 MiB of log lines in flight before lines are dropped.
+const QUEUE: usize = 64;
 
 enum Sink {
     Stdout,
@@ -18,17 +29,108 @@ enum Sink {
     Broken,
 }
 
+impl Sink {
+    fn write_all(&self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout => std::io::stdout().lock().write_all(buf),
+            Sink::Stderr => std::io::stderr().lock().write_all(buf),
+            Sink::File(f) => {
+                let mut f: &std::fs::File = f;
+                f.write_all(buf)
+            }
+            Sink::Broken => Ok(()),
+        }
+    }
+}
+
+enum Msg {
+    Write(Arc<Sink>, Vec<u8>),
+    /// Answer once everything queued before it is written.
+    Flushed(mpsc::Sender<()>),
+}
+
+/// The queue of the process's log writer thread (`None`: it could not be started).
+static WRITER: OnceLock<Option<SyncSender<Msg>>> = OnceLock::new();
+
+/// The process's log writer thread, started with the first access log.
+fn writer() -> Option<&'static SyncSender<Msg>> {
+    WRITER
+        .get_or_init(|| {
+            let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+            let spawned = std::thread::Builder::new()
+                .name("bext-log".into())
+                .spawn(move || {
+                    for m in rx {
+                        match m {
+                            // A failing sink must not take the data plane down; lines are
+                            // dropped.
+                            Msg::Write(sink, buf) => {
+                                let _ = sink.write_all(&buf);
+                            }
+                            Msg::Flushed(ack) => {
+                                let _ = ack.send(());
+                            }
+                        }
+                    }
+                });
+            match spawned {
+                Ok(_) => Some(tx),
+                Err(e) => {
+                    eprintln!("bext: cannot start the access log writer: {e}; lines are dropped");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// Wait until the lines handed to the writer so far are written, for at most `limit` (a sink
+/// that does not drain, such as a pipe nobody reads, must not hold up a shutdown forever).
+/// Returns true when everything was written.
+pub fn drain(limit: Duration) -> bool {
+    // Nothing was ever logged: no writer to wait for.
+    let Some(tx) = WRITER.get().and_then(Option::as_ref) else {
+        return true;
+    };
+    let deadline = Instant::now() + limit;
+    let (ack, done) = mpsc::channel();
+    let mut m = Msg::Flushed(ack);
+    loop {
+        match tx.try_send(m) {
+            Ok(()) => break,
+            Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                m = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return false,
+        }
+    }
+    done.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .is_ok()
+}
+
 pub struct AccessLog {
     format: LogFormat,
-    sink: Sink,
+    sink: Arc<Sink>,
     buf: Vec<u8>,
+    /// Lines in `buf`.
+    lines: u64,
+    /// Lines dropped because the writer's queue was full, not yet published.
+    dropped: u64,
 }
 
 impl AccessLog {
     pub fn open(spec: &AccessLogSpec) -> AccessLog {
+        // Standard output and error are written through descriptors of their own, so a
+        // stalled sink holds the writer thread, never the process's stdout or stderr lock.
+        let std_sink = |fd, fallback| {
+            crate::sys::duplicate(fd)
+                .map(|d| Sink::File(std::fs::File::from(d)))
+                .unwrap_or(fallback)
+        };
         let sink = match &spec.target {
-            LogTarget::Stdout => Sink::Stdout,
-            LogTarget::Stderr => Sink::Stderr,
+            LogTarget::Stdout => std_sink(1, Sink::Stdout),
+            LogTarget::Stderr => std_sink(2, Sink::Stderr),
             LogTarget::File(path) => match std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -43,8 +145,10 @@ impl AccessLog {
         };
         AccessLog {
             format: spec.format,
-            sink,
+            sink: Arc::new(sink),
             buf: Vec::with_capacity(FLUSH_AT + 1024),
+            lines: 0,
+            dropped: 0,
         }
     }
 
@@ -53,23 +157,30 @@ impl AccessLog {
             LogFormat::Json => format_json(&mut self.buf, e, now_secs),
             LogFormat::Combined => format_combined(&mut self.buf, e, now_secs),
         }
+        self.lines += 1;
         if self.buf.len() >= FLUSH_AT {
             self.flush();
         }
     }
 
+    /// Hand the buffer to the writer thread without waiting; when its queue is full, the lines
+    /// are dropped and counted.
     pub fn flush(&mut self) {
         if self.buf.is_empty() {
             return;
         }
-        // A failing log sink must not take the data plane down; lines are dropped.
-        let _ = match &mut self.sink {
-            Sink::Stdout => std::io::stdout().write_all(&self.buf),
-            Sink::Stderr => std::io::stderr().write_all(&self.buf),
-            Sink::File(f) => f.write_all(&self.buf),
-            Sink::Broken => Ok(()),
-        };
-        self.buf.clear();
+        let buf = std::mem::replace(&mut self.buf, Vec::with_capacity(FLUSH_AT + 1024));
+        let lines = std::mem::take(&mut self.lines);
+        let sent =
+            writer().is_some_and(|tx| tx.try_send(Msg::Write(self.sink.clone(), buf)).is_ok());
+        if !sent {
+            self.dropped += lines;
+        }
+    }
+
+    /// Lines dropped since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
     }
 }
 

@@ -29,6 +29,9 @@ use std::time::Duration;
 /// answer between two requests, so this only expires for a worker that is wedged or gone.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a stopping engine waits for the log writer to write the last lines.
+const LOG_DRAIN: Duration = Duration::from_secs(2);
+
 /// Which I/O driver workers run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriverChoice {
@@ -283,6 +286,8 @@ pub struct WorkerStatus {
     pub upstream_stale_closed: u64,
     /// Upstream connections not pooled because bytes beyond the response had arrived.
     pub upstream_surplus_closed: u64,
+    /// Access log lines dropped because the log sink did not keep up.
+    pub log_dropped: u64,
     /// (generation, requests still running on it), the active generation first; a retired
     /// generation disappears once its last request ends.
     pub in_use: Vec<(u64, usize)>,
@@ -570,6 +575,7 @@ impl Control {
                 rate_limited: s.rate_limited.load(Ordering::Relaxed),
                 upstream_stale_closed: s.upstream_stale_closed.load(Ordering::Relaxed),
                 upstream_surplus_closed: s.upstream_surplus_closed.load(Ordering::Relaxed),
+                log_dropped: s.log_dropped.load(Ordering::Relaxed),
                 in_use: s.in_use.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             })
             .collect()
@@ -833,6 +839,9 @@ impl Engine {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // The workers handed their last log lines to the writer thread; let it write them
+        // (bounded: a sink nobody reads must not hold the shutdown).
+        crate::log::drain(LOG_DRAIN);
     }
 }
 
@@ -844,6 +853,9 @@ impl Drop for Engine {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // The workers handed their last log lines to the writer thread; let it write them
+        // (bounded: a sink nobody reads must not hold the shutdown).
+        crate::log::drain(LOG_DRAIN);
     }
 }
 

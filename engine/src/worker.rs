@@ -74,6 +74,8 @@ pub struct WorkerStats {
     pub upstream_stale_closed: AtomicU64,
     /// Upstream connections not pooled because bytes beyond the response had arrived.
     pub upstream_surplus_closed: AtomicU64,
+    /// Access log lines dropped because the log writer could not keep up (a stalled sink).
+    pub log_dropped: AtomicU64,
     /// Per generation this core still runs requests on: (generation, requests holding it).
     /// Refreshed on every tick and after every commit. Idle keep-alive connections hold no
     /// generation: they take the newest one at their next request.
@@ -608,9 +610,7 @@ impl Worker {
     fn tick(&self) {
         self.refresh_date();
         self.stop.expire(Instant::now());
-        if let Some(log) = self.log.borrow_mut().as_mut() {
-            log.flush();
-        }
+        self.flush_log();
         if let Some(u) = self.upstreams.borrow().last() {
             u.expire_ejections(self.now_ms());
         }
@@ -625,6 +625,20 @@ impl Worker {
     fn stop_if_asked(&self) {
         if self.shared.stop.load(Ordering::Acquire) && !self.stop.is_stopped() {
             self.stop.trigger();
+        }
+    }
+
+    /// Hand the access log buffer to the writer thread (never waits) and publish the lines
+    /// dropped so far.
+    fn flush_log(&self) {
+        if let Some(log) = self.log.borrow_mut().as_mut() {
+            log.flush();
+            let dropped = log.take_dropped();
+            if dropped > 0 {
+                self.shared.stats[self.id]
+                    .log_dropped
+                    .fetch_add(dropped, Ordering::Relaxed);
+            }
         }
     }
 
@@ -740,9 +754,7 @@ impl Worker {
         for (addr, l) in prep.listeners {
             self.start_accepting(addr, l);
         }
-        if let Some(log) = self.log.borrow_mut().as_mut() {
-            log.flush();
-        }
+        self.flush_log();
         *self.log.borrow_mut() = prep.log;
         self.upstreams.borrow_mut().push(prep.upstreams);
         let old = std::mem::replace(&mut *self.pipeline.borrow_mut(), Rc::new(prep.pipeline));
@@ -889,9 +901,7 @@ pub async fn run(
     while w.in_flight.get() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
-    if let Some(log) = w.log.borrow_mut().as_mut() {
-        log.flush();
-    }
+    w.flush_log();
     w.pools.borrow_mut().clear();
 }
 
