@@ -200,6 +200,7 @@ impl Drop for HealthChecker {
 }
 
 /// One probe to run: where, how, and whose result it is.
+#[derive(Clone)]
 struct Due {
     name: String,
     addr: SocketAddr,
@@ -254,15 +255,8 @@ fn run(state: &(Mutex<Probes>, Condvar)) {
             }
             due
         };
-        let results: Vec<bool> = std::thread::scope(|s| {
-            let handles: Vec<_> = due
-                .iter()
-                .map(|d| s.spawn(move || probe(d.addr, &d.kind, &d.host, d.timeout)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(false))
-                .collect()
+        let results = probe_all(&due, &|| {
+            std::thread::Builder::new().name("bext-health-probe".into())
         });
         let mut probes = lock(m);
         for (d, ok) in due.iter().zip(results) {
@@ -285,6 +279,27 @@ fn run(state: &(Mutex<Probes>, Condvar)) {
             }
         }
     }
+}
+
+/// Run every probe of `due`, each on a thread made by `thread` (so that one slow server does
+/// not delay the others). A probe whose thread cannot be started (out of threads or memory)
+/// counts as a failed probe: `std::thread::scope`'s own `spawn` panics then, and with
+/// `panic = "abort"` that would end the whole process.
+fn probe_all(due: &[Due], thread: &dyn Fn() -> std::thread::Builder) -> Vec<bool> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = due
+            .iter()
+            .map(|d| {
+                thread()
+                    .spawn_scoped(s, move || probe(d.addr, &d.kind, &d.host, d.timeout))
+                    .ok()
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.is_some_and(|h| h.join().unwrap_or(false)))
+            .collect()
+    })
 }
 
 /// One probe: a TCP connect, or an HTTP `GET path` answered with 2xx or 3xx, within `timeout`.
@@ -412,6 +427,28 @@ mod tests {
         );
         checker.stop();
         drop((open, added));
+    }
+
+    /// A probe thread that cannot be started is a failed probe, not a panic (which, with
+    /// `panic = "abort"`, would end the process).
+    #[test]
+    fn health_probe_spawn_failure_counts_as_failed_probe() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let due = vec![
+            Due {
+                name: "app".into(),
+                addr: l.local_addr().unwrap(),
+                host: String::new(),
+                kind: ir::HealthKind::Tcp,
+                timeout: Duration::from_secs(5),
+            };
+            3
+        ];
+        let normal = || std::thread::Builder::new();
+        assert_eq!(probe_all(&due, &normal), vec![true; 3]);
+        // A stack no machine can map: the thread cannot be created.
+        let failing = || std::thread::Builder::new().stack_size(1 << 60);
+        assert_eq!(probe_all(&due, &failing), vec![false; 3]);
     }
 
     #[test]

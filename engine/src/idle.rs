@@ -171,11 +171,11 @@ impl Parked {
                 let Some(slot) = set.remove(idx) else {
                     continue;
                 };
-                self.count.set(self.count.get() - 1);
+                self.count.set(self.count.get().saturating_sub(1));
                 match TcpStream::from_std(std::net::TcpStream::from(slot.fd)) {
                     Ok(s) => {
                         // The connection moves from the set to a task: still one connection.
-                        w.connections.set(w.connections.get() - 1);
+                        w.connections.set(w.connections.get().saturating_sub(1));
                         monoio::spawn(crate::conn::resume(w.clone(), s, slot.served));
                     }
                     Err(_) => w.connections_closed(1),
@@ -200,7 +200,7 @@ impl Parked {
                 if let Some(slot) = set.slots[idx].take() {
                     drop(slot.fd);
                     set.free.push(idx as u32);
-                    self.count.set(self.count.get() - 1);
+                    self.count.set(self.count.get().saturating_sub(1));
                     w.connections_closed(1);
                 }
             }
