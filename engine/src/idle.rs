@@ -14,7 +14,8 @@
 //! request's state each.
 //!
 //! The price is four `epoll_ctl` calls per quiet period (leave the runtime's set, join the
-//! parking set, and back again), never anything per request: a connection that keeps sending
+//! parking set, and back again) plus a `dup` and a `close` (the runtime's descriptor is
+//! closed and a duplicate parked), never anything per request: a connection that keeps sending
 //! stays hot and is never parked. Readiness is level-checked on registration, so bytes that
 //! arrive while a connection is being parked wake it at once.
 //!
@@ -26,7 +27,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use monoio::net::TcpStream;
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -122,9 +123,17 @@ impl Parked {
         let Some(set) = guard.as_mut() else {
             return Some(stream);
         };
-        // The connection task holds the only reference to the descriptor here (no operation
-        // is pending on it), which is what `into_raw_fd` requires.
-        let fd = crate::sys::own_released_fd(stream.into_raw_fd());
+        // A descriptor of our own for the socket, and the runtime's closed with its stream
+        // (deregistered first on epoll, a close operation on io_uring). Not `into_raw_fd`:
+        // monoio 0.2.4 (the latest release) implements it with `SharedFd::try_unwrap`, which
+        // creates its placeholder state with `MaybeUninit::uninit().assume_init()`, undefined
+        // behaviour, and panics (`expect`) when the descriptor is shared. Costs one `dup`.
+        let fd = match crate::sys::duplicate(stream.as_raw_fd()) {
+            Ok(fd) => fd,
+            // Out of descriptors: the connection keeps waiting in its task.
+            Err(_) => return Some(stream),
+        };
+        drop(stream);
         let idx = match set.free.pop() {
             Some(i) => i as usize,
             None => {

@@ -1,9 +1,9 @@
-//! The engine's only `unsafe` code: four calls into the C library and the kernel interface
+//! The engine's only `unsafe` code: three calls into the C library and the kernel interface
 //! that the standard library and the runtime do not offer safely. Each block states why it is
 //! sound.
 #![allow(unsafe_code)]
 
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
 /// Release whole free pages of every allocator arena to the kernel (glibc `malloc_trim`).
 /// Returns true when memory was released; a no-op where the allocator is not glibc's.
@@ -24,17 +24,6 @@ pub fn release_free_pages() -> bool {
     {
         false
     }
-}
-
-/// Take ownership of a descriptor the runtime has just released.
-///
-/// # Contract
-/// `fd` must come from `monoio::net::TcpStream::into_raw_fd` (or another call that gives up
-/// ownership) and must not be used or closed by anything else afterwards.
-pub fn own_released_fd(fd: RawFd) -> OwnedFd {
-    // SAFETY: per the contract, `fd` is open and owned by nobody: `into_raw_fd` consumed the
-    // stream without closing the descriptor, so exactly one owner exists from here on.
-    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// A new descriptor for the same open file as `fd` (`dup` with close-on-exec), owned.
@@ -89,7 +78,7 @@ pub fn idle_state(fd: RawFd) -> IdleState {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::{AsRawFd, IntoRawFd};
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn releasing_free_pages_keeps_live_memory_intact() {
@@ -117,11 +106,9 @@ mod tests {
     }
 
     #[test]
-    fn released_and_duplicated_descriptors_are_usable() {
+    fn duplicated_descriptors_are_usable() {
         use std::io::{Read, Write};
-        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let owned = super::own_released_fd(a.into_raw_fd());
-        let mut a = std::os::unix::net::UnixStream::from(owned);
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         let dup = super::duplicate(a.as_raw_fd()).unwrap();
         assert_ne!(dup.as_raw_fd(), a.as_raw_fd());
         let mut a2 = std::os::unix::net::UnixStream::from(dup);
