@@ -438,3 +438,59 @@ fn monoio_try_unwrap_is_never_reached() {
         }
     }
 }
+
+/// A request still running on generation 1 when a reload commits generation 2 holds the last
+/// worker reference to the old pipeline; when it ends, the pipeline is freed on the reaper
+/// thread, not on the worker between two requests.
+#[test]
+fn retired_pipelines_are_freed_off_the_workers() {
+    use std::sync::atomic::Ordering;
+    let before = bext_engine::pipeline::DROPPED_ON_WORKERS.load(Ordering::Relaxed);
+    for driver in DRIVERS {
+        let (reached_tx, reached) = std::sync::mpsc::channel::<()>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let reached_tx = std::sync::Mutex::new(reached_tx);
+        let release_rx = std::sync::Mutex::new(release_rx);
+        let slow = upstream(move |mut s: TcpStream| {
+            read_head(&mut s);
+            let _ = reached_tx.lock().unwrap().send(());
+            let _ = release_rx
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(30));
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nold");
+        });
+        let Some(srv) = start_on(proxy_to(slow), driver) else {
+            continue;
+        };
+        let a = addr(&srv);
+        let in_flight = std::thread::spawn(move || {
+            exchange(a, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                .0
+                .text()
+        });
+        reached
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the request reached the upstream");
+        assert_eq!(srv.reload(&responder("new")), Ok(2), "{driver:?}");
+        release.send(()).unwrap();
+        assert_eq!(in_flight.join().unwrap(), "old", "{driver:?}");
+        // Generation 1 is freed once its request has ended.
+        let mut live = Vec::new();
+        for _ in 0..200 {
+            live = srv.control().live_generations();
+            if live == [2] {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(live, vec![2], "{driver:?}");
+        assert_eq!(fetch(a, "/"), "new", "{driver:?}");
+        srv.shutdown();
+    }
+    assert_eq!(
+        bext_engine::pipeline::DROPPED_ON_WORKERS.load(Ordering::Relaxed),
+        before,
+        "a pipeline was freed on a worker thread"
+    );
+}

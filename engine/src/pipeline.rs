@@ -288,6 +288,23 @@ pub struct Pipeline {
     pub trusted: crate::origin::TrustedProxies,
 }
 
+/// Pipelines dropped on a worker thread so far (a test hook: workers hand the pipelines they
+/// let go of to the reaper thread, so this stays 0 while the engine serves).
+#[doc(hidden)]
+pub static DROPPED_ON_WORKERS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        let on_worker = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("bext-worker"));
+        if on_worker {
+            DROPPED_ON_WORKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")

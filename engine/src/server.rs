@@ -677,6 +677,7 @@ impl Engine {
             stats: (0..n).map(|_| WorkerStats::default()).collect(),
         });
         let cores = available_cores();
+        let reaper = start_reaper();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let mut threads = Vec::new();
         let mut outboxes = Vec::new();
@@ -691,6 +692,7 @@ impl Engine {
             bells.push(bell_tx.try_clone().map_err(StartError::Thread)?);
             outboxes.push(Outbox { tx, bell: bell_tx });
             let mailbox = Mailbox { rx, bell: bell_rx };
+            let reaper = reaper.clone();
             let t = std::thread::Builder::new()
                 .name(format!("bext-worker-{i}"))
                 .spawn(move || {
@@ -698,7 +700,7 @@ impl Engine {
                         // Pinning is an optimisation; a sandbox refusing it is not an error.
                         let _ = monoio::utils::bind_to_cpu_set([i % cores]);
                     }
-                    worker_thread(i, shared, listeners, mailbox, driver, ready);
+                    worker_thread(i, shared, listeners, mailbox, driver, ready, reaper);
                 })
                 .map_err(StartError::Thread)?;
             threads.push(t);
@@ -859,6 +861,26 @@ impl Drop for Engine {
     }
 }
 
+/// The thread that frees the pipelines workers let go of (see [`crate::worker::Held`]): a
+/// retired configuration is dropped here, never between two requests of a core. It ends when
+/// every worker and every pipeline it held is gone.
+fn start_reaper() -> crate::worker::Reaper {
+    let (tx, rx) = mpsc::channel::<Arc<Pipeline>>();
+    let spawned = std::thread::Builder::new()
+        .name("bext-reaper".into())
+        .spawn(move || {
+            for p in rx {
+                drop(p);
+            }
+        });
+    if let Err(e) = spawned {
+        // The receiver went down with the closure: workers drop pipelines themselves.
+        eprintln!("bext: cannot start the pipeline reaper thread: {e}");
+    }
+    tx
+}
+
+#[allow(clippy::too_many_arguments)]
 fn worker_thread(
     id: usize,
     shared: Arc<Shared>,
@@ -866,6 +888,7 @@ fn worker_thread(
     mailbox: Mailbox,
     driver: Driver,
     ready: mpsc::Sender<Result<(), String>>,
+    reaper: crate::worker::Reaper,
 ) {
     match driver {
         Driver::Epoll => {
@@ -876,7 +899,7 @@ fn worker_thread(
                 Ok(mut rt) => {
                     // Ready once the worker exists (its stats name its generation): a caller
                     // of Engine::start sees every worker's state from the first status.
-                    let w = Rc::new(Worker::new(id, shared, true));
+                    let w = Rc::new(Worker::new(id, shared, true, reaper));
                     let _ = ready.send(Ok(()));
                     drop(ready);
                     rt.block_on(crate::worker::run(w, listeners, mailbox));
@@ -906,7 +929,7 @@ fn worker_thread(
                 Ok(mut rt) => {
                     // Ready once the worker exists (its stats name its generation): a caller
                     // of Engine::start sees every worker's state from the first status.
-                    let w = Rc::new(Worker::new(id, shared, false));
+                    let w = Rc::new(Worker::new(id, shared, false, reaper));
                     let _ = ready.send(Ok(()));
                     drop(ready);
                     rt.block_on(crate::worker::run(w, listeners, mailbox));

@@ -61,6 +61,50 @@ impl PipelineSlot {
     }
 }
 
+/// Where a worker sends the pipelines it lets go of: the engine's reaper thread, which drops
+/// them. Freeing a large configuration (route tables, regexes, upstream definitions) takes
+/// time that must not be spent between two requests of a core.
+pub type Reaper = mpsc::Sender<Arc<Pipeline>>;
+
+/// A pipeline as a worker holds it. Dropping it sends the `Arc` to the reaper instead of
+/// releasing it here, so the last reference to a retired pipeline is never dropped on a worker
+/// thread (unless the reaper is gone, when the engine is being torn down).
+pub struct Held {
+    /// `Some` from creation until `drop` takes it.
+    p: Option<Arc<Pipeline>>,
+    reaper: Reaper,
+}
+
+impl Held {
+    pub fn new(p: Arc<Pipeline>, reaper: &Reaper) -> Held {
+        Held {
+            p: Some(p),
+            reaper: reaper.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = Pipeline;
+    fn deref(&self) -> &Pipeline {
+        match &self.p {
+            Some(p) => p,
+            // Invariant: only `drop` takes the pipeline out.
+            None => unreachable!("a held pipeline is taken only when it is dropped"),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(p) = self.p.take() {
+            // The reaper ends only once every sender is gone, and this one is alive here: the
+            // send fails only if its thread could not be started, and then `p` drops here.
+            let _ = self.reaper.send(p);
+        }
+    }
+}
+
 /// Counters a worker publishes for the control thread (status, tests).
 #[derive(Debug, Default)]
 pub struct WorkerStats {
@@ -108,7 +152,7 @@ pub enum ControlMsg {
 /// What a worker prepared for the next generation: the pipeline and its access log, opened on
 /// this core before the commit so that the commit itself cannot fail.
 struct Prepared {
-    pipeline: Arc<Pipeline>,
+    pipeline: Held,
     log: Option<AccessLog>,
     listeners: Vec<(SocketAddr, TcpListener)>,
     upstreams: Rc<CoreUpstreams>,
@@ -354,12 +398,13 @@ pub struct Worker {
     pub shared: Arc<Shared>,
     /// Rc around the Arc: per-request clones stay core-local (no shared atomic counter).
     #[allow(clippy::redundant_allocation)]
-    pipeline: RefCell<Rc<Arc<Pipeline>>>,
+    pipeline: RefCell<Rc<Held>>,
     /// Generations this core switched away from while requests still ran on them; weak, so
     /// they are freed as soon as their last request ends.
     #[allow(clippy::redundant_allocation)]
-    retired: RefCell<Vec<(u64, std::rc::Weak<Arc<Pipeline>>)>>,
+    retired: RefCell<Vec<(u64, std::rc::Weak<Held>)>>,
     prepared: RefCell<Option<Prepared>>,
+    reaper: Reaper,
     /// The accept loops, by configured listener address, each with its own stop signal so
     /// that a reload can close one listener without touching the others.
     #[allow(clippy::type_complexity)]
@@ -401,8 +446,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn new(id: usize, shared: Arc<Shared>, readiness_idle: bool) -> Worker {
-        let p = shared.slot.load();
+    pub fn new(id: usize, shared: Arc<Shared>, readiness_idle: bool, reaper: Reaper) -> Worker {
+        let p = Held::new(shared.slot.load(), &reaper);
         let log = p.access_log.as_ref().map(AccessLog::open);
         shared.stats[id]
             .generation
@@ -416,6 +461,7 @@ impl Worker {
             id,
             shared,
             pipeline: RefCell::new(Rc::new(p)),
+            reaper,
             retired: RefCell::new(Vec::new()),
             prepared: RefCell::new(None),
             listeners: RefCell::new(Vec::new()),
@@ -481,7 +527,7 @@ impl Worker {
 
     /// The pipeline for the next request (a connection holds it until its response is done).
     #[allow(clippy::redundant_allocation)]
-    pub fn pipeline(&self) -> Rc<Arc<Pipeline>> {
+    pub fn pipeline(&self) -> Rc<Held> {
         self.pipeline.borrow().clone()
     }
 
@@ -656,6 +702,7 @@ impl Worker {
                 listeners,
                 ack,
             } => {
+                let pipeline = Held::new(pipeline, &self.reaper);
                 let _ = ack.send(self.prepare(pipeline, listeners));
             }
             ControlMsg::Commit { generation, ack } => {
@@ -684,7 +731,7 @@ impl Worker {
 
     fn prepare(
         &self,
-        pipeline: Arc<Pipeline>,
+        pipeline: Held,
         listeners: Vec<(SocketAddr, std::net::TcpListener)>,
     ) -> Result<(), String> {
         if self.stop.is_stopped() {
@@ -1211,7 +1258,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let w = Rc::new(Worker::new(0, shared.clone(), true));
+            let w = Rc::new(Worker::new(0, shared.clone(), true, mpsc::channel().0));
             let (ack, acks) = mpsc::channel();
             let (done, dones) = mpsc::channel();
             let prepare = |g| ControlMsg::Prepare {
@@ -1262,7 +1309,7 @@ mod tests {
             slot: PipelineSlot::new(Arc::new(crate::testing::empty_pipeline())),
             stats: vec![WorkerStats::default()],
         });
-        let w = Worker::new(0, shared, true);
+        let w = Worker::new(0, shared, true, mpsc::channel().0);
         let mut a = Vec::new();
         let mut b = Vec::new();
         w.next_request_id(&mut a);
@@ -1325,7 +1372,7 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let w = Rc::new(Worker::new(0, shared.clone(), true));
+            let w = Rc::new(Worker::new(0, shared.clone(), true, mpsc::channel().0));
             let p1 = w.pipeline();
             let u1 = w.upstreams_for(&p1);
             let picks: Vec<usize> = (0..6)
