@@ -327,11 +327,12 @@ fn temp_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("bext-hardening-{}-{name}", std::process::id()))
 }
 
-/// A body of `GET path` on a fresh connection to `a`.
+/// A body of `GET path` on a fresh connection to `a` (with `a` as `Host`, which the admin
+/// endpoint requires to be a loopback address).
 fn fetch(a: SocketAddr, path: &str) -> String {
     let (resp, _) = exchange(
         a,
-        format!("GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n").as_bytes(),
     );
     resp.text()
 }
