@@ -169,7 +169,15 @@ fn bodies_stream_both_ways_chunked_or_by_length() {
     let resp = read_response(&mut r, false);
     assert_eq!(resp.header("transfer-encoding"), Some("chunked"));
     assert_eq!((resp.text().as_str(), resp.complete), ("hello world", true));
-    // By length, on the same connection.
+    // By length, on the same connection. On io_uring the echoed head can leave before the
+    // last write of the upload has completed, and bext then closes rather than keep a
+    // connection whose request body it has not finished with (proxy.rs, `relay`): go on on a
+    // new connection then.
+    if resp.header("connection") == Some("close") {
+        assert!(closed(&mut r));
+        s = connect(addr(&srv));
+        r = BufReader::new(s.try_clone().unwrap());
+    }
     s.write_all(b"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nabcd")
         .unwrap();
     let resp = read_response(&mut r, false);
