@@ -246,7 +246,19 @@ fn two_hundred_reloads_under_load_on_io_uring() {
 }
 
 fn reloads_under_load(driver: &str) {
-    let (a, b) = (config("from-config-a", None), config("from-config-b", None));
+    // Keep-alive clients here make thousands of requests on one connection: lift
+    // `keepalive_requests`, so that any `Connection: close` is one a reload caused.
+    let unlimited = |c: String| {
+        c.replacen(
+            "global {\n",
+            "global {\n    limits { keepalive_requests 1000000000 }\n",
+            1,
+        )
+    };
+    let (a, b) = (
+        unlimited(config("from-config-a", None)),
+        unlimited(config("from-config-b", None)),
+    );
     let srv = start_bext_on(&format!("load-{driver}.bext"), &a, driver);
     let stop = Arc::new(AtomicBool::new(false));
     let reloads = Arc::new(AtomicUsize::new(0));
