@@ -17,6 +17,18 @@ const DRIVERS: [bext::DriverChoice; 2] = [bext::DriverChoice::Epoll, bext::Drive
 /// on a 100 ms tick).
 const PARKED: Duration = Duration::from_millis(600);
 
+/// The memory tests measure this process's resident set: they run alone (write lock), the
+/// other tests of this file side by side (read lock).
+static MEASURING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    MEASURING.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MEASURING.write().unwrap_or_else(|e| e.into_inner())
+}
+
 fn start_on(config: ir::Config, driver: bext::DriverChoice) -> Option<bext::Server> {
     let srv = bext::start(
         config,
@@ -57,6 +69,7 @@ fn open(a: std::net::SocketAddr) -> BufReader<TcpStream> {
 
 #[test]
 fn parked_connections_answer_their_next_request() {
+    let _running = shared();
     for driver in DRIVERS {
         let Some(srv) = start_on(responder("parked"), driver) else {
             continue;
@@ -90,6 +103,7 @@ fn parked_connections_answer_their_next_request() {
 
 #[test]
 fn requests_around_the_end_of_the_hot_window_are_never_lost() {
+    let _running = shared();
     for driver in DRIVERS {
         let Some(srv) = start_on(responder("w"), driver) else {
             continue;
@@ -113,6 +127,7 @@ fn requests_around_the_end_of_the_hot_window_are_never_lost() {
 
 #[test]
 fn a_reload_applies_to_parked_connections() {
+    let _running = shared();
     for driver in DRIVERS {
         let Some(srv) = start_on(responder("before"), driver) else {
             continue;
@@ -128,6 +143,7 @@ fn a_reload_applies_to_parked_connections() {
 
 #[test]
 fn parked_connections_close_at_the_idle_timeout_and_when_bext_stops() {
+    let _running = shared();
     for driver in DRIVERS {
         let mut config = responder("t");
         config.global.timeouts.idle_ms = 1_000;
@@ -170,6 +186,7 @@ fn bare_get(s: &mut TcpStream) -> bool {
 
 #[test]
 fn idle_connections_cost_little_memory() {
+    let _measuring = alone();
     for driver in DRIVERS {
         let Some(srv) = start_on(responder("m"), driver) else {
             continue;
@@ -215,6 +232,7 @@ fn idle_connections_cost_little_memory() {
 /// request's state and, on io_uring, a posted read with its buffer.
 #[test]
 fn silent_new_connections_are_parked_and_cost_what_idle_ones_do() {
+    let _measuring = alone();
     for driver in DRIVERS {
         let mut config = responder("m");
         // Long enough that none of them is closed while measured.
