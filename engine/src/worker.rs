@@ -1217,7 +1217,7 @@ mod tests {
         let (_tx, rx) = mpsc::channel();
         let (mut bell, worker_end) = std::os::unix::net::UnixStream::pair().unwrap();
         rt.block_on(async {
-            let w = Rc::new(Worker::new(0, shared.clone(), true));
+            let w = Rc::new(Worker::new(0, shared.clone(), true, mpsc::channel().0));
             monoio::spawn(control_loop(
                 w.clone(),
                 Mailbox {
