@@ -1327,7 +1327,7 @@ mod tests {
             slot: PipelineSlot::new(Arc::new(crate::testing::empty_pipeline())),
             stats: vec![WorkerStats::default()],
         });
-        let w = Worker::new(0, shared, true);
+        let w = Worker::new(0, shared, true, mpsc::channel().0);
         let halves = |id: &[u8]| {
             let s = std::str::from_utf8(id).unwrap();
             (
