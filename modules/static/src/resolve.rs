@@ -179,8 +179,7 @@ pub(crate) fn open_beneath(
     }
 }
 
-/// Component by component, each with `O_NOFOLLOW`: a symlink anywhere fails with `ELOOP`
-/// (or `ENOTDIR` for `O_DIRECTORY` with `O_PATH`… both are refused).
+/// Component by component, each with `O_NOFOLLOW`: a symlink anywhere is refused.
 fn open_nofollow(root: BorrowedFd<'_>, path: &mut RelPath) -> Result<OwnedFd, Refusal> {
     let len = path.len;
     let mut start = 0;
@@ -199,12 +198,23 @@ fn open_nofollow(root: BorrowedFd<'_>, path: &mut RelPath) -> Result<OwnedFd, Re
         let flags = if last {
             O_FILE | libc::O_NOFOLLOW
         } else {
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW
+            // With O_PATH and O_NOFOLLOW a symlink opens as itself (O_DIRECTORY would
+            // report it as ENOTDIR, indistinguishable from a file), so its type is looked at.
+            libc::O_PATH | libc::O_NOFOLLOW
         };
         let fd = sys::openat(at, c, flags).map_err(refusal)?;
         if last {
             return Ok(fd);
         }
+        let file = std::fs::File::from(fd);
+        let t = file.metadata().map_err(refusal)?.file_type();
+        if t.is_symlink() {
+            return Err(Refusal::Escapes);
+        }
+        if !t.is_dir() {
+            return Err(Refusal::NotFound);
+        }
+        let fd = OwnedFd::from(file);
         dir = Some(fd);
         start = end + 1;
     }
