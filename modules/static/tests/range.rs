@@ -25,9 +25,21 @@ const TABLE: &[(&str, u64, Want)] = &[
     // Clamping, ordering, merging.
     ("bytes=9000-20000", LEN, Want::Ranges(&[(9000, 9999)])),
     ("bytes=-20000", LEN, Want::Ranges(&[(0, 9999)])),
-    ("bytes=0-99999999999999999999999", LEN, Want::Ranges(&[(0, 9999)])),
-    ("bytes=900-999,0-99,50-149", LEN, Want::Ranges(&[(0, 149), (900, 999)])),
-    ("bytes=0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-", LEN, Want::Ranges(&[(0, 9999)])),
+    (
+        "bytes=0-99999999999999999999999",
+        LEN,
+        Want::Ranges(&[(0, 9999)]),
+    ),
+    (
+        "bytes=900-999,0-99,50-149",
+        LEN,
+        Want::Ranges(&[(0, 149), (900, 999)]),
+    ),
+    (
+        "bytes=0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-,0-",
+        LEN,
+        Want::Ranges(&[(0, 9999)]),
+    ),
     ("bytes=10-19,0-9,20-29", LEN, Want::Ranges(&[(0, 29)])),
     ("bytes=0-0,2-2,1-1", LEN, Want::Ranges(&[(0, 2)])),
     ("bytes=0-1,20000-", LEN, Want::Ranges(&[(0, 1)])),
@@ -73,7 +85,10 @@ fn check(header: &str, len: u64, want: &Want) -> Result<(), String> {
         (Want::Full, RangeOutcome::Full) => true,
         (Want::Unsatisfiable, RangeOutcome::Unsatisfiable) => true,
         (Want::Ranges(w), RangeOutcome::Partial(r)) => {
-            let w: Vec<ByteRange> = w.iter().map(|&(first, last)| ByteRange { first, last }).collect();
+            let w: Vec<ByteRange> = w
+                .iter()
+                .map(|&(first, last)| ByteRange { first, last })
+                .collect();
             r.as_slice() == w.as_slice()
         }
         _ => false,
@@ -104,12 +119,21 @@ fn more_ranges_than_the_cap_after_merging_are_ignored() {
         RangeOutcome::Partial(r) => assert_eq!(r.as_slice().len(), MAX_RANGES),
         other => panic!("{other:?}"),
     }
-    assert_eq!(parse(spec(MAX_RANGES + 1).as_bytes(), LEN), RangeOutcome::Full);
+    assert_eq!(
+        parse(spec(MAX_RANGES + 1).as_bytes(), LEN),
+        RangeOutcome::Full
+    );
     assert_eq!(parse(spec(5000).as_bytes(), LEN), RangeOutcome::Full);
     // Many ranges that merge into few are fine: adjacent single bytes become one range.
     let adjacent: Vec<String> = (0..1000).map(|i| format!("{i}-{i}")).collect();
     match parse(format!("bytes={}", adjacent.join(",")).as_bytes(), LEN) {
-        RangeOutcome::Partial(r) => assert_eq!(r.as_slice(), &[ByteRange { first: 0, last: 999 }]),
+        RangeOutcome::Partial(r) => assert_eq!(
+            r.as_slice(),
+            &[ByteRange {
+                first: 0,
+                last: 999
+            }]
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -120,7 +144,12 @@ fn multipart_body_bytes_and_length() {
     let RangeOutcome::Partial(ranges) = parse(b"bytes=0-1,5-6,-2", file.len() as u64) else {
         panic!("ranges");
     };
-    let m = Multipart::new(&ranges, file.len() as u64, "text/plain; charset=utf-8", Boundary::new(0x0123_4567_89ab_cdef));
+    let m = Multipart::new(
+        &ranges,
+        file.len() as u64,
+        "text/plain; charset=utf-8",
+        Boundary::new(0x0123_4567_89ab_cdef),
+    );
     let mut ct = vec![];
     m.content_type_value(&mut ct);
     assert_eq!(ct, b"multipart/byteranges; boundary=bext0123456789abcdef");
@@ -140,7 +169,18 @@ fn multipart_body_bytes_and_length() {
 
 #[test]
 fn multipart_length_is_exact_across_digit_counts() {
-    for len in [2u64, 10, 11, 99, 100, 101, 9_999, 10_000, 123_456_789, u64::MAX / 2] {
+    for len in [
+        2u64,
+        10,
+        11,
+        99,
+        100,
+        101,
+        9_999,
+        10_000,
+        123_456_789,
+        u64::MAX / 2,
+    ] {
         let h = format!("bytes=0-0,{}-{}", len / 2, len - 1);
         let RangeOutcome::Partial(ranges) = parse(h.as_bytes(), len) else {
             panic!("{h}");

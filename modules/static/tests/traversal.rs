@@ -99,7 +99,8 @@ fn check(h: &Static, tree: &common::Tree, path: &[u8], want: Want) -> Result<(),
     match (want, &got) {
         (File(name), Ok(Found::File(f))) => {
             let name = if name == "caf\u{FFFD}" {
-                tree.root.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xE9"))
+                tree.root
+                    .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xE9"))
             } else {
                 tree.root.join(name)
             };
@@ -107,7 +108,10 @@ fn check(h: &Static, tree: &common::Tree, path: &[u8], want: Want) -> Result<(),
             if f.identity().identity() == (m.dev(), m.ino()) {
                 Ok(())
             } else {
-                Err(format!("{shown}: served another file than {}", name.display()))
+                Err(format!(
+                    "{shown}: served another file than {}",
+                    name.display()
+                ))
             }
         }
         (AddSlash, Ok(Found::AddSlash)) => Ok(()),
@@ -144,7 +148,12 @@ fn run(opts: Options) -> Symlinks {
     for r in [BadPath, Hidden, TooLong, NotFound, Escapes, Forbidden] {
         assert!((400..500).contains(&r.status()), "{r:?}");
     }
-    assert!(failures.is_empty(), "{:?}:\n{}", h.symlinks(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{:?}:\n{}",
+        h.symlinks(),
+        failures.join("\n")
+    );
     h.symlinks()
 }
 
@@ -167,8 +176,12 @@ fn corpus_with_symlinks_refused() {
 #[test]
 fn index_files_are_tried_in_order() {
     let tree = common::tree();
-    let h = Static::open(&tree.root, &["index.htm".into(), "index.html".into()], Options::default())
-        .expect("open");
+    let h = Static::open(
+        &tree.root,
+        &["index.htm".into(), "index.html".into()],
+        Options::default(),
+    )
+    .expect("open");
     for (path, file) in [("/both/", "both/index.htm"), ("/sub/", "sub/index.html")] {
         let Ok(Found::File(f)) = h.resolve(path.as_bytes()) else {
             panic!("{path}");

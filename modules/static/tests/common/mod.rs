@@ -60,7 +60,11 @@ pub fn tree() -> Tree {
     write(&root.join("index.html"), "<h1>home</h1>");
     write(&root.join("a.txt"), "0123456789");
     write(&root.join("with space.txt"), "space");
-    fs::write(root.join(std::ffi::OsStr::from_bytes(b"caf\xE9")), "latin-1 name").expect("write");
+    fs::write(
+        root.join(std::ffi::OsStr::from_bytes(b"caf\xE9")),
+        "latin-1 name",
+    )
+    .expect("write");
     write(&root.join("sub/index.html"), "sub");
     write(&root.join("both/index.htm"), "htm");
     write(&root.join("both/index.html"), "html");
