@@ -93,13 +93,15 @@ pub fn parse_http_date(s: &[u8]) -> Option<i64> {
     let s = s.trim_ascii();
     let words: [&[u8]; 6] = {
         let mut w: [&[u8]; 6] = [&[]; 6];
-        let mut n = 0;
-        for part in s.split(|&b| b == b' ').filter(|p| !p.is_empty()) {
+        for (n, part) in s
+            .split(|&b| b == b' ')
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
             if n == 6 {
                 return None;
             }
             w[n] = part;
-            n += 1;
         }
         w
     };

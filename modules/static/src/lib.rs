@@ -156,7 +156,7 @@ impl ETag {
         t.hex(mtime_ns as u64);
         if let Some(e) = enc {
             t.push(b'-');
-            for &b in e.extension()[1..].as_bytes() {
+            for &b in &e.extension().as_bytes()[1..] {
                 t.push(b);
             }
         }

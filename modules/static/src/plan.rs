@@ -38,6 +38,8 @@ pub struct Request<'a> {
 /// `Accept-Ranges: bytes` and `X-Content-Type-Options: nosniff`; `Content-Encoding` when
 /// `encoding` is set; `Vary: Accept-Encoding` whenever [`File::has_variants`] (on every
 /// representation of that file, the identity one included, so caches key on it).
+// The ranges are inline on purpose: planning a request allocates nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy)]
 pub enum Plan<'f> {
     /// 405, `Allow: GET, HEAD`.

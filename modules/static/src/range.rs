@@ -90,6 +90,8 @@ impl Ranges {
 }
 
 /// What a `Range` header asks of a representation of `len` bytes.
+// The ranges are inline on purpose: parsing allocates nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeOutcome {
     /// Send the whole representation (no header, an invalid one, too many ranges, an empty

@@ -1,6 +1,5 @@
 //! The crate's only `unsafe` code: the two kernel calls that open a path relative to a
 //! directory descriptor (`openat2` and `openat`), which the standard library does not offer.
-#![allow(unsafe_code)]
 
 use std::ffi::CStr;
 use std::io;
