@@ -2099,9 +2099,31 @@ impl<'a> Lower<'a> {
                 }
             }
             "static" => {
-                let Some(root) = self.value(a, "a directory") else {
+                let Some(x) = self.text(a, "a directory") else {
                     return;
                 };
+                let root = x.text().to_string();
+                // W0150: a warning, not an error: the directory may be made where bext will
+                // run (deployed with the site), and `bext run` refuses a root it cannot open.
+                let missing = match self.read_files.then(|| std::fs::metadata(&root)) {
+                    None => None,
+                    Some(Ok(m)) if m.is_dir() => None,
+                    Some(Ok(_)) => Some("it is not a directory".to_string()),
+                    Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                        Some("it does not exist".to_string())
+                    }
+                    Some(Err(e)) => Some(format!("it cannot be read: {e}")),
+                };
+                if let Some(why) = missing {
+                    self.emit(
+                        diag::warning(
+                            "W0150",
+                            x.span,
+                            format!("static root `{root}` is not a directory on this machine: {why}"),
+                        )
+                        .help("create the directory (a relative path is taken from the directory bext runs in), or correct the path"),
+                    );
+                }
                 let mut index = vec![];
                 if a.eat("index") {
                     while let Some(x) = a.next() {

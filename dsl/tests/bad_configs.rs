@@ -73,6 +73,8 @@ const CASES: &[Case] = &[
     ("admin on a non-loopback address", true, "global { admin 0.0.0.0:9901 }\n", &[("E0601", 1, 16)]),
     ("admin on every address by port only", true, "global { admin :9901 }\n", &[("E0601", 1, 16)]),
     ("admin token file missing", true, "global { admin 127.0.0.1:9901 token_file \"/nonexistent/bext-admin.token\" }\n", &[("E0602", 1, 42)]),
+    ("static root missing", true, "site a.test { route /* { static \"/nonexistent/bext-static-root\" } }\n", &[("W0150", 1, 33)]),
+    ("static root is not a directory", true, "site a.test { route /* { static \"/dev/null\" index index.html } }\n", &[("W0150", 1, 33)]),
     ("admin token file without a path", true, "global { admin 127.0.0.1:9901 token_file }\n", &[("E0104", 1, 41)]),
     ("unknown balance policy", true, "upstream b { server 1.2.3.4:80; balance round-robin }\nsite a.test { route /* { proxy b } }\n", &[("E0206", 1, 41)]),
     ("lower-case method", true, "site a.test { route /* { method get; proxy app } }\n", &[("E0206", 1, 33)]),

@@ -41,8 +41,10 @@ fn examples_match_golden_ir() {
                 continue;
             }
         };
+        // W0150 (a `static` root missing on this machine) describes the machine, not the
+        // example: the examples name the directories of the hosts they are written for.
         assert!(
-            compiled.warnings.is_empty(),
+            compiled.warnings.iter().all(|w| w.code == "W0150"),
             "{name} has warnings:\n{}",
             compiled.render_warnings()
         );
