@@ -316,7 +316,9 @@ pub enum Found {
     /// A file to serve.
     File(std::rc::Rc<File>),
     /// A directory named without its trailing slash: answer 301 with `Location:` the request
-    /// path (as the client sent it, with the route prefix) plus `/`, and the query if any.
+    /// path (the normal form the route saw, route prefix included) plus `/`, then the query if
+    /// any. The empty path (the route's prefix itself) is the root directory, so it is
+    /// redirected too.
     AddSlash,
 }
 
@@ -485,6 +487,12 @@ impl Static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compiled_state_is_shared_by_every_worker() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Static>();
+    }
 
     #[test]
     fn etag_shape() {

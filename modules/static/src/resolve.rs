@@ -29,7 +29,9 @@ pub(crate) struct RelPath {
     buf: [u8; PATH_MAX],
     /// Length without the NUL.
     len: usize,
-    /// The request path ended with `/` (or was empty): it names a directory.
+    /// The request path ended with `/`: it names a directory. The empty path (a request for
+    /// the route's prefix itself, `/docs` under `route /docs/*`) does not, so the root is
+    /// redirected to `/docs/` like any other directory.
     pub(crate) slash: bool,
 }
 
@@ -40,7 +42,7 @@ impl RelPath {
         let mut p = RelPath {
             buf: [0; PATH_MAX],
             len: 0,
-            slash: path.is_empty() || path.ends_with(b"/"),
+            slash: path.ends_with(b"/"),
         };
         if path.len() >= PATH_MAX {
             return Err(Refusal::TooLong);

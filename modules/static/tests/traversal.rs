@@ -30,7 +30,7 @@ const CORPUS: &[(&str, Want)] = &[
     ("/%61.txt", File("a.txt")),
     ("//a.txt", File("a.txt")),
     ("/", File("index.html")),
-    ("", File("index.html")),
+    ("", AddSlash),
     ("/sub/", File("sub/index.html")),
     ("/with%20space.txt", File("with space.txt")),
     ("/caf%E9", File("caf\u{FFFD}")),
