@@ -427,8 +427,8 @@ impl Static {
                 return Ok(Found::AddSlash);
             }
             for name in &self.index {
-                let mut p = rel.joined(Some(b'/'), name)?;
-                match self.open_file(&mut p) {
+                let p = rel.joined(Some(b'/'), name)?;
+                match self.open_file(p) {
                     Ok(f) => return Ok(Found::File(std::rc::Rc::new(f))),
                     Err(Refusal::NotFound) => continue,
                     Err(e) => return Err(e),
@@ -446,8 +446,8 @@ impl Static {
         Ok(Found::File(std::rc::Rc::new(self.with_variants(rel, rep))))
     }
 
-    fn open_file(&self, p: &mut RelPath) -> Result<File, Refusal> {
-        let fd = resolve::open_beneath(self.root.as_fd(), p, self.symlinks)?;
+    fn open_file(&self, mut p: RelPath) -> Result<File, Refusal> {
+        let fd = resolve::open_beneath(self.root.as_fd(), &mut p, self.symlinks)?;
         let (rep, meta) = Representation::from_fd(fd, None)?;
         if meta.is_dir() {
             // An index name that is a directory is not an index file.
@@ -456,8 +456,7 @@ impl Static {
         if !meta.is_file() {
             return Err(Refusal::Forbidden);
         }
-        let rel = RelPath::parse(p.bytes()).map_err(|_| Refusal::BadPath)?;
-        Ok(self.with_variants(rel, rep))
+        Ok(self.with_variants(p, rep))
     }
 
     fn with_variants(&self, rel: RelPath, identity: Representation) -> File {
