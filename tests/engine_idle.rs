@@ -258,7 +258,10 @@ fn silent_new_connections_are_parked_and_cost_what_idle_ones_do() {
         let after = rss_kib("VmRSS:");
         let per_conn = after.saturating_sub(before) * 1024 / n as u64;
         assert!(
-            per_conn < 1024,
+            // Unparked, a silent connection costs ~4 KiB (a task, its state and, on
+            // io_uring, a posted read's buffer); parked, a few hundred bytes. The bound leaves
+            // room for the allocator's noise on a busy machine.
+            per_conn < 2048,
             "{driver:?}: {per_conn} bytes per silent new connection"
         );
         // Each is still served once it speaks.

@@ -1049,7 +1049,12 @@ mod tests {
             assert_eq!(engine.reload(pipeline()), Ok(want));
             assert_eq!(generations(&engine), vec![want; 3]);
         }
-        // Nothing runs on the old generations, so only the last one is still in memory.
+        // Nothing runs on the old generations, so only the last one stays in memory once the
+        // reaper thread has freed the retired ones (it does so shortly after each commit).
+        let freed_by = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while engine.live_generations() != vec![4] && std::time::Instant::now() < freed_by {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(engine.live_generations(), vec![4]);
         assert!(engine.control().listener_addrs().is_empty());
 
