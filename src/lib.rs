@@ -536,10 +536,8 @@ mod tests {
                 })
             }),
             ("compress", |c| {
-                c.sites[0].routes[0].compress = Some(ir::Compress {
-                    encodings: vec![ir::Encoding::Gzip],
-                    at: at(7),
-                })
+                c.sites[0].routes[0].compress =
+                    Some(ir::Compress::with_defaults(vec![ir::Encoding::Gzip], at(7)))
             }),
             ("plugin", |c| {
                 c.sites[0].routes[0].plugins.push(ir::Plugin {

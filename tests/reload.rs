@@ -626,10 +626,10 @@ fn the_library_reloads_a_running_server_in_process() {
     );
     assert_eq!(get(a), "two");
     let mut unsupported = bext::respond_config("127.0.0.1:0", 200, "three");
-    unsupported.sites[0].routes[0].compress = Some(bext_ir::Compress {
-        encodings: vec![bext_ir::Encoding::Gzip],
-        at: loc(),
-    });
+    unsupported.sites[0].routes[0].compress = Some(bext_ir::Compress::with_defaults(
+        vec![bext_ir::Encoding::Gzip],
+        loc(),
+    ));
     let mut restart_only = bext::respond_config("127.0.0.1:0", 200, "three");
     restart_only.global.admin = Some("127.0.0.1:0".into());
     let table = [

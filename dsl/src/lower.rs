@@ -2239,7 +2239,7 @@ impl<'a> Lower<'a> {
                     }
                 }
                 if !encodings.is_empty() {
-                    r.compress = Some(Compress { encodings, at });
+                    r.compress = Some(Compress::with_defaults(encodings, at));
                 }
             }
             "waf" => {

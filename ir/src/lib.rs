@@ -15,6 +15,7 @@
 
 pub mod routing;
 
+use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Where an item came from: the file (as given to the compiler) and a 1-based line and column.
@@ -600,17 +601,100 @@ pub struct Cache {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compress {
-    /// In order of preference.
+    /// In order of preference: the first one the client accepts (at its best q-value) wins.
     pub encodings: Vec<Encoding>,
+    /// The level of each offered encoding, written or defaulted ([`Encoding::default_level`]).
+    pub levels: BTreeMap<Encoding, u32>,
+    /// Responses whose `Content-Length` is below this many bytes are sent as they are.
+    pub min_size: u64,
+    /// Media types compressed (`text/html`, or `text/*` for a whole top-level type), lower
+    /// case, without parameters.
+    pub types: Vec<String>,
     pub at: Loc,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl Compress {
+    /// Below this a compressed body saves next to nothing: a gzip frame alone is 18 bytes and
+    /// a few hundred bytes of text fit in one packet either way, while every response pays for
+    /// the encoder's set-up.
+    pub const DEFAULT_MIN_SIZE: u64 = 256;
+
+    /// Text formats and the binary formats that are not compressed already (Caddy's and
+    /// Cloudflare's lists agree on these): images other than SVG, video, audio, fonts in
+    /// WOFF2 and archives are left out, as they gain nothing.
+    pub const DEFAULT_TYPES: &'static [&'static str] = &[
+        "text/*",
+        "application/json",
+        "application/javascript",
+        "application/xml",
+        "application/xhtml+xml",
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/ld+json",
+        "application/manifest+json",
+        "application/problem+json",
+        "application/wasm",
+        "application/x-javascript",
+        "image/svg+xml",
+        "image/x-icon",
+        "font/ttf",
+        "font/otf",
+    ];
+
+    /// The policy for `encodings` with every other setting at its default.
+    pub fn with_defaults(encodings: Vec<Encoding>, at: Loc) -> Compress {
+        Compress {
+            levels: encodings.iter().map(|e| (*e, e.default_level())).collect(),
+            encodings,
+            min_size: Compress::DEFAULT_MIN_SIZE,
+            types: Compress::DEFAULT_TYPES
+                .iter()
+                .map(|t| (*t).to_string())
+                .collect(),
+            at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Encoding {
     Zstd,
     Br,
     Gzip,
+}
+
+impl Encoding {
+    /// The content-coding token (`Content-Encoding`, `Accept-Encoding`).
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Zstd => "zstd",
+            Encoding::Br => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
+
+    /// The levels the language accepts. zstd stops at 19: above it the window outgrows the
+    /// 8 MB that HTTP clients are required to support (RFC 9659 §3); brotli's 10 and 11 are
+    /// offline-only speeds but still valid.
+    pub fn levels(self) -> std::ops::RangeInclusive<u32> {
+        match self {
+            Encoding::Zstd => 1..=19,
+            Encoding::Br => 0..=11,
+            Encoding::Gzip => 1..=9,
+        }
+    }
+
+    /// gzip 1 (nginx's `gzip_comp_level`), zstd 3 (the library's own default), brotli 4 (the
+    /// quality at which brotli beats gzip 6 on size at about gzip's speed; 11, the library
+    /// default, is two orders of magnitude slower).
+    pub fn default_level(self) -> u32 {
+        match self {
+            Encoding::Zstd => 3,
+            Encoding::Br => 4,
+            Encoding::Gzip => 1,
+        }
+    }
 }
 
 /// A reference by name to a top-level item (a `waf` block).
