@@ -19,8 +19,11 @@ use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
 /// How much room each round of a codec is given in the output.
 const STEP: usize = 16 << 10;
 
-/// brotli's window: 4 MiB, the library's default and what browsers accept.
-const BROTLI_LGWIN: u32 = 22;
+/// brotli's window: 512 KiB, ngx_brotli's default (`brotli_window 512k`). The library's 4 MiB
+/// costs a new state about 10 MB of tables and ring buffer against about 2.6 MB here, allocated
+/// and zeroed again for every response (the state cannot be rewound), for a gain only on
+/// bodies of megabytes.
+const BROTLI_LGWIN: u32 = 19;
 
 /// A streaming compressor for one response at a time; [`Encoder::reset`] readies it for the
 /// next one.
@@ -183,6 +186,8 @@ struct Gzip {
     deflate: Compress,
     crc: Crc,
     header_written: bool,
+    /// The stream was finished: a reset may reuse the tables.
+    ended: bool,
     level: u32,
 }
 
@@ -192,14 +197,24 @@ impl Gzip {
             deflate: Compress::new(Compression::new(level), false),
             crc: Crc::new(),
             header_written: false,
+            ended: false,
             level,
         }
     }
 
     fn reset(&mut self) {
-        self.deflate.reset();
+        if self.deflate.total_in() == 0 || self.ended {
+            self.deflate.reset();
+        } else {
+            // zlib-rs 0.6 at level 1 writes a corrupt stream after a reset that lands
+            // mid-stream (its quick strategy keeps state that `deflateReset` does not clear),
+            // so a stream abandoned before its end gets fresh tables. Only aborted responses
+            // pay for it.
+            self.deflate = Compress::new(Compression::new(self.level), false);
+        }
         self.crc.reset();
         self.header_written = false;
+        self.ended = false;
     }
 
     fn run(
@@ -241,6 +256,7 @@ impl Gzip {
             }
         }
         if matches!(flush, FlushCompress::Finish) {
+            self.ended = true;
             out.extend_from_slice(&self.crc.sum().to_le_bytes());
             out.extend_from_slice(&self.crc.amount().to_le_bytes());
         }
