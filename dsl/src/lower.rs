@@ -2320,9 +2320,13 @@ impl<'a> Lower<'a> {
         }
         match block {
             Some((_, span)) if encodings.is_empty() && ok => self.emit(
-                diag::error("E0104", span, format!("`compress` needs {WHAT} before its block"))
-                    .label(a.d.name_span, "in this directive")
-                    .help("write `compress zstd br gzip { ... }`"),
+                diag::error(
+                    "E0104",
+                    span,
+                    format!("`compress` needs {WHAT} before its block"),
+                )
+                .label(a.d.name_span, "in this directive")
+                .help("write `compress zstd br gzip { ... }`"),
             ),
             None if encodings.is_empty() && ok => self.missing(a, WHAT),
             _ => {}
@@ -2380,7 +2384,10 @@ impl<'a> Lower<'a> {
                 diag::error(
                     "E0251",
                     x.span,
-                    format!("a level for `{}`, which this `compress` does not offer", e.token()),
+                    format!(
+                        "a level for `{}`, which this `compress` does not offer",
+                        e.token()
+                    ),
                 )
                 .help(format!(
                     "add `{}` to the encodings after `compress`, or remove this line",
@@ -2439,7 +2446,9 @@ impl<'a> Lower<'a> {
                         .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
             };
             let valid = t.split_once('/').is_some_and(|(top, sub)| {
-                token(top) && !top.contains('*') && (sub == "*" || (token(sub) && !sub.contains('*')))
+                token(top)
+                    && !top.contains('*')
+                    && (sub == "*" || (token(sub) && !sub.contains('*')))
             });
             if !valid || !matches!(x.kind, ArgKind::Word | ArgKind::Str(_)) {
                 let help = if t.contains(';') {
@@ -2448,8 +2457,12 @@ impl<'a> Lower<'a> {
                     "write `type/subtype` (`application/json`) or `type/*` (`text/*`)"
                 };
                 self.emit(
-                    diag::error("E0252", x.span, format!("invalid media type {}", x.describe()))
-                        .help(help),
+                    diag::error(
+                        "E0252",
+                        x.span,
+                        format!("invalid media type {}", x.describe()),
+                    )
+                    .help(help),
                 );
                 ok = false;
                 continue;

@@ -15,8 +15,8 @@
 
 pub mod routing;
 
-use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Where an item came from: the file (as given to the compiler) and a 1-based line and column.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

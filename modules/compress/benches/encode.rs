@@ -26,13 +26,15 @@ fn html() -> Vec<u8> {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Catalogue</title>\
          <link rel=\"stylesheet\" href=\"/assets/site.css\"></head><body><main><ul class=\"grid\">\n",
     );
-    let words = ["oak", "linen", "walnut", "brass", "wool", "cedar", "slate", "copper"];
+    let words = [
+        "oak", "linen", "walnut", "brass", "wool", "cedar", "slate", "copper",
+    ];
     let mut i: u64 = 0;
     while s.len() < SIZE {
-        let _ = write!(
+        let _ = writeln!(
             s,
             "<li class=\"card\" data-id=\"{i}\"><a href=\"/p/{}-{}-{}\"><img src=\"/img/{:x}.webp\" \
-             alt=\"{} {}\" loading=\"lazy\"><h3>{} {} no. {}</h3><p class=\"price\">€{}.{:02}</p></a></li>\n",
+             alt=\"{} {}\" loading=\"lazy\"><h3>{} {} no. {}</h3><p class=\"price\">€{}.{:02}</p></a></li>",
             words[(i % 8) as usize],
             words[(i * 3 % 8) as usize],
             i,
@@ -63,7 +65,7 @@ fn json() -> Vec<u8> {
             1_000_000 + i,
             i * 7919 % 1_000_000,
             i,
-            i % 3 != 0,
+            !i.is_multiple_of(3),
             i * 131 % 100_000,
             1 + i % 12,
             1 + i % 28,
@@ -103,7 +105,10 @@ fn bench(c: &mut Criterion) {
             );
         }
         let miniz = miniz_oxide::deflate::compress_to_vec(body, 1);
-        println!("{name} miniz_oxide level 1 (raw deflate): {} bytes", miniz.len());
+        println!(
+            "{name} miniz_oxide level 1 (raw deflate): {} bytes",
+            miniz.len()
+        );
     }
 
     let mut g = c.benchmark_group("encode");

@@ -27,8 +27,7 @@ pub enum Edit {
 /// The edit a compressed response needs on the field `name: value` (any case); a replacement
 /// value is appended to `out`.
 pub fn edit(name: &[u8], value: &[u8], out: &mut Vec<u8>) -> Edit {
-    if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"accept-ranges")
-    {
+    if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"accept-ranges") {
         Edit::Remove
     } else if name.eq_ignore_ascii_case(b"etag") && weaken_etag(value, out) {
         Edit::Replace

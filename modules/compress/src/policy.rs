@@ -109,7 +109,9 @@ impl Policy {
         let status_ok = matches!(resp.status, 200..=599) && !matches!(resp.status, 204 | 206 | 304);
         status_ok
             && !resp.content_encoding
-            && !resp.content_length.is_some_and(|n| n == 0 || n < self.min_size)
+            && !resp
+                .content_length
+                .is_some_and(|n| n == 0 || n < self.min_size)
             && !resp.cache_control.iter().any(|v| no_transform(v))
             && resp.content_type.is_some_and(|t| self.type_listed(t))
     }

@@ -81,7 +81,9 @@ fn measure(f: impl FnOnce()) -> (usize, usize, isize) {
 
 fn body() -> Vec<u8> {
     (0..4000)
-        .flat_map(|i| format!("{{\"id\":{i},\"name\":\"item {}\",\"ok\":true}},", i % 97).into_bytes())
+        .flat_map(|i| {
+            format!("{{\"id\":{i},\"name\":\"item {}\",\"ok\":true}},", i % 97).into_bytes()
+        })
         .take(64 << 10)
         .collect()
 }

@@ -44,7 +44,11 @@ const CASES: &[Case] = &[
     ("HEAD", |q, _| q.head = true, None),
     ("a Range request", |q, _| q.range = true, None),
     ("no Accept-Encoding", |q, _| q.accept_encoding = &[], None),
-    ("Accept-Encoding without an offered coding", |q, _| q.accept_encoding = &[b"deflate"], None),
+    (
+        "Accept-Encoding without an offered coding",
+        |q, _| q.accept_encoding = &[b"deflate"],
+        None,
+    ),
     ("status 100", |_, r| r.status = 100, None),
     ("status 101", |_, r| r.status = 101, None),
     ("status 103", |_, r| r.status = 103, None),
@@ -54,24 +58,72 @@ const CASES: &[Case] = &[
     ("status 404 is compressed", |_, r| r.status = 404, BR),
     ("status 500 is compressed", |_, r| r.status = 500, BR),
     ("already encoded", |_, r| r.content_encoding = true, None),
-    ("no-transform", |_, r| r.cache_control = &[b"no-transform"], None),
-    ("no-transform among others, any case", |_, r| r.cache_control = &[b"max-age=60", b"public, No-Transform"], None),
-    ("no-transform inside a quoted argument does not count", |_, r| r.cache_control = &[b"private=\"x, no-transform\""], BR),
-    ("a longer directive name does not count", |_, r| r.cache_control = &[b"no-transformx, no-store"], BR),
+    (
+        "no-transform",
+        |_, r| r.cache_control = &[b"no-transform"],
+        None,
+    ),
+    (
+        "no-transform among others, any case",
+        |_, r| r.cache_control = &[b"max-age=60", b"public, No-Transform"],
+        None,
+    ),
+    (
+        "no-transform inside a quoted argument does not count",
+        |_, r| r.cache_control = &[b"private=\"x, no-transform\""],
+        BR,
+    ),
+    (
+        "a longer directive name does not count",
+        |_, r| r.cache_control = &[b"no-transformx, no-store"],
+        BR,
+    ),
     ("below min_size", |_, r| r.content_length = Some(255), None),
     ("at min_size", |_, r| r.content_length = Some(256), BR),
     ("no body", |_, r| r.content_length = Some(0), None),
-    ("unknown length (streamed)", |_, r| r.content_length = None, BR),
+    (
+        "unknown length (streamed)",
+        |_, r| r.content_length = None,
+        BR,
+    ),
     ("no Content-Type", |_, r| r.content_type = None, None),
-    ("a type not listed", |_, r| r.content_type = Some(b"image/png"), None),
-    ("a top-level wildcard", |_, r| r.content_type = Some(b"text/css"), BR),
-    ("a type in capitals", |_, r| r.content_type = Some(b"Application/JSON"), BR),
-    ("parameters and spaces dropped", |_, r| r.content_type = Some(b"  application/json ;charset=utf-8"), BR),
-    ("a suffix is not the type", |_, r| r.content_type = Some(b"application/jsonx"), None),
-    ("a wildcard covers only its top level", |_, r| r.content_type = Some(b"textual/plain"), None),
+    (
+        "a type not listed",
+        |_, r| r.content_type = Some(b"image/png"),
+        None,
+    ),
+    (
+        "a top-level wildcard",
+        |_, r| r.content_type = Some(b"text/css"),
+        BR,
+    ),
+    (
+        "a type in capitals",
+        |_, r| r.content_type = Some(b"Application/JSON"),
+        BR,
+    ),
+    (
+        "parameters and spaces dropped",
+        |_, r| r.content_type = Some(b"  application/json ;charset=utf-8"),
+        BR,
+    ),
+    (
+        "a suffix is not the type",
+        |_, r| r.content_type = Some(b"application/jsonx"),
+        None,
+    ),
+    (
+        "a wildcard covers only its top level",
+        |_, r| r.content_type = Some(b"textual/plain"),
+        None,
+    ),
     ("no slash", |_, r| r.content_type = Some(b"text"), None),
     ("svg", |_, r| r.content_type = Some(b"image/svg+xml"), BR),
-    ("wasm", |_, r| r.content_type = Some(b"application/wasm"), BR),
+    (
+        "wasm",
+        |_, r| r.content_type = Some(b"application/wasm"),
+        BR,
+    ),
 ];
 
 #[test]
@@ -96,7 +148,10 @@ fn varies_ignores_the_request() {
     q.head = true;
     q.accept_encoding = &[];
     assert_eq!(p.decide(&q, &r), None);
-    assert!(p.varies(&r), "a cache must still key this response on Accept-Encoding");
+    assert!(
+        p.varies(&r),
+        "a cache must still key this response on Accept-Encoding"
+    );
     let mut r = resp();
     r.content_type = Some(b"image/png");
     assert!(!p.varies(&r));
@@ -124,7 +179,11 @@ fn policy_reads_the_ir() {
         accept_encoding: &[b"zstd, gzip"],
         ..req()
     };
-    assert_eq!(p.decide(&q, &r), Some(Encoding::Gzip), "min_size 0 compresses a 1-byte body");
+    assert_eq!(
+        p.decide(&q, &r),
+        Some(Encoding::Gzip),
+        "min_size 0 compresses a 1-byte body"
+    );
     r.content_length = Some(0);
     assert_eq!(p.decide(&q, &r), None, "but never an empty one");
 }

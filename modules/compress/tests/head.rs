@@ -8,13 +8,19 @@ fn vary_table() {
         (&[], Some("Accept-Encoding")),
         (&["Origin"], Some("Origin, Accept-Encoding")),
         (&["Origin, Cookie"], Some("Origin, Cookie, Accept-Encoding")),
-        (&["Origin", " Cookie ,"], Some("Origin, Cookie, Accept-Encoding")),
+        (
+            &["Origin", " Cookie ,"],
+            Some("Origin, Cookie, Accept-Encoding"),
+        ),
         (&["accept-encoding"], None),
         (&["Origin,Accept-Encoding"], None),
         (&["Origin", "ACCEPT-ENCODING"], None),
         (&["*"], None),
         (&["Origin, *"], None),
-        (&["Accept-Encodings"], Some("Accept-Encodings, Accept-Encoding")),
+        (
+            &["Accept-Encodings"],
+            Some("Accept-Encodings, Accept-Encoding"),
+        ),
     ];
     for (existing, want) in table {
         let lines: Vec<&[u8]> = existing.iter().map(|s| s.as_bytes()).collect();
@@ -44,7 +50,13 @@ fn etag_table() {
     for (tag, want) in table {
         let mut out = vec![];
         let changed = weaken_etag(tag.as_bytes(), &mut out);
-        assert_eq!(changed.then(|| String::from_utf8_lossy(&out).into_owned()).as_deref(), *want, "{tag:?}");
+        assert_eq!(
+            changed
+                .then(|| String::from_utf8_lossy(&out).into_owned())
+                .as_deref(),
+            *want,
+            "{tag:?}"
+        );
     }
 }
 
@@ -62,7 +74,11 @@ fn field_edits() {
     ];
     for (name, value, want, written) in table {
         let mut out = vec![];
-        assert_eq!(edit(name.as_bytes(), value.as_bytes(), &mut out), *want, "{name}: {value}");
+        assert_eq!(
+            edit(name.as_bytes(), value.as_bytes(), &mut out),
+            *want,
+            "{name}: {value}"
+        );
         assert_eq!(String::from_utf8_lossy(&out), *written, "{name}: {value}");
     }
 }

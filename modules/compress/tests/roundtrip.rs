@@ -62,7 +62,12 @@ fn round_trip_through_reference_decoders() {
         for level in [e.default_level(), *e.levels().start(), *e.levels().end()] {
             for body in [vec![], b"a".to_vec(), html(300), html(200_000)] {
                 let z = encode(e, level, &body);
-                assert_eq!(decode(e, &z), body, "{e:?} level {level}, {} bytes", body.len());
+                assert_eq!(
+                    decode(e, &z),
+                    body,
+                    "{e:?} level {level}, {} bytes",
+                    body.len()
+                );
                 if body.len() > 1000 {
                     assert!(z.len() < body.len() / 3, "{e:?} compresses text");
                 }
@@ -138,8 +143,14 @@ fn reset_encoders_write_the_same_bytes_even_after_an_abandoned_stream() {
             out.clear();
             enc.push(body, &mut out).expect("push");
             enc.finish(&mut out).expect("finish");
-            assert!(decode(e, &out) == *body, "{e:?}: a reset encoder's output decodes");
-            assert!(out == encode(e, e.default_level(), body), "{e:?}: a reset encoder is a new one");
+            assert!(
+                decode(e, &out) == *body,
+                "{e:?}: a reset encoder's output decodes"
+            );
+            assert!(
+                out == encode(e, e.default_level(), body),
+                "{e:?}: a reset encoder is a new one"
+            );
             enc.reset();
         }
     }
@@ -151,7 +162,10 @@ fn use_after_finish_is_refused() {
         let mut enc = Encoder::new(e, 1);
         let mut out = vec![];
         enc.finish(&mut out).expect("finish");
-        assert!(matches!(enc.push(b"x", &mut out), Err(EncodeError::Finished)));
+        assert!(matches!(
+            enc.push(b"x", &mut out),
+            Err(EncodeError::Finished)
+        ));
         assert!(matches!(enc.flush(&mut out), Err(EncodeError::Finished)));
         assert!(matches!(enc.finish(&mut out), Err(EncodeError::Finished)));
     }
@@ -211,15 +225,26 @@ fn round_trip_through_the_command_line_tools() {
 }
 
 fn encoding() -> impl Strategy<Value = Encoding> {
-    prop_oneof![Just(Encoding::Gzip), Just(Encoding::Zstd), Just(Encoding::Br)]
+    prop_oneof![
+        Just(Encoding::Gzip),
+        Just(Encoding::Zstd),
+        Just(Encoding::Br)
+    ]
 }
 
 /// Bodies that compress (repeated words) and ones that do not (random bytes).
 fn body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..20_000),
-        proptest::collection::vec(prop_oneof![Just(&b"lorem "[..]), Just(&b"ipsum\n"[..]), Just(&b"<div>"[..])], 0..4_000)
-            .prop_map(|w| w.concat()),
+        proptest::collection::vec(
+            prop_oneof![
+                Just(&b"lorem "[..]),
+                Just(&b"ipsum\n"[..]),
+                Just(&b"<div>"[..])
+            ],
+            0..4_000
+        )
+        .prop_map(|w| w.concat()),
     ]
 }
 
