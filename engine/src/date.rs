@@ -3,10 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+use bext_http1::date::MONTHS;
 
 /// Calendar fields of a Unix time (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,23 +14,11 @@ pub struct Civil {
     pub hour: u32,
     pub min: u32,
     pub sec: u32,
-    /// 0 = Thursday (1970-01-01 was a Thursday).
-    pub weekday_from_thu: u32,
 }
 
 pub fn civil(secs: u64) -> Civil {
-    let days = (secs / 86_400) as i64;
+    let (year, month, day) = bext_http1::date::civil((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    // Days to civil date (proleptic Gregorian), after H. Hinnant's public-domain algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
     Civil {
         year,
         month,
@@ -41,23 +26,17 @@ pub fn civil(secs: u64) -> Civil {
         hour: (rem / 3600) as u32,
         min: (rem / 60 % 60) as u32,
         sec: (rem % 60) as u32,
-        weekday_from_thu: (days.rem_euclid(7)) as u32,
     }
 }
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT`
 pub fn http_date(secs: u64) -> String {
-    let c = civil(secs);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[c.weekday_from_thu as usize],
-        c.day,
-        MONTHS[(c.month - 1) as usize],
-        c.year,
-        c.hour,
-        c.min,
-        c.sec
-    )
+    let out = bext_http1::date::format_http_date(secs.min(i64::MAX as u64) as i64);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn month_name(m: u32) -> &'static str {
+    std::str::from_utf8(MONTHS[(m - 1) as usize]).unwrap_or("???")
 }
 
 /// `10/Oct/2000:13:55:36 +0000` (the combined log format's time).
@@ -66,7 +45,7 @@ pub fn clf_date(secs: u64) -> String {
     format!(
         "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
         c.day,
-        MONTHS[(c.month - 1) as usize],
+        month_name(c.month),
         c.year,
         c.hour,
         c.min,

@@ -15,6 +15,7 @@
 
 mod chars;
 mod chunked;
+pub mod date;
 mod fields;
 mod path;
 mod request;

@@ -41,7 +41,6 @@
 
 mod cache;
 pub mod conditional;
-mod date;
 mod mime;
 mod plan;
 pub mod range;
@@ -49,8 +48,8 @@ mod resolve;
 #[allow(unsafe_code)]
 mod sys;
 
+pub use bext_http1::date::{format_http_date, parse_http_date};
 pub use cache::{CacheConfig, FileCache};
-pub use date::{format_http_date, parse_http_date};
 pub use mime::{content_type, DEFAULT_TYPE};
 pub use plan::{plan, Method, Plan, Request};
 pub use resolve::{Symlinks, NAME_MAX, PATH_MAX};
