@@ -288,14 +288,7 @@ async fn serve_conn(
         } else if scratch.is_none() && (w.readiness_idle || w.parked.available()) {
             // A new connection that has not sent its request yet waits under the header
             // timeout, a keep-alive one under the idle timeout.
-            let limit = {
-                let p = w.pipeline();
-                if served == 0 {
-                    p.client.header_timeout
-                } else {
-                    p.client.idle_timeout
-                }
-            };
+            let limit = w.pipeline().client.request_wait(served);
             if !skip_park {
                 // Quiet past the hot window (or no hot slot free): park the connection, new
                 // or kept alive (its task ends; see `idle`). A silent new connection then costs
@@ -480,12 +473,7 @@ async fn one_request(
         let Some(s) = stream.as_mut() else {
             return Next::Close;
         };
-        let wait = if served == 0 {
-            policy.header_timeout
-        } else {
-            policy.idle_timeout
-        };
-        let limit = Limit::new(&w.stop, wait);
+        let limit = Limit::new(&w.stop, policy.request_wait(served));
         let read = read_more(s, &mut sc.buf, 1024, limit);
         match race(pin!(read), pin!(w.stop.wait())).await {
             Either::Left(Ok(_)) => {}

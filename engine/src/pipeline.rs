@@ -274,6 +274,18 @@ pub struct ClientPolicy {
     pub keepalive_requests: u64,
 }
 
+impl ClientPolicy {
+    /// How long a connection waits for its next request: a new one (nothing `served` yet)
+    /// under the header timeout, a kept-alive one under the idle timeout.
+    pub fn request_wait(&self, served: u32) -> Duration {
+        if served == 0 {
+            self.header_timeout
+        } else {
+            self.idle_timeout
+        }
+    }
+}
+
 pub struct Pipeline {
     pub generation: u64,
     pub listeners: Vec<SocketAddr>,
