@@ -188,12 +188,7 @@ impl BodyReader {
                     *pos += consumed;
                     // Refuse a chunk as soon as its declared size is known to overrun the
                     // limit, instead of reading (or waiting for) data that will be refused.
-                    let here = match &chunk {
-                        Chunk::Data(r) => r.len() as u64,
-                        _ => 0,
-                    };
-                    let declared = here.saturating_add(self.decoder.remaining_in_chunk());
-                    if self.total.saturating_add(declared) > self.limit {
+                    if overruns(self.total, &chunk, &self.decoder, self.limit) {
                         return Err(BodyErr::TooLarge);
                     }
                     match chunk {
@@ -222,4 +217,35 @@ impl BodyReader {
             },
         }
     }
+}
+
+/// Whether the piece `decoder` just returned takes a chunked body past `limit`: `total`
+/// bytes before it, its data, and what its chunk's declared size still owes.
+fn overruns(total: u64, chunk: &Chunk, decoder: &ChunkedDecoder, limit: u64) -> bool {
+    let here = match chunk {
+        Chunk::Data(r) => r.len() as u64,
+        _ => 0,
+    };
+    total.saturating_add(here.saturating_add(decoder.remaining_in_chunk())) > limit
+}
+
+/// Run the chunked decoder over the part of a request body that is already buffered, without
+/// consuming it, under the same rules as [`BodyReader::pull`]: a framing error or a declared
+/// size over `limit` is known before the upstream is contacted.
+pub fn check_chunked_prefix(data: &[u8], limit: u64) -> Result<(), BodyErr> {
+    let mut d = ChunkedDecoder::new();
+    let mut pos = 0;
+    let mut total: u64 = 0;
+    while pos < data.len() {
+        let (consumed, chunk) = d.decode(&data[pos..]).map_err(|_| BodyErr::Framing)?;
+        pos += consumed;
+        if overruns(total, &chunk, &d, limit) {
+            return Err(BodyErr::TooLarge);
+        }
+        match chunk {
+            Chunk::Data(r) if consumed > 0 => total = total.saturating_add(r.len() as u64),
+            Chunk::Data(_) | Chunk::Done | Chunk::NeedMore => return Ok(()),
+        }
+    }
+    Ok(())
 }

@@ -929,7 +929,9 @@ pub(crate) async fn proxy(
     // contacted: a malformed or oversized body is refused here, and the origin never sees the
     // request.
     if has_body && ctx.framing == Framing::Chunked {
-        if let Err(e) = check_chunked_prefix(&ctx.buf[ctx.pos..], ctx.policy.body_bytes) {
+        if let Err(e) =
+            crate::body::check_chunked_prefix(&ctx.buf[ctx.pos..], ctx.policy.body_bytes)
+        {
             return body_failure(ctx, e).await;
         }
     }
@@ -1335,31 +1337,6 @@ pub(crate) async fn proxy(
             Outcome::closed(502, Some("client-closed"))
         }
     }
-}
-
-/// Run the chunked decoder over the part of a request body that is already buffered, without
-/// consuming it: a framing error or a declared size over `limit` is known before the upstream
-/// is contacted.
-fn check_chunked_prefix(data: &[u8], limit: u64) -> Result<(), BodyErr> {
-    let mut d = bext_http1::ChunkedDecoder::new();
-    let mut pos = 0;
-    let mut total: u64 = 0;
-    while pos < data.len() {
-        let (consumed, chunk) = d.decode(&data[pos..]).map_err(|_| BodyErr::Framing)?;
-        pos += consumed;
-        if let bext_http1::Chunk::Data(r) = &chunk {
-            total = total.saturating_add(r.len() as u64);
-        }
-        if total.saturating_add(d.remaining_in_chunk()) > limit {
-            return Err(BodyErr::TooLarge);
-        }
-        match chunk {
-            bext_http1::Chunk::Done | bext_http1::Chunk::NeedMore => return Ok(()),
-            bext_http1::Chunk::Data(_) if consumed == 0 => return Ok(()),
-            bext_http1::Chunk::Data(_) => {}
-        }
-    }
-    Ok(())
 }
 
 /// Read the whole request body (decoded, within the body limit) for `request_buffering on`.
