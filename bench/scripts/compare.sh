@@ -49,6 +49,8 @@ BENCH=${BENCH:-$TARGET_DIR/release/bext-bench}
 BEXT_PREV=${BEXT_PREV:-}
 PEERS=${PEERS:-"floor floor-bare bext-epoll bext-io-uring nginx haproxy"}
 OUT=${OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+# nginx resolves paths against its prefix: the output folder must be absolute.
+OUT=$(realpath -m "$OUT")
 PROXY_CPU=${PROXY_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 PORT=${PORT:-18000}
