@@ -10,7 +10,7 @@ use crate::io::{race, read_more, write_all, write_static, Either, IoFail, Limit,
 use crate::pipeline::{
     Action, ClientPolicy, CompiledRoute, Pipeline, Respond, RespondBody, Segment,
 };
-use crate::stage::{Headers, LogEntry, RequestView, RouteResult, Verdict};
+use crate::stage::{Exchange, Flow, Headers, LogEntry, Phases, RequestView, RouteResult};
 use crate::worker::{Scratch, Woken, Worker};
 use bext_http1::{Framing, Method, Parse, Version};
 use monoio::buf::IoBufMut;
@@ -65,6 +65,10 @@ pub(crate) struct Ctx<'a> {
     pub trusted: bool,
     /// The normal form of the path when it differs from the one sent (set by `dispatch`).
     pub path: Option<Vec<u8>>,
+    /// The route's stage states and the response phases' decisions.
+    pub ex: &'a mut Exchange,
+    /// The matched route (flat index), once routed.
+    pub route: Option<usize>,
 }
 
 impl<'a> Ctx<'a> {
@@ -529,8 +533,10 @@ async fn one_request(
         rhead,
         rid,
         note,
+        stages,
         ..
     } = sc;
+    stages.reset();
     // Request id: keep a valid one from a trusted proxy, generate one otherwise.
     let trusted = p.trusted.contains(peer.ip());
     match Headers::from_request(buf, head).get(b"x-request-id") {
@@ -540,7 +546,7 @@ async fn one_request(
         }
         _ => w.next_request_id(rid),
     }
-    let logging = w.log.borrow().is_some();
+    let logging = w.log.borrow().is_some() || p.stage_phases.contains(Phases::LOG);
     let note_ranges = if logging {
         Some(take_note(note, buf, head))
     } else {
@@ -567,9 +573,12 @@ async fn one_request(
         rid,
         trusted,
         path: None,
+        ex: stages,
+        route: None,
         buf,
     };
     let outcome = dispatch(&mut ctx, p).await;
+    let route = ctx.route;
     let consumed = ctx.pos.min(ctx.buf.len());
     let keep = outcome.keep && ctx.keep_wanted && ctx.stream.is_some();
     // The client said this was its last request (`Connection: close`, or HTTP/1.0 without
@@ -597,7 +606,12 @@ async fn one_request(
         if let Some(log) = w.log.borrow_mut().as_mut() {
             log.record(&entry, w.now_secs());
         }
+        // Phase "log": the route's stages see the same entry.
+        if let Some(r) = route.and_then(|r| p.routes.get(r)) {
+            stages.log(&r.stages, &entry);
+        }
     }
+    stages.reset();
     if keep {
         Next::Keep
     } else if client_done {
@@ -811,11 +825,14 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             return send_class(ctx, ErrorClass::BadRequest, body_pending).await;
         }
     }
-    let (result, verdict, location) = {
+    let (result, flow, location) = {
         let buf: &[u8] = ctx.buf;
         let head = ctx.head;
         let host_full = head.effective_authority().map_or(&b""[..], |s| s.get(buf));
-        let path = ctx.path();
+        let path = match &ctx.path {
+            Some(p) => &p[..],
+            None => head.path_or_root(buf),
+        };
         let view = RequestView {
             method: head.method,
             method_bytes: head.method_span.get(buf),
@@ -826,21 +843,22 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             client: ctx.peer,
         };
         let result = p.router.route(&view);
-        let mut verdict = Verdict::Continue;
+        let mut flow = Flow::Continue;
         let mut location = None;
         if let RouteResult::Matched(id) = result {
             let route = &p.routes[id.0 as usize];
-            for f in &route.filters {
-                verdict = f.on_request(&view);
-                if verdict != Verdict::Continue {
-                    break;
-                }
+            ctx.route = Some(id.0 as usize);
+            // Phase "request filters": the route's stages, each with its state for this
+            // request.
+            if !route.stages.is_empty() {
+                ctx.ex.begin(&route.stages);
+                flow = ctx.ex.request(&route.stages, &view).await;
             }
             if let Action::Redirect { location: tpl, .. } = &route.action {
                 location = Some(render_location(tpl, &view, path));
             }
         }
-        (result, verdict, location)
+        (result, flow, location)
     };
     let body_pending = ctx.has_body();
     let id = match result {
@@ -852,20 +870,14 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             return send_class(ctx, ErrorClass::MethodNotAllowed, body_pending).await
         }
     };
-    match verdict {
-        Verdict::Continue => {}
-        Verdict::Reject { status, slug } => {
-            return send_problem(ctx, status, slug, reason(status), body_pending).await;
-        }
-        Verdict::Limited { retry_after_secs } => {
+    if let Flow::Reply(r) = flow {
+        if r.slug == ErrorClass::RateLimited.slug() {
             ctx.w.shared.stats[ctx.w.id]
                 .rate_limited
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let c = ErrorClass::RateLimited;
-            let secs = Some(retry_after_secs.max(1));
-            return send_problem_with(ctx, c.status(), c.slug(), c.title(), body_pending, secs)
-                .await;
         }
+        let secs = r.retry_after.map(|s| s.max(1));
+        return send_problem_with(ctx, r.status, r.slug, r.title, body_pending, secs).await;
     }
     if let Framing::ContentLength(n) = ctx.framing {
         if n > ctx.policy.body_bytes {
@@ -874,6 +886,9 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
     }
     let route: &CompiledRoute = &p.routes[id.0 as usize];
     match &route.action {
+        Action::Respond(r) if route.stages.has(Phases::RESPONSE_HEAD) => {
+            respond_staged(ctx, r, route).await
+        }
         Action::Respond(r) => respond(ctx, r).await,
         Action::Redirect { status, .. } => {
             let location = location.unwrap_or_default();
@@ -994,6 +1009,121 @@ async fn respond(ctx: &mut Ctx<'_>, r: &Respond) -> Outcome {
     Outcome {
         status: r.status,
         bytes: if with_body { r.body.len() } else { 0 },
+        keep: ok && !close,
+        error: None,
+        upstream: None,
+    }
+}
+
+/// `respond` on a route whose stages see the response: the head goes through the response
+/// head phase and, when a stage changes the body, the body goes through the body filters piece
+/// by piece, framed chunked (HTTP/1.1) or by closing the connection (HTTP/1.0), since its
+/// length is no longer the one configured.
+async fn respond_staged(ctx: &mut Ctx<'_>, r: &Respond, route: &CompiledRoute) -> Outcome {
+    if r.echo && ctx.has_body() && !ctx.is_head {
+        return echo(ctx, r).await;
+    }
+    let mut close = !ctx.keep_wanted;
+    if ctx.head.expect_continue && ctx.has_body() && ctx.pos >= ctx.buf.len() {
+        close = true;
+    } else if let Err(e) = discard_body(ctx).await {
+        return body_failure(ctx, e).await;
+    }
+    let bodied = r.status >= 200 && r.status != 204 && r.status != 304;
+    let fields = Headers::new(&r.head, &r.fields);
+    let filtering = ctx.ex.response_head(&route.stages, r.status, fields) && bodied;
+    let chunked = filtering && !ctx.http10;
+    close |= filtering && ctx.http10;
+    let mut out = ctx.w.take_xfer();
+    let line_end = r
+        .head
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(r.head.len(), |i| i + 2);
+    out.extend_from_slice(&r.head[..line_end]);
+    for (name, value) in fields.iter() {
+        if ctx.ex.edits.removes(name) {
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(ctx.ex.edits.added_lines());
+    if bodied {
+        if chunked {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        } else if !filtering {
+            content_length_field(&mut out, r.body.len());
+        }
+    }
+    ctx.w.with_date_line(|d| out.extend_from_slice(d));
+    connection_field(&mut out, close, ctx.http10);
+    out.extend_from_slice(b"\r\n");
+    let with_body = !ctx.is_head && bodied;
+    let steps = ctx.send_steps();
+    let (mut filtered, mut tmp) = (ctx.w.take_xfer(), ctx.w.take_xfer());
+    let mut ok = true;
+    let mut bytes = 0u64;
+    if let Some(s) = ctx.stream.as_mut() {
+        let (fixed, mut left): (&[u8], u64) = match &r.body {
+            RespondBody::Fixed(b) => (b, b.len() as u64),
+            RespondBody::Generated { len } => (&[], *len),
+        };
+        let mut first = true;
+        while with_body && ok && (first || left > 0) {
+            let piece: &[u8] = match &r.body {
+                RespondBody::Fixed(_) => fixed,
+                RespondBody::Generated { .. } => {
+                    &PATTERN[..left.min(PATTERN.len() as u64) as usize]
+                }
+            };
+            left -= piece.len() as u64;
+            first = false;
+            let last = left == 0;
+            if filtering {
+                if ctx
+                    .ex
+                    .body(&route.stages, piece, last, &mut filtered, &mut tmp)
+                    .is_err()
+                {
+                    ok = false;
+                    break;
+                }
+                if !filtered.is_empty() {
+                    if chunked {
+                        bext_http1::write_chunk_header(&mut out, filtered.len());
+                    }
+                    out.extend_from_slice(&filtered);
+                    if chunked {
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    bytes += filtered.len() as u64;
+                }
+                if last && chunked {
+                    out.extend_from_slice(bext_http1::LAST_CHUNK);
+                }
+            } else {
+                out.extend_from_slice(piece);
+                bytes += piece.len() as u64;
+            }
+            // A fresh deadline for each piece: the timeout bounds a stalled reader.
+            ok = write_all(s, &mut out, steps.step()).await.is_ok();
+            out.clear();
+        }
+        if !out.is_empty() && ok {
+            ok = write_all(s, &mut out, steps.step()).await.is_ok();
+        }
+    } else {
+        ok = false;
+    }
+    ctx.w.give_xfer(out);
+    ctx.w.give_xfer(filtered);
+    ctx.w.give_xfer(tmp);
+    Outcome {
+        status: r.status,
+        bytes,
         keep: ok && !close,
         error: None,
         upstream: None,

@@ -5,7 +5,8 @@
 //! worker, never here, so the pipeline is read-only on the request path. Each pipeline carries a
 //! generation number; a reload publishes a new pipeline with the next number.
 
-use crate::stage::{RequestFilter, ResponseFilter, RouteStage};
+pub use crate::stage::flat_route_index;
+use crate::stage::{RouteStage, Stages};
 use bext_ir as ir;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -28,12 +29,6 @@ impl std::fmt::Display for CompileError {
 }
 
 impl std::error::Error for CompileError {}
-
-/// The flat index of route `route` of site `site`: the routes of all sites, in order.
-pub fn flat_route_index(config: &ir::Config, site: usize, route: usize) -> u32 {
-    let before: usize = config.sites[..site].iter().map(|s| s.routes.len()).sum();
-    (before + route) as u32
-}
 
 /// Header operations of one direction, resolved for serialisation: fields whose name is in
 /// `drop` are not copied, then `add` is appended.
@@ -155,6 +150,8 @@ pub struct Respond {
     /// Requests with a body get it back (the built-in origin); otherwise bodies are read and
     /// discarded.
     pub echo: bool,
+    /// The fields of `head` (after its status line), for the response head phase.
+    pub fields: Vec<bext_http1::Header>,
 }
 
 impl Respond {
@@ -183,15 +180,50 @@ impl Respond {
             head.extend_from_slice(v);
             head.extend_from_slice(b"\r\n");
         }
+        let fields = head_fields(&head);
         Respond {
             status,
             body,
             head,
             echo,
+            fields,
         }
     }
 }
 
+/// The fields of a serialised head (`status line CRLF (name: value CRLF)*`), as spans.
+fn head_fields(head: &[u8]) -> Vec<bext_http1::Header> {
+    let mut out = Vec::new();
+    let mut at = match head.windows(2).position(|w| w == b"\r\n") {
+        Some(i) => i + 2,
+        None => return out,
+    };
+    while at < head.len() {
+        let end = head[at..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(head.len(), |i| at + i);
+        let line = &head[at..end];
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let vstart =
+                at + colon + 1 + line[colon + 1..].iter().take_while(|&&b| b == b' ').count();
+            out.push(bext_http1::Header {
+                name: bext_http1::Span {
+                    start: at as u32,
+                    end: (at + colon) as u32,
+                },
+                value: bext_http1::Span {
+                    start: vstart as u32,
+                    end: end as u32,
+                },
+            });
+        }
+        at = end + 2;
+    }
+    out
+}
+
+/// What produces the response once the request filters let a request through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Proxy { upstream: usize },
@@ -206,8 +238,9 @@ pub struct CompiledRoute {
     pub rewrite: Option<Box<dyn crate::stage::TargetRewrite>>,
     pub request_headers: HeaderOps,
     pub response_headers: HeaderOps,
-    pub filters: Vec<Box<dyn RequestFilter>>,
-    pub response_filters: Vec<Box<dyn ResponseFilter>>,
+    /// The route's module stages, in the order the compiler fixed; set after compilation by
+    /// whoever builds them (see `bext::compile_with`).
+    pub(crate) stages: Stages,
     /// `request_buffering on`: a proxied request body is read whole before the upstream is
     /// contacted.
     pub request_buffering: bool,
@@ -288,6 +321,8 @@ impl ClientPolicy {
 
 pub struct Pipeline {
     pub generation: u64,
+    /// Every phase some route's stage takes part in.
+    pub(crate) stage_phases: crate::stage::Phases,
     pub listeners: Vec<SocketAddr>,
     pub client: ClientPolicy,
     pub router: Box<dyn RouteStage>,
@@ -298,6 +333,24 @@ pub struct Pipeline {
     pub paths: crate::origin::SitePaths,
     /// `trusted_proxies`: peers whose forwarding fields are kept.
     pub trusted: crate::origin::TrustedProxies,
+}
+
+impl Pipeline {
+    /// Append a stage to route `route` (flat index): stages run in the order they were added,
+    /// which the compiler fixes per phase (see `docs/architecture.md`).
+    pub fn add_stage(&mut self, route: usize, stage: Box<dyn crate::stage::DynStage>) {
+        self.stage_phases = self.stage_phases | stage.phases();
+        if let Some(r) = self.routes.get_mut(route) {
+            r.stages.push(stage);
+        }
+    }
+}
+
+impl CompiledRoute {
+    /// The route's stages.
+    pub fn stages(&self) -> &Stages {
+        &self.stages
+    }
 }
 
 /// Pipelines dropped on a worker thread so far (a test hook: workers hand the pipelines they
@@ -449,8 +502,7 @@ impl Pipeline {
                     rewrite: None,
                     request_headers: HeaderOps::compile(&r.request_headers),
                     response_headers,
-                    filters: Vec::new(),
-                    response_filters: Vec::new(),
+                    stages: Stages::default(),
                     request_buffering: r.request_buffering,
                 });
             }
@@ -465,6 +517,7 @@ impl Pipeline {
             })?;
         Ok(Pipeline {
             generation,
+            stage_phases: crate::stage::Phases::NONE,
             listeners,
             client: ClientPolicy {
                 limits: bext_http1::Limits {

@@ -27,7 +27,7 @@ use crate::conn::{
 use crate::error::{reason, ErrorClass};
 use crate::io::{race, read_more, write_all, Either, IoFail, Limit, PerStep};
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
-use crate::stage::Headers;
+use crate::stage::{Exchange, HeadEdits, Headers, Phases, Stages};
 use crate::upstream::{failure_line, pick_context, write_error_line, FailKind, UpstreamState};
 use crate::worker::{StopSignal, Woken, Worker};
 use bext_balance::{Failure, Outcome as BalanceOutcome, RequestFacts, RetryPolicy, Transition};
@@ -299,11 +299,13 @@ fn client_head(
     ubuf: &[u8],
     rh: &ResponseHead,
     ops: &HeaderOps,
+    edits: &HeadEdits,
     framing: Out,
     close: bool,
     http10: bool,
     upgrade: bool,
 ) {
+    let edited = !edits.is_empty();
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(rh.status.to_string().as_bytes());
     out.push(b' ');
@@ -334,6 +336,7 @@ fn client_head(
             || bext_http1::is_hop_by_hop(name)
             || is_named_in(&rh.connection_tokens, ubuf, name)
             || ops.drops(name)
+            || (edited && edits.removes(name))
         {
             continue;
         }
@@ -343,6 +346,7 @@ fn client_head(
     for (n, v) in &ops.add {
         field(out, n, v);
     }
+    out.extend_from_slice(edits.added_lines());
     match framing {
         Out::Length(n) => content_length_field(out, n),
         Out::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
@@ -455,6 +459,8 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     client: &mut W,
     out: &mut Vec<u8>,
     ops: &HeaderOps,
+    stages: &Stages,
+    ex: &mut Exchange,
     close_wanted: bool,
     http10: bool,
     up_timeout: PerStep<'_>,
@@ -463,8 +469,19 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     body_done: &Cell<bool>,
 ) -> Relay {
     let framing = rh.framing.unwrap_or(Framing::None);
+    // Phase "response head filters" (then the framing is chosen: a stage that changes the body
+    // makes its length unknown).
+    let filtering = stages.has(Phases::RESPONSE_HEAD)
+        && ex.response_head(stages, rh.status, Headers::new(ubuf, &rh.headers))
+        && framing != Framing::None;
     let (outf, forced_close) = match framing {
         Framing::None => (Out::None, false),
+        Framing::ContentLength(_) | Framing::Chunked | Framing::CloseDelimited
+            if http10 && filtering =>
+        {
+            (Out::UntilClose, true)
+        }
+        Framing::ContentLength(_) if filtering => (Out::Chunked, false),
         Framing::ContentLength(n) => (Out::Length(n), false),
         Framing::Chunked | Framing::CloseDelimited if http10 => (Out::UntilClose, true),
         Framing::Chunked | Framing::CloseDelimited => (Out::Chunked, false),
@@ -473,7 +490,24 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     // bytes on the client connection: it closes after this response.
     let close = close_wanted || forced_close || !body_done.get();
     out.clear();
-    client_head(out, ubuf, rh, ops, outf, close, http10, false);
+    client_head(out, ubuf, rh, ops, &ex.edits, outf, close, http10, false);
+    if filtering {
+        return relay_filtered(
+            up,
+            ubuf,
+            rh,
+            client,
+            out,
+            stages,
+            ex,
+            outf == Out::Chunked,
+            close,
+            up_timeout,
+            client_timeout,
+            head_sent,
+        )
+        .await;
+    }
     let mut pos = rh.head_len;
     let mut reader = BodyReader::new(framing, u64::MAX);
     let chunked = outf == Out::Chunked;
@@ -522,6 +556,105 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
         bytes: reader.total(),
         complete,
         reusable: complete && rh.keep_alive && framing != Framing::CloseDelimited && !surplus,
+        surplus,
+        upstream_failed: failed,
+        client_ok: complete && !close,
+    }
+}
+
+/// `relay` for a response whose body a stage changes: each piece read from the upstream goes
+/// through the body filters, and what they produce is framed again (chunked, or up to the
+/// close for HTTP/1.0). The head is in `out`, not sent yet.
+#[allow(clippy::too_many_arguments)]
+async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
+    up: &mut R,
+    ubuf: &mut Vec<u8>,
+    rh: &ResponseHead,
+    client: &mut W,
+    out: &mut Vec<u8>,
+    stages: &Stages,
+    ex: &mut Exchange,
+    chunked: bool,
+    close: bool,
+    up_timeout: PerStep<'_>,
+    client_timeout: PerStep<'_>,
+    head_sent: &Cell<bool>,
+) -> Relay {
+    let framing = rh.framing.unwrap_or(Framing::None);
+    let mut pos = rh.head_len;
+    let mut reader = BodyReader::new(framing, u64::MAX);
+    let mut failed = false;
+    let mut filter_failed = false;
+    let mut bytes = 0u64;
+    let (mut raw, mut filtered, mut tmp) = ex.take_buffers();
+    let mut client_ok = true;
+    loop {
+        raw.clear();
+        let more = match reader
+            .pull(up, ubuf, &mut pos, &mut raw, false, up_timeout.step())
+            .await
+        {
+            Ok(m) => m,
+            Err(_) => {
+                failed = true;
+                false
+            }
+        };
+        if failed {
+            break;
+        }
+        if ex
+            .body(stages, &raw, !more, &mut filtered, &mut tmp)
+            .is_err()
+        {
+            filter_failed = true;
+            break;
+        }
+        if !filtered.is_empty() {
+            if chunked {
+                bext_http1::write_chunk_header(out, filtered.len());
+            }
+            out.extend_from_slice(&filtered);
+            if chunked {
+                out.extend_from_slice(b"\r\n");
+            }
+            bytes += filtered.len() as u64;
+        }
+        if !more && chunked {
+            out.extend_from_slice(bext_http1::LAST_CHUNK);
+        }
+        if !out.is_empty() {
+            let sent = write_all(client, out, client_timeout.step()).await.is_ok();
+            out.clear();
+            head_sent.set(true);
+            if !sent {
+                client_ok = false;
+                break;
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    if !head_sent.get() && !out.is_empty() && (failed || filter_failed) {
+        // Nothing was sent yet: the head goes out alone, then the connection closes, so the
+        // client sees a response cut short, never a complete one.
+        let _ = write_all(client, out, client_timeout.step()).await;
+        out.clear();
+        head_sent.set(true);
+    }
+    ex.give_buffers(raw, filtered, tmp);
+    let complete = !failed && !filter_failed && client_ok && reader.is_done();
+    let surplus = complete && pos < ubuf.len();
+    Relay {
+        status: rh.status,
+        bytes,
+        complete,
+        reusable: !failed
+            && reader.is_done()
+            && rh.keep_alive
+            && framing != Framing::CloseDelimited
+            && pos >= ubuf.len(),
         surplus,
         upstream_failed: failed,
         client_ok: complete && !close,
@@ -1108,6 +1241,7 @@ pub(crate) async fn proxy(
                 &ubuf,
                 ctx.rhead,
                 &route.response_headers,
+                &ctx.ex.edits,
                 Out::None,
                 false,
                 ctx.http10,
@@ -1144,6 +1278,8 @@ pub(crate) async fn proxy(
             client,
             &mut hb,
             &route.response_headers,
+            &route.stages,
+            ctx.ex,
             close_wanted,
             ctx.http10,
             PerStep::new(&w.stop, def.response_timeout),
@@ -1203,6 +1339,7 @@ pub(crate) async fn proxy(
         let buf = &mut *ctx.buf;
         let pos = &mut ctx.pos;
         let rhead = &mut *ctx.rhead;
+        let ex = &mut *ctx.ex;
         let send = async {
             let r = send_body(
                 &mut reader,
@@ -1232,6 +1369,8 @@ pub(crate) async fn proxy(
                 &mut cwr,
                 &mut hb,
                 &route.response_headers,
+                &route.stages,
+                ex,
                 close_wanted,
                 http10,
                 PerStep::new(&w.stop, def.response_timeout),

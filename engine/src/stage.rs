@@ -1,160 +1,189 @@
-//! Phases and the stage traits.
+//! Phases, and how the engine runs a route's stages.
 //!
-//! A request passes fixed phases (see `docs/architecture.md` for the chart):
+//! The stage API itself (the [`Stage`] trait, request views, head edits) lives in the
+//! `bext-stage` crate, which module crates depend on without linking the runtime; this module
+//! re-exports it and adds what only the engine needs: the compiled stage list of a route
+//! ([`Stages`]) and the per-request part of an exchange ([`Exchange`]), kept in the
+//! connection's scratch so a request allocates nothing for it (a zero-sized stage state is a
+//! box that allocates nothing; the list of states is emptied, not freed, between requests).
 //!
 //! ```text
-//! accept → request head → route → request filters → upstream select → upstream exchange
-//!        → response head filters → response body → log
+//! request head → route → request filters → handler → response head filters
+//!              → response body filters → log
 //! ```
 //!
-//! A stage implements only the phases it needs: each phase is a small trait whose methods have
-//! no-op defaults. Module crates (`modules/*`) implement these traits from IR types; the engine
-//! depends on no module that implements a stage (`bext-balance`, which the engine does use, is
-//! pure per-core logic inside each upstream attempt, not a stage: see docs/balancing.md).
-//! Built-in stages of the engine itself (header operations, the
-//! actions) are called with static dispatch; module stages are boxed, one virtual call per
-//! phase per request.
+//! The engine's own steps of those phases (request normal form, header operations of
+//! `request_header`/`response_header`, the access log) run statically, in the code of the
+//! phase; module stages run through [`DynStage`], one virtual call per phase they take part
+//! in, and only on routes that have them: a route without stages pays a test of an empty list.
 
-use bext_http1::{Header, Method, RequestHead};
-use std::net::SocketAddr;
+pub use bext_stage::{
+    flat_route_index, BodyError, BodyUse, DynStage, Flow, HeadEdits, Headers, LogEntry, Phases,
+    Reply, RequestView, ResponseHead, RouteId, RouteResult, RouteStage, Stage, TargetRewrite,
+};
+use std::any::Any;
+use std::future::poll_fn;
 
-/// Index of a route in the pipeline's flat route table: the routes of `Config::sites` in
-/// order, site after site (see [`crate::pipeline::flat_route_index`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RouteId(pub u32);
-
-/// What the router decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteResult {
-    Matched(RouteId),
-    /// No route of the chosen site matches the path (or no site matches the host).
-    NotFound,
-    /// Some route matches the path, none the method: 405.
-    MethodNotAllowed,
+/// The stages of one route, in the order the pipeline fixed (see `docs/architecture.md`).
+#[derive(Default)]
+pub struct Stages {
+    list: Vec<Box<dyn DynStage>>,
+    phases: Phases,
 }
 
-/// The request fields every phase may read, borrowed from the connection buffer.
-pub struct RequestView<'a> {
-    pub method: Option<Method>,
-    /// The method token as sent.
-    pub method_bytes: &'a [u8],
-    /// Host without port, as sent (compare ASCII-case-insensitively).
-    pub host: &'a [u8],
-    /// The path in normal form, without `;parameters` (`bext_http1::route_view`): what routes
-    /// match. The forwarded path keeps the parameters.
-    pub path: &'a [u8],
-    pub query: Option<&'a [u8]>,
-    pub headers: Headers<'a>,
-    pub client: SocketAddr,
-}
-
-/// The header fields of a parsed head.
-#[derive(Clone, Copy)]
-pub struct Headers<'a> {
-    buf: &'a [u8],
-    list: &'a [Header],
-}
-
-impl<'a> Headers<'a> {
-    pub fn new(buf: &'a [u8], list: &'a [Header]) -> Self {
-        Headers { buf, list }
+impl Stages {
+    pub fn push(&mut self, stage: Box<dyn DynStage>) {
+        self.phases = self.phases | stage.phases();
+        self.list.push(stage);
     }
 
-    pub fn from_request(buf: &'a [u8], head: &'a RequestHead) -> Self {
-        Headers::new(buf, &head.headers)
-    }
-
-    /// The first field named `name` (ASCII case-insensitive).
-    pub fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
-        self.iter()
-            .find(|(n, _)| bext_http1::name_eq(n, name))
-            .map(|(_, v)| v)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + '_ {
-        let buf = self.buf;
-        self.list
-            .iter()
-            .map(move |h| (h.name.get(buf), h.value.get(buf)))
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
     }
 
     pub fn len(&self) -> usize {
         self.list.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+    /// Some stage of the route takes part in `phase`.
+    #[inline]
+    pub fn has(&self, phase: Phases) -> bool {
+        self.phases.contains(phase)
     }
 }
 
-/// Phase "route": choose the route of a request. Implemented by `bext-router`.
-pub trait RouteStage: Send + Sync {
-    fn route(&self, req: &RequestView<'_>) -> RouteResult;
+/// Per-request state of a route's stages, and what the response phases decided. Lives in the
+/// connection's scratch.
+#[derive(Default)]
+pub struct Exchange {
+    states: Vec<Box<dyn Any>>,
+    /// The stages (by position) that filter this response's body.
+    filtering: u64,
+    pub(crate) edits: HeadEdits,
+    /// Buffers of the body filters (raw piece, filtered piece, scratch), kept from request to
+    /// request like the rest of the connection's scratch.
+    bufs: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+}
 
-    /// The index in `Config::sites` of the site serving `host` (without port), asked before
-    /// routing only when sites normalise paths differently.
-    fn site(&self, _host: &[u8]) -> Option<usize> {
-        None
+impl Exchange {
+    /// Start a request on a route: a fresh state per stage.
+    pub(crate) fn begin(&mut self, stages: &Stages) {
+        self.reset();
+        for s in &stages.list {
+            self.states.push(s.init());
+        }
     }
-}
 
-/// The `rewrite` of one route: the request target sent upstream instead of the client's.
-/// Implemented by `bext-router`; any per-core state a rewrite needs is its own (no lock).
-pub trait TargetRewrite: Send + Sync {
-    /// Appends the new target (path, then `?query`) to `out` and returns true when the rewrite
-    /// applies; returns false, leaving `out` untouched, when it does not (the request keeps its
-    /// target). `query` comes without its `?`.
-    fn rewrite(&self, path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>) -> bool;
-}
+    /// Drop the states of the last request (their buffers return to the stages' pools).
+    pub(crate) fn reset(&mut self) {
+        self.states.clear();
+        self.filtering = 0;
+        self.edits.clear();
+    }
 
-/// What a request filter decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Continue,
-    /// Answer with this status and problem type slug instead of running the action.
-    Reject {
+    /// Phase "request filters", in order; the first reply ends the phase.
+    pub(crate) async fn request(&mut self, stages: &Stages, req: &RequestView<'_>) -> Flow {
+        if !stages.has(Phases::REQUEST) {
+            return Flow::Continue;
+        }
+        for (s, st) in stages.list.iter().zip(self.states.iter_mut()) {
+            if !s.phases().contains(Phases::REQUEST) {
+                continue;
+            }
+            let flow = poll_fn(|cx| s.poll_request(&mut **st, req, cx)).await;
+            if let Flow::Reply(_) = flow {
+                return flow;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Phase "response head filters": edits collect in `self.edits`; returns true when a
+    /// stage filters the body (the body's length is then unknown).
+    pub(crate) fn response_head(
+        &mut self,
+        stages: &Stages,
         status: u16,
-        slug: &'static str,
-    },
-    /// Over a rate limit: 429 `rate-limited`, with `Retry-After` (seconds until a request of
-    /// this client would be accepted again, at least 1).
-    Limited {
-        retry_after_secs: u64,
-    },
-}
-
-/// Phase "request filters" (limits, WAF, auth, plugins): may short-circuit with a response.
-pub trait RequestFilter: Send + Sync {
-    fn on_request(&self, _req: &RequestView<'_>) -> Verdict {
-        Verdict::Continue
+        fields: Headers<'_>,
+    ) -> bool {
+        self.edits.clear();
+        self.filtering = 0;
+        if !stages.has(Phases::RESPONSE_HEAD) {
+            return false;
+        }
+        let mut head = ResponseHead::new(status, fields, &mut self.edits);
+        for (i, (s, st)) in stages.list.iter().zip(self.states.iter_mut()).enumerate() {
+            if !s.phases().contains(Phases::RESPONSE_HEAD) {
+                continue;
+            }
+            if s.on_response_head(&mut **st, &mut head) == BodyUse::Filter && i < 64 {
+                self.filtering |= 1 << i;
+            }
+        }
+        if self.filtering != 0 {
+            head.length_unknown();
+        }
+        self.filtering != 0
     }
-}
 
-/// Phase "response head filters": may add or remove fields of the response head.
-pub trait ResponseFilter: Send + Sync {
-    fn on_response_head(&self, _status: u16, _out: &mut Vec<(Vec<u8>, Vec<u8>)>) {}
-}
+    /// The body filters' buffers (new ones the first time).
+    pub(crate) fn take_buffers(&mut self) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        self.bufs.take().unwrap_or_default()
+    }
 
-/// One finished request, as the log phase sees it.
-pub struct LogEntry<'a> {
-    pub client: SocketAddr,
-    pub method: &'a [u8],
-    pub target: &'a [u8],
-    pub http10: bool,
-    pub host: &'a [u8],
-    pub status: u16,
-    /// Body bytes sent to the client.
-    pub bytes_sent: u64,
-    pub duration_us: u64,
-    pub request_id: &'a str,
-    pub upstream: Option<SocketAddr>,
-    /// The error class slug, when the request failed.
-    pub error: Option<&'static str>,
-    pub referer: Option<&'a [u8]>,
-    pub user_agent: Option<&'a [u8]>,
-}
+    /// Give the buffers back; oversized ones are dropped.
+    pub(crate) fn give_buffers(&mut self, a: Vec<u8>, b: Vec<u8>, c: Vec<u8>) {
+        const KEEP: usize = 64 * 1024;
+        if a.capacity().max(b.capacity()).max(c.capacity()) <= KEEP {
+            self.bufs = Some((a, b, c));
+        }
+    }
 
-/// Phase "log".
-pub trait LogStage: Send + Sync {
-    fn on_log(&self, _entry: &LogEntry<'_>) {}
+    /// Phase "response body filters" for one chunk (`last`: the body ended after it): each
+    /// filtering stage in order, the output of one the input of the next. The result is in
+    /// `out` (cleared first); `tmp` is scratch of the same kind.
+    pub(crate) fn body(
+        &mut self,
+        stages: &Stages,
+        data: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+        tmp: &mut Vec<u8>,
+    ) -> Result<(), BodyError> {
+        let mut first = true;
+        for (i, (s, st)) in stages.list.iter().zip(self.states.iter_mut()).enumerate() {
+            if i >= 64 || self.filtering & (1 << i) == 0 {
+                continue;
+            }
+            tmp.clear();
+            // The first filter reads the handler's bytes where they are: nothing is copied
+            // for a stage that does not change them.
+            let input: &[u8] = if first { data } else { out };
+            if !input.is_empty() {
+                s.on_body(&mut **st, input, tmp)?;
+            }
+            if last {
+                s.on_body_end(&mut **st, tmp)?;
+            }
+            std::mem::swap(out, tmp);
+            first = false;
+        }
+        if first {
+            out.clear();
+            out.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// Phase "log".
+    pub(crate) fn log(&mut self, stages: &Stages, entry: &LogEntry<'_>) {
+        if !stages.has(Phases::LOG) {
+            return;
+        }
+        for (s, st) in stages.list.iter().zip(self.states.iter_mut()) {
+            if s.phases().contains(Phases::LOG) {
+                s.on_log(&mut **st, entry);
+            }
+        }
+    }
 }

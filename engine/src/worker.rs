@@ -377,6 +377,8 @@ pub struct Scratch {
     pub note: Vec<u8>,
     /// Cancels a hot read on io_uring; kept with the scratch so a request allocates none.
     pub cancel: monoio::io::Canceller,
+    /// The stage states of the current request.
+    pub stages: crate::stage::Exchange,
 }
 
 /// A pooled idle upstream connection.
@@ -540,6 +542,7 @@ impl Worker {
                 rid: Vec::with_capacity(32),
                 note: Vec::new(),
                 cancel: monoio::io::Canceller::new(),
+                stages: crate::stage::Exchange::default(),
             })
         })
     }
@@ -550,6 +553,7 @@ impl Worker {
         }
         s.buf.clear();
         s.note.clear();
+        s.stages.reset();
         let mut list = self.scratch.borrow_mut();
         if list.len() < FREE_LIST_MAX {
             list.push(s);

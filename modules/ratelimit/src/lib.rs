@@ -43,8 +43,8 @@
 //! same rate, burst and key on a route with the same hosts, path and methods) keeps its counts;
 //! a changed or new limit starts fresh.
 
-use bext_engine::stage::{RequestFilter, RequestView, Verdict};
 use bext_ir as ir;
+use bext_stage::{Flow, Phases, Reply, RequestView, Stage};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
@@ -243,14 +243,28 @@ impl RateLimit {
     }
 }
 
-impl RequestFilter for RateLimit {
-    fn on_request(&self, req: &RequestView<'_>) -> Verdict {
+/// A request filter with no per-request state: over the limit, the request is answered 429
+/// `rate-limited` with `Retry-After` (seconds until a request of this client would be accepted
+/// again, at least 1).
+impl Stage for RateLimit {
+    type State = ();
+
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
+    }
+
+    fn init(&self) {}
+
+    fn on_request(&self, _state: &mut (), req: &RequestView<'_>) -> Flow {
         let cell = self.cell(req);
         match self.take(cell, self.now_us()) {
-            None => Verdict::Continue,
-            Some(wait_us) => Verdict::Limited {
-                retry_after_secs: wait_us.div_ceil(1_000_000).max(1),
-            },
+            None => Flow::Continue,
+            Some(wait_us) => Flow::Reply(Reply {
+                status: 429,
+                slug: "rate-limited",
+                title: "Too Many Requests",
+                retry_after: Some(wait_us.div_ceil(1_000_000).max(1)),
+            }),
         }
     }
 }

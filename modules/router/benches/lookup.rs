@@ -11,8 +11,8 @@
 //! cargo bench -p bext-router --bench lookup -- --warm-up-time 1 --measurement-time 3
 //! ```
 
-use bext_engine::stage::{Headers, RequestView, RouteResult, RouteStage};
 use bext_router::Router;
+use bext_stage::{Headers, RequestView, RouteResult, RouteStage};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::fmt::Write as _;
 use std::hint::black_box;

@@ -31,9 +31,9 @@ pub use rewrite::{CompiledRewrite, RewriteScratch, Rewrites, RewritesScratch};
 
 use trie::Trie;
 
-pub use bext_engine::stage::RouteId;
-use bext_engine::stage::{Headers, RequestView, RouteResult, RouteStage};
 use bext_ir::{routing, Config, HostPattern, Loc, MatchOp, PathMatch};
+pub use bext_stage::RouteId;
+use bext_stage::{Headers, RequestView, RouteResult, RouteStage};
 use regex_automata::meta::Regex;
 use regex_automata::Input;
 use std::collections::HashMap;
@@ -384,7 +384,7 @@ impl Router {
             for ri in routing::match_order(&site.routes) {
                 let route = &site.routes[ri];
                 let entry = Entry {
-                    id: RouteId(bext_engine::pipeline::flat_route_index(config, si, ri)),
+                    id: RouteId(bext_stage::flat_route_index(config, si, ri)),
                     methods: route
                         .methods
                         .iter()

@@ -236,7 +236,7 @@ impl Rewrites {
     }
 }
 
-impl bext_engine::stage::TargetRewrite for RouteRewrite {
+impl bext_stage::TargetRewrite for RouteRewrite {
     fn rewrite(&self, path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut pair) => {

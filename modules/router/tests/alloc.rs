@@ -5,9 +5,9 @@
 //! per-thread search cache (and the lazy DFA its states for that input), which is the one-time
 //! cost the compiled-vs-scratch split allows. After that, lookups must not allocate at all.
 
-use bext_engine::stage::{Headers, RequestView, RouteResult, RouteStage};
 use bext_http1::{Header, Span};
 use bext_router::{Rewrites, Router};
+use bext_stage::{Headers, RequestView, RouteResult, RouteStage};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

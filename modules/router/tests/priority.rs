@@ -8,10 +8,10 @@
 //!
 //! A request is written `METHOD HOST TARGET [NAME:VALUE ...]`.
 
-use bext_engine::stage::{Headers, RequestView, RouteResult, RouteStage};
 use bext_http1::{Header, Span};
 use bext_ir::{Action, Config};
 use bext_router::Router;
+use bext_stage::{Headers, RequestView, RouteResult, RouteStage};
 
 /// (what the case is about, configuration, warnings `bext check` reports, requests and winners)
 type Case = (

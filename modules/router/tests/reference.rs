@@ -3,11 +3,11 @@
 //! one by one in `bext_ir::routing::match_order`. Random configurations over a small alphabet
 //! make routes overlap a lot; a seeded generator keeps every run the same.
 
-use bext_engine::stage::{Headers, RequestView, RouteId, RouteResult, RouteStage};
 use bext_http1::{Header, Span};
 use bext_ir::routing::{host_matches, host_rank, match_order};
 use bext_ir::{Action, Config, FieldCond, HostPattern, Loc, MatchOp, PathMatch, Route, Site};
 use bext_router::Router;
+use bext_stage::{Headers, RequestView, RouteId, RouteResult, RouteStage};
 use regex_automata::meta::Regex;
 use std::collections::HashMap;
 

@@ -1,0 +1,532 @@
+//! bext-stage: the stage API of bext, without the runtime.
+//!
+//! A request passes fixed phases (the chart and the reasons for the order are in
+//! `docs/architecture.md`):
+//!
+//! ```text
+//! request head → route → request filters → handler → response head filters
+//!              → response body filters → log
+//! ```
+//!
+//! A [`Stage`] implements only the phases it needs: every phase method has a no-op default.
+//! The stage value itself is compiled once per route and shared by every core (`&self`); what
+//! a stage keeps for one request lives in its [`Stage::State`], made by [`Stage::init`] when a
+//! request reaches the route (like Pingora's `HttpModuleBuilder::init` → `HttpModule`), and
+//! passed back `&mut` to every later phase of that request. A stage that must wait (a plugin
+//! callout, a cache lock) implements [`Stage::poll_request`] instead of [`Stage::on_request`]:
+//! the engine polls it from the connection's task, so waiting needs no runtime here.
+//!
+//! Module crates (`modules/*`) and plugins depend on this crate only, never on the engine, so
+//! they do not link the runtime. The engine runs a module stage through [`DynStage`], the
+//! object-safe form every [`Stage`] gets for free.
+
+#![forbid(unsafe_code)]
+
+use std::any::Any;
+use std::task::{Context, Poll};
+
+use bext_http1::{Header, Method, RequestHead};
+use std::net::SocketAddr;
+
+/// Index of a route in the pipeline's flat route table: the routes of `Config::sites` in
+/// order, site after site (see [`crate::pipeline::flat_route_index`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteId(pub u32);
+
+/// What the router decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteResult {
+    Matched(RouteId),
+    /// No route of the chosen site matches the path (or no site matches the host).
+    NotFound,
+    /// Some route matches the path, none the method: 405.
+    MethodNotAllowed,
+}
+
+/// The request fields every phase may read, borrowed from the connection buffer.
+pub struct RequestView<'a> {
+    pub method: Option<Method>,
+    /// The method token as sent.
+    pub method_bytes: &'a [u8],
+    /// Host without port, as sent (compare ASCII-case-insensitively).
+    pub host: &'a [u8],
+    /// The path in normal form, without `;parameters` (`bext_http1::route_view`): what routes
+    /// match. The forwarded path keeps the parameters.
+    pub path: &'a [u8],
+    pub query: Option<&'a [u8]>,
+    pub headers: Headers<'a>,
+    pub client: SocketAddr,
+}
+
+/// The header fields of a parsed head.
+#[derive(Clone, Copy)]
+pub struct Headers<'a> {
+    buf: &'a [u8],
+    list: &'a [Header],
+}
+
+impl<'a> Headers<'a> {
+    pub fn new(buf: &'a [u8], list: &'a [Header]) -> Self {
+        Headers { buf, list }
+    }
+
+    pub fn from_request(buf: &'a [u8], head: &'a RequestHead) -> Self {
+        Headers::new(buf, &head.headers)
+    }
+
+    /// The first field named `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &[u8]) -> Option<&'a [u8]> {
+        self.iter()
+            .find(|(n, _)| bext_http1::name_eq(n, name))
+            .map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + '_ {
+        let buf = self.buf;
+        self.list
+            .iter()
+            .map(move |h| (h.name.get(buf), h.value.get(buf)))
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+/// Phase "route": choose the route of a request. Implemented by `bext-router`.
+pub trait RouteStage: Send + Sync {
+    fn route(&self, req: &RequestView<'_>) -> RouteResult;
+
+    /// The index in `Config::sites` of the site serving `host` (without port), asked before
+    /// routing only when sites normalise paths differently.
+    fn site(&self, _host: &[u8]) -> Option<usize> {
+        None
+    }
+}
+
+/// The `rewrite` of one route: the request target sent upstream instead of the client's.
+/// Implemented by `bext-router`; any per-core state a rewrite needs is its own (no lock).
+pub trait TargetRewrite: Send + Sync {
+    /// Appends the new target (path, then `?query`) to `out` and returns true when the rewrite
+    /// applies; returns false, leaving `out` untouched, when it does not (the request keeps its
+    /// target). `query` comes without its `?`.
+    fn rewrite(&self, path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>) -> bool;
+}
+
+/// One finished request, as the log phase sees it.
+pub struct LogEntry<'a> {
+    pub client: SocketAddr,
+    pub method: &'a [u8],
+    pub target: &'a [u8],
+    pub http10: bool,
+    pub host: &'a [u8],
+    pub status: u16,
+    /// Body bytes sent to the client.
+    pub bytes_sent: u64,
+    pub duration_us: u64,
+    pub request_id: &'a str,
+    pub upstream: Option<SocketAddr>,
+    /// The error class slug, when the request failed.
+    pub error: Option<&'static str>,
+    pub referer: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
+}
+
+/// The flat index of route `route` of site `site`: the routes of all sites, in order.
+pub fn flat_route_index(config: &bext_ir::Config, site: usize, route: usize) -> u32 {
+    let before: usize = config.sites[..site].iter().map(|s| s.routes.len()).sum();
+    (before + route) as u32
+}
+
+/// A response a stage answers with instead of letting the request go on: a problem response
+/// (RFC 9457) of this status and type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    /// The problem type slug (`https://bext.dev/problems/<slug>`).
+    pub slug: &'static str,
+    pub title: &'static str,
+    /// `Retry-After`, in seconds.
+    pub retry_after: Option<u64>,
+}
+
+/// What a request phase decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// End the request with this response; later stages and the handler do not run.
+    Reply(Reply),
+}
+
+/// Which phases a stage takes part in, so the engine skips the others without a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Phases(u8);
+
+impl Phases {
+    pub const REQUEST: Phases = Phases(1);
+    pub const RESPONSE_HEAD: Phases = Phases(2);
+    /// Implies taking part in the response head phase, where a stage says whether it changes
+    /// the body of this response.
+    pub const RESPONSE_BODY: Phases = Phases(4 | 2);
+    pub const LOG: Phases = Phases(8);
+    pub const NONE: Phases = Phases(0);
+
+    pub const fn union(self, other: Phases) -> Phases {
+        Phases(self.0 | other.0)
+    }
+
+    pub const fn contains(self, other: Phases) -> bool {
+        self.0 & other.0 == other.0 && other.0 != 0
+    }
+}
+
+impl std::ops::BitOr for Phases {
+    type Output = Phases;
+    fn bitor(self, rhs: Phases) -> Phases {
+        self.union(rhs)
+    }
+}
+
+/// The response head as the response head phase sees it: the fields the handler produced
+/// (read-only) and the edits stages ask for, which the engine applies when it serialises the
+/// head. Edits are kept in buffers the engine reuses from request to request.
+pub struct ResponseHead<'a> {
+    status: u16,
+    fields: Headers<'a>,
+    edits: &'a mut HeadEdits,
+}
+
+impl<'a> ResponseHead<'a> {
+    pub fn new(status: u16, fields: Headers<'a>, edits: &'a mut HeadEdits) -> Self {
+        ResponseHead {
+            status,
+            fields,
+            edits,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The first field named `name` (ASCII case-insensitive), after the edits so far (a
+    /// removed field is gone, a field set by an earlier stage is seen).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        if let Some(v) = self.edits.added(name) {
+            return Some(v);
+        }
+        if self.edits.removes(name) {
+            return None;
+        }
+        self.fields.get(name)
+    }
+
+    /// Every line of field `name`, as the handler produced them (edits not applied).
+    pub fn get_all<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = &'a [u8]> + 's {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| bext_http1::name_eq(n, name))
+            .map(|(_, v)| v)
+    }
+
+    /// Every field as the handler produced it (edits not applied).
+    pub fn fields(&self) -> Headers<'a> {
+        self.fields
+    }
+
+    /// Remove every line of field `name`.
+    pub fn remove(&mut self, name: &[u8]) {
+        self.edits.remove(name);
+    }
+
+    /// Replace every line of field `name` with one.
+    pub fn set(&mut self, name: &[u8], value: &[u8]) {
+        self.edits.remove(name);
+        self.edits.append(name, value);
+    }
+
+    /// Add a line, keeping those of the same name.
+    pub fn append(&mut self, name: &[u8], value: &[u8]) {
+        self.edits.append(name, value);
+    }
+
+    /// The body will not have the length the handler announced: the engine frames it chunked
+    /// (HTTP/1.1) or by closing the connection (HTTP/1.0).
+    pub fn length_unknown(&mut self) {
+        self.edits.length_unknown = true;
+    }
+}
+
+/// Edits to a response head, collected over the response head phase. Cleared, not freed,
+/// between requests.
+#[derive(Debug, Default, Clone)]
+pub struct HeadEdits {
+    /// Lower-case names of removed fields, each followed by `\n`.
+    removed: Vec<u8>,
+    /// Added lines, serialised (`Name: value\r\n`).
+    added: Vec<u8>,
+    /// Where each added line's name ends and its value starts, per line: (start, colon, end).
+    spans: Vec<(u32, u32, u32)>,
+    length_unknown: bool,
+}
+
+impl HeadEdits {
+    pub fn clear(&mut self) {
+        self.removed.clear();
+        self.added.clear();
+        self.spans.clear();
+        self.length_unknown = false;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.added.is_empty() && !self.length_unknown
+    }
+
+    /// Whether a handler's field `name` is removed.
+    pub fn removes(&self, name: &[u8]) -> bool {
+        self.removed
+            .split(|&b| b == b'\n')
+            .any(|n| !n.is_empty() && n.eq_ignore_ascii_case(name))
+    }
+
+    /// The serialised lines to add, `Name: value\r\n` each.
+    pub fn added_lines(&self) -> &[u8] {
+        &self.added
+    }
+
+    /// Whether the body's length changes (the handler's `Content-Length` no longer holds).
+    pub fn length_changes(&self) -> bool {
+        self.length_unknown
+    }
+
+    fn added(&self, name: &[u8]) -> Option<&[u8]> {
+        self.spans.iter().find_map(|&(s, c, e)| {
+            let n = &self.added[s as usize..c as usize];
+            n.eq_ignore_ascii_case(name)
+                .then(|| &self.added[c as usize + 2..e as usize - 2])
+        })
+    }
+
+    fn remove(&mut self, name: &[u8]) {
+        // Lines added earlier under this name go too.
+        let mut i = 0;
+        while i < self.spans.len() {
+            let (s, c, e) = self.spans[i];
+            if self.added[s as usize..c as usize].eq_ignore_ascii_case(name) {
+                let len = e - s;
+                self.added.drain(s as usize..e as usize);
+                self.spans.remove(i);
+                for sp in &mut self.spans[i..] {
+                    sp.0 -= len;
+                    sp.1 -= len;
+                    sp.2 -= len;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        if !self.removes(name) {
+            self.removed.extend(name.iter().map(u8::to_ascii_lowercase));
+            self.removed.push(b'\n');
+        }
+    }
+
+    fn append(&mut self, name: &[u8], value: &[u8]) {
+        let s = self.added.len() as u32;
+        self.added.extend_from_slice(name);
+        let c = self.added.len() as u32;
+        self.added.extend_from_slice(b": ");
+        self.added.extend_from_slice(value);
+        self.added.extend_from_slice(b"\r\n");
+        self.spans.push((s, c, self.added.len() as u32));
+    }
+}
+
+/// Whether a stage changes the body of this response (decided in the response head phase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyUse {
+    /// The body passes this stage untouched: the stage sees none of it, nothing is copied.
+    Pass,
+    /// Every chunk of the body goes through [`Stage::on_body`], then [`Stage::on_body_end`].
+    Filter,
+}
+
+/// A body filter failed: the response is cut short (the connection closes without completing
+/// its framing, so the client never takes a partial body for a whole one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyError;
+
+/// A stage: the phases of a request it takes part in, compiled once per route.
+///
+/// `Self` is the compiled, immutable part, shared by every core; [`Stage::State`] is what one
+/// request of one core needs (an encoder, a counter, what the request phase learnt for the
+/// response phases). Every method but [`Stage::init`] and [`Stage::phases`] has a no-op
+/// default; a stage lists what it implements in [`Stage::phases`], so the engine calls
+/// nothing else.
+pub trait Stage: Send + Sync + 'static {
+    /// Per-request state. A zero-sized state costs no allocation.
+    type State: 'static;
+
+    /// The phases this stage implements.
+    fn phases(&self) -> Phases;
+
+    /// A request reached the route: its state, before any phase runs.
+    fn init(&self) -> Self::State;
+
+    /// Phase "request filters": continue, or answer instead of the handler.
+    fn on_request(&self, _state: &mut Self::State, _req: &RequestView<'_>) -> Flow {
+        Flow::Continue
+    }
+
+    /// [`Stage::on_request`] for a stage that may have to wait: polled from the connection's
+    /// task until ready, with the same request each time.
+    fn poll_request(
+        &self,
+        state: &mut Self::State,
+        req: &RequestView<'_>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Flow> {
+        Poll::Ready(self.on_request(state, req))
+    }
+
+    /// Phase "response head filters": edit the head; say whether the body is changed.
+    fn on_response_head(&self, _state: &mut Self::State, _head: &mut ResponseHead<'_>) -> BodyUse {
+        BodyUse::Pass
+    }
+
+    /// Phase "response body filters": one chunk of the body (as the previous filter left it),
+    /// the result appended to `out`. Only called when the head phase answered
+    /// [`BodyUse::Filter`].
+    fn on_body(
+        &self,
+        _state: &mut Self::State,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), BodyError> {
+        out.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// The body ended: what the filter still holds, appended to `out`.
+    fn on_body_end(&self, _state: &mut Self::State, _out: &mut Vec<u8>) -> Result<(), BodyError> {
+        Ok(())
+    }
+
+    /// Phase "log": the request is finished.
+    fn on_log(&self, _state: &mut Self::State, _entry: &LogEntry<'_>) {}
+}
+
+/// The object-safe form of [`Stage`], which the engine holds module stages as: the state is
+/// boxed as `dyn Any` (no allocation when it is zero-sized).
+pub trait DynStage: Send + Sync {
+    fn phases(&self) -> Phases;
+    fn init(&self) -> Box<dyn Any>;
+    fn poll_request(
+        &self,
+        state: &mut dyn Any,
+        req: &RequestView<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Flow>;
+    fn on_response_head(&self, state: &mut dyn Any, head: &mut ResponseHead<'_>) -> BodyUse;
+    fn on_body(&self, state: &mut dyn Any, data: &[u8], out: &mut Vec<u8>)
+        -> Result<(), BodyError>;
+    fn on_body_end(&self, state: &mut dyn Any, out: &mut Vec<u8>) -> Result<(), BodyError>;
+    fn on_log(&self, state: &mut dyn Any, entry: &LogEntry<'_>);
+}
+
+/// The state handed back is always the one `init` made for this stage (the engine keeps them
+/// side by side); a mismatch is a bug in the engine, answered without a panic: the phase is
+/// skipped.
+impl<S: Stage> DynStage for S {
+    fn phases(&self) -> Phases {
+        Stage::phases(self)
+    }
+
+    fn init(&self) -> Box<dyn Any> {
+        Box::new(Stage::init(self))
+    }
+
+    fn poll_request(
+        &self,
+        state: &mut dyn Any,
+        req: &RequestView<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Flow> {
+        match state.downcast_mut::<S::State>() {
+            Some(st) => Stage::poll_request(self, st, req, cx),
+            None => Poll::Ready(Flow::Continue),
+        }
+    }
+
+    fn on_response_head(&self, state: &mut dyn Any, head: &mut ResponseHead<'_>) -> BodyUse {
+        match state.downcast_mut::<S::State>() {
+            Some(st) => Stage::on_response_head(self, st, head),
+            None => BodyUse::Pass,
+        }
+    }
+
+    fn on_body(
+        &self,
+        state: &mut dyn Any,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), BodyError> {
+        match state.downcast_mut::<S::State>() {
+            Some(st) => Stage::on_body(self, st, data, out),
+            None => Err(BodyError),
+        }
+    }
+
+    fn on_body_end(&self, state: &mut dyn Any, out: &mut Vec<u8>) -> Result<(), BodyError> {
+        match state.downcast_mut::<S::State>() {
+            Some(st) => Stage::on_body_end(self, st, out),
+            None => Err(BodyError),
+        }
+    }
+
+    fn on_log(&self, state: &mut dyn Any, entry: &LogEntry<'_>) {
+        if let Some(st) = state.downcast_mut::<S::State>() {
+            Stage::on_log(self, st, entry)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_edits_remove_set_and_read_back() {
+        let mut e = HeadEdits::default();
+        let buf = b"";
+        let mut h = ResponseHead::new(200, Headers::new(buf, &[]), &mut e);
+        h.append(b"X-A", b"1");
+        h.set(b"Vary", b"Accept-Encoding");
+        h.append(b"X-B", b"2");
+        h.remove(b"x-a");
+        assert_eq!(h.get(b"vary"), Some(&b"Accept-Encoding"[..]));
+        assert_eq!(h.get(b"x-a"), None);
+        h.length_unknown();
+        assert_eq!(
+            e.added_lines(),
+            b"Vary: Accept-Encoding\r\nX-B: 2\r\n".as_slice()
+        );
+        assert!(e.removes(b"VARY") && e.removes(b"x-a") && !e.removes(b"x-b"));
+        assert!(e.length_changes());
+        e.clear();
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn phases_combine() {
+        let p = Phases::REQUEST | Phases::LOG;
+        assert!(p.contains(Phases::REQUEST) && p.contains(Phases::LOG));
+        assert!(!p.contains(Phases::RESPONSE_HEAD));
+        assert!(Phases::RESPONSE_BODY.contains(Phases::RESPONSE_HEAD));
+        assert!(!Phases::NONE.contains(Phases::NONE));
+    }
+}

@@ -1,0 +1,275 @@
+//! The stage phases end to end, with stages of the tests' own added through the testing hook
+//! (`bext::start_with_stages`): one that only observes, one that rejects, one that edits the
+//! response head, one that rewrites the body, one that carries state from the request to the
+//! response, on responded and proxied routes.
+
+mod common;
+use bext_stage::{
+    BodyError, BodyUse, Flow, LogEntry, Phases, Reply, RequestView, ResponseHead, Stage,
+};
+use common::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+fn start_with(
+    config: bext_ir::Config,
+    stages: impl FnOnce(&mut bext_engine::Pipeline),
+) -> bext::Server {
+    bext::start_with_stages(config, opts(), stages).expect("bext starts")
+}
+
+fn get(a: std::net::SocketAddr, path: &str) -> Resp {
+    exchange(
+        a,
+        format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes(),
+    )
+    .0
+}
+
+/// Counts requests and log lines; changes nothing.
+struct Observer {
+    requests: Arc<AtomicUsize>,
+    logged: Arc<Mutex<Vec<(u16, u64)>>>,
+}
+
+impl Stage for Observer {
+    type State = ();
+    fn phases(&self) -> Phases {
+        Phases::REQUEST | Phases::LOG
+    }
+    fn init(&self) {}
+    fn on_request(&self, _: &mut (), _: &RequestView<'_>) -> Flow {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        Flow::Continue
+    }
+    fn on_log(&self, _: &mut (), e: &LogEntry<'_>) {
+        self.logged.lock().unwrap().push((e.status, e.bytes_sent));
+    }
+}
+
+/// Refuses paths under `/deny`.
+struct Deny;
+
+impl Stage for Deny {
+    type State = ();
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
+    }
+    fn init(&self) {}
+    fn on_request(&self, _: &mut (), req: &RequestView<'_>) -> Flow {
+        if req.path.starts_with(b"/deny") {
+            Flow::Reply(Reply {
+                status: 403,
+                slug: "forbidden",
+                title: "Forbidden",
+                retry_after: None,
+            })
+        } else {
+            Flow::Continue
+        }
+    }
+}
+
+/// Adds a field and removes `Server`.
+struct EditHead;
+
+impl Stage for EditHead {
+    type State = ();
+    fn phases(&self) -> Phases {
+        Phases::RESPONSE_HEAD
+    }
+    fn init(&self) {}
+    fn on_response_head(&self, _: &mut (), head: &mut ResponseHead<'_>) -> BodyUse {
+        head.set(b"X-Stage", b"edited");
+        head.remove(b"server");
+        BodyUse::Pass
+    }
+}
+
+/// Upper-cases the body and appends `!` at its end (so its length changes).
+struct Shout;
+
+impl Stage for Shout {
+    type State = ();
+    fn phases(&self) -> Phases {
+        Phases::RESPONSE_BODY
+    }
+    fn init(&self) {}
+    fn on_response_head(&self, _: &mut (), _: &mut ResponseHead<'_>) -> BodyUse {
+        BodyUse::Filter
+    }
+    fn on_body(&self, _: &mut (), data: &[u8], out: &mut Vec<u8>) -> Result<(), BodyError> {
+        out.extend(data.iter().map(u8::to_ascii_uppercase));
+        Ok(())
+    }
+    fn on_body_end(&self, _: &mut (), out: &mut Vec<u8>) -> Result<(), BodyError> {
+        out.push(b'!');
+        Ok(())
+    }
+}
+
+/// Keeps the request's path length from the request phase to the response head, and counts
+/// the body bytes it saw, per request.
+struct Remember {
+    seen: Arc<Mutex<Vec<u64>>>,
+}
+
+#[derive(Default)]
+struct Memory {
+    path_len: usize,
+    bytes: u64,
+}
+
+impl Stage for Remember {
+    type State = Memory;
+    fn phases(&self) -> Phases {
+        Phases::REQUEST | Phases::RESPONSE_BODY | Phases::LOG
+    }
+    fn init(&self) -> Memory {
+        Memory::default()
+    }
+    fn on_request(&self, st: &mut Memory, req: &RequestView<'_>) -> Flow {
+        st.path_len = req.path.len();
+        Flow::Continue
+    }
+    fn on_response_head(&self, st: &mut Memory, head: &mut ResponseHead<'_>) -> BodyUse {
+        head.set(b"X-Path-Len", st.path_len.to_string().as_bytes());
+        BodyUse::Filter
+    }
+    fn on_body(&self, st: &mut Memory, data: &[u8], out: &mut Vec<u8>) -> Result<(), BodyError> {
+        st.bytes += data.len() as u64;
+        out.extend_from_slice(data);
+        Ok(())
+    }
+    fn on_log(&self, st: &mut Memory, _: &LogEntry<'_>) {
+        self.seen.lock().unwrap().push(st.bytes);
+    }
+}
+
+fn hello() -> bext_ir::Config {
+    site(vec![route(
+        bext_ir::PathMatch::Prefix("/".into()),
+        respond(200, "hello"),
+    )])
+}
+
+#[test]
+fn an_observing_stage_sees_every_request_and_its_log_and_changes_nothing() {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let logged = Arc::new(Mutex::new(Vec::new()));
+    let (r2, l2) = (requests.clone(), logged.clone());
+    let s = start_with(hello(), move |p| {
+        p.add_stage(
+            0,
+            Box::new(Observer {
+                requests: r2,
+                logged: l2,
+            }),
+        )
+    });
+    for _ in 0..3 {
+        let r = get(addr(&s), "/a");
+        assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+        assert_eq!(r.header("content-length"), Some("5"));
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+    wait_until(|| logged.lock().unwrap().len() == 3);
+    assert_eq!(logged.lock().unwrap()[0], (200, 5));
+    s.shutdown();
+}
+
+#[test]
+fn a_rejecting_stage_answers_instead_of_the_handler() {
+    let s = start_with(hello(), |p| p.add_stage(0, Box::new(Deny)));
+    let r = get(addr(&s), "/deny/x");
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert!(r
+        .text()
+        .contains("\"type\":\"https://bext.dev/problems/forbidden\""));
+    assert_eq!(get(addr(&s), "/ok").text(), "hello");
+    s.shutdown();
+}
+
+#[test]
+fn a_head_stage_edits_responded_and_proxied_heads() {
+    let s = start_with(hello(), |p| p.add_stage(0, Box::new(EditHead)));
+    let r = get(addr(&s), "/");
+    assert_eq!(r.header("x-stage"), Some("edited"));
+    assert_eq!(r.header("server"), None);
+    assert_eq!(
+        (r.text().as_str(), r.header("content-length")),
+        ("hello", Some("5"))
+    );
+    let origin = origin(100);
+    let proxy = start_with(proxy_to(addr(&origin)), |p| {
+        p.add_stage(0, Box::new(EditHead))
+    });
+    let r = get(addr(&proxy), "/");
+    assert_eq!(r.header("x-stage"), Some("edited"));
+    assert_eq!(r.header("server"), None);
+    assert_eq!(r.body.len(), 100);
+    proxy.shutdown();
+    origin.shutdown();
+}
+
+#[test]
+fn a_body_stage_rewrites_bodies_and_the_framing_follows() {
+    let s = start_with(hello(), |p| p.add_stage(0, Box::new(Shout)));
+    let r = get(addr(&s), "/");
+    assert_eq!(r.text(), "HELLO!");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.header("content-length"), None);
+    // HTTP/1.0: the end of the body is the end of the connection.
+    let (r, _) = exchange(addr(&s), b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(r.text(), "HELLO!");
+    assert_eq!(r.header("connection"), Some("close"));
+    // HEAD: no body, whatever the filters.
+    let (r, _) = exchange(addr(&s), b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(r.body.is_empty());
+    // Proxied, over a Content-Length body larger than one transfer buffer.
+    let origin = origin(100_000);
+    let proxy = start_with(proxy_to(addr(&origin)), |p| p.add_stage(0, Box::new(Shout)));
+    let want = get(addr(&origin), "/").body;
+    let r = get(addr(&proxy), "/");
+    assert!(r.complete);
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    let mut up = want.to_ascii_uppercase();
+    up.push(b'!');
+    assert_eq!(r.body, up);
+    proxy.shutdown();
+    origin.shutdown();
+    s.shutdown();
+}
+
+#[test]
+fn stage_state_is_per_request_and_carried_across_phases() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let origin = origin(1000);
+    let s2 = seen.clone();
+    let proxy = start_with(proxy_to(addr(&origin)), move |p| {
+        p.add_stage(0, Box::new(Remember { seen: s2 }))
+    });
+    let a = get(addr(&proxy), "/abc");
+    let b = get(addr(&proxy), "/abcdefgh");
+    assert_eq!(a.header("x-path-len"), Some("4"));
+    assert_eq!(b.header("x-path-len"), Some("9"));
+    assert_eq!(a.body.len(), 1000);
+    wait_until(|| seen.lock().unwrap().len() == 2);
+    // Each request's state counted its own body only.
+    assert_eq!(*seen.lock().unwrap(), vec![1000, 1000]);
+    proxy.shutdown();
+    origin.shutdown();
+}
+
+/// The log phase runs after the response was written, so a client may see the response just
+/// before it: poll for it (bounded).
+fn wait_until(mut cond: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("condition not reached");
+}
