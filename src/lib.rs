@@ -104,9 +104,7 @@ impl std::fmt::Display for Unsupported {
 
 /// The directives [`unsupported_features`] refuses, as it names them: what this version of
 /// the engine does not run yet (`bext version` lists them).
-pub const NOT_IMPLEMENTED: &[&str] = &[
-    "tls", "http3", "waf", "cache", "compress", "plugin", "static",
-];
+pub const NOT_IMPLEMENTED: &[&str] = &["tls", "http3", "waf", "cache", "compress", "plugin"];
 
 /// Every feature of `config` the engine does not implement yet, in file order per section.
 /// `bext run` refuses to start when this is not empty: nothing configured is ever ignored.
@@ -144,9 +142,6 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
             }
             for p in &r.plugins {
                 refuse("plugin", &p.at);
-            }
-            if let ir::Action::Static { .. } = r.action {
-                refuse("static", &r.at);
             }
         }
     }

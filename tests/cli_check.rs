@@ -88,7 +88,7 @@ fn examples_the_engine_cannot_run_are_refused_by_check() {
     let table: [(&str, &[&str]); 4] = [
         ("edge.bext", &["tls", "http3"]),
         ("api-gateway.bext", &["waf"]),
-        ("static-site.bext", &["cache", "compress", "static"]),
+        ("static-site.bext", &["compress"]),
         ("canary.bext", &["plugin"]),
     ];
     for (name, directives) in table {

@@ -694,10 +694,10 @@ async fn early_error(
 }
 
 fn problem_head(w: &Worker, out: &mut Vec<u8>, status: u16, len: usize, close: bool, http10: bool) {
-    problem_head_with(w, out, status, len, close, http10, None);
+    problem_head_with(w, out, status, len, close, http10, b"");
 }
 
-/// A problem response head; `retry_after` adds `Retry-After` (seconds).
+/// A problem response head; `extra` holds more fields, serialised (`Name: value\r\n` each).
 fn problem_head_with(
     w: &Worker,
     out: &mut Vec<u8>,
@@ -705,18 +705,14 @@ fn problem_head_with(
     len: usize,
     close: bool,
     http10: bool,
-    retry_after: Option<u64>,
+    extra: &[u8],
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_usize(out, u64::from(status));
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\nServer: bext\r\nContent-Type: application/problem+json\r\n");
-    if let Some(secs) = retry_after {
-        out.extend_from_slice(b"Retry-After: ");
-        push_usize(out, secs);
-        out.extend_from_slice(b"\r\n");
-    }
+    out.extend_from_slice(extra);
     content_length_field(out, len as u64);
     w.with_date_line(|d| out.extend_from_slice(d));
     connection_field(out, close, http10);
@@ -732,17 +728,17 @@ pub(crate) async fn send_problem(
     title: &str,
     force_close: bool,
 ) -> Outcome {
-    send_problem_with(ctx, status, slug, title, force_close, None).await
+    send_problem_with(ctx, status, slug, title, force_close, b"").await
 }
 
-/// `send_problem` with an optional `Retry-After` (seconds).
-async fn send_problem_with(
+/// `send_problem` with more fields (`Retry-After`, `Allow`, `Content-Range`), serialised.
+pub(crate) async fn send_problem_with(
     ctx: &mut Ctx<'_>,
     status: u16,
     slug: &'static str,
     title: &str,
     force_close: bool,
-    retry_after: Option<u64>,
+    extra: &[u8],
 ) -> Outcome {
     let rid = std::str::from_utf8(ctx.rid).unwrap_or("");
     let body = problem_body(slug, title, status, rid);
@@ -755,7 +751,7 @@ async fn send_problem_with(
         body.len(),
         close,
         ctx.http10,
-        retry_after,
+        extra,
     );
     if !ctx.is_head {
         out.extend_from_slice(body.as_bytes());
@@ -876,8 +872,13 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
                 .rate_limited
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        let secs = r.retry_after.map(|s| s.max(1));
-        return send_problem_with(ctx, r.status, r.slug, r.title, body_pending, secs).await;
+        let mut extra = Vec::new();
+        if let Some(secs) = r.retry_after {
+            extra.extend_from_slice(b"Retry-After: ");
+            push_usize(&mut extra, secs.max(1));
+            extra.extend_from_slice(b"\r\n");
+        }
+        return send_problem_with(ctx, r.status, r.slug, r.title, body_pending, &extra).await;
     }
     if let Framing::ContentLength(n) = ctx.framing {
         if n > ctx.policy.body_bytes {
@@ -895,6 +896,7 @@ async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             redirect(ctx, *status, &location, route).await
         }
         Action::Proxy { upstream } => crate::proxy::proxy(ctx, p, route, *upstream).await,
+        Action::Static(files) => crate::handler::static_files::serve(ctx, route, files).await,
     }
 }
 
@@ -913,7 +915,7 @@ fn render_location(tpl: &[Segment], view: &RequestView<'_>, path: &[u8]) -> Vec<
 }
 
 /// Read and drop the request body (bounded by the body limit).
-async fn discard_body(ctx: &mut Ctx<'_>) -> Result<(), BodyErr> {
+pub(crate) async fn discard_body(ctx: &mut Ctx<'_>) -> Result<(), BodyErr> {
     if !ctx.has_body() {
         return Ok(());
     }

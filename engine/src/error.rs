@@ -45,11 +45,23 @@ pub enum ErrorClass {
     /// A `rate_limit` of the route refused the request (its client, header value or route
     /// sent more than the rate and burst allow).
     RateLimited,
+    /// A static file route has no file (or index file) at the path, or the name is hidden
+    /// (`.git`) or too long.
+    NotFound,
+    /// A static file that bext may not read, that is not a regular file, or whose path would
+    /// leave the root through a symlink.
+    Forbidden,
+    /// A precondition (`If-Match`, `If-Unmodified-Since`) of a request for a file failed.
+    PreconditionFailed,
+    /// No range of the request's `Range` overlaps the file.
+    RangeNotSatisfiable,
+    /// Reading a static file failed in the kernel (an I/O error, no descriptor left).
+    FileError,
 }
 
 impl ErrorClass {
     /// Every class, for tables and tests.
-    pub const ALL: [ErrorClass; 15] = [
+    pub const ALL: [ErrorClass; 20] = [
         ErrorClass::BadRequest,
         ErrorClass::UriTooLong,
         ErrorClass::HeadersTooLarge,
@@ -65,6 +77,11 @@ impl ErrorClass {
         ErrorClass::NoHealthyUpstream,
         ErrorClass::UpstreamOverloaded,
         ErrorClass::RateLimited,
+        ErrorClass::NotFound,
+        ErrorClass::Forbidden,
+        ErrorClass::PreconditionFailed,
+        ErrorClass::RangeNotSatisfiable,
+        ErrorClass::FileError,
     ];
 
     pub fn status(self) -> u16 {
@@ -84,6 +101,11 @@ impl ErrorClass {
             ErrorClass::NoHealthyUpstream => 503,
             ErrorClass::UpstreamOverloaded => 503,
             ErrorClass::RateLimited => 429,
+            ErrorClass::NotFound => 404,
+            ErrorClass::Forbidden => 403,
+            ErrorClass::PreconditionFailed => 412,
+            ErrorClass::RangeNotSatisfiable => 416,
+            ErrorClass::FileError => 500,
         }
     }
 
@@ -105,6 +127,11 @@ impl ErrorClass {
             ErrorClass::NoHealthyUpstream => "no-healthy-upstream",
             ErrorClass::UpstreamOverloaded => "upstream-overloaded",
             ErrorClass::RateLimited => "rate-limited",
+            ErrorClass::NotFound => "not-found",
+            ErrorClass::Forbidden => "forbidden",
+            ErrorClass::PreconditionFailed => "precondition-failed",
+            ErrorClass::RangeNotSatisfiable => "range-not-satisfiable",
+            ErrorClass::FileError => "file-error",
         }
     }
 
@@ -125,6 +152,11 @@ impl ErrorClass {
             ErrorClass::NoHealthyUpstream => "No healthy upstream server",
             ErrorClass::UpstreamOverloaded => "Upstream overloaded",
             ErrorClass::RateLimited => "Too many requests",
+            ErrorClass::NotFound => "Not found",
+            ErrorClass::Forbidden => "Forbidden",
+            ErrorClass::PreconditionFailed => "Precondition failed",
+            ErrorClass::RangeNotSatisfiable => "Range not satisfiable",
+            ErrorClass::FileError => "File could not be read",
         }
     }
 
@@ -220,7 +252,9 @@ pub fn reason(status: u16) -> &'static str {
         410 => "Gone",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        412 => "Precondition Failed",
         415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
         418 => "I'm a teapot",
         421 => "Misdirected Request",
         429 => "Too Many Requests",

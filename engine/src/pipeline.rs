@@ -192,7 +192,7 @@ impl Respond {
 }
 
 /// The fields of a serialised head (`status line CRLF (name: value CRLF)*`), as spans.
-fn head_fields(head: &[u8]) -> Vec<bext_http1::Header> {
+pub(crate) fn head_fields(head: &[u8]) -> Vec<bext_http1::Header> {
     let mut out = Vec::new();
     let mut at = match head.windows(2).position(|w| w == b"\r\n") {
         Some(i) => i + 2,
@@ -224,11 +224,12 @@ fn head_fields(head: &[u8]) -> Vec<bext_http1::Header> {
 }
 
 /// What produces the response once the request filters let a request through.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Action {
     Proxy { upstream: usize },
     Respond(Respond),
     Redirect { status: u16, location: Vec<Segment> },
+    Static(Box<crate::handler::static_files::StaticFiles>),
 }
 
 pub struct CompiledRoute {
@@ -489,11 +490,14 @@ impl Pipeline {
                         status: *status,
                         location: compile_template(location),
                     },
-                    ir::Action::Static { .. } => {
-                        return Err(CompileError {
-                            message: "the `static` action is not implemented by this engine".into(),
-                            at: r.at.clone(),
-                        })
+                    ir::Action::Static { root, index } => {
+                        let files =
+                            crate::handler::static_files::StaticFiles::open(root, index, &r.path)
+                                .map_err(|e| CompileError {
+                                message: format!("static root `{root}`: {e}"),
+                                at: r.at.clone(),
+                            })?;
+                        Action::Static(Box::new(files))
                     }
                 };
                 routes.push(CompiledRoute {

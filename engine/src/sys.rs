@@ -1,9 +1,8 @@
-//! The engine's only `unsafe` code: three calls into the C library and the kernel interface
-//! that the standard library and the runtime do not offer safely. Each block states why it is
-//! sound.
+//! The engine's only `unsafe` code: the calls into the C library and the kernel interface that
+//! the standard library and the runtime do not offer safely. Each block states why it is sound.
 #![allow(unsafe_code)]
 
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// Release whole free pages of every allocator arena to the kernel (glibc `malloc_trim`).
 /// Returns true when memory was released; a no-op where the allocator is not glibc's.
@@ -76,6 +75,77 @@ pub fn idle_state(fd: RawFd) -> IdleState {
     }
 }
 
+/// Read from `fd` at `offset` into `buf` (`pread`): how a small static file joins its head in
+/// one write. Returns the bytes read (0 at the end of the file).
+pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    let off = libc::off_t::try_from(offset)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    loop {
+        // SAFETY: `fd` is borrowed, so open for the call; the pointer and length describe
+        // `buf`, which is valid and writable for its whole length and outlives the call.
+        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Send up to `len` bytes of file `file` from `*offset` to socket `sock` in the kernel
+/// (`sendfile`), advancing `*offset`. The socket must be non-blocking: a full send buffer is
+/// `WouldBlock`, which the caller waits out with the runtime. Returns the bytes sent; 0 means
+/// the file ended before `*offset + len` (it shrank).
+///
+/// # Contract
+/// `sock` must be an open socket for the duration of the call (the caller holds its owner).
+pub fn sendfile(
+    sock: RawFd,
+    file: BorrowedFd<'_>,
+    offset: &mut u64,
+    len: usize,
+) -> std::io::Result<usize> {
+    let mut off = libc::off_t::try_from(*offset)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: per the contract `sock` is open, and `file` is borrowed; `off` is a valid,
+    // writable `off_t` that lives across the call, which is all the kernel writes.
+    let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, len) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    *offset = off as u64;
+    Ok(n as usize)
+}
+
+/// Set or clear `O_NONBLOCK` on `fd`; returns whether it was set before.
+///
+/// # Contract
+/// `fd` must be open for the duration of the call (the caller holds its owner).
+pub fn set_nonblocking(fd: RawFd, on: bool) -> std::io::Result<bool> {
+    // SAFETY: per the contract `fd` is open; F_GETFL and F_SETFL read and write only the
+    // descriptor's status flags.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let was = flags & libc::O_NONBLOCK != 0;
+        if was != on {
+            let new = if on {
+                flags | libc::O_NONBLOCK
+            } else {
+                flags & !libc::O_NONBLOCK
+            };
+            if libc::fcntl(fd, libc::F_SETFL, new) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(was)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsRawFd;
@@ -118,5 +188,44 @@ mod tests {
         let mut b = b;
         b.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"xy");
+    }
+
+    #[test]
+    fn pread_and_sendfile_move_the_bytes_asked_for() {
+        use std::io::{Read, Write};
+        use std::os::fd::AsFd;
+        let dir = std::env::temp_dir().join(format!("bext-sys-{}", std::process::id()));
+        std::fs::write(&dir, b"0123456789").unwrap();
+        let f = std::fs::File::open(&dir).unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(super::pread(f.as_fd(), &mut buf, 3).unwrap(), 4);
+        assert_eq!(&buf, b"3456");
+        assert_eq!(super::pread(f.as_fd(), &mut buf, 10).unwrap(), 0);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        assert!(!super::set_nonblocking(s.as_raw_fd(), true).unwrap());
+        let mut off = 2;
+        assert_eq!(
+            super::sendfile(s.as_raw_fd(), f.as_fd(), &mut off, 5).unwrap(),
+            5
+        );
+        assert_eq!(off, 7);
+        let mut off = 9;
+        assert_eq!(
+            super::sendfile(s.as_raw_fd(), f.as_fd(), &mut off, 5).unwrap(),
+            1
+        );
+        assert_eq!(
+            super::sendfile(s.as_raw_fd(), f.as_fd(), &mut off, 5).unwrap(),
+            0
+        );
+        assert!(super::set_nonblocking(s.as_raw_fd(), false).unwrap());
+        drop(s);
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"234569");
+        let _ = c.write_all(b"");
+        let _ = std::fs::remove_file(&dir);
     }
 }

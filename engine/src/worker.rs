@@ -445,6 +445,10 @@ pub struct Worker {
     /// Request ids: a keyed hash of a counter, not guessable from earlier ids.
     ids: crate::reqid::RequestIds,
     seed: u64,
+    /// Open static files of this core (see `handler::static_files`).
+    pub files: RefCell<bext_static::FileCache>,
+    /// Multipart range responses sent, for their boundaries.
+    boundaries: Cell<u64>,
 }
 
 impl Worker {
@@ -486,9 +490,18 @@ impl Worker {
             log: RefCell::new(log),
             ids: crate::reqid::RequestIds::new(id),
             seed,
+            files: RefCell::new(bext_static::FileCache::new(Default::default())),
+            boundaries: Cell::new(0),
         };
         w.refresh_date();
         w
+    }
+
+    /// A fresh value for a `multipart/byteranges` boundary: not guessable from earlier ones.
+    pub fn boundary_seed(&self) -> u64 {
+        let n = self.boundaries.get().wrapping_add(1);
+        self.boundaries.set(n);
+        mix(self.seed ^ n.rotate_left(32))
     }
 
     /// `n` client connections closed: count them out and let a paused accept loop go on.
@@ -867,6 +880,9 @@ impl Worker {
         }
         self.scratch.borrow_mut().truncate(QUIET_KEEP);
         self.xfer.borrow_mut().truncate(QUIET_KEEP);
+        // Open files are closed too: a quiet core holds no descriptor for files that may
+        // have been replaced or removed since.
+        self.files.borrow_mut().clear();
         crate::sys::release_free_pages();
     }
 
