@@ -11,7 +11,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use bext_engine::pipeline::{Action, Respond, RespondBody};
+use bext_engine::pipeline::{Handler, Respond, RespondBody};
 use bext_engine::{Engine, EngineOptions, Pipeline};
 use bext_ir as ir;
 use std::net::SocketAddr;
@@ -471,7 +471,7 @@ pub fn start_origin(
     config.global.limits.body_bytes = u64::MAX;
     let mut pipeline = compile(&config, 1)?;
     for r in &mut pipeline.routes {
-        if let Action::Respond(resp) = &mut r.action {
+        if let Handler::Respond(resp) = &mut r.handler {
             *resp = Respond::new(
                 200,
                 RespondBody::Generated { len: body_bytes },

@@ -22,7 +22,8 @@
 //! Both drivers park. On io_uring the hot window ends by cancelling the posted read and
 //! awaiting it, so a request that raced the cancellation is served, not lost.
 
-use crate::worker::{Woken, Worker};
+use crate::stop::Woken;
+use crate::worker::Worker;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use monoio::net::TcpStream;

@@ -6,7 +6,7 @@
 //! entry, and the request's future stays free of the timer's 128-byte-aligned state, whose
 //! alignment made every boxed request future an aligned allocation.
 
-use crate::worker::StopSignal;
+use crate::stop::StopSignal;
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use std::future::{poll_fn, Future};

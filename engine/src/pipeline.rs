@@ -223,9 +223,10 @@ pub(crate) fn head_fields(head: &[u8]) -> Vec<bext_http1::Header> {
     out
 }
 
-/// What produces the response once the request filters let a request through.
+/// What produces the response once the request filters let a request through (see
+/// `handler`): one variant per handler type.
 #[derive(Debug)]
-pub enum Action {
+pub enum Handler {
     Proxy { upstream: usize },
     Respond(Respond),
     Redirect { status: u16, location: Vec<Segment> },
@@ -233,7 +234,7 @@ pub enum Action {
 }
 
 pub struct CompiledRoute {
-    pub action: Action,
+    pub handler: Handler,
     pub strip_prefix: Option<Vec<u8>>,
     /// Set after compilation by whoever implements rewrites (`bext-router`).
     pub rewrite: Option<Box<dyn crate::stage::TargetRewrite>>,
@@ -463,7 +464,7 @@ impl Pipeline {
         for site in &config.sites {
             for r in &site.routes {
                 let response_headers = HeaderOps::compile(&r.response_headers);
-                let action = match &r.action {
+                let handler = match &r.action {
                     ir::Action::Proxy { upstream } => {
                         let idx = config
                             .upstreams
@@ -473,20 +474,20 @@ impl Pipeline {
                                 message: format!("unknown upstream `{upstream}`"),
                                 at: r.at.clone(),
                             })?;
-                        Action::Proxy { upstream: idx }
+                        Handler::Proxy { upstream: idx }
                     }
                     ir::Action::Respond {
                         status,
                         body,
                         content_type,
-                    } => Action::Respond(Respond::new(
+                    } => Handler::Respond(Respond::new(
                         *status,
                         RespondBody::Fixed(body.as_bytes().to_vec()),
                         content_type.as_deref(),
                         &response_headers,
                         false,
                     )),
-                    ir::Action::Redirect { status, location } => Action::Redirect {
+                    ir::Action::Redirect { status, location } => Handler::Redirect {
                         status: *status,
                         location: compile_template(location),
                     },
@@ -497,11 +498,11 @@ impl Pipeline {
                                 message: format!("static root `{root}`: {e}"),
                                 at: r.at.clone(),
                             })?;
-                        Action::Static(Box::new(files))
+                        Handler::Static(Box::new(files))
                     }
                 };
                 routes.push(CompiledRoute {
-                    action,
+                    handler,
                     strip_prefix: r.strip_prefix.as_ref().map(|p| p.as_bytes().to_vec()),
                     rewrite: None,
                     request_headers: HeaderOps::compile(&r.request_headers),

@@ -16,11 +16,11 @@
 //! has no precompressed sibling the client accepts), the file is read in pieces and goes
 //! through the body filters instead.
 
+use crate::conn::reply::{finish_head, FilterBufs, Framed};
 use crate::conn::{body_failure, discard_body, send_problem_with, Ctx, Outcome};
 use crate::error::ErrorClass;
 use crate::io::{write_all, IoFail, PerStep};
 use crate::pipeline::{CompiledRoute, HeaderOps};
-use crate::reply::{finish_head, FilterBufs, Framed};
 use bext_http1::Method;
 use bext_static::{Encoding, File, Found, Plan, Refusal, Representation};
 use monoio::net::TcpStream;

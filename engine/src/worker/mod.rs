@@ -5,6 +5,12 @@
 //! which a worker reads on its ticker, never per request, and the worker's [`Mailbox`], through
 //! which the control thread prepares and commits a reload and wakes the worker to stop.
 
+mod reload;
+
+use crate::stop::StopSignal;
+use reload::Prepared;
+pub use reload::{ControlMsg, Held, Reaper};
+
 use crate::log::AccessLog;
 use crate::pipeline::Pipeline;
 use crate::upstream::{CoreUpstreams, UpstreamSnapshot};
@@ -61,50 +67,6 @@ impl PipelineSlot {
     }
 }
 
-/// Where a worker sends the pipelines it lets go of: the engine's reaper thread, which drops
-/// them. Freeing a large configuration (route tables, regexes, upstream definitions) takes
-/// time that must not be spent between two requests of a core.
-pub type Reaper = mpsc::Sender<Arc<Pipeline>>;
-
-/// A pipeline as a worker holds it. Dropping it sends the `Arc` to the reaper instead of
-/// releasing it here, so the last reference to a retired pipeline is never dropped on a worker
-/// thread (unless the reaper is gone, when the engine is being torn down).
-pub struct Held {
-    /// `Some` from creation until `drop` takes it.
-    p: Option<Arc<Pipeline>>,
-    reaper: Reaper,
-}
-
-impl Held {
-    pub fn new(p: Arc<Pipeline>, reaper: &Reaper) -> Held {
-        Held {
-            p: Some(p),
-            reaper: reaper.clone(),
-        }
-    }
-}
-
-impl std::ops::Deref for Held {
-    type Target = Pipeline;
-    fn deref(&self) -> &Pipeline {
-        match &self.p {
-            Some(p) => p,
-            // Invariant: only `drop` takes the pipeline out.
-            None => unreachable!("a held pipeline is taken only when it is dropped"),
-        }
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Some(p) = self.p.take() {
-            // The reaper ends only once every sender is gone, and this one is alive here: the
-            // send fails only if its thread could not be started, and then `p` drops here.
-            let _ = self.reaper.send(p);
-        }
-    }
-}
-
 /// Counters a worker publishes for the control thread (status, tests).
 #[derive(Debug, Default)]
 pub struct WorkerStats {
@@ -129,239 +91,12 @@ pub struct WorkerStats {
     pub upstreams: Mutex<Vec<UpstreamSnapshot>>,
 }
 
-/// A message from the control thread to one worker: the two phases of a reload.
-pub enum ControlMsg {
-    /// Make ready to run `pipeline` (open what it needs on this core) and answer on `ack`;
-    /// nothing changes for requests yet.
-    Prepare {
-        pipeline: Arc<Pipeline>,
-        /// This worker's sockets for the listeners the new pipeline adds (bound, listening),
-        /// keyed by their configured address.
-        listeners: Vec<(SocketAddr, std::net::TcpListener)>,
-        ack: mpsc::Sender<Result<(), String>>,
-    },
-    /// Switch to the prepared pipeline of `generation` and answer once it is active.
-    Commit {
-        generation: u64,
-        ack: mpsc::Sender<u64>,
-    },
-    /// Forget the prepared pipeline of `generation`.
-    Abort { generation: u64 },
-}
-
-/// What a worker prepared for the next generation: the pipeline and its access log, opened on
-/// this core before the commit so that the commit itself cannot fail.
-struct Prepared {
-    pipeline: Held,
-    log: Option<AccessLog>,
-    listeners: Vec<(SocketAddr, TcpListener)>,
-    upstreams: Rc<CoreUpstreams>,
-}
-
 /// State shared between the control thread and the workers.
 #[derive(Debug)]
 pub struct Shared {
     pub stop: AtomicBool,
     pub slot: PipelineSlot,
     pub stats: Vec<WorkerStats>,
-}
-
-/// A local, single-threaded stop signal with any number of waiters, each optionally with a
-/// deadline. Deadlines are checked on the worker's tick (every [`TICK`]), not by a timer per
-/// waiter: an idle keep-alive connection then costs a slot here instead of a timer entry, and
-/// its idle timeout is enforced within one tick.
-pub struct StopSignal {
-    stopped: Cell<bool>,
-    /// Deadlines are stored as tick numbers since `epoch` (4 bytes a waiter instead of 24).
-    epoch: Instant,
-    /// The tick of the last [`StopSignal::expire`]: the coarse clock [`StopSignal::after`]
-    /// counts from, so an I/O step's deadline costs no clock read.
-    now: Cell<u32>,
-    slots: RefCell<Vec<Slot>>,
-    free: RefCell<Vec<usize>>,
-}
-
-impl Default for StopSignal {
-    fn default() -> Self {
-        StopSignal {
-            stopped: Cell::new(false),
-            epoch: Instant::now(),
-            now: Cell::new(0),
-            slots: RefCell::new(Vec::new()),
-            free: RefCell::new(Vec::new()),
-        }
-    }
-}
-
-/// No deadline.
-const NEVER: u32 = u32::MAX;
-
-#[derive(Default)]
-struct Slot {
-    waker: Option<Waker>,
-    deadline: u32,
-    expired: bool,
-}
-
-/// Why a [`StopWait`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Woken {
-    Stopped,
-    Expired,
-}
-
-impl StopSignal {
-    pub fn is_stopped(&self) -> bool {
-        self.stopped.get()
-    }
-
-    pub fn trigger(&self) {
-        self.stopped.set(true);
-        for s in self.slots.borrow_mut().iter_mut() {
-            if let Some(w) = s.waker.take() {
-                w.wake();
-            }
-        }
-    }
-
-    fn tick_of(&self, t: Instant) -> u32 {
-        let ticks = t.saturating_duration_since(self.epoch).as_millis() / TICK.as_millis();
-        u32::try_from(ticks).unwrap_or(NEVER - 1)
-    }
-
-    /// Wake the waiters whose deadline has passed.
-    pub fn expire(&self, now: Instant) {
-        let now = self.tick_of(now);
-        self.now.set(self.now.get().max(now));
-        for s in self.slots.borrow_mut().iter_mut() {
-            if !s.expired && s.deadline != NEVER && s.deadline <= now {
-                s.expired = true;
-                if let Some(w) = s.waker.take() {
-                    w.wake();
-                }
-            }
-        }
-    }
-
-    /// Resolves once the signal is triggered.
-    pub fn wait(&self) -> StopWait<'_> {
-        StopWait {
-            sig: self,
-            key: None,
-            deadline: NEVER,
-            stoppable: true,
-        }
-    }
-
-    /// The tick on the worker's coarse clock by which `limit` has surely passed (one or two
-    /// ticks late at most). Reads no clock: I/O steps on the request path take their
-    /// deadlines from here.
-    pub fn tick_after(&self, limit: Duration) -> u32 {
-        let ticks = u32::try_from(limit.as_millis().div_ceil(TICK.as_millis())).unwrap_or(NEVER);
-        // One more: the coarse clock may be up to a tick behind.
-        self.now
-            .get()
-            .saturating_add(ticks)
-            .saturating_add(1)
-            .min(NEVER - 1)
-    }
-
-    /// Resolves once the signal is triggered or `limit` has passed on the coarse clock (see
-    /// [`StopSignal::tick_after`]): like [`StopSignal::wait_until`] without a clock read.
-    pub fn wait_for(&self, limit: Duration) -> StopWait<'_> {
-        StopWait {
-            sig: self,
-            key: None,
-            deadline: self.tick_after(limit),
-            stoppable: true,
-        }
-    }
-
-    /// Resolves (with [`Woken::Expired`]) once the coarse clock reaches `tick` (see
-    /// [`StopSignal::tick_after`]); a stop does not end it. It costs nothing unless polled
-    /// pending: a waiter takes a slot only then.
-    pub fn until(&self, tick: u32) -> StopWait<'_> {
-        StopWait {
-            sig: self,
-            key: None,
-            deadline: tick,
-            stoppable: false,
-        }
-    }
-
-    /// Resolves once the signal is triggered or `deadline` has passed (within one tick).
-    pub fn wait_until(&self, deadline: Instant) -> StopWait<'_> {
-        StopWait {
-            sig: self,
-            key: None,
-            // Rounded up: a waiter never expires before its deadline.
-            deadline: self.tick_of(deadline).saturating_add(1).min(NEVER - 1),
-            stoppable: true,
-        }
-    }
-}
-
-pub struct StopWait<'a> {
-    sig: &'a StopSignal,
-    key: Option<usize>,
-    deadline: u32,
-    /// Ends when the signal is triggered (false for the I/O deadlines of [`StopSignal::after`]).
-    stoppable: bool,
-}
-
-impl std::future::Future for StopWait<'_> {
-    type Output = Woken;
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Woken> {
-        if self.stoppable && self.sig.is_stopped() {
-            return Poll::Ready(Woken::Stopped);
-        }
-        let mut slots = self.sig.slots.borrow_mut();
-        match self.key {
-            Some(k) => {
-                if slots[k].expired {
-                    return Poll::Ready(Woken::Expired);
-                }
-                slots[k].waker = Some(cx.waker().clone());
-            }
-            None => {
-                let slot = Slot {
-                    waker: Some(cx.waker().clone()),
-                    deadline: self.deadline,
-                    expired: false,
-                };
-                let k = match self.sig.free.borrow_mut().pop() {
-                    Some(k) => {
-                        slots[k] = slot;
-                        k
-                    }
-                    None => {
-                        // Grow by a quarter, not double: with thousands of idle connections the
-                        // spare capacity would be a large part of their memory.
-                        if slots.len() == slots.capacity() {
-                            let extra = slots.len() / 4 + 16;
-                            slots.reserve_exact(extra);
-                        }
-                        slots.push(slot);
-                        slots.len() - 1
-                    }
-                };
-                drop(slots);
-                self.key = Some(k);
-            }
-        }
-        Poll::Pending
-    }
-}
-
-impl Drop for StopWait<'_> {
-    fn drop(&mut self) {
-        if let Some(k) = self.key {
-            if let Some(slot) = self.sig.slots.borrow_mut().get_mut(k) {
-                *slot = Slot::default();
-            }
-            self.sig.free.borrow_mut().push(k);
-        }
-    }
 }
 
 /// Per-request scratch: the connection buffer and the parsed head, taken from the worker's
@@ -711,158 +446,6 @@ impl Worker {
         self.listeners.borrow_mut().push((addr, own, h));
     }
 
-    /// Handle one control message (see [`ControlMsg`]).
-    pub fn control(self: &Rc<Self>, m: ControlMsg) {
-        match m {
-            ControlMsg::Prepare {
-                pipeline,
-                listeners,
-                ack,
-            } => {
-                let pipeline = Held::new(pipeline, &self.reaper);
-                let _ = ack.send(self.prepare(pipeline, listeners));
-            }
-            ControlMsg::Commit { generation, ack } => {
-                let closing = self.commit(generation);
-                let active = self.pipeline.borrow().generation;
-                // Confirm once the listeners this commit dropped are closed, so that the
-                // control thread's "done" means the port no longer accepts.
-                monoio::spawn(async move {
-                    for h in closing {
-                        h.await;
-                    }
-                    let _ = ack.send(active);
-                });
-            }
-            ControlMsg::Abort { generation } => {
-                let mut prepared = self.prepared.borrow_mut();
-                if prepared
-                    .as_ref()
-                    .is_some_and(|p| p.pipeline.generation == generation)
-                {
-                    *prepared = None;
-                }
-            }
-        }
-    }
-
-    fn prepare(
-        &self,
-        pipeline: Held,
-        listeners: Vec<(SocketAddr, std::net::TcpListener)>,
-    ) -> Result<(), String> {
-        if self.stop.is_stopped() {
-            return Err(format!("worker {} is stopping", self.id));
-        }
-        let mut added = Vec::with_capacity(listeners.len());
-        for (addr, l) in listeners {
-            let l = TcpListener::from_std(l)
-                .map_err(|e| format!("worker {}: listener {addr}: {e}", self.id))?;
-            added.push((addr, l));
-        }
-        let log = match &pipeline.access_log {
-            None => None,
-            Some(spec) => {
-                if let bext_ir::LogTarget::File(path) = &spec.target {
-                    // Checked here so that a log that cannot be opened aborts the reload
-                    // instead of leaving a core logging nowhere.
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .map_err(|e| format!("access log {path}: {e}"))?;
-                }
-                Some(AccessLog::open(spec))
-            }
-        };
-        let upstreams = {
-            let sets = self.upstreams.borrow();
-            let seed = mix(self.seed ^ pipeline.generation);
-            Rc::new(CoreUpstreams::build(
-                &pipeline,
-                seed,
-                sets.last().map(|u| &**u),
-            ))
-        };
-        *self.prepared.borrow_mut() = Some(Prepared {
-            pipeline,
-            log,
-            listeners: added,
-            upstreams,
-        });
-        Ok(())
-    }
-
-    /// Switch to the prepared pipeline. Requests already running keep the pipeline they hold;
-    /// the next request of every connection reads the new one.
-    /// Returns the accept loops of the listeners it dropped (they end at their next poll).
-    fn commit(self: &Rc<Self>, generation: u64) -> Vec<monoio::task::JoinHandle<()>> {
-        let Some(prep) = self.prepared.borrow_mut().take() else {
-            return Vec::new();
-        };
-        if prep.pipeline.generation != generation {
-            return Vec::new();
-        }
-        // Listeners the new pipeline drops stop accepting (their sockets close when their
-        // accept loop ends); connections they accepted are not touched. Added ones start.
-        let mut closing = Vec::new();
-        let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
-        for (addr, stop, h) in listeners {
-            if prep.pipeline.listeners.contains(&addr) {
-                self.listeners.borrow_mut().push((addr, stop, h));
-            } else {
-                stop.trigger();
-                closing.push(h);
-            }
-        }
-        for (addr, l) in prep.listeners {
-            self.start_accepting(addr, l);
-        }
-        self.flush_log();
-        *self.log.borrow_mut() = prep.log;
-        self.upstreams.borrow_mut().push(prep.upstreams);
-        let old = std::mem::replace(&mut *self.pipeline.borrow_mut(), Rc::new(prep.pipeline));
-        let old_gen = old.generation;
-        if Rc::strong_count(&old) > 1 {
-            self.retired
-                .borrow_mut()
-                .push((old_gen, Rc::downgrade(&old)));
-        }
-        drop(old);
-        self.shared.stats[self.id]
-            .generation
-            .store(generation, Ordering::Release);
-        self.publish_in_use();
-        // The new pipeline may allow more connections.
-        self.wake_accepting();
-        closing
-    }
-
-    /// Publish, per generation, how many requests of this core still run on it.
-    fn publish_in_use(&self) {
-        let mut retired = self.retired.borrow_mut();
-        retired.retain(|(_, w)| w.strong_count() > 0);
-        let cur = self.pipeline.borrow();
-        let mut v = Vec::with_capacity(retired.len() + 1);
-        v.push((cur.generation, Rc::strong_count(&cur) - 1));
-        for (g, w) in retired.iter() {
-            v.push((*g, w.strong_count()));
-        }
-        drop(cur);
-        drop(retired);
-        // Upstream state lives as long as some request may still run on its generation.
-        let mut sets = self.upstreams.borrow_mut();
-        sets.retain(|u| v.iter().any(|(g, _)| *g == u.generation));
-        let snapshot = sets.last().map(|u| u.snapshot()).unwrap_or_default();
-        drop(sets);
-        let stats = &self.shared.stats[self.id];
-        *stats.in_use.lock().unwrap_or_else(|e| e.into_inner()) = v;
-        *stats.upstreams.lock().unwrap_or_else(|e| e.into_inner()) = snapshot;
-        stats
-            .connections
-            .store(self.connections.get(), Ordering::Relaxed);
-    }
-
     /// After a burst: once no request has been served for `QUIET_TICKS` ticks, keep only a few
     /// buffers in the free lists and hand the free pages back to the kernel. Once per quiet
     /// period; any request re-arms it.
@@ -1113,33 +696,6 @@ async fn accept_loop(w: Rc<Worker>, l: TcpListener, own: Rc<StopSignal>) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn stop_waiters_end_on_their_deadline_or_on_stop() {
-        use std::future::Future;
-        let sig = StopSignal::default();
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let now = Instant::now();
-        let mut soon = std::pin::pin!(sig.wait_until(now + Duration::from_millis(150)));
-        let mut later = std::pin::pin!(sig.wait_until(now + Duration::from_secs(60)));
-        let mut never = std::pin::pin!(sig.wait());
-        for f in [soon.as_mut(), later.as_mut(), never.as_mut()] {
-            assert_eq!(f.poll(&mut cx), Poll::Pending);
-        }
-        sig.expire(now + Duration::from_millis(100));
-        assert_eq!(
-            soon.as_mut().poll(&mut cx),
-            Poll::Pending,
-            "not before its deadline"
-        );
-        sig.expire(now + Duration::from_millis(400));
-        assert_eq!(soon.as_mut().poll(&mut cx), Poll::Ready(Woken::Expired));
-        assert_eq!(later.as_mut().poll(&mut cx), Poll::Pending);
-        assert_eq!(never.as_mut().poll(&mut cx), Poll::Pending);
-        sig.trigger();
-        assert_eq!(later.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
-        assert_eq!(never.as_mut().poll(&mut cx), Poll::Ready(Woken::Stopped));
-    }
-
     /// One line a second at most, each with the count of errors left out before it.
     #[test]
     fn accept_errors_are_reported_once_a_second() {
@@ -1183,42 +739,6 @@ mod tests {
         }
     }
 
-    /// I/O deadlines count from the coarse clock's last tick, never end early, and ignore a
-    /// stop (an in-flight request is let finish).
-    #[test]
-    fn io_deadlines_follow_the_coarse_clock_and_outlive_a_stop() {
-        use std::future::Future;
-        let sig = StopSignal::default();
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let t0 = sig.epoch;
-        sig.expire(t0 + Duration::from_millis(1_000));
-        let mut waiters = [
-            std::pin::pin!(sig.until(sig.tick_after(Duration::from_millis(250)))),
-            std::pin::pin!(sig.until(sig.tick_after(Duration::from_secs(5)))),
-        ];
-        sig.trigger();
-        // (clock at, waiter, expected): a stop does not end them; neither ends early.
-        let steps = [
-            (1_000, 0, Poll::Pending),
-            (1_000, 1, Poll::Pending),
-            (1_240, 0, Poll::Pending),
-            (1_500, 0, Poll::Ready(Woken::Expired)),
-            (5_900, 1, Poll::Pending),
-            (6_300, 1, Poll::Ready(Woken::Expired)),
-        ];
-        for (at, i, want) in steps {
-            sig.expire(t0 + Duration::from_millis(at));
-            assert_eq!(
-                waiters[i].as_mut().poll(&mut cx),
-                want,
-                "waiter {i} at {at} ms"
-            );
-        }
-        // The clock never runs backwards, whatever time a late tick reports.
-        sig.expire(t0);
-        assert!(sig.tick_after(Duration::ZERO) > 60);
-    }
-
     /// The two phases on one worker: only a prepared generation commits, an abort forgets only
     /// its own generation, a stopping worker refuses to prepare.
     /// A stop reaches an idle worker through its bell, not on a tick: the worker here has no
@@ -1255,7 +775,7 @@ mod tests {
             let woken =
                 crate::io::race(std::pin::pin!(w.stop.wait()), std::pin::pin!(never_ticks)).await;
             assert!(
-                matches!(woken, crate::io::Either::Left(Woken::Stopped)),
+                matches!(woken, crate::io::Either::Left(crate::stop::Woken::Stopped)),
                 "the worker did not stop on its bell"
             );
         });

@@ -21,15 +21,15 @@
 //! logged, rate limited, without any access log (see [`crate::upstream::FailureLog`]).
 
 use crate::body::{BodyErr, BodyReader};
-use crate::conn::{
-    body_failure, connection_field, content_length_field, send_class, send_continue, Ctx, Outcome,
-};
+use crate::conn::reply::{connection_field, content_length_field};
+use crate::conn::{body_failure, send_class, send_continue, Ctx, Outcome};
 use crate::error::{reason, ErrorClass};
 use crate::io::{race, read_more, write_all, Either, IoFail, Limit, PerStep};
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
 use crate::stage::{Exchange, HeadEdits, Headers, Phases, Stages};
+use crate::stop::{StopSignal, Woken};
 use crate::upstream::{failure_line, pick_context, write_error_line, FailKind, UpstreamState};
-use crate::worker::{StopSignal, Woken, Worker};
+use crate::worker::Worker;
 use bext_balance::{Failure, Outcome as BalanceOutcome, RequestFacts, RetryPolicy, Transition};
 use bext_http1::{Framing, Parse, RequestHead, ResponseContext, ResponseHead, Version};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
@@ -697,7 +697,7 @@ const TUNNEL_GRACE: Duration = Duration::from_secs(5);
 
 /// The deadline of a tunnel on the worker's coarse clock: moved by every byte read in either
 /// direction (`tunnel` in the upstream's `timeouts`), and fixed at the grace once one side has
-/// closed its half. Reads no clock (see [`crate::worker::StopSignal::tick_after`]).
+/// closed its half. Reads no clock (see [`crate::stop::StopSignal::tick_after`]).
 struct TunnelClock<'a> {
     clock: &'a StopSignal,
     idle: Duration,

@@ -8,7 +8,13 @@
 //! go through [`Framed::piece`], which passes them untouched (nothing copied) or through the
 //! body filters.
 
-use crate::conn::{connection_field, content_length_field, Ctx};
+use super::Outcome;
+use crate::body::BodyErr;
+use crate::error::{problem_body, reason, ErrorClass};
+use crate::io::write_all;
+use crate::worker::Worker;
+
+use super::Ctx;
 use crate::pipeline::CompiledRoute;
 use crate::stage::{Headers, Phases};
 
@@ -137,5 +143,153 @@ impl Framed {
             out.extend_from_slice(bext_http1::LAST_CHUNK);
         }
         Ok(n as u64)
+    }
+}
+
+/// `Connection` field for a response: close, or keep-alive spelled out for HTTP/1.0.
+pub(crate) fn connection_field(out: &mut Vec<u8>, close: bool, http10: bool) {
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+}
+
+pub(crate) fn push_usize(out: &mut Vec<u8>, n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&tmp[i..]);
+}
+
+pub(crate) fn content_length_field(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"Content-Length: ");
+    push_usize(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+pub(super) fn problem_head(
+    w: &Worker,
+    out: &mut Vec<u8>,
+    status: u16,
+    len: usize,
+    close: bool,
+    http10: bool,
+) {
+    problem_head_with(w, out, status, len, close, http10, b"");
+}
+
+/// A problem response head; `extra` holds more fields, serialised (`Name: value\r\n` each).
+fn problem_head_with(
+    w: &Worker,
+    out: &mut Vec<u8>,
+    status: u16,
+    len: usize,
+    close: bool,
+    http10: bool,
+    extra: &[u8],
+) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_usize(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\nServer: bext\r\nContent-Type: application/problem+json\r\n");
+    out.extend_from_slice(extra);
+    content_length_field(out, len as u64);
+    w.with_date_line(|d| out.extend_from_slice(d));
+    connection_field(out, close, http10);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Send a problem response for a parsed request. The connection stays open only when the
+/// class allows it and the request body was already consumed (or there is none).
+pub(crate) async fn send_problem(
+    ctx: &mut Ctx<'_>,
+    status: u16,
+    slug: &'static str,
+    title: &str,
+    force_close: bool,
+) -> Outcome {
+    send_problem_with(ctx, status, slug, title, force_close, b"").await
+}
+
+/// `send_problem` with more fields (`Retry-After`, `Allow`, `Content-Range`), serialised.
+pub(crate) async fn send_problem_with(
+    ctx: &mut Ctx<'_>,
+    status: u16,
+    slug: &'static str,
+    title: &str,
+    force_close: bool,
+    extra: &[u8],
+) -> Outcome {
+    let rid = std::str::from_utf8(ctx.rid).unwrap_or("");
+    let body = problem_body(slug, title, status, rid);
+    let close = force_close || !ctx.keep_wanted;
+    let mut out = ctx.w.take_xfer();
+    problem_head_with(
+        ctx.w,
+        &mut out,
+        status,
+        body.len(),
+        close,
+        ctx.http10,
+        extra,
+    );
+    if !ctx.is_head {
+        out.extend_from_slice(body.as_bytes());
+    }
+    let t = ctx.send_timeout();
+    let ok = match ctx.client() {
+        Some(s) => write_all(s, &mut out, t).await.is_ok(),
+        None => false,
+    };
+    ctx.w.give_xfer(out);
+    Outcome {
+        status,
+        bytes: if ctx.is_head { 0 } else { body.len() as u64 },
+        keep: ok && !close,
+        error: Some(slug),
+        upstream: None,
+    }
+}
+
+pub(crate) async fn send_class(
+    ctx: &mut Ctx<'_>,
+    class: ErrorClass,
+    body_pending: bool,
+) -> Outcome {
+    let close = class.closes_connection() || body_pending;
+    send_problem(ctx, class.status(), class.slug(), class.title(), close).await
+}
+
+/// Map a request body failure to what the client sees.
+pub(crate) async fn body_failure(ctx: &mut Ctx<'_>, e: BodyErr) -> Outcome {
+    match e {
+        BodyErr::TooLarge => send_class(ctx, ErrorClass::PayloadTooLarge, true).await,
+        BodyErr::Framing => send_class(ctx, ErrorClass::BadRequest, true).await,
+        BodyErr::Timeout => send_class(ctx, ErrorClass::RequestTimeout, true).await,
+        BodyErr::Closed | BodyErr::Io(_) => Outcome::closed(400, Some("client-closed")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_lengths_render_without_allocation_quirks() {
+        for n in [0u64, 7, 10, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            push_usize(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 }

@@ -1,0 +1,102 @@
+//! Phases "route" and "request filters", then the route's handler.
+
+use super::reply::push_usize;
+use super::{send_class, send_problem, send_problem_with, strip_port, Ctx, Outcome};
+use crate::error::ErrorClass;
+use crate::pipeline::Pipeline;
+use crate::stage::{Flow, Headers, RequestView, RouteResult};
+use bext_http1::{Framing, Method};
+
+/// Phases "route", "request filters", then the route's action.
+pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
+    // bext is a reverse proxy, not a forward proxy: CONNECT tunnels are not offered. That is
+    // 501 (RFC 9110 §15.6.2: the server does not support the method for any resource), not 405
+    // (§15.5.6: a method the target resource refuses, with an Allow field that would have to
+    // list methods for an authority-form target, which names no resource of ours).
+    // Unlike an unknown transfer coding (the other 501), the request was framed and read
+    // whole, so the connection stays usable.
+    if ctx.head.method == Some(Method::Connect) {
+        let body_pending = ctx.has_body();
+        let c = ErrorClass::NotImplemented;
+        return send_problem(ctx, c.status(), c.slug(), c.title(), body_pending).await;
+    }
+    // Route on the path the origin will receive: its normal form (`bext_http1::path`), with
+    // the site's options. A path with two readings (`%2F`, `%00`, `..;`) is refused.
+    let (opts, normal) = {
+        let buf: &[u8] = ctx.buf;
+        let head = ctx.head;
+        let host = strip_port(head.effective_authority().map_or(&b""[..], |s| s.get(buf)));
+        let opts = p.paths.options(|| p.router.site(host));
+        let normal = bext_http1::normalize_path(head.path_or_root(buf), &opts)
+            .map(|c| matches!(c, std::borrow::Cow::Owned(_)).then(|| c.into_owned()));
+        (opts, normal)
+    };
+    match normal {
+        Ok(path) => ctx.path = path,
+        Err(_) => {
+            let body_pending = ctx.has_body();
+            return send_class(ctx, ErrorClass::BadRequest, body_pending).await;
+        }
+    }
+    let (result, flow) = {
+        let buf: &[u8] = ctx.buf;
+        let head = ctx.head;
+        let host_full = head.effective_authority().map_or(&b""[..], |s| s.get(buf));
+        let path = match &ctx.path {
+            Some(p) => &p[..],
+            None => head.path_or_root(buf),
+        };
+        let view = RequestView {
+            method: head.method,
+            method_bytes: head.method_span.get(buf),
+            host: strip_port(host_full),
+            path: &bext_http1::route_view(path, &opts),
+            query: head.query.map(|q| q.get(buf)),
+            headers: Headers::from_request(buf, head),
+            client: ctx.peer,
+        };
+        let result = p.router.route(&view);
+        let mut flow = Flow::Continue;
+        if let RouteResult::Matched(id) = result {
+            let route = &p.routes[id.0 as usize];
+            ctx.route = Some(id.0 as usize);
+            // Phase "request filters": the route's stages, each with its state for this
+            // request.
+            if !route.stages.is_empty() {
+                ctx.ex.begin(&route.stages);
+                flow = ctx.ex.request(&route.stages, &view).await;
+            }
+        }
+        (result, flow)
+    };
+    let body_pending = ctx.has_body();
+    let id = match result {
+        RouteResult::Matched(id) => id,
+        RouteResult::NotFound => {
+            return send_class(ctx, ErrorClass::RouteNotFound, body_pending).await
+        }
+        RouteResult::MethodNotAllowed => {
+            return send_class(ctx, ErrorClass::MethodNotAllowed, body_pending).await
+        }
+    };
+    if let Flow::Reply(r) = flow {
+        if r.slug == ErrorClass::RateLimited.slug() {
+            ctx.w.shared.stats[ctx.w.id]
+                .rate_limited
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let mut extra = Vec::new();
+        if let Some(secs) = r.retry_after {
+            extra.extend_from_slice(b"Retry-After: ");
+            push_usize(&mut extra, secs.max(1));
+            extra.extend_from_slice(b"\r\n");
+        }
+        return send_problem_with(ctx, r.status, r.slug, r.title, body_pending, &extra).await;
+    }
+    if let Framing::ContentLength(n) = ctx.framing {
+        if n > ctx.policy.body_bytes {
+            return send_class(ctx, ErrorClass::PayloadTooLarge, true).await;
+        }
+    }
+    crate::handler::run(ctx, p, &p.routes[id.0 as usize]).await
+}

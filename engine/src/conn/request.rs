@@ -1,0 +1,253 @@
+//! One request on a connection: read its head, route it, run its handler, log it.
+
+use super::dispatch::dispatch;
+use super::reply::problem_head;
+use super::{valid_request_id, Ctx, InFlight, Next};
+use crate::io::{race, read_more, write_all, Either, IoFail, Limit};
+use crate::pipeline::Pipeline;
+use crate::stage::{Headers, LogEntry, Phases};
+use crate::worker::{Scratch, Worker};
+use bext_http1::{Framing, Method, Parse, Version};
+use monoio::net::TcpStream;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::error::ErrorClass;
+use std::pin::pin;
+
+/// Read, route and answer one request. Returns true when the connection stays open.
+pub(super) async fn one_request(
+    w: &Rc<Worker>,
+    stream: &mut Option<TcpStream>,
+    sc: &mut Scratch,
+    peer: Option<SocketAddr>,
+    served: u32,
+) -> Next {
+    let Some(peer) = peer.or_else(|| stream.as_ref().and_then(|s| s.peer_addr().ok())) else {
+        return Next::Close;
+    };
+    let p = w.pipeline();
+    let p: &Pipeline = &p;
+    let policy = p.client;
+    if sc.buf.is_empty() {
+        // The first bytes of a request: until they arrive the connection is idle, not in
+        // flight, so a stop closes it at once.
+        let Some(s) = stream.as_mut() else {
+            return Next::Close;
+        };
+        let limit = Limit::new(&w.stop, policy.request_wait(served));
+        let read = read_more(s, &mut sc.buf, 1024, limit);
+        match race(pin!(read), pin!(w.stop.wait())).await {
+            Either::Left(Ok(_)) => {}
+            _ => return Next::Close,
+        }
+    }
+    let _busy = InFlight::new(w);
+    let started = Instant::now();
+    let limit = Limit::new(&w.stop, policy.header_timeout);
+    // Phase: request head.
+    loop {
+        if !sc.buf.is_empty() {
+            match bext_http1::parse_request(&sc.buf, &policy.limits, &mut sc.head) {
+                Ok(Parse::Complete) => break,
+                Ok(Parse::Partial) => {
+                    if sc.buf.len() > policy.limits.max_head + policy.limits.max_target {
+                        return early_error(
+                            w,
+                            stream,
+                            sc,
+                            peer,
+                            ErrorClass::HeadersTooLarge,
+                            started,
+                        )
+                        .await;
+                    }
+                }
+                Err(e) => {
+                    let class = ErrorClass::from_codec(&e);
+                    return early_error(w, stream, sc, peer, class, started).await;
+                }
+            }
+        }
+        let Some(s) = stream.as_mut() else {
+            return Next::Close;
+        };
+        let partial = !sc.buf.is_empty();
+        match read_more(s, &mut sc.buf, 2048, limit).await {
+            Ok(_) => {}
+            Err(IoFail::Timeout) if partial => {
+                return early_error(w, stream, sc, peer, ErrorClass::RequestTimeout, started).await;
+            }
+            Err(_) => return Next::Close,
+        }
+    }
+    w.shared.stats[w.id]
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+    let Scratch {
+        buf,
+        head,
+        rhead,
+        rid,
+        note,
+        stages,
+        ..
+    } = sc;
+    stages.reset();
+    // Request id: keep a valid one from a trusted proxy, generate one otherwise.
+    let trusted = p.trusted.contains(peer.ip());
+    match Headers::from_request(buf, head).get(b"x-request-id") {
+        Some(v) if trusted && valid_request_id(v) => {
+            rid.clear();
+            rid.extend_from_slice(v);
+        }
+        _ => w.next_request_id(rid),
+    }
+    let logging = w.log.borrow().is_some() || p.stage_phases.contains(Phases::LOG);
+    let note_ranges = if logging {
+        Some(take_note(note, buf, head))
+    } else {
+        None
+    };
+    let framing = head.framing.unwrap_or(Framing::None);
+    let client_keep = head.keep_alive;
+    let mut ctx = Ctx {
+        w,
+        stream,
+        head,
+        rhead,
+        pos: head.head_len,
+        peer,
+        policy,
+        framing,
+        http10: head.version == Some(Version::Http10),
+        is_head: head.method == Some(Method::Head),
+        // The connection's last request under `keepalive_requests` is answered with
+        // `Connection: close`.
+        keep_wanted: client_keep
+            && !w.stop.is_stopped()
+            && u64::from(served) + 1 < policy.keepalive_requests,
+        rid,
+        trusted,
+        path: None,
+        ex: stages,
+        route: None,
+        buf,
+    };
+    let outcome = dispatch(&mut ctx, p).await;
+    let route = ctx.route;
+    let consumed = ctx.pos.min(ctx.buf.len());
+    let keep = outcome.keep && ctx.keep_wanted && ctx.stream.is_some();
+    // The client said this was its last request (`Connection: close`, or HTTP/1.0 without
+    // keep-alive), the request had no body (none can be left unread) and no byte beyond it
+    // was received: the client has nothing more to send.
+    let client_done = !client_keep && !ctx.has_body() && consumed == ctx.buf.len();
+    ctx.buf.drain(..consumed);
+    if let Some(r) = note_ranges {
+        let n = &note[..];
+        let entry = LogEntry {
+            client: peer,
+            method: &n[r.method.clone()],
+            target: &n[r.target.clone()],
+            http10: r.http10,
+            host: &n[r.host.clone()],
+            status: outcome.status,
+            bytes_sent: outcome.bytes,
+            duration_us: started.elapsed().as_micros() as u64,
+            request_id: std::str::from_utf8(rid).unwrap_or("-"),
+            upstream: outcome.upstream,
+            error: outcome.error,
+            referer: r.referer.clone().map(|x| &n[x]),
+            user_agent: r.ua.clone().map(|x| &n[x]),
+        };
+        if let Some(log) = w.log.borrow_mut().as_mut() {
+            log.record(&entry, w.now_secs());
+        }
+        // Phase "log": the route's stages see the same entry.
+        if let Some(r) = route.and_then(|r| p.routes.get(r)) {
+            stages.log(&r.stages, &entry);
+        }
+    }
+    stages.reset();
+    if keep {
+        Next::Keep
+    } else if client_done {
+        Next::CloseNow
+    } else {
+        Next::Close
+    }
+}
+
+struct NoteRanges {
+    method: std::ops::Range<usize>,
+    target: std::ops::Range<usize>,
+    host: std::ops::Range<usize>,
+    referer: Option<std::ops::Range<usize>>,
+    ua: Option<std::ops::Range<usize>>,
+    http10: bool,
+}
+
+fn take_note(note: &mut Vec<u8>, buf: &[u8], head: &bext_http1::RequestHead) -> NoteRanges {
+    note.clear();
+    let mut put = |v: &[u8]| {
+        let s = note.len();
+        note.extend_from_slice(v);
+        s..note.len()
+    };
+    let h = Headers::from_request(buf, head);
+    NoteRanges {
+        method: put(head.method_span.get(buf)),
+        target: put(head.target.get(buf)),
+        host: put(head.host.map_or(&b""[..], |s| s.get(buf))),
+        referer: h.get(b"referer").map(&mut put),
+        ua: h.get(b"user-agent").map(&mut put),
+        http10: head.version == Some(Version::Http10),
+    }
+}
+
+/// Answer a request that could not be parsed, then close.
+pub(super) async fn early_error(
+    w: &Rc<Worker>,
+    stream: &mut Option<TcpStream>,
+    sc: &mut Scratch,
+    peer: SocketAddr,
+    class: ErrorClass,
+    started: Instant,
+) -> Next {
+    w.next_request_id(&mut sc.rid);
+    let rid = std::str::from_utf8(&sc.rid).unwrap_or("");
+    let body = class.problem_json(rid);
+    let mut out = std::mem::take(&mut sc.note);
+    out.clear();
+    problem_head(w, &mut out, class.status(), body.len(), true, false);
+    out.extend_from_slice(body.as_bytes());
+    if let Some(s) = stream.as_mut() {
+        let _ = write_all(s, &mut out, Limit::new(&w.stop, Duration::from_secs(5))).await;
+    }
+    out.clear();
+    sc.note = out;
+    sc.buf.clear();
+    if let Some(log) = w.log.borrow_mut().as_mut() {
+        log.record(
+            &LogEntry {
+                client: peer,
+                method: b"-",
+                target: b"-",
+                http10: false,
+                host: b"",
+                status: class.status(),
+                bytes_sent: body.len() as u64,
+                duration_us: started.elapsed().as_micros() as u64,
+                request_id: rid,
+                upstream: None,
+                error: Some(class.slug()),
+                referer: None,
+                user_agent: None,
+            },
+            w.now_secs(),
+        );
+    }
+    Next::Close
+}

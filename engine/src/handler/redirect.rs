@@ -1,0 +1,82 @@
+//! `redirect STATUS "LOCATION"`: the location rendered from the request (`{path}`, `{query}`,
+//! `{host}`), the head through the response head phase like any other.
+
+use crate::conn::reply::{finish_head, push_usize, FilterBufs};
+use crate::conn::{body_failure, discard_body, strip_port, Ctx, Outcome};
+use crate::error::reason;
+use crate::io::write_all;
+use crate::pipeline::{CompiledRoute, Segment};
+
+pub(crate) async fn serve(
+    ctx: &mut Ctx<'_>,
+    route: &CompiledRoute,
+    status: u16,
+    location: &[Segment],
+) -> Outcome {
+    if let Err(e) = discard_body(ctx).await {
+        return body_failure(ctx, e).await;
+    }
+    let close = !ctx.keep_wanted;
+    let mut head = ctx.w.take_xfer();
+    head.extend_from_slice(b"HTTP/1.1 ");
+    push_usize(&mut head, u64::from(status));
+    head.push(b' ');
+    head.extend_from_slice(reason(status).as_bytes());
+    head.extend_from_slice(b"\r\nServer: bext\r\nLocation: ");
+    render_location(ctx, location, &mut head);
+    head.extend_from_slice(b"\r\n");
+    for (n, v) in &route.response_headers.add {
+        head.extend_from_slice(n);
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(v);
+        head.extend_from_slice(b"\r\n");
+    }
+    let mut out = ctx.w.take_xfer();
+    let framed = finish_head(ctx, route, status, &head, Some(0), close, &mut out);
+    ctx.w.give_xfer(head);
+    let mut ok = true;
+    if framed.filtering && !ctx.is_head {
+        let mut bufs = FilterBufs::take(ctx);
+        ok = framed
+            .piece(ctx, route, b"", true, &mut bufs, &mut out)
+            .is_ok();
+        bufs.give(ctx);
+    }
+    let t = ctx.send_timeout();
+    let ok = ok
+        && match ctx.stream.as_mut() {
+            Some(s) => write_all(s, &mut out, t).await.is_ok(),
+            None => false,
+        };
+    ctx.w.give_xfer(out);
+    Outcome {
+        status,
+        bytes: 0,
+        keep: ok && !framed.close,
+        error: None,
+        upstream: None,
+    }
+}
+
+/// The location; `{path}` is the normal path (with its parameters, as forwarded).
+fn render_location(ctx: &Ctx<'_>, tpl: &[Segment], out: &mut Vec<u8>) {
+    let buf: &[u8] = ctx.buf;
+    for seg in tpl {
+        match seg {
+            Segment::Lit(l) => out.extend_from_slice(l),
+            Segment::Path => out.extend_from_slice(ctx.path()),
+            Segment::Query => {
+                if let Some(q) = ctx.head.query {
+                    out.extend_from_slice(q.get(buf));
+                }
+            }
+            Segment::Host => {
+                let host = ctx
+                    .head
+                    .effective_authority()
+                    .map_or(&b""[..], |s| s.get(buf));
+                out.extend_from_slice(strip_port(host));
+            }
+        }
+    }
+}
