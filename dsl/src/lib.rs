@@ -8,8 +8,8 @@
 //! [`compile_file`] and [`compile_str`] run the whole pipeline and return either the IR with
 //! its warnings or a [`Failure`] holding every diagnostic (or the IO error of an unreadable
 //! top-level file). [`format_str`] prints the canonical layout of one file. The grammar is in
-//! `bext.pest`; the meaning of each directive is in `lower.rs` and `docs/language.md`; every
-//! diagnostic code is listed in `docs/diagnostics.md`.
+//! `bext.pest`; the meaning of each directive is in `lower/` (a file per block) and
+//! `docs/language.md`; every diagnostic code is listed in `docs/diagnostics.md`.
 #![forbid(unsafe_code)]
 
 pub mod ast;

@@ -34,12 +34,16 @@ fn cli_codes() -> Vec<String> {
 }
 
 fn codes_under(dir: &str) -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut all = vec![];
-    for e in std::fs::read_dir(dir).expect("source dir") {
-        let p = e.expect("entry").path();
-        if p.extension().is_some_and(|x| x == "rs") {
-            all.extend(codes_in(&std::fs::read_to_string(&p).expect("read"), true));
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).expect("source dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                all.extend(codes_in(&std::fs::read_to_string(&p).expect("read"), true));
+            }
         }
     }
     all.sort();

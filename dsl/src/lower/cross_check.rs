@@ -1,0 +1,198 @@
+//! Checks that need the whole configuration: duplicate and undefined names, unused upstreams
+//! and WAFs, ports bound twice, hosts served twice, a missing listener, and the route table of
+//! each site.
+
+use super::Lower;
+use crate::diag::{self, suggest, Span};
+use bext_ir::{Action, HostPattern};
+use std::collections::HashMap;
+
+impl Lower<'_> {
+    /// Checks that need the whole configuration: names, references, ports, hosts.
+    pub fn cross_check(&mut self) {
+        let cfg = std::mem::take(&mut self.config);
+        let spans = std::mem::take(&mut self.spans);
+        // Duplicate names.
+        let mut firsts: HashMap<&str, Span> = HashMap::new();
+        for (u, s) in cfg.upstreams.iter().zip(&spans.upstreams) {
+            if let Some(f) = firsts.insert(&u.name, *s) {
+                firsts.insert(&u.name, f);
+                self.emit(
+                    diag::error(
+                        "E0301",
+                        *s,
+                        format!("upstream `{}` is defined twice", u.name),
+                    )
+                    .label(f, "first defined here"),
+                );
+            }
+        }
+        let mut wfirst: HashMap<&str, Span> = HashMap::new();
+        for (w, s) in cfg.wafs.iter().zip(&spans.wafs) {
+            if let Some(f) = wfirst.insert(&w.name, *s) {
+                wfirst.insert(&w.name, f);
+                self.emit(
+                    diag::error("E0302", *s, format!("waf `{}` is defined twice", w.name))
+                        .label(f, "first defined here"),
+                );
+            }
+        }
+        // References.
+        let mut used_up: HashMap<&str, bool> = HashMap::new();
+        let mut used_waf: HashMap<&str, bool> = HashMap::new();
+        for (site, (_, rspans)) in cfg.sites.iter().zip(&spans.sites) {
+            for (r, rs) in site.routes.iter().zip(rspans) {
+                if let (Action::Proxy { upstream }, Some(span)) = (&r.action, rs.proxy) {
+                    if firsts.contains_key(upstream.as_str()) {
+                        used_up.insert(upstream, true);
+                    } else {
+                        // A likely typo of a defined name: that upstream is not "unused" too.
+                        let mut names: Vec<&str> = firsts.keys().copied().collect();
+                        names.sort_unstable();
+                        if let Some(m) = diag::did_you_mean(upstream, names.iter().copied()) {
+                            used_up.insert(m, true);
+                        }
+                        let url = upstream.contains("://").then(|| {
+                            "`proxy` takes the name of an upstream, not a URL: define `upstream app { server HOST:PORT }` and write `proxy app`".to_string()
+                        });
+                        let help = url
+                            .or_else(|| suggest(upstream, names.iter().copied()))
+                            .or_else(|| {
+                                Some(if firsts.is_empty() {
+                                    "define it with `upstream NAME { server HOST:PORT }`"
+                                        .to_string()
+                                } else {
+                                    let mut k: Vec<&str> = firsts.keys().copied().collect();
+                                    k.sort_unstable();
+                                    format!("defined upstreams: {}", k.join(", "))
+                                })
+                            });
+                        self.emit(
+                            diag::error("E0303", span, format!("undefined upstream `{upstream}`"))
+                                .help_opt(help),
+                        );
+                    }
+                }
+                if let (Some(w), Some(span)) = (&r.waf, rs.waf) {
+                    if wfirst.contains_key(w.name.as_str()) {
+                        used_waf.insert(&w.name, true);
+                    } else {
+                        let mut names: Vec<&str> = wfirst.keys().copied().collect();
+                        names.sort_unstable();
+                        if let Some(m) = diag::did_you_mean(&w.name, names.iter().copied()) {
+                            used_waf.insert(m, true);
+                        }
+                        let help = suggest(&w.name, names.iter().copied()).or_else(|| {
+                            Some("define it with `waf NAME { ruleset builtin/sqli }`".to_string())
+                        });
+                        self.emit(
+                            diag::error("E0304", span, format!("undefined waf `{}`", w.name))
+                                .help_opt(help),
+                        );
+                    }
+                }
+            }
+        }
+        // After a reference that did not resolve (or was lost to an error), "never used" may
+        // be false: the broken reference may be the use.
+        let uncertain = self.refs_uncertain
+            || self
+                .diags
+                .list
+                .iter()
+                .any(|d| d.code == "E0303" || d.code == "E0304");
+        for (u, s) in cfg.upstreams.iter().zip(&spans.upstreams) {
+            if uncertain {
+                break;
+            }
+            if !used_up.contains_key(u.name.as_str()) && firsts.get(u.name.as_str()) == Some(s) {
+                self.emit(
+                    diag::warning("W0101", *s, format!("upstream `{}` is never used", u.name))
+                        .help("proxy to it from a route, or remove it"),
+                );
+            }
+        }
+        for (w, s) in cfg.wafs.iter().zip(&spans.wafs) {
+            if uncertain {
+                break;
+            }
+            if !used_waf.contains_key(w.name.as_str()) && wfirst.get(w.name.as_str()) == Some(s) {
+                self.emit(
+                    diag::warning("W0102", *s, format!("waf `{}` is never used", w.name))
+                        .help("reference it from a route with `waf NAME`, or remove it"),
+                );
+            }
+        }
+        // Ports bound twice.
+        let mut bound: Vec<(std::net::SocketAddr, Span)> = vec![];
+        for (l, s) in cfg.listeners.iter().zip(&spans.listeners) {
+            let Ok(sa) = l.addr.parse::<std::net::SocketAddr>() else {
+                continue;
+            };
+            let clash = bound.iter().find(|(b, _)| {
+                b.port() == sa.port()
+                    && (b.ip() == sa.ip() || b.ip().is_unspecified() || sa.ip().is_unspecified())
+            });
+            if let Some((b, first)) = clash {
+                self.emit(
+                    diag::error(
+                        "E0305",
+                        *s,
+                        format!("port {} is already bound by `listen {b}`", sa.port()),
+                    )
+                    .label(*first, "first bound here"),
+                );
+            } else {
+                bound.push((sa, *s));
+            }
+        }
+        // A host served by two sites.
+        let mut hosts: HashMap<&HostPattern, (usize, Span)> = HashMap::new();
+        for (k, (site, spans)) in cfg.sites.iter().zip(&spans.site_hosts).enumerate() {
+            for (h, s) in site.hosts.iter().zip(spans) {
+                if let Some((first_site, f)) = hosts.get(h) {
+                    let name = match h {
+                        HostPattern::Exact(x) => x.clone(),
+                        HostPattern::Wildcard(x) => format!("*.{x}"),
+                        HostPattern::Any => "*".into(),
+                    };
+                    let (msg, help) = if *first_site == k {
+                        (
+                            format!("host `{name}` is listed twice"),
+                            "remove one of them",
+                        )
+                    } else {
+                        (
+                            format!("host `{name}` is served by two sites"),
+                            "merge the routes into one site",
+                        )
+                    };
+                    self.emit(
+                        diag::error("E0307", *s, msg)
+                            .label(*f, "first listed here")
+                            .help(help),
+                    );
+                } else {
+                    hosts.insert(h, (k, *s));
+                }
+            }
+        }
+        if cfg.listeners.is_empty() && !cfg.sites.is_empty() && !self.listen_uncertain {
+            if let Some((s, _)) = spans.sites.first() {
+                self.emit(
+                    diag::warning(
+                        "W0103",
+                        *s,
+                        "no `listen` directive: nothing will receive requests",
+                    )
+                    .help("add `listen 0.0.0.0:8080`"),
+                );
+            }
+        }
+        for (site, (_, rspans)) in cfg.sites.iter().zip(&spans.sites) {
+            crate::routes::analyse(site, rspans, self.sources, self.diags);
+        }
+        self.config = cfg;
+        self.spans = spans;
+    }
+}
