@@ -25,6 +25,10 @@ impl Span {
     pub fn new(file: FileId, start: usize, end: usize) -> Span {
         Span { file, start, end }
     }
+    /// The one-byte span just after this one: where something missing would have been.
+    pub fn after(self) -> Span {
+        Span::new(self.file, self.end, self.end + 1)
+    }
     /// The smallest span covering both (same file assumed).
     pub fn to(self, other: Span) -> Span {
         Span {
@@ -366,15 +370,16 @@ pub fn warning(code: &'static str, span: Span, message: impl Into<String>) -> Bu
     }
 }
 
-impl Diags {
-    pub fn emit(&mut self, sources: &Sources, b: Builder) {
+impl Builder {
+    /// The finished diagnostic, its spans resolved to files, lines and columns in `sources`.
+    pub fn build(self, sources: &Sources) -> Diagnostic {
         let resolve = |span: Span| {
             let f = sources.get(span.file);
             let (line, col) = f.line_col(span.start);
             (f.name.clone(), line, col)
         };
-        let (file, line, col) = resolve(b.span);
-        let labels = b
+        let (file, line, col) = resolve(self.span);
+        let labels = self
             .labels
             .into_iter()
             .map(|(span, message)| {
@@ -388,17 +393,23 @@ impl Diags {
                 }
             })
             .collect();
-        self.list.push(Diagnostic {
-            code: b.code,
-            severity: b.severity,
-            message: b.message,
-            span: b.span,
+        Diagnostic {
+            code: self.code,
+            severity: self.severity,
+            message: self.message,
+            span: self.span,
             file,
             line,
             col,
             labels,
-            help: b.help,
-        });
+            help: self.help,
+        }
+    }
+}
+
+impl Diags {
+    pub fn emit(&mut self, sources: &Sources, b: Builder) {
+        self.list.push(b.build(sources));
     }
     pub fn has_errors(&self) -> bool {
         self.list.iter().any(Diagnostic::is_error)
@@ -415,17 +426,13 @@ pub fn not_implemented(
 ) -> Option<Diagnostic> {
     let span = sources.span_at(loc)?;
     let span = word_in_directive(sources, span, directive).unwrap_or(span);
-    let mut d = Diags::default();
-    d.emit(
-        sources,
-        error(
-            "E0501",
-            span,
-            format!("`{directive}` is not implemented by this version of bext's engine"),
-        )
-        .help("remove it, or run a version of bext that implements it; `bext run` refuses this configuration"),
-    );
-    d.list.pop()
+    let b = error(
+        "E0501",
+        span,
+        format!("`{directive}` is not implemented by this version of bext's engine"),
+    )
+    .help("remove it, or run a version of bext that implements it; `bext run` refuses this configuration");
+    Some(b.build(sources))
 }
 
 /// The span of the first word `directive` (its first word, `static` of `static FILES`) in the

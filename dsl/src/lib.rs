@@ -131,7 +131,7 @@ pub fn render_json(diagnostics: &[Diagnostic]) -> String {
     diagnostics.iter().map(|d| d.render_json() + "\n").collect()
 }
 
-fn plural(n: usize) -> &'static str {
+pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
     } else {

@@ -37,10 +37,59 @@ impl<'d> Args<'d> {
     }
     /// Where a missing argument would have been: just after the last one.
     pub(super) fn end_span(&self) -> Span {
-        let last = self.d.args.last().map_or(self.d.name_span, |a| a.span);
-        Span::new(last.file, last.end, last.end + 1)
+        self.d
+            .args
+            .last()
+            .map_or(self.d.name_span, |a| a.span)
+            .after()
     }
 }
+
+/// A kind of number with a unit: how it is written, checked and scaled.
+struct Quantity {
+    /// `size`, `duration`: the word in messages.
+    noun: &'static str,
+    /// The argument kind the grammar gives a well-formed value.
+    is_own: fn(&ArgKind) -> bool,
+    /// The code of a missing or unknown unit.
+    code: &'static str,
+    /// Each unit and how many base units it is, smallest first.
+    units: &'static [(&'static str, u64)],
+    unit_list: &'static str,
+    example_unit: &'static str,
+    /// What was expected, for E0104 and E0201.
+    expected: &'static str,
+    /// The help of E0204 when the value overflows.
+    largest: &'static str,
+}
+
+const SIZE: Quantity = Quantity {
+    noun: "size",
+    is_own: |k| matches!(k, ArgKind::Size),
+    code: "E0202",
+    units: &[("b", 1), ("kb", 1 << 10), ("mb", 1 << 20), ("gb", 1 << 30)],
+    unit_list: "b, kb, mb or gb",
+    example_unit: "kb",
+    expected: "a size such as `16kb`",
+    largest: "the largest size is 17179869183gb (2^64 bytes)",
+};
+
+const DURATION: Quantity = Quantity {
+    noun: "duration",
+    is_own: |k| matches!(k, ArgKind::Duration),
+    code: "E0203",
+    units: &[
+        ("ms", 1),
+        ("s", 1_000),
+        ("m", 60_000),
+        ("h", 3_600_000),
+        ("d", 86_400_000),
+    ],
+    unit_list: "ms, s, m, h or d",
+    example_unit: "s",
+    expected: "a duration such as `2s`",
+    largest: "the largest duration is 213503982d (2^64 milliseconds)",
+};
 
 impl Lower<'_> {
     pub(super) fn missing(&mut self, a: &Args<'_>, what: &str) {
@@ -209,102 +258,63 @@ impl Lower<'_> {
             .map(|n| n as u32)
     }
 
-    fn size(&mut self, x: &Arg) -> Option<u64> {
+    /// A number with the unit of `q`, in `q`'s base unit (bytes, milliseconds).
+    fn quantity(&mut self, x: &Arg, q: &Quantity) -> Option<u64> {
         let split = x
             .raw
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(x.raw.len());
         let (digits, unit) = x.raw.split_at(split);
-        match x.kind {
-            ArgKind::Size => {}
-            ArgKind::Number | ArgKind::Word | ArgKind::Duration if !digits.is_empty() => {
+        match &x.kind {
+            k if (q.is_own)(k) => {}
+            ArgKind::Number | ArgKind::Word | ArgKind::Size | ArgKind::Duration
+                if !digits.is_empty() =>
+            {
                 let msg = if unit.is_empty() {
-                    format!("size `{}` has no unit", x.raw)
+                    format!("{} `{}` has no unit", q.noun, x.raw)
                 } else {
-                    format!("unknown size unit `{unit}` in `{}`", x.raw)
+                    format!("unknown {} unit `{unit}` in `{}`", q.noun, x.raw)
                 };
-                self.emit(diag::error("E0202", x.span, msg).help(format!(
-                    "sizes take a unit: b, kb, mb or gb (for example `{digits}kb`)"
+                self.emit(diag::error(q.code, x.span, msg).help(format!(
+                    "{}s take a unit: {} (for example `{digits}{}`)",
+                    q.noun, q.unit_list, q.example_unit
                 )));
                 return None;
             }
             _ => {
-                self.wrong(x, "a size such as `16kb`");
+                self.wrong(x, q.expected);
                 return None;
             }
         }
         let n = self.parse_digits(digits, x.span)?;
-        let mul: u64 = match unit {
-            "b" => 1,
-            "kb" => 1 << 10,
-            "mb" => 1 << 20,
-            _ => 1 << 30,
-        };
+        // The grammar admits only the units of the table; the last is the largest.
+        let mul = q
+            .units
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .or(q.units.last())
+            .map_or(1, |(_, m)| *m);
         match n.checked_mul(mul) {
             Some(v) => Some(v),
             None => {
                 self.emit(
-                    diag::error("E0204", x.span, "size too large")
-                        .help("the largest size is 17179869183gb (2^64 bytes)"),
+                    diag::error("E0204", x.span, format!("{} too large", q.noun)).help(q.largest),
                 );
                 None
             }
         }
     }
 
+    /// A size in bytes.
     pub(super) fn next_size(&mut self, a: &mut Args<'_>) -> Option<u64> {
-        let x = self.need(a, "a size such as `16kb`")?;
-        self.size(x)
+        let x = self.need(a, SIZE.expected)?;
+        self.quantity(x, &SIZE)
     }
 
     /// A duration in milliseconds.
-    fn duration(&mut self, x: &Arg) -> Option<u64> {
-        let split = x
-            .raw
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(x.raw.len());
-        let (digits, unit) = x.raw.split_at(split);
-        match x.kind {
-            ArgKind::Duration => {}
-            ArgKind::Number | ArgKind::Word | ArgKind::Size if !digits.is_empty() => {
-                let msg = if unit.is_empty() {
-                    format!("duration `{}` has no unit", x.raw)
-                } else {
-                    format!("unknown duration unit `{unit}` in `{}`", x.raw)
-                };
-                self.emit(diag::error("E0203", x.span, msg).help(format!(
-                    "durations take a unit: ms, s, m, h or d (for example `{digits}s`)"
-                )));
-                return None;
-            }
-            _ => {
-                self.wrong(x, "a duration such as `2s`");
-                return None;
-            }
-        }
-        let n = self.parse_digits(digits, x.span)?;
-        let mul: u64 = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => 86_400_000,
-        };
-        match n.checked_mul(mul) {
-            Some(v) => Some(v),
-            None => {
-                self.emit(
-                    diag::error("E0204", x.span, "duration too large")
-                        .help("the largest duration is 213503982d (2^64 milliseconds)"),
-                );
-                None
-            }
-        }
-    }
-
     pub(super) fn next_duration(&mut self, a: &mut Args<'_>) -> Option<u64> {
-        let x = self.need(a, "a duration such as `2s`")?;
-        self.duration(x)
+        let x = self.need(a, DURATION.expected)?;
+        self.quantity(x, &DURATION)
     }
 
     pub(super) fn percent(&mut self, x: &Arg) -> Option<u32> {
@@ -334,6 +344,12 @@ impl Lower<'_> {
             diag::error("E0206", x.span, format!("unknown {what} {}", x.describe())).help(help),
         );
         None
+    }
+
+    /// `on` or `off`: true for `on`; `what` names the setting in E0206.
+    pub(super) fn on_off(&mut self, a: &mut Args<'_>, what: &str) -> Option<bool> {
+        let x = self.need(a, "`on` or `off`")?;
+        self.keyword(x, what, &["on", "off"]).map(|k| k == 0)
     }
 
     pub(super) fn status(&mut self, x: &Arg, allowed: &[u16], what: &str) -> Option<u16> {

@@ -1,8 +1,9 @@
 //! `compress ENCODING... [{ level ENCODING N; min_size SIZE; types TYPE... }]` in a route.
 
 use super::args::Args;
+use super::values::is_token;
 use super::Lower;
-use crate::ast::{ArgKind, Body, Directive};
+use crate::ast::{Arg, ArgKind, Body, Directive};
 use crate::diag::{self, Span};
 use bext_ir::{Compress, Encoding, Loc};
 use std::collections::HashMap;
@@ -19,9 +20,8 @@ impl Lower<'_> {
                 block = Some((&b.body, x.span));
                 break;
             }
-            match self.keyword(x, "encoding", &["zstd", "br", "gzip"]) {
-                Some(i) => {
-                    let e = [Encoding::Zstd, Encoding::Br, Encoding::Gzip][i];
+            match self.encoding(x) {
+                Some(e) => {
                     if !encodings.contains(&e) {
                         encodings.push(e);
                     }
@@ -47,6 +47,12 @@ impl Lower<'_> {
             ok &= self.compress_block(b, &mut c);
         }
         (ok && !c.encodings.is_empty()).then_some(c)
+    }
+
+    /// `zstd`, `br` or `gzip`.
+    fn encoding(&mut self, x: &Arg) -> Option<Encoding> {
+        let i = self.keyword(x, "encoding", &["zstd", "br", "gzip"])?;
+        Some([Encoding::Zstd, Encoding::Br, Encoding::Gzip][i])
     }
 
     fn compress_block(&mut self, b: &Body, c: &mut Compress) -> bool {
@@ -86,8 +92,7 @@ impl Lower<'_> {
         levels: &mut HashMap<Encoding, Span>,
     ) -> Option<()> {
         let x = self.need(a, "an encoding: zstd, br or gzip")?;
-        let i = self.keyword(x, "encoding", &["zstd", "br", "gzip"])?;
-        let e = [Encoding::Zstd, Encoding::Br, Encoding::Gzip][i];
+        let e = self.encoding(x)?;
         let n = self.need(a, "a level")?;
         let level = self.number(n, 0, u64::MAX)?;
         if !c.encodings.contains(&e) {
@@ -107,16 +112,8 @@ impl Lower<'_> {
             );
             return None;
         }
-        if let Some(first) = levels.get(&e) {
-            self.emit(
-                diag::error(
-                    "E0103",
-                    d.name_span,
-                    format!("`level {}` is given more than once", e.token()),
-                )
-                .label(*first, "first given here")
-                .help("keep one of them"),
-            );
+        if let Some(&first) = levels.get(&e) {
+            self.given_twice(d.name_span, &format!("level {}", e.token()), first);
             return None;
         }
         levels.insert(e, d.name_span);
@@ -151,15 +148,10 @@ impl Lower<'_> {
         let mut ok = true;
         while let Some(x) = a.next() {
             let t = x.text();
-            let token = |s: &str| {
-                !s.is_empty()
-                    && s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
-            };
             let valid = t.split_once('/').is_some_and(|(top, sub)| {
-                token(top)
+                is_token(top)
                     && !top.contains('*')
-                    && (sub == "*" || (token(sub) && !sub.contains('*')))
+                    && (sub == "*" || (is_token(sub) && !sub.contains('*')))
             });
             if !valid || !matches!(x.kind, ArgKind::Word | ArgKind::Str(_)) {
                 let help = if t.contains(';') {

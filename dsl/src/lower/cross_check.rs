@@ -5,7 +5,7 @@
 use super::Lower;
 use crate::diag::{self, suggest, Span};
 use bext_ir::{Action, HostPattern};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 impl Lower<'_> {
     /// Checks that need the whole configuration: names, references, ports, hosts.
@@ -13,44 +13,34 @@ impl Lower<'_> {
         let cfg = std::mem::take(&mut self.config);
         let spans = std::mem::take(&mut self.spans);
         // Duplicate names.
-        let mut firsts: HashMap<&str, Span> = HashMap::new();
-        for (u, s) in cfg.upstreams.iter().zip(&spans.upstreams) {
-            if let Some(f) = firsts.insert(&u.name, *s) {
-                firsts.insert(&u.name, f);
-                self.emit(
-                    diag::error(
-                        "E0301",
-                        *s,
-                        format!("upstream `{}` is defined twice", u.name),
-                    )
-                    .label(f, "first defined here"),
-                );
-            }
-        }
-        let mut wfirst: HashMap<&str, Span> = HashMap::new();
-        for (w, s) in cfg.wafs.iter().zip(&spans.wafs) {
-            if let Some(f) = wfirst.insert(&w.name, *s) {
-                wfirst.insert(&w.name, f);
-                self.emit(
-                    diag::error("E0302", *s, format!("waf `{}` is defined twice", w.name))
-                        .label(f, "first defined here"),
-                );
-            }
-        }
+        let upstreams: Vec<(&str, Span)> = cfg
+            .upstreams
+            .iter()
+            .map(|u| u.name.as_str())
+            .zip(spans.upstreams.iter().copied())
+            .collect();
+        let wafs: Vec<(&str, Span)> = cfg
+            .wafs
+            .iter()
+            .map(|w| w.name.as_str())
+            .zip(spans.wafs.iter().copied())
+            .collect();
+        let firsts = self.first_definitions("E0301", "upstream", &upstreams);
+        let wfirst = self.first_definitions("E0302", "waf", &wafs);
         // References.
-        let mut used_up: HashMap<&str, bool> = HashMap::new();
-        let mut used_waf: HashMap<&str, bool> = HashMap::new();
+        let mut used_up: HashSet<&str> = HashSet::new();
+        let mut used_waf: HashSet<&str> = HashSet::new();
         for (site, (_, rspans)) in cfg.sites.iter().zip(&spans.sites) {
             for (r, rs) in site.routes.iter().zip(rspans) {
                 if let (Action::Proxy { upstream }, Some(span)) = (&r.action, rs.proxy) {
                     if firsts.contains_key(upstream.as_str()) {
-                        used_up.insert(upstream, true);
+                        used_up.insert(upstream);
                     } else {
                         // A likely typo of a defined name: that upstream is not "unused" too.
                         let mut names: Vec<&str> = firsts.keys().copied().collect();
                         names.sort_unstable();
                         if let Some(m) = diag::did_you_mean(upstream, names.iter().copied()) {
-                            used_up.insert(m, true);
+                            used_up.insert(m);
                         }
                         let url = upstream.contains("://").then(|| {
                             "`proxy` takes the name of an upstream, not a URL: define `upstream app { server HOST:PORT }` and write `proxy app`".to_string()
@@ -58,13 +48,11 @@ impl Lower<'_> {
                         let help = url
                             .or_else(|| suggest(upstream, names.iter().copied()))
                             .or_else(|| {
-                                Some(if firsts.is_empty() {
+                                Some(if names.is_empty() {
                                     "define it with `upstream NAME { server HOST:PORT }`"
                                         .to_string()
                                 } else {
-                                    let mut k: Vec<&str> = firsts.keys().copied().collect();
-                                    k.sort_unstable();
-                                    format!("defined upstreams: {}", k.join(", "))
+                                    format!("defined upstreams: {}", names.join(", "))
                                 })
                             });
                         self.emit(
@@ -75,12 +63,12 @@ impl Lower<'_> {
                 }
                 if let (Some(w), Some(span)) = (&r.waf, rs.waf) {
                     if wfirst.contains_key(w.name.as_str()) {
-                        used_waf.insert(&w.name, true);
+                        used_waf.insert(&w.name);
                     } else {
                         let mut names: Vec<&str> = wfirst.keys().copied().collect();
                         names.sort_unstable();
                         if let Some(m) = diag::did_you_mean(&w.name, names.iter().copied()) {
-                            used_waf.insert(m, true);
+                            used_waf.insert(m);
                         }
                         let help = suggest(&w.name, names.iter().copied()).or_else(|| {
                             Some("define it with `waf NAME { ruleset builtin/sqli }`".to_string())
@@ -101,24 +89,16 @@ impl Lower<'_> {
                 .list
                 .iter()
                 .any(|d| d.code == "E0303" || d.code == "E0304");
-        for (u, s) in cfg.upstreams.iter().zip(&spans.upstreams) {
-            if uncertain {
-                break;
-            }
-            if !used_up.contains_key(u.name.as_str()) && firsts.get(u.name.as_str()) == Some(s) {
+        if !uncertain {
+            for &(name, s) in unused(&upstreams, &firsts, &used_up) {
                 self.emit(
-                    diag::warning("W0101", *s, format!("upstream `{}` is never used", u.name))
+                    diag::warning("W0101", s, format!("upstream `{name}` is never used"))
                         .help("proxy to it from a route, or remove it"),
                 );
             }
-        }
-        for (w, s) in cfg.wafs.iter().zip(&spans.wafs) {
-            if uncertain {
-                break;
-            }
-            if !used_waf.contains_key(w.name.as_str()) && wfirst.get(w.name.as_str()) == Some(s) {
+            for &(name, s) in unused(&wafs, &wfirst, &used_waf) {
                 self.emit(
-                    diag::warning("W0102", *s, format!("waf `{}` is never used", w.name))
+                    diag::warning("W0102", s, format!("waf `{name}` is never used"))
                         .help("reference it from a route with `waf NAME`, or remove it"),
                 );
             }
@@ -195,4 +175,33 @@ impl Lower<'_> {
         self.config = cfg;
         self.spans = spans;
     }
+
+    /// The first definition of each name in `defs`; each later one is reported as `code`.
+    fn first_definitions<'c>(
+        &mut self,
+        code: &'static str,
+        kind: &str,
+        defs: &[(&'c str, Span)],
+    ) -> HashMap<&'c str, Span> {
+        let mut firsts: HashMap<&str, Span> = HashMap::new();
+        for &(name, span) in defs {
+            match firsts.get(name) {
+                Some(&first) => self.defined_twice(code, kind, name, span, first),
+                None => {
+                    firsts.insert(name, span);
+                }
+            }
+        }
+        firsts
+    }
+}
+
+/// The definitions that are the first of their name and that no route uses.
+fn unused<'a>(
+    defs: &'a [(&'a str, Span)],
+    firsts: &'a HashMap<&'a str, Span>,
+    used: &'a HashSet<&'a str>,
+) -> impl Iterator<Item = &'a (&'a str, Span)> {
+    defs.iter()
+        .filter(|(name, s)| !used.contains(name) && firsts.get(name) == Some(s))
 }

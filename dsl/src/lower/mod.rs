@@ -266,19 +266,37 @@ impl<'a> Lower<'a> {
 
     /// Reports a second occurrence of a directive that may appear once.
     fn once(&mut self, seen: &mut HashMap<String, Span>, d: &Directive) -> bool {
-        if let Some(first) = seen.get(&d.name) {
-            let b = diag::error(
-                "E0103",
-                d.name_span,
-                format!("`{}` is given more than once", d.name),
-            )
-            .label(*first, "first given here")
-            .help("keep one of them");
-            self.emit(b);
+        if let Some(&first) = seen.get(&d.name) {
+            self.given_twice(d.name_span, &d.name, first);
             return false;
         }
         seen.insert(d.name.clone(), d.name_span);
         true
+    }
+
+    /// E0103: `what`, which may be given once, is given again at `span`.
+    fn given_twice(&mut self, span: Span, what: &str, first: Span) {
+        self.emit(
+            diag::error("E0103", span, format!("`{what}` is given more than once"))
+                .label(first, "first given here")
+                .help("keep one of them"),
+        );
+    }
+
+    /// `kind` `name` is defined again at `span`: E0301 for an upstream, E0302 for a WAF or a
+    /// rule.
+    fn defined_twice(
+        &mut self,
+        code: &'static str,
+        kind: &str,
+        name: &str,
+        span: Span,
+        first: Span,
+    ) {
+        self.emit(
+            diag::error(code, span, format!("{kind} `{name}` is defined twice"))
+                .label(first, "first defined here"),
+        );
     }
 
     /// Lowers the top-level directives (includes already expanded by the caller).

@@ -2,9 +2,11 @@
 //! edits, limits and plugins on the way.
 
 use super::args::Args;
+use super::values::is_token;
 use super::{Lower, RouteSpans};
 use crate::ast::{Arg, ArgKind, Directive};
 use crate::diag::{self, Span};
+use crate::plural;
 use bext_ir::{Action, FieldCond, HeaderOp, MatchOp, NamedRef, PathMatch, Plugin, Rewrite, Route};
 use std::collections::HashMap;
 
@@ -145,9 +147,7 @@ impl Lower<'_> {
                 }
                 while let Some(m) = a.next() {
                     let t = m.text();
-                    let token = !t.is_empty()
-                        && t.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+                    let token = is_token(t);
                     if !token || t.chars().any(|c| c.is_ascii_lowercase()) {
                         let help = token.then(|| {
                             format!(
@@ -397,10 +397,8 @@ impl Lower<'_> {
             }
             "rate_limit" => r.rate_limit = self.rate_limit(a, at),
             "request_buffering" => {
-                if let Some(x) = self.need(a, "`on` or `off`") {
-                    if let Some(k) = self.keyword(x, "request_buffering value", &["on", "off"]) {
-                        r.request_buffering = k == 0;
-                    }
+                if let Some(on) = self.on_off(a, "request_buffering value") {
+                    r.request_buffering = on;
                 }
             }
             _ => {
@@ -445,7 +443,6 @@ impl Lower<'_> {
             .unwrap_or(0);
         if let Some((g, start)) = max_group(&parts) {
             if usize::from(g) > groups {
-                let plural = if groups == 1 { "" } else { "s" };
                 self.emit(
                     diag::error(
                         "E0216",
@@ -454,7 +451,7 @@ impl Lower<'_> {
                     )
                     .label(
                         x.span,
-                        format!("this pattern has {groups} capture group{plural}"),
+                        format!("this pattern has {groups} capture group{}", plural(groups)),
                     )
                     .help("add a group in parentheses to the pattern, or use a lower number"),
                 );

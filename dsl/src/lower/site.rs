@@ -86,10 +86,8 @@ impl Lower<'_> {
             }
             let mut a = self.args(r);
             if r.name == "merge_slashes" {
-                if let Some(x) = self.need(&mut a, "`on` or `off`") {
-                    if let Some(i) = self.keyword(x, "merge_slashes setting", &["on", "off"]) {
-                        paths.merge_slashes = i == 0;
-                    }
+                if let Some(on) = self.on_off(&mut a, "merge_slashes setting") {
+                    paths.merge_slashes = on;
                 }
             } else if let Some(x) = self.need(&mut a, "`reject` or `keep`") {
                 // escaped_slashes

@@ -2,7 +2,7 @@
 //! retried.
 
 use super::args::Args;
-use super::values::{address_problem, valid_host};
+use super::values::valid_host;
 use super::Lower;
 use crate::ast::{Arg, ArgKind, Body, Directive};
 use crate::diag::{self, suggest};
@@ -173,16 +173,10 @@ impl Lower<'_> {
         if ok {
             Some(t.to_string())
         } else {
-            let (msg, help) = address_problem(t);
-            self.emit(
-                diag::error(
-                    "E0205",
-                    x.span,
-                    msg.unwrap_or_else(|| format!("invalid server address {}", x.describe())),
-                )
-                .help(help.unwrap_or_else(|| {
-                    "write host:port, for example `127.0.0.1:9000` or `app.internal:8080`".into()
-                })),
+            self.bad_address(
+                x,
+                "server address",
+                "write host:port, for example `127.0.0.1:9000` or `app.internal:8080`",
             );
             None
         }

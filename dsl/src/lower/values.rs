@@ -99,8 +99,7 @@ impl Lower<'_> {
 
     pub(super) fn header_name(&mut self, x: &Arg) -> Option<String> {
         let n = x.text();
-        let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-        if n.is_empty() || !n.chars().all(tchar) {
+        if !is_token(n) {
             self.emit(
                 diag::error(
                     "E0211",
@@ -125,20 +124,28 @@ impl Lower<'_> {
         match full.parse::<std::net::SocketAddr>() {
             Ok(sa) => Some(sa.to_string()),
             Err(_) => {
-                let (msg, help) = address_problem(t);
-                self.emit(
-                    diag::error(
-                        "E0205",
-                        x.span,
-                        msg.unwrap_or_else(|| format!("invalid address {}", x.describe())),
-                    )
-                    .help(help.unwrap_or_else(|| {
-                        "write ip:port, [ipv6]:port or :port, for example `0.0.0.0:8080`".into()
-                    })),
+                self.bad_address(
+                    x,
+                    "address",
+                    "write ip:port, [ipv6]:port or :port, for example `0.0.0.0:8080`",
                 );
                 None
             }
         }
+    }
+
+    /// E0205 for an address that does not parse, saying what is wrong when that is clear (a
+    /// bare port, a URL, a port out of range); `what` and `help` otherwise.
+    pub(super) fn bad_address(&mut self, x: &Arg, what: &str, help: &str) {
+        let (msg, better) = address_problem(x.text());
+        self.emit(
+            diag::error(
+                "E0205",
+                x.span,
+                msg.unwrap_or_else(|| format!("invalid {what} {}", x.describe())),
+            )
+            .help(better.unwrap_or_else(|| help.to_string())),
+        );
     }
 
     pub(super) fn cidr(&mut self, x: &Arg) -> Option<String> {
@@ -166,7 +173,7 @@ impl Lower<'_> {
 
 /// A more precise message and help for an address that does not parse: a port out of range, a
 /// bare port (`listen 80`), a URL (`http://app:80`).
-pub(super) fn address_problem(t: &str) -> (Option<String>, Option<String>) {
+fn address_problem(t: &str) -> (Option<String>, Option<String>) {
     if let Some(rest) = t.split_once("://").map(|(_, r)| r) {
         let hostport = rest.trim_end_matches('/');
         return (
@@ -200,6 +207,13 @@ pub(super) fn address_problem(t: &str) -> (Option<String>, Option<String>) {
         return (None, Some(format!("add a port: `{t}:80`")));
     }
     (None, None)
+}
+
+/// An HTTP token (RFC 9110 §5.6.2): header names, methods, the parts of a media type.
+pub(super) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 /// A DNS name or IP literal (no port).

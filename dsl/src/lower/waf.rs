@@ -55,14 +55,7 @@ impl Lower<'_> {
                         continue;
                     };
                     if let Some(first) = rule_names.insert(n.raw.clone(), n.span) {
-                        self.emit(
-                            diag::error(
-                                "E0302",
-                                n.span,
-                                format!("rule `{}` is defined twice", n.raw),
-                            )
-                            .label(first, "first defined here"),
-                        );
+                        self.defined_twice("E0302", "rule", &n.raw, n.span, first);
                     }
                     if let Some(r) = self.rule(&mut a, n, self.loc(d.name_span)) {
                         w.rules.push(r);
@@ -161,9 +154,7 @@ impl Lower<'_> {
         match p.next() {
             Some(x) => Some(x),
             None => {
-                let span = p.toks.last().map_or(a.end_span(), |x| {
-                    Span::new(x.span.file, x.span.end, x.span.end + 1)
-                });
+                let span = p.toks.last().map_or(a.end_span(), |x| x.span.after());
                 self.emit(diag::error(
                     "E0214",
                     span,
