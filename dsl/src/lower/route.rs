@@ -7,7 +7,9 @@ use super::{Lower, RouteSpans};
 use crate::ast::{Arg, ArgKind, Directive};
 use crate::diag::{self, Span};
 use crate::plural;
-use bext_ir::{Action, FieldCond, HeaderOp, MatchOp, NamedRef, PathMatch, Plugin, Rewrite, Route};
+use bext_ir::{
+    Action, FieldCond, HeaderOp, Loc, MatchOp, NamedRef, PathMatch, Plugin, Rewrite, Route,
+};
 use std::collections::HashMap;
 
 impl Lower<'_> {
@@ -141,70 +143,8 @@ impl Lower<'_> {
     ) {
         let at = self.loc(d.name_span);
         match d.name.as_str() {
-            "method" => {
-                if a.peek().is_none() {
-                    self.missing(a, "at least one method such as GET");
-                }
-                while let Some(m) = a.next() {
-                    let t = m.text();
-                    let token = is_token(t);
-                    if !token || t.chars().any(|c| c.is_ascii_lowercase()) {
-                        let help = token.then(|| {
-                            format!(
-                                "methods are case-sensitive: write `{}`",
-                                t.to_ascii_uppercase()
-                            )
-                        });
-                        self.emit(
-                            diag::error(
-                                "E0206",
-                                m.span,
-                                format!("invalid method {}", m.describe()),
-                            )
-                            .help_opt(help),
-                        );
-                    } else if !r.methods.iter().any(|x| x == t) {
-                        r.methods.push(t.to_string());
-                    }
-                }
-            }
-            "header" | "query" => {
-                let Some(n) = self.text(a, "a field name") else {
-                    return;
-                };
-                let name = if d.name == "header" {
-                    match self.header_name(n) {
-                        Some(h) => h.to_ascii_lowercase(),
-                        None => return,
-                    }
-                } else {
-                    n.text().to_string()
-                };
-                let Some(op) = self.need(a, "an operator: =, ~, starts_with, contains or present")
-                else {
-                    return;
-                };
-                let ops = ["=", "~", "starts_with", "contains", "present"];
-                let op = match self.keyword(op, "operator", &ops) {
-                    Some(0) => self.value(a, "a value").map(MatchOp::Equals),
-                    Some(1) => self
-                        .need(a, "a regular expression")
-                        .and_then(|x| self.regex(x))
-                        .map(MatchOp::Regex),
-                    Some(2) => self.value(a, "a value").map(MatchOp::Prefix),
-                    Some(3) => self.value(a, "a value").map(MatchOp::Contains),
-                    Some(_) => Some(MatchOp::Present),
-                    None => None,
-                };
-                if let Some(op) = op {
-                    let list = if d.name == "header" {
-                        &mut r.headers
-                    } else {
-                        &mut r.query
-                    };
-                    list.push(FieldCond { name, op });
-                }
-            }
+            "method" => self.methods(a, r),
+            "header" | "query" => self.field_condition(d, a, r),
             "proxy" => {
                 if let Some(x) = self.word(a, "an upstream name") {
                     spans.proxy = Some(x.span);
@@ -213,174 +153,12 @@ impl Lower<'_> {
                     };
                 }
             }
-            "respond" => {
-                let Some(x) = self.need(a, "a status code") else {
-                    return;
-                };
-                let Some(status) = self.status(x, &[], "response") else {
-                    return;
-                };
-                let mut body = String::new();
-                let mut content_type = None;
-                if let Some(b) = a.peek() {
-                    if matches!(b.kind, ArgKind::Str(_)) {
-                        a.next();
-                        body = b.text().to_string();
-                    }
-                }
-                if a.eat("type") {
-                    content_type = self
-                        .text(a, "a content type such as text/plain")
-                        .filter(|x| self.no_control(x, "content type", false))
-                        .map(|x| x.text().to_string());
-                }
-                r.action = Action::Respond {
-                    status,
-                    body,
-                    content_type,
-                };
-            }
-            "redirect" => {
-                let mut status = 302;
-                if let Some(x) = a.peek() {
-                    if matches!(x.kind, ArgKind::Number) {
-                        a.next();
-                        match self.status(x, &[301, 302, 303, 307, 308], "redirect") {
-                            Some(s) => status = s,
-                            None => return,
-                        }
-                    }
-                }
-                let location = self.text(a, "a location");
-                if let Some(x) = location.filter(|x| self.no_control(x, "redirect location", false))
-                {
-                    spans.redirect = Some(x.span);
-                    r.action = Action::Redirect {
-                        status,
-                        location: x.text().to_string(),
-                    };
-                }
-            }
-            "static" => {
-                let Some(x) = self.text(a, "a directory") else {
-                    return;
-                };
-                let root = x.text().to_string();
-                // W0150: a warning, not an error: the directory may be made where bext will
-                // run (deployed with the site), and `bext run` refuses a root it cannot open.
-                let missing = match self.read_files.then(|| std::fs::metadata(&root)) {
-                    None => None,
-                    Some(Ok(m)) if m.is_dir() => None,
-                    Some(Ok(_)) => Some("it is not a directory".to_string()),
-                    Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                        Some("it does not exist".to_string())
-                    }
-                    Some(Err(e)) => Some(format!("it cannot be read: {e}")),
-                };
-                if let Some(why) = missing {
-                    self.emit(
-                        diag::warning(
-                            "W0150",
-                            x.span,
-                            format!("static root `{root}` is not a directory on this machine: {why}"),
-                        )
-                        .help("create the directory (a relative path is taken from the directory bext runs in), or correct the path"),
-                    );
-                }
-                let mut index = vec![];
-                if a.eat("index") {
-                    while let Some(x) = a.next() {
-                        index.push(x.text().to_string());
-                    }
-                    if index.is_empty() {
-                        self.missing(a, "at least one index file name");
-                    }
-                } else {
-                    index.push("index.html".to_string());
-                }
-                r.action = Action::Static { root, index };
-            }
-            "strip_prefix" => {
-                let Some(x) = self.text(a, "a path prefix such as /api") else {
-                    return;
-                };
-                let Some(p) = self.path(x) else { return };
-                let matched = match &r.path {
-                    PathMatch::Exact(e) => Some(e.as_str()),
-                    PathMatch::Prefix(q) => Some(q.as_str()),
-                    PathMatch::Regex(_) => None,
-                };
-                if let Some(m) = matched {
-                    if !m.starts_with(&p) {
-                        self.emit(
-                            diag::error("E0311", x.span, format!("`strip_prefix {p}` does not begin the paths this route matches"))
-                                .label(spans.path, "this route matches these paths")
-                                .help("strip a prefix of the route path"),
-                        );
-                        return;
-                    }
-                }
-                r.strip_prefix = Some(p);
-            }
-            "rewrite" => {
-                let Some(x) = self.need(a, "a regular expression") else {
-                    return;
-                };
-                let pattern = self.regex(x);
-                let Some(y) = self.text(a, "a replacement such as \"/new/$1\"") else {
-                    return;
-                };
-                if !self.no_control(y, "rewrite replacement", false) {
-                    return;
-                }
-                let replacement = y.text().to_string();
-                if let Some(pattern) = pattern {
-                    if self.rewrite_replacement(&pattern, x, y) {
-                        r.rewrite = Some(Rewrite {
-                            pattern,
-                            replacement,
-                            at,
-                        });
-                    }
-                }
-            }
-            "request_header" | "response_header" => {
-                let Some(op) = self.need(a, "set, add or remove") else {
-                    return;
-                };
-                let Some(k) = self.keyword(op, "header operation", &["set", "add", "remove"])
-                else {
-                    return;
-                };
-                let Some(n) = self.text(a, "a header name") else {
-                    return;
-                };
-                let Some(name) = self.header_name(n) else {
-                    return;
-                };
-                let name = name.to_ascii_lowercase();
-                let mut value = || {
-                    let v = self.text(a, "a value")?;
-                    self.no_control(v, "header value", true)
-                        .then(|| v.text().to_string())
-                };
-                let op = match k {
-                    0 => HeaderOp::Set {
-                        name,
-                        value: value().unwrap_or_default(),
-                    },
-                    1 => HeaderOp::Add {
-                        name,
-                        value: value().unwrap_or_default(),
-                    },
-                    _ => HeaderOp::Remove { name },
-                };
-                if d.name == "request_header" {
-                    r.request_headers.push(op);
-                } else {
-                    r.response_headers.push(op);
-                }
-            }
+            "respond" => self.respond(a, r),
+            "redirect" => self.redirect(a, r, spans),
+            "static" => self.static_files(a, r),
+            "strip_prefix" => self.strip_prefix(a, r, spans),
+            "rewrite" => self.rewrite(a, r, at),
+            "request_header" | "response_header" => self.header_edit(d, a, r),
             "cache" => {
                 let Some(b) = self.block(a) else { return };
                 r.cache = self.cache(b, at, d);
@@ -401,25 +179,272 @@ impl Lower<'_> {
                     r.request_buffering = on;
                 }
             }
-            _ => {
-                // plugin
-                let Some(path) = self.value(a, "a plugin file (.wasm)") else {
-                    return;
-                };
-                let mut config = vec![];
-                if let Some(ArgKind::Block(b)) = a.peek().map(|x| &x.kind) {
-                    a.next();
-                    for kv in &b.body.items {
-                        let mut ka = self.args(kv);
-                        if let Some(v) = self.value(&mut ka, "a value") {
-                            config.push((kv.name.clone(), v));
-                        }
-                        self.done(&mut ka);
-                    }
-                }
-                r.plugins.push(Plugin { path, config, at });
+            _ => self.plugin(a, r, at),
+        }
+    }
+
+    /// `method GET HEAD ...`: tokens in upper case (E0206).
+    fn methods(&mut self, a: &mut Args<'_>, r: &mut Route) {
+        if a.peek().is_none() {
+            self.missing(a, "at least one method such as GET");
+        }
+        while let Some(m) = a.next() {
+            let t = m.text();
+            let token = is_token(t);
+            if !token || t.chars().any(|c| c.is_ascii_lowercase()) {
+                let help = token.then(|| {
+                    format!(
+                        "methods are case-sensitive: write `{}`",
+                        t.to_ascii_uppercase()
+                    )
+                });
+                self.emit(
+                    diag::error("E0206", m.span, format!("invalid method {}", m.describe()))
+                        .help_opt(help),
+                );
+            } else if !r.methods.iter().any(|x| x == t) {
+                r.methods.push(t.to_string());
             }
         }
+    }
+
+    /// `header NAME OP [VALUE]` or `query NAME OP [VALUE]`.
+    fn field_condition(&mut self, d: &Directive, a: &mut Args<'_>, r: &mut Route) {
+        let Some(n) = self.text(a, "a field name") else {
+            return;
+        };
+        let name = if d.name == "header" {
+            match self.header_name(n) {
+                Some(h) => h.to_ascii_lowercase(),
+                None => return,
+            }
+        } else {
+            n.text().to_string()
+        };
+        let Some(op) = self.need(a, "an operator: =, ~, starts_with, contains or present") else {
+            return;
+        };
+        let ops = ["=", "~", "starts_with", "contains", "present"];
+        let op = match self.keyword(op, "operator", &ops) {
+            Some(0) => self.value(a, "a value").map(MatchOp::Equals),
+            Some(1) => self
+                .need(a, "a regular expression")
+                .and_then(|x| self.regex(x))
+                .map(MatchOp::Regex),
+            Some(2) => self.value(a, "a value").map(MatchOp::Prefix),
+            Some(3) => self.value(a, "a value").map(MatchOp::Contains),
+            Some(_) => Some(MatchOp::Present),
+            None => None,
+        };
+        if let Some(op) = op {
+            let list = if d.name == "header" {
+                &mut r.headers
+            } else {
+                &mut r.query
+            };
+            list.push(FieldCond { name, op });
+        }
+    }
+
+    /// `respond STATUS ["BODY"] [type TYPE]`.
+    fn respond(&mut self, a: &mut Args<'_>, r: &mut Route) {
+        let Some(x) = self.need(a, "a status code") else {
+            return;
+        };
+        let Some(status) = self.status(x, &[], "response") else {
+            return;
+        };
+        let mut body = String::new();
+        let mut content_type = None;
+        if let Some(b) = a.peek() {
+            if matches!(b.kind, ArgKind::Str(_)) {
+                a.next();
+                body = b.text().to_string();
+            }
+        }
+        if a.eat("type") {
+            content_type = self
+                .text(a, "a content type such as text/plain")
+                .filter(|x| self.no_control(x, "content type", false))
+                .map(|x| x.text().to_string());
+        }
+        r.action = Action::Respond {
+            status,
+            body,
+            content_type,
+        };
+    }
+
+    /// `redirect [STATUS] LOCATION`.
+    fn redirect(&mut self, a: &mut Args<'_>, r: &mut Route, spans: &mut RouteSpans) {
+        let mut status = 302;
+        if let Some(x) = a.peek() {
+            if matches!(x.kind, ArgKind::Number) {
+                a.next();
+                match self.status(x, &[301, 302, 303, 307, 308], "redirect") {
+                    Some(s) => status = s,
+                    None => return,
+                }
+            }
+        }
+        let location = self.text(a, "a location");
+        if let Some(x) = location.filter(|x| self.no_control(x, "redirect location", false)) {
+            spans.redirect = Some(x.span);
+            r.action = Action::Redirect {
+                status,
+                location: x.text().to_string(),
+            };
+        }
+    }
+
+    /// `static DIR [index FILE...]`.
+    fn static_files(&mut self, a: &mut Args<'_>, r: &mut Route) {
+        let Some(x) = self.text(a, "a directory") else {
+            return;
+        };
+        let root = x.text().to_string();
+        // W0150: a warning, not an error: the directory may be made where bext will
+        // run (deployed with the site), and `bext run` refuses a root it cannot open.
+        let missing = match self.read_files.then(|| std::fs::metadata(&root)) {
+            None => None,
+            Some(Ok(m)) if m.is_dir() => None,
+            Some(Ok(_)) => Some("it is not a directory".to_string()),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some("it does not exist".to_string())
+            }
+            Some(Err(e)) => Some(format!("it cannot be read: {e}")),
+        };
+        if let Some(why) = missing {
+            self.emit(
+                diag::warning(
+                    "W0150",
+                    x.span,
+                    format!("static root `{root}` is not a directory on this machine: {why}"),
+                )
+                .help("create the directory (a relative path is taken from the directory bext runs in), or correct the path"),
+            );
+        }
+        let mut index = vec![];
+        if a.eat("index") {
+            while let Some(x) = a.next() {
+                index.push(x.text().to_string());
+            }
+            if index.is_empty() {
+                self.missing(a, "at least one index file name");
+            }
+        } else {
+            index.push("index.html".to_string());
+        }
+        r.action = Action::Static { root, index };
+    }
+
+    /// `strip_prefix PREFIX`: a prefix of every path the route matches (E0311).
+    fn strip_prefix(&mut self, a: &mut Args<'_>, r: &mut Route, spans: &RouteSpans) {
+        let Some(x) = self.text(a, "a path prefix such as /api") else {
+            return;
+        };
+        let Some(p) = self.path(x) else { return };
+        let matched = match &r.path {
+            PathMatch::Exact(e) => Some(e.as_str()),
+            PathMatch::Prefix(q) => Some(q.as_str()),
+            PathMatch::Regex(_) => None,
+        };
+        if let Some(m) = matched {
+            if !m.starts_with(&p) {
+                self.emit(
+                    diag::error(
+                        "E0311",
+                        x.span,
+                        format!("`strip_prefix {p}` does not begin the paths this route matches"),
+                    )
+                    .label(spans.path, "this route matches these paths")
+                    .help("strip a prefix of the route path"),
+                );
+                return;
+            }
+        }
+        r.strip_prefix = Some(p);
+    }
+
+    /// `rewrite 'REGEX' "REPLACEMENT"`.
+    fn rewrite(&mut self, a: &mut Args<'_>, r: &mut Route, at: Loc) {
+        let Some(x) = self.need(a, "a regular expression") else {
+            return;
+        };
+        let pattern = self.regex(x);
+        let Some(y) = self.text(a, "a replacement such as \"/new/$1\"") else {
+            return;
+        };
+        if !self.no_control(y, "rewrite replacement", false) {
+            return;
+        }
+        let replacement = y.text().to_string();
+        if let Some(pattern) = pattern {
+            if self.rewrite_replacement(&pattern, x, y) {
+                r.rewrite = Some(Rewrite {
+                    pattern,
+                    replacement,
+                    at,
+                });
+            }
+        }
+    }
+
+    /// `request_header` or `response_header`: `set NAME VALUE`, `add NAME VALUE`, `remove NAME`.
+    fn header_edit(&mut self, d: &Directive, a: &mut Args<'_>, r: &mut Route) {
+        let Some(op) = self.need(a, "set, add or remove") else {
+            return;
+        };
+        let Some(k) = self.keyword(op, "header operation", &["set", "add", "remove"]) else {
+            return;
+        };
+        let Some(n) = self.text(a, "a header name") else {
+            return;
+        };
+        let Some(name) = self.header_name(n) else {
+            return;
+        };
+        let name = name.to_ascii_lowercase();
+        let mut value = || {
+            let v = self.text(a, "a value")?;
+            self.no_control(v, "header value", true)
+                .then(|| v.text().to_string())
+        };
+        let op = match k {
+            0 => HeaderOp::Set {
+                name,
+                value: value().unwrap_or_default(),
+            },
+            1 => HeaderOp::Add {
+                name,
+                value: value().unwrap_or_default(),
+            },
+            _ => HeaderOp::Remove { name },
+        };
+        if d.name == "request_header" {
+            r.request_headers.push(op);
+        } else {
+            r.response_headers.push(op);
+        }
+    }
+
+    /// `plugin FILE [{ KEY VALUE ... }]`.
+    fn plugin(&mut self, a: &mut Args<'_>, r: &mut Route, at: Loc) {
+        let Some(path) = self.value(a, "a plugin file (.wasm)") else {
+            return;
+        };
+        let mut config = vec![];
+        if let Some(ArgKind::Block(b)) = a.peek().map(|x| &x.kind) {
+            a.next();
+            for kv in &b.body.items {
+                let mut ka = self.args(kv);
+                if let Some(v) = self.value(&mut ka, "a value") {
+                    config.push((kv.name.clone(), v));
+                }
+                self.done(&mut ka);
+            }
+        }
+        r.plugins.push(Plugin { path, config, at });
     }
 
     /// Checks the replacement `y` of a `rewrite` whose pattern `x` compiled, with the parser the
