@@ -555,13 +555,6 @@ mod tests {
                     at: at(7),
                 })
             }),
-            ("static", |c| {
-                c.sites[0].routes[0].action = ir::Action::Static {
-                    root: "/srv".into(),
-                    index: vec![],
-                };
-                c.sites[0].routes[0].at = at(7);
-            }),
         ];
         let mut named: Vec<&str> = table.iter().map(|(d, _)| *d).collect();
         let mut listed = NOT_IMPLEMENTED.to_vec();
