@@ -178,7 +178,10 @@ impl Leader {
         finish(&mut self.flight.borrow_mut(), outcome);
         if let Some(table) = self.table.upgrade() {
             let mut table = table.borrow_mut();
-            if table.get(&self.key).is_some_and(|f| Rc::ptr_eq(f, &self.flight)) {
+            if table
+                .get(&self.key)
+                .is_some_and(|f| Rc::ptr_eq(f, &self.flight))
+            {
                 table.remove(&self.key);
             }
         }

@@ -41,7 +41,9 @@ impl Delta {
 /// dropped (`3600.5` is 3600, as most caches read it).
 pub fn parse_delta(s: &[u8]) -> Delta {
     let int = match s.iter().position(|&b| b == b'.') {
-        Some(dot) if dot > 0 && s[dot + 1..].iter().all(u8::is_ascii_digit) && dot + 1 < s.len() => {
+        Some(dot)
+            if dot > 0 && s[dot + 1..].iter().all(u8::is_ascii_digit) && dot + 1 < s.len() =>
+        {
             &s[..dot]
         }
         Some(_) => return Delta::Invalid,
@@ -171,11 +173,8 @@ impl Directives {
             }
             b"stale-if-error" if seen.first(4) => self.stale_if_error = Some(delta(&arg)),
             b"max-stale" if seen.first(5) => {
-                self.max_stale = Some(match &arg {
-                    None => None,
-                    // An unparseable bound accepts no staleness rather than any.
-                    Some(v) => Some(parse_delta(v).secs()),
-                })
+                // An unparseable bound accepts no staleness rather than any.
+                self.max_stale = Some(arg.as_ref().map(|v| parse_delta(v).secs()))
             }
             b"no-store" => self.no_store = true,
             b"no-cache" => match arg {
@@ -339,7 +338,10 @@ impl<'a> Parser<'a> {
             b'a'..=b'z' | b'*' => self.i += 1,
             _ => return None,
         }
-        while matches!(self.peek(), Some(b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' | b'*')) {
+        while matches!(
+            self.peek(),
+            Some(b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' | b'*')
+        ) {
             self.i += 1;
         }
         Some(&self.s[start..self.i])
@@ -485,7 +487,10 @@ mod tests {
 
     #[test]
     fn quoted_commas_do_not_split() {
-        assert_eq!(cc(r#"ext="max-age=3600", max-age=1"#).max_age, Some(Delta::Secs(1)));
+        assert_eq!(
+            cc(r#"ext="max-age=3600", max-age=1"#).max_age,
+            Some(Delta::Secs(1))
+        );
         assert_eq!(cc(r#"max-age="3600""#).max_age, Some(Delta::Secs(3600)));
         assert_eq!(cc("max-age='3600'").max_age, Some(Delta::Invalid));
         assert_eq!(cc("max-age =3600").max_age, None);
@@ -493,7 +498,12 @@ mod tests {
 
     #[test]
     fn sf_rejects_wrong_types() {
-        let t = |v: &str| Directives::targeted(&[(b"CDN-Cache-Control", v.as_bytes())], b"cdn-cache-control");
+        let t = |v: &str| {
+            Directives::targeted(
+                &[(b"CDN-Cache-Control", v.as_bytes())],
+                b"cdn-cache-control",
+            )
+        };
         assert_eq!(t("max-age=60").unwrap().max_age, Some(Delta::Secs(60)));
         assert!(t(r#"max-age="60""#).is_none());
         assert!(t("max-age=60, &&&").is_none());

@@ -68,7 +68,8 @@ impl Lru {
         }
         if self.queue.len() > 2 * self.meta.len() + 64 {
             let meta = &self.meta;
-            self.queue.retain(|(id, s)| meta.get(id).is_some_and(|m| m.1 == *s));
+            self.queue
+                .retain(|(id, s)| meta.get(id).is_some_and(|m| m.1 == *s));
         }
     }
 
@@ -167,7 +168,10 @@ impl Sketch {
 
     /// The estimated count.
     pub fn estimate(&self, hash: u64) -> u8 {
-        (0..4).map(|r| self.rows[r][self.index(hash, r)]).min().unwrap_or(0)
+        (0..4)
+            .map(|r| self.rows[r][self.index(hash, r)])
+            .min()
+            .unwrap_or(0)
     }
 }
 
@@ -219,7 +223,9 @@ impl Policy for WTinyLfu {
         } else {
             self.window.add(id, weight);
             while self.window.used > self.window.cap {
-                let Some(c) = self.window.coldest() else { break };
+                let Some(c) = self.window.coldest() else {
+                    break;
+                };
                 let w = self.window.weight_of(c);
                 self.window.remove(c);
                 candidates.push((c, w));
@@ -316,16 +322,18 @@ impl S3Fifo {
     }
 
     fn evict_one(&mut self, evicted: &mut Vec<Id>) -> bool {
-        if self.small_used > self.small_cap || self.main_used == 0 {
-            self.evict_small(evicted) || self.evict_main(evicted)
-        } else {
-            self.evict_main(evicted) || self.evict_small(evicted)
+        let small_first = self.small_used > self.small_cap || self.main_used == 0;
+        if small_first && self.evict_small(evicted) {
+            return true;
         }
+        self.evict_main(evicted) || self.evict_small(evicted)
     }
 
     fn evict_small(&mut self, evicted: &mut Vec<Id>) -> bool {
         while let Some(id) = self.small.pop_front() {
-            let Some(m) = self.meta.get_mut(&id) else { continue };
+            let Some(m) = self.meta.get_mut(&id) else {
+                continue;
+            };
             if m.main {
                 continue;
             }
@@ -349,7 +357,9 @@ impl S3Fifo {
 
     fn evict_main(&mut self, evicted: &mut Vec<Id>) -> bool {
         while let Some(id) = self.main.pop_front() {
-            let Some(m) = self.meta.get_mut(&id) else { continue };
+            let Some(m) = self.meta.get_mut(&id) else {
+                continue;
+            };
             if !m.main {
                 continue;
             }
@@ -372,7 +382,9 @@ impl S3Fifo {
         self.ghost.push_back((hash, weight));
         self.ghost_used += weight;
         while self.ghost_used > self.cap - self.small_cap {
-            let Some((h, w)) = self.ghost.pop_front() else { break };
+            let Some((h, w)) = self.ghost.pop_front() else {
+                break;
+            };
             self.ghost_used -= w;
             if let Some(n) = self.ghost_set.get_mut(&h) {
                 *n -= 1;
@@ -386,7 +398,8 @@ impl S3Fifo {
     fn compact(&mut self) {
         let meta = &self.meta;
         if self.small.len() > 2 * meta.len() + 64 {
-            self.small.retain(|id| meta.get(id).is_some_and(|m| !m.main));
+            self.small
+                .retain(|id| meta.get(id).is_some_and(|m| !m.main));
         }
         if self.main.len() > 2 * meta.len() + 64 {
             self.main.retain(|id| meta.get(id).is_some_and(|m| m.main));
@@ -406,7 +419,15 @@ impl Policy for S3Fifo {
             return false;
         }
         let main = self.ghost_set.contains_key(&hash);
-        self.meta.insert(id, Meta { weight, hash, freq: 0, main });
+        self.meta.insert(
+            id,
+            Meta {
+                weight,
+                hash,
+                freq: 0,
+                main,
+            },
+        );
         if main {
             self.main_used += weight;
             self.main.push_back(id);

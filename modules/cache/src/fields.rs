@@ -56,7 +56,11 @@ pub(crate) fn members(value: &[u8]) -> impl Iterator<Item = &[u8]> {
             }
         }
         let member = rest[..end].trim_ascii();
-        rest = if end < rest.len() { &rest[end + 1..] } else { &[] };
+        rest = if end < rest.len() {
+            &rest[end + 1..]
+        } else {
+            &[]
+        };
         if !member.is_empty() {
             return Some(member);
         }
@@ -74,9 +78,8 @@ pub(crate) fn list<'a>(
 /// A token (RFC 9110 §5.6.2).
 pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty()
-        && s.iter().all(|&b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// The content of a quoted string with escapes removed, or `None` if `s` is not exactly one.

@@ -15,7 +15,8 @@ use crate::fields::{count, first, members, values};
 use crate::{Config, Field, Time};
 
 /// Status codes that are heuristically cacheable (RFC 9110 §15.1).
-pub const HEURISTIC_STATUSES: [u16; 12] = [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
+pub const HEURISTIC_STATUSES: [u16; 12] =
+    [200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
 
 /// Whether `status` is heuristically cacheable.
 pub fn heuristically_cacheable(status: u16) -> bool {
@@ -32,13 +33,17 @@ pub fn age_value(headers: &[Field<'_>]) -> u32 {
         return 0;
     };
     // A parameter does not make the number less old.
-    let number = member.split(|&b| b == b';').next().unwrap_or(member).trim_ascii();
+    let number = member
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or(member)
+        .trim_ascii();
     if number.is_empty() || !number.iter().all(u8::is_ascii_digit) {
         return 0;
     }
-    number
-        .iter()
-        .fold(0u64, |a, &b| (a * 10 + u64::from(b - b'0')).min(u64::from(DELTA_MAX))) as u32
+    number.iter().fold(0u64, |a, &b| {
+        (a * 10 + u64::from(b - b'0')).min(u64::from(DELTA_MAX))
+    }) as u32
 }
 
 /// The `Date` field if present and valid.
@@ -117,7 +122,10 @@ pub fn lifetime(
         if let Some(expires) = expires(headers) {
             let base = date(headers).unwrap_or(response_time);
             return match expires {
-                Some(t) => ((t - base).clamp(0, i64::from(DELTA_MAX)) as u32, Source::Expires),
+                Some(t) => (
+                    (t - base).clamp(0, i64::from(DELTA_MAX)) as u32,
+                    Source::Expires,
+                ),
                 None => (0, Source::Expires),
             };
         }
@@ -130,7 +138,10 @@ pub fn lifetime(
             let base = date(headers).unwrap_or(response_time);
             if lm < base {
                 let h = (base - lm) as u64 * u64::from(config.heuristic_percent) / 100;
-                return (h.min(u64::from(config.heuristic_max)) as u32, Source::Heuristic);
+                return (
+                    h.min(u64::from(config.heuristic_max)) as u32,
+                    Source::Heuristic,
+                );
             }
         }
     }
@@ -149,9 +160,7 @@ pub fn expires(headers: &[Field<'_>]) -> Option<Option<Time>> {
 
 /// Whether a response has explicit freshness information (for storability, §3).
 pub fn explicit(headers: &[Field<'_>], d: &Directives, targeted: bool) -> bool {
-    d.s_maxage.is_some()
-        || d.max_age.is_some()
-        || (!targeted && expires(headers).is_some())
+    d.s_maxage.is_some() || d.max_age.is_some() || (!targeted && expires(headers).is_some())
 }
 
 /// Whether the delta directive is present with a usable value.

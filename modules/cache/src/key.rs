@@ -137,7 +137,8 @@ impl KeyConfig {
                 return Err(KeyBypass::UnkeyedField(name.clone()));
             }
         }
-        let authority = normalise_authority(req.authority, req.scheme).ok_or(KeyBypass::BadAuthority)?;
+        let authority =
+            normalise_authority(req.authority, req.scheme).ok_or(KeyBypass::BadAuthority)?;
         if let Some(host) = first(req.headers, b"host") {
             if normalise_authority(host, req.scheme).as_deref() != Some(&authority[..]) {
                 return Err(KeyBypass::HostMismatch);
@@ -174,7 +175,12 @@ impl KeyConfig {
 }
 
 /// The URI part of a key for a scheme, a normalised authority and an origin-form target.
-pub fn uri_key(scheme: Scheme, authority: &[u8], target: &[u8], ignored_query: &[Box<[u8]>]) -> Vec<u8> {
+pub fn uri_key(
+    scheme: Scheme,
+    authority: &[u8],
+    target: &[u8],
+    ignored_query: &[Box<[u8]>],
+) -> Vec<u8> {
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(q) => (&target[..q], Some(&target[q + 1..])),
         None => (target, None),

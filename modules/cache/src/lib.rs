@@ -48,6 +48,7 @@ pub mod vary;
 
 pub use cache::{Bypass, Cache, Commit, Hit, Lookup, Miss, Pending, Refresh, Stale};
 pub use collapse::{Collapser, Join, Leader, Outcome, Waiter};
+pub use fields::Fields;
 pub use key::{Key, KeyConfig, KeyPart};
 pub use shard::{Shard, Stored};
 pub use status::CacheStatus;

@@ -63,7 +63,9 @@ pub fn merge(stored: &Fields, not_modified: &[Field<'_>]) -> Fields {
         .collect();
     let updatable = |name: &[u8]| {
         !name.eq_ignore_ascii_case(b"content-length")
-            && !NEVER_STORED.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+            && !NEVER_STORED
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
             && !connection.iter().any(|c| name.eq_ignore_ascii_case(c))
     };
     let mut out = stored.clone();
@@ -148,7 +150,12 @@ pub enum RangeDecision {
 /// Decides a `Range` request against a stored `200` of `len` bytes. Only single byte ranges
 /// are served from the cache; anything else gets the full response, which RFC 9110 §14.2
 /// permits.
-pub fn range(request: &[Field<'_>], stored_status: u16, stored: &Fields, len: u64) -> RangeDecision {
+pub fn range(
+    request: &[Field<'_>],
+    stored_status: u16,
+    stored: &Fields,
+    len: u64,
+) -> RangeDecision {
     let Some(spec) = first(request, b"range") else {
         return RangeDecision::Full;
     };
@@ -159,8 +166,8 @@ pub fn range(request: &[Field<'_>], stored_status: u16, stored: &Fields, len: u6
         let strong_match = stored
             .get(b"etag")
             .is_some_and(|e| !e.starts_with(b"W/") && e == cond);
-        let date_match = stored.get(b"last-modified") == Some(cond)
-            && parse_http_date(cond).is_some();
+        let date_match =
+            stored.get(b"last-modified") == Some(cond) && parse_http_date(cond).is_some();
         if !strong_match && !date_match {
             return RangeDecision::Full;
         }

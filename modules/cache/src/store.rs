@@ -23,6 +23,8 @@ use crate::{Config, Request, Response};
 /// Why a response is not stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DontStore {
+    /// The request bypasses the cache (see [`crate::key::KeyBypass`]).
+    Bypassed,
     /// Only responses to `GET` are stored.
     Method,
     /// 1xx, 206, 304 or an unknown status with `must-understand`.
@@ -49,6 +51,7 @@ impl DontStore {
     /// A short name for logs and `Cache-Status` details.
     pub fn as_str(&self) -> &'static str {
         match self {
+            DontStore::Bypassed => "bypassed",
             DontStore::Method => "method",
             DontStore::Status => "status",
             DontStore::NoStore => "no-store",
@@ -103,7 +106,12 @@ pub const NEVER_STORED: [&str; 10] = [
 ];
 
 /// Decides whether `resp`, the answer to `req`, may be stored.
-pub fn decide(config: &Config, req: &Request<'_>, resp: &Response<'_>, now: crate::Time) -> Result<StorePlan, DontStore> {
+pub fn decide(
+    config: &Config,
+    req: &Request<'_>,
+    resp: &Response<'_>,
+    now: crate::Time,
+) -> Result<StorePlan, DontStore> {
     if req.method != b"GET" {
         return Err(DontStore::Method);
     }
@@ -145,7 +153,9 @@ pub fn decide(config: &Config, req: &Request<'_>, resp: &Response<'_>, now: crat
         return Err(DontStore::SetCookie);
     }
     if let Some(len) = first(resp.headers, b"content-length") {
-        let len = std::str::from_utf8(len).ok().and_then(|s| s.parse::<u64>().ok());
+        let len = std::str::from_utf8(len)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok());
         if len.is_some_and(|l| l > config.max_object_bytes as u64) {
             return Err(DontStore::TooLarge);
         }
@@ -155,7 +165,9 @@ pub fn decide(config: &Config, req: &Request<'_>, resp: &Response<'_>, now: crat
         .iter()
         .map(|s| s.as_bytes().to_vec().into_boxed_slice())
         .collect();
-    strip.extend(list(resp.headers, b"connection").map(|m| m.to_ascii_lowercase().into_boxed_slice()));
+    strip.extend(
+        list(resp.headers, b"connection").map(|m| m.to_ascii_lowercase().into_boxed_slice()),
+    );
     strip.extend(d.no_cache_fields.iter().cloned());
     strip.extend(d.private_fields.iter().cloned());
     Ok(StorePlan { ttl, source, strip })

@@ -39,7 +39,10 @@ impl Vary {
 
 /// The normalised values of the selecting fields of one request, stored with the response.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Selection(pub Vec<(Box<[u8]>, Option<Box<[u8]>>)>);
+pub struct Selection(pub Vec<(Box<[u8]>, Option<Value>)>);
+
+/// A normalised selecting-field value.
+pub type Value = Box<[u8]>;
 
 impl Selection {
     /// The request's values of `names`.
