@@ -42,6 +42,7 @@ pub mod freshness;
 pub mod key;
 pub mod revalidate;
 pub mod shard;
+pub mod sim;
 pub mod status;
 pub mod store;
 pub mod vary;

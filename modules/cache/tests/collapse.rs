@@ -25,7 +25,10 @@ fn poll(w: &mut Waiter, waker: &Waker) -> Poll<Outcome> {
 
 #[test]
 fn a_thousand_misses_on_one_key_make_one_leader() {
-    let mut h = Harness::with(Config { collapse_max_waiters: 1000, ..Config::default() });
+    let mut h = Harness::with(Config {
+        collapse_max_waiters: 1000,
+        ..Config::default()
+    });
     let count = Arc::new(Count(AtomicUsize::new(0)));
     let waker = Waker::from(count.clone());
     let mut leaders = Vec::new();
@@ -46,9 +49,14 @@ fn a_thousand_misses_on_one_key_make_one_leader() {
         assert_eq!(poll(w, &waker), Poll::Pending);
     }
     // The leader stores the response and reports.
-    h.fill("/hot", &[], 200, &[("Cache-Control", "max-age=60")], "b").unwrap();
+    h.fill("/hot", &[], 200, &[("Cache-Control", "max-age=60")], "b")
+        .unwrap();
     leaders.pop().unwrap().finish(Outcome::Stored);
-    assert_eq!(count.0.load(Ordering::Relaxed), 1000, "every waiter woken once");
+    assert_eq!(
+        count.0.load(Ordering::Relaxed),
+        1000,
+        "every waiter woken once"
+    );
     for w in &mut waiters {
         assert_eq!(poll(w, &waker), Poll::Ready(Outcome::Stored));
     }
@@ -66,28 +74,38 @@ fn waiters_beyond_the_bound_go_upstream_alone() {
     assert!(matches!((&a, &b), (Join::Follower(_), Join::Follower(_))));
     assert!(matches!(c.join(b"k", 0), Join::Overflow));
     drop(a);
-    assert!(matches!(c.join(b"k", 0), Join::Follower(_)), "a slot frees when a waiter leaves");
+    assert!(
+        matches!(c.join(b"k", 0), Join::Follower(_)),
+        "a slot frees when a waiter leaves"
+    );
 }
 
 #[test]
 fn waiters_are_released_when_the_wait_exceeds_its_bound() {
     let c = Collapser::new(10, 5);
     let _leader = c.join(b"k", 100);
-    let Join::Follower(mut w) = c.join(b"k", 101) else { panic!() };
+    let Join::Follower(mut w) = c.join(b"k", 101) else {
+        panic!()
+    };
     let waker = Waker::noop();
     assert_eq!(poll(&mut w, waker), Poll::Pending);
     c.expire(104);
     assert_eq!(poll(&mut w, waker), Poll::Pending);
     c.expire(105);
     assert_eq!(poll(&mut w, waker), Poll::Ready(Outcome::TimedOut));
-    assert!(matches!(c.join(b"k", 106), Join::Leader(_)), "the next miss leads a new fetch");
+    assert!(
+        matches!(c.join(b"k", 106), Join::Leader(_)),
+        "the next miss leads a new fetch"
+    );
 }
 
 #[test]
 fn a_dropped_leader_releases_its_waiters_with_an_error() {
     let c = Collapser::new(10, 5);
     let leader = c.join(b"k", 0);
-    let Join::Follower(mut w) = c.join(b"k", 0) else { panic!() };
+    let Join::Follower(mut w) = c.join(b"k", 0) else {
+        panic!()
+    };
     drop(leader);
     assert_eq!(poll(&mut w, Waker::noop()), Poll::Ready(Outcome::Error));
     assert_eq!(c.in_flight(), 0);
@@ -96,11 +114,18 @@ fn a_dropped_leader_releases_its_waiters_with_an_error() {
 #[test]
 fn a_not_storable_outcome_reaches_waiters() {
     let c = Collapser::new(10, 5);
-    let Join::Leader(leader) = c.join(b"k", 0) else { panic!() };
-    let Join::Follower(mut w) = c.join(b"k", 0) else { panic!() };
+    let Join::Leader(leader) = c.join(b"k", 0) else {
+        panic!()
+    };
+    let Join::Follower(mut w) = c.join(b"k", 0) else {
+        panic!()
+    };
     assert_eq!(c.waiting(b"k"), 1);
     leader.finish(Outcome::NotStorable);
-    assert_eq!(poll(&mut w, Waker::noop()), Poll::Ready(Outcome::NotStorable));
+    assert_eq!(
+        poll(&mut w, Waker::noop()),
+        Poll::Ready(Outcome::NotStorable)
+    );
 }
 
 #[test]

@@ -6,6 +6,9 @@ use bext_cache::{
     Cache, Clock, Commit, Config, DontStore, Field, Lookup, ManualClock, Request, Response, Scheme,
 };
 
+/// Field lines written as a table.
+pub type Lines<'a> = &'a [(&'a str, &'a str)];
+
 /// The time every test starts at.
 pub const T0: i64 = 1_700_000_000;
 
@@ -15,7 +18,9 @@ pub fn date(offset: i64) -> String {
 }
 
 pub fn lines<'a>(h: &'a [(&'a str, &'a str)]) -> Vec<Field<'a>> {
-    h.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect()
+    h.iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect()
 }
 
 pub fn request<'a>(method: &'a str, target: &'a str, headers: &'a [Field<'a>]) -> Request<'a> {
