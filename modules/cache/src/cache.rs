@@ -117,6 +117,10 @@ pub struct Stale {
     pub refresh: Option<Refresh>,
     /// `stale-if-error` allows serving it if the revalidation fails or answers 5xx.
     pub serve_if_error: bool,
+    /// For a foreground revalidation of a stale response: lead it, or wait for the one in
+    /// flight (then look up again). `None` when serving stale in the meantime, or when the
+    /// request's own directives asked for the validation.
+    pub join: Option<Join>,
 }
 
 /// Holds a key's background refresh slot; dropping it frees the slot.
@@ -355,6 +359,8 @@ impl<C: Clock, P: Policy> Cache<C, P> {
         }
         let serve_if_error =
             !forced && !rules.must_revalidate && staleness <= u64::from(rules.stale_if_error);
+        let join = (!serve_while_revalidating && !request_driven)
+            .then(|| self.collapse.join(&collapse_key(&key), now));
         Lookup::Stale(Stale {
             conditional: revalidate::conditional(&hit.stored.headers),
             hit,
@@ -362,6 +368,7 @@ impl<C: Clock, P: Policy> Cache<C, P> {
             serve_while_revalidating,
             refresh,
             serve_if_error,
+            join,
         })
     }
 

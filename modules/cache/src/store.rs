@@ -149,7 +149,15 @@ pub fn decide(
     if status >= 400 && !error_storable_by_default(status) && !config.store_errors {
         return Err(DontStore::ErrorStatus);
     }
-    if !config.store_set_cookie && first(resp.headers, b"set-cookie").is_some() {
+    // `private="Set-Cookie"` or `no-cache="Set-Cookie"` asks for exactly what the default
+    // protects: the rest of the response is shared, the cookie is stripped.
+    let cookie_stripped = d
+        .private_fields
+        .iter()
+        .chain(&d.no_cache_fields)
+        .any(|f| &f[..] == b"set-cookie");
+    if !config.store_set_cookie && !cookie_stripped && first(resp.headers, b"set-cookie").is_some()
+    {
         return Err(DontStore::SetCookie);
     }
     if let Some(len) = first(resp.headers, b"content-length") {

@@ -307,3 +307,17 @@ fn unsafe_methods_bypass() {
         );
     }
 }
+
+#[test]
+fn private_set_cookie_is_stripped_and_the_rest_shared() {
+    let mut h = Harness::new();
+    let resp = [
+        ("Cache-Control", "max-age=60, private=\"Set-Cookie\""),
+        ("Set-Cookie", "session=alice"),
+    ];
+    assert!(h.fill("/", &[], 200, &resp, "b").is_ok());
+    let Lookup::Fresh(hit) = h.get("/", &[]) else {
+        panic!()
+    };
+    assert!(!hit.stored.headers.contains(b"set-cookie"));
+}

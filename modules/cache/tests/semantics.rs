@@ -341,6 +341,17 @@ fn stale_response_builds_conditional_request_from_validators() {
     h.clock.advance(20);
     let l = h.get("/c", &[]);
     let s = stale(&l);
+    assert!(
+        matches!(s.join, Some(bext_cache::Join::Leader(_))),
+        "leads the revalidation"
+    );
+    assert!(
+        matches!(
+            stale(&h.get("/c", &[])).join,
+            Some(bext_cache::Join::Follower(_))
+        ),
+        "a second request waits for it"
+    );
     let names: Vec<&str> = s.conditional.add.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, ["If-None-Match", "If-Modified-Since"]);
     assert_eq!(&s.conditional.add[0].1[..], b"\"v1\"");
