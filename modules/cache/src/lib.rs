@@ -21,6 +21,7 @@
 //! - [`status`]: the `Cache-Status` response field (RFC 9211).
 //! - [`shard`] and [`evict`]: the byte-bounded per-core store and its eviction policy.
 //! - [`collapse`]: one upstream fetch per key while other requests wait.
+//! - [`sim`]: the trace replay that chose the eviction policy (`docs/cache.md`).
 //!
 //! # Per core
 //!
