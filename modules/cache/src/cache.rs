@@ -36,6 +36,17 @@ use crate::store::{self, DontStore, StorePlan};
 use crate::vary::{Selection, Vary};
 use crate::{Clock, Config, Field, Request, Response, Scheme, SystemClock, Time};
 
+/// Fields a 304 carries from the stored response (RFC 9110 §15.4.5, and `Last-Modified`).
+pub const NOT_MODIFIED_FIELDS: [&str; 7] = [
+    "cache-control",
+    "content-location",
+    "date",
+    "etag",
+    "expires",
+    "vary",
+    "last-modified",
+];
+
 /// What the cache says about a request.
 #[derive(Debug)]
 pub enum Lookup {
@@ -77,12 +88,35 @@ impl Hit {
         self.age.min(u64::from(DELTA_MAX)).to_string()
     }
 
+    /// The status to send: 304 for a matched client conditional, 206 or 416 for a range,
+    /// else the stored status.
+    pub fn status_code(&self) -> u16 {
+        if self.conditional == ClientConditional::NotModified {
+            return 304;
+        }
+        match self.range {
+            RangeDecision::Full => self.stored.status,
+            RangeDecision::Partial { .. } => 206,
+            RangeDecision::Unsatisfiable => 416,
+        }
+    }
+
     /// The stored fields to send, without the stored `Age` (send [`Hit::age_value`] instead).
+    /// For a 304 only the fields RFC 9110 §15.4.5 lists (plus `Last-Modified`) are kept. The
+    /// stored fields have no framing of their own (`Transfer-Encoding` is never stored): the
+    /// writer frames the body it sends, and for a 206 replaces `Content-Length` and adds
+    /// `Content-Range`.
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.stored
-            .headers
-            .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case(b"age"))
+        let not_modified = self.conditional == ClientConditional::NotModified;
+        self.stored.headers.iter().filter(move |(n, _)| {
+            if n.eq_ignore_ascii_case(b"age") {
+                return false;
+            }
+            !not_modified
+                || NOT_MODIFIED_FIELDS
+                    .iter()
+                    .any(|f| n.eq_ignore_ascii_case(f.as_bytes()))
+        })
     }
 
     /// The body to send (empty for `HEAD` and `304`), without copying it.

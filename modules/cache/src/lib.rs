@@ -48,7 +48,9 @@ pub mod status;
 pub mod store;
 pub mod vary;
 
-pub use cache::{Bypass, Cache, Commit, Hit, Lookup, Miss, Pending, Refresh, Stale};
+pub use cache::{
+    Bypass, Cache, Commit, Hit, Lookup, Miss, Pending, Refresh, Stale, NOT_MODIFIED_FIELDS,
+};
 pub use collapse::{Collapser, Join, Leader, Outcome, Waiter};
 pub use fields::Fields;
 pub use key::{Key, KeyConfig, KeyPart};

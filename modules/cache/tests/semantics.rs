@@ -1008,3 +1008,29 @@ fn extra_key_parts_separate_objects() {
         Lookup::Miss(_)
     ));
 }
+
+#[test]
+fn a_304_to_the_client_carries_validators_and_no_content_fields() {
+    let mut h = Harness::new();
+    h.fill(
+        "/n",
+        &[],
+        200,
+        &[
+            ("Cache-Control", "max-age=100"),
+            ("ETag", "\"a\""),
+            ("Content-Type", "text/plain"),
+            ("Content-Length", "4"),
+        ],
+        "body",
+    )
+    .unwrap();
+    let l = h.get("/n", &[("If-None-Match", "\"a\"")]);
+    let hit = hit(&l);
+    assert_eq!(hit.status_code(), 304);
+    let names: Vec<&[u8]> = hit.headers().map(|(n, _)| n).collect();
+    assert_eq!(names, [&b"Cache-Control"[..], b"ETag"]);
+    assert!(hit.body().is_empty());
+    let l = h.get("/n", &[("Range", "bytes=0-1")]);
+    assert_eq!(hit(&l).status_code(), 206);
+}
