@@ -1026,11 +1026,11 @@ fn a_304_to_the_client_carries_validators_and_no_content_fields() {
     )
     .unwrap();
     let l = h.get("/n", &[("If-None-Match", "\"a\"")]);
-    let hit = hit(&l);
-    assert_eq!(hit.status_code(), 304);
-    let names: Vec<&[u8]> = hit.headers().map(|(n, _)| n).collect();
+    let nm = hit(&l);
+    assert_eq!(nm.status_code(), 304);
+    let names: Vec<&[u8]> = nm.headers().map(|(n, _)| n).collect();
     assert_eq!(names, [&b"Cache-Control"[..], b"ETag"]);
-    assert!(hit.body().is_empty());
+    assert!(nm.body().is_empty());
     let l = h.get("/n", &[("Range", "bytes=0-1")]);
     assert_eq!(hit(&l).status_code(), 206);
 }
