@@ -706,3 +706,28 @@ fn remove_dot_segments(target: &[u8]) -> Vec<u8> {
     p.extend_from_slice(query);
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_references_resolve_against_the_request() {
+        let base = b"/a/b/post?x=1";
+        for (r, want) in [
+            ("loc", Some("/a/b/loc")),
+            ("../up", Some("/a/up")),
+            ("./here?q", Some("/a/b/here?q")),
+            ("/abs", Some("/abs")),
+            ("https://example.com/x#frag", Some("/x")),
+            ("HTTPS://EXAMPLE.COM:443", Some("/")),
+            ("//example.com/n", Some("/n")),
+            ("http://example.com/x", None),
+            ("https://other.example/x", None),
+            ("//other.example/x", None),
+        ] {
+            let got = same_origin(r.as_bytes(), Scheme::Https, b"example.com", base);
+            assert_eq!(got.as_deref(), want.map(str::as_bytes), "{r}");
+        }
+    }
+}

@@ -233,6 +233,7 @@ impl Policy for WTinyLfu {
         }
         let mut admitted = true;
         for (c, w) in candidates {
+            // Every id in the window or the main area has its hash recorded in `hashes`.
             let freq = self.sketch.estimate(self.hashes[&c]);
             // One contest against the coldest main object, as Caffeine does.
             let admit = match self.main.coldest() {
