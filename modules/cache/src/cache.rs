@@ -321,7 +321,10 @@ impl<C: Clock, P: Policy> Cache<C, P> {
                 fwd: Some(if any { Fwd::VaryMiss } else { Fwd::UriMiss }),
                 ..CacheStatus::default()
             };
-            let join = self.collapse.join(&collapse_key(&key), now);
+            // A HEAD waits for a GET in flight but never leads: its response is not stored.
+            let join = self
+                .collapse
+                .join_as(&collapse_key(&key), now, req.method == b"GET");
             return Lookup::Miss(Miss { key, join, status });
         };
         let age = stored.timing.current_age(now);

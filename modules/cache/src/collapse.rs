@@ -59,6 +59,9 @@ pub enum Join {
     Follower(Waiter),
     /// Too many requests already wait on this key: go upstream without waiting.
     Overflow,
+    /// No fetch is in flight and this request cannot lead one (a `HEAD`, whose response is
+    /// not stored): go upstream without waiting.
+    Alone,
 }
 
 impl std::fmt::Debug for Join {
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Join {
             Join::Leader(_) => "Leader",
             Join::Follower(_) => "Follower",
             Join::Overflow => "Overflow",
+            Join::Alone => "Alone",
         })
     }
 }
@@ -83,6 +87,12 @@ impl Collapser {
 
     /// Joins the flight for `key` at `now`.
     pub fn join(&self, key: &[u8], now: Time) -> Join {
+        self.join_as(key, now, true)
+    }
+
+    /// Joins the flight for `key` at `now`; a request that `can_lead` no fetch (its response
+    /// would not be stored) only follows one already in flight.
+    pub fn join_as(&self, key: &[u8], now: Time, can_lead: bool) -> Join {
         let mut table = self.table.borrow_mut();
         if let Some(flight) = table.get(key) {
             let mut f = flight.borrow_mut();
@@ -99,6 +109,9 @@ impl Collapser {
                     done: false,
                 });
             }
+        }
+        if !can_lead {
+            return Join::Alone;
         }
         let flight = Rc::new(RefCell::new(Flight {
             outcome: None,

@@ -38,7 +38,7 @@ fn a_thousand_misses_on_one_key_make_one_leader() {
             Lookup::Miss(m) => match m.join {
                 Join::Leader(l) => leaders.push(l),
                 Join::Follower(w) => waiters.push(w),
-                Join::Overflow => panic!("overflow below the bound"),
+                Join::Overflow | Join::Alone => panic!("not collapsed below the bound"),
             },
             other => panic!("{other:?}"),
         }
@@ -135,4 +135,21 @@ fn different_keys_do_not_collapse() {
     assert!(matches!(a, Join::Leader(_)));
     assert!(matches!(c.join(b"a", 0), Join::Follower(_)));
     assert!(matches!(c.join(b"b", 0), Join::Leader(_)));
+}
+
+#[test]
+fn head_follows_a_get_in_flight_but_never_leads() {
+    let mut h = Harness::new();
+    let Lookup::Miss(m) = h.lookup("HEAD", "/h", &[]) else {
+        panic!()
+    };
+    assert!(matches!(m.join, Join::Alone));
+    let Lookup::Miss(get) = h.get("/h", &[]) else {
+        panic!()
+    };
+    assert!(matches!(get.join, Join::Leader(_)));
+    let Lookup::Miss(head) = h.lookup("HEAD", "/h", &[]) else {
+        panic!()
+    };
+    assert!(matches!(head.join, Join::Follower(_)));
 }
