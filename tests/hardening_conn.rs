@@ -424,9 +424,20 @@ fn access_log_never_blocks_a_worker() {
 /// exercised on both drivers by `engine_idle.rs`.)
 #[test]
 fn monoio_try_unwrap_is_never_reached() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("engine/src");
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
+    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("engine/src")];
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 20, "the engine's sources: {files:?}");
+    for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         // Code before the unit tests (which use std sockets).
         let code = text.split("#[cfg(test)]").next().unwrap();

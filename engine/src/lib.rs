@@ -23,6 +23,7 @@ mod reqid;
 pub mod server;
 pub mod stage;
 pub mod stop;
+pub mod stream;
 mod sys;
 pub mod upstream;
 pub mod worker;

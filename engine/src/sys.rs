@@ -146,6 +146,13 @@ pub fn set_nonblocking(fd: RawFd, on: bool) -> std::io::Result<bool> {
     }
 }
 
+// SAFETY: monoio's `Split` promises that the read half and the write half of a stream may be
+// used at once from two tasks of one thread. Every kind of `ClientStream` is a socket whose
+// reads and writes touch separate kernel queues and no shared user-space state (a kind that
+// carries session state, such as user-space TLS, must be split by other means before it is
+// added as a variant).
+unsafe impl monoio::io::Split for crate::stream::ClientStream {}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsRawFd;

@@ -17,6 +17,7 @@ use crate::io::{race, read_more, write_static, Either, Limit, PerStep};
 use crate::pipeline::ClientPolicy;
 use crate::stage::Exchange;
 use crate::stop::Woken;
+use crate::stream::{ClientStream, Parking};
 use crate::worker::{Scratch, Worker};
 use bext_http1::Framing;
 use monoio::buf::IoBufMut;
@@ -53,7 +54,7 @@ impl Outcome {
 pub(crate) struct Ctx<'a> {
     pub w: &'a Rc<Worker>,
     /// `None` once the connection was handed to a tunnel or closed.
-    pub stream: &'a mut Option<TcpStream>,
+    pub stream: &'a mut Option<ClientStream>,
     pub buf: &'a mut Vec<u8>,
     pub head: &'a bext_http1::RequestHead,
     pub rhead: &'a mut bext_http1::ResponseHead,
@@ -91,7 +92,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The client connection. Actions run only while the connection is present.
-    pub fn client(&mut self) -> Option<&mut TcpStream> {
+    pub fn client(&mut self) -> Option<&mut ClientStream> {
         self.stream.as_mut()
     }
 
@@ -161,7 +162,7 @@ impl<R: std::future::Future<Output = std::io::Result<()>>> std::future::Future f
 /// Built outside the connection's state machine so that none of its temporaries live there.
 fn idle_wait<'a>(
     w: &'a Worker,
-    s: &'a TcpStream,
+    s: &'a ClientStream,
     limit: Duration,
 ) -> IdleWait<'a, impl std::future::Future<Output = std::io::Result<()>> + 'a> {
     let deadline = Instant::now() + limit;
@@ -213,7 +214,7 @@ pub(crate) fn serve(
     // A plain function around the async one: the stream is moved into its final place once,
     // instead of being kept both as an argument and as a local of the state machine. The peer
     // address comes from `accept`, so no `getpeername` is needed.
-    serve_conn(ConnCount(w), Some(stream), Some(peer), 0, false)
+    serve_conn(ConnCount(w), Some(stream.into()), Some(peer), 0, false)
 }
 
 /// Serve a parked connection that became readable, `served` requests into its life (its
@@ -225,7 +226,7 @@ pub(crate) fn resume(
     served: u32,
 ) -> impl std::future::Future<Output = ()> {
     w.connections.set(w.connections.get() + 1);
-    serve_conn(ConnCount(w), Some(stream), None, served, true)
+    serve_conn(ConnCount(w), Some(stream.into()), None, served, true)
 }
 
 /// The connection loop. `served` counts the requests answered on this connection (the last
@@ -233,7 +234,7 @@ pub(crate) fn resume(
 /// true for a parked connection that woke up, whose next request is waiting.
 async fn serve_conn(
     count: ConnCount,
-    mut stream: Option<TcpStream>,
+    mut stream: Option<ClientStream>,
     peer: Option<SocketAddr>,
     mut served: u32,
     readable: bool,
@@ -274,9 +275,15 @@ async fn serve_conn(
                 // or kept alive (its task ends; see `idle`). A silent new connection then costs
                 // what an idle keep-alive one does, not a task with a request's state.
                 let Some(s) = stream.take() else { break };
-                match w.parked.park(w, s, limit, served) {
-                    Some(s) => stream = Some(s),
-                    None => return,
+                match s.parking() {
+                    Parking::Descriptor => match s.into_tcp() {
+                        Ok(tcp) => match w.parked.park(w, tcp, limit, served) {
+                            Some(tcp) => stream = Some(tcp.into()),
+                            None => return,
+                        },
+                        Err(s) => stream = Some(s),
+                    },
+                    Parking::InTask => stream = Some(s),
                 }
             }
             // Parking unavailable: wait for readiness holding no buffer at all. Not "relaxed":
@@ -323,7 +330,7 @@ async fn serve_conn(
 /// on io_uring the read is cancelled and awaited, since it may complete with data meanwhile.
 async fn hot_read(
     w: &Worker,
-    s: &mut TcpStream,
+    s: &mut ClientStream,
     buf: &mut Vec<u8>,
     cancel: &mut monoio::io::Canceller,
 ) -> Option<bool> {
@@ -352,7 +359,7 @@ async fn hot_read(
 /// awaited, so bytes that arrived just before the cancellation are kept, never lost.
 async fn hot_read_cancelable(
     w: &Worker,
-    s: &mut TcpStream,
+    s: &mut ClientStream,
     buf: &mut Vec<u8>,
     cancel: &mut monoio::io::Canceller,
 ) -> Option<bool> {
@@ -419,7 +426,7 @@ impl Drop for Hot<'_> {
 /// Close after sending FIN, reading (and dropping) what the client still sends for a moment:
 /// closing a socket with unread input makes the kernel send a reset, which can destroy the
 /// last response before the client has read it.
-async fn linger_close(w: &Worker, mut s: TcpStream) {
+async fn linger_close(w: &Worker, mut s: ClientStream) {
     if monoio::io::AsyncWriteRent::shutdown(&mut s).await.is_err() {
         return;
     }

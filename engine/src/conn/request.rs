@@ -6,9 +6,9 @@ use super::{valid_request_id, Ctx, InFlight, Next};
 use crate::io::{race, read_more, write_all, Either, IoFail, Limit};
 use crate::pipeline::Pipeline;
 use crate::stage::{Headers, LogEntry, Phases};
+use crate::stream::ClientStream;
 use crate::worker::{Scratch, Worker};
 use bext_http1::{Framing, Method, Parse, Version};
-use monoio::net::TcpStream;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use std::pin::pin;
 /// Read, route and answer one request. Returns true when the connection stays open.
 pub(super) async fn one_request(
     w: &Rc<Worker>,
-    stream: &mut Option<TcpStream>,
+    stream: &mut Option<ClientStream>,
     sc: &mut Scratch,
     peer: Option<SocketAddr>,
     served: u32,
@@ -210,7 +210,7 @@ fn take_note(note: &mut Vec<u8>, buf: &[u8], head: &bext_http1::RequestHead) -> 
 /// Answer a request that could not be parsed, then close.
 pub(super) async fn early_error(
     w: &Rc<Worker>,
-    stream: &mut Option<TcpStream>,
+    stream: &mut Option<ClientStream>,
     sc: &mut Scratch,
     peer: SocketAddr,
     class: ErrorClass,

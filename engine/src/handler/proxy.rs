@@ -738,7 +738,7 @@ impl TunnelClock<'_> {
 async fn tunnel(
     clock: &StopSignal,
     idle: Duration,
-    client: TcpStream,
+    client: crate::stream::ClientStream,
     upstream: TcpStream,
     to_up: Vec<u8>,
     to_client: Vec<u8>,
@@ -1531,7 +1531,7 @@ enum Watched {
 /// worker tick.
 async fn watch_client(
     w: &Worker,
-    c: &mut TcpStream,
+    c: &mut crate::stream::ClientStream,
     buf: &mut Vec<u8>,
     max: usize,
     posted: &RefCell<Option<monoio::io::Canceller>>,

@@ -21,10 +21,10 @@ use crate::conn::{body_failure, discard_body, send_problem_with, Ctx, Outcome};
 use crate::error::ErrorClass;
 use crate::io::{write_all, IoFail, PerStep};
 use crate::pipeline::{CompiledRoute, HeaderOps};
+use crate::stream::ClientStream;
 use bext_http1::Method;
 use bext_static::{Encoding, File, Found, Plan, Refusal, Representation};
-use monoio::net::TcpStream;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::Instant;
 
 /// Bodies up to this size are read into the head's buffer and sent with it.
@@ -321,7 +321,13 @@ async fn body(
         ctx.w.give_xfer(out);
         return done(status, 0, ok, framed.close);
     }
-    let res = if framed.filtering {
+    // A stream that cannot take sendfile (it encrypts what it sends) gets the file through
+    // itself, piece by piece, like a filtered body.
+    let sendfile = ctx
+        .stream
+        .as_ref()
+        .is_some_and(|s| s.sendfile_socket().is_some());
+    let res = if framed.filtering || !sendfile {
         filtered(ctx, route, framed, rep, parts, mp, &mut out).await
     } else {
         plain(ctx, rep, parts, mp, len, &mut out).await
@@ -495,14 +501,16 @@ impl Drop for NonBlocking {
 /// `n` bytes of `fd` from `off` to the client with `sendfile`, each wait for room in the send
 /// buffer bounded by the send timeout.
 async fn send_file(
-    s: &mut TcpStream,
+    s: &mut ClientStream,
     fd: BorrowedFd<'_>,
     mut off: u64,
     n: u64,
     steps: PerStep<'_>,
     uring: bool,
 ) -> Result<(), IoFail> {
-    let sock = s.as_raw_fd();
+    let Some(sock) = s.sendfile_socket() else {
+        return Err(IoFail::Io(std::io::ErrorKind::Unsupported.into()));
+    };
     let _restore = if uring {
         crate::sys::set_nonblocking(sock, true).map_err(IoFail::Io)?;
         Some(NonBlocking(sock))
