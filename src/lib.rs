@@ -45,7 +45,7 @@ pub enum StartError {
     /// Features the engine does not implement yet, each with where it was written.
     Unsupported(Vec<Unsupported>),
     /// The configuration is inconsistent for the engine (unknown upstream, invalid regex...).
-    Compile { message: String, at: ir::Loc },
+    Compile(ir::ConfigError),
     /// Binding, driver or thread failure.
     Engine(bext_engine::StartError),
     /// The pid file could not be written.
@@ -64,8 +64,7 @@ impl std::fmt::Display for StartError {
                 }
                 Ok(())
             }
-            StartError::Compile { message, at } if at.file.is_empty() => write!(f, "{message}"),
-            StartError::Compile { message, at } => write!(f, "{at}: {message}"),
+            StartError::Compile(e) => write!(f, "{e}"),
             StartError::Engine(e) => write!(f, "{e}"),
             StartError::PidFile { path, error } => {
                 write!(f, "cannot write pid file {path}: {error}")
@@ -168,22 +167,12 @@ pub fn compile_with(
     if !refused.is_empty() {
         return Err(StartError::Unsupported(refused));
     }
-    let router_err = |e: bext_router::RouterError| StartError::Compile {
-        message: e.message,
-        at: e.at,
-    };
-    let router = bext_router::Router::compile(config).map_err(router_err)?;
-    let rewrites = std::sync::Arc::new(bext_router::Rewrites::compile(config).map_err(router_err)?);
-    let mut pipeline = Pipeline::compile(config, Box::new(router), generation).map_err(|e| {
-        StartError::Compile {
-            message: e.message,
-            at: e.at,
-        }
-    })?;
-    let rate_limits = bext_ratelimit::compile(config, limits).map_err(|e| StartError::Compile {
-        message: e.message,
-        at: e.at,
-    })?;
+    let router = bext_router::Router::compile(config).map_err(StartError::Compile)?;
+    let rewrites =
+        std::sync::Arc::new(bext_router::Rewrites::compile(config).map_err(StartError::Compile)?);
+    let mut pipeline =
+        Pipeline::compile(config, Box::new(router), generation).map_err(StartError::Compile)?;
+    let rate_limits = bext_ratelimit::compile(config, limits).map_err(StartError::Compile)?;
     // Stage order per route, whatever the order of lines in the file (see the phase chart in
     // docs/architecture.md): rate limits first, so a refused request costs nothing more.
     for (i, limit) in rate_limits.into_iter().enumerate() {
@@ -375,9 +364,11 @@ fn resolve_admin(addr: &str) -> Result<bext_engine::admin::AdminAddr, StartError
         .ok()
         .and_then(|mut it| it.next())
         .map(AdminAddr::Tcp)
-        .ok_or_else(|| StartError::Compile {
-            message: format!("admin: cannot resolve address `{addr}`"),
-            at: ir::Loc::default(),
+        .ok_or_else(|| {
+            StartError::Compile(ir::ConfigError::new(
+                format!("admin: cannot resolve address `{addr}`"),
+                &ir::Loc::default(),
+            ))
         })
 }
 
@@ -670,7 +661,7 @@ mod tests {
         c.upstreams[0].servers[0].backup = true;
         c.upstreams[0].at = at(7);
         match compile(&c, 1) {
-            Err(e @ StartError::Compile { .. }) => {
+            Err(e @ StartError::Compile(_)) => {
                 let text = e.to_string();
                 assert!(text.contains("only backup servers"), "{text}");
                 assert!(text.starts_with("t.bext:7:3"), "{text}");

@@ -12,23 +12,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 /// Why a configuration could not be turned into a pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompileError {
-    pub message: String,
-    pub at: ir::Loc,
-}
-
-impl std::fmt::Display for CompileError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.at.file.is_empty() {
-            write!(f, "{}", self.message)
-        } else {
-            write!(f, "{}: {}", self.at, self.message)
-        }
-    }
-}
-
-impl std::error::Error for CompileError {}
+pub type CompileError = ir::ConfigError;
 
 /// Header operations of one direction, resolved for serialisation: fields whose name is in
 /// `drop` are not copied, then `add` is appended.

@@ -40,6 +40,37 @@ impl std::fmt::Display for Loc {
     }
 }
 
+/// A configuration the language accepted that a compiler after it (the engine's pipeline, the
+/// router, a stage's module) cannot build, with where it was written: the one located error
+/// type every compiler of the configuration returns, printed `file:line:col: message` (the
+/// message alone when the location is unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub message: String,
+    pub at: Loc,
+}
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>, at: &Loc) -> ConfigError {
+        ConfigError {
+            message: message.into(),
+            at: at.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.at.file.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.at, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 /// A whole compiled configuration (after includes are resolved).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Config {

@@ -193,7 +193,7 @@ pub fn refusal(sources: &bext_dsl::diag::Sources, e: &bext::StartError) -> Optio
             .iter()
             .map(|u| bext_dsl::diag::not_implemented(sources, &u.directive, &u.at))
             .collect(),
-        bext::StartError::Compile { message, at } => {
+        bext::StartError::Compile(bext_ir::ConfigError { message, at }) => {
             let span = sources.span_at(at)?;
             let mut d = bext_dsl::diag::Diags::default();
             d.emit(

@@ -134,11 +134,7 @@ pub struct RateLimit {
 }
 
 /// Why a limit cannot be built.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitError {
-    pub message: String,
-    pub at: ir::Loc,
-}
+pub type LimitError = ir::ConfigError;
 
 impl RateLimit {
     /// The emission interval and tolerance of `spec`, checked.

@@ -82,20 +82,8 @@ impl Hasher for FxHasher {
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-/// A route the router cannot compile (an invalid regex, an unsupported condition).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouterError {
-    pub message: String,
-    pub at: Loc,
-}
-
-impl std::fmt::Display for RouterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.at, self.message)
-    }
-}
-
-impl std::error::Error for RouterError {}
+/// Why a routing table cannot be built.
+pub type RouterError = bext_ir::ConfigError;
 
 #[derive(Debug)]
 enum ValueMatch {
