@@ -8,6 +8,7 @@ use bext_stage::{
     BodyError, BodyUse, Flow, LogEntry, Phases, Reply, RequestView, ResponseHead, Stage,
 };
 use common::*;
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -272,4 +273,90 @@ fn wait_until(mut cond: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!("condition not reached");
+}
+
+/// Request body filters: counts the bytes it sees, refuses bodies holding `evil`, and
+/// upper-cases the body for the handler.
+struct BodyGuard {
+    seen: Arc<AtomicUsize>,
+}
+
+impl Stage for BodyGuard {
+    type State = Vec<u8>;
+    fn phases(&self) -> Phases {
+        Phases::REQUEST_BODY
+    }
+    fn init(&self) -> Vec<u8> {
+        Vec::new()
+    }
+    fn on_request_body(&self, tail: &mut Vec<u8>, chunk: &mut bext_stage::BodyChunk<'_>) -> Flow {
+        self.seen.fetch_add(chunk.data().len(), Ordering::SeqCst);
+        // A match across two pieces counts: keep the last bytes of the previous piece.
+        tail.extend_from_slice(chunk.data());
+        if tail.windows(4).any(|w| w == b"evil") {
+            return Flow::Reply(Reply {
+                status: 403,
+                slug: "forbidden",
+                title: "Forbidden",
+                retry_after: None,
+            });
+        }
+        let keep = tail.len().saturating_sub(3);
+        tail.drain(..keep);
+        let upper: Vec<u8> = chunk.data().iter().map(u8::to_ascii_uppercase).collect();
+        chunk.replace(&upper);
+        Flow::Continue
+    }
+}
+
+#[test]
+fn request_body_stages_inspect_refuse_and_rewrite_bodies_before_the_handler() {
+    let origin = origin(0);
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let proxy = start_with(proxy_to(addr(&origin)), move |p| {
+        p.add_stage(0, Box::new(BodyGuard { seen: counter }))
+    });
+    let a = addr(&proxy);
+    // Content-Length body: the origin (an echo) receives it rewritten.
+    let (r, mut rd) = exchange(
+        a,
+        b"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"HELLO WORLD");
+    // Chunked, on the same connection; a match split across two chunks is refused.
+    rd.get_mut()
+        .write_all(b"POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut rd, false);
+    assert_eq!(r.body, b"ABCDE");
+    let (r, _) = exchange(
+        a,
+        b"POST /e HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nev\r\n2\r\nil\r\n0\r\n\r\n",
+    );
+    assert_eq!(r.status, 403);
+    assert!(seen.load(Ordering::SeqCst) >= 11 + 5 + 4);
+    // Expect: 100-continue is honoured before the body is read.
+    let mut c = connect(a);
+    c.write_all(
+        b"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut rd = std::io::BufReader::new(c.try_clone().unwrap());
+    assert_eq!(read_response(&mut rd, false).status, 100);
+    c.write_all(b"xyz").unwrap();
+    assert_eq!(read_response(&mut rd, false).body, b"XYZ");
+    // Over the body limit: 413 from the head, the stage never runs.
+    let before = seen.load(Ordering::SeqCst);
+    let (r, _) = exchange(
+        a,
+        b"POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 999999999999\r\n\r\n",
+    );
+    assert_eq!(r.status, 413);
+    assert_eq!(seen.load(Ordering::SeqCst), before);
+    // Requests without a body do not enter the phase.
+    assert_eq!(get(a, "/").status, 200);
+    proxy.shutdown();
+    origin.shutdown();
 }

@@ -8,8 +8,8 @@
 //! box that allocates nothing; the list of states is emptied, not freed, between requests).
 //!
 //! ```text
-//! request head → route → request filters → handler → response head filters
-//!              → response body filters → log
+//! request head → route → request filters → request body filters → handler
+//!              → response head filters → response body filters → log
 //! ```
 //!
 //! The engine's own steps of those phases (request normal form, header operations of
@@ -18,8 +18,9 @@
 //! in, and only on routes that have them: a route without stages pays a test of an empty list.
 
 pub use bext_stage::{
-    flat_route_index, BodyError, BodyUse, DynStage, Flow, HeadEdits, Headers, LogEntry, Phases,
-    Reply, RequestView, ResponseHead, RouteId, RouteResult, RouteStage, Stage, TargetRewrite,
+    flat_route_index, BodyChunk, BodyError, BodyUse, DynStage, Flow, HeadEdits, Headers, LogEntry,
+    Phases, Reply, RequestView, ResponseHead, RouteId, RouteResult, RouteStage, Stage,
+    TargetRewrite,
 };
 use std::any::Any;
 use std::future::poll_fn;
@@ -95,6 +96,40 @@ impl Exchange {
                 return flow;
             }
         }
+        Flow::Continue
+    }
+
+    /// Phase "request body filters" for one piece of the body (`last`: the body ends with
+    /// it): each stage in order, the piece as the previous one left it; the result is appended
+    /// to `body`. `a` and `b` are scratch. The first reply ends the phase.
+    pub(crate) fn request_body(
+        &mut self,
+        stages: &Stages,
+        data: &[u8],
+        last: bool,
+        body: &mut Vec<u8>,
+        a: &mut Vec<u8>,
+        b: &mut Vec<u8>,
+    ) -> Flow {
+        // Whether the current piece is in `a` (a stage replaced it) rather than `data`.
+        let mut in_a = false;
+        for (s, st) in stages.list.iter().zip(self.states.iter_mut()) {
+            if !s.phases().contains(Phases::REQUEST_BODY) {
+                continue;
+            }
+            let input: &[u8] = if in_a { a } else { data };
+            let mut chunk = BodyChunk::new(input, last, b);
+            let flow = s.on_request_body(&mut **st, &mut chunk);
+            let replaced = chunk.is_replaced();
+            if let Flow::Reply(_) = flow {
+                return flow;
+            }
+            if replaced {
+                std::mem::swap(a, b);
+                in_a = true;
+            }
+        }
+        body.extend_from_slice(if in_a { a } else { data });
         Flow::Continue
     }
 

@@ -4,8 +4,8 @@
 //! `docs/architecture.md`):
 //!
 //! ```text
-//! request head → route → request filters → handler → response head filters
-//!              → response body filters → log
+//! request head → route → request filters → request body filters → handler
+//!              → response head filters → response body filters → log
 //! ```
 //!
 //! A [`Stage`] implements only the phases it needs: every phase method has a no-op default.
@@ -173,6 +173,8 @@ impl Phases {
     /// the body of this response.
     pub const RESPONSE_BODY: Phases = Phases(4 | 2);
     pub const LOG: Phases = Phases(8);
+    /// The request body, piece by piece, before the handler runs.
+    pub const REQUEST_BODY: Phases = Phases(16);
     pub const NONE: Phases = Phases(0);
 
     pub const fn union(self, other: Phases) -> Phases {
@@ -346,6 +348,57 @@ impl HeadEdits {
     }
 }
 
+/// One piece of a request body, as the request body phase sees it: the bytes (decoded from
+/// the chunked coding, as they were sent or as an earlier stage left them), whether the body
+/// ends with them, and what the stage makes of them. A stage that only reads the piece
+/// changes nothing and nothing is copied for it.
+pub struct BodyChunk<'a> {
+    data: &'a [u8],
+    last: bool,
+    replacement: &'a mut Vec<u8>,
+    replaced: bool,
+}
+
+impl<'a> BodyChunk<'a> {
+    pub fn new(data: &'a [u8], last: bool, replacement: &'a mut Vec<u8>) -> Self {
+        replacement.clear();
+        BodyChunk {
+            data,
+            last,
+            replacement,
+            replaced: false,
+        }
+    }
+
+    /// The bytes of this piece (empty for the end of a body that ended with its last piece).
+    pub fn data(&self) -> &[u8] {
+        if self.replaced {
+            self.replacement
+        } else {
+            self.data
+        }
+    }
+
+    /// The body ends with this piece.
+    pub fn is_last(&self) -> bool {
+        self.last
+    }
+
+    /// The piece becomes `bytes` for the stages after this one and for the handler.
+    pub fn replace(&mut self, bytes: &[u8]) {
+        let mut fresh = std::mem::take(self.replacement);
+        fresh.clear();
+        fresh.extend_from_slice(bytes);
+        *self.replacement = fresh;
+        self.replaced = true;
+    }
+
+    /// Whether a stage replaced the piece.
+    pub fn is_replaced(&self) -> bool {
+        self.replaced
+    }
+}
+
 /// Whether a stage changes the body of this response (decided in the response head phase).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyUse {
@@ -393,6 +446,15 @@ pub trait Stage: Send + Sync + 'static {
         Poll::Ready(self.on_request(state, req))
     }
 
+    /// Phase "request body filters": one piece of the request body. A route with a stage in
+    /// this phase has its request body read whole (within the body limit) before the handler
+    /// runs, so a stage may still answer instead of the handler ([`Flow::Reply`]) on any
+    /// piece: nothing has reached an upstream yet. The handler gets the body as the stages
+    /// left it.
+    fn on_request_body(&self, _state: &mut Self::State, _chunk: &mut BodyChunk<'_>) -> Flow {
+        Flow::Continue
+    }
+
     /// Phase "response head filters": edit the head; say whether the body is changed.
     fn on_response_head(&self, _state: &mut Self::State, _head: &mut ResponseHead<'_>) -> BodyUse {
         BodyUse::Pass
@@ -431,6 +493,7 @@ pub trait DynStage: Send + Sync {
         req: &RequestView<'_>,
         cx: &mut Context<'_>,
     ) -> Poll<Flow>;
+    fn on_request_body(&self, state: &mut dyn Any, chunk: &mut BodyChunk<'_>) -> Flow;
     fn on_response_head(&self, state: &mut dyn Any, head: &mut ResponseHead<'_>) -> BodyUse;
     fn on_body(&self, state: &mut dyn Any, data: &[u8], out: &mut Vec<u8>)
         -> Result<(), BodyError>;
@@ -459,6 +522,13 @@ impl<S: Stage> DynStage for S {
         match state.downcast_mut::<S::State>() {
             Some(st) => Stage::poll_request(self, st, req, cx),
             None => Poll::Ready(Flow::Continue),
+        }
+    }
+
+    fn on_request_body(&self, state: &mut dyn Any, chunk: &mut BodyChunk<'_>) -> Flow {
+        match state.downcast_mut::<S::State>() {
+            Some(st) => Stage::on_request_body(self, st, chunk),
+            None => Flow::Continue,
         }
     }
 
@@ -519,6 +589,19 @@ mod tests {
         assert!(e.length_changes());
         e.clear();
         assert!(e.is_empty());
+    }
+
+    #[test]
+    fn body_chunks_pass_or_are_replaced() {
+        let mut spare = Vec::new();
+        let mut c = BodyChunk::new(b"abc", true, &mut spare);
+        assert_eq!(c.data(), b"abc");
+        assert!(c.is_last() && !c.is_replaced());
+        c.replace(b"xy");
+        assert_eq!(c.data(), b"xy");
+        c.replace(b"z");
+        assert_eq!(c.data(), b"z");
+        assert!(c.is_replaced());
     }
 
     #[test]

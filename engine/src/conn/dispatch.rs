@@ -1,10 +1,12 @@
 //! Phases "route" and "request filters", then the route's handler.
 
 use super::reply::push_usize;
+use super::{body_failure, send_continue};
 use super::{send_class, send_problem, send_problem_with, strip_port, Ctx, Outcome};
+use crate::body::{BodyErr, BodyReader};
 use crate::error::ErrorClass;
-use crate::pipeline::Pipeline;
-use crate::stage::{Flow, Headers, RequestView, RouteResult};
+use crate::pipeline::{CompiledRoute, Pipeline};
+use crate::stage::{Flow, Headers, Phases, Reply, RequestView, RouteResult};
 use bext_http1::{Framing, Method};
 
 /// Phases "route", "request filters", then the route's action.
@@ -80,23 +82,98 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
         }
     };
     if let Flow::Reply(r) = flow {
-        if r.slug == ErrorClass::RateLimited.slug() {
-            ctx.w.shared.stats[ctx.w.id]
-                .rate_limited
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        let mut extra = Vec::new();
-        if let Some(secs) = r.retry_after {
-            extra.extend_from_slice(b"Retry-After: ");
-            push_usize(&mut extra, secs.max(1));
-            extra.extend_from_slice(b"\r\n");
-        }
-        return send_problem_with(ctx, r.status, r.slug, r.title, body_pending, &extra).await;
+        return reply(ctx, r, body_pending).await;
     }
     if let Framing::ContentLength(n) = ctx.framing {
         if n > ctx.policy.body_bytes {
             return send_class(ctx, ErrorClass::PayloadTooLarge, true).await;
         }
     }
-    crate::handler::run(ctx, p, &p.routes[id.0 as usize]).await
+    let route = &p.routes[id.0 as usize];
+    // Phase "request body filters": the body is read whole, through the stages, before the
+    // handler runs; the handler gets it in `ctx.body`.
+    if route.stages.has(Phases::REQUEST_BODY) && ctx.has_body() {
+        match read_filtered_body(ctx, route).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Reply(r)) => return reply(ctx, r, false).await,
+            Err(o) => return o,
+        }
+    }
+    crate::handler::run(ctx, p, route).await
+}
+
+/// A stage's answer instead of the handler's.
+async fn reply(ctx: &mut Ctx<'_>, r: Reply, body_pending: bool) -> Outcome {
+    if r.slug == ErrorClass::RateLimited.slug() {
+        ctx.w.shared.stats[ctx.w.id]
+            .rate_limited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let mut extra = Vec::new();
+    if let Some(secs) = r.retry_after {
+        extra.extend_from_slice(b"Retry-After: ");
+        push_usize(&mut extra, secs.max(1));
+        extra.extend_from_slice(b"\r\n");
+    }
+    send_problem_with(ctx, r.status, r.slug, r.title, body_pending, &extra).await
+}
+
+/// Read the request body (decoded, within the body limit) through the route's request body
+/// filters into `ctx.body`; the request then has no body left to read.
+async fn read_filtered_body(ctx: &mut Ctx<'_>, route: &CompiledRoute) -> Result<Flow, Outcome> {
+    if !send_continue(ctx).await {
+        return Err(Outcome::closed(400, Some("client-closed")));
+    }
+    let steps = ctx.send_steps();
+    let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
+    let mut body = Vec::new();
+    let (mut piece, mut a, mut b) = (ctx.w.take_xfer(), ctx.w.take_xfer(), ctx.w.take_xfer());
+    let res = loop {
+        let Some(client) = ctx.stream.as_mut() else {
+            break Err(BodyErr::Closed);
+        };
+        piece.clear();
+        let more = match reader
+            .pull(
+                client,
+                ctx.buf,
+                &mut ctx.pos,
+                &mut piece,
+                false,
+                steps.step(),
+            )
+            .await
+        {
+            Ok(more) => more,
+            Err(e) => break Err(e),
+        };
+        let flow = ctx
+            .ex
+            .request_body(&route.stages, &piece, !more, &mut body, &mut a, &mut b);
+        if let Flow::Reply(_) = flow {
+            break Ok(flow);
+        }
+        if !more {
+            break Ok(Flow::Continue);
+        }
+    };
+    ctx.w.give_xfer(piece);
+    ctx.w.give_xfer(a);
+    ctx.w.give_xfer(b);
+    match res {
+        Ok(Flow::Continue) => {
+            ctx.body = Some(body);
+            ctx.framing = Framing::None;
+            Ok(Flow::Continue)
+        }
+        // A reply before the end of the body: what is left of it is not read, so the
+        // connection closes after the reply.
+        Ok(flow) => {
+            if !reader.is_done() {
+                ctx.keep_wanted = false;
+            }
+            Ok(flow)
+        }
+        Err(e) => Err(body_failure(ctx, e).await),
+    }
 }

@@ -74,6 +74,9 @@ pub(crate) struct Ctx<'a> {
     pub path: Option<Vec<u8>>,
     /// The route's stage states and the response phases' decisions.
     pub ex: &'a mut Exchange,
+    /// The request body, read whole and as the request body filters left it, when the
+    /// route has such filters (the request's framing is then `None`: nothing is left to read).
+    pub body: Option<Vec<u8>>,
     /// The matched route (flat index), once routed.
     pub route: Option<usize>,
 }

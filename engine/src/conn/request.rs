@@ -134,6 +134,7 @@ pub(super) async fn one_request(
         path: None,
         ex: stages,
         route: None,
+        body: None,
         buf,
     };
     let outcome = dispatch(&mut ctx, p).await;

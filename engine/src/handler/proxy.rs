@@ -1070,7 +1070,8 @@ pub(crate) async fn proxy(
     }
     // `request_buffering on`: the whole body is read (within the body limit) before the
     // upstream is contacted, then sent with the head like a small inline body.
-    let mut buffered: Option<Vec<u8>> = None;
+    // A body the request body filters read is forwarded as they left it, like a buffered one.
+    let mut buffered: Option<Vec<u8>> = ctx.body.take();
     if route.request_buffering && has_body {
         match read_whole_body(ctx).await {
             Ok(b) => {
