@@ -58,6 +58,9 @@ pub struct LoadArgs {
     /// Request body size in bytes (POST with Content-Length when above 0).
     #[arg(long, default_value_t = 0)]
     pub body_size: usize,
+    /// A request field, `Name: value` (repeatable), e.g. `Accept-Encoding: gzip`.
+    #[arg(long = "header", value_parser = parse_header)]
+    pub headers: Vec<String>,
     /// Time allowed for one request (or pipelined batch), connect included.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -221,6 +224,7 @@ fn load_cmd(a: LoadArgs) -> ExitCode {
         keep_alive: !a.new_connection_per_request,
         pipeline: a.pipeline,
         body_size: a.body_size,
+        headers: a.headers,
         timeout: a.timeout,
         driver: a.driver,
         cpu_pids: a.cpu_pids,
@@ -424,4 +428,19 @@ mod tests {
         assert_eq!(parse_tag("peer=nginx"), Ok(("peer".into(), "nginx".into())));
         assert_eq!(parse_tag("peer"), Err("peer: expected KEY=VALUE".into()));
     }
+}
+
+/// `Name: value`, with a token for a name and no line break anywhere.
+fn parse_header(s: &str) -> Result<String, String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: expected `Name: value`"))?;
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!("`{name}` is not a field name"));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err("a field value cannot hold a line break".into());
+    }
+    Ok(format!("{name}: {}", value.trim()))
 }

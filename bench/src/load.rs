@@ -56,6 +56,8 @@ pub struct LoadConfig {
     pub pipeline: usize,
     /// Request body bytes; 0 sends GET, more sends POST with `Content-Length`.
     pub body_size: usize,
+    /// More request fields, `Name: value` each.
+    pub headers: Vec<String>,
     pub timeout: Duration,
     pub driver: Driver,
     /// Processes whose CPU time is charged to the measured requests.
@@ -99,6 +101,10 @@ impl LoadConfig {
         );
         if !self.keep_alive {
             req.push_str("Connection: close\r\n");
+        }
+        for h in &self.headers {
+            req.push_str(h);
+            req.push_str("\r\n");
         }
         if self.body_size > 0 {
             req.push_str(&format!(
@@ -365,6 +371,7 @@ mod tests {
             keep_alive: true,
             pipeline: 1,
             body_size: 0,
+            headers: Vec::new(),
             timeout: Duration::from_secs(1),
             driver: Driver::Epoll,
             cpu_pids: vec![],
@@ -398,6 +405,7 @@ mod tests {
             let cfg = LoadConfig {
                 keep_alive: *keep_alive,
                 body_size: *body_size,
+                headers: Vec::new(),
                 ..config()
             };
             assert_eq!(
