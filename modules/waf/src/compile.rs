@@ -185,7 +185,7 @@ pub(crate) fn build_regex(pattern: &str, case_insensitive: bool) -> Result<Regex
         .syntax(syntax_config(case_insensitive))
         .configure(Regex::config().utf8_empty(false).nfa_size_limit(Some(64 << 20)))
         .build(&translate_pcre(pattern))
-        .map_err(|e| format!("regex does not compile: {e}"))
+        .map_err(|e| format!("regex does not compile: {}", e.syntax_error().map_or(e.to_string(), |s| s.to_string())))
 }
 
 /// Rewrites the few PCRE spellings the regex crate reads differently.
@@ -200,6 +200,20 @@ fn translate_pcre(p: &str) -> String {
                 Some('e') => out.push_str(r"\x1b"),
                 Some('h') => out.push_str(if in_class { r" \t" } else { r"[ \t]" }),
                 Some('/') => out.push('/'),
+                // `\x{HH}`: a byte in PCRE's non-UTF mode; the braced form means a code
+                // point to the regex crate, which non-Unicode mode refuses above 0x7f.
+                Some('x') if chars.peek() == Some(&'{') => {
+                    let rest: String = chars.clone().skip(1).take_while(|c| *c != '}').collect();
+                    match u32::from_str_radix(&rest, 16) {
+                        Ok(v) if v <= 0xff => {
+                            out.push_str(&format!(r"\x{v:02x}"));
+                            for _ in 0..rest.len() + 2 {
+                                chars.next();
+                            }
+                        }
+                        _ => out.push_str(r"\x"),
+                    }
+                }
                 Some(n) if !n.is_ascii_alphanumeric() && !in_class => {
                     out.push('\\');
                     out.push(n);
@@ -587,4 +601,23 @@ fn _assert_send_sync() {
     fn is<T: Send + Sync>() {}
     is::<Waf>();
     let _ = meta::Regex::new;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcre_spellings() {
+        for (p, yes, no) in [
+            (r"[\x7f-\x{ff}]+x", &b"\xffx"[..], &b"ax"[..]),
+            (r"\x{bc}[^>\x{be}]*", b"\xbcz", b"z"),
+            (r"[]a]", b"]", b"b"),
+            (r"a\/b", b"a/b", b"ab"),
+        ] {
+            let r = build_regex(p, false).unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert!(r.is_match(yes), "{p}");
+            assert!(!r.is_match(no), "{p}");
+        }
+    }
 }

@@ -34,7 +34,7 @@ mod xss;
 
 pub use compile::{Config, OverLimit, Waf};
 pub use seclang::{ImportOptions, Unsupported};
-pub use tx::{Action, Match, Stats, Transaction, Verdict};
+pub use tx::{Action, Match, Scratch, Stats, Transaction, Verdict};
 
 /// Whether `input` looks like SQL injection (libinjection's tokenizer and fingerprints);
 /// returns the fingerprint that matched.

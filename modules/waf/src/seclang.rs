@@ -513,7 +513,8 @@ fn split_pipes(s: &str) -> Vec<&str> {
     let (mut start, mut in_re, mut i) = (0, false, 0);
     while i < b.len() {
         match b[i] {
-            b'/' if i > 0 && b[i - 1] == b':' => in_re = true,
+            // `XML:/*` is an XPath expression, not a regex.
+            b'/' if i > 0 && b[i - 1] == b':' && !s[..i].to_ascii_uppercase().ends_with("XML:") => in_re = true,
             b'\\' if in_re => i += 1,
             b'/' if in_re => in_re = false,
             b'|' if !in_re => {

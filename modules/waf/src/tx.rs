@@ -193,6 +193,10 @@ impl<'w> Transaction<'w> {
 
     /// A transaction reusing `scratch` (from [`Transaction::into_scratch`]).
     pub fn with_scratch(waf: &'w Waf, scratch: Scratch) -> Transaction<'w> {
+        // Scratch made for another compiled WAF does not fit this one.
+        let fits = scratch.caches.len() == waf.sets.len()
+            && scratch.caches.iter().zip(&waf.sets).all(|(c, s)| c.len() == s.len());
+        let scratch = if fits { scratch } else { Scratch::new(waf) };
         let c = &waf.config;
         let mut tx = HashMap::new();
         for (k, v) in [

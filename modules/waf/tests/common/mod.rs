@@ -40,7 +40,11 @@ pub struct Request<'a> {
 
 /// Runs a request (and, when given, a response) through a transaction.
 pub fn run(waf: &Waf, req: &Request, resp: Option<(u16, Vec<(String, Vec<u8>)>, Vec<u8>)>) -> Verdict {
-    let mut tx = Transaction::new(waf);
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Option<bext_waf::Scratch>> = const { std::cell::RefCell::new(None) };
+    }
+    let scratch = SCRATCH.with(|s| s.borrow_mut().take()).unwrap_or_else(|| bext_waf::Scratch::new(waf));
+    let mut tx = Transaction::with_scratch(waf, scratch);
     tx.request_line(req.method, req.uri, req.version);
     for (n, v) in &req.headers {
         tx.header(n, v);
@@ -56,7 +60,10 @@ pub fn run(waf: &Waf, req: &Request, resp: Option<(u16, Vec<(String, Vec<u8>)>, 
         tx.response_body(&body);
         tx.end_response();
     }
-    tx.verdict()
+    let v = tx.verdict();
+    let scratch = tx.into_scratch();
+    SCRATCH.with(|s| *s.borrow_mut() = Some(scratch));
+    v
 }
 
 /// Decodes libinjection's list format: `+` is a space, `%XX` a byte.
@@ -67,15 +74,15 @@ pub fn url_decode_line(s: &str) -> Vec<u8> {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() + 0 || i + 2 == b.len() - 0 => {
-                let h = std::str::from_utf8(&b[i + 1..(i + 3).min(b.len())]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
                 match h {
-                    Some(v) if i + 2 < b.len() => {
+                    Some(v) => {
                         out.push(v);
                         i += 3;
                         continue;
                     }
-                    _ => out.push(b'%'),
+                    None => out.push(b'%'),
                 }
             }
             c => out.push(c),
