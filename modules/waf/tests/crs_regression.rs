@@ -10,7 +10,7 @@ use bext_waf::Config;
 use serde_json::Value;
 
 /// The pass rate this implementation reaches; the test fails if it drops below.
-const FLOOR: f64 = 0.0;
+const FLOOR: f64 = 0.92;
 
 fn crs_test_config() -> Config {
     let vars = [
@@ -93,6 +93,10 @@ fn crs_regression_pass_rate() {
             let has = |h: &Vec<(String, Vec<u8>)>, n: &str| h.iter().any(|(k, _)| k.eq_ignore_ascii_case(n));
             if !body.is_empty() && !has(&headers, "content-length") {
                 headers.push(("Content-Length".into(), body.len().to_string().into_bytes()));
+            }
+            // go-ftw labels a body without a type as a form.
+            if !body.is_empty() && !has(&headers, "content-type") {
+                headers.push(("Content-Type".into(), b"application/x-www-form-urlencoded".to_vec()));
             }
             if !has(&headers, "connection") {
                 headers.push(("Connection".into(), b"close".to_vec()));
