@@ -46,7 +46,12 @@ pub(crate) fn parse_cookies(s: &[u8], out: &mut Pairs) {
 
 /// Flattens a JSON document into `json.a.b` / `json.a.0` arguments. Errors on malformed
 /// input or nesting deeper than `max_depth` (arguments found before the error are kept).
-pub(crate) fn parse_json(s: &[u8], max_depth: usize, out: &mut Pairs, max: usize) -> Result<(), ()> {
+pub(crate) fn parse_json(
+    s: &[u8],
+    max_depth: usize,
+    out: &mut Pairs,
+    max: usize,
+) -> Result<(), ()> {
     enum Frame {
         Obj,
         Arr(usize),
@@ -108,7 +113,10 @@ pub(crate) fn parse_json(s: &[u8], max_depth: usize, out: &mut Pairs, max: usize
                 }
                 _ => {
                     let start = i;
-                    while i < s.len() && !matches!(s[i], b',' | b'}' | b']') && !s[i].is_ascii_whitespace() {
+                    while i < s.len()
+                        && !matches!(s[i], b',' | b'}' | b']')
+                        && !s[i].is_ascii_whitespace()
+                    {
                         i += 1;
                     }
                     if start == i {
@@ -189,7 +197,8 @@ fn string(s: &[u8], i: &mut usize) -> Result<Vec<u8>, ()> {
                     b'f' => out.push(12),
                     b'u' => {
                         let hex = s.get(*i..*i + 4).ok_or(())?;
-                        let cp = u32::from_str_radix(std::str::from_utf8(hex).map_err(|_| ())?, 16).map_err(|_| ())?;
+                        let cp = u32::from_str_radix(std::str::from_utf8(hex).map_err(|_| ())?, 16)
+                            .map_err(|_| ())?;
                         *i += 4;
                         let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
                         let mut buf = [0u8; 4];
@@ -216,7 +225,12 @@ pub(crate) struct Multipart {
 }
 
 /// Parses `multipart/form-data` with `boundary`, at most `max_parts` parts.
-pub(crate) fn parse_multipart(body: &[u8], boundary: &[u8], max_parts: usize, max_args: usize) -> Multipart {
+pub(crate) fn parse_multipart(
+    body: &[u8],
+    boundary: &[u8],
+    max_parts: usize,
+    max_args: usize,
+) -> Multipart {
     let mut m = Multipart::default();
     let mut delim = b"--".to_vec();
     delim.extend_from_slice(boundary);
@@ -229,8 +243,14 @@ pub(crate) fn parse_multipart(body: &[u8], boundary: &[u8], max_parts: usize, ma
     positions.truncate(max_parts + 1);
     for w in positions.windows(2) {
         let mut part = &body[w[0] + delim.len()..w[1]];
-        part = part.strip_prefix(b"\r\n").or_else(|| part.strip_prefix(b"\n")).unwrap_or(part);
-        part = part.strip_suffix(b"\r\n").or_else(|| part.strip_suffix(b"\n")).unwrap_or(part);
+        part = part
+            .strip_prefix(b"\r\n")
+            .or_else(|| part.strip_prefix(b"\n"))
+            .unwrap_or(part);
+        part = part
+            .strip_suffix(b"\r\n")
+            .or_else(|| part.strip_suffix(b"\n"))
+            .unwrap_or(part);
         let (head, content) = match memchr::memmem::find(part, b"\r\n\r\n") {
             Some(i) => (&part[..i], &part[i + 4..]),
             None => match memchr::memmem::find(part, b"\n\n") {
@@ -243,14 +263,23 @@ pub(crate) fn parse_multipart(body: &[u8], boundary: &[u8], max_parts: usize, ma
         };
         let mut name = Vec::new();
         let mut filename: Option<Vec<u8>> = None;
-        let lines: Vec<&[u8]> =
-            head.split(|&c| c == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
+        let lines: Vec<&[u8]> = head
+            .split(|&c| c == b'\n')
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .collect();
         for line in &lines {
-            let Some(colon) = memchr::memchr(b':', line) else { continue };
-            if line[..colon].trim_ascii().eq_ignore_ascii_case(b"content-disposition") {
+            let Some(colon) = memchr::memchr(b':', line) else {
+                continue;
+            };
+            if line[..colon]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"content-disposition")
+            {
                 for param in line[colon + 1..].split(|&c| c == b';') {
                     let param = param.trim_ascii();
-                    let Some(eq) = memchr::memchr(b'=', param) else { continue };
+                    let Some(eq) = memchr::memchr(b'=', param) else {
+                        continue;
+                    };
                     let key = param[..eq].trim_ascii().to_ascii_lowercase();
                     let mut val = param[eq + 1..].trim_ascii();
                     if val.len() >= 2 && val[0] == b'"' && val[val.len() - 1] == b'"' {
@@ -288,10 +317,21 @@ mod tests {
     #[test]
     fn json_flattens_and_bounds_depth() {
         let mut out = Vec::new();
-        parse_json(br#"{"a":{"b":"x\u0041"},"c":[1,"y",{"d":null}],"e":[]}"#, 8, &mut out, 100).unwrap();
+        parse_json(
+            br#"{"a":{"b":"x\u0041"},"c":[1,"y",{"d":null}],"e":[]}"#,
+            8,
+            &mut out,
+            100,
+        )
+        .unwrap();
         let got: Vec<(String, String)> = out
             .iter()
-            .map(|(n, v)| (String::from_utf8_lossy(n).into(), String::from_utf8_lossy(v).into()))
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into(),
+                    String::from_utf8_lossy(v).into(),
+                )
+            })
             .collect();
         assert_eq!(
             got,

@@ -11,7 +11,9 @@ use regex_automata::meta::{self, Regex};
 use regex_automata::util::syntax;
 use regex_automata::MatchKind;
 
-use crate::ir::{Actions, Ctl, Disruptive, Macro, Operator, Rule, Selector, Target, Transform, Var};
+use crate::ir::{
+    Actions, Ctl, Disruptive, Macro, Operator, Rule, Selector, Target, Transform, Var,
+};
 use crate::seclang::Unsupported;
 use crate::Error;
 
@@ -183,9 +185,18 @@ fn syntax_config(case_insensitive: bool) -> syntax::Config {
 pub(crate) fn build_regex(pattern: &str, case_insensitive: bool) -> Result<Regex, String> {
     Regex::builder()
         .syntax(syntax_config(case_insensitive))
-        .configure(Regex::config().utf8_empty(false).nfa_size_limit(Some(64 << 20)))
+        .configure(
+            Regex::config()
+                .utf8_empty(false)
+                .nfa_size_limit(Some(64 << 20)),
+        )
         .build(&translate_pcre(pattern))
-        .map_err(|e| format!("regex does not compile: {}", e.syntax_error().map_or(e.to_string(), |s| s.to_string())))
+        .map_err(|e| {
+            format!(
+                "regex does not compile: {}",
+                e.syntax_error().map_or(e.to_string(), |s| s.to_string())
+            )
+        })
 }
 
 /// Rewrites the few PCRE spellings the regex crate reads differently.
@@ -307,10 +318,15 @@ impl Builder {
     fn op(&mut self, rule: &Rule, link: &Rule, chain: ChainId) -> Result<OpId, String> {
         let id = self.ops.len() as OpId;
         let lit = |m: &Macro| m.as_literal().filter(|s| !s.is_empty());
-        let mut phrase = |this: &mut Self, kind: LitKind, s: &str| {
+        let phrase = |this: &mut Self, kind: LitKind, s: &str| {
             this.phrases.push((
                 s.as_bytes().to_ascii_lowercase(),
-                AcUse { op: id, chain, kind, literal: s.as_bytes().to_vec() },
+                AcUse {
+                    op: id,
+                    chain,
+                    kind,
+                    literal: s.as_bytes().to_vec(),
+                },
             ));
         };
         let op = match &link.operator {
@@ -325,7 +341,10 @@ impl Builder {
                 }
                 COp::Scanned { regex: None }
             }
-            Operator::Contains(m) | Operator::BeginsWith(m) | Operator::EndsWith(m) | Operator::Streq(m)
+            Operator::Contains(m)
+            | Operator::BeginsWith(m)
+            | Operator::EndsWith(m)
+            | Operator::Streq(m)
                 if lit(m).is_some() =>
             {
                 let kind = match &link.operator {
@@ -370,7 +389,11 @@ impl Builder {
             }
             actions.msg = None;
             links.push(CLink {
-                targets: link.targets.iter().map(|t| self.target(t)).collect::<Result<_, _>>()?,
+                targets: link
+                    .targets
+                    .iter()
+                    .map(|t| self.target(t))
+                    .collect::<Result<_, _>>()?,
                 op,
                 negated: link.negated,
                 chain,
@@ -444,16 +467,32 @@ impl Waf {
                     rule_count += 1;
                     phases[p].push(c);
                 }
-                Err(reason) => b.unsupported.push(Unsupported { rule_id: r.id, file: r.file.clone(), reason }),
+                Err(reason) => b.unsupported.push(Unsupported {
+                    rule_id: r.id,
+                    file: r.file.clone(),
+                    reason,
+                }),
             }
         }
         let _ = markers;
         // Resolve skipAfter targets per phase.
         for list in phases.iter_mut() {
-            let names: Vec<Option<String>> =
-                list.iter().map(|r| if r.marker { r.msg.as_ref().and_then(|m| m.as_literal()) } else { None }).collect();
+            let names: Vec<Option<String>> = list
+                .iter()
+                .map(|r| {
+                    if r.marker {
+                        r.msg.as_ref().and_then(|m| m.as_literal())
+                    } else {
+                        None
+                    }
+                })
+                .collect();
             for i in 0..list.len() {
-                let Some(target) = list[i].links.first().and_then(|l| l.actions.skip_after.clone()) else {
+                let Some(target) = list[i]
+                    .links
+                    .first()
+                    .and_then(|l| l.actions.skip_after.clone())
+                else {
                     continue;
                 };
                 list[i].skip_to = names[i + 1..]
@@ -503,26 +542,30 @@ impl Waf {
             // Bound each set's source size so the lazy DFA of one set stays small.
             let mut group: Vec<(OpId, String)> = Vec::new();
             let mut size = 0;
-            let flush = |group: &mut Vec<(OpId, String)>, sets: &mut Vec<RegexSet>| -> Result<(), Error> {
-                if group.is_empty() {
-                    return Ok(());
-                }
-                let pats: Vec<&str> = group.iter().map(|(_, p)| p.as_str()).collect();
-                let regex = Regex::builder()
-                    .syntax(syntax_config(false))
-                    .configure(
-                        Regex::config()
-                            .match_kind(MatchKind::All)
-                            .utf8_empty(false)
-                            .nfa_size_limit(Some(256 << 20))
-                            .hybrid_cache_capacity(4 << 20),
-                    )
-                    .build_many(&pats)
-                    .map_err(|e| Error::Parse(format!("regex set: {e}")))?;
-                sets.push(RegexSet { regex, ops: group.iter().map(|(o, _)| *o).collect() });
-                group.clear();
-                Ok(())
-            };
+            let flush =
+                |group: &mut Vec<(OpId, String)>, sets: &mut Vec<RegexSet>| -> Result<(), Error> {
+                    if group.is_empty() {
+                        return Ok(());
+                    }
+                    let pats: Vec<&str> = group.iter().map(|(_, p)| p.as_str()).collect();
+                    let regex = Regex::builder()
+                        .syntax(syntax_config(false))
+                        .configure(
+                            Regex::config()
+                                .match_kind(MatchKind::All)
+                                .utf8_empty(false)
+                                .nfa_size_limit(Some(256 << 20))
+                                .hybrid_cache_capacity(4 << 20),
+                        )
+                        .build_many(&pats)
+                        .map_err(|e| Error::Parse(format!("regex set: {e}")))?;
+                    sets.push(RegexSet {
+                        regex,
+                        ops: group.iter().map(|(o, _)| *o).collect(),
+                    });
+                    group.clear();
+                    Ok(())
+                };
             for (op, p) in list {
                 size += p.len();
                 group.push((op, p));
@@ -580,7 +623,12 @@ impl Waf {
 
     /// Approximate heap bytes of the compiled automata (shared by all threads).
     pub fn memory_usage(&self) -> usize {
-        let sets: usize = self.sets.iter().flatten().map(|s| s.regex.memory_usage()).sum();
+        let sets: usize = self
+            .sets
+            .iter()
+            .flatten()
+            .map(|s| s.regex.memory_usage())
+            .sum();
         let singles: usize = self
             .ops
             .iter()

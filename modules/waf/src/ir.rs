@@ -149,12 +149,18 @@ pub enum Var {
 impl Var {
     /// The SecLang spelling, used for names such as `ARGS:foo` in `MATCHED_VAR_NAME`.
     pub fn name(self) -> &'static str {
-        VAR_NAMES.iter().find(|(_, v)| *v == self).map_or("?", |(n, _)| n)
+        VAR_NAMES
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("?", |(n, _)| n)
     }
 
     /// Looks a SecLang variable name up (case-insensitive).
     pub fn parse(s: &str) -> Option<Var> {
-        VAR_NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)).map(|(_, v)| *v)
+        VAR_NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(s))
+            .map(|(_, v)| *v)
     }
 
     /// Whether the variable is a collection (takes a `:selector`).

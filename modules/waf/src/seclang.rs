@@ -10,8 +10,8 @@
 use std::path::Path;
 
 use crate::ir::{
-    Actions, Cidr, Ctl, Disruptive, Macro, MacroPart, Operator, Rule, Selector, SetVar, Target,
-    Transform, Var,
+    Cidr, Ctl, Disruptive, Macro, MacroPart, Operator, Rule, Selector, SetVar, Target, Transform,
+    Var,
 };
 use crate::Error;
 
@@ -55,12 +55,17 @@ pub fn import_dir(dir: &Path, opts: &ImportOptions) -> Result<Import, Error> {
     files.sort();
     let mut sources = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f)
-            .map_err(|e| Error::Io(format!("{}: {e}", f.display())))?;
-        let name = f.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let text =
+            std::fs::read_to_string(&f).map_err(|e| Error::Io(format!("{}: {e}", f.display())))?;
+        let name = f
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
         sources.push((name, text));
     }
-    let refs: Vec<(&str, &str)> = sources.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let refs: Vec<(&str, &str)> = sources
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
     import_sources(&refs, Some(dir), opts)
 }
 
@@ -82,17 +87,19 @@ pub fn import_sources(
         p.parse(text, &mut out.rules)?;
     }
     for (id, spec, file) in updates {
-        match out.rules.iter_mut().find(|r| r.id == id) {
-            Some(rule) => {
-                if let Err(reason) = update_targets(rule, &spec) {
-                    out.unsupported.push(Unsupported { rule_id: id, file, reason });
-                }
+        // Updating a rule that was itself dropped (unsupported or excluded) is harmless.
+        if let Some(rule) = out.rules.iter_mut().find(|r| r.id == id) {
+            if let Err(reason) = update_targets(rule, &spec) {
+                out.unsupported.push(Unsupported {
+                    rule_id: id,
+                    file,
+                    reason,
+                });
             }
-            // Updating a rule that was itself dropped (unsupported or excluded) is harmless.
-            None => {}
         }
     }
-    out.rules.retain(|r| !opts.exclude.contains(&r.id) || r.id == 0);
+    out.rules
+        .retain(|r| !opts.exclude.contains(&r.id) || r.id == 0);
     if !out.unsupported.is_empty() && !opts.skip_unsupported {
         return Err(Error::Unsupported(out.unsupported));
     }
@@ -112,11 +119,12 @@ impl Parser<'_> {
     fn parse(&mut self, text: &str, rules: &mut Vec<Rule>) -> Result<(), Error> {
         // Pending chain: the head and how many links are still open.
         let mut head: Option<(Rule, bool)> = None;
-        let mut bad_chain: Option<String> = None;
         for (line_no, line) in logical_lines(text) {
             let words = split_words(&line)
                 .map_err(|m| Error::Parse(format!("{}:{line_no}: {m}", self.file)))?;
-            let Some(directive) = words.first() else { continue };
+            let Some(directive) = words.first() else {
+                continue;
+            };
             match directive.as_str() {
                 "SecRule" | "SecAction" => {
                     let parsed = if directive == "SecRule" {
@@ -140,11 +148,8 @@ impl Parser<'_> {
                                 self.unsupported.push(Unsupported {
                                     rule_id: id,
                                     file: self.file.to_string(),
-                                    reason: reason.clone(),
+                                    reason,
                                 });
-                                bad_chain = Some(reason);
-                            } else {
-                                bad_chain = None;
                             }
                             if let Some(mut r) = rule {
                                 r.file = self.file.to_string();
@@ -179,7 +184,6 @@ impl Parser<'_> {
                             }
                         }
                     }
-                    let _ = &bad_chain;
                 }
                 "SecMarker" => {
                     let name = words.get(1).cloned().unwrap_or_default();
@@ -192,8 +196,12 @@ impl Parser<'_> {
                     let spec = words.get(2).cloned().unwrap_or_default();
                     self.updates.push((id, spec, self.file.to_string()));
                 }
-                "SecComponentSignature" | "SecDefaultAction" | "SecRuleEngine"
-                | "SecRequestBodyAccess" | "SecResponseBodyAccess" | "SecCollectionTimeout" => {}
+                "SecComponentSignature"
+                | "SecDefaultAction"
+                | "SecRuleEngine"
+                | "SecRequestBodyAccess"
+                | "SecResponseBodyAccess"
+                | "SecCollectionTimeout" => {}
                 other => self.unsupported.push(Unsupported {
                     rule_id: 0,
                     file: self.file.to_string(),
@@ -212,7 +220,12 @@ impl Parser<'_> {
 
     /// Parses one SecRule; on failure returns the rule id (as far as known), whether it opens
     /// a chain, and the reason.
-    fn rule(&mut self, vars: &str, op: &str, actions: &str) -> Result<(Rule, bool), (u32, bool, String)> {
+    fn rule(
+        &mut self,
+        vars: &str,
+        op: &str,
+        actions: &str,
+    ) -> Result<(Rule, bool), (u32, bool, String)> {
         let list = split_actions(actions);
         let id = list
             .iter()
@@ -223,7 +236,11 @@ impl Parser<'_> {
         let fail = |reason: String| (id, chained, reason);
         let mut rule = Rule::new(id, 2);
         rule.actions.log = true;
-        rule.targets = if vars.is_empty() { Vec::new() } else { parse_targets(vars).map_err(fail)? };
+        rule.targets = if vars.is_empty() {
+            Vec::new()
+        } else {
+            parse_targets(vars).map_err(fail)?
+        };
         let (negated, operator) = self.operator(op).map_err(fail)?;
         rule.negated = negated;
         rule.operator = operator;
@@ -275,7 +292,9 @@ impl Parser<'_> {
             "le" => Operator::Le(m()?),
             "lt" => Operator::Lt(m()?),
             "ipmatch" => Operator::IpMatch(
-                arg.split(',').map(|s| parse_cidr(s.trim())).collect::<Result<_, _>>()?,
+                arg.split(',')
+                    .map(|s| parse_cidr(s.trim()))
+                    .collect::<Result<_, _>>()?,
             ),
             "validatebyterange" => Operator::ValidateByteRange(parse_ranges(arg)?),
             "validateurlencoding" => Operator::ValidateUrlEncoding,
@@ -452,7 +471,10 @@ fn split_actions(s: &str) -> Vec<(String, String)> {
         .map(|a| match a.find(':') {
             Some(i) => {
                 let v = a[i + 1..].trim();
-                let v = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(v);
+                let v = v
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .unwrap_or(v);
                 (a[..i].trim().to_string(), v.to_string())
             }
             None => (a, String::new()),
@@ -461,7 +483,10 @@ fn split_actions(s: &str) -> Vec<(String, String)> {
 }
 
 fn parse_selector(s: &str) -> Result<Selector, String> {
-    let s = s.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).unwrap_or(s);
+    let s = s
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or(s);
     if s.len() >= 2 && s.starts_with('/') && s.ends_with('/') {
         Ok(Selector::Regex(s[1..s.len() - 1].to_string()))
     } else {
@@ -495,7 +520,12 @@ fn parse_targets(s: &str) -> Result<Vec<Target>, String> {
             if sel.is_some() && !var.is_collection() {
                 return Err(format!("{name} takes no member"));
             }
-            targets.push(Target { var, selector: sel, count, exclude: Vec::new() });
+            targets.push(Target {
+                var,
+                selector: sel,
+                count,
+                exclude: Vec::new(),
+            });
         }
     }
     for (var, sel) in excludes {
@@ -514,7 +544,9 @@ fn split_pipes(s: &str) -> Vec<&str> {
     while i < b.len() {
         match b[i] {
             // `XML:/*` is an XPath expression, not a regex.
-            b'/' if i > 0 && b[i - 1] == b':' && !s[..i].to_ascii_uppercase().ends_with("XML:") => in_re = true,
+            b'/' if i > 0 && b[i - 1] == b':' && !s[..i].to_ascii_uppercase().ends_with("XML:") => {
+                in_re = true
+            }
             b'\\' if in_re => i += 1,
             b'/' if in_re => in_re = false,
             b'|' if !in_re => {
@@ -534,7 +566,8 @@ fn update_targets(rule: &mut Rule, spec: &str) -> Result<(), String> {
     for part in split_pipes(spec) {
         if let Some(p) = part.strip_prefix('!') {
             let (name, sel) = p.split_once(':').ok_or("exclusion without a member")?;
-            let var = Var::parse(name).ok_or_else(|| format!("variable {name} is not supported"))?;
+            let var =
+                Var::parse(name).ok_or_else(|| format!("variable {name} is not supported"))?;
             let sel = parse_selector(sel)?;
             for t in rule.targets.iter_mut().filter(|t| t.var == var) {
                 t.exclude.push(sel.clone());
@@ -564,7 +597,8 @@ pub(crate) fn parse_macro(s: &str) -> Result<Macro, String> {
         if name.eq_ignore_ascii_case("rule") {
             parts.push(MacroPart::RuleId);
         } else {
-            let var = Var::parse(name).ok_or_else(|| format!("macro %{{{inner}}} is not supported"))?;
+            let var =
+                Var::parse(name).ok_or_else(|| format!("macro %{{{inner}}} is not supported"))?;
             parts.push(MacroPart::Ref(var, key));
         }
         rest = &rest[i + j + 1..];
@@ -591,7 +625,9 @@ fn parse_setvar(s: &str) -> Result<SetVar, String> {
 }
 
 fn tx_name(s: &str) -> Result<Macro, String> {
-    let (coll, key) = s.split_once('.').ok_or_else(|| format!("setvar {s} has no collection"))?;
+    let (coll, key) = s
+        .split_once('.')
+        .ok_or_else(|| format!("setvar {s} has no collection"))?;
     if !coll.eq_ignore_ascii_case("tx") {
         return Err(format!("setvar on collection {coll} is not supported"));
     }
@@ -599,7 +635,9 @@ fn tx_name(s: &str) -> Result<Macro, String> {
 }
 
 fn parse_ctl(s: &str) -> Result<Ctl, String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("ctl:{s} has no value"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("ctl:{s} has no value"))?;
     let target = |t: &str| -> Result<(Var, Option<Selector>), String> {
         let (name, sel) = match t.split_once(':') {
             Some((n, s)) => (n, Some(parse_selector(s)?)),
@@ -617,12 +655,20 @@ fn parse_ctl(s: &str) -> Result<Ctl, String> {
         }
         "ruleremovebytag" => Ctl::RemoveByTag(v.to_string()),
         "ruleremovetargetbyid" => {
-            let (id, t) = v.split_once(';').ok_or("ruleRemoveTargetById needs ID;TARGET")?;
+            let (id, t) = v
+                .split_once(';')
+                .ok_or("ruleRemoveTargetById needs ID;TARGET")?;
             let (var, sel) = target(t)?;
-            Ctl::RemoveTargetById(id.parse().map_err(|_| format!("bad rule id {id}"))?, var, sel)
+            Ctl::RemoveTargetById(
+                id.parse().map_err(|_| format!("bad rule id {id}"))?,
+                var,
+                sel,
+            )
         }
         "ruleremovetargetbytag" => {
-            let (tag, t) = v.split_once(';').ok_or("ruleRemoveTargetByTag needs TAG;TARGET")?;
+            let (tag, t) = v
+                .split_once(';')
+                .ok_or("ruleRemoveTargetByTag needs TAG;TARGET")?;
             let (var, sel) = target(t)?;
             Ctl::RemoveTargetByTag(tag.to_string(), var, sel)
         }
@@ -634,17 +680,24 @@ fn parse_ctl(s: &str) -> Result<Ctl, String> {
 
 fn parse_cidr(s: &str) -> Result<Cidr, String> {
     let (a, bits) = match s.split_once('/') {
-        Some((a, b)) => (a, Some(b.parse::<u8>().map_err(|_| format!("bad prefix in {s}"))?)),
+        Some((a, b)) => (
+            a,
+            Some(b.parse::<u8>().map_err(|_| format!("bad prefix in {s}"))?),
+        ),
         None => (s, None),
     };
     let ip: std::net::IpAddr = a.parse().map_err(|_| format!("bad address {s}"))?;
     Ok(match ip {
-        std::net::IpAddr::V4(v4) => {
-            Cidr { addr: u32::from(v4) as u128, bits: bits.unwrap_or(32).min(32), v4: true }
-        }
-        std::net::IpAddr::V6(v6) => {
-            Cidr { addr: u128::from(v6), bits: bits.unwrap_or(128).min(128), v4: false }
-        }
+        std::net::IpAddr::V4(v4) => Cidr {
+            addr: u32::from(v4) as u128,
+            bits: bits.unwrap_or(32).min(32),
+            v4: true,
+        },
+        std::net::IpAddr::V6(v6) => Cidr {
+            addr: u128::from(v6),
+            bits: bits.unwrap_or(128).min(128),
+            v4: false,
+        },
     })
 }
 
@@ -653,8 +706,14 @@ fn parse_ranges(s: &str) -> Result<Vec<(u8, u8)>, String> {
         .map(|p| {
             let p = p.trim();
             let (a, b) = p.split_once('-').unwrap_or((p, p));
-            let a = a.trim().parse().map_err(|_| format!("bad byte range {p}"))?;
-            let b = b.trim().parse().map_err(|_| format!("bad byte range {p}"))?;
+            let a = a
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad byte range {p}"))?;
+            let b = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("bad byte range {p}"))?;
             Ok((a, b))
         })
         .collect()
@@ -682,9 +741,17 @@ mod tests {
     fn unsupported_is_reported_with_the_rule_id() {
         let src = "SecRule ARGS \"@rsub x\" \"id:7,phase:2\"\nSecRule ARGS \"@rx x\" \"id:8,phase:2,exec:/bin/x\"";
         let err = import_sources(&[("f.conf", src)], None, &ImportOptions::default()).unwrap_err();
-        let Error::Unsupported(list) = err else { panic!("expected unsupported") };
-        assert_eq!(list.iter().map(|u| u.rule_id).collect::<Vec<_>>(), vec![7, 8]);
-        let opts = ImportOptions { skip_unsupported: true, ..Default::default() };
+        let Error::Unsupported(list) = err else {
+            panic!("expected unsupported")
+        };
+        assert_eq!(
+            list.iter().map(|u| u.rule_id).collect::<Vec<_>>(),
+            vec![7, 8]
+        );
+        let opts = ImportOptions {
+            skip_unsupported: true,
+            ..Default::default()
+        };
         let imp = import_sources(&[("f.conf", src)], None, &opts).unwrap();
         assert!(imp.rules.is_empty());
         assert_eq!(imp.unsupported.len(), 2);

@@ -21,12 +21,17 @@ struct Token {
 
 fn keyword(word: &[u8]) -> Option<u8> {
     let up = String::from_utf8_lossy(word).to_ascii_uppercase();
-    KEYWORDS.binary_search_by(|(k, _)| k.cmp(&up.as_str())).ok().map(|i| KEYWORDS[i].1)
+    KEYWORDS
+        .binary_search_by(|(k, _)| k.cmp(&up.as_str()))
+        .ok()
+        .map(|i| KEYWORDS[i].1)
 }
 
 fn is_fingerprint(fp: &str) -> bool {
     // The list is upper case; libinjection compares fingerprints case-insensitively.
-    FINGERPRINTS.binary_search(&fp.to_ascii_uppercase().as_str()).is_ok()
+    FINGERPRINTS
+        .binary_search(&fp.to_ascii_uppercase().as_str())
+        .is_ok()
 }
 
 fn is_white(c: u8) -> bool {
@@ -52,13 +57,19 @@ impl Lexer<'_> {
             // The input is the inside of a string opened before it.
             let end = find_close(s, 0, self.delim);
             self.pos = end.map_or(s.len(), |e| e + 1);
-            return Some(Token { ty: b's', val: s[..end.unwrap_or(s.len())].to_vec() });
+            return Some(Token {
+                ty: b's',
+                val: s[..end.unwrap_or(s.len())].to_vec(),
+            });
         }
         while self.pos < s.len() {
             let start = self.pos;
             let c = s[start];
             let rest = &s[start..];
-            let tok = |ty: u8, end: usize| Token { ty, val: s[start..end.min(s.len())].to_vec() };
+            let tok = |ty: u8, end: usize| Token {
+                ty,
+                val: s[start..end.min(s.len())].to_vec(),
+            };
             match CHARMAP[c as usize] {
                 b'w' => {
                     self.pos += 1;
@@ -67,7 +78,10 @@ impl Lexer<'_> {
                 b's' => {
                     let end = find_close(s, start + 1, c);
                     self.pos = end.map_or(s.len(), |e| e + 1);
-                    return Some(Token { ty: b's', val: s[start + 1..end.unwrap_or(s.len())].to_vec() });
+                    return Some(Token {
+                        ty: b's',
+                        val: s[start + 1..end.unwrap_or(s.len())].to_vec(),
+                    });
                 }
                 b'#' => {
                     if self.mysql {
@@ -78,7 +92,9 @@ impl Lexer<'_> {
                     return Some(tok(b'o', start + 1));
                 }
                 b'-' => {
-                    if rest.starts_with(b"--") && (!self.mysql || rest.get(2).is_none_or(|c| is_white(*c))) {
+                    if rest.starts_with(b"--")
+                        && (!self.mysql || rest.get(2).is_none_or(|c| is_white(*c)))
+                    {
                         self.pos = memchr::memchr(b'\n', rest).map_or(s.len(), |i| start + i + 1);
                         return Some(tok(b'c', self.pos));
                     }
@@ -95,7 +111,8 @@ impl Lexer<'_> {
                             }
                             continue;
                         }
-                        let end = memchr::memmem::find(&rest[2..], b"*/").map_or(s.len(), |i| start + 2 + i + 2);
+                        let end = memchr::memmem::find(&rest[2..], b"*/")
+                            .map_or(s.len(), |i| start + 2 + i + 2);
                         self.pos = end;
                         let nested = memchr::memmem::find(&s[start + 2..end], b"/*").is_some();
                         let bang = rest.get(2) == Some(&b'!');
@@ -140,14 +157,18 @@ impl Lexer<'_> {
                 }
                 b'1' => return Some(self.number()),
                 b'$' => {
-                    if rest.get(1).is_some_and(|c| c.is_ascii_digit() || *c == b'.') {
+                    if rest
+                        .get(1)
+                        .is_some_and(|c| c.is_ascii_digit() || *c == b'.')
+                    {
                         self.pos += 1;
                         let mut t = self.number();
                         t.val.insert(0, b'$');
                         return Some(t);
                     }
                     if rest.starts_with(b"$$") {
-                        let end = memchr::memmem::find(&rest[2..], b"$$").map_or(s.len(), |i| start + 2 + i + 2);
+                        let end = memchr::memmem::find(&rest[2..], b"$$")
+                            .map_or(s.len(), |i| start + 2 + i + 2);
                         self.pos = end;
                         return Some(tok(b's', end));
                     }
@@ -164,8 +185,15 @@ impl Lexer<'_> {
                     let end = memchr::memchr(b'`', &rest[1..]).map_or(s.len(), |i| start + 1 + i);
                     self.pos = (end + 1).min(s.len());
                     let inner = &s[start + 1..end];
-                    let ty = if keyword(inner) == Some(b'f') { b'f' } else { b'n' };
-                    return Some(Token { ty, val: inner.to_vec() });
+                    let ty = if keyword(inner) == Some(b'f') {
+                        b'f'
+                    } else {
+                        b'n'
+                    };
+                    return Some(Token {
+                        ty,
+                        val: inner.to_vec(),
+                    });
                 }
                 b'[' => {
                     let end = memchr::memchr(b']', rest).map_or(s.len(), |i| start + i + 1);
@@ -181,7 +209,11 @@ impl Lexer<'_> {
                     if quote_at > 0 && rest.get(quote_at) == Some(&b'\'') {
                         let end = find_close(s, start + quote_at + 1, b'\'');
                         self.pos = end.map_or(s.len(), |e| e + 1);
-                        let ty = if matches!(c.to_ascii_uppercase(), b'B' | b'X') { b'1' } else { b's' };
+                        let ty = if matches!(c.to_ascii_uppercase(), b'B' | b'X') {
+                            b'1'
+                        } else {
+                            b's'
+                        };
                         return Some(tok(ty, self.pos));
                     }
                     return Some(self.word());
@@ -198,10 +230,22 @@ impl Lexer<'_> {
         let rest = &s[start..];
         if rest.len() > 2 && rest[0] == b'0' && matches!(rest[1], b'x' | b'X' | b'b' | b'B') {
             let hex = matches!(rest[1], b'x' | b'X');
-            let n = rest[2..].iter().take_while(|c| if hex { c.is_ascii_hexdigit() } else { matches!(c, b'0' | b'1') }).count();
+            let n = rest[2..]
+                .iter()
+                .take_while(|c| {
+                    if hex {
+                        c.is_ascii_hexdigit()
+                    } else {
+                        matches!(c, b'0' | b'1')
+                    }
+                })
+                .count();
             if n > 0 {
                 self.pos += 2 + n;
-                return Token { ty: b'1', val: s[start..self.pos].to_vec() };
+                return Token {
+                    ty: b'1',
+                    val: s[start..self.pos].to_vec(),
+                };
             }
         }
         let mut i = start;
@@ -217,7 +261,10 @@ impl Lexer<'_> {
             }
             if !had_digits {
                 self.pos = start + 1;
-                return Token { ty: b'.', val: b".".to_vec() };
+                return Token {
+                    ty: b'.',
+                    val: b".".to_vec(),
+                };
             }
         }
         if i < s.len() && matches!(s[i], b'e' | b'E') {
@@ -232,11 +279,17 @@ impl Lexer<'_> {
                 i = j;
             }
         }
-        if i < s.len() && matches!(s[i], b'd' | b'D' | b'f' | b'F') && s.get(i + 1).is_none_or(|c| !is_word_char(*c)) {
+        if i < s.len()
+            && matches!(s[i], b'd' | b'D' | b'f' | b'F')
+            && s.get(i + 1).is_none_or(|c| !is_word_char(*c))
+        {
             i += 1;
         }
         self.pos = i.max(start + 1);
-        Token { ty: b'1', val: s[start..self.pos].to_vec() }
+        Token {
+            ty: b'1',
+            val: s[start..self.pos].to_vec(),
+        }
     }
 
     fn word(&mut self) -> Token {
@@ -256,14 +309,20 @@ impl Lexer<'_> {
                 if let Some(t) = keyword(&word[..dot]) {
                     if t != b'n' {
                         self.pos = start + dot;
-                        return Token { ty: t, val: word[..dot].to_ascii_uppercase() };
+                        return Token {
+                            ty: t,
+                            val: word[..dot].to_ascii_uppercase(),
+                        };
                     }
                 }
             }
         }
         self.pos = end;
         let ty = keyword(word).unwrap_or(b'n');
-        Token { ty, val: word.to_ascii_uppercase() }
+        Token {
+            ty,
+            val: word.to_ascii_uppercase(),
+        }
     }
 }
 
@@ -292,12 +351,21 @@ fn is_unary(t: &Token) -> bool {
 }
 
 fn is_arith(t: &Token) -> bool {
-    t.ty == b'o' && matches!(t.val.as_slice(), b"-" | b"+" | b"*" | b"/" | b"%" | b"DIV" | b"MOD" | b"&" | b"|" | b"^")
+    t.ty == b'o'
+        && matches!(
+            t.val.as_slice(),
+            b"-" | b"+" | b"*" | b"/" | b"%" | b"DIV" | b"MOD" | b"&" | b"|" | b"^"
+        )
 }
 
 /// Tokenizes and folds; returns the fingerprint.
 fn fingerprint(s: &[u8], delim: u8, mysql: bool) -> (String, bool) {
-    let mut lx = Lexer { s, pos: 0, delim, mysql };
+    let mut lx = Lexer {
+        s,
+        pos: 0,
+        delim,
+        mysql,
+    };
     let mut toks: Vec<Token> = Vec::new();
     let mut had_comment = false;
     let mut guard = 0;
@@ -323,7 +391,11 @@ fn fingerprint(s: &[u8], delim: u8, mysql: bool) -> (String, bool) {
             }
         }
         if let Some(last) = toks.last() {
-            let merged = format!("{} {}", String::from_utf8_lossy(&last.val), String::from_utf8_lossy(&t.val));
+            let merged = format!(
+                "{} {}",
+                String::from_utf8_lossy(&last.val),
+                String::from_utf8_lossy(&t.val)
+            );
             let pair = (last.ty, t.ty);
             if pair == (b's', b's') || pair == (b';', b';') {
                 continue;
@@ -334,10 +406,16 @@ fn fingerprint(s: &[u8], delim: u8, mysql: bool) -> (String, bool) {
             if last.ty == b'(' && is_unary(&t) {
                 continue;
             }
-            if matches!(last.ty, b'k' | b'n' | b'U' | b'o' | b'E' | b'B' | b't' | b'&') {
+            if matches!(
+                last.ty,
+                b'k' | b'n' | b'U' | b'o' | b'E' | b'B' | b't' | b'&'
+            ) {
                 if let Some(ty) = keyword(merged.as_bytes()) {
                     let l = toks.len() - 1;
-                    toks[l] = Token { ty, val: merged.into_bytes() };
+                    toks[l] = Token {
+                        ty,
+                        val: merged.into_bytes(),
+                    };
                     continue;
                 }
             }
@@ -408,7 +486,12 @@ mod tests {
             ("red shoes size 42", false),
             ("O'Brien", false),
         ] {
-            assert_eq!(detect(input.as_bytes()).is_some(), sqli, "{input}: {:?}", detect(input.as_bytes()));
+            assert_eq!(
+                detect(input.as_bytes()).is_some(),
+                sqli,
+                "{input}: {:?}",
+                detect(input.as_bytes())
+            );
         }
     }
 }

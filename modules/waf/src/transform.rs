@@ -36,7 +36,10 @@ pub fn apply(t: Transform, s: &[u8]) -> Vec<u8> {
         Base64Decode => base64_decode(s, false),
         Base64DecodeExt => base64_decode(s, true),
         HexDecode => hex_decode(s),
-        HexEncode => s.iter().flat_map(|b| format!("{b:02x}").into_bytes()).collect(),
+        HexEncode => s
+            .iter()
+            .flat_map(|b| format!("{b:02x}").into_bytes())
+            .collect(),
         CmdLine => cmd_line(s),
         ReplaceComments => replace_comments(s),
         RemoveComments => remove_comments(s),
@@ -92,7 +95,10 @@ pub(crate) fn url_decode(s: &[u8], uni: bool) -> Vec<u8> {
                         continue;
                     }
                 }
-                match (s.get(i + 1).and_then(|&c| hex(c)), s.get(i + 2).and_then(|&c| hex(c))) {
+                match (
+                    s.get(i + 1).and_then(|&c| hex(c)),
+                    s.get(i + 2).and_then(|&c| hex(c)),
+                ) {
                     (Some(h), Some(l)) => {
                         out.push(h << 4 | l);
                         i += 3;
@@ -117,8 +123,13 @@ pub(crate) fn url_decode(s: &[u8], uni: bool) -> Vec<u8> {
 }
 
 fn html_entity_decode(s: &[u8]) -> Vec<u8> {
-    const NAMED: &[(&[u8], u8)] =
-        &[(b"quot", b'"'), (b"amp", b'&'), (b"lt", b'<'), (b"gt", b'>'), (b"nbsp", 0xa0)];
+    const NAMED: &[(&[u8], u8)] = &[
+        (b"quot", b'"'),
+        (b"amp", b'&'),
+        (b"lt", b'<'),
+        (b"gt", b'>'),
+        (b"nbsp", 0xa0),
+    ];
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     'outer: while i < s.len() {
@@ -129,11 +140,16 @@ fn html_entity_decode(s: &[u8]) -> Vec<u8> {
                     Some(b'x' | b'X') => (16, 2),
                     _ => (10, 1),
                 };
-                let digits = rest[start..].iter().take_while(|c| (**c as char).is_digit(radix)).count();
+                let digits = rest[start..]
+                    .iter()
+                    .take_while(|c| (**c as char).is_digit(radix))
+                    .count();
                 if digits > 0 {
                     let mut v: u32 = 0;
                     for &c in &rest[start..start + digits] {
-                        v = v.saturating_mul(radix).saturating_add((c as char).to_digit(radix).unwrap_or(0));
+                        v = v
+                            .saturating_mul(radix)
+                            .saturating_add((c as char).to_digit(radix).unwrap_or(0));
                     }
                     out.push(v as u8);
                     let mut j = i + 1 + start + digits;
@@ -183,7 +199,11 @@ fn js_decode(s: &[u8]) -> Vec<u8> {
             out.push(hex(s[i + 2]).unwrap_or(0) << 4 | hex(s[i + 3]).unwrap_or(0));
             i += 4;
         } else if (b'0'..=b'7').contains(&c) {
-            let n = s[i + 1..].iter().take(3).take_while(|c| (b'0'..=b'7').contains(*c)).count();
+            let n = s[i + 1..]
+                .iter()
+                .take(3)
+                .take_while(|c| (b'0'..=b'7').contains(*c))
+                .count();
             let mut v: u32 = 0;
             for &d in &s[i + 1..i + 1 + n] {
                 v = v * 8 + (d - b'0') as u32;
@@ -220,7 +240,11 @@ fn css_decode(s: &[u8]) -> Vec<u8> {
             i += 1;
             continue;
         }
-        let n = s[i + 1..].iter().take(6).take_while(|c| c.is_ascii_hexdigit()).count();
+        let n = s[i + 1..]
+            .iter()
+            .take(6)
+            .take_while(|c| c.is_ascii_hexdigit())
+            .count();
         if n > 0 {
             let mut v: u32 = 0;
             for &d in &s[i + 1..i + 1 + n] {
@@ -272,7 +296,11 @@ fn escape_seq_decode(s: &[u8]) -> Vec<u8> {
             out.push(hex(s[i + 2]).unwrap_or(0) << 4 | hex(s[i + 3]).unwrap_or(0));
             i += 4;
         } else if (b'0'..=b'7').contains(&c) {
-            let n = s[i + 1..].iter().take(3).take_while(|c| (b'0'..=b'7').contains(*c)).count();
+            let n = s[i + 1..]
+                .iter()
+                .take(3)
+                .take_while(|c| (b'0'..=b'7').contains(*c))
+                .count();
             let mut v: u32 = 0;
             for &d in &s[i + 1..i + 1 + n] {
                 v = v * 8 + (d - b'0') as u32;
@@ -305,7 +333,13 @@ fn compress_ws(s: &[u8]) -> Vec<u8> {
 }
 
 fn normalize_path(s: &[u8], win: bool) -> Vec<u8> {
-    let s: Vec<u8> = if win { s.iter().map(|&c| if c == b'\\' { b'/' } else { c }).collect() } else { s.to_vec() };
+    let s: Vec<u8> = if win {
+        s.iter()
+            .map(|&c| if c == b'\\' { b'/' } else { c })
+            .collect()
+    } else {
+        s.to_vec()
+    };
     let absolute = s.first() == Some(&b'/');
     let trailing = s.last() == Some(&b'/') || s.ends_with(b"/.") || s.ends_with(b"/..");
     let mut segs: Vec<&[u8]> = Vec::new();
@@ -341,7 +375,14 @@ fn base64_decode(s: &[u8], ext: bool) -> Vec<u8> {
     } else {
         s.iter().copied().take_while(valid).collect()
     };
-    clean.truncate(clean.len() / 4 * 4 + if clean.len() % 4 == 1 { 0 } else { clean.len() % 4 });
+    clean.truncate(
+        clean.len() / 4 * 4
+            + if clean.len() % 4 == 1 {
+                0
+            } else {
+                clean.len() % 4
+            },
+    );
     if clean.len() % 4 == 1 {
         clean.pop();
     }
@@ -516,7 +557,12 @@ fn sha1(data: &[u8]) -> [u8; 20] {
                 40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1BBCDC),
                 _ => (b ^ c ^ d, 0xCA62C1D6),
             };
-            let t = a.rotate_left(5).wrapping_add(f).wrapping_add(e).wrapping_add(k).wrapping_add(*wi);
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
             e = d;
             d = c;
             c = b.rotate_left(30);
@@ -557,8 +603,16 @@ mod tests {
             (Length, b"abcd", b"4"),
         ];
         for (t, input, want) in cases {
-            assert_eq!(apply(*t, input), want.to_vec(), "{t:?} on {:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                apply(*t, input),
+                want.to_vec(),
+                "{t:?} on {:?}",
+                String::from_utf8_lossy(input)
+            );
         }
-        assert_eq!(apply(HexEncode, &sha1(b"abc")), b"a9993e364706816aba3e25717850c26c9cd0d89d".to_vec());
+        assert_eq!(
+            apply(HexEncode, &sha1(b"abc")),
+            b"a9993e364706816aba3e25717850c26c9cd0d89d".to_vec()
+        );
     }
 }

@@ -114,7 +114,11 @@ impl Scratch {
     /// Empty caches for `waf` (filled lazily).
     pub fn new(waf: &Waf) -> Scratch {
         Scratch {
-            caches: waf.sets.iter().map(|s| s.iter().map(|_| None).collect()).collect(),
+            caches: waf
+                .sets
+                .iter()
+                .map(|s| s.iter().map(|_| None).collect())
+                .collect(),
         }
     }
 }
@@ -155,6 +159,9 @@ struct Item {
     src: Src,
 }
 
+/// A `ctl:ruleRemoveTarget…` in force: (rule id, or tag), variable, member name.
+type RemovedTarget = (Option<u32>, Option<String>, Var, Option<String>);
+
 /// One request (and its response) going through a [`Waf`].
 pub struct Transaction<'w> {
     waf: &'w Waf,
@@ -167,7 +174,7 @@ pub struct Transaction<'w> {
     tx: HashMap<String, Vec<u8>>,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<String>,
-    removed_targets: Vec<(Option<u32>, Option<String>, Var, Option<String>)>,
+    removed_targets: Vec<RemovedTarget>,
     matched_var: (String, Vec<u8>),
     matched_vars: Vec<(String, Vec<u8>)>,
     matches: Vec<Match>,
@@ -195,7 +202,11 @@ impl<'w> Transaction<'w> {
     pub fn with_scratch(waf: &'w Waf, scratch: Scratch) -> Transaction<'w> {
         // Scratch made for another compiled WAF does not fit this one.
         let fits = scratch.caches.len() == waf.sets.len()
-            && scratch.caches.iter().zip(&waf.sets).all(|(c, s)| c.len() == s.len());
+            && scratch
+                .caches
+                .iter()
+                .zip(&waf.sets)
+                .all(|(c, s)| c.len() == s.len());
         let scratch = if fits { scratch } else { Scratch::new(waf) };
         let c = &waf.config;
         let mut tx = HashMap::new();
@@ -203,8 +214,14 @@ impl<'w> Transaction<'w> {
             ("crs_setup_version", "400".to_string()),
             ("blocking_paranoia_level", c.paranoia.to_string()),
             ("detection_paranoia_level", c.paranoia.to_string()),
-            ("inbound_anomaly_score_threshold", c.inbound_threshold.to_string()),
-            ("outbound_anomaly_score_threshold", c.outbound_threshold.to_string()),
+            (
+                "inbound_anomaly_score_threshold",
+                c.inbound_threshold.to_string(),
+            ),
+            (
+                "outbound_anomaly_score_threshold",
+                c.outbound_threshold.to_string(),
+            ),
         ] {
             tx.insert(k.to_string(), v.into_bytes());
         }
@@ -263,7 +280,10 @@ impl<'w> Transaction<'w> {
     fn push(&mut self, coll: Coll, name: &[u8], value: &[u8]) {
         let name = self.slot(name);
         let value = self.slot(value);
-        self.colls.entry(coll).or_default().push(Member { name, value });
+        self.colls
+            .entry(coll)
+            .or_default()
+            .push(Member { name, value });
     }
 
     /// Sets the client address (`REMOTE_ADDR`).
@@ -289,7 +309,10 @@ impl<'w> Transaction<'w> {
             None => (origin, None),
         };
         let path_dec = crate::transform::url_decode(path.as_bytes(), false);
-        let path_dec: Vec<u8> = path_dec.into_iter().map(|c| if c == b'+' { b' ' } else { c }).collect();
+        let path_dec: Vec<u8> = path_dec
+            .into_iter()
+            .map(|c| if c == b'+' { b' ' } else { c })
+            .collect();
         let _ = path_dec;
         self.set_scalar(Var::RequestFilename, path.as_bytes());
         let base = path.rsplit('/').next().unwrap_or("");
@@ -388,10 +411,16 @@ impl<'w> Transaction<'w> {
                     .split(|&c| c == b';')
                     .filter_map(|p| {
                         let p = p.trim_ascii();
-                        (p.len() > 9 && p[..9].eq_ignore_ascii_case(b"boundary=")).then(|| p[9..].to_vec())
+                        (p.len() > 9 && p[..9].eq_ignore_ascii_case(b"boundary="))
+                            .then(|| p[9..].to_vec())
                     })
                     .next()
-                    .map(|b| b.strip_prefix(b"\"").and_then(|b| b.strip_suffix(b"\"")).map(<[u8]>::to_vec).unwrap_or(b))
+                    .map(|b| {
+                        b.strip_prefix(b"\"")
+                            .and_then(|b| b.strip_suffix(b"\""))
+                            .map(<[u8]>::to_vec)
+                            .unwrap_or(b)
+                    })
                     .unwrap_or_default();
                 let m = body::parse_multipart(&body, &boundary, max_parts, room);
                 self.body_error |= m.error;
@@ -430,7 +459,10 @@ impl<'w> Transaction<'w> {
             self.set_scalar(Var::RequestBody, &body);
         }
         self.set_scalar(Var::RequestBodyLength, body.len().to_string().as_bytes());
-        if self.over_limit && self.waf.config.over_limit == OverLimit::Block && !self.waf.config.detection_only {
+        if self.over_limit
+            && self.waf.config.over_limit == OverLimit::Block
+            && !self.waf.config.detection_only
+        {
             self.done = true;
             self.blocked_by = Some(0);
         }
@@ -450,8 +482,13 @@ impl<'w> Transaction<'w> {
 
     /// A chunk of response body (within the inspection window).
     pub fn response_body(&mut self, chunk: &[u8]) {
-        let room = self.waf.config.body_limit.saturating_sub(self.resp_body.len());
-        self.resp_body.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        let room = self
+            .waf
+            .config
+            .body_limit
+            .saturating_sub(self.resp_body.len());
+        self.resp_body
+            .extend_from_slice(&chunk[..room.min(chunk.len())]);
     }
 
     /// End of the response: runs phase 4.
@@ -494,7 +531,8 @@ impl<'w> Transaction<'w> {
     fn action(&self) -> Action {
         let cfg = &self.waf.config;
         let over = self.blocked_by.is_some()
-            || (!self.tx.contains_key("inbound_anomaly_score_pl1") && self.score() >= cfg.inbound_threshold);
+            || (!self.tx.contains_key("inbound_anomaly_score_pl1")
+                && self.score() >= cfg.inbound_threshold);
         if over && !cfg.detection_only {
             Action::Block
         } else if self.matches.is_empty() {
@@ -506,13 +544,20 @@ impl<'w> Transaction<'w> {
 
     fn header_value(&self, name: &str) -> Option<Vec<u8>> {
         self.colls.get(&Coll::ReqHeaders)?.iter().find_map(|m| {
-            self.slots[m.name as usize].eq_ignore_ascii_case(name.as_bytes()).then(|| self.slots[m.value as usize].clone())
+            self.slots[m.name as usize]
+                .eq_ignore_ascii_case(name.as_bytes())
+                .then(|| self.slots[m.value as usize].clone())
         })
     }
 
     fn removed(&self, r: &CRule) -> bool {
-        self.removed_ids.iter().any(|(a, b)| (*a..=*b).contains(&r.id))
-            || self.removed_tags.iter().any(|t| r.tags.iter().any(|x| x == t))
+        self.removed_ids
+            .iter()
+            .any(|(a, b)| (*a..=*b).contains(&r.id))
+            || self
+                .removed_tags
+                .iter()
+                .any(|t| r.tags.iter().any(|x| x == t))
     }
 
     fn run_phase(&mut self, phase: u8) {
@@ -569,7 +614,13 @@ impl<'w> Transaction<'w> {
             let items = self.items(r, &link.targets);
             let mut hits: Vec<(String, Vec<u8>)> = Vec::new();
             for item in items {
-                if let Some(v) = self.test(link.op, link.chain, link.negated, link.actions.capture, &item) {
+                if let Some(v) = self.test(
+                    link.op,
+                    link.chain,
+                    link.negated,
+                    link.actions.capture,
+                    &item,
+                ) {
                     self.matched_var = (item.name.clone(), v.clone());
                     if single {
                         self.apply_actions(k, r);
@@ -592,7 +643,14 @@ impl<'w> Transaction<'w> {
         if r.log && r.id != 0 {
             let (target, value, transforms) = first.unwrap_or_default();
             let value = String::from_utf8_lossy(&value[..value.len().min(200)]).into_owned();
-            self.matches.push(Match { rule_id: r.id, phase, target, transforms, value, file: r.file.clone() });
+            self.matches.push(Match {
+                rule_id: r.id,
+                phase,
+                target,
+                transforms,
+                value,
+                file: r.file.clone(),
+            });
         }
         true
     }
@@ -606,7 +664,9 @@ impl<'w> Transaction<'w> {
                     let val = self.expand(v);
                     let new = match sv {
                         SetVar::Set(..) => val,
-                        SetVar::Add(..) => (self.tx_int(&name) + atoi(&val)).to_string().into_bytes(),
+                        SetVar::Add(..) => {
+                            (self.tx_int(&name) + atoi(&val)).to_string().into_bytes()
+                        }
                         _ => (self.tx_int(&name) - atoi(&val)).to_string().into_bytes(),
                     };
                     self.tx.insert(name, new);
@@ -622,10 +682,12 @@ impl<'w> Transaction<'w> {
                 Ctl::RemoveById(a, b) => self.removed_ids.push((*a, *b)),
                 Ctl::RemoveByTag(t) => self.removed_tags.push(t.clone()),
                 Ctl::RemoveTargetById(id, var, sel) => {
-                    self.removed_targets.push((Some(*id), None, *var, sel_name(sel)));
+                    self.removed_targets
+                        .push((Some(*id), None, *var, sel_name(sel)));
                 }
                 Ctl::RemoveTargetByTag(tag, var, sel) => {
-                    self.removed_targets.push((None, Some(tag.clone()), *var, sel_name(sel)));
+                    self.removed_targets
+                        .push((None, Some(tag.clone()), *var, sel_name(sel)));
                 }
                 Ctl::RequestBodyProcessor(p) => self.processor = p.clone(),
                 Ctl::Ignored => {}
@@ -639,7 +701,9 @@ impl<'w> Transaction<'w> {
         for p in &m.0 {
             match p {
                 MacroPart::Lit(s) => out.extend_from_slice(s.as_bytes()),
-                MacroPart::RuleId => out.extend_from_slice(self.current_rule.to_string().as_bytes()),
+                MacroPart::RuleId => {
+                    out.extend_from_slice(self.current_rule.to_string().as_bytes())
+                }
                 MacroPart::Ref(var, key) => out.extend(self.resolve(*var, key.as_deref())),
             }
         }
@@ -648,12 +712,20 @@ impl<'w> Transaction<'w> {
 
     fn resolve(&self, var: Var, key: Option<&str>) -> Vec<u8> {
         match var {
-            Var::Tx => key.and_then(|k| self.tx.get(k)).cloned().unwrap_or_default(),
+            Var::Tx => key
+                .and_then(|k| self.tx.get(k))
+                .cloned()
+                .unwrap_or_default(),
             Var::MatchedVar => self.matched_var.1.clone(),
             Var::MatchedVarName => self.matched_var.0.clone().into_bytes(),
             _ if var.is_collection() => {
                 let Some(key) = key else { return Vec::new() };
-                let t = CTarget { var, selector: Some(CSelector::Name(key.to_string())), count: false, exclude: Vec::new() };
+                let t = CTarget {
+                    var,
+                    selector: Some(CSelector::Name(key.to_string())),
+                    count: false,
+                    exclude: Vec::new(),
+                };
                 let mut items = Vec::new();
                 self.collect(&t, &mut items);
                 items
@@ -700,11 +772,15 @@ impl<'w> Transaction<'w> {
                 for item in out.drain(start..) {
                     let gone = self.removed_targets.iter().any(|(id, tag, var, sel)| {
                         let applies = id.is_some_and(|i| i == r.id)
-                            || tag.as_ref().is_some_and(|tg| r.tags.iter().any(|x| x == tg));
+                            || tag
+                                .as_ref()
+                                .is_some_and(|tg| r.tags.iter().any(|x| x == tg));
                         applies
                             && *var == t.var
                             && sel.as_ref().is_none_or(|s| {
-                                item.name.split_once(':').is_some_and(|(_, n)| n.eq_ignore_ascii_case(s))
+                                item.name
+                                    .split_once(':')
+                                    .is_some_and(|(_, n)| n.eq_ignore_ascii_case(s))
                             })
                     });
                     if !gone {
@@ -720,7 +796,8 @@ impl<'w> Transaction<'w> {
     fn collect(&self, t: &CTarget, out: &mut Vec<Item>) {
         let name_of = |n: &[u8]| format!("{}:{}", t.var.name(), String::from_utf8_lossy(n));
         let picked = |name: &[u8]| {
-            t.selector.as_ref().is_none_or(|s| s.matches(name)) && !t.exclude.iter().any(|s| s.matches(name))
+            t.selector.as_ref().is_none_or(|s| s.matches(name))
+                && !t.exclude.iter().any(|s| s.matches(name))
         };
         let colls: &[(Coll, bool)] = match t.var {
             Var::Args => &[(Coll::ArgsGet, false), (Coll::ArgsPost, false)],
@@ -752,19 +829,26 @@ impl<'w> Transaction<'w> {
                     count += 1;
                     if !t.count {
                         let slot = if *names { m.name } else { m.value };
-                        out.push(Item { name: name_of(name), src: Src::Slot(slot) });
+                        out.push(Item {
+                            name: name_of(name),
+                            src: Src::Slot(slot),
+                        });
                     }
                 }
             }
         } else {
             match t.var {
                 Var::Tx => {
-                    let mut keys: Vec<&String> = self.tx.keys().filter(|k| picked(k.as_bytes())).collect();
+                    let mut keys: Vec<&String> =
+                        self.tx.keys().filter(|k| picked(k.as_bytes())).collect();
                     keys.sort();
                     count = keys.len();
                     if !t.count {
                         for k in keys {
-                            out.push(Item { name: name_of(k.as_bytes()), src: Src::Owned(self.tx[k].clone()) });
+                            out.push(Item {
+                                name: name_of(k.as_bytes()),
+                                src: Src::Owned(self.tx[k].clone()),
+                            });
                         }
                     }
                 }
@@ -776,8 +860,15 @@ impl<'w> Transaction<'w> {
                         }
                         count += 1;
                         if !t.count {
-                            let val = if t.var == Var::MatchedVars { v.clone() } else { n.clone().into_bytes() };
-                            out.push(Item { name: n.clone(), src: Src::Owned(val) });
+                            let val = if t.var == Var::MatchedVars {
+                                v.clone()
+                            } else {
+                                n.clone().into_bytes()
+                            };
+                            out.push(Item {
+                                name: n.clone(),
+                                src: Src::Owned(val),
+                            });
                         }
                     }
                 }
@@ -785,12 +876,18 @@ impl<'w> Transaction<'w> {
                     if let Some(&slot) = self.scalars.get(&var) {
                         count = 1;
                         if !t.count {
-                            out.push(Item { name: var.name().to_string(), src: Src::Slot(slot) });
+                            out.push(Item {
+                                name: var.name().to_string(),
+                                src: Src::Slot(slot),
+                            });
                         }
                     } else if let Some(v) = self.scalar(var) {
                         count = 1;
                         if !t.count {
-                            out.push(Item { name: var.name().to_string(), src: Src::Owned(v) });
+                            out.push(Item {
+                                name: var.name().to_string(),
+                                src: Src::Owned(v),
+                            });
                         }
                     }
                 }
@@ -798,12 +895,22 @@ impl<'w> Transaction<'w> {
         }
         if t.count {
             let name = format!("&{}", t.var.name());
-            out.push(Item { name, src: Src::Owned(count.to_string().into_bytes()) });
+            out.push(Item {
+                name,
+                src: Src::Owned(count.to_string().into_bytes()),
+            });
         }
     }
 
     /// Tests one value; on a match returns the transformed value.
-    fn test(&mut self, op: OpId, chain: ChainId, negated: bool, capture: bool, item: &Item) -> Option<Vec<u8>> {
+    fn test(
+        &mut self,
+        op: OpId,
+        chain: ChainId,
+        negated: bool,
+        capture: bool,
+        item: &Item,
+    ) -> Option<Vec<u8>> {
         self.stats.op_tests += 1;
         let waf = self.waf;
         let (bytes, scanned_hit) = match &item.src {
@@ -812,7 +919,10 @@ impl<'w> Transaction<'w> {
                 let hit = match &waf.ops[op as usize] {
                     COp::Scanned { .. } => {
                         self.scan(e);
-                        self.entries[e as usize].hits.as_ref().map(|h| h.binary_search(&op).is_ok())
+                        self.entries[e as usize]
+                            .hits
+                            .as_ref()
+                            .map(|h| h.binary_search(&op).is_ok())
                     }
                     COp::Direct(_) => None,
                 };
@@ -873,7 +983,11 @@ impl<'w> Transaction<'w> {
             self.stats.transforms += 1;
             apply_chain(t, &self.slots[slot as usize])
         };
-        self.entries.push(Entry { bytes, chain, hits: None });
+        self.entries.push(Entry {
+            bytes,
+            chain,
+            hits: None,
+        });
         let e = (self.entries.len() - 1) as u32;
         self.cache.insert((slot, chain), e);
         e
@@ -891,9 +1005,11 @@ impl<'w> Transaction<'w> {
         for (i, set) in waf.sets[chain as usize].iter().enumerate() {
             self.stats.scans += 1;
             self.stats.bytes_scanned += bytes.len() as u64;
-            let cache = self.scratch.caches[chain as usize][i].get_or_insert_with(|| set.regex.create_cache());
+            let cache = self.scratch.caches[chain as usize][i]
+                .get_or_insert_with(|| set.regex.create_cache());
             let mut ps = PatternSet::new(set.regex.pattern_len());
-            set.regex.which_overlapping_matches_with(cache, &Input::new(&bytes), &mut ps);
+            set.regex
+                .which_overlapping_matches_with(cache, &Input::new(&bytes), &mut ps);
             hits.extend(ps.iter().map(|p| set.ops[p.as_usize()]));
         }
         hits.sort_unstable();
@@ -907,7 +1023,13 @@ impl<'w> Transaction<'w> {
     fn literal_hits(&mut self, bytes: &[u8], chain: ChainId) -> Vec<OpId> {
         let waf = self.waf;
         let mut hits = Vec::new();
-        let (Some(ac), true) = (&waf.ac, waf.chain_has_ac.get(chain as usize).copied().unwrap_or(false)) else {
+        let (Some(ac), true) = (
+            &waf.ac,
+            waf.chain_has_ac
+                .get(chain as usize)
+                .copied()
+                .unwrap_or(false),
+        ) else {
             return hits;
         };
         self.stats.scans += 1;
@@ -943,14 +1065,20 @@ impl<'w> Transaction<'w> {
             Operator::BeginsWith(m) => v.starts_with(&self.expand(m)),
             Operator::EndsWith(m) => v.ends_with(&self.expand(m)),
             Operator::Streq(m) => v == self.expand(m).as_slice(),
-            Operator::Within(m) => !v.is_empty() && memchr::memmem::find(&self.expand(m), v).is_some(),
+            Operator::Within(m) => {
+                !v.is_empty() && memchr::memmem::find(&self.expand(m), v).is_some()
+            }
             Operator::Eq(m) => num(v) == num(&self.expand(m)),
             Operator::Ge(m) => num(v) >= num(&self.expand(m)),
             Operator::Gt(m) => num(v) > num(&self.expand(m)),
             Operator::Le(m) => num(v) <= num(&self.expand(m)),
             Operator::Lt(m) => num(v) < num(&self.expand(m)),
             Operator::IpMatch(cidrs) => {
-                let Ok(ip) = std::str::from_utf8(v).unwrap_or("").trim().parse::<std::net::IpAddr>() else {
+                let Ok(ip) = std::str::from_utf8(v)
+                    .unwrap_or("")
+                    .trim()
+                    .parse::<std::net::IpAddr>()
+                else {
                     return false;
                 };
                 let (addr, v4) = match ip {
@@ -962,7 +1090,9 @@ impl<'w> Transaction<'w> {
                     c.v4 == v4 && (c.bits == 0 || (addr ^ c.addr) >> (width - c.bits as u32) == 0)
                 })
             }
-            Operator::ValidateByteRange(ranges) => v.iter().any(|b| !ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(b))),
+            Operator::ValidateByteRange(ranges) => v
+                .iter()
+                .any(|b| !ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(b))),
             Operator::ValidateUrlEncoding => {
                 let mut i = 0;
                 while i < v.len() {

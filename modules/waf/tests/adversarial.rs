@@ -6,9 +6,18 @@ mod common;
 
 use bext_waf::{Config, Stats, Transaction, Waf};
 
-fn run(waf: &Waf, uri: &str, content_type: Option<&str>, body: &[u8]) -> (Stats, bext_waf::Verdict) {
+fn run(
+    waf: &Waf,
+    uri: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (Stats, bext_waf::Verdict) {
     let mut tx = Transaction::new(waf);
-    tx.request_line(if body.is_empty() { "GET" } else { "POST" }, uri, "HTTP/1.1");
+    tx.request_line(
+        if body.is_empty() { "GET" } else { "POST" },
+        uri,
+        "HTTP/1.1",
+    );
     tx.header("Host", b"localhost");
     tx.header("User-Agent", b"adversary");
     if let Some(ct) = content_type {
@@ -29,7 +38,13 @@ fn bound(waf: &Waf, s: &Stats) -> (u64, u64) {
 
 #[test]
 fn ten_thousand_args_are_capped() {
-    let Some(waf) = common::crs(Config { paranoia: 4, max_args: 256, ..Config::default() }) else { return };
+    let Some(waf) = common::crs(Config {
+        paranoia: 4,
+        max_args: 256,
+        ..Config::default()
+    }) else {
+        return;
+    };
     let query: Vec<String> = (0..10_000).map(|i| format!("a{i}=v{i}")).collect();
     let (s, _) = run(&waf, &format!("/?{}", query.join("&")), None, b"");
     assert_eq!(s.args_dropped, 10_000 - 256);
@@ -40,7 +55,13 @@ fn ten_thousand_args_are_capped() {
 
 #[test]
 fn megabyte_of_nested_json_is_refused_at_the_depth_cap() {
-    let Some(waf) = common::crs(Config { paranoia: 4, body_limit: 2 << 20, ..Config::default() }) else { return };
+    let Some(waf) = common::crs(Config {
+        paranoia: 4,
+        body_limit: 2 << 20,
+        ..Config::default()
+    }) else {
+        return;
+    };
     let depth = 512 * 1024;
     let body = "[".repeat(depth) + &"]".repeat(depth);
     let (s, _) = run(&waf, "/api", Some("application/json"), body.as_bytes());
@@ -52,7 +73,13 @@ fn megabyte_of_nested_json_is_refused_at_the_depth_cap() {
 
 #[test]
 fn body_past_the_window_is_not_inspected() {
-    let Some(waf) = common::crs(Config { paranoia: 1, body_limit: 64 * 1024, ..Config::default() }) else { return };
+    let Some(waf) = common::crs(Config {
+        paranoia: 1,
+        body_limit: 64 * 1024,
+        ..Config::default()
+    }) else {
+        return;
+    };
     let body = vec![b'a'; 1 << 20];
     let (s, _) = run(&waf, "/up", Some("text/plain"), &body);
     assert_eq!(s.body_bytes_uninspected, (1 << 20) - 64 * 1024);
@@ -62,9 +89,20 @@ fn body_past_the_window_is_not_inspected() {
 
 #[test]
 fn pathological_regex_inputs_cost_one_pass_per_chain() {
-    let Some(waf) = common::crs(Config { paranoia: 4, ..Config::default() }) else { return };
+    let Some(waf) = common::crs(Config {
+        paranoia: 4,
+        ..Config::default()
+    }) else {
+        return;
+    };
     // Inputs that make backtracking engines explode: long runs, nested openers, near-misses.
-    let inputs = ["a".repeat(30_000), "(".repeat(30_000), "<a ".repeat(10_000), "'or 1=".repeat(5_000), "%".repeat(30_000)];
+    let inputs = [
+        "a".repeat(30_000),
+        "(".repeat(30_000),
+        "<a ".repeat(10_000),
+        "'or 1=".repeat(5_000),
+        "%".repeat(30_000),
+    ];
     for input in inputs {
         let encoded: String = input.bytes().map(|b| format!("%{b:02X}")).collect();
         let (s, _) = run(&waf, &format!("/?q={encoded}"), None, b"");

@@ -12,11 +12,18 @@ const BENIGN_CEILING: f64 = 0.18;
 
 #[test]
 fn libinjection_lists_at_paranoia_1() {
-    let Some(corpora) = common::corpora() else { return };
-    let waf = common::crs(Config { paranoia: 1, ..Config::default() }).expect("corpus present");
+    let Some(corpora) = common::corpora() else {
+        return;
+    };
+    let waf = common::crs(Config {
+        paranoia: 1,
+        ..Config::default()
+    })
+    .expect("corpus present");
     let mut scratch = Some(Scratch::new(&waf));
     let mut rate = |file: &str| -> (usize, usize) {
-        let text = std::fs::read_to_string(corpora.join("libinjection").join(file)).expect("list readable");
+        let text = std::fs::read_to_string(corpora.join("libinjection").join(file))
+            .expect("list readable");
         let (mut blocked, mut total) = (0, 0);
         for line in text.lines().filter(|l| !l.is_empty()) {
             // Decode as libinjection's reader does, then encode for a valid request target.
@@ -38,7 +45,14 @@ fn libinjection_lists_at_paranoia_1() {
             if tx.end_body() == Action::Block {
                 blocked += 1;
                 if std::env::var("WAF_EXPLAIN").is_ok_and(|f| f == file) {
-                    eprintln!("EXPLAIN {line}: {:?}", tx.verdict().matches.iter().map(|m| (m.rule_id, m.target.clone(), m.value.clone())).collect::<Vec<_>>());
+                    eprintln!(
+                        "EXPLAIN {line}: {:?}",
+                        tx.verdict()
+                            .matches
+                            .iter()
+                            .map(|m| (m.rule_id, m.target.clone(), m.value.clone()))
+                            .collect::<Vec<_>>()
+                    );
                 }
             }
             total += 1;

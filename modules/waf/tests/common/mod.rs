@@ -23,11 +23,27 @@ pub fn corpora() -> Option<PathBuf> {
 /// CRS imported from the corpus and compiled with `config`.
 pub fn crs(config: Config) -> Option<Waf> {
     let dir = corpora()?.join("crs-v4/crs-data");
-    let opts = ImportOptions { skip_unsupported: true, ..Default::default() };
+    let opts = ImportOptions {
+        skip_unsupported: true,
+        ..Default::default()
+    };
     let import = import_dir(&dir, &opts).expect("CRS imports");
-    let waf = Waf::compile(&import.rules, Config { skip_unsupported: true, ..config }).expect("CRS compiles");
+    let waf = Waf::compile(
+        &import.rules,
+        Config {
+            skip_unsupported: true,
+            ..config
+        },
+    )
+    .expect("CRS compiles");
     Some(waf)
 }
+
+/// Header fields as (name, value).
+pub type Headers = Vec<(String, Vec<u8>)>;
+
+/// A response: status, headers, body.
+pub type Response = (u16, Headers, Vec<u8>);
 
 /// A request as parts.
 pub struct Request<'a> {
@@ -39,11 +55,13 @@ pub struct Request<'a> {
 }
 
 /// Runs a request (and, when given, a response) through a transaction.
-pub fn run(waf: &Waf, req: &Request, resp: Option<(u16, Vec<(String, Vec<u8>)>, Vec<u8>)>) -> Verdict {
+pub fn run(waf: &Waf, req: &Request, resp: Option<Response>) -> Verdict {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Option<bext_waf::Scratch>> = const { std::cell::RefCell::new(None) };
     }
-    let scratch = SCRATCH.with(|s| s.borrow_mut().take()).unwrap_or_else(|| bext_waf::Scratch::new(waf));
+    let scratch = SCRATCH
+        .with(|s| s.borrow_mut().take())
+        .unwrap_or_else(|| bext_waf::Scratch::new(waf));
     let mut tx = Transaction::with_scratch(waf, scratch);
     tx.request_line(req.method, req.uri, req.version);
     for (n, v) in &req.headers {
@@ -55,7 +73,10 @@ pub fn run(waf: &Waf, req: &Request, resp: Option<(u16, Vec<(String, Vec<u8>)>, 
     }
     tx.end_body();
     if let Some((status, headers, body)) = resp {
-        let h: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+        let h: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
         tx.response_head(status, &h);
         tx.response_body(&body);
         tx.end_response();
@@ -75,7 +96,9 @@ pub fn url_decode_line(s: &str) -> Vec<u8> {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match h {
                     Some(v) => {
                         out.push(v);
