@@ -26,7 +26,6 @@ pub mod transform;
 
 mod body;
 mod compile;
-mod html5;
 mod sqli;
 mod sqli_data;
 mod tx;
