@@ -1,0 +1,78 @@
+//! A micro benchmark without a harness: compiles CRS from a folder and times one benign
+//! request and one attack, with scratch space reused as a worker thread would.
+//!
+//! `cargo run --release -p bext-waf --example waf_bench -- DIR [PARANOIA]`
+
+use std::time::Instant;
+
+use bext_waf::seclang::{import_dir, ImportOptions};
+use bext_waf::{Config, Transaction, Waf};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let dir = args
+        .next()
+        .unwrap_or_else(|| "../shared/corpora/crs-v4/crs-data".into());
+    let paranoia: u8 = args.next().and_then(|p| p.parse().ok()).unwrap_or(1);
+    let opts = ImportOptions {
+        skip_unsupported: true,
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let import = import_dir(dir.as_ref(), &opts).expect("rules import");
+    let t1 = Instant::now();
+    let config = Config {
+        paranoia,
+        skip_unsupported: true,
+        ..Config::default()
+    };
+    let waf = Waf::compile(&import.rules, config).expect("rules compile");
+    let t2 = Instant::now();
+    println!(
+        "import {:?}, compile {:?} at PL{paranoia}: {} rules, {} chains, regexes/sets {:?}, {} phrases, ~{} KiB automata, {} unsupported",
+        t1 - t0,
+        t2 - t1,
+        waf.rule_count(),
+        waf.chain_count(),
+        waf.regex_counts(),
+        waf.phrase_count(),
+        waf.memory_usage() / 1024,
+        import.unsupported.len() + waf.unsupported().len()
+    );
+    let cases: [(&str, &str); 2] = [
+        ("benign", "/search?q=red+shoes&page=2&sort=price"),
+        (
+            "attack",
+            "/search?q=1'%20union%20select%20password%20from%20users--&x=<script>alert(1)</script>",
+        ),
+    ];
+    for (name, uri) in cases {
+        let mut scratch = Some(bext_waf::Scratch::new(&waf));
+        let n = 2000;
+        let start = Instant::now();
+        let mut last = None;
+        for _ in 0..n {
+            let mut tx = Transaction::with_scratch(&waf, scratch.take().expect("scratch returned"));
+            tx.request_line("GET", uri, "HTTP/1.1");
+            tx.header("Host", b"example.com");
+            tx.header(
+                "User-Agent",
+                b"Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0",
+            );
+            tx.header("Accept", b"text/html,application/xhtml+xml");
+            tx.header("Cookie", b"session=abc123; theme=dark");
+            tx.end_headers();
+            tx.end_body();
+            last = Some(tx.verdict());
+            scratch = Some(tx.into_scratch());
+        }
+        let per = start.elapsed() / n;
+        let v = last.expect("ran at least once");
+        println!(
+            "{name}: {per:?}/request, score {}, rules {:?}, {:?}",
+            v.score,
+            v.rule_ids(),
+            v.stats
+        );
+    }
+}

@@ -1,0 +1,1154 @@
+//! The per-request side: a [`Transaction`] collects the request, runs the compiled rules phase
+//! by phase and produces a [`Verdict`].
+//!
+//! # Why it is cheap
+//!
+//! Request data is laid out once into value slots. A rule asking whether its operator matches
+//! slot `s` under chain `c` finds (or makes) the cache entry `(s, c)`: the transformed bytes,
+//! and the scan of those bytes by the shared phrase automaton and the chain's multi-pattern
+//! regexes. The scan answers for every rule of the chain at once, so a value is transformed
+//! once per distinct chain and scanned once per chain, whatever the number of rules. Only
+//! dynamic values (transaction variables, `MATCHED_VARS`, counts) are evaluated directly.
+//!
+//! Work is bounded by the inspection window, the argument cap and the part cap, and is counted
+//! in [`Stats`] so tests can assert bounds without timing anything.
+
+use std::collections::HashMap;
+
+use regex_automata::meta::Cache;
+use regex_automata::{Input, PatternSet};
+
+use crate::body::{self, Pairs};
+use crate::compile::{COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
+use crate::ir::{Ctl, Disruptive, Macro, MacroPart, Operator, SetVar, Transform, Var};
+use crate::transform::apply_chain;
+use crate::OverLimit;
+
+/// What the WAF decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing matched (or only rules that do not log).
+    Allow,
+    /// Rules matched; the request goes through (below threshold, or detection only).
+    Log,
+    /// The request must be refused.
+    Block,
+}
+
+/// One rule that fired, with what it fired on (for `explain` and the log, never the client).
+#[derive(Clone, Debug)]
+pub struct Match {
+    /// The rule id.
+    pub rule_id: u32,
+    /// The phase it ran in.
+    pub phase: u8,
+    /// `ARGS:q`, `REQUEST_HEADERS:user-agent`, …
+    pub target: String,
+    /// The transformation chain applied before the operator.
+    pub transforms: Vec<Transform>,
+    /// The transformed value (truncated to 200 bytes).
+    pub value: String,
+    /// The rule file.
+    pub file: String,
+}
+
+/// Work counters: what a request cost, in units that do not depend on the machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Values laid out for inspection.
+    pub values: u64,
+    /// Transformation chains applied (each a pass over one value).
+    pub transforms: u64,
+    /// Multi-pattern scans (automaton and regex sets) of transformed values.
+    pub scans: u64,
+    /// Bytes those scans read.
+    pub bytes_scanned: u64,
+    /// Operator tests answered (from a scan or directly).
+    pub op_tests: u64,
+    /// Operators evaluated directly on a value (not from a scan).
+    pub direct_evals: u64,
+    /// Rules run.
+    pub rules: u64,
+    /// Arguments not inspected because of the cap.
+    pub args_dropped: u64,
+    /// Body bytes past the inspection window.
+    pub body_bytes_uninspected: u64,
+}
+
+/// The outcome of a transaction so far.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    /// The inbound anomaly score (`tx.blocking_inbound_anomaly_score`, else `tx.anomaly_score`).
+    pub score: i64,
+    /// The outbound anomaly score.
+    pub outbound_score: i64,
+    /// What to do.
+    pub action: Action,
+    /// The rule that blocked, or would have blocked in detection-only mode.
+    pub blocked_by: Option<u32>,
+    /// Every logged match, in order.
+    pub matches: Vec<Match>,
+    /// Work done.
+    pub stats: Stats,
+}
+
+impl Verdict {
+    /// The distinct rule ids that fired, in order of first match.
+    pub fn rule_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = Vec::new();
+        for m in &self.matches {
+            if !ids.contains(&m.rule_id) {
+                ids.push(m.rule_id);
+            }
+        }
+        ids
+    }
+}
+
+/// Reusable per-thread buffers: regex caches sized for one [`Waf`].
+pub struct Scratch {
+    caches: Vec<Vec<Option<Cache>>>,
+}
+
+impl Scratch {
+    /// Empty caches for `waf` (filled lazily).
+    pub fn new(waf: &Waf) -> Scratch {
+        Scratch {
+            caches: waf
+                .sets
+                .iter()
+                .map(|s| s.iter().map(|_| None).collect())
+                .collect(),
+        }
+    }
+}
+
+/// Members of collection variables.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Coll {
+    ArgsGet,
+    ArgsPost,
+    Cookies,
+    ReqHeaders,
+    RespHeaders,
+    Files,
+    PartHeaders,
+    Xml,
+}
+
+#[derive(Clone, Copy)]
+struct Member {
+    name: u32,
+    value: u32,
+}
+
+struct Entry {
+    bytes: Vec<u8>,
+    chain: ChainId,
+    hits: Option<Vec<OpId>>,
+}
+
+/// A value to test: a slot (cacheable) or owned bytes (dynamic).
+enum Src {
+    Slot(u32),
+    Owned(Vec<u8>),
+}
+
+struct Item {
+    name: String,
+    src: Src,
+}
+
+/// A `ctl:ruleRemoveTarget…` in force: (rule id, or tag), variable, member name.
+type RemovedTarget = (Option<u32>, Option<String>, Var, Option<String>);
+
+/// One request (and its response) going through a [`Waf`].
+pub struct Transaction<'w> {
+    waf: &'w Waf,
+    scratch: Scratch,
+    slots: Vec<Vec<u8>>,
+    colls: HashMap<Coll, Vec<Member>>,
+    scalars: HashMap<Var, u32>,
+    cache: HashMap<(u32, ChainId), u32>,
+    entries: Vec<Entry>,
+    tx: HashMap<String, Vec<u8>>,
+    removed_ids: Vec<(u32, u32)>,
+    removed_tags: Vec<String>,
+    removed_targets: Vec<RemovedTarget>,
+    matched_var: (String, Vec<u8>),
+    matched_vars: Vec<(String, Vec<u8>)>,
+    matches: Vec<Match>,
+    stats: Stats,
+    processor: String,
+    body: Vec<u8>,
+    resp_body: Vec<u8>,
+    body_error: bool,
+    over_limit: bool,
+    done: bool,
+    allowed: bool,
+    blocked_by: Option<u32>,
+    phases_run: [bool; 5],
+    files_size: usize,
+    current_rule: u32,
+}
+
+impl<'w> Transaction<'w> {
+    /// A transaction with fresh scratch space.
+    pub fn new(waf: &'w Waf) -> Transaction<'w> {
+        Transaction::with_scratch(waf, Scratch::new(waf))
+    }
+
+    /// A transaction reusing `scratch` (from [`Transaction::into_scratch`]).
+    pub fn with_scratch(waf: &'w Waf, scratch: Scratch) -> Transaction<'w> {
+        // Scratch made for another compiled WAF does not fit this one.
+        let fits = scratch.caches.len() == waf.sets.len()
+            && scratch
+                .caches
+                .iter()
+                .zip(&waf.sets)
+                .all(|(c, s)| c.len() == s.len());
+        let scratch = if fits { scratch } else { Scratch::new(waf) };
+        let c = &waf.config;
+        let mut tx = HashMap::new();
+        for (k, v) in [
+            ("crs_setup_version", "400".to_string()),
+            ("blocking_paranoia_level", c.paranoia.to_string()),
+            ("detection_paranoia_level", c.paranoia.to_string()),
+            (
+                "inbound_anomaly_score_threshold",
+                c.inbound_threshold.to_string(),
+            ),
+            (
+                "outbound_anomaly_score_threshold",
+                c.outbound_threshold.to_string(),
+            ),
+        ] {
+            tx.insert(k.to_string(), v.into_bytes());
+        }
+        for (k, v) in &c.tx_vars {
+            tx.insert(k.to_ascii_lowercase(), v.clone().into_bytes());
+        }
+        let mut t = Transaction {
+            waf,
+            scratch,
+            slots: Vec::new(),
+            colls: HashMap::new(),
+            scalars: HashMap::new(),
+            cache: HashMap::new(),
+            entries: Vec::new(),
+            tx,
+            removed_ids: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_targets: Vec::new(),
+            matched_var: (String::new(), Vec::new()),
+            matched_vars: Vec::new(),
+            matches: Vec::new(),
+            stats: Stats::default(),
+            processor: String::new(),
+            body: Vec::new(),
+            resp_body: Vec::new(),
+            body_error: false,
+            over_limit: false,
+            done: false,
+            allowed: false,
+            blocked_by: None,
+            phases_run: [false; 5],
+            files_size: 0,
+            current_rule: 0,
+        };
+        t.set_scalar(Var::RemoteAddr, b"127.0.0.1");
+        t.set_scalar(Var::UniqueId, b"0123456789abcdef");
+        t
+    }
+
+    /// Gives the scratch space back for the next transaction.
+    pub fn into_scratch(self) -> Scratch {
+        self.scratch
+    }
+
+    fn slot(&mut self, v: &[u8]) -> u32 {
+        self.stats.values += 1;
+        self.slots.push(v.to_vec());
+        (self.slots.len() - 1) as u32
+    }
+
+    fn set_scalar(&mut self, var: Var, v: &[u8]) {
+        let s = self.slot(v);
+        self.scalars.insert(var, s);
+    }
+
+    fn push(&mut self, coll: Coll, name: &[u8], value: &[u8]) {
+        let name = self.slot(name);
+        let value = self.slot(value);
+        self.colls
+            .entry(coll)
+            .or_default()
+            .push(Member { name, value });
+    }
+
+    /// Sets the client address (`REMOTE_ADDR`).
+    pub fn remote_addr(&mut self, addr: &str) {
+        self.set_scalar(Var::RemoteAddr, addr.as_bytes());
+    }
+
+    /// The request line.
+    pub fn request_line(&mut self, method: &str, uri: &str, version: &str) {
+        let line = format!("{method} {uri} {version}");
+        self.set_scalar(Var::RequestLine, line.as_bytes());
+        self.set_scalar(Var::RequestMethod, method.as_bytes());
+        self.set_scalar(Var::RequestProtocol, version.as_bytes());
+        self.set_scalar(Var::RequestUriRaw, uri.as_bytes());
+        // Origin form for REQUEST_URI, whatever form the target had.
+        let origin = match uri.find("://") {
+            Some(i) => uri[i + 3..].find('/').map_or("/", |j| &uri[i + 3 + j..]),
+            None => uri,
+        };
+        self.set_scalar(Var::RequestUri, origin.as_bytes());
+        let (path, query) = match origin.find('?') {
+            Some(i) => (&origin[..i], Some(&origin[i + 1..])),
+            None => (origin, None),
+        };
+        let path_dec = crate::transform::url_decode(path.as_bytes(), false);
+        let path_dec: Vec<u8> = path_dec
+            .into_iter()
+            .map(|c| if c == b'+' { b' ' } else { c })
+            .collect();
+        let _ = path_dec;
+        self.set_scalar(Var::RequestFilename, path.as_bytes());
+        let base = path.rsplit('/').next().unwrap_or("");
+        self.set_scalar(Var::RequestBasename, base.as_bytes());
+        if let Some(q) = query {
+            self.set_scalar(Var::QueryString, q.as_bytes());
+            let mut pairs = Pairs::new();
+            let dropped = body::parse_query(q.as_bytes(), &mut pairs, self.waf.config.max_args);
+            self.stats.args_dropped += dropped as u64;
+            for (n, v) in pairs {
+                self.push(Coll::ArgsGet, &n, &v);
+            }
+        } else {
+            self.set_scalar(Var::QueryString, b"");
+        }
+    }
+
+    /// One request header (call once per field line, in order).
+    pub fn header(&mut self, name: &str, value: &[u8]) {
+        self.push(Coll::ReqHeaders, name.as_bytes(), value);
+        if name.eq_ignore_ascii_case("cookie") {
+            let mut pairs = Pairs::new();
+            body::parse_cookies(value, &mut pairs);
+            for (n, v) in pairs {
+                self.push(Coll::Cookies, &n, &v);
+            }
+        }
+        if name.eq_ignore_ascii_case("content-type") && self.processor.is_empty() {
+            let ct = String::from_utf8_lossy(value).to_ascii_lowercase();
+            let mime = ct.split(';').next().unwrap_or("").trim().to_string();
+            self.processor = if mime == "application/x-www-form-urlencoded" {
+                "URLENCODED".into()
+            } else if mime == "multipart/form-data" {
+                "MULTIPART".into()
+            } else if mime == "application/json" || mime.ends_with("+json") {
+                "JSON".into()
+            } else if mime == "text/xml" || mime == "application/xml" || mime.ends_with("+xml") {
+                "XML".into()
+            } else {
+                String::new()
+            };
+        }
+    }
+
+    /// End of the request head: runs phase 1. Returns `Block` when the request must stop.
+    pub fn end_headers(&mut self) -> Action {
+        self.run_phase(1);
+        self.action()
+    }
+
+    /// A chunk of request body; bytes past the inspection window are counted, not kept.
+    pub fn body(&mut self, chunk: &[u8]) {
+        let room = self.waf.config.body_limit.saturating_sub(self.body.len());
+        let take = room.min(chunk.len());
+        self.body.extend_from_slice(&chunk[..take]);
+        if take < chunk.len() {
+            self.over_limit = true;
+            self.stats.body_bytes_uninspected += (chunk.len() - take) as u64;
+        }
+    }
+
+    /// End of the request body: parses it and runs phase 2.
+    pub fn end_body(&mut self) -> Action {
+        if !self.phases_run[0] {
+            self.run_phase(1);
+        }
+        let body = std::mem::take(&mut self.body);
+        let cfg = &self.waf.config;
+        let (max_args, max_depth, max_parts) = (cfg.max_args, cfg.max_json_depth, cfg.max_parts);
+        let inspected_args = self.colls.get(&Coll::ArgsGet).map_or(0, Vec::len);
+        let room = max_args.saturating_sub(inspected_args);
+        let processor = self.processor.clone();
+        let mut raw_body = true;
+        match processor.as_str() {
+            "URLENCODED" => {
+                let mut pairs = Pairs::new();
+                let dropped = body::parse_query(&body, &mut pairs, room);
+                self.stats.args_dropped += dropped as u64;
+                for (n, v) in pairs {
+                    self.push(Coll::ArgsPost, &n, &v);
+                }
+            }
+            "JSON" if !body.is_empty() => {
+                let mut pairs = Pairs::new();
+                if body::parse_json(&body, max_depth, &mut pairs, room).is_err() {
+                    self.body_error = true;
+                }
+                for (n, v) in pairs {
+                    self.push(Coll::ArgsPost, &n, &v);
+                }
+                raw_body = false;
+            }
+            "MULTIPART" => {
+                let ct = self.header_value("content-type").unwrap_or_default();
+                let boundary = ct
+                    .split(|&c| c == b';')
+                    .filter_map(|p| {
+                        let p = p.trim_ascii();
+                        (p.len() > 9 && p[..9].eq_ignore_ascii_case(b"boundary="))
+                            .then(|| p[9..].to_vec())
+                    })
+                    .next()
+                    .map(|b| {
+                        b.strip_prefix(b"\"")
+                            .and_then(|b| b.strip_suffix(b"\""))
+                            .map(<[u8]>::to_vec)
+                            .unwrap_or(b)
+                    })
+                    .unwrap_or_default();
+                let m = body::parse_multipart(&body, &boundary, max_parts, room);
+                self.body_error |= m.error;
+                for (n, v) in &m.args {
+                    self.push(Coll::ArgsPost, n, v);
+                }
+                for (n, f) in &m.files {
+                    self.push(Coll::Files, n, f);
+                }
+                for (n, h) in &m.part_headers {
+                    self.push(Coll::PartHeaders, n, h);
+                }
+                self.files_size = m.file_bytes;
+                raw_body = false;
+            }
+            "XML" => {
+                // No XML processor: `XML:/*` gets the document's text, tags removed.
+                let mut text = Vec::new();
+                let mut in_tag = false;
+                for &c in &body {
+                    match c {
+                        b'<' => in_tag = true,
+                        b'>' if in_tag => {
+                            in_tag = false;
+                            text.push(b' ');
+                        }
+                        _ if !in_tag => text.push(c),
+                        _ => {}
+                    }
+                }
+                self.push(Coll::Xml, b"/*", &text);
+            }
+            _ => {}
+        }
+        if raw_body {
+            self.set_scalar(Var::RequestBody, &body);
+        }
+        self.set_scalar(Var::RequestBodyLength, body.len().to_string().as_bytes());
+        if self.over_limit
+            && self.waf.config.over_limit == OverLimit::Block
+            && !self.waf.config.detection_only
+        {
+            self.done = true;
+            self.blocked_by = Some(0);
+        }
+        self.run_phase(2);
+        self.action()
+    }
+
+    /// The response head: runs phase 3.
+    pub fn response_head(&mut self, status: u16, headers: &[(&str, &[u8])]) -> Action {
+        self.set_scalar(Var::ResponseStatus, status.to_string().as_bytes());
+        for (n, v) in headers {
+            self.push(Coll::RespHeaders, n.as_bytes(), v);
+        }
+        self.run_phase(3);
+        self.action()
+    }
+
+    /// A chunk of response body (within the inspection window).
+    pub fn response_body(&mut self, chunk: &[u8]) {
+        let room = self
+            .waf
+            .config
+            .body_limit
+            .saturating_sub(self.resp_body.len());
+        self.resp_body
+            .extend_from_slice(&chunk[..room.min(chunk.len())]);
+    }
+
+    /// End of the response: runs phase 4.
+    pub fn end_response(&mut self) -> Action {
+        let b = std::mem::take(&mut self.resp_body);
+        self.set_scalar(Var::ResponseBody, &b);
+        self.run_phase(4);
+        self.action()
+    }
+
+    /// The verdict so far.
+    pub fn verdict(&self) -> Verdict {
+        Verdict {
+            score: self.score(),
+            outbound_score: self.tx_int("blocking_outbound_anomaly_score"),
+            action: self.action(),
+            blocked_by: self.blocked_by,
+            matches: self.matches.clone(),
+            stats: self.stats,
+        }
+    }
+
+    /// Work counters so far.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    fn tx_int(&self, k: &str) -> i64 {
+        self.tx.get(k).map_or(0, |v| atoi(v))
+    }
+
+    fn score(&self) -> i64 {
+        if self.tx.contains_key("blocking_inbound_anomaly_score") {
+            self.tx_int("blocking_inbound_anomaly_score")
+        } else {
+            self.tx_int("anomaly_score")
+        }
+    }
+
+    fn action(&self) -> Action {
+        let cfg = &self.waf.config;
+        let over = self.blocked_by.is_some()
+            || (!self.tx.contains_key("inbound_anomaly_score_pl1")
+                && self.score() >= cfg.inbound_threshold);
+        if over && !cfg.detection_only {
+            Action::Block
+        } else if self.matches.is_empty() {
+            Action::Allow
+        } else {
+            Action::Log
+        }
+    }
+
+    fn header_value(&self, name: &str) -> Option<Vec<u8>> {
+        self.colls.get(&Coll::ReqHeaders)?.iter().find_map(|m| {
+            self.slots[m.name as usize]
+                .eq_ignore_ascii_case(name.as_bytes())
+                .then(|| self.slots[m.value as usize].clone())
+        })
+    }
+
+    fn removed(&self, r: &CRule) -> bool {
+        self.removed_ids
+            .iter()
+            .any(|(a, b)| (*a..=*b).contains(&r.id))
+            || self
+                .removed_tags
+                .iter()
+                .any(|t| r.tags.iter().any(|x| x == t))
+    }
+
+    fn run_phase(&mut self, phase: u8) {
+        let p = phase as usize - 1;
+        if self.phases_run[p] {
+            return;
+        }
+        self.phases_run[p] = true;
+        if self.done || (self.allowed && phase <= 2) {
+            return;
+        }
+        let rules = &self.waf.phases[p];
+        let mut i = 0;
+        while i < rules.len() && !self.done {
+            let r = &rules[i];
+            i += 1;
+            if r.marker || self.removed(r) {
+                continue;
+            }
+            self.stats.rules += 1;
+            self.current_rule = r.id;
+            if !self.eval_rule(r, phase) {
+                continue;
+            }
+            match r.disruptive {
+                Disruptive::Deny => {
+                    if self.blocked_by.is_none() {
+                        self.blocked_by = Some(r.id);
+                    }
+                    if !self.waf.config.detection_only {
+                        self.done = true;
+                    }
+                }
+                Disruptive::Allow => {
+                    self.allowed = true;
+                    return;
+                }
+                Disruptive::Pass => {}
+            }
+            if let Some(to) = r.skip_to {
+                i = to;
+            } else if let Some(skip) = r.links.first().map(|l| l.actions.skip).filter(|s| *s > 0) {
+                i += skip as usize;
+            }
+        }
+    }
+
+    /// Runs a rule (all links); returns whether it matched.
+    fn eval_rule(&mut self, r: &CRule, phase: u8) -> bool {
+        self.matched_vars.clear();
+        let mut first: Option<(String, Vec<u8>, Vec<Transform>)> = None;
+        let single = r.links.len() == 1;
+        for (k, link) in r.links.iter().enumerate() {
+            let items = self.items(r, &link.targets);
+            let mut hits: Vec<(String, Vec<u8>)> = Vec::new();
+            for item in items {
+                if let Some(v) = self.test(
+                    link.op,
+                    link.chain,
+                    link.negated,
+                    link.actions.capture,
+                    &item,
+                ) {
+                    self.matched_var = (item.name.clone(), v.clone());
+                    if single {
+                        self.apply_actions(k, r);
+                    }
+                    hits.push((item.name, v));
+                }
+            }
+            if hits.is_empty() {
+                return false;
+            }
+            if k == 0 {
+                let (n, v) = hits[0].clone();
+                first = Some((n, v, self.waf.chains[link.chain as usize].clone()));
+            }
+            if !single {
+                self.apply_actions(k, r);
+            }
+            self.matched_vars = hits;
+        }
+        if r.log && r.id != 0 {
+            let (target, value, transforms) = first.unwrap_or_default();
+            let value = String::from_utf8_lossy(&value[..value.len().min(200)]).into_owned();
+            self.matches.push(Match {
+                rule_id: r.id,
+                phase,
+                target,
+                transforms,
+                value,
+                file: r.file.clone(),
+            });
+        }
+        true
+    }
+
+    fn apply_actions(&mut self, k: usize, r: &CRule) {
+        let link = &r.links[k];
+        for sv in &link.actions.setvars {
+            match sv {
+                SetVar::Set(n, v) | SetVar::Add(n, v) | SetVar::Sub(n, v) => {
+                    let name = String::from_utf8_lossy(&self.expand(n)).to_ascii_lowercase();
+                    let val = self.expand(v);
+                    let new = match sv {
+                        SetVar::Set(..) => val,
+                        SetVar::Add(..) => {
+                            (self.tx_int(&name) + atoi(&val)).to_string().into_bytes()
+                        }
+                        _ => (self.tx_int(&name) - atoi(&val)).to_string().into_bytes(),
+                    };
+                    self.tx.insert(name, new);
+                }
+                SetVar::Unset(n) => {
+                    let name = String::from_utf8_lossy(&self.expand(n)).to_ascii_lowercase();
+                    self.tx.remove(&name);
+                }
+            }
+        }
+        for c in &link.actions.ctls {
+            match c {
+                Ctl::RemoveById(a, b) => self.removed_ids.push((*a, *b)),
+                Ctl::RemoveByTag(t) => self.removed_tags.push(t.clone()),
+                Ctl::RemoveTargetById(id, var, sel) => {
+                    self.removed_targets
+                        .push((Some(*id), None, *var, sel_name(sel)));
+                }
+                Ctl::RemoveTargetByTag(tag, var, sel) => {
+                    self.removed_targets
+                        .push((None, Some(tag.clone()), *var, sel_name(sel)));
+                }
+                Ctl::RequestBodyProcessor(p) => self.processor = p.clone(),
+                Ctl::Ignored => {}
+            }
+        }
+    }
+
+    /// Expands a macro against the transaction.
+    fn expand(&self, m: &Macro) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in &m.0 {
+            match p {
+                MacroPart::Lit(s) => out.extend_from_slice(s.as_bytes()),
+                MacroPart::RuleId => {
+                    out.extend_from_slice(self.current_rule.to_string().as_bytes())
+                }
+                MacroPart::Ref(var, key) => out.extend(self.resolve(*var, key.as_deref())),
+            }
+        }
+        out
+    }
+
+    fn resolve(&self, var: Var, key: Option<&str>) -> Vec<u8> {
+        match var {
+            Var::Tx => key
+                .and_then(|k| self.tx.get(k))
+                .cloned()
+                .unwrap_or_default(),
+            Var::MatchedVar => self.matched_var.1.clone(),
+            Var::MatchedVarName => self.matched_var.0.clone().into_bytes(),
+            _ if var.is_collection() => {
+                let Some(key) = key else { return Vec::new() };
+                let t = CTarget {
+                    var,
+                    selector: Some(CSelector::Name(key.to_string())),
+                    count: false,
+                    exclude: Vec::new(),
+                };
+                let mut items = Vec::new();
+                self.collect(&t, &mut items);
+                items
+                    .into_iter()
+                    .next()
+                    .map(|i| match i.src {
+                        Src::Slot(s) => self.slots[s as usize].clone(),
+                        Src::Owned(b) => b,
+                    })
+                    .unwrap_or_default()
+            }
+            _ => self.scalar(var).unwrap_or_default(),
+        }
+    }
+
+    fn scalar(&self, var: Var) -> Option<Vec<u8>> {
+        Some(match var {
+            Var::ReqbodyProcessor => self.processor.clone().into_bytes(),
+            Var::ReqbodyError => (self.body_error as u8).to_string().into_bytes(),
+            Var::FilesCombinedSize => self.files_size.to_string().into_bytes(),
+            Var::ArgsCombinedSize => {
+                let mut n = 0;
+                for c in [Coll::ArgsGet, Coll::ArgsPost] {
+                    for m in self.colls.get(&c).into_iter().flatten() {
+                        n += self.slots[m.name as usize].len() + self.slots[m.value as usize].len();
+                    }
+                }
+                n.to_string().into_bytes()
+            }
+            Var::MatchedVar => self.matched_var.1.clone(),
+            Var::MatchedVarName => self.matched_var.0.clone().into_bytes(),
+            _ => self.slots[*self.scalars.get(&var)? as usize].clone(),
+        })
+    }
+
+    /// The values a target list yields for rule `r`.
+    fn items(&self, r: &CRule, targets: &[CTarget]) -> Vec<Item> {
+        let mut out = Vec::new();
+        for t in targets {
+            let start = out.len();
+            self.collect(t, &mut out);
+            if !self.removed_targets.is_empty() {
+                let mut keep = Vec::new();
+                for item in out.drain(start..) {
+                    let gone = self.removed_targets.iter().any(|(id, tag, var, sel)| {
+                        let applies = id.is_some_and(|i| i == r.id)
+                            || tag
+                                .as_ref()
+                                .is_some_and(|tg| r.tags.iter().any(|x| x == tg));
+                        applies
+                            && *var == t.var
+                            && sel.as_ref().is_none_or(|s| {
+                                item.name
+                                    .split_once(':')
+                                    .is_some_and(|(_, n)| n.eq_ignore_ascii_case(s))
+                            })
+                    });
+                    if !gone {
+                        keep.push(item);
+                    }
+                }
+                out.extend(keep);
+            }
+        }
+        out
+    }
+
+    fn collect(&self, t: &CTarget, out: &mut Vec<Item>) {
+        let name_of = |n: &[u8]| format!("{}:{}", t.var.name(), String::from_utf8_lossy(n));
+        let picked = |name: &[u8]| {
+            t.selector.as_ref().is_none_or(|s| s.matches(name))
+                && !t.exclude.iter().any(|s| s.matches(name))
+        };
+        let colls: &[(Coll, bool)] = match t.var {
+            Var::Args => &[(Coll::ArgsGet, false), (Coll::ArgsPost, false)],
+            Var::ArgsGet => &[(Coll::ArgsGet, false)],
+            Var::ArgsPost => &[(Coll::ArgsPost, false)],
+            Var::ArgsNames => &[(Coll::ArgsGet, true), (Coll::ArgsPost, true)],
+            Var::ArgsGetNames => &[(Coll::ArgsGet, true)],
+            Var::ArgsPostNames => &[(Coll::ArgsPost, true)],
+            Var::RequestCookies => &[(Coll::Cookies, false)],
+            Var::RequestCookiesNames => &[(Coll::Cookies, true)],
+            Var::RequestHeaders => &[(Coll::ReqHeaders, false)],
+            Var::RequestHeadersNames => &[(Coll::ReqHeaders, true)],
+            Var::ResponseHeaders => &[(Coll::RespHeaders, false)],
+            Var::ResponseHeadersNames => &[(Coll::RespHeaders, true)],
+            Var::Files => &[(Coll::Files, false)],
+            Var::FilesNames => &[(Coll::Files, true)],
+            Var::MultipartPartHeaders => &[(Coll::PartHeaders, false)],
+            Var::Xml => &[(Coll::Xml, false)],
+            _ => &[],
+        };
+        let mut count = 0usize;
+        if !colls.is_empty() {
+            for (c, names) in colls {
+                for m in self.colls.get(c).into_iter().flatten() {
+                    let name = &self.slots[m.name as usize];
+                    if !picked(name) {
+                        continue;
+                    }
+                    count += 1;
+                    if !t.count {
+                        let slot = if *names { m.name } else { m.value };
+                        out.push(Item {
+                            name: name_of(name),
+                            src: Src::Slot(slot),
+                        });
+                    }
+                }
+            }
+        } else {
+            match t.var {
+                Var::Tx => {
+                    let mut keys: Vec<&String> =
+                        self.tx.keys().filter(|k| picked(k.as_bytes())).collect();
+                    keys.sort();
+                    count = keys.len();
+                    if !t.count {
+                        for k in keys {
+                            out.push(Item {
+                                name: name_of(k.as_bytes()),
+                                src: Src::Owned(self.tx[k].clone()),
+                            });
+                        }
+                    }
+                }
+                Var::MatchedVars | Var::MatchedVarsNames => {
+                    for (n, v) in &self.matched_vars {
+                        let short = n.split_once(':').map_or(n.as_str(), |(_, s)| s);
+                        if !picked(short.as_bytes()) {
+                            continue;
+                        }
+                        count += 1;
+                        if !t.count {
+                            let val = if t.var == Var::MatchedVars {
+                                v.clone()
+                            } else {
+                                n.clone().into_bytes()
+                            };
+                            out.push(Item {
+                                name: n.clone(),
+                                src: Src::Owned(val),
+                            });
+                        }
+                    }
+                }
+                var => {
+                    if let Some(&slot) = self.scalars.get(&var) {
+                        count = 1;
+                        if !t.count {
+                            out.push(Item {
+                                name: var.name().to_string(),
+                                src: Src::Slot(slot),
+                            });
+                        }
+                    } else if let Some(v) = self.scalar(var) {
+                        count = 1;
+                        if !t.count {
+                            out.push(Item {
+                                name: var.name().to_string(),
+                                src: Src::Owned(v),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if t.count {
+            let name = format!("&{}", t.var.name());
+            out.push(Item {
+                name,
+                src: Src::Owned(count.to_string().into_bytes()),
+            });
+        }
+    }
+
+    /// Tests one value; on a match returns the transformed value.
+    fn test(
+        &mut self,
+        op: OpId,
+        chain: ChainId,
+        negated: bool,
+        capture: bool,
+        item: &Item,
+    ) -> Option<Vec<u8>> {
+        self.stats.op_tests += 1;
+        let waf = self.waf;
+        let (bytes, scanned_hit) = match &item.src {
+            Src::Slot(s) => {
+                let e = self.entry(*s, chain);
+                let hit = match &waf.ops[op as usize] {
+                    COp::Scanned { .. } => {
+                        self.scan(e);
+                        self.entries[e as usize]
+                            .hits
+                            .as_ref()
+                            .map(|h| h.binary_search(&op).is_ok())
+                    }
+                    COp::Direct(_) => None,
+                };
+                (self.entries[e as usize].bytes.clone(), hit)
+            }
+            Src::Owned(b) => {
+                self.stats.transforms += 1;
+                (apply_chain(&waf.chains[chain as usize], b), None)
+            }
+        };
+        let matched = match (&waf.ops[op as usize], scanned_hit) {
+            (_, Some(hit)) => hit,
+            (COp::Scanned { regex: Some(r) }, None) => {
+                self.stats.direct_evals += 1;
+                r.is_match(Input::new(&bytes))
+            }
+            (COp::Scanned { regex: None }, None) => {
+                self.stats.direct_evals += 1;
+                self.literal_hits(&bytes, chain).binary_search(&op).is_ok()
+            }
+            (COp::Direct(o), _) => {
+                self.stats.direct_evals += 1;
+                self.direct(o, &bytes, capture && !negated)
+            }
+        };
+        if matched == negated {
+            return None;
+        }
+        if capture && !negated {
+            if let COp::Scanned { regex: Some(r) } = &waf.ops[op as usize] {
+                let mut caps = r.create_captures();
+                r.captures(Input::new(&bytes), &mut caps);
+                for i in 0..10 {
+                    let key = i.to_string();
+                    match caps.get_group(i) {
+                        Some(span) => {
+                            self.tx.insert(key, bytes[span.range()].to_vec());
+                        }
+                        None => {
+                            self.tx.remove(&key);
+                        }
+                    }
+                }
+            }
+        }
+        Some(bytes)
+    }
+
+    /// The cache entry for `(slot, chain)`, transforming on first use.
+    fn entry(&mut self, slot: u32, chain: ChainId) -> u32 {
+        if let Some(&e) = self.cache.get(&(slot, chain)) {
+            return e;
+        }
+        let t = &self.waf.chains[chain as usize];
+        let bytes = if t.is_empty() {
+            self.slots[slot as usize].clone()
+        } else {
+            self.stats.transforms += 1;
+            apply_chain(t, &self.slots[slot as usize])
+        };
+        self.entries.push(Entry {
+            bytes,
+            chain,
+            hits: None,
+        });
+        let e = (self.entries.len() - 1) as u32;
+        self.cache.insert((slot, chain), e);
+        e
+    }
+
+    /// Scans entry `e` with the automaton and every regex set of its chain, once.
+    fn scan(&mut self, e: u32) {
+        if self.entries[e as usize].hits.is_some() {
+            return;
+        }
+        let chain = self.entries[e as usize].chain;
+        let bytes = std::mem::take(&mut self.entries[e as usize].bytes);
+        let mut hits = self.literal_hits(&bytes, chain);
+        let waf = self.waf;
+        for (i, set) in waf.sets[chain as usize].iter().enumerate() {
+            self.stats.scans += 1;
+            self.stats.bytes_scanned += bytes.len() as u64;
+            let cache = self.scratch.caches[chain as usize][i]
+                .get_or_insert_with(|| set.regex.create_cache());
+            let mut ps = PatternSet::new(set.regex.pattern_len());
+            set.regex
+                .which_overlapping_matches_with(cache, &Input::new(&bytes), &mut ps);
+            hits.extend(ps.iter().map(|p| set.ops[p.as_usize()]));
+        }
+        hits.sort_unstable();
+        hits.dedup();
+        let entry = &mut self.entries[e as usize];
+        entry.bytes = bytes;
+        entry.hits = Some(hits);
+    }
+
+    /// Operators of `chain` decided by the shared automaton on `bytes`.
+    fn literal_hits(&mut self, bytes: &[u8], chain: ChainId) -> Vec<OpId> {
+        let waf = self.waf;
+        let mut hits = Vec::new();
+        let (Some(ac), true) = (
+            &waf.ac,
+            waf.chain_has_ac
+                .get(chain as usize)
+                .copied()
+                .unwrap_or(false),
+        ) else {
+            return hits;
+        };
+        self.stats.scans += 1;
+        self.stats.bytes_scanned += bytes.len() as u64;
+        for m in ac.find_overlapping_iter(bytes) {
+            for u in &waf.ac_uses[m.pattern().as_usize()] {
+                if u.chain != chain {
+                    continue;
+                }
+                let exact = bytes[m.range()] == u.literal[..];
+                let ok = match u.kind {
+                    LitKind::Phrase => true,
+                    LitKind::Contains => exact,
+                    LitKind::Begins => exact && m.start() == 0,
+                    LitKind::Ends => exact && m.end() == bytes.len(),
+                    LitKind::Equals => exact && m.start() == 0 && m.end() == bytes.len(),
+                };
+                if ok {
+                    hits.push(u.op);
+                }
+            }
+        }
+        hits.sort_unstable();
+        hits.dedup();
+        hits
+    }
+
+    fn direct(&mut self, op: &Operator, v: &[u8], capture: bool) -> bool {
+        let num = |s: &[u8]| atoi(s);
+        match op {
+            Operator::Rx(_) | Operator::Pm(_) => false,
+            Operator::Contains(m) => memchr::memmem::find(v, &self.expand(m)).is_some(),
+            Operator::BeginsWith(m) => v.starts_with(&self.expand(m)),
+            Operator::EndsWith(m) => v.ends_with(&self.expand(m)),
+            Operator::Streq(m) => v == self.expand(m).as_slice(),
+            Operator::Within(m) => {
+                !v.is_empty() && memchr::memmem::find(&self.expand(m), v).is_some()
+            }
+            Operator::Eq(m) => num(v) == num(&self.expand(m)),
+            Operator::Ge(m) => num(v) >= num(&self.expand(m)),
+            Operator::Gt(m) => num(v) > num(&self.expand(m)),
+            Operator::Le(m) => num(v) <= num(&self.expand(m)),
+            Operator::Lt(m) => num(v) < num(&self.expand(m)),
+            Operator::IpMatch(cidrs) => {
+                let Ok(ip) = std::str::from_utf8(v)
+                    .unwrap_or("")
+                    .trim()
+                    .parse::<std::net::IpAddr>()
+                else {
+                    return false;
+                };
+                let (addr, v4) = match ip {
+                    std::net::IpAddr::V4(a) => (u32::from(a) as u128, true),
+                    std::net::IpAddr::V6(a) => (u128::from(a), false),
+                };
+                cidrs.iter().any(|c| {
+                    let width = if c.v4 { 32 } else { 128 };
+                    c.v4 == v4 && (c.bits == 0 || (addr ^ c.addr) >> (width - c.bits as u32) == 0)
+                })
+            }
+            Operator::ValidateByteRange(ranges) => v
+                .iter()
+                .any(|b| !ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(b))),
+            Operator::ValidateUrlEncoding => {
+                let mut i = 0;
+                while i < v.len() {
+                    if v[i] == b'%' {
+                        if i + 2 >= v.len() {
+                            return true;
+                        }
+                        if !(v[i + 1].is_ascii_hexdigit() && v[i + 2].is_ascii_hexdigit()) {
+                            return true;
+                        }
+                        i += 3;
+                    } else {
+                        i += 1;
+                    }
+                }
+                false
+            }
+            Operator::ValidateUtf8Encoding => std::str::from_utf8(v).is_err(),
+            Operator::DetectSqli => match crate::sqli::detect(v) {
+                Some(fp) => {
+                    if capture {
+                        self.tx.insert("0".into(), fp.into_bytes());
+                    }
+                    true
+                }
+                None => false,
+            },
+            Operator::DetectXss => crate::xss::detect(v),
+            Operator::Unconditional => true,
+        }
+    }
+}
+
+fn sel_name(s: &Option<crate::ir::Selector>) -> Option<String> {
+    match s {
+        Some(crate::ir::Selector::Name(n)) => Some(n.clone()),
+        Some(crate::ir::Selector::Regex(r)) => Some(r.clone()),
+        None => None,
+    }
+}
+
+/// C `atoi`: optional sign and leading digits, else 0.
+fn atoi(s: &[u8]) -> i64 {
+    let s = s.trim_ascii();
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let mut n: i64 = 0;
+    for &c in digits.iter().take_while(|c| c.is_ascii_digit()) {
+        n = n.saturating_mul(10).saturating_add((c - b'0') as i64);
+    }
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
