@@ -2,7 +2,7 @@
 # Side-by-side benchmark of bext (both drivers), nginx, HAProxy and the floors.
 #
 #   bash bench/scripts/compare.sh [--runs 5] [--duration 10] [--warmup 2]
-#                                 [--scenarios "S1 S2 S3 S4 S6"] [--idle-conns 10000]
+#                                 [--scenarios "S1 S2 S3 S4 S6 F1 F2 Z1 Z2 Z3"] [--idle-conns 10000]
 #                                 [--fraction 0.5] [--out DIR]
 #
 # The server under test is pinned to core 0 (taskset -c 0); the load generator and the origin
@@ -13,6 +13,11 @@
 # reads the server's utime+stime from /proc/PID/stat at the start and end of the measured
 # window (warm-up excluded) and divides by the requests completed: CPU µs per request.
 # Errors are counted and shown, never dropped.
+#
+# Scenarios: S1 a fixed 100-byte response; S2 proxied 1 KiB; S3 proxied 64 KiB; S4 a new
+# connection per request; S6 idle connections (memory); F1/F2 a static 1 KiB / 1 MiB file;
+# Z1 a 64 KiB HTML file compressed with gzip at nginx's default level (1); Z2/Z3 the same
+# with zstd / brotli (bext only: Debian's nginx has neither).
 #
 # Writes DIR/results.jsonl (one JSON report per run), DIR/results.md (tables and acceptance
 # bars), DIR/machine.txt, DIR/headers/ (each server's response head) and DIR/log.
@@ -108,7 +113,10 @@ cat "$OUT/machine.txt" >&2
 BODY100=$(printf 'x%.0s' $(seq 100))
 
 # Scenario table: kind (respond|proxy|idle), origin body bytes, generator flags.
-scenario_kind() { case $1 in S1) echo respond ;; S2|S3|S4) echo proxy ;; S6) echo idle ;; esac; }
+scenario_kind() { case $1 in S1) echo respond ;; S2|S3|S4) echo proxy ;; S6) echo idle ;; F1|F2|Z1|Z2|Z3) echo file ;; esac; }
+# File scenarios: the path asked for, and the Accept-Encoding sent.
+scenario_path() { case $1 in F1) echo /f1k.bin ;; F2) echo /f1m.bin ;; Z1|Z2|Z3) echo /page64k.html ;; *) echo / ;; esac; }
+scenario_encoding() { case $1 in Z1) echo gzip ;; Z2) echo zstd ;; Z3) echo br ;; *) echo "" ;; esac; }
 scenario_body() { case $1 in S1) echo 100 ;; S3) echo 65536 ;; *) echo 1024 ;; esac; }
 scenario_flags() { case $1 in S4) echo "--new-connection-per-request" ;; *) echo "" ;; esac; }
 scenario_peers() {
@@ -119,6 +127,10 @@ scenario_peers() {
         S4|S6) echo "$PEERS" | tr ' ' '\n' | grep -v '^floor' | tr '\n' ' ' ;;
         # The bare floor is a responder only.
         S2|S3) echo "$PEERS" | tr ' ' '\n' | grep -v '^floor-bare$' | tr '\n' ' ' ;;
+        # Files: servers that serve files (HAProxy does not); zstd and brotli: bext only
+        # (Debian's nginx has neither).
+        F1|F2|Z1) echo "$PEERS" | tr ' ' '\n' | grep -E '^(bext-|prev-|nginx$)' | grep -v '^prev-' | tr '\n' ' ' ;;
+        Z2|Z3) echo "$PEERS" | tr ' ' '\n' | grep '^bext-' | tr '\n' ' ' ;;
         *) echo "$PEERS" ;;
     esac
 }
@@ -134,7 +146,29 @@ peer_label() {
 
 render() { # template output
     sed -e "s|@LISTEN@|$LISTEN|g" -e "s|@ORIGIN@|$ORIGIN|g" -e "s|@BODY@|$BODY100|g" \
-        -e "s|@PREFIX@|$OUT/nginx|g" "$1" >"$2"
+        -e "s|@PREFIX@|$OUT/nginx|g" -e "s|@WWW@|$OUT/www|g" "$1" >"$2"
+}
+
+# The files of the file scenarios: 1 KiB and 1 MiB of incompressible bytes, and 64 KiB of HTML
+# (text that compresses like a real page: repeated markup, varied words).
+make_www() {
+    mkdir -p "$OUT/www"
+    head -c 1024 /dev/urandom >"$OUT/www/f1k.bin"
+    head -c 1048576 /dev/urandom >"$OUT/www/f1m.bin"
+    python3 - "$OUT/www/page64k.html" <<'PY'
+import random, sys
+random.seed(7)
+words = "proxy request response header body cache stage route upstream server client file".split()
+out = ["<!doctype html><html><head><title>page</title></head><body>"]
+i = 0
+while sum(map(len, out)) < 65536 - 200:
+    text = " ".join(random.choice(words) for _ in range(random.randint(8, 24)))
+    out.append(f'<div class="row r{i % 7}"><h3>Item {i}</h3><p>{text}.</p></div>\n')
+    i += 1
+out.append("</body></html>\n")
+data = "".join(out)
+open(sys.argv[1], "w").write(data[:65536 - 15] + "</body></html>\n")
+PY
 }
 
 wait_port() {
@@ -158,6 +192,10 @@ start_server() {
         floor-bare:respond) taskset -c "$PROXY_CPU" "$BENCH" floor-bare --listen "$LISTEN" --body-size 100 2>>"$LOG" & ;;
         bext-*:respond)
             taskset -c "$PROXY_CPU" "$BEXT" respond --listen "$LISTEN" --body "$BODY100" --workers 1 \
+                --no-pin --driver "${peer#bext-}" >>"$LOG" 2>&1 & ;;
+        bext-*:file)
+            render "$ROOT/bench/peers/bext-file.bext" "$OUT/conf/bext-file.bext"
+            taskset -c "$PROXY_CPU" "$BEXT" run "$OUT/conf/bext-file.bext" --workers 1 \
                 --no-pin --driver "${peer#bext-}" >>"$LOG" 2>&1 & ;;
         bext-*:proxy)
             taskset -c "$PROXY_CPU" "$BEXT" proxy --listen "$LISTEN" --to "$ORIGIN" --workers 1 \
@@ -215,7 +253,13 @@ cleanup() { stop_server; stop_origin; }
 trap cleanup EXIT
 
 load() { # extra generator arguments…
-    taskset -c "$GEN_CPU" "$BENCH" load "http://$LISTEN/" --connections "$CONNS" "$@"
+    local path=${LOAD_PATH:-/}
+    if [ -n "${LOAD_ENCODING:-}" ]; then
+        taskset -c "$GEN_CPU" "$BENCH" load "http://$LISTEN$path" --connections "$CONNS" \
+            --header "Accept-Encoding: $LOAD_ENCODING" "$@"
+    else
+        taskset -c "$GEN_CPU" "$BENCH" load "http://$LISTEN$path" --connections "$CONNS" "$@"
+    fi
 }
 
 for scenario in $SCENARIOS; do
@@ -224,12 +268,19 @@ for scenario in $SCENARIOS; do
     peers=$(scenario_peers "$scenario")
     flags=$(scenario_flags "$scenario")
     log "$scenario ($kind): servers: $peers"
-    if [ "$kind" != respond ]; then start_origin "$(scenario_body "$scenario")"; fi
+    LOAD_PATH=$(scenario_path "$scenario")
+    LOAD_ENCODING=$(scenario_encoding "$scenario")
+    if [ "$kind" = file ]; then
+        [ -f "$OUT/www/page64k.html" ] || make_www
+    elif [ "$kind" != respond ]; then
+        start_origin "$(scenario_body "$scenario")"
+    fi
 
     # Record each server's response head, to show what "equivalent" means on the wire.
     for peer in $peers; do
         start_server "$peer" "$kind"
-        curl -s -D - -o /dev/null "http://$LISTEN/" >"$OUT/headers/$scenario-$(peer_label "$peer" "$kind").txt" || true
+        curl -s -D - -o /dev/null ${LOAD_ENCODING:+-H "Accept-Encoding: $LOAD_ENCODING"} \
+            "http://$LISTEN$LOAD_PATH" >"$OUT/headers/$scenario-$(peer_label "$peer" "$kind").txt" || true
         stop_server
     done
 
