@@ -1,6 +1,10 @@
 //! Reading and checking the files of a `tls` block: certificates, keys, OCSP responses and the
 //! client CA. Every problem is collected, none stops the others from being found.
 
+// Errors here are made once per bad file when a configuration is loaded, never on a
+// connection: their size does not matter, their text does.
+#![allow(clippy::result_large_err)]
+
 use std::io::ErrorKind;
 use std::sync::Arc;
 
@@ -138,21 +142,19 @@ pub(crate) fn cert_pair(
 
     let (chain, signing_key, facts) = (chain?, signing_key?, facts?);
     let mut key = CertifiedKey::new(chain, signing_key);
-    match key.keys_match() {
-        Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
-            let msg = format!(
-                "key `{}` does not belong to certificate `{}`",
-                pair.key, pair.cert
-            );
-            errors.push(
-                TlsError::new(Code::KeyMismatch, at, msg)
-                    .file(&pair.key)
-                    .cert(index)
-                    .help("the key's public half differs from the certificate's public key"),
-            );
-        }
-        // A key whose public half the provider cannot compute: the handshake will tell.
-        Ok(()) | Err(_) => {}
+    // A key whose public half the provider cannot compute (`InconsistentKeys::Unknown`) is
+    // left to the handshake.
+    if let Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) = key.keys_match() {
+        let msg = format!(
+            "key `{}` does not belong to certificate `{}`",
+            pair.key, pair.cert
+        );
+        errors.push(
+            TlsError::new(Code::KeyMismatch, at, msg)
+                .file(&pair.key)
+                .cert(index)
+                .help("the key's public half differs from the certificate's public key"),
+        );
     }
     let ocsp_file = ocsp_response.map(|(file, bytes)| {
         key.ocsp = Some(bytes);
