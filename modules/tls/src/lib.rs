@@ -13,7 +13,7 @@
 //!   engine can refuse domain fronting with 421 (`names.rs`).
 //! - The policy (versions, suites, groups, provider) lives in `policy.rs`; resumption in
 //!   `resume.rs`; client certificates in `client_auth.rs`; the kTLS probe in `ktls.rs`, the
-//!   only unsafe code.
+//!   only unsafe code; handshake failure classes and plain-HTTP detection in `failure.rs`.
 //!
 //! docs/tls.md is the operator's page: the policy, the codes, the measurements behind the
 //! choice of provider.
@@ -22,6 +22,7 @@
 mod client_auth;
 mod der;
 mod error;
+mod failure;
 mod ktls;
 mod load;
 mod names;
@@ -37,6 +38,7 @@ use rustls::ServerConfig;
 pub use client_auth::{ClientAuth, PeerIdentity};
 pub use der::{certificate as certificate_facts, CertFacts, DerError};
 pub use error::{Code, TlsError};
+pub use failure::{failure_class, is_plain_http};
 pub use ktls::{probe as ktls_probe, Ktls};
 pub use load::Ocsp;
 pub use names::covers;

@@ -253,6 +253,7 @@ fn cbc_only_client_is_refused() {
         ),
         "{err}"
     );
+    assert_eq!(bext_tls::failure_class(&err), "no_shared_cipher");
     // The answer is a fatal handshake_failure alert: 15 03 03 00 02 02 28.
     let mut out = Vec::new();
     server.write_tls(&mut out).expect("alert");
