@@ -140,13 +140,14 @@ impl Exchange {
         stages: &Stages,
         status: u16,
         fields: Headers<'_>,
+        body_len: Option<u64>,
     ) -> bool {
         self.edits.clear();
         self.filtering = 0;
         if !stages.has(Phases::RESPONSE_HEAD) {
             return false;
         }
-        let mut head = ResponseHead::new(status, fields, &mut self.edits);
+        let mut head = ResponseHead::new(status, fields, &mut self.edits).with_body_len(body_len);
         for (i, (s, st)) in stages.list.iter().zip(self.states.iter_mut()).enumerate() {
             if !s.phases().contains(Phases::RESPONSE_HEAD) {
                 continue;

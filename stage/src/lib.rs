@@ -200,6 +200,7 @@ pub struct ResponseHead<'a> {
     status: u16,
     fields: Headers<'a>,
     edits: &'a mut HeadEdits,
+    body_len: Option<u64>,
 }
 
 impl<'a> ResponseHead<'a> {
@@ -208,11 +209,26 @@ impl<'a> ResponseHead<'a> {
             status,
             fields,
             edits,
+            body_len: None,
         }
+    }
+
+    /// The head of a body of `len` bytes (see [`ResponseHead::body_len`]).
+    pub fn with_body_len(mut self, len: Option<u64>) -> Self {
+        self.body_len = len;
+        self
     }
 
     pub fn status(&self) -> u16 {
         self.status
+    }
+
+    /// The body's length as the handler knows it (a proxied response's `Content-Length`, a
+    /// file's size, a configured body), whatever the framing the engine will choose: `None`
+    /// when it is unknown (chunked or close-delimited) or the response has no body. The fields
+    /// a handler makes carry no `Content-Length`: the engine frames after this phase.
+    pub fn body_len(&self) -> Option<u64> {
+        self.body_len
     }
 
     /// The first field named `name` (ASCII case-insensitive), after the edits so far (a

@@ -471,8 +471,12 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     let framing = rh.framing.unwrap_or(Framing::None);
     // Phase "response head filters" (then the framing is chosen: a stage that changes the body
     // makes its length unknown).
+    let body_len = match framing {
+        Framing::ContentLength(n) => Some(n),
+        _ => None,
+    };
     let filtering = stages.has(Phases::RESPONSE_HEAD)
-        && ex.response_head(stages, rh.status, Headers::new(ubuf, &rh.headers))
+        && ex.response_head(stages, rh.status, Headers::new(ubuf, &rh.headers), body_len)
         && framing != Framing::None;
     let (outf, forced_close) = match framing {
         Framing::None => (Out::None, false),
