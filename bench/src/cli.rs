@@ -376,6 +376,21 @@ fn parse_tag(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// `Name: value`, with a token for a name and no line break anywhere.
+fn parse_header(s: &str) -> Result<String, String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: expected `Name: value`"))?;
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!("`{name}` is not a field name"));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err("a field value cannot hold a line break".into());
+    }
+    Ok(format!("{name}: {}", value.trim()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,17 +445,3 @@ mod tests {
     }
 }
 
-/// `Name: value`, with a token for a name and no line break anywhere.
-fn parse_header(s: &str) -> Result<String, String> {
-    let (name, value) = s
-        .split_once(':')
-        .ok_or_else(|| format!("`{s}`: expected `Name: value`"))?;
-    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(token) {
-        return Err(format!("`{name}` is not a field name"));
-    }
-    if value.contains(['\r', '\n']) {
-        return Err("a field value cannot hold a line break".into());
-    }
-    Ok(format!("{name}: {}", value.trim()))
-}
