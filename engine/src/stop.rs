@@ -69,6 +69,12 @@ impl StopSignal {
         u32::try_from(ticks).unwrap_or(NEVER - 1)
     }
 
+    /// The coarse clock: the time of the last tick (at most one tick old), read without a
+    /// clock call.
+    pub fn coarse_now(&self) -> Instant {
+        self.epoch + TICK * self.now.get()
+    }
+
     /// Wake the waiters whose deadline has passed.
     pub fn expire(&self, now: Instant) {
         let now = self.tick_of(now);

@@ -25,7 +25,6 @@ use crate::stream::ClientStream;
 use bext_http1::Method;
 use bext_static::{Encoding, File, Found, Plan, Refusal, Representation};
 use std::os::fd::BorrowedFd;
-use std::time::Instant;
 
 /// Bodies up to this size are read into the head's buffer and sent with it.
 const INLINE: u64 = 16 * 1024;
@@ -84,7 +83,9 @@ pub(crate) async fn serve(ctx: &mut Ctx<'_>, route: &CompiledRoute, st: &StaticF
     let found = {
         let path = ctx.path();
         let rel = path.get(st.strip..).unwrap_or(b"");
-        ctx.w.files.borrow_mut().get(&st.files, rel, Instant::now())
+        // The coarse clock is enough: it only decides when an open file is looked at again.
+        let now = ctx.w.stop.coarse_now();
+        ctx.w.files.borrow_mut().get(&st.files, rel, now)
     };
     let file = match found {
         Ok(Found::File(f)) => f,
@@ -278,8 +279,8 @@ fn rep_fields(
     if with_type {
         field(b"Content-Type", file.content_type().as_bytes());
     }
-    field(b"ETag", rep.etag().as_str().as_bytes());
-    field(b"Last-Modified", rep.last_modified().as_bytes());
+    field(b"ETag", rep.etag().as_bytes());
+    field(b"Last-Modified", rep.last_modified_bytes());
     field(b"Accept-Ranges", b"bytes");
     field(b"X-Content-Type-Options", b"nosniff");
     if let Some(e) = encoding {

@@ -175,6 +175,11 @@ impl ETag {
         }
     }
 
+    /// The field value, quotes included, as bytes (no UTF-8 check).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
+
     /// The field value, quotes included.
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits, `"`, `-` and extension letters are ever pushed.
@@ -249,6 +254,11 @@ impl Representation {
     pub fn last_modified(&self) -> &str {
         // `format_http_date` writes ASCII only.
         std::str::from_utf8(&self.last_modified).expect("ASCII")
+    }
+
+    /// Last-Modified as bytes (no UTF-8 check).
+    pub fn last_modified_bytes(&self) -> &[u8] {
+        &self.last_modified
     }
 
     /// Last modification, in Unix seconds (what `If-Modified-Since` is compared with).
