@@ -103,7 +103,7 @@ impl std::fmt::Display for Unsupported {
 
 /// The directives [`unsupported_features`] refuses, as it names them: what this version of
 /// the engine does not run yet (`bext version` lists them).
-pub const NOT_IMPLEMENTED: &[&str] = &["tls", "http3", "waf", "cache", "compress", "plugin"];
+pub const NOT_IMPLEMENTED: &[&str] = &["tls", "http3", "waf", "cache", "plugin"];
 
 /// Every feature of `config` the engine does not implement yet, in file order per section.
 /// `bext run` refuses to start when this is not empty: nothing configured is ever ignored.
@@ -132,9 +132,6 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
         for r in &site.routes {
             if let Some(c) = &r.cache {
                 refuse("cache", &c.at);
-            }
-            if let Some(c) = &r.compress {
-                refuse("compress", &c.at);
             }
             if let Some(w) = &r.waf {
                 refuse("waf", &w.at);
@@ -178,6 +175,12 @@ pub fn compile_with(
     for (i, limit) in rate_limits.into_iter().enumerate() {
         if let Some(l) = limit {
             pipeline.add_stage(i, Box::new(l));
+        }
+    }
+    // Then compression: it only reads the request there, and acts on the response.
+    for (i, r) in config.sites.iter().flat_map(|s| &s.routes).enumerate() {
+        if let Some(c) = bext_compress::CompressStage::for_route(r) {
+            pipeline.add_stage(i, Box::new(c));
         }
     }
     // Routes are numbered in file order in both tables.
@@ -534,10 +537,6 @@ mod tests {
                     stale_while_revalidate_ms: None,
                     at: at(7),
                 })
-            }),
-            ("compress", |c| {
-                c.sites[0].routes[0].compress =
-                    Some(ir::Compress::with_defaults(vec![ir::Encoding::Gzip], at(7)))
             }),
             ("plugin", |c| {
                 c.sites[0].routes[0].plugins.push(ir::Plugin {

@@ -230,7 +230,7 @@ fn fmt_check_prints_what_its_help_says() {
 fn run_refuses_with_the_diagnostics_of_check() {
     let refused = Scratch::new(
         "refused.bext",
-        "listen 127.0.0.1:0\nsite * {\n    route /* {\n        compress gzip\n        respond 200 \"ok\"\n    }\n}\n",
+        "listen 127.0.0.1:0\nsite * {\n    route /* {\n        plugin \"p.wasm\"\n        respond 200 \"ok\"\n    }\n}\n",
     );
     let check = output(&["check", refused.path()]);
     let run = output(&["run", refused.path(), "--workers", "1"]);

@@ -330,9 +330,9 @@ fn a_broken_or_unappliable_config_keeps_the_old_one_serving() {
         (
             good.replace(
                 "{ respond 200",
-                "{\n        compress gzip\n        respond 200",
+                "{\n        plugin \"p.wasm\"\n        respond 200",
             ),
-            "`compress` is not implemented",
+            "`plugin` is not implemented",
         ),
         (listener_added, "cannot listen on"),
         (
@@ -626,14 +626,17 @@ fn the_library_reloads_a_running_server_in_process() {
     );
     assert_eq!(get(a), "two");
     let mut unsupported = bext::respond_config("127.0.0.1:0", 200, "three");
-    unsupported.sites[0].routes[0].compress = Some(bext_ir::Compress::with_defaults(
-        vec![bext_ir::Encoding::Gzip],
-        loc(),
-    ));
+    unsupported.sites[0].routes[0]
+        .plugins
+        .push(bext_ir::Plugin {
+            path: "p.wasm".into(),
+            config: vec![],
+            at: loc(),
+        });
     let mut restart_only = bext::respond_config("127.0.0.1:0", 200, "three");
     restart_only.global.admin = Some("127.0.0.1:0".into());
     let table = [
-        (unsupported, "`compress` is not implemented"),
+        (unsupported, "`plugin` is not implemented"),
         (restart_only, "cannot change `admin`"),
     ];
     for (config, says) in &table {

@@ -106,13 +106,20 @@ impl Policy {
     /// key it on that field, and the engine adds `Vary: Accept-Encoding` to the response
     /// whether or not this request got it compressed (see [`crate::head::vary`]).
     pub fn varies(&self, resp: &ResponseFacts<'_>) -> bool {
+        self.varies_with(resp, resp.cache_control.iter().any(|v| no_transform(v)))
+    }
+
+    /// [`Policy::varies`] with the `no-transform` test already made (the stage reads the
+    /// `Cache-Control` lines where they are, without collecting them); `cache_control` is
+    /// not read.
+    pub(crate) fn varies_with(&self, resp: &ResponseFacts<'_>, no_transform: bool) -> bool {
         let status_ok = matches!(resp.status, 200..=599) && !matches!(resp.status, 204 | 206 | 304);
         status_ok
             && !resp.content_encoding
             && !resp
                 .content_length
                 .is_some_and(|n| n == 0 || n < self.min_size)
-            && !resp.cache_control.iter().any(|v| no_transform(v))
+            && !no_transform
             && resp.content_type.is_some_and(|t| self.type_listed(t))
     }
 
@@ -135,7 +142,7 @@ impl Policy {
 }
 
 /// Whether a `Cache-Control` line has the `no-transform` directive (any case).
-fn no_transform(v: &[u8]) -> bool {
+pub(crate) fn no_transform(v: &[u8]) -> bool {
     // A quoted argument may hold a comma; a directive name never follows one inside quotes,
     // so skipping quoted strings keeps `private="no-transform"` from counting.
     let mut start = 0;
