@@ -25,12 +25,12 @@ pub const IDLE_PER_KIND: usize = 4;
 pub const IDLE_MAX: usize = 16;
 
 thread_local! {
-    static FREE: RefCell<Vec<Box<Encoder>>> = const { RefCell::new(Vec::new()) };
+    static FREE: RefCell<Vec<Encoder>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An encoder taken from this core's free list, given back (reset) when dropped.
 pub struct Lease {
-    encoder: Option<Box<Encoder>>,
+    encoder: Option<Encoder>,
 }
 
 impl Lease {
@@ -50,7 +50,7 @@ impl Lease {
             .ok()
             .flatten();
         Lease {
-            encoder: Some(idle.unwrap_or_else(|| Box::new(Encoder::new(encoding, level)))),
+            encoder: Some(idle.unwrap_or_else(|| Encoder::new(encoding, level))),
         }
     }
 
