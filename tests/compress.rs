@@ -878,3 +878,44 @@ mod random {
         }
     }
 }
+
+// ------------------------------------------------------------------ static files
+
+/// Files compressed on the fly: the body goes through the encoder instead of sendfile, and a
+/// precompressed sibling (already encoded) is never compressed again.
+#[test]
+fn static_files_are_compressed_and_their_precompressed_siblings_are_not() {
+    let dir = std::env::temp_dir().join(format!("bext-compress-static-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let page = text(200_000);
+    std::fs::write(dir.join("page.html"), &page).unwrap();
+    let css = text(3000);
+    std::fs::write(dir.join("site.css"), &css).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&css).unwrap();
+    let css_gz = gz.finish().unwrap();
+    std::fs::write(dir.join("site.css.gz"), &css_gz).unwrap();
+    let mut r = route(
+        bext_ir::PathMatch::Prefix("/".into()),
+        bext_ir::Action::Static {
+            root: dir.to_str().unwrap().into(),
+            index: vec![],
+        },
+    );
+    r.compress = Some(all_three());
+    let s = start(site(vec![r]));
+    let a = addr(&s);
+    for enc in ["zstd", "br", "gzip"] {
+        let (resp, _) = exchange(a, &request("/page.html", Some(enc), ""));
+        assert_compressed(&resp, enc, &page);
+        let etag = resp.header("etag").unwrap_or("W/");
+        assert!(etag.starts_with("W/"), "{etag}");
+    }
+    let (resp, _) = exchange(a, &request("/site.css", Some("gzip"), ""));
+    assert_eq!(resp.header("content-encoding"), Some("gzip"));
+    assert!(resp.body == css_gz, "the sibling is sent as it is");
+    assert!(decode(&resp) == css);
+    s.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

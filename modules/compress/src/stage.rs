@@ -69,10 +69,11 @@ impl CompressStage {
         }
     }
 
-    /// The stage of a route, when it has `compress`. A `respond` route's body length is known
-    /// here, and its response head in the response head phase has no `Content-Length` field
-    /// (the engine frames the body after that phase): the stage takes the length from the
-    /// route instead, so `min_size` holds there too.
+    /// The stage of a route, when it has `compress`. The head the response head phase shows
+    /// for a response bext produces itself (`respond`, static files) has no `Content-Length`
+    /// field: the engine frames the body after that phase. A `respond` route's body length is
+    /// known here, so the stage takes it from the route and `min_size` holds there too; a
+    /// static file's size is not, and such a file is compressed whatever its size.
     pub fn for_route(route: &Route) -> Option<CompressStage> {
         let c = route.compress.as_ref()?;
         let mut stage = CompressStage::new(c);
