@@ -896,6 +896,7 @@ fn static_files_are_compressed_and_their_precompressed_siblings_are_not() {
     gz.write_all(&css).unwrap();
     let css_gz = gz.finish().unwrap();
     std::fs::write(dir.join("site.css.gz"), &css_gz).unwrap();
+    std::fs::write(dir.join("tiny.css"), b"a{color:red}").unwrap();
     let mut r = route(
         bext_ir::PathMatch::Prefix("/".into()),
         bext_ir::Action::Static {
@@ -916,6 +917,11 @@ fn static_files_are_compressed_and_their_precompressed_siblings_are_not() {
     assert_eq!(resp.header("content-encoding"), Some("gzip"));
     assert!(resp.body == css_gz, "the sibling is sent as it is");
     assert!(decode(&resp) == css);
+    // A file below min_size is sent as it is, with its length.
+    let (resp, _) = exchange(a, &request("/tiny.css", Some("gzip"), ""));
+    assert_eq!(resp.header("content-encoding"), None);
+    assert_eq!(resp.header("content-length"), Some("12"));
+    assert_eq!(resp.body, b"a{color:red}");
     s.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }

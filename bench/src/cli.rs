@@ -444,4 +444,3 @@ mod tests {
         assert_eq!(parse_tag("peer"), Err("peer: expected KEY=VALUE".into()));
     }
 }
-

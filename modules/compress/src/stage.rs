@@ -30,7 +30,7 @@
 //! leased from the core's pool ([`crate::pool`]) only when a response is compressed, and goes
 //! back when the body ends or the state is dropped, whichever comes first.
 
-use bext_ir::{Action, Compress, Encoding, Route};
+use bext_ir::{Compress, Encoding, Route};
 use bext_stage::{BodyError, BodyUse, Flow, Phases, RequestView, ResponseHead, Stage};
 
 use crate::negotiate::{negotiate, trim_ows};
@@ -44,7 +44,6 @@ pub const FULL_PIECE: usize = 32 * 1024;
 #[derive(Debug, Clone)]
 pub struct CompressStage {
     policy: Policy,
-    body_length: Option<u64>,
 }
 
 /// What one request needs between its phases.
@@ -65,22 +64,12 @@ impl CompressStage {
     pub fn new(c: &Compress) -> CompressStage {
         CompressStage {
             policy: Policy::new(c),
-            body_length: None,
         }
     }
 
-    /// The stage of a route, when it has `compress`. The head the response head phase shows
-    /// for a response bext produces itself (`respond`, static files) has no `Content-Length`
-    /// field: the engine frames the body after that phase. A `respond` route's body length is
-    /// known here, so the stage takes it from the route and `min_size` holds there too; a
-    /// static file's size is not, and such a file is compressed whatever its size.
+    /// The stage of a route, when it has `compress`.
     pub fn for_route(route: &Route) -> Option<CompressStage> {
-        let c = route.compress.as_ref()?;
-        let mut stage = CompressStage::new(c);
-        if let Action::Respond { body, .. } = &route.action {
-            stage.body_length = Some(body.len() as u64);
-        }
-        Some(stage)
+        route.compress.as_ref().map(CompressStage::new)
     }
 
     /// The compiled policy.
@@ -116,11 +105,11 @@ impl Stage for CompressStage {
     }
 
     fn on_response_head(&self, st: &mut CompressState, head: &mut ResponseHead<'_>) -> BodyUse {
-        let content_length = match head.get(b"content-length") {
-            Some(v) => parse_length(v),
-            None if head.fields().get(b"content-length").is_none() => self.body_length,
-            None => None,
-        };
+        // The length as the handler knows it (a file's size, a configured body, a proxied
+        // Content-Length); a head made without the engine may still carry the field.
+        let content_length = head
+            .body_len()
+            .or_else(|| head.get(b"content-length").and_then(parse_length));
         let facts = ResponseFacts {
             status: head.status(),
             content_length,
