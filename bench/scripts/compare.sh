@@ -14,6 +14,9 @@
 # window (warm-up excluded) and divides by the requests completed: CPU µs per request.
 # Errors are counted and shown, never dropped.
 #
+# SATURATE=1 in the environment runs every measured run closed loop instead (the generator
+# keeps CONNS requests in flight, e.g. CONNS=64, like `wrk -t1 -c64`): the saturation shape.
+#
 # Scenarios: S1 a fixed 100-byte response; S2 proxied 1 KiB; S3 proxied 64 KiB; S4 a new
 # connection per request; S6 idle connections (memory); F1/F2 a static 1 KiB / 1 MiB file;
 # Z1 a 64 KiB HTML file compressed with gzip at nginx's default level (1); Z2/Z3 the same
@@ -30,7 +33,7 @@ WARMUP=2
 SCENARIOS="S1 S2 S3 S4 S6"
 IDLE_CONNS=10000
 FRACTION=0.5
-CONNS=50
+CONNS=${CONNS:-50}
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -303,10 +306,12 @@ for scenario in $SCENARIOS; do
         continue
     fi
 
-    # One offered rate for every server of the scenario.
+    # One offered rate for every server of the scenario (none when saturating: closed loop).
     var=RATE_$scenario
     rate=${!var:-}
-    if [ -z "$rate" ]; then
+    if [ -n "${SATURATE:-}" ]; then
+        rate=saturation
+    elif [ -z "$rate" ]; then
         lowest=""
         for peer in $peers; do
             start_server "$peer" "$kind"
@@ -330,7 +335,8 @@ for scenario in $SCENARIOS; do
             start_server "$peer" "$kind"
             log "$scenario run $run: $(peer_label "$peer" "$kind") (pids $CPU_PIDS)"
             # shellcheck disable=SC2086
-            load --rate "$rate" --duration "$DURATION" --warmup "$WARMUP" $flags \
+            if [ "$rate" = saturation ]; then rate_args=(); else rate_args=(--rate "$rate"); fi
+            load "${rate_args[@]}" --duration "$DURATION" --warmup "$WARMUP" $flags \
                 --cpu-pid "$CPU_PIDS" --json --tag "scenario=$scenario" \
                 --tag "peer=$(peer_label "$peer" "$kind")" --tag "role=$(peer_role "$peer")" \
                 --tag "run=$run" | tee -a "$RESULTS" >>"$LOG"
