@@ -58,6 +58,16 @@ impl HeaderOps {
     pub fn drops(&self, name: &[u8]) -> bool {
         self.drop.iter().any(|d| d.eq_ignore_ascii_case(name))
     }
+
+    /// Append the added fields, serialised (`Name: value\r\n` each).
+    pub fn write_added(&self, out: &mut Vec<u8>) {
+        for (n, v) in &self.add {
+            out.extend_from_slice(n);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
 }
 
 /// A piece of a redirect location.
@@ -158,12 +168,7 @@ impl Respond {
             head.extend_from_slice(ct.as_bytes());
             head.extend_from_slice(b"\r\n");
         }
-        for (n, v) in &ops.add {
-            head.extend_from_slice(n);
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(v);
-            head.extend_from_slice(b"\r\n");
-        }
+        ops.write_added(&mut head);
         let fields = head_fields(&head);
         Respond {
             status,

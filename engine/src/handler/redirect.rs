@@ -25,12 +25,7 @@ pub(crate) async fn serve(
     head.extend_from_slice(b"\r\nServer: bext\r\nLocation: ");
     render_location(ctx, location, &mut head);
     head.extend_from_slice(b"\r\n");
-    for (n, v) in &route.response_headers.add {
-        head.extend_from_slice(n);
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(v);
-        head.extend_from_slice(b"\r\n");
-    }
+    route.response_headers.write_added(&mut head);
     let mut out = ctx.w.take_xfer();
     let framed = finish_head(ctx, route, status, &head, Some(0), close, &mut out);
     ctx.w.give_xfer(head);

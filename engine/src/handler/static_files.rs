@@ -124,16 +124,7 @@ pub(crate) async fn serve(ctx: &mut Ctx<'_>, route: &CompiledRoute, st: &StaticF
             problem(ctx, ErrorClass::RangeNotSatisfiable, close, &extra).await
         }
         Plan::NotModified { rep, encoding } => {
-            let mut head = ctx.w.take_xfer();
-            status_line(&mut head, 304);
-            rep_fields(
-                &mut head,
-                &file,
-                rep,
-                encoding,
-                false,
-                &route.response_headers,
-            );
+            let head = rep_head(ctx, 304, &file, rep, encoding, route);
             let mut out = ctx.w.take_xfer();
             let framed = finish_head(ctx, route, 304, &head, None, close, &mut out);
             ctx.w.give_xfer(head);
@@ -142,16 +133,7 @@ pub(crate) async fn serve(ctx: &mut Ctx<'_>, route: &CompiledRoute, st: &StaticF
             done(304, 0, ok, framed.close)
         }
         Plan::Full { rep, encoding } => {
-            let mut head = ctx.w.take_xfer();
-            status_line(&mut head, 200);
-            rep_fields(
-                &mut head,
-                &file,
-                rep,
-                encoding,
-                true,
-                &route.response_headers,
-            );
+            let head = rep_head(ctx, 200, &file, rep, encoding, route);
             body(ctx, route, 200, head, rep, &[(0, rep.len())], None, close).await
         }
         Plan::Partial {
@@ -159,16 +141,7 @@ pub(crate) async fn serve(ctx: &mut Ctx<'_>, route: &CompiledRoute, st: &StaticF
             encoding,
             range,
         } => {
-            let mut head = ctx.w.take_xfer();
-            status_line(&mut head, 206);
-            rep_fields(
-                &mut head,
-                &file,
-                rep,
-                encoding,
-                true,
-                &route.response_headers,
-            );
+            let mut head = rep_head(ctx, 206, &file, rep, encoding, route);
             head.extend_from_slice(b"Content-Range: bytes ");
             bext_static::range::push_u64(&mut head, range.first);
             head.push(b'-');
@@ -249,6 +222,22 @@ fn ir_encoding(e: Encoding) -> bext_ir::Encoding {
     }
 }
 
+/// The head of a representation (`with_type` for all but 304), in a buffer from the pool.
+fn rep_head(
+    ctx: &Ctx<'_>,
+    status: u16,
+    file: &File,
+    rep: &Representation,
+    encoding: Option<Encoding>,
+    route: &CompiledRoute,
+) -> Vec<u8> {
+    let mut head = ctx.w.take_xfer();
+    status_line(&mut head, status);
+    let ops = &route.response_headers;
+    rep_fields(&mut head, file, rep, encoding, status != 304, ops);
+    head
+}
+
 fn status_line(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(match status {
         200 => b"HTTP/1.1 200 OK\r\nServer: bext\r\n".as_slice(),
@@ -289,12 +278,7 @@ fn rep_fields(
     if file.has_variants() {
         field(b"Vary", b"Accept-Encoding");
     }
-    for (n, v) in &ops.add {
-        out.extend_from_slice(n);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v);
-        out.extend_from_slice(b"\r\n");
-    }
+    ops.write_added(out);
 }
 
 /// Send a head and the byte ranges `parts` (offset, length) of `rep`, framed by `mp` when
@@ -568,12 +552,7 @@ async fn add_slash(ctx: &mut Ctx<'_>, route: &CompiledRoute, close: bool) -> Out
         head.extend_from_slice(q.get(ctx.buf));
     }
     head.extend_from_slice(b"\r\n");
-    for (n, v) in &route.response_headers.add {
-        head.extend_from_slice(n);
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(v);
-        head.extend_from_slice(b"\r\n");
-    }
+    route.response_headers.write_added(&mut head);
     let mut out = ctx.w.take_xfer();
     let framed = finish_head(ctx, route, 301, &head, Some(0), close, &mut out);
     ctx.w.give_xfer(head);
