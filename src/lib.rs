@@ -103,7 +103,7 @@ impl std::fmt::Display for Unsupported {
 
 /// The directives [`unsupported_features`] refuses, as it names them: what this version of
 /// the engine does not run yet (`bext version` lists them).
-pub const NOT_IMPLEMENTED: &[&str] = &["tls", "http3", "waf", "cache", "plugin"];
+pub const NOT_IMPLEMENTED: &[&str] = &["tls", "http3", "waf", "plugin"];
 
 /// Every feature of `config` the engine does not implement yet, in file order per section.
 /// `bext run` refuses to start when this is not empty: nothing configured is ever ignored.
@@ -130,9 +130,6 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
     }
     for site in &config.sites {
         for r in &site.routes {
-            if let Some(c) = &r.cache {
-                refuse("cache", &c.at);
-            }
             if let Some(w) = &r.waf {
                 refuse("waf", &w.at);
             }
@@ -527,14 +524,6 @@ mod tests {
                     rulesets: vec![],
                     rules: vec![],
                     inspect_body_bytes: None,
-                    at: at(7),
-                })
-            }),
-            ("cache", |c| {
-                c.sites[0].routes[0].cache = Some(ir::Cache {
-                    ttl_ms: 1,
-                    max_bytes: 1,
-                    stale_while_revalidate_ms: None,
                     at: at(7),
                 })
             }),

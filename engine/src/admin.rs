@@ -8,6 +8,10 @@
 //!   upstream, summed over the workers, its requests, failed attempts, retries, retries refused
 //!   by the budget and requests refused by the circuit breaker, with per server its active
 //!   health (`up`), the workers that passively ejected it now, attempts, failures and ejections.
+//! - `POST /purge?key=URI`, `?prefix=URI-PREFIX` or `?tag=TAG`: remove from the response
+//!   cache of every core the objects stored under that key URI (`http://host/path?query`, as
+//!   normalised by the cache), under key URIs starting with the prefix, or tagged so by
+//!   `Surrogate-Key`/`Cache-Tag`; `200` with `{"purged":N}` once every core has done it.
 //! - `POST /reload`: re-read and compile the configuration and reload it on every core; `200`
 //!   with `{"generation":N}` once every core runs generation N, `422` with the diagnostics as
 //!   text otherwise (the running configuration is kept).
@@ -380,6 +384,8 @@ fn accept_loop(listener: &Socket, stop: &AtomicBool, ctx: &Arc<Ctx>) {
 struct Request {
     method: String,
     path: String,
+    /// The query, undecoded, without its `?`.
+    query: String,
     body_len: usize,
     host: Option<String>,
     /// An `Origin` header was sent.
@@ -401,10 +407,11 @@ fn parse_head(head: &str) -> Option<Request> {
     if parts.next().is_some() || !version.starts_with("HTTP/1.") || !target.starts_with('/') {
         return None;
     }
-    let path = target.split('?').next().unwrap_or(target).to_string();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut req = Request {
         method,
-        path,
+        path: path.to_string(),
+        query: query.to_string(),
         ..Request::default()
     };
     let mut content_length = None;
@@ -649,7 +656,26 @@ fn handle(mut s: Conn, ctx: &Ctx) {
                 respond(&mut s, 422, &[], "text/plain; charset=utf-8", &text);
             }
         },
-        (_, "/status" | "/reload") => {
+        ("POST", "/purge") => match purge_of(&req.query) {
+            Some(p) => match control.purge(p) {
+                Ok(n) => respond(
+                    &mut s,
+                    200,
+                    &[],
+                    "application/json",
+                    &format!("{{\"purged\":{n}}}\n"),
+                ),
+                Err(m) => respond(&mut s, 503, &[], "text/plain", &format!("{m}\n")),
+            },
+            None => respond(
+                &mut s,
+                400,
+                &[],
+                "text/plain",
+                "name what to purge: ?key=URI, ?prefix=URI-PREFIX or ?tag=TAG\n",
+            ),
+        },
+        (_, "/status" | "/reload" | "/purge") => {
             respond(&mut s, 405, &[], "text/plain", "method not allowed\n")
         }
         _ => respond(
@@ -657,9 +683,56 @@ fn handle(mut s: Conn, ctx: &Ctx) {
             404,
             &[],
             "text/plain",
-            "not found (GET /status, POST /reload)\n",
+            "not found (GET /status, POST /reload, POST /purge)\n",
         ),
     }
+}
+
+/// The purge a `/purge` query names: exactly one of `key`, `prefix`, `tag`, percent-decoded.
+fn purge_of(query: &str) -> Option<crate::handler::cache::Purge> {
+    use crate::handler::cache::Purge;
+    let mut found = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=')?;
+        let v = percent_decode(v)?;
+        let p = match k {
+            "key" => Purge::Key(v),
+            "prefix" => Purge::Prefix(v),
+            "tag" => Purge::Tag(v),
+            _ => return None,
+        };
+        if found.replace(p).is_some() {
+            return None;
+        }
+    }
+    found.filter(|p| match p {
+        Purge::Key(v) | Purge::Prefix(v) | Purge::Tag(v) => !v.is_empty(),
+    })
+}
+
+/// `%XX` and `+` (a space) decoded; `None` for a bad escape or text that is not UTF-8.
+fn percent_decode(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The `GET /status` document (numbers only, so it is written by hand).

@@ -220,6 +220,11 @@ pub enum Handler {
     Respond(Respond),
     Redirect { status: u16, location: Vec<Segment> },
     Static(Box<crate::handler::static_files::StaticFiles>),
+    /// `proxy` behind the route's response cache.
+    Cached {
+        cache: Box<crate::handler::cache::CacheRoute>,
+        upstream: usize,
+    },
 }
 
 pub struct CompiledRoute {
@@ -334,6 +339,19 @@ impl Pipeline {
         if let Some(r) = self.routes.get_mut(route) {
             r.stages.push(stage);
         }
+    }
+}
+
+impl Pipeline {
+    /// The identities of the response caches the routes use (see
+    /// [`crate::handler::cache::CacheRoute::id`]).
+    pub fn cache_ids(&self) -> Vec<u64> {
+        (self.routes.iter())
+            .filter_map(|r| match &r.handler {
+                Handler::Cached { cache, .. } => Some(cache.id),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -488,6 +506,22 @@ impl Pipeline {
                                 at: r.at.clone(),
                             })?;
                         Handler::Static(Box::new(files))
+                    }
+                };
+                let handler = match (&r.cache, handler) {
+                    (None, h) => h,
+                    (Some(c), Handler::Proxy { upstream }) => Handler::Cached {
+                        cache: Box::new(crate::handler::cache::CacheRoute::compile(
+                            c,
+                            &config.upstreams[upstream].name,
+                        )),
+                        upstream,
+                    },
+                    (Some(c), _) => {
+                        return Err(CompileError {
+                            message: "`cache` stores proxied responses: it needs `proxy`".into(),
+                            at: c.at.clone(),
+                        })
                     }
                 };
                 routes.push(CompiledRoute {

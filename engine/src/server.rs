@@ -563,6 +563,31 @@ impl Control {
         Ok(generation)
     }
 
+    /// Remove what `purge` names from the response cache of every core; returns the objects
+    /// removed, once every core has done it.
+    pub fn purge(&self, purge: crate::handler::cache::Purge) -> Result<usize, String> {
+        let outboxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
+        let (ack_tx, ack_rx) = mpsc::channel();
+        for (i, o) in outboxes.iter().enumerate() {
+            let m = ControlMsg::Purge {
+                purge: purge.clone(),
+                ack: ack_tx.clone(),
+            };
+            if !o.send(m) {
+                return Err(format!("worker {i} has exited"));
+            }
+        }
+        drop(ack_tx);
+        let mut total = 0;
+        for _ in 0..outboxes.len() {
+            match ack_rx.recv_timeout(CONTROL_TIMEOUT) {
+                Ok(n) => total += n,
+                Err(_) => return Err("a worker did not answer".into()),
+            }
+        }
+        Ok(total)
+    }
+
     /// Per worker: active generation, connections, requests, requests per generation.
     pub fn status(&self) -> Vec<WorkerStatus> {
         self.shared

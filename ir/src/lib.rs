@@ -622,12 +622,50 @@ pub enum HeaderOp {
     Remove { name: String },
 }
 
+/// A route's response cache (`docs/cache.md`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cache {
+    /// Freshness given to storable responses that carry none of their own.
     pub ttl_ms: u64,
+    /// Bytes the cache may hold, over all cores.
     pub max_bytes: u64,
+    /// `stale-while-revalidate` given to stored responses that carry none of their own.
     pub stale_while_revalidate_ms: Option<u64>,
+    /// Request parts added to the key beyond the URI, in order (`key header NAME`,
+    /// `key cookie NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key: Vec<CacheRequestPart>,
+    /// Requests carrying one of these go past the cache (`bypass header NAME`,
+    /// `bypass cookie NAME`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bypass: Vec<CacheRequestPart>,
+    /// Query parameters left out of the key (`ignore_query NAME ...`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_query: Vec<String>,
     pub at: Loc,
+}
+
+impl Cache {
+    /// A cache with `ttl` and everything else defaulted.
+    pub fn with_ttl(ttl_ms: u64, at: Loc) -> Cache {
+        Cache {
+            ttl_ms,
+            max_bytes: 64 << 20,
+            stale_while_revalidate_ms: None,
+            key: Vec::new(),
+            bypass: Vec::new(),
+            ignore_query: Vec::new(),
+            at,
+        }
+    }
+}
+
+/// A part of a request the cache looks at: a field by name, or a cookie by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheRequestPart {
+    Header(String),
+    Cookie(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

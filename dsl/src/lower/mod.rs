@@ -122,7 +122,17 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
             "request_buffering",
         ],
     ),
-    ("cache", &["ttl", "max", "stale_while_revalidate"]),
+    (
+        "cache",
+        &[
+            "ttl",
+            "max",
+            "stale_while_revalidate",
+            "key",
+            "bypass",
+            "ignore_query",
+        ],
+    ),
     ("compress", &["level", "min_size", "types"]),
 ];
 

@@ -7,6 +7,7 @@
 //! `conn::reply::finish_head`, so the route's response stages see it, and its body through
 //! `Framed::piece`, so body filters see it.
 
+pub mod cache;
 pub(crate) mod proxy;
 pub(crate) mod redirect;
 pub(crate) mod respond;
@@ -24,5 +25,8 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>, p: &Pipeline, route: &CompiledRoute) 
         }
         Handler::Proxy { upstream } => proxy::proxy(ctx, p, route, *upstream).await,
         Handler::Static(files) => static_files::serve(ctx, route, files).await,
+        Handler::Cached { cache, upstream } => {
+            cache::serve(ctx, p, route, cache, *upstream).await
+        }
     }
 }

@@ -53,6 +53,38 @@ const UPSTREAM_LIMITS: bext_http1::Limits = bext_http1::Limits {
 /// Largest request body sent in the same write as the upstream head.
 const INLINE_BODY_MAX: u64 = 16 * 1024;
 
+/// What a [`ResponseTap`] makes of an upstream response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TapHead {
+    /// Relay the response to the client (the tap sees its body on the way).
+    Relay,
+    /// Send nothing to the client: the body is read into the tap and the caller answers.
+    Absorb,
+}
+
+/// A handler that wraps the proxy (the response cache) sees the exchange through this: the
+/// upstream request's field edits, the upstream response head, its body as it streams (as the
+/// upstream sent it, before any body filter) and whether it ended as framed.
+pub(crate) trait ResponseTap {
+    /// Field edits for the upstream request, instead of the route's `request_header`s.
+    fn request_ops(&self) -> Option<&HeaderOps> {
+        None
+    }
+    /// The upstream answered with this head; fields to add to the client's head go to
+    /// `extra` (serialised, `Name: value\r\n` each).
+    fn on_head(&mut self, status: u16, fields: &[(&[u8], &[u8])], extra: &mut Vec<u8>)
+        -> TapHead;
+    /// A piece of the body, decoded from its transfer coding.
+    fn on_body(&mut self, data: &[u8]);
+    /// The body ended; `complete`: as framed, not cut by a failure.
+    fn on_end(&mut self, complete: bool);
+    /// No response came (the upstream could not be reached or failed before its head). `true`:
+    /// the tap answers the client itself, and the proxy sends nothing.
+    fn on_error(&mut self) -> bool {
+        false
+    }
+}
+
 #[derive(Debug)]
 enum UpErr {
     /// Closed or reset; `any` when some response bytes had arrived.
@@ -467,6 +499,8 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     client_timeout: PerStep<'_>,
     head_sent: &Cell<bool>,
     body_done: &Cell<bool>,
+    mut tap: Option<&mut dyn ResponseTap>,
+    extra: &[u8],
 ) -> Relay {
     let framing = rh.framing.unwrap_or(Framing::None);
     // Phase "response head filters" (then the framing is chosen: a stage that changes the body
@@ -495,6 +529,12 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     let close = close_wanted || forced_close || !body_done.get();
     out.clear();
     client_head(out, ubuf, rh, ops, &ex.edits, outf, close, http10, false);
+    if !extra.is_empty() {
+        // Before the blank line that ends the head.
+        out.truncate(out.len() - 2);
+        out.extend_from_slice(extra);
+        out.extend_from_slice(b"\r\n");
+    }
     if filtering {
         return relay_filtered(
             up,
@@ -509,6 +549,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
             up_timeout,
             client_timeout,
             head_sent,
+            tap,
         )
         .await;
     }
@@ -516,11 +557,34 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     let mut reader = BodyReader::new(framing, u64::MAX);
     let chunked = outf == Out::Chunked;
     let mut failed = false;
+    // A tapped body is read decoded, shown to the tap, then framed here.
+    let mut raw = Vec::new();
     loop {
-        let more = match reader
-            .pull(up, ubuf, &mut pos, out, chunked, up_timeout.step())
-            .await
-        {
+        let pulled = match tap.as_mut() {
+            None => {
+                reader
+                    .pull(up, ubuf, &mut pos, out, chunked, up_timeout.step())
+                    .await
+            }
+            Some(t) => {
+                raw.clear();
+                let r = reader
+                    .pull(up, ubuf, &mut pos, &mut raw, false, up_timeout.step())
+                    .await;
+                if !raw.is_empty() {
+                    t.on_body(&raw);
+                    if chunked {
+                        bext_http1::write_chunk_header(out, raw.len());
+                    }
+                    out.extend_from_slice(&raw);
+                    if chunked {
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+                r
+            }
+        };
+        let more = match pulled {
             Ok(m) => m,
             Err(_) => {
                 failed = true;
@@ -535,6 +599,9 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
             out.clear();
             head_sent.set(true);
             if !sent {
+                if let Some(t) = tap {
+                    t.on_end(false);
+                }
                 return Relay {
                     status: rh.status,
                     bytes: reader.total(),
@@ -551,6 +618,9 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
         }
     }
     let complete = !failed && reader.is_done();
+    if let Some(t) = tap {
+        t.on_end(complete);
+    }
     // Bytes past the end of a complete response (a body longer than its Content-Length, data
     // after the last chunk or after a bodiless head) would be read as the start of the next
     // request's response.
@@ -583,6 +653,7 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
     up_timeout: PerStep<'_>,
     client_timeout: PerStep<'_>,
     head_sent: &Cell<bool>,
+    mut tap: Option<&mut dyn ResponseTap>,
 ) -> Relay {
     let framing = rh.framing.unwrap_or(Framing::None);
     let mut pos = rh.head_len;
@@ -606,6 +677,11 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
         };
         if failed {
             break;
+        }
+        if let Some(t) = tap.as_mut() {
+            if !raw.is_empty() {
+                t.on_body(&raw);
+            }
         }
         if ex
             .body(stages, &raw, !more, &mut filtered, &mut tmp)
@@ -649,6 +725,9 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
     }
     ex.give_buffers(raw, filtered, tmp);
     let complete = !failed && !filter_failed && client_ok && reader.is_done();
+    if let Some(t) = tap {
+        t.on_end(!failed && reader.is_done() && client_ok);
+    }
     let surplus = complete && pos < ubuf.len();
     Relay {
         status: rh.status,
@@ -662,6 +741,53 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
         surplus,
         upstream_failed: failed,
         client_ok: complete && !close,
+    }
+}
+
+/// Read the body of the response whose head is in `ubuf` into `tap`, sending nothing to the
+/// client (a revalidation answered for the cache, a background refresh).
+async fn absorb<R: AsyncReadRent>(
+    up: &mut R,
+    ubuf: &mut Vec<u8>,
+    rh: &ResponseHead,
+    tap: &mut dyn ResponseTap,
+    up_timeout: PerStep<'_>,
+) -> Relay {
+    let framing = rh.framing.unwrap_or(Framing::None);
+    let mut pos = rh.head_len;
+    let mut reader = BodyReader::new(framing, u64::MAX);
+    let mut raw = Vec::new();
+    let mut failed = false;
+    loop {
+        raw.clear();
+        let more = match reader
+            .pull(up, ubuf, &mut pos, &mut raw, false, up_timeout.step())
+            .await
+        {
+            Ok(m) => m,
+            Err(_) => {
+                failed = true;
+                false
+            }
+        };
+        if !raw.is_empty() {
+            tap.on_body(&raw);
+        }
+        if !more {
+            break;
+        }
+    }
+    let complete = !failed && reader.is_done();
+    tap.on_end(complete);
+    let surplus = complete && pos < ubuf.len();
+    Relay {
+        status: rh.status,
+        bytes: 0,
+        complete,
+        reusable: complete && rh.keep_alive && framing != Framing::CloseDelimited && !surplus,
+        surplus,
+        upstream_failed: failed,
+        client_ok: true,
     }
 }
 
@@ -1057,6 +1183,20 @@ pub(crate) async fn proxy(
     route: &CompiledRoute,
     up: usize,
 ) -> Outcome {
+    proxy_tapped(ctx, p, route, up, None).await
+}
+
+/// The outcome [`proxy_tapped`] returns when its tap took the answer over: nothing was sent.
+pub(crate) const TAKEN_OVER: u16 = 0;
+
+/// [`proxy`] with a tap on the response (see [`ResponseTap`]).
+pub(crate) async fn proxy_tapped(
+    ctx: &mut Ctx<'_>,
+    p: &Pipeline,
+    route: &CompiledRoute,
+    up: usize,
+    mut tap: Option<&mut dyn ResponseTap>,
+) -> Outcome {
     let w = ctx.w.clone();
     let def = &p.upstreams[up];
     let set = w.upstreams_for(p);
@@ -1132,6 +1272,9 @@ pub(crate) async fn proxy(
         let Some(idx) = picked else {
             w.give_xfer(hb);
             w.give_xfer(ubuf);
+            if tap.as_mut().is_some_and(|t| t.on_error()) {
+                return Outcome::closed(TAKEN_OVER, None);
+            }
             return send_class(ctx, ErrorClass::NoHealthyUpstream, has_body).await;
         };
         let addr = def.servers[idx].addr;
@@ -1149,7 +1292,9 @@ pub(crate) async fn proxy(
             ctx.path(),
             route.strip_prefix.as_deref(),
             route.rewrite.as_deref(),
-            &route.request_headers,
+            tap.as_ref()
+                .and_then(|t| t.request_ops())
+                .unwrap_or(&route.request_headers),
             ctx.peer.ip(),
             ctx.trusted,
             ctx.rid,
@@ -1227,6 +1372,11 @@ pub(crate) async fn proxy(
                 }
                 w.give_xfer(hb);
                 w.give_xfer(ubuf);
+                if tap.as_mut().is_some_and(|t| t.on_error()) {
+                    let mut o = Outcome::closed(TAKEN_OVER, None);
+                    o.upstream = Some(addr);
+                    return o;
+                }
                 let mut o = send_class(ctx, e.class(), has_body).await;
                 o.upstream = Some(addr);
                 return o;
@@ -1272,6 +1422,24 @@ pub(crate) async fn proxy(
                 upstream: Some(addr),
             };
         }
+        let mut extra = Vec::new();
+        if let Some(t) = tap.as_mut() {
+            let rh = &*ctx.rhead;
+            let fields: Vec<(&[u8], &[u8])> = (rh.headers.iter())
+                .map(|h| (h.name.get(&ubuf), h.value.get(&ubuf)))
+                .collect();
+            if t.on_head(rh.status, &fields, &mut extra) == TapHead::Absorb {
+                drop(fields);
+                let steps = PerStep::new(&w.stop, def.response_timeout);
+                let r = absorb(&mut us, &mut ubuf, ctx.rhead, &mut **t, steps).await;
+                release(&w, addr, us, &r, def.keepalive);
+                w.give_xfer(hb);
+                w.give_xfer(ubuf);
+                let mut o = Outcome::closed(TAKEN_OVER, None);
+                o.upstream = Some(addr);
+                return o;
+            }
+        }
         let head_sent = Cell::new(false);
         let Some(client) = ctx.stream.as_mut() else {
             return Outcome::closed(502, None);
@@ -1291,6 +1459,8 @@ pub(crate) async fn proxy(
             client_steps,
             &head_sent,
             &Cell::new(true),
+            tap,
+            &extra,
         )
         .await;
         if !r.complete {
@@ -1382,6 +1552,8 @@ pub(crate) async fn proxy(
                 client_steps,
                 &head_sent,
                 &body_done,
+                None,
+                b"",
             )
             .await)
         };

@@ -184,6 +184,9 @@ pub struct Worker {
     pub files: RefCell<bext_static::FileCache>,
     /// Multipart range responses sent, for their boundaries.
     boundaries: Cell<u64>,
+    /// This core's response caches, kept across reloads that keep their configuration (see
+    /// `handler::cache`).
+    pub caches: crate::handler::cache::CoreCaches,
 }
 
 impl Worker {
@@ -226,6 +229,7 @@ impl Worker {
             ids: crate::reqid::RequestIds::new(id),
             seed,
             files: RefCell::new(bext_static::FileCache::new(Default::default())),
+            caches: Default::default(),
             boundaries: Cell::new(0),
         };
         w.refresh_date();
@@ -233,6 +237,14 @@ impl Worker {
     }
 
     /// A fresh value for a `multipart/byteranges` boundary: not guessable from earlier ones.
+    /// This core's cache for the route cache `c`.
+    pub fn cache(
+        &self,
+        c: &crate::handler::cache::CacheRoute,
+    ) -> Rc<RefCell<bext_cache::Cache>> {
+        self.caches.get(c, self.shared.stats.len())
+    }
+
     pub fn boundary_seed(&self) -> u64 {
         let n = self.boundaries.get().wrapping_add(1);
         self.boundaries.set(n);

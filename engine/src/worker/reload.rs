@@ -80,6 +80,12 @@ pub enum ControlMsg {
     },
     /// Forget the prepared pipeline of `generation`.
     Abort { generation: u64 },
+    /// Remove what `purge` names from this core's response caches; answer with the number
+    /// of objects removed.
+    Purge {
+        purge: crate::handler::cache::Purge,
+        ack: mpsc::Sender<usize>,
+    },
 }
 
 /// What a worker prepared for the next generation: the pipeline and its access log, opened on
@@ -114,6 +120,9 @@ impl Worker {
                     }
                     let _ = ack.send(active);
                 });
+            }
+            ControlMsg::Purge { purge, ack } => {
+                let _ = ack.send(self.caches.purge(&purge));
             }
             ControlMsg::Abort { generation } => {
                 let mut prepared = self.prepared.borrow_mut();
@@ -202,6 +211,9 @@ impl Worker {
         self.flush_log();
         *self.log.borrow_mut() = prep.log;
         self.upstreams.borrow_mut().push(prep.upstreams);
+        // Caches whose configuration the new pipeline no longer has are dropped; the others
+        // keep their objects.
+        self.caches.keep_only(&prep.pipeline.cache_ids());
         let old = std::mem::replace(&mut *self.pipeline.borrow_mut(), Rc::new(prep.pipeline));
         let old_gen = old.generation;
         if Rc::strong_count(&old) > 1 {

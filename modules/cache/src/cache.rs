@@ -601,7 +601,8 @@ pub(crate) fn rules(config: &Config, status: u16, headers: &[Field<'_>], now: Ti
         source,
         no_cache: d.no_cache,
         must_revalidate: d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some(),
-        stale_while_revalidate: delta_secs(d.stale_while_revalidate).unwrap_or(0),
+        stale_while_revalidate: delta_secs(d.stale_while_revalidate)
+            .unwrap_or(config.stale_while_revalidate),
         stale_if_error: delta_secs(d.stale_if_error).unwrap_or(0),
     }
 }

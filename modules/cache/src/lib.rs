@@ -176,6 +176,10 @@ pub struct Config {
     /// Freshness given to storable responses without explicit freshness, instead of the
     /// heuristic. Never overrides `private`, `no-store`, `no-cache` or `Set-Cookie` refusals.
     pub default_ttl: Option<u32>,
+    /// `stale-while-revalidate` given to stored responses that do not set one, in seconds
+    /// (0: none). Never overrides `must-revalidate`, `proxy-revalidate`, `s-maxage` or
+    /// `no-cache`, which forbid serving stale.
+    pub stale_while_revalidate: u32,
     /// The heuristic's fraction of the time since `Last-Modified`, in percent (RFC 9111
     /// §4.2.2 suggests at most 10).
     pub heuristic_percent: u32,
@@ -204,6 +208,7 @@ impl Default for Config {
             capacity_bytes: 256 << 20,
             max_object_bytes: 8 << 20,
             default_ttl: None,
+            stale_while_revalidate: 0,
             heuristic_percent: 10,
             heuristic_max: 86_400,
             store_set_cookie: false,
