@@ -216,9 +216,14 @@ pub(crate) fn head_fields(head: &[u8]) -> Vec<bext_http1::Header> {
 /// `handler`): one variant per handler type.
 #[derive(Debug)]
 pub enum Handler {
-    Proxy { upstream: usize },
+    Proxy {
+        upstream: usize,
+    },
     Respond(Respond),
-    Redirect { status: u16, location: Vec<Segment> },
+    Redirect {
+        status: u16,
+        location: Vec<Segment>,
+    },
     Static(Box<crate::handler::static_files::StaticFiles>),
     /// `proxy` behind the route's response cache.
     Cached {

@@ -135,7 +135,14 @@ impl Lower<'_> {
     fn cache_part(&mut self, a: &mut Args<'_>) -> Option<CacheRequestPart> {
         let kind = self.need(a, "`header` or `cookie`")?;
         let k = self.keyword(kind, "request part", &["header", "cookie"])?;
-        let n = self.text(a, if k == 0 { "a field name" } else { "a cookie name" })?;
+        let n = self.text(
+            a,
+            if k == 0 {
+                "a field name"
+            } else {
+                "a cookie name"
+            },
+        )?;
         if k == 0 {
             let h = self.header_name(n)?;
             return Some(CacheRequestPart::Header(h.to_ascii_lowercase()));

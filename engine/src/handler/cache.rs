@@ -253,11 +253,15 @@ pub(crate) async fn serve(
                     s.hit.status.detail = Some("stale-while-revalidate".into());
                     let served = serve_hit(ctx, route, &cache, &s.hit).await;
                     if s.refresh.is_some() && served.keep {
-                        // The client has its answer: refresh the key for the next ones.
+                        // The client has its answer: refresh the key for the next ones. The
+                        // client connection is set aside meanwhile, so that the refresh does
+                        // not end when the client closes (nothing is sent to it).
                         let mut tap = Tap::new(&cache, &req, Mode::Refresh);
                         tap.ops = Some(revalidation_ops(&route.request_headers, &s));
                         tap.stale = Some(s);
+                        let client = ctx.stream.take();
                         let _ = proxy::proxy_tapped(ctx, p, route, up, Some(&mut tap)).await;
+                        *ctx.stream = client;
                     }
                     return served;
                 }
@@ -289,8 +293,10 @@ pub(crate) async fn serve(
                             s.hit.status.detail = Some("stale-if-error".into());
                             serve_hit(ctx, route, &cache, &s.hit).await
                         }
-                        None => send_problem(ctx, 502, "upstream-unavailable", "Bad Gateway", false)
-                            .await,
+                        None => {
+                            send_problem(ctx, 502, "upstream-unavailable", "Bad Gateway", false)
+                                .await
+                        }
                     },
                     None => {
                         // The 304 did not describe the stored response: fetch it whole.
@@ -503,7 +509,8 @@ impl ResponseTap for Tap<'_> {
     fn on_error(&mut self) -> bool {
         self.finish(bc::Outcome::Error);
         let may_serve_stale = self.stale.as_ref().is_some_and(|s| s.serve_if_error);
-        if matches!(self.mode, Mode::Refresh) || (matches!(self.mode, Mode::Revalidate) && may_serve_stale)
+        if matches!(self.mode, Mode::Refresh)
+            || (matches!(self.mode, Mode::Revalidate) && may_serve_stale)
         {
             self.result = Some(Answer::Stale);
             return true;
@@ -550,12 +557,20 @@ async fn serve_hit(
             end - start + 1
         }
         bc::revalidate::RangeDecision::Unsatisfiable if status == 416 => {
-            field(&mut head, b"Content-Range", format!("bytes */{full}").as_bytes());
+            field(
+                &mut head,
+                b"Content-Range",
+                format!("bytes */{full}").as_bytes(),
+            );
             0
         }
         _ => full,
     };
-    field(&mut head, b"Cache-Status", hit.status.render(&name).as_bytes());
+    field(
+        &mut head,
+        b"Cache-Status",
+        hit.status.render(&name).as_bytes(),
+    );
     for (n, v) in &ops.add {
         field(&mut head, n, v);
     }
@@ -563,7 +578,15 @@ async fn serve_hit(
     let bodied = status != 304 && status != 204;
     let close = !ctx.keep_wanted;
     let mut out = ctx.w.take_xfer();
-    let framed = finish_head(ctx, route, status, &head, bodied.then_some(len), close, &mut out);
+    let framed = finish_head(
+        ctx,
+        route,
+        status,
+        &head,
+        bodied.then_some(len),
+        close,
+        &mut out,
+    );
     ctx.w.give_xfer(head);
     if has_date {
         // The stored `Date` stays (with `Age`, it tells downstream caches how old this is):
@@ -651,7 +674,11 @@ impl CoreCaches {
 
     /// Objects stored on this core, over its caches.
     pub fn objects(&self) -> usize {
-        self.map.borrow().values().map(|c| c.borrow().shard().len()).sum()
+        self.map
+            .borrow()
+            .values()
+            .map(|c| c.borrow().shard().len())
+            .sum()
     }
 }
 

@@ -25,8 +25,6 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>, p: &Pipeline, route: &CompiledRoute) 
         }
         Handler::Proxy { upstream } => proxy::proxy(ctx, p, route, *upstream).await,
         Handler::Static(files) => static_files::serve(ctx, route, files).await,
-        Handler::Cached { cache, upstream } => {
-            cache::serve(ctx, p, route, cache, *upstream).await
-        }
+        Handler::Cached { cache, upstream } => cache::serve(ctx, p, route, cache, *upstream).await,
     }
 }

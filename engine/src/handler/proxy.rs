@@ -72,8 +72,7 @@ pub(crate) trait ResponseTap {
     }
     /// The upstream answered with this head; fields to add to the client's head go to
     /// `extra` (serialised, `Name: value\r\n` each).
-    fn on_head(&mut self, status: u16, fields: &[(&[u8], &[u8])], extra: &mut Vec<u8>)
-        -> TapHead;
+    fn on_head(&mut self, status: u16, fields: &[(&[u8], &[u8])], extra: &mut Vec<u8>) -> TapHead;
     /// A piece of the body, decoded from its transfer coding.
     fn on_body(&mut self, data: &[u8]);
     /// The body ended; `complete`: as framed, not cut by a failure.

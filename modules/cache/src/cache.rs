@@ -378,8 +378,10 @@ impl<C: Clock, P: Policy> Cache<C, P> {
         } else {
             Fwd::Stale
         });
+        // Without the directive (0) nothing is served stale, not even at zero staleness.
         let serve_while_revalidating = may_serve_stale
             && !request_driven
+            && rules.stale_while_revalidate > 0
             && staleness <= u64::from(rules.stale_while_revalidate);
         let refresh = if serve_while_revalidating {
             let ck: Box<[u8]> = collapse_key(&key).into();
@@ -394,8 +396,10 @@ impl<C: Clock, P: Policy> Cache<C, P> {
         if serve_while_revalidating {
             self.shard.touch(id);
         }
-        let serve_if_error =
-            !forced && !rules.must_revalidate && staleness <= u64::from(rules.stale_if_error);
+        let serve_if_error = !forced
+            && !rules.must_revalidate
+            && rules.stale_if_error > 0
+            && staleness <= u64::from(rules.stale_if_error);
         let join = (!serve_while_revalidating && !request_driven)
             .then(|| self.collapse.join(&collapse_key(&key), now));
         Lookup::Stale(Stale {
