@@ -642,6 +642,14 @@ pub struct Cache {
     /// Query parameters left out of the key (`ignore_query NAME ...`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_query: Vec<String>,
+    /// Store 4xx/5xx responses beyond 404, 405, 410, 414 and 501 when they carry explicit
+    /// freshness (`store_errors on`; off by default: an attacker-shaped request must not
+    /// cache an error page for everyone).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub store_errors: bool,
+    /// Store responses carrying `Set-Cookie` (`store_set_cookie on`; off by default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub store_set_cookie: bool,
     pub at: Loc,
 }
 
@@ -655,6 +663,8 @@ impl Cache {
             key: Vec::new(),
             bypass: Vec::new(),
             ignore_query: Vec::new(),
+            store_errors: false,
+            store_set_cookie: false,
             at,
         }
     }

@@ -55,6 +55,12 @@ impl Lower<'_> {
             let v = match d.name.as_str() {
                 "ttl" => self.next_duration(&mut a).map(|v| c.ttl_ms = v),
                 "max" => self.next_size(&mut a).map(|v| c.max_bytes = v),
+                "store_errors" => self
+                    .on_off(&mut a, "store_errors")
+                    .map(|v| c.store_errors = v),
+                "store_set_cookie" => self
+                    .on_off(&mut a, "store_set_cookie")
+                    .map(|v| c.store_set_cookie = v),
                 "key" => self.cache_part(&mut a).map(|p| {
                     if let (CacheRequestPart::Header(h), Some(x)) = (&p, d.args.get(1)) {
                         if PER_REQUEST_FIELDS.contains(&h.as_str()) {
@@ -159,5 +165,35 @@ impl Lower<'_> {
             return None;
         }
         Some(CacheRequestPart::Cookie(n.text().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bext_ir::CacheRequestPart::{Cookie, Header};
+
+    #[test]
+    fn key_bypass_and_ignored_query_are_lowered_in_order_without_repeats() {
+        let src = "listen :8080\nupstream app { server 127.0.0.1:9000 }\nsite a.test { route /* {\n    cache {\n        ttl 10m\n        stale_while_revalidate 30s\n        key header Accept-Language\n        key cookie lang\n        key header accept-language\n        bypass cookie session\n        bypass header Authorization\n        ignore_query utm_source gclid\n        ignore_query utm_source\n        store_errors on\n        store_set_cookie off\n    }\n    proxy app\n} }\n";
+        let compiled = crate::compile_str("t.bext", src).expect("compiles");
+        assert!(compiled.warnings.is_empty());
+        let c = compiled.config.sites[0].routes[0]
+            .cache
+            .clone()
+            .expect("cache");
+        assert_eq!(
+            (c.ttl_ms, c.stale_while_revalidate_ms),
+            (600_000, Some(30_000))
+        );
+        assert_eq!(
+            c.key,
+            vec![Header("accept-language".into()), Cookie("lang".into())]
+        );
+        assert_eq!(
+            c.bypass,
+            vec![Cookie("session".into()), Header("authorization".into())]
+        );
+        assert_eq!(c.ignore_query, vec!["utm_source", "gclid"]);
+        assert!(c.store_errors && !c.store_set_cookie);
     }
 }

@@ -131,6 +131,8 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
             "key",
             "bypass",
             "ignore_query",
+            "store_errors",
+            "store_set_cookie",
         ],
     ),
     ("compress", &["level", "min_size", "types"]),

@@ -58,6 +58,8 @@ impl CacheRoute {
         if c.ttl_ms > 0 {
             config.default_ttl = Some(u32::try_from(c.ttl_ms / 1000).unwrap_or(u32::MAX));
         }
+        config.store_errors = c.store_errors;
+        config.store_set_cookie = c.store_set_cookie;
         if let Some(s) = c.stale_while_revalidate_ms {
             config.stale_while_revalidate = u32::try_from(s / 1000).unwrap_or(u32::MAX);
         }
@@ -96,6 +98,7 @@ impl CacheRoute {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (c.ttl_ms, c.max_bytes, c.stale_while_revalidate_ms).hash(&mut h);
         (&c.key, &c.bypass, &c.ignore_query, upstream).hash(&mut h);
+        (c.store_errors, c.store_set_cookie).hash(&mut h);
         CacheRoute {
             config,
             id: h.finish(),
@@ -290,7 +293,12 @@ pub(crate) async fn serve(
                     Some(Answer::Stale) => match tap.stale.take() {
                         Some(mut s) => {
                             s.hit.status.hit = true;
-                            s.hit.status.detail = Some("stale-if-error".into());
+                            let why = if s.serve_if_error {
+                                "stale-if-error"
+                            } else {
+                                "stale-disconnected"
+                            };
+                            s.hit.status.detail = Some(why.into());
                             serve_hit(ctx, route, &cache, &s.hit).await
                         }
                         None => {
@@ -508,9 +516,18 @@ impl ResponseTap for Tap<'_> {
 
     fn on_error(&mut self) -> bool {
         self.finish(bc::Outcome::Error);
-        let may_serve_stale = self.stale.as_ref().is_some_and(|s| s.serve_if_error);
+        // Disconnected from the origin (unreachable, or closed before answering), a cache may
+        // serve a stale response (RFC 9111 §4.2.4) unless the response forbids serving it
+        // stale or the request asked for a validated one.
+        let disconnected_stale_ok = self.stale.as_ref().is_some_and(|s| {
+            let rules = &s.hit.stored.rules;
+            s.serve_if_error
+                || (s.hit.status.fwd == Some(bc::status::Fwd::Stale)
+                    && !rules.no_cache
+                    && !rules.must_revalidate)
+        });
         if matches!(self.mode, Mode::Refresh)
-            || (matches!(self.mode, Mode::Revalidate) && may_serve_stale)
+            || (matches!(self.mode, Mode::Revalidate) && disconnected_stale_ok)
         {
             self.result = Some(Answer::Stale);
             return true;
@@ -537,9 +554,10 @@ async fn serve_hit(
     head.extend_from_slice(crate::error::reason(status).as_bytes());
     head.extend_from_slice(b"\r\n");
     let mut has_date = false;
+    let ranged = status == 206 || status == 416;
     for (n, v) in hit.headers() {
         if n.eq_ignore_ascii_case(b"content-length")
-            || n.eq_ignore_ascii_case(b"content-range")
+            || (ranged && n.eq_ignore_ascii_case(b"content-range"))
             || n.eq_ignore_ascii_case(b"transfer-encoding")
             || n.eq_ignore_ascii_case(b"connection")
             || ops.drops(n)

@@ -25,6 +25,10 @@ pub(crate) async fn run(ctx: &mut Ctx<'_>, p: &Pipeline, route: &CompiledRoute) 
         }
         Handler::Proxy { upstream } => proxy::proxy(ctx, p, route, *upstream).await,
         Handler::Static(files) => static_files::serve(ctx, route, files).await,
-        Handler::Cached { cache, upstream } => cache::serve(ctx, p, route, cache, *upstream).await,
+        // Boxed: the cache wraps the proxy, and its larger state must not grow every
+        // connection's task (a task is sized for the largest handler it may run).
+        Handler::Cached { cache, upstream } => {
+            Box::pin(cache::serve(ctx, p, route, cache, *upstream)).await
+        }
     }
 }
