@@ -278,6 +278,34 @@ fn stale_if_error_serves_the_stored_response_when_the_origin_fails() {
     srv.shutdown();
 }
 
+/// Disconnected from the origin (it closes without answering), a stale response is served,
+/// unless it said `must-revalidate`.
+#[test]
+fn a_disconnected_origin_gets_stale_served_unless_must_revalidate() {
+    let o = Origin::start(|head, n| {
+        if n < 2 {
+            let cc = if common_target(head) == "/strict" {
+                "max-age=1, must-revalidate"
+            } else {
+                "max-age=1"
+            };
+            ok(&format!("Cache-Control: {cc}\r\n"), "old")
+        } else {
+            "X-Close: 1".into()
+        }
+    });
+    let srv = start(&o);
+    assert_eq!(get(&srv, "/lax", "").text(), "old");
+    assert_eq!(get(&srv, "/strict", "").text(), "old");
+    std::thread::sleep(Duration::from_millis(2100));
+    let lax = get(&srv, "/lax", "");
+    assert_eq!((lax.status, lax.text().as_str()), (200, "old"), "{lax:?}");
+    assert!(status_of(&lax).contains("stale-disconnected"), "{lax:?}");
+    let strict = get(&srv, "/strict", "");
+    assert_eq!(strict.status, 502, "{strict:?}");
+    srv.shutdown();
+}
+
 #[test]
 fn concurrent_misses_on_one_key_send_one_request_upstream() {
     let o = Origin::start(|_, _| {

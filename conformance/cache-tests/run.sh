@@ -13,7 +13,9 @@
 # with one route `cache { ttl 0s } proxy suite` (no freshness is given to responses without
 # their own: the suite's first test checks that nothing is stored without it), and the suite's
 # command-line client sending every test through bext. Only the tests that apply to a shared
-# cache run (the client skips browser-only ones).
+# cache run (the client skips browser-only ones). Two runs: bext's defaults, then with
+# `store_errors on; store_set_cookie on`. The suite's client needs `undici`, installed into the
+# suite's folder on the first run.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -37,6 +39,9 @@ fi
 if [[ ! -d "$suite/.git" ]]; then
   git clone --quiet "$src" "$suite"
 fi
+if [[ ! -d "$suite/node_modules/undici" ]]; then
+  (cd "$suite" && npm install --no-save --no-audit --no-fund undici@7 >/dev/null)
+fi
 mkdir -p "$out"
 commit="$(git -C "$suite" rev-parse --short HEAD)"
 
@@ -52,32 +57,46 @@ trap cleanup EXIT
   >"$out/origin.log" 2>&1 &
 pids+=($!)
 
-cat >"$out/bext.bext" <<CONF
+# One run per profile: bext's defaults, then the two storage switches that trade a defence for
+# what the suite expects of a plain RFC 9111 cache (see docs/cache.md).
+profile() {
+  local name="$1" extra="$2"
+  cat >"$out/$name.bext" <<CONF
 global { workers 1 }
 listen 127.0.0.1:$bext_port
 upstream suite { server 127.0.0.1:$origin_port }
 site * {
     route /* {
-        cache { ttl 0s }
+        cache { ttl 0s$extra }
         proxy suite
     }
 }
 CONF
-"$bext" run "$out/bext.bext" >"$out/bext.log" 2>&1 &
-pids+=($!)
+  "$bext" run "$out/$name.bext" >"$out/$name.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do
+    if (exec 3<>/dev/tcp/127.0.0.1/"$bext_port") 2>/dev/null &&
+       (exec 3<>/dev/tcp/127.0.0.1/"$origin_port") 2>/dev/null; then
+      break
+    fi
+    sleep 0.1
+  done
+  (cd "$suite" && npm_config_base="http://127.0.0.1:$bext_port" npm_config_id="" \
+    npm_package_config_id="" node --no-warnings test-engine/cli.mjs) >"$out/$name.json"
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  node "$here/summary.mjs" "$suite" "$out/$name.json" "$commit" "cache { ttl 0s$extra }"
+}
 
-for _ in $(seq 1 100); do
-  if (exec 3<>/dev/tcp/127.0.0.1/"$bext_port") 2>/dev/null &&
-     (exec 3<>/dev/tcp/127.0.0.1/"$origin_port") 2>/dev/null; then
-    break
-  fi
-  sleep 0.1
-done
-
-(cd "$suite" && npm_config_base="http://127.0.0.1:$bext_port" npm_config_id="" npm_package_config_id="" \
-  node --no-warnings test-engine/cli.mjs) >"$out/results.json"
-
-node "$here/summary.mjs" "$suite" "$out/results.json" "$commit" >"$out/summary.md"
+{
+  echo "With bext's defaults:"
+  echo
+  profile defaults ""
+  echo
+  echo "With the two storage switches on:"
+  echo
+  profile switches "; store_errors on; store_set_cookie on"
+} >"$out/summary.md"
 cat "$out/summary.md"
 if [[ $write_docs == 1 ]]; then
   node "$here/summary.mjs" --splice "$root/docs/cache.md" "$out/summary.md"

@@ -3,7 +3,7 @@
 // leaves them out). A dependency that failed fails the tests depending on it, as in the suite's
 // own reports.
 //
-//   node summary.mjs SUITE_DIR RESULTS.json COMMIT        > summary.md
+//   node summary.mjs SUITE_DIR RESULTS.json COMMIT SETTING  > summary.md
 //   node summary.mjs --splice docs/cache.md summary.md      (between the cache-tests markers)
 
 import fs from 'fs'
@@ -24,7 +24,7 @@ if (process.argv[2] === '--splice') {
   process.exit(0)
 }
 
-const [suiteDir, resultsFile, commit] = process.argv.slice(2)
+const [suiteDir, resultsFile, commit, setting] = process.argv.slice(2)
 const load = (p) => import(pathToFileURL(path.join(suiteDir, p)).href)
 const suites = (await load('tests/index.mjs')).default
 const { determineTestResult, resultTypes } = await load('test-engine/lib/results.mjs')
@@ -55,8 +55,7 @@ for (const suite of suites) {
 }
 
 const out = []
-out.push(`Run of cache-tests ${commit} against \`bext run\` (one worker, \`cache { ttl 0s }\`, default`)
-out.push('settings), with `conformance/cache-tests/run.sh`:')
+out.push(`cache-tests ${commit} against \`bext run\`, one worker, \`${setting}\`:`)
 out.push('')
 out.push('| Group | Required passed | Optional passed |')
 out.push('|---|---|---|')
