@@ -866,7 +866,13 @@ mod tests {
                     ..ok("GET", "/status", 0).unwrap()
                 }),
             ),
-            ("POST /reload?x=1 HTTP/1.0", ok("POST", "/reload", 0)),
+            (
+                "POST /purge?tag=a HTTP/1.0",
+                Some(Request {
+                    query: "tag=a".into(),
+                    ..ok("POST", "/purge", 0).unwrap()
+                }),
+            ),
             (
                 "POST /reload HTTP/1.1\r\nContent-Length: 3",
                 ok("POST", "/reload", 3),
@@ -905,6 +911,30 @@ mod tests {
         ];
         for (head, want) in table {
             assert_eq!(&parse_head(head), want, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn purge_queries_name_exactly_one_thing() {
+        use crate::handler::cache::Purge;
+        let table: &[(&str, Option<Purge>)] = &[
+            (
+                "key=http%3A%2F%2Fa.test%2Fx",
+                Some(Purge::Key("http://a.test/x".into())),
+            ),
+            (
+                "prefix=http://a.test/p/",
+                Some(Purge::Prefix("http://a.test/p/".into())),
+            ),
+            ("tag=red+blue", Some(Purge::Tag("red blue".into()))),
+            ("tag=a&tag=b", None),
+            ("key=", None),
+            ("colour=red", None),
+            ("tag=%zz", None),
+            ("", None),
+        ];
+        for (q, want) in table {
+            assert_eq!(&purge_of(q), want, "{q}");
         }
     }
 
