@@ -198,6 +198,7 @@ fn file_source(
     path: PathBuf,
     started: bext_ir::Global,
     limits: std::sync::Arc<bext::Limits>,
+    tls: std::sync::Arc<bext::TlsCarry>,
 ) -> bext_engine::server::ReloadSource {
     Box::new(move || {
         let compiled = bext_dsl::compile_file(&path).map_err(|f| f.render_human())?;
@@ -215,7 +216,7 @@ fn file_source(
                 changed.join("`, `")
             ));
         }
-        bext::compile_with(&compiled.config, 0, &limits).map_err(|e| e.to_string())
+        bext::compile_carrying(&compiled.config, 0, &limits, &tls).map_err(|e| e.to_string())
     })
 }
 
@@ -254,7 +255,12 @@ pub fn run(a: RunArgs) -> ExitCode {
             }
             server
                 .control()
-                .set_source(file_source(path.clone(), started, server.limits()));
+                .set_source(file_source(
+                    path.clone(),
+                    started,
+                    server.limits(),
+                    server.tls_carry(),
+                ));
             announce(
                 &server,
                 &format!("serving {}; reload with SIGHUP", path.display()),
