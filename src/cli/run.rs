@@ -95,7 +95,40 @@ pub struct ProxyArgs {
     #[arg(long, required = true, value_delimiter = ',')]
     pub to: Vec<String>,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// TLS on the listener of a quick command.
+#[derive(Args)]
+pub struct TlsArgs {
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<String>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<String>,
+    /// Stateless session tickets (sessions resume from the server's cache either way).
+    #[arg(long, value_parser = ["on", "off"], default_value = "on", requires = "tls_cert")]
+    pub tls_session_tickets: String,
+}
+
+impl TlsArgs {
+    /// `config`'s listener made a TLS one, when asked.
+    fn apply(&self, config: &mut bext_ir::Config) {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return;
+        };
+        let mut tls = bext_ir::Tls::new(
+            vec![bext_ir::CertPair::new(None, cert, key)],
+            bext_ir::Loc::default(),
+        );
+        tls.tickets = self.tls_session_tickets == "on";
+        for l in &mut config.listeners {
+            l.tls = Some(tls.clone());
+        }
+    }
 }
 
 #[derive(Args)]
@@ -108,6 +141,8 @@ pub struct RespondArgs {
     /// Body of every response.
     #[arg(long, default_value = "Hello from bext\n")]
     pub body: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -326,7 +361,8 @@ fn run_demo(
 
 pub fn proxy(a: ProxyArgs) -> ExitCode {
     let signals = stop_signals();
-    let config = bext::proxy_config(&a.listen, &a.to);
+    let mut config = bext::proxy_config(&a.listen, &a.to);
+    a.tls.apply(&mut config);
     match bext::start(config, a.engine.options()) {
         Ok(server) => {
             announce(&server, &format!("proxying to {}", a.to.join(", ")));
@@ -338,7 +374,8 @@ pub fn proxy(a: ProxyArgs) -> ExitCode {
 
 pub fn respond(a: RespondArgs) -> ExitCode {
     let signals = stop_signals();
-    let config = bext::respond_config(&a.listen, a.status, &a.body);
+    let mut config = bext::respond_config(&a.listen, a.status, &a.body);
+    a.tls.apply(&mut config);
     match bext::start(config, a.engine.options()) {
         Ok(server) => {
             announce(&server, &format!("responding {}", a.status));
