@@ -187,7 +187,9 @@ impl std::fmt::Debug for TlsCarry {
 impl TlsCarry {
     fn get(&self, addr: SocketAddr) -> Option<bext_tls::Resumption> {
         let list = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        list.iter().find(|(a, _)| *a == addr).map(|(_, r)| r.clone())
+        list.iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, r)| r.clone())
     }
 
     fn keep(&self, built: &[(SocketAddr, std::sync::Arc<bext_tls::Listener>)]) {
@@ -606,12 +608,6 @@ mod tests {
     fn every_unimplemented_feature_is_refused_by_name_and_location() {
         type Edit = fn(&mut ir::Config);
         let table: &[(&str, Edit)] = &[
-            ("tls", |c| {
-                c.listeners[0].tls = Some(ir::Tls {
-                    certs: vec![],
-                    at: at(7),
-                })
-            }),
             ("http3", |c| {
                 c.listeners[0].http3 = true;
                 c.listeners[0].at = at(7);

@@ -226,7 +226,10 @@ fn keep_alive_tls12_only_clients_and_plain_http_on_the_tls_port() {
     let mut got = String::new();
     let _ = plain.read_to_string(&mut got);
     assert!(got.starts_with("HTTP/1.1 400 "), "{got}");
-    assert!(got.contains("plain HTTP request was sent to HTTPS port"), "{got}");
+    assert!(
+        got.contains("plain HTTP request was sent to HTTPS port"),
+        "{got}"
+    );
 }
 
 #[test]
@@ -298,7 +301,9 @@ fn sessions_resume_and_keep_resuming_across_a_reload() {
     let mut live = connect(a, &client, "a.test").expect("live");
     assert_eq!(get(&mut live, "a.test", "/").expect("response").0, 200);
     let text = respond_site(&c, "").replace("hello over tls", "reloaded body!");
-    let config = bext_dsl::compile_str("tls.bext", &text).expect("compiles").config;
+    let config = bext_dsl::compile_str("tls.bext", &text)
+        .expect("compiles")
+        .config;
     server.reload(&config).expect("reload");
     let (_, _, body) = get(&mut live, "a.test", "/").expect("live connection after reload");
     assert_eq!(body, b"reloaded body!");
@@ -307,11 +312,16 @@ fn sessions_resume_and_keep_resuming_across_a_reload() {
     assert_eq!(s.conn.handshake_kind(), Some(HandshakeKind::Resumed));
     // A certificate that does not load fails the reload and changes nothing.
     let bad = respond_site(&c, "").replace(&c[0].1, &c[1].1);
-    let config = bext_dsl::compile_str("tls.bext", &bad).expect("compiles").config;
+    let config = bext_dsl::compile_str("tls.bext", &bad)
+        .expect("compiles")
+        .config;
     let err = server.reload(&config).expect_err("bad certificate");
     assert!(err.contains("E0704"), "{err}");
     let mut s = connect(a, &client, "a.test").expect("after a failed reload");
-    assert_eq!(get(&mut s, "a.test", "/").expect("response").2, b"reloaded body!");
+    assert_eq!(
+        get(&mut s, "a.test", "/").expect("response").2,
+        b"reloaded body!"
+    );
 }
 
 #[test]
@@ -323,7 +333,10 @@ fn client_certificates_required_and_optional_reach_the_upstream_as_a_header() {
         if head.is_empty() {
             return;
         }
-        let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{head}", head.len());
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{head}",
+            head.len()
+        );
         if s.write_all(reply.as_bytes()).is_err() {
             return;
         }
@@ -360,7 +373,10 @@ fn client_certificates_required_and_optional_reach_the_upstream_as_a_header() {
         let (status, _, body) = response(&mut BufReader::new(&mut s)).expect("response");
         let seen = String::from_utf8_lossy(&body).to_ascii_lowercase();
         assert_eq!(status, 200);
-        assert!(seen.contains("x-client-cert-subject: subject=\"cn=alice\""), "{seen}");
+        assert!(
+            seen.contains("x-client-cert-subject: subject=\"cn=alice\""),
+            "{seen}"
+        );
         assert!(!seen.contains("forged"), "{seen}");
         assert!(seen.contains("x-forwarded-proto: https"), "{seen}");
 
@@ -413,8 +429,8 @@ fn proxied_static_and_large_bodies_both_ways() {
         )
         .expect("head");
         s.write_all(&up).expect("body");
-        let (status, _, body) = response(&mut BufReader::new(&mut s))
-            .unwrap_or_else(|e| panic!("echo {round}: {e}"));
+        let (status, _, body) =
+            response(&mut BufReader::new(&mut s)).unwrap_or_else(|e| panic!("echo {round}: {e}"));
         assert_eq!(status, 200);
         assert!(body == up, "echoed body differs ({} bytes)", body.len());
     }

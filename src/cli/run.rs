@@ -288,14 +288,12 @@ pub fn run(a: RunArgs) -> ExitCode {
             if !warnings.is_empty() {
                 eprint!("{}", bext_dsl::render_human(&warnings, &sources));
             }
-            server
-                .control()
-                .set_source(file_source(
-                    path.clone(),
-                    started,
-                    server.limits(),
-                    server.tls_carry(),
-                ));
+            server.control().set_source(file_source(
+                path.clone(),
+                started,
+                server.limits(),
+                server.tls_carry(),
+            ));
             announce(
                 &server,
                 &format!("serving {}; reload with SIGHUP", path.display()),

@@ -33,8 +33,14 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             .misdirected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let body_pending = ctx.has_body();
-        return send_problem(ctx, 421, "misdirected-request", "Misdirected Request", body_pending)
-            .await;
+        return send_problem(
+            ctx,
+            421,
+            "misdirected-request",
+            "Misdirected Request",
+            body_pending,
+        )
+        .await;
     }
     // Route on the path the origin will receive: its normal form (`bext_http1::path`), with
     // the site's options. A path with two readings (`%2F`, `%00`, `..;`) is refused.
