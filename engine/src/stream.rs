@@ -114,12 +114,10 @@ impl ClientStream {
     }
 
     /// Wait until the stream can be read (see `TcpStream::readable`).
-    pub fn readable(&self, relaxed: bool) -> impl Future<Output = std::io::Result<()>> + '_ {
-        async move {
-            match self {
-                ClientStream::Tcp(s) => s.readable(relaxed).await,
-                ClientStream::Tls(s) => s.readable(relaxed).await,
-            }
+    pub async fn readable(&self, relaxed: bool) -> std::io::Result<()> {
+        match self {
+            ClientStream::Tcp(s) => s.readable(relaxed).await,
+            ClientStream::Tls(s) => s.readable(relaxed).await,
         }
     }
 
@@ -134,94 +132,78 @@ impl ClientStream {
 
 impl AsyncReadRent for ClientStream {
     #[inline]
-    fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientStream::Tcp(s) => s.read(buf).await,
-                ClientStream::Tls(s) => s.read(buf).await,
-            }
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Tcp(s) => s.read(buf).await,
+            ClientStream::Tls(s) => s.read(buf).await,
         }
     }
 
     #[inline]
-    fn readv<T: IoVecBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientStream::Tcp(s) => s.readv(buf).await,
-                ClientStream::Tls(_) => (Err(unsupported_readv()), buf),
-            }
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Tcp(s) => s.readv(buf).await,
+            ClientStream::Tls(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
 
 impl CancelableAsyncReadRent for ClientStream {
     #[inline]
-    fn cancelable_read<T: IoBufMut>(
+    async fn cancelable_read<T: IoBufMut>(
         &mut self,
         buf: T,
         c: CancelHandle,
-    ) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientStream::Tcp(s) => s.cancelable_read(buf, c).await,
-                ClientStream::Tls(s) => s.cancelable_read(buf, c).await,
-            }
+    ) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Tcp(s) => s.cancelable_read(buf, c).await,
+            ClientStream::Tls(s) => s.cancelable_read(buf, c).await,
         }
     }
 
     #[inline]
-    fn cancelable_readv<T: IoVecBufMut>(
+    async fn cancelable_readv<T: IoVecBufMut>(
         &mut self,
         buf: T,
         c: CancelHandle,
-    ) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientStream::Tcp(s) => s.cancelable_readv(buf, c).await,
-                ClientStream::Tls(_) => (Err(unsupported_readv()), buf),
-            }
+    ) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Tcp(s) => s.cancelable_readv(buf, c).await,
+            ClientStream::Tls(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
 
 impl AsyncWriteRent for ClientStream {
     #[inline]
-    fn write<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientStream::Tcp(s) => s.write(buf).await,
-                ClientStream::Tls(s) => s.write(buf).await,
-            }
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Tcp(s) => s.write(buf).await,
+            ClientStream::Tls(s) => s.write(buf).await,
         }
     }
 
     #[inline]
-    fn writev<T: IoVecBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientStream::Tcp(s) => s.writev(buf).await,
-                ClientStream::Tls(s) => s.writev(buf).await,
-            }
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientStream::Tcp(s) => s.writev(buf).await,
+            ClientStream::Tls(s) => s.writev(buf).await,
         }
     }
 
     #[inline]
-    fn flush(&mut self) -> impl Future<Output = std::io::Result<()>> {
-        async move {
-            match self {
-                ClientStream::Tcp(s) => s.flush().await,
-                ClientStream::Tls(s) => s.flush().await,
-            }
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            ClientStream::Tcp(s) => s.flush().await,
+            ClientStream::Tls(s) => s.flush().await,
         }
     }
 
     #[inline]
-    fn shutdown(&mut self) -> impl Future<Output = std::io::Result<()>> {
-        async move {
-            match self {
-                ClientStream::Tcp(s) => s.shutdown().await,
-                ClientStream::Tls(s) => s.shutdown().await,
-            }
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            ClientStream::Tcp(s) => s.shutdown().await,
+            ClientStream::Tls(s) => s.shutdown().await,
         }
     }
 }
@@ -233,6 +215,10 @@ fn unsupported_readv() -> std::io::Error {
         "vectored reads from a TLS stream",
     )
 }
+
+/// Two halves given to [`ClientRead::reunite`] that are not halves of one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotPaired;
 
 /// The read half of a split [`ClientStream`].
 pub enum ClientRead {
@@ -248,101 +234,85 @@ pub enum ClientWrite {
 
 impl ClientRead {
     /// The stream back from its two halves; `Err` when they are not halves of one stream.
-    pub fn reunite(self, w: ClientWrite) -> Result<ClientStream, ()> {
+    pub fn reunite(self, w: ClientWrite) -> Result<ClientStream, NotPaired> {
         match (self, w) {
             (ClientRead::Tcp(r), ClientWrite::Tcp(w)) => {
-                r.reunite(w).map(ClientStream::Tcp).map_err(|_| ())
+                r.reunite(w).map(ClientStream::Tcp).map_err(|_| NotPaired)
             }
             (ClientRead::Tls(r), ClientWrite::Tls(w)) => {
-                r.reunite(w).map(ClientStream::Tls).map_err(|_| ())
+                r.reunite(w).map(ClientStream::Tls).map_err(|_| NotPaired)
             }
-            _ => Err(()),
+            _ => Err(NotPaired),
         }
     }
 }
 
 impl AsyncReadRent for ClientRead {
-    fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientRead::Tcp(s) => s.read(buf).await,
-                ClientRead::Tls(s) => s.read(buf).await,
-            }
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientRead::Tcp(s) => s.read(buf).await,
+            ClientRead::Tls(s) => s.read(buf).await,
         }
     }
 
-    fn readv<T: IoVecBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientRead::Tcp(s) => s.readv(buf).await,
-                ClientRead::Tls(_) => (Err(unsupported_readv()), buf),
-            }
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientRead::Tcp(s) => s.readv(buf).await,
+            ClientRead::Tls(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
 
 impl CancelableAsyncReadRent for ClientRead {
-    fn cancelable_read<T: IoBufMut>(
+    async fn cancelable_read<T: IoBufMut>(
         &mut self,
         buf: T,
         c: CancelHandle,
-    ) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientRead::Tcp(s) => s.cancelable_read(buf, c).await,
-                ClientRead::Tls(s) => s.cancelable_read(buf, c).await,
-            }
+    ) -> BufResult<usize, T> {
+        match self {
+            ClientRead::Tcp(s) => s.cancelable_read(buf, c).await,
+            ClientRead::Tls(s) => s.cancelable_read(buf, c).await,
         }
     }
 
-    fn cancelable_readv<T: IoVecBufMut>(
+    async fn cancelable_readv<T: IoVecBufMut>(
         &mut self,
         buf: T,
         c: CancelHandle,
-    ) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientRead::Tcp(s) => s.cancelable_readv(buf, c).await,
-                ClientRead::Tls(_) => (Err(unsupported_readv()), buf),
-            }
+    ) -> BufResult<usize, T> {
+        match self {
+            ClientRead::Tcp(s) => s.cancelable_readv(buf, c).await,
+            ClientRead::Tls(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
 
 impl AsyncWriteRent for ClientWrite {
-    fn write<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientWrite::Tcp(s) => s.write(buf).await,
-                ClientWrite::Tls(s) => s.write(buf).await,
-            }
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientWrite::Tcp(s) => s.write(buf).await,
+            ClientWrite::Tls(s) => s.write(buf).await,
         }
     }
 
-    fn writev<T: IoVecBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                ClientWrite::Tcp(s) => s.writev(buf).await,
-                ClientWrite::Tls(s) => s.writev(buf).await,
-            }
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientWrite::Tcp(s) => s.writev(buf).await,
+            ClientWrite::Tls(s) => s.writev(buf).await,
         }
     }
 
-    fn flush(&mut self) -> impl Future<Output = std::io::Result<()>> {
-        async move {
-            match self {
-                ClientWrite::Tcp(s) => s.flush().await,
-                ClientWrite::Tls(s) => s.flush().await,
-            }
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            ClientWrite::Tcp(s) => s.flush().await,
+            ClientWrite::Tls(s) => s.flush().await,
         }
     }
 
-    fn shutdown(&mut self) -> impl Future<Output = std::io::Result<()>> {
-        async move {
-            match self {
-                ClientWrite::Tcp(s) => s.shutdown().await,
-                ClientWrite::Tls(s) => s.shutdown().await,
-            }
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            ClientWrite::Tcp(s) => s.shutdown().await,
+            ClientWrite::Tls(s) => s.shutdown().await,
         }
     }
 }
