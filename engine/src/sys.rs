@@ -198,7 +198,9 @@ mod tests {
         let v = monoio::buf::VecBuf::from(vec![b"ab".to_vec(), Vec::new(), b"c".to_vec()]);
         super::for_each_iovec(&v, |p| parts.push(p.to_vec()));
         assert_eq!(parts, vec![b"ab".to_vec(), b"c".to_vec()]);
-        let mut buf: SliceMut<Vec<u8>> = b"xy".to_vec().slice_mut(2..6);
+        let mut xy = Vec::with_capacity(6);
+        xy.extend_from_slice(b"xy");
+        let mut buf: SliceMut<Vec<u8>> = xy.slice_mut(2..6);
         assert_eq!(super::fill_buf(&mut buf, b"0123456"), 4);
         assert_eq!(buf.into_inner(), b"xy0123");
         let mut empty = Vec::with_capacity(8);
