@@ -50,6 +50,9 @@ pub enum StartError {
     Engine(bext_engine::StartError),
     /// The pid file could not be written.
     PidFile { path: String, error: std::io::Error },
+    /// Certificates, keys or other files of a `tls` block are missing or unusable (E07xx),
+    /// each at its `cert` line or its `tls` block.
+    Tls(Vec<bext_tls::TlsError>),
 }
 
 impl std::fmt::Display for StartError {
@@ -68,6 +71,15 @@ impl std::fmt::Display for StartError {
             StartError::Engine(e) => write!(f, "{e}"),
             StartError::PidFile { path, error } => {
                 write!(f, "cannot write pid file {path}: {error}")
+            }
+            StartError::Tls(list) => {
+                for (i, e) in list.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "{e}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -103,7 +115,7 @@ impl std::fmt::Display for Unsupported {
 
 /// The directives [`unsupported_features`] refuses, as it names them: what this version of
 /// the engine does not run yet (`bext version` lists them).
-pub const NOT_IMPLEMENTED: &[&str] = &["tls", "http3", "waf", "plugin"];
+pub const NOT_IMPLEMENTED: &[&str] = &["http3", "waf", "plugin"];
 
 /// Every feature of `config` the engine does not implement yet, in file order per section.
 /// `bext run` refuses to start when this is not empty: nothing configured is ever ignored.
@@ -116,9 +128,6 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
         })
     };
     for l in &config.listeners {
-        if let Some(tls) = &l.tls {
-            refuse("tls", &tls.at);
-        }
         if l.http3 {
             refuse("http3", &l.at);
         }
@@ -157,10 +166,85 @@ pub fn compile_with(
     generation: u64,
     limits: &Limits,
 ) -> Result<Pipeline, StartError> {
+    compile_carrying(config, generation, limits, &TlsCarry::default())
+}
+
+/// The session resumption state of a running server's TLS listeners, by address, which its
+/// reloads carry over: ticket keys and cached sessions stay valid, so clients that return
+/// after a reload still resume.
+#[derive(Default)]
+pub struct TlsCarry(std::sync::Mutex<Vec<(SocketAddr, bext_tls::Resumption)>>);
+
+impl std::fmt::Debug for TlsCarry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsCarry")
+    }
+}
+
+impl TlsCarry {
+    fn get(&self, addr: SocketAddr) -> Option<bext_tls::Resumption> {
+        let list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter()
+            .find(|(a, _)| *a == addr)
+            .map(|(_, r)| r.clone())
+    }
+
+    fn keep(&self, built: &[(SocketAddr, std::sync::Arc<bext_tls::Listener>)]) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *list = built
+            .iter()
+            .map(|(a, l)| (*a, l.resumption().clone()))
+            .collect();
+    }
+}
+
+/// Every `tls` block of `config` loaded and checked (the files read now, on the calling
+/// thread), each carrying the resumption state of the listener it replaces.
+pub fn load_tls(
+    config: &ir::Config,
+    carry: &TlsCarry,
+) -> Result<Vec<(SocketAddr, std::sync::Arc<bext_tls::Listener>)>, StartError> {
+    use std::net::ToSocketAddrs;
+    let mut built = Vec::new();
+    let mut errors = Vec::new();
+    for l in &config.listeners {
+        let Some(tls) = &l.tls else { continue };
+        let Some(addr) = l.addr.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+            continue;
+        };
+        let old = carry.get(addr);
+        match bext_tls::load_with(tls, &bext_tls::Settings::of(tls), old.as_ref()) {
+            Ok(listener) => built.push((addr, std::sync::Arc::new(listener))),
+            Err(list) => errors.extend(list.into_iter().map(|mut e| {
+                // Point at the `cert` line the finding is about, when the IR knows it.
+                if let Some(pair) = e.cert.and_then(|i| tls.certs.get(i)) {
+                    if pair.at.line > 0 {
+                        e.at = pair.at.clone();
+                    }
+                }
+                e
+            })),
+        }
+    }
+    if errors.is_empty() {
+        Ok(built)
+    } else {
+        Err(StartError::Tls(errors))
+    }
+}
+
+/// [`compile_with`], the TLS listeners carrying the resumption state in `tls`.
+pub fn compile_carrying(
+    config: &ir::Config,
+    generation: u64,
+    limits: &Limits,
+    tls: &TlsCarry,
+) -> Result<Pipeline, StartError> {
     let refused = unsupported_features(config);
     if !refused.is_empty() {
         return Err(StartError::Unsupported(refused));
     }
+    let tls_listeners = load_tls(config, tls)?;
     let router = bext_router::Router::compile(config).map_err(StartError::Compile)?;
     let rewrites =
         std::sync::Arc::new(bext_router::Rewrites::compile(config).map_err(StartError::Compile)?);
@@ -187,6 +271,8 @@ pub fn compile_with(
             .for_route(id)
             .map(|rw| Box::new(rw) as Box<dyn bext_engine::stage::TargetRewrite>);
     }
+    tls.keep(&tls_listeners);
+    pipeline.tls = tls_listeners;
     Ok(pipeline)
 }
 
@@ -200,6 +286,8 @@ pub struct Server {
     started: ir::Global,
     /// Rate-limit counts, kept by reloads for unchanged limits.
     limits: std::sync::Arc<Limits>,
+    /// TLS resumption state, kept by reloads.
+    tls: std::sync::Arc<TlsCarry>,
 }
 
 impl Server {
@@ -247,13 +335,19 @@ impl Server {
                 changed.join("`, `")
             ));
         }
-        let pipeline = compile_with(config, 0, &self.limits).map_err(|e| e.to_string())?;
+        let pipeline =
+            compile_carrying(config, 0, &self.limits, &self.tls).map_err(|e| e.to_string())?;
         self.engine.reload(pipeline).map_err(|e| e.to_string())
     }
 
     /// The rate-limit state a reload of this server compiles against (see [`compile_with`]).
     pub fn limits(&self) -> std::sync::Arc<Limits> {
         self.limits.clone()
+    }
+
+    /// The TLS resumption state a reload of this server carries (see [`compile_carrying`]).
+    pub fn tls_carry(&self) -> std::sync::Arc<TlsCarry> {
+        self.tls.clone()
     }
 
     /// The control side (reload source, reloads, status), shared with signal handlers and the
@@ -301,7 +395,8 @@ pub fn start_with_stages(
     edit: impl FnOnce(&mut Pipeline),
 ) -> Result<Server, StartError> {
     let limits = std::sync::Arc::new(Limits::new());
-    let mut pipeline = compile_with(&config, 1, &limits)?;
+    let tls = std::sync::Arc::new(TlsCarry::default());
+    let mut pipeline = compile_carrying(&config, 1, &limits, &tls)?;
     edit(&mut pipeline);
     let mut engine =
         Engine::start(pipeline, engine_options(&config, &opts)).map_err(StartError::Engine)?;
@@ -336,6 +431,7 @@ pub fn start_with_stages(
         pid_file,
         started: config.global,
         limits,
+        tls,
     })
 }
 
@@ -479,6 +575,7 @@ pub fn start_origin(
         pid_file: None,
         started: config.global,
         limits: std::sync::Arc::new(Limits::new()),
+        tls: std::sync::Arc::new(TlsCarry::default()),
     })
 }
 
@@ -508,12 +605,6 @@ mod tests {
     fn every_unimplemented_feature_is_refused_by_name_and_location() {
         type Edit = fn(&mut ir::Config);
         let table: &[(&str, Edit)] = &[
-            ("tls", |c| {
-                c.listeners[0].tls = Some(ir::Tls {
-                    certs: vec![],
-                    at: at(7),
-                })
-            }),
             ("http3", |c| {
                 c.listeners[0].http3 = true;
                 c.listeners[0].at = at(7);

@@ -88,7 +88,7 @@ fn examples_the_engine_cannot_run_are_refused_by_check() {
         assert_eq!(ok.status.code(), Some(0), "{name}: {}", text(&ok.stderr));
     }
     let table: [(&str, &[&str]); 3] = [
-        ("edge.bext", &["tls", "http3"]),
+        ("edge.bext", &["http3"]),
         ("api-gateway.bext", &["waf"]),
         ("canary.bext", &["plugin"]),
     ];

@@ -154,6 +154,9 @@ const CASES: &[Case] = &[
     ("route with two actions", true, "site a.test { route /* { proxy app; respond 200 } }\n", &[("E0310", 1, 37)]),
     ("strip_prefix outside the route path", true, "site a.test { route /api/* { strip_prefix /v1; proxy app } }\n", &[("E0311", 1, 43)]),
     ("http3 without tls", true, "listen :8443 http3\n", &[("E0312", 1, 14)]),
+    ("client_auth without ca", true, "listen :8443 tls {\n    cert a.pem key a.key\n    client_auth { optional }\n}\n", &[("E0316", 3, 5)]),
+    ("ALPN protocol not served", true, "listen :8443 tls {\n    cert a.pem key a.key\n    alpn h2 http/1.1\n}\n", &[("E0317", 3, 10)]),
+    ("tls settings given twice", true, "listen :8443 tls {\n    cert a.pem key a.key\n    tickets off\n    tickets on\n}\n", &[("E0103", 4, 5)]),
     // ---- route table
     ("identical routes", true, "site a.test {\n    route /a/* { proxy app }\n    route /a/* { respond 200 }\n}\n", &[("E0401", 3, 11)]),
     ("equal priority, overlapping methods", true, "site a.test {\n    route = /x { method GET; proxy app }\n    route = /x { method GET HEAD; respond 200 }\n}\n", &[("E0401", 3, 13)]),

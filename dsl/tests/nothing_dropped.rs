@@ -62,6 +62,48 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         " tls { cert \"a.pem\" key \"a.key\" sni a.test }",
     ),
     (
+        "tls",
+        "alpn",
+        "L",
+        " tls { cert a.pem key a.key; alpn http/1.1 }",
+    ),
+    (
+        "tls",
+        "client_auth",
+        "L",
+        " tls { cert a.pem key a.key; client_auth { ca c.pem } }",
+    ),
+    (
+        "tls",
+        "tickets",
+        "L",
+        " tls { cert a.pem key a.key; tickets off }",
+    ),
+    (
+        "tls",
+        "session_cache",
+        "L",
+        " tls { cert a.pem key a.key; session_cache 100 }",
+    ),
+    (
+        "client_auth",
+        "ca",
+        "L",
+        " tls { cert a.pem key a.key; client_auth { ca c.pem } }",
+    ),
+    (
+        "client_auth",
+        "required",
+        "L",
+        " tls { cert a.pem key a.key; client_auth { ca c.pem; required } }",
+    ),
+    (
+        "client_auth",
+        "optional",
+        "L",
+        " tls { cert a.pem key a.key; client_auth { ca c.pem; optional } }",
+    ),
+    (
         "upstream",
         "server",
         "U",

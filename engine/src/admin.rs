@@ -799,7 +799,9 @@ fn status_json(control: &Control) -> String {
         }
         out.push_str("]}");
     }
-    out.push_str("]}\n");
+    out.push(']');
+    crate::tls::status_json(&mut out);
+    out.push_str("}\n");
     out
 }
 

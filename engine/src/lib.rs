@@ -25,6 +25,7 @@ pub mod stage;
 pub mod stop;
 pub mod stream;
 mod sys;
+pub mod tls;
 pub mod upstream;
 pub mod worker;
 

@@ -334,6 +334,17 @@ pub struct Pipeline {
     pub paths: crate::origin::SitePaths,
     /// `trusted_proxies`: peers whose forwarding fields are kept.
     pub trusted: crate::origin::TrustedProxies,
+    /// The TLS of each TLS listener, by address: built on the control thread (certificates
+    /// read and checked, resumption carried from the generation before), so a connection
+    /// accepted under this generation handshakes with this generation's certificates.
+    pub tls: Vec<(SocketAddr, std::sync::Arc<bext_tls::Listener>)>,
+}
+
+impl Pipeline {
+    /// The TLS of the listener bound to `addr`, if it is a TLS listener.
+    pub fn tls_for(&self, addr: SocketAddr) -> Option<&std::sync::Arc<bext_tls::Listener>> {
+        self.tls.iter().find(|(a, _)| *a == addr).map(|(_, l)| l)
+    }
 }
 
 impl Pipeline {
@@ -575,6 +586,7 @@ impl Pipeline {
             }),
             paths: crate::origin::SitePaths::compile(config),
             trusted,
+            tls: Vec::new(),
         })
     }
 }

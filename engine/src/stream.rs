@@ -1,8 +1,9 @@
 //! The client connection's byte stream, whatever carries it.
 //!
 //! Connection code (`conn`) and handlers read and write a [`ClientStream`], never a socket
-//! type: plain TCP today; a TLS session over TCP and a QUIC stream are further kinds, each a
-//! variant here with its own answers to the questions whose answers differ by kind:
+//! type: plain TCP, or a TLS session over TCP (`tls.rs`); a QUIC stream would be a further
+//! kind. Each is a variant here with its own answers to the questions whose answers differ by
+//! kind:
 //!
 //! - **Parking** ([`ClientStream::parking`]): how a connection waits for its next request once
 //!   its hot window has passed. A plain TCP connection keeps no state between requests, so it
@@ -14,12 +15,18 @@
 //!   with `sendfile`, when bytes written to the socket reach the client as they are (plain
 //!   TCP; kernel TLS would qualify, user-space TLS does not: its files go through the stream).
 //! - **Tunnels** ([`ClientStream::into_tcp`]): an upgraded connection (WebSocket) is relayed
-//!   byte for byte between two sockets.
+//!   byte for byte between two sockets; over TLS it is relayed through the stream's halves.
+//! - **Splitting** ([`ClientStream::into_split`]): the proxy sends a request body while it
+//!   reads the response. A TCP socket splits into its halves; a TLS stream's halves share the
+//!   session behind an `Rc<RefCell>` that no step borrows across an `.await` (see `tls.rs`),
+//!   so no kind needs monoio's unchecked `Split` promise.
 //!
 //! The variants dispatch statically: a match per call, no allocation, no virtual call.
 
+use crate::tls::{TlsRead, TlsStream, TlsWrite};
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent};
+use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 use std::future::Future;
@@ -39,6 +46,8 @@ pub enum Parking {
 pub enum ClientStream {
     /// Plain TCP.
     Tcp(TcpStream),
+    /// A TLS session over TCP, its handshake done.
+    Tls(TlsStream),
 }
 
 impl From<TcpStream> for ClientStream {
@@ -52,6 +61,7 @@ impl ClientStream {
     pub fn parking(&self) -> Parking {
         match self {
             ClientStream::Tcp(_) => Parking::Descriptor,
+            ClientStream::Tls(_) => Parking::InTask,
         }
     }
 
@@ -60,6 +70,7 @@ impl ClientStream {
     pub fn sendfile_socket(&self) -> Option<RawFd> {
         match self {
             ClientStream::Tcp(s) => Some(s.as_raw_fd()),
+            ClientStream::Tls(_) => None,
         }
     }
 
@@ -68,6 +79,7 @@ impl ClientStream {
     pub fn into_tcp(self) -> Result<TcpStream, ClientStream> {
         match self {
             ClientStream::Tcp(s) => Ok(s),
+            s @ ClientStream::Tls(_) => Err(s),
         }
     }
 
@@ -75,13 +87,37 @@ impl ClientStream {
     pub fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
         match self {
             ClientStream::Tcp(s) => s.peer_addr(),
+            ClientStream::Tls(s) => s.tcp().peer_addr(),
+        }
+    }
+
+    /// The TLS session, on a TLS connection.
+    pub fn tls(&self) -> Option<std::cell::Ref<'_, crate::tls::Session>> {
+        match self {
+            ClientStream::Tcp(_) => None,
+            ClientStream::Tls(s) => Some(s.session()),
+        }
+    }
+
+    /// A read half and a write half that may be used at once (see the module docs).
+    pub fn into_split(self) -> (ClientRead, ClientWrite) {
+        match self {
+            ClientStream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (ClientRead::Tcp(r), ClientWrite::Tcp(w))
+            }
+            ClientStream::Tls(s) => {
+                let (r, w) = s.into_split();
+                (ClientRead::Tls(r), ClientWrite::Tls(w))
+            }
         }
     }
 
     /// Wait until the stream can be read (see `TcpStream::readable`).
-    pub fn readable(&self, relaxed: bool) -> impl Future<Output = std::io::Result<()>> + '_ {
+    pub async fn readable(&self, relaxed: bool) -> std::io::Result<()> {
         match self {
-            ClientStream::Tcp(s) => s.readable(relaxed),
+            ClientStream::Tcp(s) => s.readable(relaxed).await,
+            ClientStream::Tls(s) => s.readable(relaxed).await,
         }
     }
 
@@ -89,76 +125,194 @@ impl ClientStream {
     pub fn writable(&self, relaxed: bool) -> impl Future<Output = std::io::Result<()>> + '_ {
         match self {
             ClientStream::Tcp(s) => s.writable(relaxed),
+            ClientStream::Tls(s) => s.tcp().writable(relaxed),
         }
     }
 }
 
 impl AsyncReadRent for ClientStream {
     #[inline]
-    fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            ClientStream::Tcp(s) => s.read(buf),
+            ClientStream::Tcp(s) => s.read(buf).await,
+            ClientStream::Tls(s) => s.read(buf).await,
         }
     }
 
     #[inline]
-    fn readv<T: IoVecBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            ClientStream::Tcp(s) => s.readv(buf),
+            ClientStream::Tcp(s) => s.readv(buf).await,
+            ClientStream::Tls(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
 
 impl CancelableAsyncReadRent for ClientStream {
     #[inline]
-    fn cancelable_read<T: IoBufMut>(
+    async fn cancelable_read<T: IoBufMut>(
         &mut self,
         buf: T,
         c: CancelHandle,
-    ) -> impl Future<Output = BufResult<usize, T>> {
+    ) -> BufResult<usize, T> {
         match self {
-            ClientStream::Tcp(s) => s.cancelable_read(buf, c),
+            ClientStream::Tcp(s) => s.cancelable_read(buf, c).await,
+            ClientStream::Tls(s) => s.cancelable_read(buf, c).await,
         }
     }
 
     #[inline]
-    fn cancelable_readv<T: IoVecBufMut>(
+    async fn cancelable_readv<T: IoVecBufMut>(
         &mut self,
         buf: T,
         c: CancelHandle,
-    ) -> impl Future<Output = BufResult<usize, T>> {
+    ) -> BufResult<usize, T> {
         match self {
-            ClientStream::Tcp(s) => s.cancelable_readv(buf, c),
+            ClientStream::Tcp(s) => s.cancelable_readv(buf, c).await,
+            ClientStream::Tls(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
 
 impl AsyncWriteRent for ClientStream {
     #[inline]
-    fn write<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            ClientStream::Tcp(s) => s.write(buf),
+            ClientStream::Tcp(s) => s.write(buf).await,
+            ClientStream::Tls(s) => s.write(buf).await,
         }
     }
 
     #[inline]
-    fn writev<T: IoVecBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            ClientStream::Tcp(s) => s.writev(buf),
+            ClientStream::Tcp(s) => s.writev(buf).await,
+            ClientStream::Tls(s) => s.writev(buf).await,
         }
     }
 
     #[inline]
-    fn flush(&mut self) -> impl Future<Output = std::io::Result<()>> {
+    async fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            ClientStream::Tcp(s) => s.flush(),
+            ClientStream::Tcp(s) => s.flush().await,
+            ClientStream::Tls(s) => s.flush().await,
         }
     }
 
     #[inline]
-    fn shutdown(&mut self) -> impl Future<Output = std::io::Result<()>> {
+    async fn shutdown(&mut self) -> std::io::Result<()> {
         match self {
-            ClientStream::Tcp(s) => s.shutdown(),
+            ClientStream::Tcp(s) => s.shutdown().await,
+            ClientStream::Tls(s) => s.shutdown().await,
+        }
+    }
+}
+
+/// No connection code reads into vectored buffers; a TLS stream does not offer it.
+fn unsupported_readv() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "vectored reads from a TLS stream",
+    )
+}
+
+/// Two halves given to [`ClientRead::reunite`] that are not halves of one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotPaired;
+
+/// The read half of a split [`ClientStream`].
+pub enum ClientRead {
+    Tcp(OwnedReadHalf<TcpStream>),
+    Tls(TlsRead),
+}
+
+/// The write half of a split [`ClientStream`].
+pub enum ClientWrite {
+    Tcp(OwnedWriteHalf<TcpStream>),
+    Tls(TlsWrite),
+}
+
+impl ClientRead {
+    /// The stream back from its two halves; `Err` when they are not halves of one stream.
+    pub fn reunite(self, w: ClientWrite) -> Result<ClientStream, NotPaired> {
+        match (self, w) {
+            (ClientRead::Tcp(r), ClientWrite::Tcp(w)) => {
+                r.reunite(w).map(ClientStream::Tcp).map_err(|_| NotPaired)
+            }
+            (ClientRead::Tls(r), ClientWrite::Tls(w)) => {
+                r.reunite(w).map(ClientStream::Tls).map_err(|_| NotPaired)
+            }
+            _ => Err(NotPaired),
+        }
+    }
+}
+
+impl AsyncReadRent for ClientRead {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientRead::Tcp(s) => s.read(buf).await,
+            ClientRead::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientRead::Tcp(s) => s.readv(buf).await,
+            ClientRead::Tls(_) => (Err(unsupported_readv()), buf),
+        }
+    }
+}
+
+impl CancelableAsyncReadRent for ClientRead {
+    async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        match self {
+            ClientRead::Tcp(s) => s.cancelable_read(buf, c).await,
+            ClientRead::Tls(s) => s.cancelable_read(buf, c).await,
+        }
+    }
+
+    async fn cancelable_readv<T: IoVecBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        match self {
+            ClientRead::Tcp(s) => s.cancelable_readv(buf, c).await,
+            ClientRead::Tls(_) => (Err(unsupported_readv()), buf),
+        }
+    }
+}
+
+impl AsyncWriteRent for ClientWrite {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientWrite::Tcp(s) => s.write(buf).await,
+            ClientWrite::Tls(s) => s.write(buf).await,
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ClientWrite::Tcp(s) => s.writev(buf).await,
+            ClientWrite::Tls(s) => s.writev(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            ClientWrite::Tcp(s) => s.flush().await,
+            ClientWrite::Tls(s) => s.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            ClientWrite::Tcp(s) => s.shutdown().await,
+            ClientWrite::Tls(s) => s.shutdown().await,
         }
     }
 }

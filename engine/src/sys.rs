@@ -146,16 +146,67 @@ pub fn set_nonblocking(fd: RawFd, on: bool) -> std::io::Result<bool> {
     }
 }
 
-// SAFETY: monoio's `Split` promises that the read half and the write half of a stream may be
-// used at once from two tasks of one thread. Every kind of `ClientStream` is a socket whose
-// reads and writes touch separate kernel queues and no shared user-space state (a kind that
-// carries session state, such as user-space TLS, must be split by other means before it is
-// added as a variant).
-unsafe impl monoio::io::Split for crate::stream::ClientStream {}
+/// The initialised bytes of an owned write buffer.
+pub fn buf_bytes<T: monoio::buf::IoBuf>(buf: &T) -> &[u8] {
+    // SAFETY: `IoBuf` is an unsafe trait whose implementors promise that `read_ptr` points to
+    // `bytes_init` initialised bytes that stay valid and unmoved while the buffer is borrowed;
+    // the slice borrows `buf`, so it cannot outlive them.
+    unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) }
+}
+
+/// Calls `f` with each initialised part of an owned vectored write buffer, in order.
+pub fn for_each_iovec<T: monoio::buf::IoVecBuf>(buf: &T, mut f: impl FnMut(&[u8])) {
+    let (ptr, len) = (buf.read_iovec_ptr(), buf.read_iovec_len());
+    for i in 0..len {
+        // SAFETY: `IoVecBuf` (an unsafe trait) promises `len` valid iovecs at `ptr`, each
+        // describing initialised memory that lives as long as the buffer, which is borrowed for
+        // the whole loop.
+        let part = unsafe {
+            let v = &*ptr.add(i);
+            if v.iov_len == 0 {
+                continue;
+            }
+            std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len)
+        };
+        f(part);
+    }
+}
+
+/// Copies as much of `src` as fits into an owned read buffer, from its start, and marks those
+/// bytes initialised; returns how many were copied.
+pub fn fill_buf<T: monoio::buf::IoBufMut>(buf: &mut T, src: &[u8]) -> usize {
+    let n = src.len().min(buf.bytes_total());
+    // SAFETY: `IoBufMut` (an unsafe trait) promises that `write_ptr` is valid for writes of
+    // `bytes_total` bytes; `n` is at most that, and `src` is a distinct borrowed slice, so the
+    // ranges do not overlap. The `n` bytes are initialised before `set_init` says so.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), buf.write_ptr(), n);
+        buf.set_init(n);
+    }
+    n
+}
 
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsRawFd;
+
+    #[test]
+    fn owned_buffers_are_read_and_filled_in_place() {
+        use monoio::buf::{IoBufMut, SliceMut};
+        assert_eq!(super::buf_bytes(&b"abc".to_vec()), b"abc");
+        let mut parts = Vec::new();
+        let v = monoio::buf::VecBuf::from(vec![b"ab".to_vec(), Vec::new(), b"c".to_vec()]);
+        super::for_each_iovec(&v, |p| parts.push(p.to_vec()));
+        assert_eq!(parts, vec![b"ab".to_vec(), b"c".to_vec()]);
+        let mut xy = Vec::with_capacity(6);
+        xy.extend_from_slice(b"xy");
+        let mut buf: SliceMut<Vec<u8>> = xy.slice_mut(2..6);
+        assert_eq!(super::fill_buf(&mut buf, b"0123456"), 4);
+        assert_eq!(buf.into_inner(), b"xy0123");
+        let mut empty = Vec::with_capacity(8);
+        assert_eq!(super::fill_buf(&mut empty, b"hello"), 5);
+        assert_eq!(empty, b"hello");
+    }
 
     #[test]
     fn releasing_free_pages_keeps_live_memory_intact() {

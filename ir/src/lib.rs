@@ -266,6 +266,60 @@ pub struct Listener {
 pub struct Tls {
     /// The first certificate without `sni` is the default.
     pub certs: Vec<CertPair>,
+    /// `alpn P...`: the protocols offered, in preference order; empty: `http/1.1`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+    /// `client_auth { ca FILE; required|optional }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<ClientAuth>,
+    /// `tickets on|off`: stateless session tickets (on by default).
+    #[serde(default = "yes")]
+    pub tickets: bool,
+    /// `session_cache N`: sessions kept by the stateful cache; `None`: the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_cache: Option<u32>,
+    pub at: Loc,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Tls {
+    /// A block of these certificates with every other setting at its default.
+    pub fn new(certs: Vec<CertPair>, at: Loc) -> Tls {
+        Tls {
+            certs,
+            alpn: Vec::new(),
+            client_auth: None,
+            tickets: true,
+            session_cache: None,
+            at,
+        }
+    }
+}
+
+impl CertPair {
+    /// `cert CERT key KEY [sni SNI]`, stapling the default OCSP file.
+    pub fn new(sni: Option<&str>, cert: &str, key: &str) -> CertPair {
+        CertPair {
+            sni: sni.map(str::to_owned),
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            ocsp: Stapling::Auto,
+            at: Loc::default(),
+        }
+    }
+}
+
+/// Client certificates asked for on a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientAuth {
+    /// PEM file of the CA certificates client certificates must chain to.
+    pub ca: String,
+    /// `required`: a client without a valid certificate is refused in the handshake;
+    /// `optional`: it is served, without an identity.
+    pub required: bool,
     pub at: Loc,
 }
 
@@ -274,6 +328,31 @@ pub struct CertPair {
     pub sni: Option<String>,
     pub cert: String,
     pub key: String,
+    /// `ocsp FILE|off`; unset: `CERT.ocsp` when that file exists.
+    #[serde(default, skip_serializing_if = "Stapling::is_auto")]
+    pub ocsp: Stapling,
+    /// The `cert` line.
+    #[serde(default)]
+    pub at: Loc,
+}
+
+/// The OCSP response stapled to a certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stapling {
+    /// The certificate's path with `.ocsp` appended, when that file exists.
+    #[default]
+    Auto,
+    /// This file, which must exist.
+    File(String),
+    /// None.
+    Off,
+}
+
+impl Stapling {
+    pub fn is_auto(&self) -> bool {
+        matches!(self, Stapling::Auto)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -203,9 +203,35 @@ pub fn refusal(sources: &bext_dsl::diag::Sources, e: &bext::StartError) -> Optio
             );
             Some(d.list)
         }
+        bext::StartError::Tls(list) => {
+            let mut d = bext_dsl::diag::Diags::default();
+            for e in list {
+                let span = sources.span_at(&e.at)?;
+                let code = TLS_CODES
+                    .iter()
+                    .find(|c| **c == e.code.as_str())
+                    .copied()
+                    .unwrap_or("E0702");
+                let mut b = bext_dsl::diag::error(code, span, e.message.clone());
+                if let Some(help) = &e.help {
+                    b = b.help(help.clone());
+                }
+                d.emit(sources, b);
+            }
+            Some(d.list)
+        }
         _ => None,
     }
 }
+
+/// What `bext check` reports about the files of a `tls` block, from `bext-tls` (docs/tls.md):
+/// missing file, bad certificate, bad key, key not matching, expired, not yet valid, server
+/// name not covered, server name given twice, bad OCSP response, bad client CA, bad ALPN
+/// protocol, ticket keys not made.
+const TLS_CODES: [&str; 12] = [
+    "E0701", "E0702", "E0703", "E0704", "E0705", "E0706", "E0707", "E0708", "E0709", "E0710",
+    "E0711", "E0712",
+];
 
 /// A valid configuration that uses directives the engine does not run: an error (E0501) for
 /// each, with the warnings, rendered like any other diagnostics; exit 1.
@@ -290,4 +316,13 @@ pub fn fmt(a: FmtArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tls_codes_are_those_of_bext_tls() {
+        let codes: Vec<&str> = bext_tls::Code::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(codes, super::TLS_CODES);
+    }
 }

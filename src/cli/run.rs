@@ -95,7 +95,40 @@ pub struct ProxyArgs {
     #[arg(long, required = true, value_delimiter = ',')]
     pub to: Vec<String>,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// TLS on the listener of a quick command.
+#[derive(Args)]
+pub struct TlsArgs {
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<String>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<String>,
+    /// Stateless session tickets (sessions resume from the server's cache either way).
+    #[arg(long, value_parser = ["on", "off"], default_value = "on", requires = "tls_cert")]
+    pub tls_session_tickets: String,
+}
+
+impl TlsArgs {
+    /// `config`'s listener made a TLS one, when asked.
+    fn apply(&self, config: &mut bext_ir::Config) {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return;
+        };
+        let mut tls = bext_ir::Tls::new(
+            vec![bext_ir::CertPair::new(None, cert, key)],
+            bext_ir::Loc::default(),
+        );
+        tls.tickets = self.tls_session_tickets == "on";
+        for l in &mut config.listeners {
+            l.tls = Some(tls.clone());
+        }
+    }
 }
 
 #[derive(Args)]
@@ -108,6 +141,8 @@ pub struct RespondArgs {
     /// Body of every response.
     #[arg(long, default_value = "Hello from bext\n")]
     pub body: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -198,6 +233,7 @@ fn file_source(
     path: PathBuf,
     started: bext_ir::Global,
     limits: std::sync::Arc<bext::Limits>,
+    tls: std::sync::Arc<bext::TlsCarry>,
 ) -> bext_engine::server::ReloadSource {
     Box::new(move || {
         let compiled = bext_dsl::compile_file(&path).map_err(|f| f.render_human())?;
@@ -215,7 +251,7 @@ fn file_source(
                 changed.join("`, `")
             ));
         }
-        bext::compile_with(&compiled.config, 0, &limits).map_err(|e| e.to_string())
+        bext::compile_carrying(&compiled.config, 0, &limits, &tls).map_err(|e| e.to_string())
     })
 }
 
@@ -252,9 +288,12 @@ pub fn run(a: RunArgs) -> ExitCode {
             if !warnings.is_empty() {
                 eprint!("{}", bext_dsl::render_human(&warnings, &sources));
             }
-            server
-                .control()
-                .set_source(file_source(path.clone(), started, server.limits()));
+            server.control().set_source(file_source(
+                path.clone(),
+                started,
+                server.limits(),
+                server.tls_carry(),
+            ));
             announce(
                 &server,
                 &format!("serving {}; reload with SIGHUP", path.display()),
@@ -320,7 +359,8 @@ fn run_demo(
 
 pub fn proxy(a: ProxyArgs) -> ExitCode {
     let signals = stop_signals();
-    let config = bext::proxy_config(&a.listen, &a.to);
+    let mut config = bext::proxy_config(&a.listen, &a.to);
+    a.tls.apply(&mut config);
     match bext::start(config, a.engine.options()) {
         Ok(server) => {
             announce(&server, &format!("proxying to {}", a.to.join(", ")));
@@ -332,7 +372,8 @@ pub fn proxy(a: ProxyArgs) -> ExitCode {
 
 pub fn respond(a: RespondArgs) -> ExitCode {
     let signals = stop_signals();
-    let config = bext::respond_config(&a.listen, a.status, &a.body);
+    let mut config = bext::respond_config(&a.listen, a.status, &a.body);
+    a.tls.apply(&mut config);
     match bext::start(config, a.engine.options()) {
         Ok(server) => {
             announce(&server, &format!("responding {}", a.status));

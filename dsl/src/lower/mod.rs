@@ -79,7 +79,11 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
         ],
     ),
     ("global timeouts", &["header", "body", "idle", "drain"]),
-    ("tls", &["cert"]),
+    (
+        "tls",
+        &["cert", "alpn", "client_auth", "tickets", "session_cache"],
+    ),
+    ("client_auth", &["ca", "required", "optional"]),
     (
         "upstream",
         &[

@@ -22,6 +22,26 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
         let c = ErrorClass::NotImplemented;
         return send_problem(ctx, c.status(), c.slug(), c.title(), body_pending).await;
     }
+    // Over TLS, a Host naming a site that another certificate serves is domain fronting:
+    // 421 (RFC 9110 §15.5.20), so the client retries on a connection of its own.
+    let misdirected = ctx.stream.as_ref().and_then(|s| s.tls()).is_some_and(|t| {
+        let host = ctx.head.effective_authority().map(|h| h.get(ctx.buf));
+        host.is_some_and(|h| t.misdirected(strip_port(h)))
+    });
+    if misdirected {
+        crate::tls::COUNTERS
+            .misdirected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body_pending = ctx.has_body();
+        return send_problem(
+            ctx,
+            421,
+            "misdirected-request",
+            "Misdirected Request",
+            body_pending,
+        )
+        .await;
+    }
     // Route on the path the origin will receive: its normal form (`bext_http1::path`), with
     // the site's options. A path with two readings (`%2F`, `%00`, `..;`) is refused.
     let (opts, normal) = {

@@ -220,6 +220,53 @@ pub(crate) fn serve(
     serve_conn(ConnCount(w), Some(stream.into()), Some(peer), 0, false)
 }
 
+/// Serve a connection accepted on a TLS listener: the handshake first, under the header
+/// timeout, then requests as on any connection. A failed handshake is counted and logged with
+/// its reason class (see `tls.rs`).
+pub(crate) fn serve_tls(
+    w: Rc<Worker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: std::sync::Arc<bext_tls::Listener>,
+) -> impl std::future::Future<Output = ()> {
+    w.connections.set(w.connections.get() + 1);
+    let count = ConnCount(w);
+    async move {
+        let w = &count.0;
+        let limit = Limit::new(&w.stop, w.pipeline().client.header_timeout);
+        match crate::tls::handshake(stream, tls, limit).await {
+            Ok(s) => {
+                Box::pin(serve_conn(
+                    count,
+                    Some(ClientStream::Tls(s)),
+                    Some(peer),
+                    0,
+                    false,
+                ))
+                .await
+            }
+            Err(crate::tls::HandshakeErr::Tls(class)) => report_handshake_failure(peer, class),
+            Err(_) => {}
+        }
+    }
+}
+
+static HANDSHAKE_FAILURES: crate::worker::ErrorThrottle = crate::worker::ErrorThrottle::new();
+
+/// At most one line a second for the whole process, with the number left out since.
+fn report_handshake_failure(peer: SocketAddr, class: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs().max(1));
+    match HANDSHAKE_FAILURES.admit(now) {
+        Some(0) => eprintln!("bext: TLS handshake with {peer} failed: {class}"),
+        Some(n) => eprintln!(
+            "bext: TLS handshake with {peer} failed: {class} ({n} more failed handshakes since the last report)"
+        ),
+        None => {}
+    }
+}
+
 /// Serve a parked connection that became readable, `served` requests into its life (its
 /// socket options are already set; its peer address is asked for when its next request
 /// needs it).
@@ -293,8 +340,11 @@ async fn serve_conn(
             // the readiness left over from the last read is confirmed with a zero-timeout poll,
             // or a stale one would make the connection take a buffer and wait with it.
             // (On io_uring the request's read, with its buffer, is the wait.)
+            // A TLS session waits for readiness on either driver, so that no read (and no
+            // buffer) is posted while it is idle.
             let Some(s) = stream.as_ref() else { break };
-            if w.readiness_idle && !idle_wait(w, s, limit).await {
+            let in_task = matches!(s.parking(), Parking::InTask);
+            if (w.readiness_idle || in_task) && !idle_wait(w, s, limit).await {
                 break;
             }
         }

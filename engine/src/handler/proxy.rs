@@ -136,13 +136,14 @@ fn is_named_in(tokens: &[bext_http1::Span], buf: &[u8], name: &[u8]) -> bool {
 
 /// Fields bext sets itself or re-frames; the client's copies are never forwarded.
 fn replaced_upstream(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 6] = [
+    const NAMES: [&[u8]; 7] = [
         b"content-length",
         b"transfer-encoding",
         b"expect",
         b"x-request-id",
         b"upgrade",
         b"connection",
+        b"x-client-cert-subject",
     ];
     NAMES.iter().any(|n| bext_http1::name_eq(n, name))
 }
@@ -219,6 +220,7 @@ pub fn upstream_head(
     trusted: bool,
     rid: &[u8],
     server: SocketAddr,
+    tls: Option<ClientTls<'_>>,
 ) {
     out.extend_from_slice(head.method_span.get(buf));
     out.push(b' ');
@@ -284,7 +286,15 @@ pub fn upstream_head(
     out.extend_from_slice(ip.as_bytes());
     out.extend_from_slice(b"\r\n");
     if !has_proto {
-        out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
+        out.extend_from_slice(match tls {
+            Some(_) => b"X-Forwarded-Proto: https\r\n",
+            None => b"X-Forwarded-Proto: http\r\n",
+        });
+    }
+    // The verified client certificate: only ever what bext verified (the client's own field
+    // of that name was dropped above).
+    if let Some(subject) = tls.and_then(|t| t.client_subject) {
+        field(out, b"X-Client-Cert-Subject", subject.as_bytes());
     }
     if let Some(h) = host.filter(|_| !has_host) {
         field(out, b"X-Forwarded-Host", h);
@@ -321,6 +331,13 @@ enum Out {
     Chunked,
     /// HTTP/1.0 clients: the end of the body is the end of the connection.
     UntilClose,
+}
+
+/// What the upstream learns of a client connection over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientTls<'a> {
+    /// The verified client certificate's subject, when one was presented.
+    pub client_subject: Option<&'a str>,
 }
 
 /// Serialise the response head sent to the client.
@@ -1215,6 +1232,12 @@ pub(crate) async fn proxy_tapped(
     // upstream is contacted, then sent with the head like a small inline body.
     // A body the request body filters read is forwarded as they left it, like a buffered one.
     let mut buffered: Option<Vec<u8>> = ctx.body.take();
+    // Over TLS: the verified client identity, if any (copied: the stream is lent out below).
+    let tls: Option<Option<String>> = ctx
+        .stream
+        .as_ref()
+        .and_then(|s| s.tls())
+        .map(|t| t.client_subject.clone());
     if route.request_buffering && has_body {
         match read_whole_body(ctx).await {
             Ok(b) => {
@@ -1298,6 +1321,9 @@ pub(crate) async fn proxy_tapped(
             ctx.trusted,
             ctx.rid,
             addr,
+            tls.as_ref().map(|subject| ClientTls {
+                client_subject: subject.as_deref(),
+            }),
         );
         let inline_len = match &buffered {
             Some(b) => {

@@ -451,7 +451,7 @@ impl Worker {
 
     fn start_accepting(self: &Rc<Self>, addr: SocketAddr, l: TcpListener) {
         let own = Rc::new(StopSignal::default());
-        let h = monoio::spawn(accept_loop(self.clone(), l, own.clone()));
+        let h = monoio::spawn(accept_loop(self.clone(), addr, l, own.clone()));
         self.listeners.borrow_mut().push((addr, own, h));
     }
 
@@ -657,7 +657,7 @@ fn stop_listening(l: &TcpListener) {
     }
 }
 
-async fn accept_loop(w: Rc<Worker>, l: TcpListener, own: Rc<StopSignal>) {
+async fn accept_loop(w: Rc<Worker>, addr: SocketAddr, l: TcpListener, own: Rc<StopSignal>) {
     let mut cancel = monoio::io::Canceller::new();
     loop {
         let stop = async {
@@ -676,7 +676,16 @@ async fn accept_loop(w: Rc<Worker>, l: TcpListener, own: Rc<StopSignal>) {
         let mut accept = std::pin::pin!(l.cancelable_accept(cancel.handle()));
         match crate::io::race(accept.as_mut(), stop).await {
             crate::io::Either::Left(Ok((stream, peer))) => {
-                monoio::spawn(crate::conn::serve(w.clone(), stream, peer));
+                // The TLS of the generation in force when the connection arrived.
+                let tls = w.pipeline.borrow().tls_for(addr).cloned();
+                match tls {
+                    None => {
+                        monoio::spawn(crate::conn::serve(w.clone(), stream, peer));
+                    }
+                    Some(tls) => {
+                        monoio::spawn(crate::conn::serve_tls(w.clone(), stream, peer, tls));
+                    }
+                }
             }
             crate::io::Either::Left(Err(e)) => {
                 // Out of descriptors or a connection reset while queued: back off briefly

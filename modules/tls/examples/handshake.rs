@@ -134,14 +134,10 @@ impl Pki {
 
     fn server(&self, cert: &str, provider: Provider) -> Arc<rustls::ServerConfig> {
         let path = |ext: &str| self.dir.join(format!("{cert}.{ext}")).display().to_string();
-        let tls = bext_ir::Tls {
-            certs: vec![bext_ir::CertPair {
-                sni: None,
-                cert: path("pem"),
-                key: path("key"),
-            }],
-            at: bext_ir::Loc::default(),
-        };
+        let tls = bext_ir::Tls::new(
+            vec![bext_ir::CertPair::new(None, &path("pem"), &path("key"))],
+            bext_ir::Loc::default(),
+        );
         let settings = Settings {
             provider,
             ..Settings::default()

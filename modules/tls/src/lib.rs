@@ -79,6 +79,37 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// The settings a `tls` block of the IR writes (`alpn`, `client_auth`, `tickets`,
+    /// `session_cache`, `ocsp` per cert); the others keep their defaults.
+    pub fn of(tls: &bext_ir::Tls) -> Settings {
+        let d = Settings::default();
+        Settings {
+            alpn: if tls.alpn.is_empty() {
+                d.alpn
+            } else {
+                tls.alpn.iter().map(|p| p.as_bytes().to_vec()).collect()
+            },
+            client_auth: tls.client_auth.as_ref().map(|c| ClientAuth {
+                ca: c.ca.clone(),
+                required: c.required,
+            }),
+            tickets: tls.tickets,
+            session_cache: tls.session_cache.map_or(d.session_cache, |n| n as usize),
+            ocsp: tls
+                .certs
+                .iter()
+                .map(|c| match &c.ocsp {
+                    bext_ir::Stapling::Auto => Ocsp::NextToCert,
+                    bext_ir::Stapling::File(f) => Ocsp::File(f.clone()),
+                    bext_ir::Stapling::Off => Ocsp::Off,
+                })
+                .collect(),
+            ..d
+        }
+    }
+}
+
 /// A certificate of a listener, as /status shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {

@@ -294,13 +294,20 @@ fn validity_is_judged_at_the_given_time() {
 
 #[test]
 fn codes_are_unique_and_documented_once() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/tls.md"))
-        .expect("docs/tls.md");
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/diagnostics.md"
+    ))
+    .expect("docs/diagnostics.md");
     let mut seen = std::collections::HashSet::new();
     for code in Code::ALL {
         assert!(seen.insert(code.as_str()), "{code} twice");
         let heading = format!("### {code} ");
-        assert_eq!(doc.matches(&heading).count(), 1, "{code} in docs/tls.md");
+        assert_eq!(
+            doc.matches(&heading).count(),
+            1,
+            "{code} in docs/diagnostics.md"
+        );
     }
 }
 

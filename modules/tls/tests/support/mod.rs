@@ -171,21 +171,17 @@ impl Pki {
 
 /// A `tls` block of the IR.
 pub fn tls(pairs: &[(Option<&str>, &str, &str)]) -> bext_ir::Tls {
-    bext_ir::Tls {
-        certs: pairs
+    bext_ir::Tls::new(
+        pairs
             .iter()
-            .map(|(sni, cert, key)| bext_ir::CertPair {
-                sni: sni.map(str::to_owned),
-                cert: cert.to_string(),
-                key: key.to_string(),
-            })
+            .map(|(sni, cert, key)| bext_ir::CertPair::new(*sni, cert, key))
             .collect(),
-        at: bext_ir::Loc {
+        bext_ir::Loc {
             file: "site.bext".into(),
             line: 3,
             col: 15,
         },
-    }
+    )
 }
 
 /// Runs a handshake in memory; the first error of either side ends it.

@@ -1,0 +1,583 @@
+//! TLS on a client connection: a rustls session over the TCP stream, driven with the runtime's
+//! owned-buffer I/O.
+//!
+//! Records are read from the socket into a buffer taken for that read only, handed to rustls
+//! (`read_tls`, `process_new_packets`), and the plaintext is copied out of its reader; writes
+//! seal the plaintext into records (`write_tls` into a vector) and send them. So an idle TLS
+//! connection holds its session (keys, sequence numbers and rustls' own small buffers) and no
+//! read or write buffer of ours.
+//!
+//! The session lives behind an `Rc<RefCell>` that is never borrowed across an `.await`, so the
+//! two halves of a split stream (the proxy sends a request body while it reads the response)
+//! each drive their own half of the socket and share the session soundly: a borrow is a short,
+//! synchronous step (feed records, take plaintext, seal plaintext). Records the read half must
+//! send (an alert, a key update) wait in the session for the next write.
+//!
+//! The handshake runs at accept, under the header timeout (`handshake`); its failures are
+//! counted per reason class ([`TlsCounters`]). A plain HTTP request sent to the TLS port is
+//! answered with a 400 that says so, as nginx does, and the connection is closed.
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bext_tls::rustls::ServerConnection;
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle};
+use monoio::io::{CancelableAsyncReadRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+
+/// Bytes asked of the socket per read: one full TLS record and its header.
+const RECORD_READ: usize = 16 * 1024 + 512;
+
+/// The per-connection TLS state shared by the halves of a split stream.
+pub struct Session {
+    conn: ServerConnection,
+    /// Records received but not yet taken by rustls (its plaintext buffer was full).
+    pending: Vec<u8>,
+    /// The certificate the connection's server name chose (see `bext_tls::Listener::site_for`).
+    pub site: usize,
+    pub listener: Arc<bext_tls::Listener>,
+    /// The verified client certificate's identity, as the upstream header carries it.
+    pub client_subject: Option<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("site", &self.site).finish()
+    }
+}
+
+impl Session {
+    /// Whether the Host of a request names a site this connection's certificate would not
+    /// have served (domain fronting: answer 421).
+    pub fn misdirected(&self, host: &[u8]) -> bool {
+        let Ok(host) = std::str::from_utf8(host) else {
+            return true;
+        };
+        let host = host.trim_end_matches('.');
+        if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+            // An address names no site: the connection's own certificate answers it.
+            return false;
+        }
+        self.listener.site_for(Some(&host.to_ascii_lowercase())) != self.site
+    }
+
+    /// Sealed records waiting to be sent, taken out.
+    fn take_records(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut out).is_err() {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Hands received records to rustls. Errors are fatal to the session.
+    fn feed(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            match self.conn.read_tls(&mut data) {
+                Ok(0) => break,
+                Ok(_) => {}
+                // The plaintext buffer is full: keep the rest for when it has been read.
+                Err(_) => break,
+            }
+            self.conn
+                .process_new_packets()
+                .map_err(std::io::Error::other)?;
+        }
+        if !data.is_empty() {
+            self.pending.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// Feeds records kept back earlier, now that plaintext has been taken.
+    fn feed_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.feed(&pending)
+    }
+
+    /// Copies plaintext into `buf`: `Some(n)` (0 at the end of the stream), `None` when more
+    /// records are needed.
+    fn take_plain<T: IoBufMut>(&mut self, buf: &mut T) -> std::io::Result<Option<usize>> {
+        use std::io::BufRead as _;
+        let mut reader = self.conn.reader();
+        match reader.fill_buf() {
+            Ok([]) => Ok(Some(0)),
+            Ok(chunk) => {
+                let n = crate::sys::fill_buf(buf, chunk);
+                reader.consume(n);
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            // The peer closed the socket without `close_notify`: an end of stream all the same
+            // (HTTP framing tells a complete message from a truncated one).
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(Some(0)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn has_plaintext(&mut self) -> bool {
+        use std::io::BufRead as _;
+        !self.pending.is_empty() || !matches!(self.conn.reader().fill_buf(), Ok([]) | Err(_))
+    }
+}
+
+/// Reads plaintext into `buf` through `tcp` (the socket or its read half).
+async fn read_plain<R: CancelableAsyncReadRent, T: IoBufMut>(
+    tcp: &mut R,
+    s: &RefCell<Session>,
+    mut buf: T,
+    cancel: Option<CancelHandle>,
+) -> (std::io::Result<usize>, T) {
+    loop {
+        {
+            let mut g = s.borrow_mut();
+            match g.take_plain(&mut buf) {
+                Ok(Some(n)) => return (Ok(n), buf),
+                Ok(None) => {}
+                Err(e) => return (Err(e), buf),
+            }
+            if !g.pending.is_empty() {
+                if let Err(e) = g.feed_pending() {
+                    return (Err(e), buf);
+                }
+                continue;
+            }
+        }
+        let rec = Vec::with_capacity(RECORD_READ);
+        let (res, rec) = match &cancel {
+            Some(c) => tcp.cancelable_read(rec, c.clone()).await,
+            None => tcp.read(rec).await,
+        };
+        let mut g = s.borrow_mut();
+        match res {
+            Ok(0) => {
+                // End of the socket: rustls learns it, and its reader then says how it ended.
+                let _ = g.conn.read_tls(&mut &[][..]);
+            }
+            Ok(n) => {
+                if let Err(e) = g.feed(&rec[..n]) {
+                    return (Err(e), buf);
+                }
+            }
+            Err(e) => return (Err(e), buf),
+        }
+    }
+}
+
+/// Seals `data` and sends the records through `tcp`.
+async fn write_plain<W: AsyncWriteRent>(
+    tcp: &mut W,
+    s: &RefCell<Session>,
+    data: &[u8],
+) -> std::io::Result<usize> {
+    let mut off = 0;
+    loop {
+        let out = {
+            let mut g = s.borrow_mut();
+            if off < data.len() {
+                off += g.conn.writer().write(&data[off..])?;
+            }
+            g.take_records()
+        };
+        if !out.is_empty() {
+            let (res, _) = tcp.write_all(out).await;
+            res?;
+        }
+        if off >= data.len() {
+            return Ok(data.len());
+        }
+    }
+}
+
+/// Sends `close_notify`, then ends the socket's sending side.
+async fn close_plain<W: AsyncWriteRent>(tcp: &mut W, s: &RefCell<Session>) -> std::io::Result<()> {
+    let out = {
+        let mut g = s.borrow_mut();
+        g.conn.send_close_notify();
+        g.take_records()
+    };
+    if !out.is_empty() {
+        let (res, _) = tcp.write_all(out).await;
+        res?;
+    }
+    tcp.shutdown().await
+}
+
+/// Sends records the read side left waiting (an alert, a key update).
+async fn flush_plain<W: AsyncWriteRent>(tcp: &mut W, s: &RefCell<Session>) -> std::io::Result<()> {
+    let out = s.borrow_mut().take_records();
+    if !out.is_empty() {
+        let (res, _) = tcp.write_all(out).await;
+        res?;
+    }
+    Ok(())
+}
+
+/// A client connection over TLS.
+pub struct TlsStream {
+    tcp: TcpStream,
+    s: Rc<RefCell<Session>>,
+}
+
+impl std::fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream").field("tcp", &self.tcp).finish()
+    }
+}
+
+impl TlsStream {
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    pub fn session(&self) -> std::cell::Ref<'_, Session> {
+        self.s.borrow()
+    }
+
+    /// Ready when plaintext is already waiting, else when the socket is readable.
+    pub async fn readable(&self, relaxed: bool) -> std::io::Result<()> {
+        if self.s.borrow_mut().has_plaintext() {
+            return Ok(());
+        }
+        self.tcp.readable(relaxed).await
+    }
+
+    pub async fn read<T: IoBufMut>(&mut self, buf: T) -> (std::io::Result<usize>, T) {
+        read_plain(&mut self.tcp, &self.s, buf, None).await
+    }
+
+    pub async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> (std::io::Result<usize>, T) {
+        read_plain(&mut self.tcp, &self.s, buf, Some(c)).await
+    }
+
+    pub async fn write<T: IoBuf>(&mut self, buf: T) -> (std::io::Result<usize>, T) {
+        let res = write_plain(&mut self.tcp, &self.s, crate::sys::buf_bytes(&buf)).await;
+        (res, buf)
+    }
+
+    pub async fn writev<T: IoVecBuf>(&mut self, buf: T) -> (std::io::Result<usize>, T) {
+        let mut all = Vec::new();
+        crate::sys::for_each_iovec(&buf, |p| all.extend_from_slice(p));
+        let res = write_plain(&mut self.tcp, &self.s, &all).await;
+        (res, buf)
+    }
+
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        flush_plain(&mut self.tcp, &self.s).await
+    }
+
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        close_plain(&mut self.tcp, &self.s).await
+    }
+
+    pub fn into_split(self) -> (TlsRead, TlsWrite) {
+        let (rd, wr) = self.tcp.into_split();
+        (
+            TlsRead {
+                tcp: rd,
+                s: self.s.clone(),
+            },
+            TlsWrite { tcp: wr, s: self.s },
+        )
+    }
+}
+
+/// The reading half of a split TLS stream.
+pub struct TlsRead {
+    tcp: OwnedReadHalf<TcpStream>,
+    s: Rc<RefCell<Session>>,
+}
+
+/// The writing half of a split TLS stream.
+pub struct TlsWrite {
+    tcp: OwnedWriteHalf<TcpStream>,
+    s: Rc<RefCell<Session>>,
+}
+
+impl TlsRead {
+    pub async fn read<T: IoBufMut>(&mut self, buf: T) -> (std::io::Result<usize>, T) {
+        read_plain(&mut self.tcp, &self.s, buf, None).await
+    }
+
+    pub async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> (std::io::Result<usize>, T) {
+        read_plain(&mut self.tcp, &self.s, buf, Some(c)).await
+    }
+
+    /// The stream back, when `w` is its other half.
+    pub fn reunite(self, w: TlsWrite) -> Result<TlsStream, (TlsRead, TlsWrite)> {
+        if !Rc::ptr_eq(&self.s, &w.s) {
+            return Err((self, w));
+        }
+        let s = self.s;
+        drop(w.s);
+        match self.tcp.reunite(w.tcp) {
+            Ok(tcp) => Ok(TlsStream { tcp, s }),
+            // Halves of one stream share their session, so their sockets are one too.
+            Err(e) => Err((
+                TlsRead {
+                    tcp: e.0,
+                    s: s.clone(),
+                },
+                TlsWrite { tcp: e.1, s },
+            )),
+        }
+    }
+}
+
+impl TlsWrite {
+    pub async fn write<T: IoBuf>(&mut self, buf: T) -> (std::io::Result<usize>, T) {
+        let res = write_plain(&mut self.tcp, &self.s, crate::sys::buf_bytes(&buf)).await;
+        (res, buf)
+    }
+
+    pub async fn writev<T: IoVecBuf>(&mut self, buf: T) -> (std::io::Result<usize>, T) {
+        let mut all = Vec::new();
+        crate::sys::for_each_iovec(&buf, |p| all.extend_from_slice(p));
+        let res = write_plain(&mut self.tcp, &self.s, &all).await;
+        (res, buf)
+    }
+
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        flush_plain(&mut self.tcp, &self.s).await
+    }
+
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        close_plain(&mut self.tcp, &self.s).await
+    }
+}
+
+/// Handshake outcomes since start, for /status (the whole process).
+pub struct TlsCounters {
+    pub handshakes: AtomicU64,
+    pub resumed: AtomicU64,
+    pub plain_http: AtomicU64,
+    pub misdirected: AtomicU64,
+    /// Failed handshakes by reason class (`bext_tls::failure_class`), and those that timed out
+    /// or whose peer went away.
+    failures: [(&'static str, AtomicU64); FAILURE_CLASSES.len()],
+}
+
+/// Every reason class a failed handshake is counted under.
+const FAILURE_CLASSES: [&str; 14] = [
+    "no_shared_cipher",
+    "no_shared_group",
+    "no_shared_signature",
+    "protocol_version",
+    "incompatible",
+    "no_shared_alpn",
+    "client_cert_missing",
+    "client_cert_invalid",
+    "peer_alert",
+    "malformed",
+    "decrypt",
+    "other",
+    "timeout",
+    "closed",
+];
+
+impl TlsCounters {
+    const fn new() -> TlsCounters {
+        #[allow(clippy::declare_interior_mutable_const)]
+        const Z: AtomicU64 = AtomicU64::new(0);
+        macro_rules! classes {
+            ($($i:literal)*) => { [$((FAILURE_CLASSES[$i], AtomicU64::new(0))),*] };
+        }
+        TlsCounters {
+            handshakes: Z,
+            resumed: Z,
+            plain_http: Z,
+            misdirected: Z,
+            failures: classes!(0 1 2 3 4 5 6 7 8 9 10 11 12 13),
+        }
+    }
+
+    fn failed(&self, class: &str) {
+        let i = self
+            .failures
+            .iter()
+            .position(|(c, _)| *c == class)
+            .unwrap_or(FAILURE_CLASSES.len() - 3);
+        self.failures[i].1.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Failed handshakes per reason class, the classes seen so far.
+    pub fn failures(&self) -> Vec<(&'static str, u64)> {
+        self.failures
+            .iter()
+            .map(|(c, n)| (*c, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+pub static COUNTERS: TlsCounters = TlsCounters::new();
+
+/// kTLS offload, probed once: bext encrypts in user space where the kernel does not offer it
+/// (shown on /status).
+pub fn ktls() -> &'static bext_tls::Ktls {
+    static KTLS: std::sync::OnceLock<bext_tls::Ktls> = std::sync::OnceLock::new();
+    KTLS.get_or_init(bext_tls::ktls_probe)
+}
+
+/// `,"tls":{...}` of the /status document: kTLS, and the handshakes since start.
+pub fn status_json(out: &mut String) {
+    use std::fmt::Write as _;
+    let (ktls, why) = match ktls() {
+        bext_tls::Ktls::Available => ("available", String::new()),
+        bext_tls::Ktls::Unavailable(why) => ("unavailable", why.replace(['"', '\\'], "'")),
+    };
+    let c = &COUNTERS;
+    let _ = write!(
+        out,
+        ",\"tls\":{{\"ktls\":\"{ktls}\",\"ktls_reason\":\"{why}\",\"encryption\":\"user space\",\"handshakes\":{},\"resumed\":{},\"plain_http\":{},\"misdirected\":{},\"handshake_failures\":{{",
+        c.handshakes.load(Ordering::Relaxed),
+        c.resumed.load(Ordering::Relaxed),
+        c.plain_http.load(Ordering::Relaxed),
+        c.misdirected.load(Ordering::Relaxed),
+    );
+    for (i, (class, n)) in c.failures().into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{class}\":{n}");
+    }
+    out.push_str("}}");
+}
+
+/// The answer to a plain HTTP request on a TLS port.
+const PLAIN_HTTP_400: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 48\r\nConnection: close\r\n\r\nThe plain HTTP request was sent to HTTPS port.\r\n";
+
+/// Why a handshake did not complete.
+#[derive(Debug)]
+pub enum HandshakeErr {
+    /// A TLS failure of this reason class (an alert was sent when there was one to send).
+    Tls(&'static str),
+    /// A plain HTTP request: answered with a 400.
+    PlainHttp,
+    /// The client went away or said nothing in time.
+    Closed,
+}
+
+/// Runs the server side of the handshake on a new connection. `limit` bounds each step.
+pub async fn handshake(
+    mut tcp: TcpStream,
+    listener: Arc<bext_tls::Listener>,
+    limit: crate::io::Limit<'_>,
+) -> Result<TlsStream, HandshakeErr> {
+    let conn = match ServerConnection::new(listener.server_config().clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            let class = bext_tls::failure_class(&e);
+            COUNTERS.failed(class);
+            return Err(HandshakeErr::Tls(class));
+        }
+    };
+    let mut s = Session {
+        conn,
+        pending: Vec::new(),
+        site: 0,
+        listener,
+        client_subject: None,
+    };
+    let mut first = true;
+    let result = loop {
+        let out = s.take_records();
+        if !out.is_empty() {
+            let Some((res, _)) = limit.run(tcp.write_all(out)).await else {
+                break Err(HandshakeErr::Closed);
+            };
+            if res.is_err() {
+                break Err(HandshakeErr::Closed);
+            }
+        }
+        if !s.conn.is_handshaking() {
+            break Ok(());
+        }
+        let rec = Vec::with_capacity(RECORD_READ);
+        let Some((res, rec)) = limit.run(tcp.read(rec)).await else {
+            COUNTERS.failed("timeout");
+            return Err(HandshakeErr::Closed);
+        };
+        let n = match res {
+            Ok(n) if n > 0 => n,
+            _ => break Err(HandshakeErr::Closed),
+        };
+        if first && bext_tls::is_plain_http(&rec[..n]) {
+            COUNTERS.plain_http.fetch_add(1, Ordering::Relaxed);
+            let _ = limit.run(tcp.write_all(PLAIN_HTTP_400)).await;
+            let _ = tcp.shutdown().await;
+            return Err(HandshakeErr::PlainHttp);
+        }
+        first = false;
+        let mut data = &rec[..n];
+        let mut failed = None;
+        while !data.is_empty() {
+            match s.conn.read_tls(&mut data) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if let Err(e) = s.conn.process_new_packets() {
+                failed = Some(bext_tls::failure_class(&e));
+                break;
+            }
+        }
+        if let Some(class) = failed {
+            // Send the alert rustls queued, then give up.
+            let out = s.take_records();
+            if !out.is_empty() {
+                let _ = limit.run(tcp.write_all(out)).await;
+            }
+            break Err(HandshakeErr::Tls(class));
+        }
+        if !data.is_empty() {
+            s.pending.extend_from_slice(data);
+        }
+    };
+    match result {
+        Ok(()) => {
+            COUNTERS.handshakes.fetch_add(1, Ordering::Relaxed);
+            if matches!(
+                s.conn.handshake_kind(),
+                Some(bext_tls::rustls::HandshakeKind::Resumed)
+            ) {
+                COUNTERS.resumed.fetch_add(1, Ordering::Relaxed);
+            }
+            s.site = s.listener.site_for(s.conn.server_name());
+            s.client_subject = bext_tls::PeerIdentity::of(&s.conn).map(|p| p.header_value());
+            if let Err(e) = s.feed_pending() {
+                let _ = e;
+                COUNTERS.failed("malformed");
+                return Err(HandshakeErr::Tls("malformed"));
+            }
+            Ok(TlsStream {
+                tcp,
+                s: Rc::new(RefCell::new(s)),
+            })
+        }
+        Err(HandshakeErr::Tls(class)) => {
+            COUNTERS.failed(class);
+            Err(HandshakeErr::Tls(class))
+        }
+        Err(e) => {
+            COUNTERS.failed("closed");
+            Err(e)
+        }
+    }
+}
