@@ -1829,24 +1829,3 @@ pub(crate) const FINGERPRINTS: &[&str] = &[
     "VUSON", "VUSOS", "VUSOV", "VUTN(", "VUTN1", "VUTNF", "VUTNN", "VUTNS", "VUTNV", "VUV,(",
     "VUV,F", "VUVC", "VUVO(", "VUVOF", "VUVOS", "X",
 ];
-
-/// Character classes of the tokenizer, indexed by byte.
-pub(crate) const CHARMAP: [u8; 256] = [
-    b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w',
-    b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w', b'w',
-    b'w', b'!', b's', b'#', b'$', b'o', b'O', b's', b'(', b')', b'O', b'u', b',', b'-', b'1', b'/',
-    b'1', b'1', b'1', b'1', b'1', b'1', b'1', b'1', b'1', b'1', b'O', b';', b'O', b'O', b'O', b'?',
-    b'@', b'a', b'B', b'a', b'a', b'E', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'N', b'a',
-    b'a', b'Q', b'a', b'a', b'a', b'U', b'a', b'a', b'X', b'a', b'a', b'[', b'\\', b'?', b'o',
-    b'a', b'`', b'a', b'B', b'a', b'a', b'E', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'N',
-    b'a', b'a', b'Q', b'a', b'a', b'a', b'U', b'a', b'a', b'X', b'a', b'a', b'{', b'O', b'}', b'u',
-    b'w', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a',
-    b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a',
-    b'a', b'w', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a',
-    b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a',
-    b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a',
-    b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a',
-    b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a',
-    b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a', b'a',
-    b'a',
-];
