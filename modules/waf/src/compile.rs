@@ -116,6 +116,9 @@ pub(crate) struct CLink {
     pub op: OpId,
     pub negated: bool,
     pub chain: ChainId,
+    /// `multiMatch`: the operator again after each shorter prefix of the chain (the value
+    /// as sent, then after each transformation), as (prefix chain, operator).
+    pub alts: Vec<(ChainId, OpId)>,
     pub actions: Actions,
 }
 
@@ -383,6 +386,13 @@ impl Builder {
         for link in r.links() {
             let chain = self.chain(&link.transforms);
             let op = self.op(r, link, chain)?;
+            let mut alts = Vec::new();
+            if link.actions.multi_match && !link.negated {
+                for k in 0..link.transforms.len() {
+                    let c = self.chain(&link.transforms[..k]);
+                    alts.push((c, self.op(r, link, c)?));
+                }
+            }
             let mut actions = link.actions.clone();
             for c in &actions.ctls {
                 if let Ctl::RemoveTargetById(..) | Ctl::RemoveTargetByTag(..) = c {}
@@ -397,6 +407,7 @@ impl Builder {
                 op,
                 negated: link.negated,
                 chain,
+                alts,
                 actions,
             });
         }

@@ -614,13 +614,31 @@ impl<'w> Transaction<'w> {
             let items = self.items(r, &link.targets);
             let mut hits: Vec<(String, Vec<u8>)> = Vec::new();
             for item in items {
-                if let Some(v) = self.test(
-                    link.op,
-                    link.chain,
-                    link.negated,
-                    link.actions.capture,
-                    &item,
-                ) {
+                let mut found = self
+                    .test(
+                        link.op,
+                        link.chain,
+                        link.negated,
+                        link.actions.capture,
+                        &item,
+                    )
+                    .map(|v| (v, link.chain));
+                for &(c, o) in &link.alts {
+                    if found.is_some() {
+                        break;
+                    }
+                    found = self
+                        .test(o, c, false, link.actions.capture, &item)
+                        .map(|v| (v, c));
+                }
+                if let Some((v, chain)) = found {
+                    if k == 0 && first.is_none() {
+                        first = Some((
+                            item.name.clone(),
+                            v.clone(),
+                            self.waf.chains[chain as usize].clone(),
+                        ));
+                    }
                     self.matched_var = (item.name.clone(), v.clone());
                     if single {
                         self.apply_actions(k, r);
@@ -630,10 +648,6 @@ impl<'w> Transaction<'w> {
             }
             if hits.is_empty() {
                 return false;
-            }
-            if k == 0 {
-                let (n, v) = hits[0].clone();
-                first = Some((n, v, self.waf.chains[link.chain as usize].clone()));
             }
             if !single {
                 self.apply_actions(k, r);
