@@ -115,7 +115,7 @@ impl std::fmt::Display for Unsupported {
 
 /// The directives [`unsupported_features`] refuses, as it names them: what this version of
 /// the engine does not run yet (`bext version` lists them).
-pub const NOT_IMPLEMENTED: &[&str] = &["http3", "waf", "plugin"];
+pub const NOT_IMPLEMENTED: &[&str] = &["http3", "plugin"];
 
 /// Every feature of `config` the engine does not implement yet, in file order per section.
 /// `bext run` refuses to start when this is not empty: nothing configured is ever ignored.
@@ -134,14 +134,8 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
     }
     // Every upstream directive (balance policies, backup, health, passive, retry,
     // max_connections, max_pending) is implemented by the engine with bext-balance.
-    for w in &config.wafs {
-        refuse("waf", &w.at);
-    }
     for site in &config.sites {
         for r in &site.routes {
-            if let Some(w) = &r.waf {
-                refuse("waf", &w.at);
-            }
             for p in &r.plugins {
                 refuse("plugin", &p.at);
             }
@@ -258,6 +252,13 @@ pub fn compile_carrying(
             pipeline.add_stage(i, Box::new(l));
         }
     }
+    // Then the WAF (before any stage that transforms a body, such as compression): a request
+    // over its rate limit is not inspected, and the WAF sees the body as the client sent it.
+    for (i, stage) in waf_stages(config)?.into_iter().enumerate() {
+        if let Some(s) = stage {
+            pipeline.add_stage(i, Box::new(s));
+        }
+    }
     // Then compression: it only reads the request there, and acts on the response.
     for (i, r) in config.sites.iter().flat_map(|s| &s.routes).enumerate() {
         if let Some(c) = bext_compress::CompressStage::for_route(r) {
@@ -274,6 +275,40 @@ pub fn compile_carrying(
     tls.keep(&tls_listeners);
     pipeline.tls = tls_listeners;
     Ok(pipeline)
+}
+
+/// The WAF stage of every route with `waf NAME`, by flat route index. Each `waf` block is
+/// compiled once (and reused from an earlier load when its rules and settings did not change);
+/// its routes share it.
+fn waf_stages(config: &ir::Config) -> Result<Vec<Option<bext_waf::stage::WafStage>>, StartError> {
+    let mut built: Vec<Option<std::sync::Arc<bext_waf::Waf>>> = vec![None; config.wafs.len()];
+    let mut out = Vec::new();
+    for site in &config.sites {
+        for r in &site.routes {
+            let Some(name) = &r.waf else {
+                out.push(None);
+                continue;
+            };
+            let Some(i) = config.wafs.iter().position(|w| w.name == name.name) else {
+                let msg = format!("no `waf {}` block is defined", name.name);
+                return Err(StartError::Compile(ir::ConfigError::new(msg, &name.at)));
+            };
+            let w = &config.wafs[i];
+            if built[i].is_none() {
+                let b = bext_waf::stage::build(w).map_err(|e| {
+                    StartError::Compile(ir::ConfigError::new(format!("waf {}: {e}", w.name), &w.at))
+                })?;
+                built[i] = Some(b.waf);
+            }
+            let waf = built[i].clone().expect("built above");
+            out.push(Some(bext_waf::stage::WafStage::new(
+                w,
+                waf,
+                r.waf_exclude.clone(),
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// A running bext.
@@ -609,15 +644,6 @@ mod tests {
                 c.listeners[0].http3 = true;
                 c.listeners[0].at = at(7);
             }),
-            ("waf", |c| {
-                c.wafs.push(ir::Waf {
-                    name: "w".into(),
-                    rulesets: vec![],
-                    rules: vec![],
-                    inspect_body_bytes: None,
-                    at: at(7),
-                })
-            }),
             ("plugin", |c| {
                 c.sites[0].routes[0].plugins.push(ir::Plugin {
                     path: "p.wasm".into(),
@@ -762,17 +788,16 @@ mod tests {
     }
 
     #[test]
-    fn route_waf_references_are_refused_at_the_reference() {
+    fn an_undefined_waf_reference_is_refused_at_the_reference() {
         let mut c = base();
         c.sites[0].routes[0].waf = Some(ir::NamedRef {
             name: "w".into(),
             at: at(9),
         });
-        let refused = unsupported_features(&c);
-        assert_eq!(refused.len(), 1);
-        assert_eq!(
-            (refused[0].directive.as_str(), refused[0].at.line),
-            ("waf", 9)
-        );
+        assert!(unsupported_features(&c).is_empty());
+        match compile(&c, 1) {
+            Err(StartError::Compile(e)) => assert_eq!(e.at.line, 9),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
     }
 }

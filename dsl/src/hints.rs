@@ -98,7 +98,7 @@ pub fn usage(directive: &str) -> Option<&'static str> {
         "route" => "write `route /api/* { proxy app }` (a path, then a block)",
         "global" => "write `global { workers auto }`",
         "waf" => {
-            "write `waf NAME { ruleset builtin/sqli }` at the top level, `waf NAME` in a route"
+            "write `waf NAME { import crs \"/etc/crs/rules\" paranoia 1 }` at the top level, `waf NAME [exclude ID…]` in a route"
         }
         "server" => "write `server 127.0.0.1:9000 [weight 1..1000] [backup]`",
         "balance" => {
@@ -127,6 +127,9 @@ pub fn usage(directive: &str) -> Option<&'static str> {
             "write `set NAME \"VALUE\"`, `add NAME \"VALUE\"` or `remove NAME` after the directive"
         }
         "method" => "write `method GET HEAD`",
+        "import" => "write `import crs \"/etc/crs/rules\" paranoia 1 [anomaly_threshold 5 4] [exclude 942100] [skip_unsupported]`",
+        "mode" => "write `mode block` or `mode detect`",
+        "past_limit" => "write `past_limit pass` or `past_limit block`",
         "header" | "query" => {
             "write `header NAME = \"VALUE\"` (or `~ 'regex'`, `starts_with`, `contains`, `present`)"
         }

@@ -509,6 +509,32 @@ pub struct Waf {
     pub rules: Vec<WafRule>,
     /// Request body bytes inspected; `None` = bodies are not inspected.
     pub inspect_body_bytes: Option<u64>,
+    /// `import crs "DIR" paranoia N …`: an installed OWASP CRS v4 rule folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs: Option<CrsImport>,
+    /// `mode detect`: evaluate and log, never block.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detect_only: bool,
+    /// `past_limit block`: a body longer than the inspection window is refused (default:
+    /// the rest passes uninspected).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub past_limit_block: bool,
+    pub at: Loc,
+}
+
+/// `import crs "DIR" paranoia N [anomaly_threshold IN OUT] [exclude ID…] [skip_unsupported]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrsImport {
+    /// The CRS `rules/` folder (`*.conf` and `*.data`), relative to the configuration file.
+    pub dir: String,
+    pub paranoia: u8,
+    /// Inbound and outbound anomaly thresholds (CRS defaults 5 and 4).
+    pub inbound_threshold: Option<u32>,
+    pub outbound_threshold: Option<u32>,
+    pub exclude: Vec<u32>,
+    /// Leave out rules using constructs bext cannot run (reported as warnings) instead of
+    /// refusing the configuration.
+    pub skip_unsupported: bool,
     pub at: Loc,
 }
 
@@ -634,6 +660,9 @@ pub struct Route {
     pub cache: Option<Cache>,
     pub compress: Option<Compress>,
     pub waf: Option<NamedRef>,
+    /// `waf NAME exclude ID…`: rules of the WAF left out on this route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waf_exclude: Vec<u32>,
     pub rate_limit: Option<RateLimit>,
     pub plugins: Vec<Plugin>,
     /// `request_buffering on`: the whole request body is read (within the body limit) before
@@ -658,6 +687,7 @@ impl Route {
             cache: None,
             compress: None,
             waf: None,
+            waf_exclude: vec![],
             rate_limit: None,
             plugins: vec![],
             request_buffering: false,

@@ -102,7 +102,18 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
         "upstream timeouts",
         &["connect", "response", "idle", "tunnel"],
     ),
-    ("waf", &["ruleset", "rule", "inspect_body"]),
+    (
+        "waf",
+        &[
+            "ruleset",
+            "rule",
+            "inspect_body",
+            "body_limit",
+            "import",
+            "mode",
+            "past_limit",
+        ],
+    ),
     ("site", &["route", "merge_slashes", "escaped_slashes"]),
     (
         "route",

@@ -171,6 +171,23 @@ impl Lower<'_> {
                         name: x.raw.clone(),
                         at,
                     });
+                    if a.peek().is_some_and(|x| x.is_word("exclude")) {
+                        a.next();
+                        while a
+                            .peek()
+                            .is_some_and(|x| matches!(x.kind, crate::ast::ArgKind::Number))
+                        {
+                            if let Some(id) = self.next_number(a, 1, 9_999_999) {
+                                r.waf_exclude.push(id as u32);
+                            }
+                        }
+                        if r.waf_exclude.is_empty() {
+                            self.missing(
+                                a,
+                                "rule ids to leave out on this route, such as `942100`",
+                            );
+                        }
+                    }
                 }
             }
             "rate_limit" => r.rate_limit = self.rate_limit(a, at),

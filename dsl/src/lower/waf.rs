@@ -1,10 +1,11 @@
-//! `waf NAME { ... }`: rule sets and rules, and the condition language of `rule ... when`.
+//! `waf NAME { ... }`: rule sets, an imported OWASP CRS, rules, the mode and the body window,
+//! and the condition language of `rule ... when`.
 
 use super::args::Args;
 use super::Lower;
 use crate::ast::{Arg, ArgKind, Directive};
 use crate::diag::{self, Span};
-use bext_ir::{Condition, Loc, MatchOp, Subject, Waf, WafAction, WafRule};
+use bext_ir::{Condition, CrsImport, Loc, MatchOp, Subject, Waf, WafAction, WafRule};
 use std::collections::HashMap;
 
 /// Built-in WAF rule sets.
@@ -30,6 +31,9 @@ impl Lower<'_> {
             rulesets: vec![],
             rules: vec![],
             inspect_body_bytes: None,
+            crs: None,
+            detect_only: false,
+            past_limit_block: false,
             at: self.loc(d.name_span),
         };
         let mut seen = HashMap::new();
@@ -61,8 +65,35 @@ impl Lower<'_> {
                         w.rules.push(r);
                     }
                 }
-                _ => {
+                "import" => {
                     if self.once(&mut seen, d) {
+                        w.crs = self.crs_import(&mut a, self.loc(d.name_span));
+                    }
+                }
+                "mode" => {
+                    if self.once(&mut seen, d) {
+                        if let Some(x) = self.need(&mut a, "`block` or `detect`") {
+                            if let Some(i) = self.keyword(x, "WAF mode", &["block", "detect"]) {
+                                w.detect_only = i == 1;
+                            }
+                        }
+                    }
+                }
+                "past_limit" => {
+                    if self.once(&mut seen, d) {
+                        if let Some(x) = self.need(&mut a, "`pass` or `block`") {
+                            if let Some(i) = self.keyword(x, "past_limit value", &["pass", "block"])
+                            {
+                                w.past_limit_block = i == 1;
+                            }
+                        }
+                    }
+                }
+                // `inspect_body` and `body_limit` are one setting.
+                _ => {
+                    let mut probe = d.clone();
+                    probe.name = "body_limit".into();
+                    if self.once(&mut seen, &probe) {
                         w.inspect_body_bytes = self.next_size(&mut a);
                     }
                 }
@@ -71,6 +102,54 @@ impl Lower<'_> {
         }
         self.spans.wafs.push(name.span);
         self.config.wafs.push(w);
+    }
+
+    /// `import crs "DIR" paranoia N [anomaly_threshold IN OUT] [exclude ID…] [skip_unsupported]`.
+    fn crs_import(&mut self, a: &mut Args<'_>, at: Loc) -> Option<CrsImport> {
+        let kind = self.need(a, "`crs`")?;
+        self.keyword(kind, "rule set format", &["crs"])?;
+        let dir = self.text(a, "the CRS `rules/` folder, quoted")?;
+        let p = self.need(a, "`paranoia N`")?;
+        if !p.is_word("paranoia") {
+            self.wrong(p, "`paranoia N` (1 to 4)");
+            return None;
+        }
+        let paranoia = self.next_number(a, 1, 4)? as u8;
+        let mut crs = CrsImport {
+            dir: dir.text().to_string(),
+            paranoia,
+            inbound_threshold: None,
+            outbound_threshold: None,
+            exclude: vec![],
+            skip_unsupported: false,
+            at,
+        };
+        while let Some(x) = a.peek() {
+            let opts = ["anomaly_threshold", "exclude", "skip_unsupported"];
+            let Some(i) = self.keyword(x, "import option", &opts) else {
+                a.next();
+                return None;
+            };
+            a.next();
+            match i {
+                0 => {
+                    crs.inbound_threshold = Some(self.next_number(a, 1, 10_000)? as u32);
+                    crs.outbound_threshold = Some(self.next_number(a, 1, 10_000)? as u32);
+                }
+                1 => {
+                    let before = crs.exclude.len();
+                    while a.peek().is_some_and(|x| matches!(x.kind, ArgKind::Number)) {
+                        crs.exclude.push(self.next_number(a, 1, 9_999_999)? as u32);
+                    }
+                    if crs.exclude.len() == before {
+                        self.missing(a, "rule ids to leave out, such as `942100`");
+                        return None;
+                    }
+                }
+                _ => crs.skip_unsupported = true,
+            }
+        }
+        Some(crs)
     }
 
     fn rule(&mut self, a: &mut Args<'_>, name: &Arg, at: Loc) -> Option<WafRule> {

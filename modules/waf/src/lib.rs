@@ -15,13 +15,15 @@
 //! on a value is a lookup: the first rule to ask for a value under a chain transforms it once
 //! and scans it once with every pattern of that chain, and later rules read the result.
 //!
-//! The library does not depend on the engine; the WAF stage wraps a [`Transaction`].
+//! The library does not depend on the engine; [`stage::WafStage`] wraps a [`Transaction`] as a
+//! bext stage (request head, request body and log phases).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod ir;
 pub mod seclang;
+pub mod stage;
 pub mod transform;
 
 mod body;

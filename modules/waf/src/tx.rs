@@ -286,6 +286,17 @@ impl<'w> Transaction<'w> {
             .push(Member { name, value });
     }
 
+    /// Leaves rule `id` out of this transaction (a per-route exclusion).
+    pub fn remove_rule(&mut self, id: u32) {
+        self.removed_ids.push((id, id));
+    }
+
+    /// The body went on past the inspection window by `bytes` (counted, not kept).
+    pub fn body_overflow(&mut self, bytes: u64) {
+        self.over_limit = true;
+        self.stats.body_bytes_uninspected += bytes;
+    }
+
     /// Sets the client address (`REMOTE_ADDR`).
     pub fn remote_addr(&mut self, addr: &str) {
         self.set_scalar(Var::RemoteAddr, addr.as_bytes());
