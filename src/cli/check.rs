@@ -88,6 +88,13 @@ fn check_one(a: &CheckArgs, file: &Path) -> u8 {
                 if !refused.is_empty() {
                     return not_implemented(a.format, &c, &refused);
                 }
+                let imports = crs_imports(&c);
+                if imports.iter().any(|d| d.code.starts_with('E')) {
+                    c.warnings.extend(imports);
+                    print_diagnostics(a.format, &c.warnings, &c.sources);
+                    return 1;
+                }
+                c.warnings.extend(imports);
                 let unresolved = unresolved_servers(&c);
                 if unresolved.is_empty() {
                     // What the engine's own compilation refuses (it stops at the first).
@@ -179,6 +186,46 @@ fn unresolved_servers(c: &bext_dsl::Compiled) -> Vec<Diagnostic> {
             )
             .help("`bext run` resolves server names at start and refuses one that does not resolve; check the name, or check the file where bext will run"),
         );
+    }
+    found.list
+}
+
+/// Each `import crs` of a `waf` block, imported as `bext run` will: a rule folder that cannot
+/// be read is E0503; each rule using a construct bext cannot run is E0504 with the rule id and
+/// the reason, or W0504 when the import says `skip_unsupported` (the rule is left out).
+fn crs_imports(c: &bext_dsl::Compiled) -> Vec<Diagnostic> {
+    let mut found = bext_dsl::diag::Diags::default();
+    for w in &c.config.wafs {
+        let Some(crs) = &w.crs else { continue };
+        let Some(span) = c.sources.span_at(&crs.at) else {
+            continue;
+        };
+        let list = match bext_waf::stage::build(w) {
+            Ok(b) => b.unsupported,
+            Err(bext_waf::stage::BuildError::Unsupported(list)) => list,
+            Err(e) => {
+                found.emit(
+                    &c.sources,
+                    bext_dsl::diag::error("E0503", span, format!("cannot import CRS: {e}"))
+                        .help("point `import crs` at an installed CRS v4 `rules/` folder (its `*.conf` and `*.data` files)"),
+                );
+                continue;
+            }
+        };
+        for u in list {
+            let msg = format!("rule {} ({}): {}", u.rule_id, u.file, u.reason);
+            let b = if crs.skip_unsupported {
+                bext_dsl::diag::warning("W0504", span, format!("{msg}; left out"))
+            } else {
+                bext_dsl::diag::error("E0504", span, format!("{msg}; bext cannot run it")).help(
+                    format!(
+                    "add `skip_unsupported` to the import to leave such rules out, or `exclude {}`",
+                    u.rule_id
+                ),
+                )
+            };
+            found.emit(&c.sources, b);
+        }
     }
     found.list
 }
