@@ -5,6 +5,7 @@ pub mod check;
 pub mod reload;
 pub mod run;
 pub mod version;
+pub mod waf;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -45,6 +46,8 @@ pub enum Cmd {
     Bench(bench::BenchArgs),
     /// Print the version, the I/O drivers available here and what the engine runs.
     Version,
+    /// Web application firewall tools: `bext waf test REQUEST --config FILE --waf NAME`.
+    Waf(waf::WafArgs),
 }
 
 /// Parse the command line and run the command; the exit code of the process.
@@ -78,5 +81,6 @@ pub fn main() -> ExitCode {
         Cmd::Reload(a) => reload::reload(a),
         Cmd::Bench(a) => bench::bench(a),
         Cmd::Version => version::version(),
+        Cmd::Waf(a) => waf::waf(a),
     }
 }
