@@ -43,8 +43,11 @@ pub fn waf(a: WafArgs) -> ExitCode {
     }
 }
 
+/// A raw request: method, target, version, fields and body.
+type RawRequest<'a> = (String, String, String, Vec<(String, Vec<u8>)>, &'a [u8]);
+
 /// A raw request split into its request line, fields and body (CRLF or LF line ends).
-fn parse(raw: &[u8]) -> Result<(String, String, String, Vec<(String, Vec<u8>)>, &[u8]), String> {
+fn parse(raw: &[u8]) -> Result<RawRequest<'_>, String> {
     let head_end = memfind(raw, b"\r\n\r\n")
         .map(|i| (i, i + 4))
         .or_else(|| memfind(raw, b"\n\n").map(|i| (i, i + 2)))
