@@ -87,10 +87,7 @@ fn examples_the_engine_cannot_run_are_refused_by_check() {
         let ok = bext(&["check", &path(name)]);
         assert_eq!(ok.status.code(), Some(0), "{name}: {}", text(&ok.stderr));
     }
-    let table: [(&str, &[&str]); 2] = [
-        ("edge.bext", &["http3"]),
-        ("canary.bext", &["plugin"]),
-    ];
+    let table: [(&str, &[&str]); 2] = [("edge.bext", &["http3"]), ("canary.bext", &["plugin"])];
     for (name, directives) in table {
         let out = bext(&["check", &path(name)]);
         let err = text(&out.stderr);
