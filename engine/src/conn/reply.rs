@@ -146,6 +146,44 @@ impl Framed {
     }
 }
 
+/// A response whose handler has no body to send (304, a redirect): `head` (status line and
+/// fields, given back to the pool) through [`finish_head`], then, when a stage changes the
+/// body, the end of the filters' output, sent in one write. `len` as for [`finish_head`].
+pub(crate) async fn send_bodiless(
+    ctx: &mut Ctx<'_>,
+    route: &CompiledRoute,
+    status: u16,
+    head: Vec<u8>,
+    len: Option<u64>,
+    close: bool,
+) -> Outcome {
+    let mut out = ctx.w.take_xfer();
+    let framed = finish_head(ctx, route, status, &head, len, close, &mut out);
+    ctx.w.give_xfer(head);
+    let mut ok = true;
+    if framed.filtering && !ctx.is_head {
+        let mut bufs = FilterBufs::take(ctx);
+        ok = framed
+            .piece(ctx, route, b"", true, &mut bufs, &mut out)
+            .is_ok();
+        bufs.give(ctx);
+    }
+    let t = ctx.send_timeout();
+    let ok = ok
+        && match ctx.stream.as_mut() {
+            Some(s) => write_all(s, &mut out, t).await.is_ok(),
+            None => false,
+        };
+    ctx.w.give_xfer(out);
+    Outcome {
+        status,
+        bytes: 0,
+        keep: ok && !framed.close,
+        error: None,
+        upstream: None,
+    }
+}
+
 /// `Connection` field for a response: close, or keep-alive spelled out for HTTP/1.0.
 pub(crate) fn connection_field(out: &mut Vec<u8>, close: bool, http10: bool) {
     if close {

@@ -1,10 +1,9 @@
 //! `redirect STATUS "LOCATION"`: the location rendered from the request (`{path}`, `{query}`,
 //! `{host}`), the head through the response head phase like any other.
 
-use crate::conn::reply::{finish_head, push_usize, FilterBufs};
+use crate::conn::reply::{push_usize, send_bodiless};
 use crate::conn::{body_failure, discard_body, strip_port, Ctx, Outcome};
 use crate::error::reason;
-use crate::io::write_all;
 use crate::pipeline::{CompiledRoute, Segment};
 
 pub(crate) async fn serve(
@@ -26,31 +25,7 @@ pub(crate) async fn serve(
     render_location(ctx, location, &mut head);
     head.extend_from_slice(b"\r\n");
     route.response_headers.write_added(&mut head);
-    let mut out = ctx.w.take_xfer();
-    let framed = finish_head(ctx, route, status, &head, Some(0), close, &mut out);
-    ctx.w.give_xfer(head);
-    let mut ok = true;
-    if framed.filtering && !ctx.is_head {
-        let mut bufs = FilterBufs::take(ctx);
-        ok = framed
-            .piece(ctx, route, b"", true, &mut bufs, &mut out)
-            .is_ok();
-        bufs.give(ctx);
-    }
-    let t = ctx.send_timeout();
-    let ok = ok
-        && match ctx.stream.as_mut() {
-            Some(s) => write_all(s, &mut out, t).await.is_ok(),
-            None => false,
-        };
-    ctx.w.give_xfer(out);
-    Outcome {
-        status,
-        bytes: 0,
-        keep: ok && !framed.close,
-        error: None,
-        upstream: None,
-    }
+    send_bodiless(ctx, route, status, head, Some(0), close).await
 }
 
 /// The location; `{path}` is the normal path (with its parameters, as forwarded).

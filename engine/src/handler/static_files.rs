@@ -16,7 +16,7 @@
 //! has no precompressed sibling the client accepts), the file is read in pieces and goes
 //! through the body filters instead.
 
-use crate::conn::reply::{finish_head, FilterBufs, Framed};
+use crate::conn::reply::{finish_head, send_bodiless, FilterBufs, Framed};
 use crate::conn::{body_failure, discard_body, send_problem_with, Ctx, Outcome};
 use crate::error::ErrorClass;
 use crate::io::{write_all, IoFail, PerStep};
@@ -125,12 +125,7 @@ pub(crate) async fn serve(ctx: &mut Ctx<'_>, route: &CompiledRoute, st: &StaticF
         }
         Plan::NotModified { rep, encoding } => {
             let head = rep_head(ctx, 304, &file, rep, encoding, route);
-            let mut out = ctx.w.take_xfer();
-            let framed = finish_head(ctx, route, 304, &head, None, close, &mut out);
-            ctx.w.give_xfer(head);
-            let ok = send(ctx, &mut out).await;
-            ctx.w.give_xfer(out);
-            done(304, 0, ok, framed.close)
+            send_bodiless(ctx, route, 304, head, None, close).await
         }
         Plan::Full { rep, encoding } => {
             let head = rep_head(ctx, 200, &file, rep, encoding, route);
@@ -553,20 +548,7 @@ async fn add_slash(ctx: &mut Ctx<'_>, route: &CompiledRoute, close: bool) -> Out
     }
     head.extend_from_slice(b"\r\n");
     route.response_headers.write_added(&mut head);
-    let mut out = ctx.w.take_xfer();
-    let framed = finish_head(ctx, route, 301, &head, Some(0), close, &mut out);
-    ctx.w.give_xfer(head);
-    let mut ok = true;
-    if framed.filtering && !ctx.is_head {
-        let mut bufs = FilterBufs::take(ctx);
-        ok = framed
-            .piece(ctx, route, b"", true, &mut bufs, &mut out)
-            .is_ok();
-        bufs.give(ctx);
-    }
-    let ok = ok && send(ctx, &mut out).await;
-    ctx.w.give_xfer(out);
-    done(301, 0, ok, framed.close)
+    send_bodiless(ctx, route, 301, head, Some(0), close).await
 }
 
 async fn problem(ctx: &mut Ctx<'_>, class: ErrorClass, close: bool, extra: &[u8]) -> Outcome {
