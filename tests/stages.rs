@@ -337,6 +337,21 @@ fn request_body_stages_inspect_refuse_and_rewrite_bodies_before_the_handler() {
     );
     assert_eq!(r.status, 403);
     assert!(seen.load(Ordering::SeqCst) >= 11 + 5 + 4);
+    // A chunked body that arrives in several reads: the head the proxy forwards must still be
+    // the client's once the body's bytes have moved through the connection buffer.
+    let mut c = connect(a);
+    c.write_all(
+        b"POST /e/split HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    c.write_all(b"4\r\nefgh\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    c.write_all(b"0\r\n\r\n").unwrap();
+    let mut rd = std::io::BufReader::new(c.try_clone().unwrap());
+    let r = read_response(&mut rd, false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"ABCDEFGH");
     // Expect: 100-continue is honoured before the body is read.
     let mut c = connect(a);
     c.write_all(

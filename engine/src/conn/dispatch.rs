@@ -1,12 +1,11 @@
 //! Phases "route" and "request filters", then the route's handler.
 
+use super::read_whole_body;
 use super::reply::push_usize;
-use super::{body_failure, send_continue};
 use super::{send_class, send_problem, send_problem_with, strip_port, Ctx, Outcome};
-use crate::body::{BodyErr, BodyReader};
 use crate::error::ErrorClass;
 use crate::pipeline::{CompiledRoute, Pipeline};
-use crate::stage::{Flow, Headers, Phases, Reply, RequestView, RouteResult};
+use crate::stage::{Exchange, Flow, Headers, Phases, Reply, RequestView, RouteResult};
 use bext_http1::{Framing, Method};
 
 /// Phases "route", "request filters", then the route's action.
@@ -141,59 +140,18 @@ async fn reply(ctx: &mut Ctx<'_>, r: Reply, body_pending: bool) -> Outcome {
 /// Read the request body (decoded, within the body limit) through the route's request body
 /// filters into `ctx.body`; the request then has no body left to read.
 async fn read_filtered_body(ctx: &mut Ctx<'_>, route: &CompiledRoute) -> Result<Flow, Outcome> {
-    if !send_continue(ctx).await {
-        return Err(Outcome::closed(400, Some("client-closed")));
-    }
-    let steps = ctx.send_steps();
-    let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
+    let (mut a, mut b) = (ctx.w.take_xfer(), ctx.w.take_xfer());
     let mut body = Vec::new();
-    let (mut piece, mut a, mut b) = (ctx.w.take_xfer(), ctx.w.take_xfer(), ctx.w.take_xfer());
-    let res = loop {
-        let Some(client) = ctx.stream.as_mut() else {
-            break Err(BodyErr::Closed);
-        };
-        piece.clear();
-        let more = match reader
-            .pull(
-                client,
-                ctx.buf,
-                &mut ctx.pos,
-                &mut piece,
-                false,
-                steps.step(),
-            )
-            .await
-        {
-            Ok(more) => more,
-            Err(e) => break Err(e),
-        };
-        let flow = ctx
-            .ex
-            .request_body(&route.stages, &piece, !more, &mut body, &mut a, &mut b);
-        if let Flow::Reply(_) = flow {
-            break Ok(flow);
-        }
-        if !more {
-            break Ok(Flow::Continue);
-        }
+    let stages = &route.stages;
+    let mut filter = |ex: &mut Exchange, piece: &[u8], last: bool, body: &mut Vec<u8>| {
+        ex.request_body(stages, piece, last, body, &mut a, &mut b)
     };
-    ctx.w.give_xfer(piece);
+    let res = read_whole_body(ctx, &mut body, Some(&mut filter)).await;
     ctx.w.give_xfer(a);
     ctx.w.give_xfer(b);
-    match res {
-        Ok(Flow::Continue) => {
-            ctx.body = Some(body);
-            ctx.framing = Framing::None;
-            Ok(Flow::Continue)
-        }
-        // A reply before the end of the body: what is left of it is not read, so the
-        // connection closes after the reply.
-        Ok(flow) => {
-            if !reader.is_done() {
-                ctx.keep_wanted = false;
-            }
-            Ok(flow)
-        }
-        Err(e) => Err(body_failure(ctx, e).await),
+    if let Ok(Flow::Continue) = res {
+        ctx.body = Some(body);
+        ctx.framing = Framing::None;
     }
+    res
 }

@@ -15,7 +15,7 @@ pub(crate) use reply::{body_failure, send_class, send_problem, send_problem_with
 use crate::body::{BodyErr, BodyReader};
 use crate::io::{race, read_more, write_static, Either, Limit, PerStep};
 use crate::pipeline::ClientPolicy;
-use crate::stage::Exchange;
+use crate::stage::{Exchange, Flow};
 use crate::stop::Woken;
 use crate::stream::{ClientStream, Parking};
 use crate::worker::{Scratch, Worker};
@@ -490,6 +490,81 @@ async fn linger_close(w: &Worker, mut s: ClientStream) {
         if read_more(&mut s, &mut buf, 4096, limit).await.is_err() {
             return;
         }
+    }
+}
+
+/// Reads the request body through the request body filters: each decoded piece, whether it
+/// is the last, and the body the handler will get, to append to; it may answer instead.
+pub(crate) type BodyFilter<'f> =
+    &'f mut dyn FnMut(&mut Exchange, &[u8], bool, &mut Vec<u8>) -> Flow;
+
+/// Read the whole request body (decoded, within the body limit) into `body`, keeping the head.
+/// The body is decoded in a buffer of its own: the reader may drop consumed bytes from the
+/// front of its buffer, and the connection buffer still holds the head a handler builds on
+/// (the proxy's upstream request). What follows the body (a pipelined request) goes back after
+/// the head. With `filter`, each piece goes through it, and an answer from it stops the read
+/// (the connection then closes after the answer if the body was not read to its end);
+/// without, pieces are appended to `body` as they are. A failure has been answered already
+/// (413, 400, 408) and is returned as the outcome.
+pub(crate) async fn read_whole_body(
+    ctx: &mut Ctx<'_>,
+    body: &mut Vec<u8>,
+    mut filter: Option<BodyFilter<'_>>,
+) -> Result<Flow, Outcome> {
+    if !send_continue(ctx).await {
+        return Err(Outcome::closed(400, Some("client-closed")));
+    }
+    let steps = ctx.send_steps();
+    let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
+    let mut rest = ctx.buf[ctx.pos..].to_vec();
+    let mut at = 0;
+    // Filtered pieces are decoded apart; unfiltered ones straight into `body`.
+    let mut piece = match filter {
+        Some(_) => ctx.w.take_xfer(),
+        None => Vec::new(),
+    };
+    let res = loop {
+        let Some(client) = ctx.stream.as_mut() else {
+            return Err(Outcome::closed(400, None));
+        };
+        let out = match filter {
+            Some(_) => {
+                piece.clear();
+                &mut piece
+            }
+            None => &mut *body,
+        };
+        let more = match reader
+            .pull(client, &mut rest, &mut at, out, false, steps.step())
+            .await
+        {
+            Ok(more) => more,
+            Err(e) => break Err(e),
+        };
+        if let Some(f) = filter.as_mut() {
+            if let Flow::Reply(r) = f(&mut *ctx.ex, &piece, !more, body) {
+                break Ok(Flow::Reply(r));
+            }
+        }
+        if !more {
+            break Ok(Flow::Continue);
+        }
+    };
+    if filter.is_some() {
+        ctx.w.give_xfer(piece);
+    }
+    ctx.buf.truncate(ctx.pos);
+    ctx.buf.extend_from_slice(&rest[at.min(rest.len())..]);
+    match res {
+        Ok(Flow::Reply(r)) => {
+            // What is left of the body is not read.
+            if !reader.is_done() {
+                ctx.keep_wanted = false;
+            }
+            Ok(Flow::Reply(r))
+        }
+        Ok(flow) => Ok(flow),
+        Err(e) => Err(body_failure(ctx, e).await),
     }
 }
 

@@ -22,7 +22,7 @@
 
 use crate::body::{BodyErr, BodyReader};
 use crate::conn::reply::{connection_field, content_length_field};
-use crate::conn::{body_failure, send_class, send_continue, Ctx, Outcome};
+use crate::conn::{body_failure, read_whole_body, send_class, send_continue, Ctx, Outcome};
 use crate::error::{reason, ErrorClass};
 use crate::io::{race, read_more, write_all, Either, IoFail, Limit, PerStep};
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
@@ -1239,9 +1239,10 @@ pub(crate) async fn proxy_tapped(
         .and_then(|s| s.tls())
         .map(|t| t.client_subject.clone());
     if route.request_buffering && has_body {
-        match read_whole_body(ctx).await {
-            Ok(b) => {
-                buffered = Some(b);
+        let mut body = Vec::new();
+        match read_whole_body(ctx, &mut body, None).await {
+            Ok(_) => {
+                buffered = Some(body);
                 has_body = false;
             }
             Err(o) => return o,
@@ -1677,41 +1678,6 @@ pub(crate) async fn proxy_tapped(
             w.give_xfer(ubuf);
             Outcome::closed(502, Some("client-closed"))
         }
-    }
-}
-
-/// Read the whole request body (decoded, within the body limit) for `request_buffering on`.
-/// A failure has been answered already (413, 400, 408) and is returned as the outcome.
-async fn read_whole_body(ctx: &mut Ctx<'_>) -> Result<Vec<u8>, Outcome> {
-    if !send_continue(ctx).await {
-        return Err(Outcome::closed(400, Some("client-closed")));
-    }
-    let steps = ctx.send_steps();
-    let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
-    let mut body = Vec::new();
-    // The body is decoded in a buffer of its own: the reader may drop consumed bytes from the
-    // front of its buffer, and the connection buffer still holds the head the upstream request
-    // is built from. What follows the body (a pipelined request) goes back after the head.
-    let mut rest = ctx.buf[ctx.pos..].to_vec();
-    let mut at = 0;
-    let res = loop {
-        let Some(client) = ctx.stream.as_mut() else {
-            return Err(Outcome::closed(400, None));
-        };
-        match reader
-            .pull(client, &mut rest, &mut at, &mut body, false, steps.step())
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => break Ok(()),
-            Err(e) => break Err(e),
-        }
-    };
-    ctx.buf.truncate(ctx.pos);
-    ctx.buf.extend_from_slice(&rest[at.min(rest.len())..]);
-    match res {
-        Ok(()) => Ok(body),
-        Err(e) => Err(body_failure(ctx, e).await),
     }
 }
 
