@@ -663,3 +663,53 @@ fn body_filters_see_static_files_and_the_framing_follows() {
     assert!(closed(&mut rd));
     s.shutdown();
 }
+
+/// A request body that arrives in several reads is read and dropped without touching the head
+/// the handler answers from: a static file's path and fields, a redirect's location.
+#[test]
+fn a_body_in_several_reads_leaves_the_head_intact() {
+    let (t, small, _) = site_tree("split-body");
+    let files = route(
+        bext_ir::PathMatch::Prefix("/".into()),
+        bext_ir::Action::Static {
+            root: t.path().to_str().unwrap().into(),
+            index: vec!["index.html".into()],
+        },
+    );
+    let old = route(
+        bext_ir::PathMatch::Prefix("/old/".into()),
+        bext_ir::Action::Redirect {
+            status: 301,
+            location: "/new{path}?{query}".into(),
+        },
+    );
+    let s = start(site(vec![old, files]));
+    let a = addr(&s);
+    let send = |head: &str| {
+        let mut c = connect(a);
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(b"4\r\nabcd\r\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        c.write_all(b"4\r\nefgh\r\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        c.write_all(b"0\r\n\r\n").unwrap();
+        let mut rd = BufReader::new(c);
+        read_response(&mut rd, false)
+    };
+    let chunked = "Transfer-Encoding: chunked\r\n";
+    let r = send(&format!(
+        "GET /index.html HTTP/1.1\r\nHost: h\r\n{chunked}\r\n"
+    ));
+    assert_eq!((r.status, &r.body), (200, &small));
+    let r = send(&format!(
+        "POST /docs/a.txt HTTP/1.1\r\nHost: h\r\n{chunked}\r\n"
+    ));
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = send(&format!(
+        "POST /old/page?x=1 HTTP/1.1\r\nHost: h\r\n{chunked}\r\n"
+    ));
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/new/old/page?x=1"));
+    s.shutdown();
+}

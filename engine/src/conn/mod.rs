@@ -498,41 +498,42 @@ async fn linger_close(w: &Worker, mut s: ClientStream) {
 pub(crate) type BodyFilter<'f> =
     &'f mut dyn FnMut(&mut Exchange, &[u8], bool, &mut Vec<u8>) -> Flow;
 
-/// Read the whole request body (decoded, within the body limit) into `body`, keeping the head.
-/// The body is decoded in a buffer of its own: the reader may drop consumed bytes from the
-/// front of its buffer, and the connection buffer still holds the head a handler builds on
-/// (the proxy's upstream request). What follows the body (a pipelined request) goes back after
-/// the head. With `filter`, each piece goes through it, and an answer from it stops the read
-/// (the connection then closes after the answer if the body was not read to its end);
-/// without, pieces are appended to `body` as they are. A failure has been answered already
-/// (413, 400, 408) and is returned as the outcome.
-pub(crate) async fn read_whole_body(
-    ctx: &mut Ctx<'_>,
-    body: &mut Vec<u8>,
-    mut filter: Option<BodyFilter<'_>>,
-) -> Result<Flow, Outcome> {
-    if !send_continue(ctx).await {
-        return Err(Outcome::closed(400, Some("client-closed")));
-    }
+/// What becomes of the pieces of a body read to its end.
+enum Take<'b, 'f> {
+    /// Appended to the buffer as they are.
+    Append(&'b mut Vec<u8>),
+    /// Through the filter, which appends to the buffer what the handler gets.
+    Filter(&'b mut Vec<u8>, BodyFilter<'f>),
+    /// Dropped.
+    Drop,
+}
+
+/// Read the request body (decoded, within the body limit) to its end, keeping the head. The
+/// body is decoded in a buffer of its own: the reader may drop consumed bytes from the front
+/// of its buffer, and the connection buffer still holds the head that handlers answer from
+/// (a file's path and fields, a redirect's location, the proxy's upstream request). What
+/// follows the body (a pipelined request) goes back after the head. A filter's answer stops
+/// the read (the connection then closes after the answer if the body was not read to its end).
+async fn pull_whole_body(ctx: &mut Ctx<'_>, mut take: Take<'_, '_>) -> Result<Flow, BodyErr> {
     let steps = ctx.send_steps();
     let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
     let mut rest = ctx.buf[ctx.pos..].to_vec();
     let mut at = 0;
-    // Filtered pieces are decoded apart; unfiltered ones straight into `body`.
-    let mut piece = match filter {
-        Some(_) => ctx.w.take_xfer(),
-        None => Vec::new(),
+    // Pieces that are not appended as they are are decoded apart.
+    let mut piece = match take {
+        Take::Append(_) => Vec::new(),
+        _ => ctx.w.take_xfer(),
     };
     let res = loop {
         let Some(client) = ctx.stream.as_mut() else {
-            return Err(Outcome::closed(400, None));
+            break Err(BodyErr::Closed);
         };
-        let out = match filter {
-            Some(_) => {
+        let out = match &mut take {
+            Take::Append(body) => &mut **body,
+            _ => {
                 piece.clear();
                 &mut piece
             }
-            None => &mut *body,
         };
         let more = match reader
             .pull(client, &mut rest, &mut at, out, false, steps.step())
@@ -541,8 +542,12 @@ pub(crate) async fn read_whole_body(
             Ok(more) => more,
             Err(e) => break Err(e),
         };
-        if let Some(f) = filter.as_mut() {
+        if let Take::Filter(body, f) = &mut take {
             if let Flow::Reply(r) = f(&mut *ctx.ex, &piece, !more, body) {
+                // What is left of the body is not read.
+                if !reader.is_done() {
+                    ctx.keep_wanted = false;
+                }
                 break Ok(Flow::Reply(r));
             }
         }
@@ -550,49 +555,41 @@ pub(crate) async fn read_whole_body(
             break Ok(Flow::Continue);
         }
     };
-    if filter.is_some() {
+    if !matches!(take, Take::Append(_)) {
         ctx.w.give_xfer(piece);
     }
     ctx.buf.truncate(ctx.pos);
     ctx.buf.extend_from_slice(&rest[at.min(rest.len())..]);
-    match res {
-        Ok(Flow::Reply(r)) => {
-            // What is left of the body is not read.
-            if !reader.is_done() {
-                ctx.keep_wanted = false;
-            }
-            Ok(Flow::Reply(r))
-        }
+    res
+}
+
+/// Read the whole request body into `body` (through `filter` when there is one), after
+/// `100 Continue` if the client waits for it. A failure has been answered already (413, 400,
+/// 408) and is returned as the outcome.
+pub(crate) async fn read_whole_body(
+    ctx: &mut Ctx<'_>,
+    body: &mut Vec<u8>,
+    filter: Option<BodyFilter<'_>>,
+) -> Result<Flow, Outcome> {
+    if !send_continue(ctx).await {
+        return Err(Outcome::closed(400, Some("client-closed")));
+    }
+    let take = match filter {
+        Some(f) => Take::Filter(body, f),
+        None => Take::Append(body),
+    };
+    match pull_whole_body(ctx, take).await {
         Ok(flow) => Ok(flow),
         Err(e) => Err(body_failure(ctx, e).await),
     }
 }
 
-/// Read and drop the request body (bounded by the body limit).
+/// Read and drop the request body (bounded by the body limit), keeping the head.
 pub(crate) async fn discard_body(ctx: &mut Ctx<'_>) -> Result<(), BodyErr> {
     if !ctx.has_body() {
         return Ok(());
     }
-    let mut reader = BodyReader::new(ctx.framing, ctx.policy.body_bytes);
-    let mut sink = ctx.w.take_xfer();
-    let steps = ctx.send_steps();
-    let res = loop {
-        sink.clear();
-        let t = steps.step();
-        let Some(s) = ctx.stream.as_mut() else {
-            break Err(BodyErr::Closed);
-        };
-        match reader
-            .pull(s, ctx.buf, &mut ctx.pos, &mut sink, false, t)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => break Ok(()),
-            Err(e) => break Err(e),
-        }
-    };
-    ctx.w.give_xfer(sink);
-    res
+    pull_whole_body(ctx, Take::Drop).await.map(|_| ())
 }
 
 /// `100 Continue`, when the client waits for it before sending its body.
