@@ -179,11 +179,10 @@ pub(crate) async fn serve(ctx: &mut Ctx<'_>, route: &CompiledRoute, st: &StaticF
     }
 }
 
-/// The precompressed codings the client accepts and the file has, best first (one at most:
-/// the negotiated one).
-fn accepted(ctx: &Ctx<'_>, file: &File) -> Vec<Encoding> {
+/// The precompressed coding the client accepts best among those the file has.
+fn accepted(ctx: &Ctx<'_>, file: &File) -> Option<Encoding> {
     if !file.has_variants() {
-        return Vec::new();
+        return None;
     }
     let mut offered = [bext_ir::Encoding::Zstd; 3];
     let mut n = 0;
@@ -200,13 +199,8 @@ fn accepted(ctx: &Ctx<'_>, file: &File) -> Vec<Encoding> {
         .iter()
         .filter(|h| bext_http1::name_eq(h.name.get(buf), b"accept-encoding"))
         .map(|h| h.value.get(buf));
-    match bext_compress::negotiate(values, &offered[..n]) {
-        Some(best) => Encoding::ALL
-            .into_iter()
-            .filter(|&e| ir_encoding(e) == best)
-            .collect(),
-        None => Vec::new(),
-    }
+    let best = bext_compress::negotiate(values, &offered[..n])?;
+    Encoding::ALL.into_iter().find(|&e| ir_encoding(e) == best)
 }
 
 fn ir_encoding(e: Encoding) -> bext_ir::Encoding {
