@@ -551,3 +551,79 @@ fn configured_key_bypass_and_ignored_query() {
     assert_eq!(o.hits(), 3);
     srv.shutdown();
 }
+
+#[test]
+fn interim_responses_are_passed_on_and_never_stored() {
+    let o = Origin::start(|_, _| {
+        let early = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nX-Early: 1\r\n\r\n";
+        format!("{early}{}", ok("Cache-Control: max-age=100\r\n", "final"))
+    });
+    let srv = start(&o);
+    let mut c = BufReader::new(connect(common::addr(&srv)));
+    c.get_mut()
+        .write_all(b"GET /i HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .unwrap();
+    let early = read_response(&mut c, false);
+    assert_eq!(early.status, 103, "{early:?}");
+    assert_eq!(early.header("link"), Some("</s.css>; rel=preload"));
+    let first = read_response(&mut c, false);
+    assert_eq!((first.status, first.text().as_str()), (200, "final"));
+    // The hit: no interim response first (the status line read is the 200), and no field of
+    // the 103 merged into the stored one.
+    c.get_mut()
+        .write_all(b"GET /i HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .unwrap();
+    let hit = read_response(&mut c, false);
+    assert_eq!((hit.status, hit.text().as_str()), (200, "final"), "{hit:?}");
+    assert!(status_of(&hit).starts_with("bext; hit"), "{hit:?}");
+    assert_eq!(hit.header("x-early"), None, "{hit:?}");
+    assert_eq!(o.hits(), 1);
+    srv.shutdown();
+}
+
+/// A thousand clients miss on one key at once, spread over two workers: each worker sends at
+/// most one request upstream (its shard's leader) and every client gets the one response.
+#[test]
+fn a_thousand_concurrent_misses_send_at_most_one_request_per_worker() {
+    const CLIENTS: usize = 1000;
+    let release = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let gate = release.clone();
+    let o = Origin::start(move |_, _| {
+        // Hold the answer until every client has sent its request.
+        let (m, cv) = &*gate;
+        let g = m.lock().unwrap();
+        let _g = cv
+            .wait_timeout_while(g, Duration::from_secs(20), |open| !*open)
+            .unwrap();
+        ok("Cache-Control: max-age=100\r\n", "once")
+    });
+    let opts = bext::StartOptions {
+        workers: Some(2),
+        ..common::opts()
+    };
+    let srv = bext::start(cached(o.addr, |_| {}), opts).expect("bext starts");
+    let a = common::addr(&srv);
+    let mut clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let mut s = connect(a);
+            s.write_all(b"GET /many HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                .unwrap();
+            BufReader::new(s)
+        })
+        .collect();
+    {
+        let (m, cv) = &*release;
+        *m.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    for c in clients.iter_mut() {
+        let r = read_response(c, false);
+        assert_eq!((r.status, r.text().as_str()), (200, "once"), "{r:?}");
+    }
+    assert!(
+        o.hits() <= 2,
+        "{} upstream requests for 2 workers",
+        o.hits()
+    );
+    srv.shutdown();
+}

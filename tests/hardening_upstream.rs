@@ -637,3 +637,86 @@ fn upstream_failures_are_logged_without_an_access_log() {
         assert!(err.contains(&want), "{driver}: {err}");
     }
 }
+
+/// Item: interim responses. An origin's 102 and 103 reach an HTTP/1.1 client before the final
+/// response, without their connection-specific fields, on bodiless requests and on requests
+/// whose body streams; its `100 Continue` does not (bext answers `Expect` itself); an HTTP/1.0
+/// client gets none (RFC 9110 §15.2); an origin sending interim responses without end gets a
+/// 502 after at most 16 of them.
+#[test]
+fn interim_responses_reach_http11_clients_and_are_bounded() {
+    const INTERIMS: &[u8] = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\
+        Connection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n\r\n\
+        HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n";
+    for o in drivers() {
+        let origin = Scripted::start(move |_, mut s| {
+            while let Some(h) = next_head(&mut s) {
+                let len: usize = h
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if target(&h) == "/flood" {
+                    for _ in 0..40 {
+                        let _ = s.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
+                    }
+                    return;
+                }
+                if s.write_all(INTERIMS).is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; len];
+                s.read_exact(&mut body).unwrap();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\nok{}",
+                    len + 2,
+                    String::from_utf8_lossy(&body)
+                );
+                s.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        let srv = bext::start(proxy_to(origin.addr), o.clone()).unwrap();
+        let what = format!("{:?}", o.driver);
+        let mut c = BufReader::new(connect(addr(&srv)));
+        let requests = [
+            get("/a"),
+            b"POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+        ];
+        for req in requests {
+            c.get_mut().write_all(&req).unwrap();
+            let early = read_response(&mut c, false);
+            assert_eq!(early.status, 103, "{what}");
+            assert_eq!(
+                early.header("link"),
+                Some("</s.css>; rel=preload"),
+                "{what}"
+            );
+            for gone in ["x-hop", "keep-alive", "connection"] {
+                assert_eq!(early.header(gone), None, "{what} {gone}");
+            }
+            assert_eq!(read_response(&mut c, false).status, 102, "{what}");
+            let r = read_response(&mut c, false);
+            assert_eq!(r.status, 200, "{what}");
+            assert!(r.text().starts_with("ok"), "{what}");
+        }
+        // HTTP/1.0: the final response only.
+        let mut c10 = BufReader::new(connect(addr(&srv)));
+        c10.get_mut()
+            .write_all(b"GET /c HTTP/1.0\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut c10, false);
+        assert_eq!((r.status, r.text().as_str()), (200, "ok"), "{what}");
+        // Without end: at most 16 interim responses, then a 502.
+        c.get_mut().write_all(&get("/flood")).unwrap();
+        let mut early = 0;
+        let last = loop {
+            let r = read_response(&mut c, false);
+            if r.status != 103 {
+                break r;
+            }
+            early += 1;
+        };
+        assert_eq!(last.status, 502, "{what}");
+        assert!(early <= 16, "{what}: {early} interim responses");
+        srv.shutdown();
+    }
+}

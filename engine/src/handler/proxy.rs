@@ -6,7 +6,9 @@
 //! request was routed on, `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`,
 //! `X-Real-IP` (the client's own only from `trusted_proxies`), `Via` and `X-Request-Id` set by
 //! bext.
-//! `Expect: 100-continue` is answered by bext itself and not forwarded.
+//! `Expect: 100-continue` is answered by bext itself and not forwarded; an upstream's other
+//! interim responses (102, 103 Early Hints) are passed on to HTTP/1.1 clients as they arrive,
+//! without connection-specific fields, at most 16 per request.
 //!
 //! Failures and what the client sees: connection refused/reset before a response → 502
 //! (`upstream-unavailable`), connect or response-head timeout → 504 (`upstream-timeout`), an
@@ -445,25 +447,50 @@ fn check_switch(rh: &ResponseHead, ubuf: &[u8], offered: Option<&[u8]>) -> Resul
     }
 }
 
-/// Read until a final (or 101) response head is in `ubuf`. Interim 1xx responses are dropped:
-/// bext answers `100 Continue` to the client itself.
+/// What [`read_response_head`] left at the start of `ubuf`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Head {
+    /// The final response (or a 101).
+    Final,
+    /// An interim 1xx response to pass on to the client (`ubuf[..rh.head_len]`).
+    Interim,
+}
+
+/// The most interim responses relayed before one final response: an upstream that sends them
+/// without end is an invalid response, not a connection held open forever.
+const MAX_INTERIM: u32 = 16;
+
+/// Read until a final (or 101) response head is in `ubuf`. A `100 Continue` is dropped (bext
+/// answers `Expect: 100-continue` itself); other interim responses (102 Processing, 103 Early
+/// Hints, …) are returned as [`Head::Interim`] when `relay_interim` (RFC 9110 §15.2: a proxy
+/// forwards them, except to an HTTP/1.0 client), else dropped. `interims` counts them across
+/// calls for one response.
 async fn read_response_head<R: AsyncReadRent>(
     rd: &mut R,
     ubuf: &mut Vec<u8>,
     rh: &mut ResponseHead,
     rctx: ResponseContext,
     limit: Limit<'_>,
-) -> Result<(), UpErr> {
+    relay_interim: bool,
+    interims: &mut u32,
+) -> Result<Head, UpErr> {
     let mut any = false;
     loop {
         if !ubuf.is_empty() {
             match bext_http1::parse_response(ubuf, &UPSTREAM_LIMITS, rctx, rh) {
                 Ok(Parse::Complete) => {
                     if (100..200).contains(&rh.status) && rh.status != 101 {
+                        *interims += 1;
+                        if *interims > MAX_INTERIM {
+                            return Err(UpErr::Invalid);
+                        }
+                        if relay_interim && rh.status != 100 {
+                            return Ok(Head::Interim);
+                        }
                         ubuf.drain(..rh.head_len);
                         continue;
                     }
-                    return Ok(());
+                    return Ok(Head::Final);
                 }
                 Ok(Parse::Partial) => {
                     if ubuf.len() > UPSTREAM_LIMITS.max_head {
@@ -480,6 +507,50 @@ async fn read_response_head<R: AsyncReadRent>(
             Err(IoFail::Io(_)) => return Err(UpErr::Gone { any, reset: true }),
         }
     }
+}
+
+/// The client's copy of the interim response at the start of `ubuf`: its status line and
+/// fields without the connection-specific ones (hop-by-hop, those `Connection` names, framing
+/// fields, which a 1xx cannot carry).
+fn interim_head(rh: &ResponseHead, ubuf: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(rh.status.to_string().as_bytes());
+    out.push(b' ');
+    if rh.reason.is_empty() {
+        out.extend_from_slice(reason(rh.status).as_bytes());
+    } else {
+        out.extend_from_slice(rh.reason.get(ubuf));
+    }
+    out.extend_from_slice(b"\r\n");
+    for h in &rh.headers {
+        let name = h.name.get(ubuf);
+        if bext_http1::name_eq(name, b"content-length")
+            || bext_http1::name_eq(name, b"transfer-encoding")
+            || bext_http1::name_eq(name, b"connection")
+            || bext_http1::name_eq(name, b"upgrade")
+            || bext_http1::is_hop_by_hop(name)
+            || is_named_in(&rh.connection_tokens, ubuf, name)
+        {
+            continue;
+        }
+        field(out, name, h.value.get(ubuf));
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Pass the interim response at the start of `ubuf` on to the client and drop it from `ubuf`.
+async fn send_interim<W: AsyncWriteRent>(
+    client: &mut W,
+    ubuf: &mut Vec<u8>,
+    rh: &ResponseHead,
+    limit: Limit<'_>,
+) -> Result<(), UpErr> {
+    let mut out = Vec::with_capacity(rh.head_len + 32);
+    interim_head(rh, ubuf, &mut out);
+    ubuf.drain(..rh.head_len);
+    write_all(client, &mut out, limit)
+        .await
+        .map_err(|_| UpErr::ClientGone)
 }
 
 /// The result of relaying a response.
@@ -1147,10 +1218,20 @@ async fn attempt(
             return Ok(s);
         }
         ubuf.clear();
-        let head = {
-            let rh = read_response_head(&mut s, ubuf, ctx.rhead, rctx, limit);
+        let relay_interim = !ctx.http10 && ctx.stream.is_some();
+        let mut interims = 0;
+        let head = loop {
+            let rh = read_response_head(
+                &mut s,
+                ubuf,
+                ctx.rhead,
+                rctx,
+                limit,
+                relay_interim,
+                &mut interims,
+            );
             let max = ctx.policy.limits.max_head;
-            match ctx.stream.as_mut() {
+            let head = match ctx.stream.as_mut() {
                 Some(c) => {
                     // The watch's read is tied to a canceller: when the head arrives first it is
                     // cancelled and awaited, so a byte it took (io_uring posts the read with a
@@ -1172,6 +1253,19 @@ async fn attempt(
                     }
                 }
                 None => rh.await,
+            };
+            let steps = ctx.send_steps();
+            match (head, ctx.stream.as_mut()) {
+                (Ok(Head::Interim), Some(c)) => {
+                    let sent = send_interim(c, ubuf, ctx.rhead, steps.step()).await;
+                    if let Err(e) = sent {
+                        break Err(e);
+                    }
+                }
+                (Ok(Head::Interim), None) => {
+                    ubuf.drain(..ctx.rhead.head_len);
+                }
+                (other, _) => break other.map(drop),
             }
         };
         let offered = ctx.head.upgrade.map(|u| u.get(ctx.buf));
@@ -1559,7 +1653,21 @@ pub(crate) async fn proxy_tapped(
         };
         let recv = async {
             let limit = Limit::new(&w.stop, def.response_timeout);
-            read_response_head(&mut urd, &mut ubuf, rhead, rctx, limit).await?;
+            let mut interims = 0;
+            while read_response_head(
+                &mut urd,
+                &mut ubuf,
+                rhead,
+                rctx,
+                limit,
+                !http10,
+                &mut interims,
+            )
+            .await?
+                == Head::Interim
+            {
+                send_interim(&mut cwr, &mut ubuf, rhead, client_steps.step()).await?;
+            }
             // A request whose body streams is never tunnelled: a 101 to it is invalid.
             check_switch(rhead, &ubuf, None)?;
             guard.head_arrived();
