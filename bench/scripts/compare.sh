@@ -2,7 +2,8 @@
 # Side-by-side benchmark of bext (both drivers), nginx, HAProxy and the floors.
 #
 #   bash bench/scripts/compare.sh [--runs 5] [--duration 10] [--warmup 2]
-#                                 [--scenarios "S1 S2 S3 S4 S6 F1 F2 Z1 Z2 Z3"] [--idle-conns 10000]
+#                                 [--scenarios "S1 S2 S3 S4 S6 F1 F2 Z1 Z2 Z3 C1 C2"]
+#                                 [--idle-conns 10000]
 #                                 [--fraction 0.5] [--out DIR]
 #
 # The server under test is pinned to core 0 (taskset -c 0); the load generator and the origin
@@ -20,7 +21,9 @@
 # Scenarios: S1 a fixed 100-byte response; S2 proxied 1 KiB; S3 proxied 64 KiB; S4 a new
 # connection per request; S6 idle connections (memory); F1/F2 a static 1 KiB / 1 MiB file;
 # Z1 a 64 KiB HTML file compressed with gzip at nginx's default level (1); Z2/Z3 the same
-# with zstd / brotli (bext only: Debian's nginx has neither).
+# with zstd / brotli (bext only: Debian's nginx has neither); C1/C2 a cached 1 KiB / 64 KiB
+# response (cache hits: bext's cache, nginx's proxy_cache, Varnish with its defaults and
+# malloc storage), the origin's answers carrying no freshness, each cache keeping them 10 min.
 #
 # Writes DIR/results.jsonl (one JSON report per run), DIR/results.md (tables and acceptance
 # bars), DIR/machine.txt, DIR/headers/ (each server's response head) and DIR/log.
@@ -116,11 +119,11 @@ cat "$OUT/machine.txt" >&2
 BODY100=$(printf 'x%.0s' $(seq 100))
 
 # Scenario table: kind (respond|proxy|idle), origin body bytes, generator flags.
-scenario_kind() { case $1 in S1) echo respond ;; S2|S3|S4) echo proxy ;; S6) echo idle ;; F1|F2|Z1|Z2|Z3) echo file ;; esac; }
+scenario_kind() { case $1 in S1) echo respond ;; S2|S3|S4) echo proxy ;; S6) echo idle ;; F1|F2|Z1|Z2|Z3) echo file ;; C1|C2) echo cache ;; esac; }
 # File scenarios: the path asked for, and the Accept-Encoding sent.
 scenario_path() { case $1 in F1) echo /f1k.bin ;; F2) echo /f1m.bin ;; Z1|Z2|Z3) echo /page64k.html ;; *) echo / ;; esac; }
 scenario_encoding() { case $1 in Z1) echo gzip ;; Z2) echo zstd ;; Z3) echo br ;; *) echo "" ;; esac; }
-scenario_body() { case $1 in S1) echo 100 ;; S3) echo 65536 ;; *) echo 1024 ;; esac; }
+scenario_body() { case $1 in S1) echo 100 ;; S3|C2) echo 65536 ;; *) echo 1024 ;; esac; }
 scenario_flags() { case $1 in S4) echo "--new-connection-per-request" ;; *) echo "" ;; esac; }
 scenario_peers() {
     case $1 in
@@ -134,6 +137,8 @@ scenario_peers() {
         # (Debian's nginx has neither).
         F1|F2|Z1) echo "$PEERS" | tr ' ' '\n' | grep -E '^(bext-|prev-|nginx$)' | grep -v '^prev-' | tr '\n' ' ' ;;
         Z2|Z3) echo "$PEERS" | tr ' ' '\n' | grep '^bext-' | tr '\n' ' ' ;;
+        # Caches: bext, nginx and Varnish.
+        C1|C2) echo "$(echo "$PEERS" | tr ' ' '\n' | grep -E '^(bext-|nginx$)' | tr '\n' ' ')varnish" ;;
         *) echo "$PEERS" ;;
     esac
 }
@@ -200,6 +205,15 @@ start_server() {
             render "$ROOT/bench/peers/bext-file.bext" "$OUT/conf/bext-file.bext"
             taskset -c "$PROXY_CPU" "$BEXT" run "$OUT/conf/bext-file.bext" --workers 1 \
                 --no-pin --driver "${peer#bext-}" >>"$LOG" 2>&1 & ;;
+        bext-*:cache)
+            render "$ROOT/bench/peers/bext-cache.bext" "$OUT/conf/bext-cache.bext"
+            taskset -c "$PROXY_CPU" "$BEXT" run "$OUT/conf/bext-cache.bext" --workers 1 \
+                --no-pin --driver "${peer#bext-}" >>"$LOG" 2>&1 & ;;
+        varnish:cache)
+            # In the foreground (-F): the manager process, whose child serves (both counted).
+            rm -rf "$OUT/varnish"
+            taskset -c "$PROXY_CPU" varnishd -F -n "$OUT/varnish" -a "$LISTEN" -b "$ORIGIN" \
+                -s malloc,256m >>"$LOG" 2>&1 & ;;
         bext-*:proxy)
             taskset -c "$PROXY_CPU" "$BEXT" proxy --listen "$LISTEN" --to "$ORIGIN" --workers 1 \
                 --no-pin --driver "${peer#bext-}" >>"$LOG" 2>&1 & ;;

@@ -50,6 +50,38 @@ pub const BARS: &[Bar] = &[
         floor: None,
         p99_no_worse: false,
     },
+    // Static files and compression, against nginx (the one peer that serves files).
+    Bar {
+        scenario: "F1",
+        vs_peers: 1.1,
+        floor: None,
+        p99_no_worse: false,
+    },
+    Bar {
+        scenario: "F2",
+        vs_peers: 1.1,
+        floor: None,
+        p99_no_worse: false,
+    },
+    Bar {
+        scenario: "Z1",
+        vs_peers: 1.2,
+        floor: None,
+        p99_no_worse: false,
+    },
+    // Cache hits, against nginx's proxy_cache and Varnish.
+    Bar {
+        scenario: "C1",
+        vs_peers: 1.2,
+        floor: None,
+        p99_no_worse: false,
+    },
+    Bar {
+        scenario: "C2",
+        vs_peers: 1.2,
+        floor: None,
+        p99_no_worse: false,
+    },
 ];
 
 /// Median of the values (mean of the middle two for an even count); 0 for none.
