@@ -1,5 +1,6 @@
-//! The engine's only `unsafe` code: the calls into the C library and the kernel interface that
-//! the standard library and the runtime do not offer safely. Each block states why it is sound.
+//! The engine's `unsafe` code: the calls into the C library and the kernel interface that the
+//! standard library and the runtime do not offer safely (the cache's body arena, a shared
+//! mapping, is the one other place). Each block states why it is sound.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};

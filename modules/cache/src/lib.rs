@@ -49,7 +49,8 @@ pub mod store;
 pub mod vary;
 
 pub use cache::{
-    Bypass, Cache, Commit, Hit, Lookup, Miss, Pending, Refresh, Stale, NOT_MODIFIED_FIELDS,
+    BodyStore, Bypass, Cache, Commit, Hit, Lookup, Miss, Pending, Refresh, Stale,
+    NOT_MODIFIED_FIELDS,
 };
 pub use collapse::{Collapser, Join, Leader, Outcome, Waiter};
 pub use fields::Fields;
