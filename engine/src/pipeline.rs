@@ -252,6 +252,16 @@ pub struct UpstreamServer {
     pub addr: SocketAddr,
     pub weight: u32,
     pub backup: bool,
+    /// TLS to this server (`server … tls`), set with its client configuration by whoever
+    /// loads it (see `bext::compile_with`); `None`: plain TCP.
+    pub tls: Option<bext_tls::UpstreamTls>,
+}
+
+impl UpstreamServer {
+    /// The pool its connections are kept in (see [`crate::worker::PoolKey`]).
+    pub fn pool_key(&self) -> crate::worker::PoolKey {
+        (self.addr, self.tls.as_ref().map_or(0, bext_tls::UpstreamTls::id))
+    }
 }
 
 /// Where a hashing balancer finds its key in a request.
@@ -444,6 +454,7 @@ impl Pipeline {
                     addr: resolve(&s.addr, &s.at)?,
                     weight: s.weight,
                     backup: s.backup,
+                    tls: None,
                 });
             }
             if servers.is_empty() {

@@ -381,7 +381,34 @@ pub struct Server {
     pub addr: String,
     pub weight: u32,
     pub backup: bool,
+    /// `tls [sni NAME] [ca FILE]`: bext talks TLS to this server, verifying its certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServerTls>,
     pub at: Loc,
+}
+
+/// TLS to an upstream server. The certificate is always verified: against the CA
+/// certificates of `ca`, or the system's trust store without it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerTls {
+    /// The name sent as SNI and verified in the certificate; `None`: the host of the server's
+    /// address (an IP address is verified against the certificate's IP addresses, and no SNI
+    /// is sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// A PEM file of the CA certificates the server's certificate must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+}
+
+impl Server {
+    /// The host part of `addr` (without brackets for IPv6), the default TLS server name.
+    pub fn host(&self) -> &str {
+        let host = self.addr.rsplit_once(':').map_or(&*self.addr, |(h, _)| h);
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
