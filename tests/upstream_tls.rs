@@ -356,3 +356,28 @@ fn bext_check_reports_a_missing_ca_file_and_a_bad_server_name() {
         assert_eq!(codes, vec!["E0714"], "{bad}");
     }
 }
+
+#[test]
+fn health_probes_speak_tls_to_a_tls_server() {
+    let pki = Pki::new("up-health");
+    let (cert, key) = leaf(&pki, "origin", &["origin.test"]);
+    let o = origin(&cert, &key, true);
+    let server = front(&format!(
+        "server {} tls sni origin.test ca \"{}\"\n    health http \"/healthz\" every 100ms healthy 1 unhealthy 1",
+        o.addr, pki.ca_file
+    ));
+    // Probes arrive over TLS, with the server name, until a few have been seen.
+    for _ in 0..200 {
+        if o.conns.lock().unwrap().len() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = o.conns.lock().unwrap().clone();
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.iter().all(|s| s.sni.as_deref() == Some("origin.test")));
+    assert_eq!(o.failed.load(Ordering::SeqCst), 0);
+    // The server is up: requests are served.
+    let (resp, _) = common::exchange(common::addr(&server), b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!((resp.status, resp.text().as_str()), (200, "origin over tls"));
+}
