@@ -545,6 +545,8 @@ fn catch_all(action: ir::Action) -> ir::Site {
             cli_loc(),
         )],
         paths: Default::default(),
+        redirect_https: None,
+        hsts: None,
         at: cli_loc(),
     }
 }

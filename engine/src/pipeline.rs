@@ -348,6 +348,9 @@ pub struct Pipeline {
     /// read and checked, resumption carried from the generation before), so a connection
     /// accepted under this generation handshakes with this generation's certificates.
     pub tls: Vec<(SocketAddr, std::sync::Arc<bext_tls::Listener>)>,
+    /// Per site (in configuration order, as `RouteStage::site` numbers them): `redirect
+    /// https`, the status and the port of the location (`None`: 443, left out).
+    pub https_redirects: Vec<Option<(u16, Option<u16>)>>,
 }
 
 impl Pipeline {
@@ -557,7 +560,7 @@ impl Pipeline {
                     rewrite: None,
                     request_headers: HeaderOps::compile(&r.request_headers),
                     response_headers,
-                    stages: Stages::default(),
+                    stages: Stages::with_hsts(site.hsts.as_ref().map(|h| h.value())),
                     request_buffering: r.request_buffering,
                 });
             }
@@ -598,6 +601,9 @@ impl Pipeline {
             paths: crate::origin::SitePaths::compile(config),
             trusted,
             tls: Vec::new(),
+            https_redirects: (config.sites.iter())
+                .map(|s| s.redirect_https.as_ref().map(|r| (r.status, r.port)))
+                .collect(),
         })
     }
 }

@@ -44,6 +44,8 @@ pub struct Session {
     pub listener: Arc<bext_tls::Listener>,
     /// The verified client certificate's identity, as the upstream header carries it.
     pub client_subject: Option<String>,
+    /// The same identity as routing conditions read it (`client_cert`).
+    pub client_cert: Option<Rc<bext_stage::ClientCert>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -541,6 +543,7 @@ pub async fn handshake(
         site: 0,
         listener,
         client_subject: None,
+        client_cert: None,
     };
     let mut first = true;
     let result = loop {
@@ -606,7 +609,14 @@ pub async fn handshake(
                 COUNTERS.resumed.fetch_add(1, Ordering::Relaxed);
             }
             s.site = s.listener.site_for(s.conn.server_name());
-            s.client_subject = bext_tls::PeerIdentity::of(&s.conn).map(|p| p.header_value());
+            let identity = bext_tls::PeerIdentity::of(&s.conn);
+            s.client_subject = identity.as_ref().map(|p| p.header_value());
+            s.client_cert = identity.map(|p| {
+                Rc::new(bext_stage::ClientCert {
+                    common_name: p.common_name,
+                    dns_names: p.dns_names,
+                })
+            });
             if let Err(e) = s.feed_pending() {
                 let _ = e;
                 COUNTERS.failed("malformed");

@@ -212,3 +212,5 @@ fn lookups_and_rewrites_allocate_nothing_per_request() {
     assert_eq!(out, b"/v2/a/b?x=1");
     assert_eq!(rewriting, 0, "allocations in 2,000 rewrites");
 }
+}tls: false,
+}client_cert: None,
