@@ -62,6 +62,7 @@ impl Lower<'_> {
             }
             let repeatable = [
                 "header",
+                "client_cert",
                 "query",
                 "request_header",
                 "response_header",
