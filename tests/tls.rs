@@ -703,3 +703,29 @@ fn routes_match_on_the_verified_client_certificate() {
     };
     assert!(e.diagnostics().iter().any(|d| d.code == "E0401"));
 }
+
+#[test]
+fn an_idle_tls_connection_is_parked_with_its_session_and_served_again() {
+    let (pki, c) = certs("parked");
+    let server = serve(&respond_site(&c, ""));
+    let a = common::addr(&server);
+    let client = with_fresh_sessions(pki.client());
+    let mut s = connect(a, &client, "a.test").expect("handshake");
+    for round in 0..3 {
+        let (status, _, body) = get(&mut s, "a.test", "/").expect("response");
+        assert_eq!((status, &body[..]), (200, &b"hello over tls"[..]), "round {round}");
+        // Quiet past the hot window: the connection leaves its task for the parking set, with
+        // its session, and the next request wakes it.
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    // Two requests in one write after a quiet period: the second is decrypted with the first
+    // and served from the session, not waited for on the socket.
+    write!(s, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\nGET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .expect("write");
+    s.flush().expect("flush");
+    let mut r = BufReader::new(&mut s);
+    for _ in 0..2 {
+        let (status, _, body) = response(&mut r).expect("pipelined response");
+        assert_eq!((status, &body[..]), (200, &b"hello over tls"[..]));
+    }
+}

@@ -269,8 +269,19 @@ impl<S: Side> TlsStream<S> {
         self.s.borrow()
     }
 
-    pub(crate) fn session_mut(&self) -> std::cell::RefMut<'_, S> {
-        self.s.borrow_mut()
+    /// Whether plaintext or received records wait in the session (the socket's readiness
+    /// would not tell).
+    pub(crate) fn holds_input(&self) -> bool {
+        self.s.borrow_mut().has_plaintext()
+    }
+
+    /// The socket and the session apart, to park the connection without a task.
+    pub(crate) fn into_parts(self) -> (TcpStream, Rc<RefCell<S>>) {
+        (self.tcp, self.s)
+    }
+
+    pub(crate) fn from_parts(tcp: TcpStream, s: Rc<RefCell<S>>) -> TlsStream<S> {
+        TlsStream { tcp, s }
     }
 
     /// Ready when plaintext is already waiting, else when the socket is readable.

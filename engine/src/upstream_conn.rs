@@ -12,7 +12,7 @@
 //! `close_notify`), and the connection is closed rather than reused.
 
 use crate::io::Limit;
-use crate::tls::{Side, TlsRead, TlsStream, TlsWrite, UpstreamSession, UpstreamTlsErr};
+use crate::tls::{TlsRead, TlsStream, TlsWrite, UpstreamSession, UpstreamTlsErr};
 use crate::upstream::FailKind;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
@@ -73,7 +73,7 @@ impl UpstreamStream {
     pub fn holds_unread(&self) -> bool {
         match self {
             UpstreamStream::Tcp(_) => false,
-            UpstreamStream::Tls(s) => s.has_plaintext(),
+            UpstreamStream::Tls(s) => s.holds_input(),
         }
     }
 
@@ -179,9 +179,3 @@ dispatch_read!(UpstreamStream);
 dispatch_read!(UpstreamRead);
 dispatch_write!(UpstreamStream);
 dispatch_write!(UpstreamWrite);
-
-impl TlsStream<UpstreamSession> {
-    fn has_plaintext(&self) -> bool {
-        self.session_mut().has_plaintext()
-    }
-}
