@@ -691,7 +691,10 @@ fn routes_match_on_the_verified_client_certificate() {
     ] {
         let mut s = connect(a, &client, "a.test").expect("handshake");
         let (status, _, body) = get(&mut s, "a.test", "/").expect("response");
-        assert_eq!((status, String::from_utf8_lossy(&body).as_ref()), (200, want));
+        assert_eq!(
+            (status, String::from_utf8_lossy(&body).as_ref()),
+            (200, want)
+        );
     }
     // Different common names make routes disjoint, not tied; the same test twice is a tie.
     let routes = |a: &str, b: &str| {
@@ -713,15 +716,22 @@ fn an_idle_tls_connection_is_parked_with_its_session_and_served_again() {
     let mut s = connect(a, &client, "a.test").expect("handshake");
     for round in 0..3 {
         let (status, _, body) = get(&mut s, "a.test", "/").expect("response");
-        assert_eq!((status, &body[..]), (200, &b"hello over tls"[..]), "round {round}");
+        assert_eq!(
+            (status, &body[..]),
+            (200, &b"hello over tls"[..]),
+            "round {round}"
+        );
         // Quiet past the hot window: the connection leaves its task for the parking set, with
         // its session, and the next request wakes it.
         std::thread::sleep(Duration::from_millis(400));
     }
     // Two requests in one write after a quiet period: the second is decrypted with the first
     // and served from the session, not waited for on the socket.
-    write!(s, "GET / HTTP/1.1\r\nHost: a.test\r\n\r\nGET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
-        .expect("write");
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: a.test\r\n\r\nGET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
+    )
+    .expect("write");
     s.flush().expect("flush");
     let mut r = BufReader::new(&mut s);
     for _ in 0..2 {

@@ -182,7 +182,10 @@ fn requests_reach_a_tls_origin_with_the_sni_and_alpn_and_reuse_one_connection() 
     for _ in 0..5 {
         s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
         let resp = common::read_response(&mut r, false);
-        assert_eq!((resp.status, resp.text().as_str()), (200, "origin over tls"));
+        assert_eq!(
+            (resp.status, resp.text().as_str()),
+            (200, "origin over tls")
+        );
     }
     // Five requests, one upstream connection: the TLS connection was pooled and reused.
     let seen = o.conns.lock().unwrap().clone();
@@ -203,7 +206,10 @@ fn without_sni_an_address_is_verified_against_the_certificate_addresses() {
     let o = origin(&cert, &key, false);
     let server = front(&format!("server {} tls ca \"{}\"", o.addr, pki.ca_file));
     let (resp, _) = common::exchange(common::addr(&server), b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert_eq!((resp.status, resp.text().as_str()), (200, "origin over tls"));
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "origin over tls")
+    );
     // No server name is sent for an address (RFC 6066 §3).
     assert_eq!(o.conns.lock().unwrap()[0].sni, None);
 }
@@ -229,8 +235,7 @@ fn a_new_connection_resumes_the_session_of_the_previous_one() {
 }
 
 fn expect_502(server: &bext::Server) {
-    let (resp, _) =
-        common::exchange(common::addr(server), b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (resp, _) = common::exchange(common::addr(server), b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(resp.status, 502);
     assert_eq!(
         resp.header("content-type"),
@@ -253,7 +258,10 @@ fn a_certificate_from_another_ca_is_refused_with_502() {
     ));
     expect_502(&server);
     assert!(verify_failures() > before);
-    assert!(o.conns.lock().unwrap().is_empty(), "no request reached the origin");
+    assert!(
+        o.conns.lock().unwrap().is_empty(),
+        "no request reached the origin"
+    );
     assert!(o.failed.load(Ordering::SeqCst) >= 1);
 }
 
@@ -269,7 +277,10 @@ fn a_certificate_for_another_name_is_refused_with_502() {
     ));
     expect_502(&server);
     assert!(verify_failures() > before);
-    assert!(o.conns.lock().unwrap().is_empty(), "no request reached the origin");
+    assert!(
+        o.conns.lock().unwrap().is_empty(),
+        "no request reached the origin"
+    );
 }
 
 #[test]
@@ -379,5 +390,8 @@ fn health_probes_speak_tls_to_a_tls_server() {
     assert_eq!(o.failed.load(Ordering::SeqCst), 0);
     // The server is up: requests are served.
     let (resp, _) = common::exchange(common::addr(&server), b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert_eq!((resp.status, resp.text().as_str()), (200, "origin over tls"));
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "origin over tls")
+    );
 }

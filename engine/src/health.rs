@@ -337,7 +337,8 @@ pub fn probe_with(
     let mut s: Box<dyn ReadWrite> = match tls {
         None => Box::new(tcp),
         Some(t) => {
-            let Ok(conn) = bext_tls::rustls::ClientConnection::new(t.config().clone(), t.name().clone())
+            let Ok(conn) =
+                bext_tls::rustls::ClientConnection::new(t.config().clone(), t.name().clone())
             else {
                 return false;
             };

@@ -260,7 +260,10 @@ pub struct UpstreamServer {
 impl UpstreamServer {
     /// The pool its connections are kept in (see [`crate::worker::PoolKey`]).
     pub fn pool_key(&self) -> crate::worker::PoolKey {
-        (self.addr, self.tls.as_ref().map_or(0, bext_tls::UpstreamTls::id))
+        (
+            self.addr,
+            self.tls.as_ref().map_or(0, bext_tls::UpstreamTls::id),
+        )
     }
 }
 

@@ -23,8 +23,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bext_tls::rustls::server::ServerConnectionData;
 use bext_tls::rustls::client::ClientConnectionData;
+use bext_tls::rustls::server::ServerConnectionData;
 use bext_tls::rustls::{ClientConnection, ConnectionCommon, ServerConnection};
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle};
@@ -225,7 +225,10 @@ async fn write_plain<W: AsyncWriteRent, S: Side>(
 }
 
 /// Sends `close_notify`, then ends the socket's sending side.
-async fn close_plain<W: AsyncWriteRent, S: Side>(tcp: &mut W, s: &RefCell<S>) -> std::io::Result<()> {
+async fn close_plain<W: AsyncWriteRent, S: Side>(
+    tcp: &mut W,
+    s: &RefCell<S>,
+) -> std::io::Result<()> {
     let out = {
         let mut g = s.borrow_mut();
         g.conn().send_close_notify();
@@ -239,7 +242,10 @@ async fn close_plain<W: AsyncWriteRent, S: Side>(tcp: &mut W, s: &RefCell<S>) ->
 }
 
 /// Sends records the read side left waiting (an alert, a key update).
-async fn flush_plain<W: AsyncWriteRent, S: Side>(tcp: &mut W, s: &RefCell<S>) -> std::io::Result<()> {
+async fn flush_plain<W: AsyncWriteRent, S: Side>(
+    tcp: &mut W,
+    s: &RefCell<S>,
+) -> std::io::Result<()> {
     let out = s.borrow_mut().take_records();
     if !out.is_empty() {
         let (res, _) = tcp.write_all(out).await;
@@ -762,7 +768,9 @@ pub async fn connect_upstream(
             })
         }
         Err(UpstreamTlsErr::Verify) => {
-            COUNTERS.upstream_verify_failed.fetch_add(1, Ordering::Relaxed);
+            COUNTERS
+                .upstream_verify_failed
+                .fetch_add(1, Ordering::Relaxed);
             Err(UpstreamTlsErr::Verify)
         }
         Err(e) => {

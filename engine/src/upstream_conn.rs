@@ -107,8 +107,12 @@ impl UpstreamRead {
     /// The stream back from its two halves; `None` when they are not halves of one stream.
     pub fn reunite(self, w: UpstreamWrite) -> Option<UpstreamStream> {
         match (self, w) {
-            (UpstreamRead::Tcp(r), UpstreamWrite::Tcp(w)) => r.reunite(w).ok().map(UpstreamStream::Tcp),
-            (UpstreamRead::Tls(r), UpstreamWrite::Tls(w)) => r.reunite(w).ok().map(UpstreamStream::Tls),
+            (UpstreamRead::Tcp(r), UpstreamWrite::Tcp(w)) => {
+                r.reunite(w).ok().map(UpstreamStream::Tcp)
+            }
+            (UpstreamRead::Tls(r), UpstreamWrite::Tls(w)) => {
+                r.reunite(w).ok().map(UpstreamStream::Tls)
+            }
             _ => None,
         }
     }

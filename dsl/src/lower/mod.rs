@@ -116,7 +116,13 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
     ),
     (
         "site",
-        &["route", "merge_slashes", "escaped_slashes", "redirect", "hsts"],
+        &[
+            "route",
+            "merge_slashes",
+            "escaped_slashes",
+            "redirect",
+            "hsts",
+        ],
     ),
     (
         "route",

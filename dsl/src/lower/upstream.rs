@@ -156,7 +156,10 @@ impl Lower<'_> {
                         y.span,
                         format!("`{}` belongs to `tls` on a `server` line", y.text()),
                     )
-                    .help(format!("write `server app.internal:443 tls {} ...`", y.text())),
+                    .help(format!(
+                        "write `server app.internal:443 tls {} ...`",
+                        y.text()
+                    )),
                 );
                 break;
             } else {
@@ -196,7 +199,10 @@ impl Lower<'_> {
         let dns = !address
             && valid_host(&name)
             && !name.contains('_')
-            && name.rsplit('.').next().is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()));
+            && name
+                .rsplit('.')
+                .next()
+                .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()));
         if dns {
             return Some(name);
         }

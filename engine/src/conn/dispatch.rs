@@ -28,8 +28,15 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
     ctx.ex.tls = tls;
     // `redirect https`: a site's requests without TLS go to the same place over HTTPS.
     if !tls && p.https_redirects.iter().any(Option::is_some) {
-        let host = strip_port(ctx.head.effective_authority().map_or(&b""[..], |s| s.get(ctx.buf)));
-        let to = p.router.site(host).and_then(|i| p.https_redirects.get(i).copied().flatten());
+        let host = strip_port(
+            ctx.head
+                .effective_authority()
+                .map_or(&b""[..], |s| s.get(ctx.buf)),
+        );
+        let to = p
+            .router
+            .site(host)
+            .and_then(|i| p.https_redirects.get(i).copied().flatten());
         if let Some((status, port)) = to {
             return crate::handler::redirect::to_https(ctx, status, port).await;
         }

@@ -118,7 +118,6 @@ impl UpErr {
     }
 }
 
-
 fn is_named_in(tokens: &[bext_http1::Span], buf: &[u8], name: &[u8]) -> bool {
     tokens.iter().any(|t| bext_http1::name_eq(t.get(buf), name))
 }

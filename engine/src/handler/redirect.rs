@@ -2,9 +2,9 @@
 //! `{host}`), the head through the response head phase like any other.
 
 use crate::conn::reply::{connection_field, push_usize, send_bodiless};
-use crate::io::write_all;
 use crate::conn::{body_failure, discard_body, strip_port, Ctx, Outcome};
 use crate::error::reason;
+use crate::io::write_all;
 use crate::pipeline::{CompiledRoute, Segment};
 
 pub(crate) async fn serve(
@@ -58,13 +58,16 @@ fn render_location(ctx: &Ctx<'_>, tpl: &[Segment], out: &mut Vec<u8>) {
 pub(crate) async fn to_https(ctx: &mut Ctx<'_>, status: u16, port: Option<u16>) -> Outcome {
     let host = {
         let buf: &[u8] = ctx.buf;
-        let authority = ctx.head.effective_authority().map_or(&b""[..], |s| s.get(buf));
+        let authority = ctx
+            .head
+            .effective_authority()
+            .map_or(&b""[..], |s| s.get(buf));
         strip_port(authority).to_vec()
     };
     let usable = !host.is_empty()
-        && host
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':'));
+        && host.iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
+        });
     if !usable {
         let pending = ctx.has_body();
         return crate::conn::send_class(ctx, crate::error::ErrorClass::BadRequest, pending).await;

@@ -515,8 +515,8 @@ impl RouteStage for Router {
 pub(crate) mod tests {
     use super::*;
     use bext_http1::{Header, Span};
-    use bext_stage::Headers;
     use bext_ir::{Action, FieldCond, Route, Site};
+    use bext_stage::Headers;
 
     pub(crate) fn route(path: PathMatch, methods: &[&str]) -> Route {
         let mut r = Route::new(

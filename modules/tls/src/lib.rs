@@ -47,8 +47,8 @@ pub use load::Ocsp;
 pub use names::covers;
 pub use policy::{restrict, Provider, CIPHER_SUITES, KX_GROUPS, VERSIONS};
 pub use resume::{Resumption, TicketKeys};
-pub use upstream::{client_config, load_upstreams, UpstreamTls, SYSTEM_CA_BUNDLES};
 pub use rustls;
+pub use upstream::{client_config, load_upstreams, UpstreamTls, SYSTEM_CA_BUNDLES};
 
 /// What a listener's TLS needs beyond the `tls` block of the IR (which holds only the
 /// certificates today); every field has the default bext uses when the configuration is silent.

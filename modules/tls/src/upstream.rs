@@ -227,7 +227,11 @@ mod tests {
         std::fs::write(&empty, "no certificate here\n").unwrap();
         let e = client_config(empty.to_str(), Provider::default(), &at).unwrap_err();
         assert_eq!(e.code, Code::BadUpstreamCa);
-        assert!(e.message.contains("holds no CA certificate"), "{}", e.message);
+        assert!(
+            e.message.contains("holds no CA certificate"),
+            "{}",
+            e.message
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }
