@@ -161,6 +161,8 @@ fn lookups_and_rewrites_allocate_nothing_per_request() {
                     query,
                     headers: Headers::new(buf, list),
                     client,
+                    tls: false,
+                    client_cert: None,
                 })
             })
             .collect()
@@ -189,6 +191,8 @@ fn lookups_and_rewrites_allocate_nothing_per_request() {
                 query,
                 headers: Headers::new(buf, list),
                 client,
+                tls: false,
+                client_cert: None,
             }));
         }
     }
@@ -212,5 +216,3 @@ fn lookups_and_rewrites_allocate_nothing_per_request() {
     assert_eq!(out, b"/v2/a/b?x=1");
     assert_eq!(rewriting, 0, "allocations in 2,000 rewrites");
 }
-}tls: false,
-}client_cert: None,
