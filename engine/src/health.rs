@@ -492,6 +492,7 @@ mod tests {
                 name: "app".into(),
                 addr: l.local_addr().unwrap(),
                 host: String::new(),
+                tls: None,
                 kind: ir::HealthKind::Tcp,
                 timeout: Duration::from_secs(5),
             };

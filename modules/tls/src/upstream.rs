@@ -98,10 +98,8 @@ pub fn load_upstreams(
             let name = server_name(tls.sni.as_deref().unwrap_or(s.host()), &s.at);
             let config = match built.iter().find(|(ca, _)| *ca == tls.ca) {
                 Some((_, c)) => Ok(c.clone()),
-                None => client_config(tls.ca.as_deref(), provider, &s.at).map(|c| {
-                    built.push((tls.ca.clone(), c.clone()));
-                    c
-                }),
+                None => client_config(tls.ca.as_deref(), provider, &s.at)
+                    .inspect(|c| built.push((tls.ca.clone(), c.clone()))),
             };
             match (config, name) {
                 (Ok(config), Ok(name)) => {
