@@ -227,6 +227,14 @@ pub fn load_tls(
     }
 }
 
+/// The TLS of every upstream server with `tls` (its client configuration, loaded and checked
+/// now), indexed like the upstreams and their servers.
+pub fn load_upstream_tls(
+    config: &ir::Config,
+) -> Result<Vec<Vec<Option<bext_tls::UpstreamTls>>>, StartError> {
+    bext_tls::load_upstreams(config).map_err(StartError::Tls)
+}
+
 /// [`compile_with`], the TLS listeners carrying the resumption state in `tls`.
 pub fn compile_carrying(
     config: &ir::Config,
@@ -238,7 +246,19 @@ pub fn compile_carrying(
     if !refused.is_empty() {
         return Err(StartError::Unsupported(refused));
     }
-    let tls_listeners = load_tls(config, tls)?;
+    // Every TLS problem of listeners and upstream servers reported together.
+    let (tls_listeners, upstream_tls) = match (load_tls(config, tls), load_upstream_tls(config)) {
+        (Ok(l), Ok(u)) => (l, u),
+        (l, u) => {
+            let mut all = Vec::new();
+            for e in [l.err(), u.err()].into_iter().flatten() {
+                if let StartError::Tls(list) = e {
+                    all.extend(list);
+                }
+            }
+            return Err(StartError::Tls(all));
+        }
+    };
     let router = bext_router::Router::compile(config).map_err(StartError::Compile)?;
     let rewrites =
         std::sync::Arc::new(bext_router::Rewrites::compile(config).map_err(StartError::Compile)?);
@@ -271,6 +291,11 @@ pub fn compile_carrying(
         route.rewrite = rewrites
             .for_route(id)
             .map(|rw| Box::new(rw) as Box<dyn bext_engine::stage::TargetRewrite>);
+    }
+    for (def, servers) in pipeline.upstreams.iter_mut().zip(upstream_tls) {
+        for (server, tls) in def.servers.iter_mut().zip(servers) {
+            server.tls = tls;
+        }
     }
     tls.keep(&tls_listeners);
     pipeline.tls = tls_listeners;
@@ -520,6 +545,8 @@ fn catch_all(action: ir::Action) -> ir::Site {
             cli_loc(),
         )],
         paths: Default::default(),
+        redirect_https: None,
+        hsts: None,
         at: cli_loc(),
     }
 }
@@ -558,6 +585,7 @@ pub fn proxy_config(listen: &str, to: &[String]) -> ir::Config {
                     addr: a.clone(),
                     weight: 1,
                     backup: false,
+                    tls: None,
                     at: cli_loc(),
                 })
                 .collect(),

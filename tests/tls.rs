@@ -566,3 +566,176 @@ fn openssl_s_client_resumes_and_is_refused_cbc_suites() {
     let cbc = run(&["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"]);
     assert!(!cbc.contains("hello over tls"), "{cbc}");
 }
+
+#[test]
+fn redirect_https_keeps_host_path_and_query_and_hsts_is_sent_only_over_tls() {
+    let (pki, c) = certs("redirect");
+    let origin = common::origin(16);
+    // A port for the TLS listener, known before the configuration is written (the redirect's
+    // location names it).
+    let tls_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let text = format!(
+        "listen 127.0.0.1:0\nlisten {tls_addr} {}\nupstream app {{ server {} }}\nsite * {{\n    redirect https\n    hsts max_age 365d include_subdomains\n    route /p/* {{ proxy app }}\n    route /* {{ respond 200 \"hello\" }}\n}}\n",
+        tls_block(&c, ""),
+        common::addr(&origin),
+    );
+    let server = serve(&text);
+    let plain = server.local_addrs()[0];
+    // Without TLS: 308 to the TLS listener's port, path and query as sent; no HSTS (RFC 6797
+    // §7.2: not over plain HTTP). A body is read and dropped; the connection stays usable.
+    let mut s = common::connect(plain);
+    s.write_all(b"POST /a/b%2Fc?x=1&y HTTP/1.1\r\nHost: a.test:8080\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\nHost: b.test\r\n\r\n")
+        .expect("write");
+    let mut r = BufReader::new(s);
+    let resp = common::read_response(&mut r, false);
+    assert_eq!(resp.status, 308);
+    let port = tls_addr.port();
+    assert_eq!(
+        resp.header("location"),
+        Some(format!("https://a.test:{port}/a/b%2Fc?x=1&y").as_str())
+    );
+    assert_eq!(resp.header("strict-transport-security"), None);
+    let resp = common::read_response(&mut r, false);
+    assert_eq!(resp.status, 308);
+    assert_eq!(
+        resp.header("location"),
+        Some(format!("https://b.test:{port}/").as_str())
+    );
+    // HTTP/1.0 without Host: nowhere to send it.
+    let (resp, _) = common::exchange(plain, b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(resp.status, 400);
+    // Over TLS: served, with Strict-Transport-Security on a respond route and a proxied one.
+    let client = with_fresh_sessions(pki.client());
+    let mut s = connect(tls_addr, &client, "a.test").expect("handshake");
+    for path in ["/", "/p/x"] {
+        let (status, head, _) = get(&mut s, "a.test", path).expect("response");
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            head.contains("Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n"),
+            "{path}: {head}"
+        );
+    }
+}
+
+#[test]
+fn redirect_https_and_hsts_mistakes_are_reported() {
+    for (text, code) in [
+        (
+            "listen :8080\nsite * { redirect https; route /* { respond 200 } }\n",
+            "E0319",
+        ),
+        (
+            "listen :8080\nsite * { hsts max_age 365d preload; route /* { respond 200 } }\n",
+            "E0318",
+        ),
+        (
+            "listen :8080\nsite * { hsts max_age 30d include_subdomains preload; route /* { respond 200 } }\n",
+            "E0318",
+        ),
+        (
+            "listen :8080\nsite * { redirect https 302; route /* { respond 200 } }\n",
+            "E0207",
+        ),
+    ] {
+        let Err(e) = bext_dsl::compile_str("r.bext", text) else {
+            panic!("{text} compiles");
+        };
+        let codes: Vec<&str> = e.diagnostics().iter().map(|d| d.code).collect();
+        assert!(codes.contains(&code), "{text}: {codes:?}");
+    }
+    // The location's port is the first TLS listener's, left out for 443.
+    let c = bext_dsl::compile_str(
+        "r.bext",
+        "listen :80\nlisten :443 tls { cert \"a.pem\" key \"a.key\" }\nsite * { redirect https 301; route /* { respond 200 } }\n",
+    )
+    .expect("compiles");
+    let r = c.config.sites[0].redirect_https.as_ref().expect("redirect");
+    assert_eq!((r.status, r.port), (301, None));
+}
+
+#[test]
+fn routes_match_on_the_verified_client_certificate() {
+    let (pki, c) = certs("cert-routes");
+    let extra = format!("    client_auth {{ ca \"{}\"; optional }}\n", pki.ca_file);
+    let text = format!(
+        "listen 127.0.0.1:0 {}\nsite * {{\n    route /* {{ client_cert cn = \"alice\"; client_cert dns ~ '\\.clients\\.test$'; respond 200 \"alice\" }}\n    route /* {{ client_cert present; respond 200 \"certified\" }}\n    route /* {{ respond 200 \"anonymous\" }}\n}}\n",
+        tls_block(&c, &extra)
+    );
+    let server = serve(&text);
+    let a = common::addr(&server);
+    let with = |cn: &'static str, names: &'static [&'static str]| {
+        let (chain, key) = pki.client_identity(Leaf {
+            names,
+            common_name: Some(cn),
+            ..Leaf::default()
+        });
+        with_fresh_sessions(
+            ClientConfig::builder_with_provider(Arc::new(
+                bext_tls::Provider::default().unrestricted(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(pki.roots())
+            .with_client_auth_cert(chain, key)
+            .expect("client cert"),
+        )
+    };
+    for (client, want) in [
+        (with("alice", &["alice.clients.test"]), "alice"),
+        // The common name alone is not enough: every condition must hold.
+        (with("alice", &["alice.elsewhere.test"]), "certified"),
+        (with("bob", &["bob.clients.test"]), "certified"),
+        (with_fresh_sessions(pki.client()), "anonymous"),
+    ] {
+        let mut s = connect(a, &client, "a.test").expect("handshake");
+        let (status, _, body) = get(&mut s, "a.test", "/").expect("response");
+        assert_eq!(
+            (status, String::from_utf8_lossy(&body).as_ref()),
+            (200, want)
+        );
+    }
+    // Different common names make routes disjoint, not tied; the same test twice is a tie.
+    let routes = |a: &str, b: &str| {
+        format!("listen :8080\nsite * {{\n    route /* {{ client_cert cn = \"{a}\"; respond 200 }}\n    route /* {{ client_cert cn = \"{b}\"; respond 200 }}\n}}\n")
+    };
+    assert!(bext_dsl::compile_str("t.bext", &routes("a", "b")).is_ok());
+    let Err(e) = bext_dsl::compile_str("t.bext", &routes("a", "a")) else {
+        panic!("a tie compiles");
+    };
+    assert!(e.diagnostics().iter().any(|d| d.code == "E0401"));
+}
+
+#[test]
+fn an_idle_tls_connection_is_parked_with_its_session_and_served_again() {
+    let (pki, c) = certs("parked");
+    let server = serve(&respond_site(&c, ""));
+    let a = common::addr(&server);
+    let client = with_fresh_sessions(pki.client());
+    let mut s = connect(a, &client, "a.test").expect("handshake");
+    for round in 0..3 {
+        let (status, _, body) = get(&mut s, "a.test", "/").expect("response");
+        assert_eq!(
+            (status, &body[..]),
+            (200, &b"hello over tls"[..]),
+            "round {round}"
+        );
+        // Quiet past the hot window: the connection leaves its task for the parking set, with
+        // its session, and the next request wakes it.
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    // Two requests in one write after a quiet period: the second is decrypted with the first
+    // and served from the session, not waited for on the socket.
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: a.test\r\n\r\nGET / HTTP/1.1\r\nHost: a.test\r\n\r\n"
+    )
+    .expect("write");
+    s.flush().expect("flush");
+    let mut r = BufReader::new(&mut s);
+    for _ in 0..2 {
+        let (status, _, body) = response(&mut r).expect("pipelined response");
+        assert_eq!((status, &body[..]), (200, &b"hello over tls"[..]));
+    }
+}

@@ -57,6 +57,7 @@ fn pick_and_feedback_allocate_nothing() {
                     addr: format!("10.0.0.{i}:80"),
                     weight: 1 + i % 3,
                     backup: i == 7,
+                    tls: None,
                     at: ir::Loc::default(),
                 })
                 .collect(),

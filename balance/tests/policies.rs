@@ -16,6 +16,7 @@ fn upstream(balance: ir::Balance, servers: &[(u32, bool)]) -> ir::Upstream {
                 addr: format!("10.0.0.{}:80", i + 1),
                 weight,
                 backup,
+                tls: None,
                 at: ir::Loc::default(),
             })
             .collect(),

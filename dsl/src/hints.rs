@@ -100,7 +100,7 @@ pub fn usage(directive: &str) -> Option<&'static str> {
         "waf" => {
             "write `waf NAME { import crs \"/etc/crs/rules\" paranoia 1 }` at the top level, `waf NAME [exclude ID…]` in a route"
         }
-        "server" => "write `server 127.0.0.1:9000 [weight 1..1000] [backup]`",
+        "server" => "write `server 127.0.0.1:9000 [weight 1..1000] [backup] [tls [sni NAME] [ca FILE]]`",
         "balance" => {
             "write `balance round_robin`, `least_conn`, `p2c`, `random` or `hash client_ip`"
         }

@@ -156,6 +156,9 @@ const CASES: &[Case] = &[
     ("http3 without tls", true, "listen :8443 http3\n", &[("E0312", 1, 14)]),
     ("client_auth without ca", true, "listen :8443 tls {\n    cert a.pem key a.key\n    client_auth { optional }\n}\n", &[("E0316", 3, 5)]),
     ("ALPN protocol not served", true, "listen :8443 tls {\n    cert a.pem key a.key\n    alpn h2 http/1.1\n}\n", &[("E0317", 3, 10)]),
+    ("hsts preload without include_subdomains", true, "site a.test { hsts max_age 30d preload; route /* { proxy app } }\n", &[("E0318", 1, 32)]),
+    ("redirect https without a tls listener", true, "site a.test { redirect https; route /* { proxy app } }\n", &[("E0319", 1, 15)]),
+    ("upstream sni that is a wildcard", false, "listen :8080\nupstream b { server 127.0.0.1:9 tls sni *.x.test }\nsite a.test { route /* { proxy b } }\n", &[("E0714", 2, 41)]),
     ("tls settings given twice", true, "listen :8443 tls {\n    cert a.pem key a.key\n    tickets off\n    tickets on\n}\n", &[("E0103", 4, 5)]),
     // ---- route table
     ("identical routes", true, "site a.test {\n    route /a/* { proxy app }\n    route /a/* { respond 200 }\n}\n", &[("E0401", 3, 11)]),

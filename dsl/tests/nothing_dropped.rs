@@ -9,6 +9,7 @@ global {
     {G}
 }
 listen :8080{L}
+listen :8443 tls { cert b.pem key b.key }
 upstream app {
     server 127.0.0.1:9000
     {U}
@@ -109,6 +110,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "U",
         "server 127.0.0.1:9001 weight 2 backup",
     ),
+    (
+        "upstream",
+        "server",
+        "U",
+        "server 127.0.0.1:9443 tls sni app.test ca \"ca.pem\"",
+    ),
     ("upstream", "balance", "U", "balance hash cookie \"sid\""),
     ("upstream", "keepalive", "U", "keepalive 7"),
     ("upstream", "health", "U", "health tcp every 1s"),
@@ -146,6 +153,9 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("site", "route", "S", "route = /x { respond 204 }"),
     ("site", "merge_slashes", "S", "merge_slashes off"),
     ("site", "escaped_slashes", "S", "escaped_slashes keep"),
+    ("site", "redirect", "S", "redirect https"),
+    ("site", "hsts", "S", "hsts max_age 1d"),
+    ("route", "client_cert", "R", "client_cert cn = \"a\""),
     ("route", "method", "R", "method GET"),
     ("route", "header", "R", "header x-a present"),
     ("route", "query", "R", "query a = \"1\""),

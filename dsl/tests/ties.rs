@@ -112,6 +112,8 @@ fn analyse(routes: Vec<Route>) -> (Vec<(usize, usize)>, usize) {
         hosts: vec![],
         routes,
         paths: Default::default(),
+        redirect_https: None,
+        hsts: None,
         at: Loc::default(),
     };
     // Spans that name each route by its index, so the reported pairs can be read back.

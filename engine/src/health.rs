@@ -35,6 +35,8 @@ struct Group {
     servers: Vec<SocketAddr>,
     /// Host field of HTTP probes: the server address as configured.
     hosts: Vec<String>,
+    /// TLS of each server (`server … tls`): probes run over it, verified like requests.
+    tls: Vec<Option<bext_tls::UpstreamTls>>,
     view: HealthView,
     active: ActiveHealth,
     due: Vec<Instant>,
@@ -135,6 +137,7 @@ impl HealthChecker {
             };
             let addrs: Vec<SocketAddr> = def.servers.iter().map(|s| s.addr).collect();
             let hosts: Vec<String> = def.config.servers.iter().map(|s| s.addr.clone()).collect();
+            let tls: Vec<_> = def.servers.iter().map(|s| s.tls.clone()).collect();
             let kept = old.iter().position(|g| {
                 g.same_servers(&def.name, &addrs)
                     && g.check.healthy == check.healthy
@@ -148,6 +151,7 @@ impl HealthChecker {
                 g.view = def.health.clone();
                 g.check = check.clone();
                 g.hosts = hosts;
+                g.tls = tls;
                 groups.push(g);
                 continue;
             }
@@ -172,6 +176,7 @@ impl HealthChecker {
                 check: check.clone(),
                 servers: addrs,
                 hosts,
+                tls,
                 view: def.health.clone(),
                 active: ActiveHealth::with_state(up, check),
                 due,
@@ -205,6 +210,7 @@ struct Due {
     name: String,
     addr: SocketAddr,
     host: String,
+    tls: Option<bext_tls::UpstreamTls>,
     kind: ir::HealthKind,
     timeout: Duration,
 }
@@ -247,6 +253,7 @@ fn run(state: &(Mutex<Probes>, Condvar)) {
                             name: g.name.clone(),
                             addr: g.servers[i],
                             host: g.hosts.get(i).cloned().unwrap_or_default(),
+                            tls: g.tls.get(i).cloned().flatten(),
                             kind: g.check.kind.clone(),
                             timeout: Duration::from_millis(g.check.timeout_ms.max(1)),
                         });
@@ -291,7 +298,9 @@ fn probe_all(due: &[Due], thread: &dyn Fn() -> std::thread::Builder) -> Vec<bool
             .iter()
             .map(|d| {
                 thread()
-                    .spawn_scoped(s, move || probe(d.addr, &d.kind, &d.host, d.timeout))
+                    .spawn_scoped(s, move || {
+                        probe_with(d.addr, &d.kind, &d.host, d.tls.as_ref(), d.timeout)
+                    })
                     .ok()
             })
             .collect();
@@ -304,24 +313,52 @@ fn probe_all(due: &[Due], thread: &dyn Fn() -> std::thread::Builder) -> Vec<bool
 
 /// One probe: a TCP connect, or an HTTP `GET path` answered with 2xx or 3xx, within `timeout`.
 pub fn probe(addr: SocketAddr, kind: &ir::HealthKind, host: &str, timeout: Duration) -> bool {
+    probe_with(addr, kind, host, None, timeout)
+}
+
+/// [`probe`] to a server reached over TLS when `tls` is given: the handshake (with the
+/// certificate verified, as for requests) is part of the probe, for `tcp` probes too.
+pub fn probe_with(
+    addr: SocketAddr,
+    kind: &ir::HealthKind,
+    host: &str,
+    tls: Option<&bext_tls::UpstreamTls>,
+    timeout: Duration,
+) -> bool {
     let deadline = Instant::now() + timeout;
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
+    let Ok(tcp) = TcpStream::connect_timeout(&addr, timeout) else {
         return false;
+    };
+    let left = |d: Instant| d.saturating_duration_since(Instant::now());
+    let timeouts = |s: &TcpStream| {
+        let rest = left(deadline).max(Duration::from_millis(1));
+        s.set_write_timeout(Some(rest)).is_ok() && s.set_read_timeout(Some(rest)).is_ok()
+    };
+    let mut s: Box<dyn ReadWrite> = match tls {
+        None => Box::new(tcp),
+        Some(t) => {
+            let Ok(conn) =
+                bext_tls::rustls::ClientConnection::new(t.config().clone(), t.name().clone())
+            else {
+                return false;
+            };
+            let mut s = bext_tls::rustls::StreamOwned::new(conn, tcp);
+            while s.conn.is_handshaking() {
+                if !timeouts(&s.sock) || s.conn.complete_io(&mut s.sock).is_err() {
+                    return false;
+                }
+            }
+            Box::new(s)
+        }
     };
     let path = match kind {
         ir::HealthKind::Tcp => return true,
         ir::HealthKind::Http { path } => path,
     };
-    let left = |d: Instant| d.saturating_duration_since(Instant::now());
-    if s.set_write_timeout(Some(left(deadline).max(Duration::from_millis(1))))
-        .is_err()
-    {
-        return false;
-    }
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bext-health-check\r\nConnection: close\r\n\r\n"
     );
-    if s.write_all(req.as_bytes()).is_err() {
+    if !timeouts(s.tcp()) || s.write_all(req.as_bytes()).is_err() || s.flush().is_err() {
         return false;
     }
     let mut buf = Vec::with_capacity(128);
@@ -333,14 +370,30 @@ pub fn probe(addr: SocketAddr, kind: &ir::HealthKind, host: &str, timeout: Durat
         if buf.len() > STATUS_LINE_MAX {
             return false;
         }
-        let rest = left(deadline);
-        if rest.is_zero() || s.set_read_timeout(Some(rest)).is_err() {
+        if left(deadline).is_zero() || !timeouts(s.tcp()) {
             return false;
         }
         match s.read(&mut chunk) {
             Ok(0) | Err(_) => return false,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
+    }
+}
+
+/// A probe's stream, plain or TLS, with the socket its timeouts are set on.
+trait ReadWrite: Read + Write {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl ReadWrite for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl ReadWrite for bext_tls::rustls::StreamOwned<bext_tls::rustls::ClientConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
     }
 }
 
@@ -439,6 +492,7 @@ mod tests {
                 name: "app".into(),
                 addr: l.local_addr().unwrap(),
                 host: String::new(),
+                tls: None,
                 kind: ir::HealthKind::Tcp,
                 timeout: Duration::from_secs(5),
             };

@@ -8,6 +8,10 @@
 //! gets a connection task again, under the pipeline current at that moment (a reload meanwhile
 //! applies at once).
 //!
+//! A TLS connection parks the same way: its session (keys, sequence numbers, rustls' state)
+//! waits in a table beside the descriptors, keyed by the same token, and goes back to a task
+//! with it. Only a session with nothing decrypted or received left to read is parked.
+//!
 //! A new connection that has not sent its first byte by the end of its hot window is parked the
 //! same way, with the header timeout as its expiry instead of the idle timeout: ten thousand
 //! silent connections cost what ten thousand idle keep-alive ones do, not a task holding a
@@ -23,11 +27,13 @@
 //! awaiting it, so a request that raced the cancellation is served, not lost.
 
 use crate::stop::Woken;
+use crate::stream::ClientStream;
 use crate::worker::Worker;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use monoio::net::TcpStream;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::pin;
 use std::rc::Rc;
@@ -59,7 +65,13 @@ struct Set {
     /// Tokens of one batch of events, kept between wake-ups so a wake-up allocates nothing.
     ready: Vec<usize>,
     epoch: Instant,
+    /// The TLS sessions of parked TLS connections, by token: a TLS connection parks like a
+    /// plain one (no task), its session (keys, sequence numbers) kept here, and only plain
+    /// connections keep their 12-byte slot.
+    sessions: HashMap<u32, TlsSession>,
 }
+
+type TlsSession = Rc<RefCell<crate::tls::Session>>;
 
 impl Set {
     fn units(&self, t: Instant) -> u32 {
@@ -95,6 +107,7 @@ impl Parked {
                 free: Vec::new(),
                 ready: Vec::with_capacity(BATCH),
                 epoch: Instant::now(),
+                sessions: HashMap::new(),
             })
         } else {
             None
@@ -120,9 +133,46 @@ impl Parked {
         idle: Duration,
         served: u32,
     ) -> Option<TcpStream> {
+        self.park_with(w, stream, None, idle, served)
+            .err()
+            .map(|(tcp, _)| tcp)
+    }
+
+    /// [`Parked::park`] for a TLS connection: its session waits with its descriptor. Only a
+    /// session holding no plaintext or records yet to be read is parked (bytes already taken
+    /// from the socket would never make the descriptor readable).
+    pub fn park_tls(
+        &self,
+        w: &Worker,
+        stream: crate::tls::TlsStream,
+        idle: Duration,
+        served: u32,
+    ) -> Option<crate::tls::TlsStream> {
+        if stream.holds_input() {
+            return Some(stream);
+        }
+        let (tcp, session) = stream.into_parts();
+        match self.park_with(w, tcp, Some(session), idle, served) {
+            Ok(()) => None,
+            Err((tcp, Some(session))) => Some(crate::tls::TlsStream::from_parts(tcp, session)),
+            // The descriptor came back without its session: cannot happen (it is handed
+            // back with the session it was given); the connection closes.
+            Err((_, None)) => None,
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn park_with(
+        &self,
+        w: &Worker,
+        stream: TcpStream,
+        session: Option<TlsSession>,
+        idle: Duration,
+        served: u32,
+    ) -> Result<(), (TcpStream, Option<TlsSession>)> {
         let mut guard = self.set.borrow_mut();
         let Some(set) = guard.as_mut() else {
-            return Some(stream);
+            return Err((stream, session));
         };
         // A descriptor of our own for the socket, and the runtime's closed with its stream
         // (deregistered first on epoll, a close operation on io_uring). Not `into_raw_fd`:
@@ -132,7 +182,7 @@ impl Parked {
         let fd = match crate::sys::duplicate(stream.as_raw_fd()) {
             Ok(fd) => fd,
             // Out of descriptors: the connection keeps waiting in its task.
-            Err(_) => return Some(stream),
+            Err(_) => return Err((stream, session)),
         };
         drop(stream);
         let idx = match set.free.pop() {
@@ -150,7 +200,10 @@ impl Parked {
         if registered.is_err() {
             set.free.push(idx as u32);
             drop(guard);
-            return TcpStream::from_std(std::net::TcpStream::from(fd)).ok();
+            return match TcpStream::from_std(std::net::TcpStream::from(fd)) {
+                Ok(tcp) => Err((tcp, session)),
+                Err(_) => Ok(()),
+            };
         }
         let expires = set.units(Instant::now() + idle).max(1);
         set.slots[idx] = Some(Slot {
@@ -158,10 +211,13 @@ impl Parked {
             expires,
             served,
         });
+        if let Some(s) = session {
+            set.sessions.insert(idx as u32, s);
+        }
         self.count.set(self.count.get() + 1);
         // A parked connection still counts as a connection of this worker.
         w.connections.set(w.connections.get() + 1);
-        None
+        Ok(())
     }
 
     /// Take the parked connections that became readable (and give each a task again).
@@ -182,8 +238,13 @@ impl Parked {
                     continue;
                 };
                 self.count.set(self.count.get().saturating_sub(1));
+                let session = set.sessions.remove(&(idx as u32));
                 match TcpStream::from_std(std::net::TcpStream::from(slot.fd)) {
-                    Ok(s) => {
+                    Ok(tcp) => {
+                        let s = match session {
+                            Some(s) => ClientStream::Tls(crate::tls::TlsStream::from_parts(tcp, s)),
+                            None => ClientStream::Tcp(tcp),
+                        };
                         // The connection moves from the set to a task: still one connection.
                         w.connections.set(w.connections.get().saturating_sub(1));
                         monoio::spawn(crate::conn::resume(w.clone(), s, slot.served));
@@ -209,6 +270,7 @@ impl Parked {
                 // Closing the only descriptor also removes it from the parking set.
                 if let Some(slot) = set.slots[idx].take() {
                     drop(slot.fd);
+                    set.sessions.remove(&(idx as u32));
                     set.free.push(idx as u32);
                     self.count.set(self.count.get().saturating_sub(1));
                     w.connections_closed(1);
@@ -223,6 +285,7 @@ impl Parked {
         if let Some(set) = guard.as_mut() {
             set.slots.clear();
             set.free.clear();
+            set.sessions.clear();
         }
         if disable {
             *guard = None;

@@ -27,6 +27,7 @@ pub mod stream;
 mod sys;
 pub mod tls;
 pub mod upstream;
+pub mod upstream_conn;
 pub mod worker;
 
 #[cfg(test)]

@@ -252,6 +252,19 @@ pub struct UpstreamServer {
     pub addr: SocketAddr,
     pub weight: u32,
     pub backup: bool,
+    /// TLS to this server (`server … tls`), set with its client configuration by whoever
+    /// loads it (see `bext::compile_with`); `None`: plain TCP.
+    pub tls: Option<bext_tls::UpstreamTls>,
+}
+
+impl UpstreamServer {
+    /// The pool its connections are kept in (see [`crate::worker::PoolKey`]).
+    pub fn pool_key(&self) -> crate::worker::PoolKey {
+        (
+            self.addr,
+            self.tls.as_ref().map_or(0, bext_tls::UpstreamTls::id),
+        )
+    }
 }
 
 /// Where a hashing balancer finds its key in a request.
@@ -338,6 +351,9 @@ pub struct Pipeline {
     /// read and checked, resumption carried from the generation before), so a connection
     /// accepted under this generation handshakes with this generation's certificates.
     pub tls: Vec<(SocketAddr, std::sync::Arc<bext_tls::Listener>)>,
+    /// Per site (in configuration order, as `RouteStage::site` numbers them): `redirect
+    /// https`, the status and the port of the location (`None`: 443, left out).
+    pub https_redirects: Vec<Option<(u16, Option<u16>)>>,
 }
 
 impl Pipeline {
@@ -444,6 +460,7 @@ impl Pipeline {
                     addr: resolve(&s.addr, &s.at)?,
                     weight: s.weight,
                     backup: s.backup,
+                    tls: None,
                 });
             }
             if servers.is_empty() {
@@ -546,7 +563,7 @@ impl Pipeline {
                     rewrite: None,
                     request_headers: HeaderOps::compile(&r.request_headers),
                     response_headers,
-                    stages: Stages::default(),
+                    stages: Stages::with_hsts(site.hsts.as_ref().map(|h| h.value())),
                     request_buffering: r.request_buffering,
                 });
             }
@@ -587,6 +604,9 @@ impl Pipeline {
             paths: crate::origin::SitePaths::compile(config),
             trusted,
             tls: Vec::new(),
+            https_redirects: (config.sites.iter())
+                .map(|s| s.redirect_https.as_ref().map(|r| (r.status, r.port)))
+                .collect(),
         })
     }
 }

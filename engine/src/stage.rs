@@ -30,9 +30,25 @@ use std::future::poll_fn;
 pub struct Stages {
     list: Vec<Box<dyn DynStage>>,
     phases: Phases,
+    /// The site's `hsts` value: `Strict-Transport-Security` on the responses sent over TLS,
+    /// set in the response head phase (the engine's own step of it, before module stages).
+    hsts: Option<Box<[u8]>>,
 }
 
 impl Stages {
+    /// No stage yet; with `hsts`, the response head phase sets that header over TLS.
+    pub fn with_hsts(hsts: Option<String>) -> Stages {
+        Stages {
+            list: Vec::new(),
+            phases: if hsts.is_some() {
+                Phases::RESPONSE_HEAD
+            } else {
+                Phases::NONE
+            },
+            hsts: hsts.map(|v| v.into_bytes().into_boxed_slice()),
+        }
+    }
+
     pub fn push(&mut self, stage: Box<dyn DynStage>) {
         self.phases = self.phases | stage.phases();
         self.list.push(stage);
@@ -61,6 +77,8 @@ pub struct Exchange {
     /// The stages (by position) that filter this response's body.
     filtering: u64,
     pub(crate) edits: HeadEdits,
+    /// The current request came over TLS (set before routing).
+    pub(crate) tls: bool,
     /// Buffers of the body filters (raw piece, filtered piece, scratch), kept from request to
     /// request like the rest of the connection's scratch.
     bufs: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
@@ -148,6 +166,9 @@ impl Exchange {
             return false;
         }
         let mut head = ResponseHead::new(status, fields, &mut self.edits).with_body_len(body_len);
+        if let (Some(v), true) = (&stages.hsts, self.tls) {
+            head.set(b"Strict-Transport-Security", v);
+        }
         for (i, (s, st)) in stages.list.iter().zip(self.states.iter_mut()).enumerate() {
             if !s.phases().contains(Phases::RESPONSE_HEAD) {
                 continue;

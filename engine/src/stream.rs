@@ -8,9 +8,10 @@
 //! - **Parking** ([`ClientStream::parking`]): how a connection waits for its next request once
 //!   its hot window has passed. A plain TCP connection keeps no state between requests, so it
 //!   is handed to the idle set as a bare descriptor and its task ends ([`Parking::Descriptor`]).
-//!   A stream that carries session state (a TLS session's keys and sequence numbers) cannot be
-//!   reduced to a descriptor: it waits in its own task, holding no buffer
-//!   ([`Parking::InTask`]).
+//!   A stream that carries session state (a TLS session's keys and sequence numbers) is parked
+//!   with it: the descriptor and the session wait in the idle set, and its task ends too
+//!   ([`Parking::Session`]); where parking is unavailable it waits in its own task, holding no
+//!   buffer.
 //! - **Zero-copy sends** ([`ClientStream::sendfile_socket`]): the socket a file may be sent to
 //!   with `sendfile`, when bytes written to the socket reach the client as they are (plain
 //!   TCP; kernel TLS would qualify, user-space TLS does not: its files go through the stream).
@@ -37,8 +38,10 @@ use std::os::fd::{AsRawFd, RawFd};
 pub enum Parking {
     /// Handed to the idle set as a descriptor; the connection's task ends.
     Descriptor,
-    /// Waits for readiness in its own task, holding no buffer.
-    InTask,
+    /// Handed to the idle set as a descriptor and the session state it carries (a TLS
+    /// session); the task ends. Where it cannot be parked, it waits for readiness in its own
+    /// task, holding no buffer.
+    Session,
 }
 
 /// A client connection's stream.
@@ -61,7 +64,7 @@ impl ClientStream {
     pub fn parking(&self) -> Parking {
         match self {
             ClientStream::Tcp(_) => Parking::Descriptor,
-            ClientStream::Tls(_) => Parking::InTask,
+            ClientStream::Tls(_) => Parking::Session,
         }
     }
 

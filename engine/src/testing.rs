@@ -37,6 +37,7 @@ pub fn pipeline_with(
                     addr: (*a).into(),
                     weight: *w,
                     backup: false,
+                    tls: None,
                     at: Default::default(),
                 })
                 .collect(),

@@ -23,7 +23,9 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bext_tls::rustls::ServerConnection;
+use bext_tls::rustls::client::ClientConnectionData;
+use bext_tls::rustls::server::ServerConnectionData;
+use bext_tls::rustls::{ClientConnection, ConnectionCommon, ServerConnection};
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle};
 use monoio::io::{CancelableAsyncReadRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
@@ -42,6 +44,8 @@ pub struct Session {
     pub listener: Arc<bext_tls::Listener>,
     /// The verified client certificate's identity, as the upstream header carries it.
     pub client_subject: Option<String>,
+    /// The same identity as routing conditions read it (`client_cert`).
+    pub client_cert: Option<Rc<bext_stage::ClientCert>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -64,12 +68,22 @@ impl Session {
         }
         self.listener.site_for(Some(&host.to_ascii_lowercase())) != self.site
     }
+}
+
+/// One side of a TLS session (the server side of a client connection, the client side of an
+/// upstream connection) as the stream code drives it: records in, plaintext out, plaintext in,
+/// records out.
+pub trait Side {
+    type Data;
+    fn conn(&mut self) -> &mut ConnectionCommon<Self::Data>;
+    /// Records received but not yet taken by rustls (its plaintext buffer was full).
+    fn pending(&mut self) -> &mut Vec<u8>;
 
     /// Sealed records waiting to be sent, taken out.
     fn take_records(&mut self) -> Vec<u8> {
         let mut out = Vec::new();
-        while self.conn.wants_write() {
-            if self.conn.write_tls(&mut out).is_err() {
+        while self.conn().wants_write() {
+            if self.conn().write_tls(&mut out).is_err() {
                 break;
             }
         }
@@ -79,28 +93,28 @@ impl Session {
     /// Hands received records to rustls. Errors are fatal to the session.
     fn feed(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {
-            match self.conn.read_tls(&mut data) {
+            match self.conn().read_tls(&mut data) {
                 Ok(0) => break,
                 Ok(_) => {}
                 // The plaintext buffer is full: keep the rest for when it has been read.
                 Err(_) => break,
             }
-            self.conn
+            self.conn()
                 .process_new_packets()
                 .map_err(std::io::Error::other)?;
         }
         if !data.is_empty() {
-            self.pending.extend_from_slice(data);
+            self.pending().extend_from_slice(data);
         }
         Ok(())
     }
 
     /// Feeds records kept back earlier, now that plaintext has been taken.
     fn feed_pending(&mut self) -> std::io::Result<()> {
-        if self.pending.is_empty() {
+        if self.pending().is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
+        let pending = std::mem::take(self.pending());
         self.feed(&pending)
     }
 
@@ -108,7 +122,7 @@ impl Session {
     /// records are needed.
     fn take_plain<T: IoBufMut>(&mut self, buf: &mut T) -> std::io::Result<Option<usize>> {
         use std::io::BufRead as _;
-        let mut reader = self.conn.reader();
+        let mut reader = self.conn().reader();
         match reader.fill_buf() {
             Ok([]) => Ok(Some(0)),
             Ok(chunk) => {
@@ -126,14 +140,26 @@ impl Session {
 
     fn has_plaintext(&mut self) -> bool {
         use std::io::BufRead as _;
-        !self.pending.is_empty() || !matches!(self.conn.reader().fill_buf(), Ok([]) | Err(_))
+        !self.pending().is_empty() || !matches!(self.conn().reader().fill_buf(), Ok([]) | Err(_))
+    }
+}
+
+impl Side for Session {
+    type Data = ServerConnectionData;
+
+    fn conn(&mut self) -> &mut ConnectionCommon<ServerConnectionData> {
+        &mut self.conn
+    }
+
+    fn pending(&mut self) -> &mut Vec<u8> {
+        &mut self.pending
     }
 }
 
 /// Reads plaintext into `buf` through `tcp` (the socket or its read half).
-async fn read_plain<R: CancelableAsyncReadRent, T: IoBufMut>(
+async fn read_plain<R: CancelableAsyncReadRent, T: IoBufMut, S: Side>(
     tcp: &mut R,
-    s: &RefCell<Session>,
+    s: &RefCell<S>,
     mut buf: T,
     cancel: Option<CancelHandle>,
 ) -> (std::io::Result<usize>, T) {
@@ -145,7 +171,7 @@ async fn read_plain<R: CancelableAsyncReadRent, T: IoBufMut>(
                 Ok(None) => {}
                 Err(e) => return (Err(e), buf),
             }
-            if !g.pending.is_empty() {
+            if !g.pending().is_empty() {
                 if let Err(e) = g.feed_pending() {
                     return (Err(e), buf);
                 }
@@ -161,7 +187,7 @@ async fn read_plain<R: CancelableAsyncReadRent, T: IoBufMut>(
         match res {
             Ok(0) => {
                 // End of the socket: rustls learns it, and its reader then says how it ended.
-                let _ = g.conn.read_tls(&mut &[][..]);
+                let _ = g.conn().read_tls(&mut &[][..]);
             }
             Ok(n) => {
                 if let Err(e) = g.feed(&rec[..n]) {
@@ -174,9 +200,9 @@ async fn read_plain<R: CancelableAsyncReadRent, T: IoBufMut>(
 }
 
 /// Seals `data` and sends the records through `tcp`.
-async fn write_plain<W: AsyncWriteRent>(
+async fn write_plain<W: AsyncWriteRent, S: Side>(
     tcp: &mut W,
-    s: &RefCell<Session>,
+    s: &RefCell<S>,
     data: &[u8],
 ) -> std::io::Result<usize> {
     let mut off = 0;
@@ -184,7 +210,7 @@ async fn write_plain<W: AsyncWriteRent>(
         let out = {
             let mut g = s.borrow_mut();
             if off < data.len() {
-                off += g.conn.writer().write(&data[off..])?;
+                off += g.conn().writer().write(&data[off..])?;
             }
             g.take_records()
         };
@@ -199,10 +225,13 @@ async fn write_plain<W: AsyncWriteRent>(
 }
 
 /// Sends `close_notify`, then ends the socket's sending side.
-async fn close_plain<W: AsyncWriteRent>(tcp: &mut W, s: &RefCell<Session>) -> std::io::Result<()> {
+async fn close_plain<W: AsyncWriteRent, S: Side>(
+    tcp: &mut W,
+    s: &RefCell<S>,
+) -> std::io::Result<()> {
     let out = {
         let mut g = s.borrow_mut();
-        g.conn.send_close_notify();
+        g.conn().send_close_notify();
         g.take_records()
     };
     if !out.is_empty() {
@@ -213,7 +242,10 @@ async fn close_plain<W: AsyncWriteRent>(tcp: &mut W, s: &RefCell<Session>) -> st
 }
 
 /// Sends records the read side left waiting (an alert, a key update).
-async fn flush_plain<W: AsyncWriteRent>(tcp: &mut W, s: &RefCell<Session>) -> std::io::Result<()> {
+async fn flush_plain<W: AsyncWriteRent, S: Side>(
+    tcp: &mut W,
+    s: &RefCell<S>,
+) -> std::io::Result<()> {
     let out = s.borrow_mut().take_records();
     if !out.is_empty() {
         let (res, _) = tcp.write_all(out).await;
@@ -222,25 +254,40 @@ async fn flush_plain<W: AsyncWriteRent>(tcp: &mut W, s: &RefCell<Session>) -> st
     Ok(())
 }
 
-/// A client connection over TLS.
-pub struct TlsStream {
+/// A connection over TLS: a client's ([`Session`]) or an upstream's ([`UpstreamSession`]).
+pub struct TlsStream<S = Session> {
     tcp: TcpStream,
-    s: Rc<RefCell<Session>>,
+    s: Rc<RefCell<S>>,
 }
 
-impl std::fmt::Debug for TlsStream {
+impl<S> std::fmt::Debug for TlsStream<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsStream").field("tcp", &self.tcp).finish()
     }
 }
 
-impl TlsStream {
+impl<S: Side> TlsStream<S> {
     pub fn tcp(&self) -> &TcpStream {
         &self.tcp
     }
 
-    pub fn session(&self) -> std::cell::Ref<'_, Session> {
+    pub fn session(&self) -> std::cell::Ref<'_, S> {
         self.s.borrow()
+    }
+
+    /// Whether plaintext or received records wait in the session (the socket's readiness
+    /// would not tell).
+    pub(crate) fn holds_input(&self) -> bool {
+        self.s.borrow_mut().has_plaintext()
+    }
+
+    /// The socket and the session apart, to park the connection without a task.
+    pub(crate) fn into_parts(self) -> (TcpStream, Rc<RefCell<S>>) {
+        (self.tcp, self.s)
+    }
+
+    pub(crate) fn from_parts(tcp: TcpStream, s: Rc<RefCell<S>>) -> TlsStream<S> {
+        TlsStream { tcp, s }
     }
 
     /// Ready when plaintext is already waiting, else when the socket is readable.
@@ -283,7 +330,7 @@ impl TlsStream {
         close_plain(&mut self.tcp, &self.s).await
     }
 
-    pub fn into_split(self) -> (TlsRead, TlsWrite) {
+    pub fn into_split(self) -> (TlsRead<S>, TlsWrite<S>) {
         let (rd, wr) = self.tcp.into_split();
         (
             TlsRead {
@@ -296,18 +343,18 @@ impl TlsStream {
 }
 
 /// The reading half of a split TLS stream.
-pub struct TlsRead {
+pub struct TlsRead<S = Session> {
     tcp: OwnedReadHalf<TcpStream>,
-    s: Rc<RefCell<Session>>,
+    s: Rc<RefCell<S>>,
 }
 
 /// The writing half of a split TLS stream.
-pub struct TlsWrite {
+pub struct TlsWrite<S = Session> {
     tcp: OwnedWriteHalf<TcpStream>,
-    s: Rc<RefCell<Session>>,
+    s: Rc<RefCell<S>>,
 }
 
-impl TlsRead {
+impl<S: Side> TlsRead<S> {
     pub async fn read<T: IoBufMut>(&mut self, buf: T) -> (std::io::Result<usize>, T) {
         read_plain(&mut self.tcp, &self.s, buf, None).await
     }
@@ -321,7 +368,8 @@ impl TlsRead {
     }
 
     /// The stream back, when `w` is its other half.
-    pub fn reunite(self, w: TlsWrite) -> Result<TlsStream, (TlsRead, TlsWrite)> {
+    #[allow(clippy::type_complexity)]
+    pub fn reunite(self, w: TlsWrite<S>) -> Result<TlsStream<S>, (TlsRead<S>, TlsWrite<S>)> {
         if !Rc::ptr_eq(&self.s, &w.s) {
             return Err((self, w));
         }
@@ -341,7 +389,7 @@ impl TlsRead {
     }
 }
 
-impl TlsWrite {
+impl<S: Side> TlsWrite<S> {
     pub async fn write<T: IoBuf>(&mut self, buf: T) -> (std::io::Result<usize>, T) {
         let res = write_plain(&mut self.tcp, &self.s, crate::sys::buf_bytes(&buf)).await;
         (res, buf)
@@ -369,6 +417,12 @@ pub struct TlsCounters {
     pub resumed: AtomicU64,
     pub plain_http: AtomicU64,
     pub misdirected: AtomicU64,
+    /// Handshakes with upstream servers (`server … tls`), those resumed, those whose
+    /// certificate was not accepted, and those that failed otherwise.
+    pub upstream_handshakes: AtomicU64,
+    pub upstream_resumed: AtomicU64,
+    pub upstream_verify_failed: AtomicU64,
+    pub upstream_failed: AtomicU64,
     /// Failed handshakes by reason class (`bext_tls::failure_class`), and those that timed out
     /// or whose peer went away.
     failures: [(&'static str, AtomicU64); FAILURE_CLASSES.len()],
@@ -404,6 +458,10 @@ impl TlsCounters {
             resumed: Z,
             plain_http: Z,
             misdirected: Z,
+            upstream_handshakes: Z,
+            upstream_resumed: Z,
+            upstream_verify_failed: Z,
+            upstream_failed: Z,
             failures: classes!(0 1 2 3 4 5 6 7 8 9 10 11 12 13),
         }
     }
@@ -458,7 +516,14 @@ pub fn status_json(out: &mut String) {
         }
         let _ = write!(out, "\"{class}\":{n}");
     }
-    out.push_str("}}");
+    let _ = write!(
+        out,
+        "}},\"upstream\":{{\"handshakes\":{},\"resumed\":{},\"verify_failures\":{},\"failures\":{}}}}}",
+        c.upstream_handshakes.load(Ordering::Relaxed),
+        c.upstream_resumed.load(Ordering::Relaxed),
+        c.upstream_verify_failed.load(Ordering::Relaxed),
+        c.upstream_failed.load(Ordering::Relaxed),
+    );
 }
 
 /// The answer to a plain HTTP request on a TLS port.
@@ -495,6 +560,7 @@ pub async fn handshake(
         site: 0,
         listener,
         client_subject: None,
+        client_cert: None,
     };
     let mut first = true;
     let result = loop {
@@ -560,7 +626,14 @@ pub async fn handshake(
                 COUNTERS.resumed.fetch_add(1, Ordering::Relaxed);
             }
             s.site = s.listener.site_for(s.conn.server_name());
-            s.client_subject = bext_tls::PeerIdentity::of(&s.conn).map(|p| p.header_value());
+            let identity = bext_tls::PeerIdentity::of(&s.conn);
+            s.client_subject = identity.as_ref().map(|p| p.header_value());
+            s.client_cert = identity.map(|p| {
+                Rc::new(bext_stage::ClientCert {
+                    common_name: p.common_name,
+                    dns_names: p.dns_names,
+                })
+            });
             if let Err(e) = s.feed_pending() {
                 let _ = e;
                 COUNTERS.failed("malformed");
@@ -577,6 +650,131 @@ pub async fn handshake(
         }
         Err(e) => {
             COUNTERS.failed("closed");
+            Err(e)
+        }
+    }
+}
+
+/// The client side of a TLS session with an upstream server.
+pub struct UpstreamSession {
+    conn: ClientConnection,
+    pending: Vec<u8>,
+}
+
+impl Side for UpstreamSession {
+    type Data = ClientConnectionData;
+
+    fn conn(&mut self) -> &mut ConnectionCommon<ClientConnectionData> {
+        &mut self.conn
+    }
+
+    fn pending(&mut self) -> &mut Vec<u8> {
+        &mut self.pending
+    }
+}
+
+/// Why a handshake with an upstream server did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamTlsErr {
+    /// The server's certificate was not accepted (unknown issuer, wrong name, expired...).
+    Verify,
+    /// Any other TLS failure (no shared version or suite, an alert, a malformed record).
+    Handshake,
+    /// The server closed the connection during the handshake.
+    Closed,
+    /// The handshake did not complete in time.
+    Timeout,
+}
+
+/// Runs the client side of the handshake with an upstream server on a new connection; `limit`
+/// bounds each step (the upstream's connect timeout).
+pub async fn connect_upstream(
+    mut tcp: TcpStream,
+    tls: &bext_tls::UpstreamTls,
+    limit: crate::io::Limit<'_>,
+) -> Result<TlsStream<UpstreamSession>, UpstreamTlsErr> {
+    let conn = ClientConnection::new(tls.config().clone(), tls.name().clone()).map_err(|_| {
+        COUNTERS.upstream_failed.fetch_add(1, Ordering::Relaxed);
+        UpstreamTlsErr::Handshake
+    })?;
+    let mut s = UpstreamSession {
+        conn,
+        pending: Vec::new(),
+    };
+    let result = loop {
+        let out = s.take_records();
+        if !out.is_empty() {
+            match limit.run(tcp.write_all(out)).await {
+                Some((Ok(_), _)) => {}
+                Some((Err(_), _)) => break Err(UpstreamTlsErr::Closed),
+                None => break Err(UpstreamTlsErr::Timeout),
+            }
+        }
+        if !s.conn.is_handshaking() {
+            break Ok(());
+        }
+        let rec = Vec::with_capacity(RECORD_READ);
+        let (res, rec) = match limit.run(tcp.read(rec)).await {
+            Some(r) => r,
+            None => break Err(UpstreamTlsErr::Timeout),
+        };
+        let n = match res {
+            Ok(n) if n > 0 => n,
+            _ => break Err(UpstreamTlsErr::Closed),
+        };
+        let mut data = &rec[..n];
+        let mut failed = None;
+        while !data.is_empty() {
+            match s.conn.read_tls(&mut data) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if let Err(e) = s.conn.process_new_packets() {
+                failed = Some(match e {
+                    bext_tls::rustls::Error::InvalidCertificate(_) => UpstreamTlsErr::Verify,
+                    _ => UpstreamTlsErr::Handshake,
+                });
+                break;
+            }
+        }
+        if let Some(e) = failed {
+            // Send the alert rustls queued, so the server learns why.
+            let out = s.take_records();
+            if !out.is_empty() {
+                let _ = limit.run(tcp.write_all(out)).await;
+            }
+            break Err(e);
+        }
+        if !data.is_empty() {
+            s.pending.extend_from_slice(data);
+        }
+    };
+    match result {
+        Ok(()) => {
+            COUNTERS.upstream_handshakes.fetch_add(1, Ordering::Relaxed);
+            if matches!(
+                s.conn.handshake_kind(),
+                Some(bext_tls::rustls::HandshakeKind::Resumed)
+            ) {
+                COUNTERS.upstream_resumed.fetch_add(1, Ordering::Relaxed);
+            }
+            if s.feed_pending().is_err() {
+                COUNTERS.upstream_failed.fetch_add(1, Ordering::Relaxed);
+                return Err(UpstreamTlsErr::Handshake);
+            }
+            Ok(TlsStream {
+                tcp,
+                s: Rc::new(RefCell::new(s)),
+            })
+        }
+        Err(UpstreamTlsErr::Verify) => {
+            COUNTERS
+                .upstream_verify_failed
+                .fetch_add(1, Ordering::Relaxed);
+            Err(UpstreamTlsErr::Verify)
+        }
+        Err(e) => {
+            COUNTERS.upstream_failed.fetch_add(1, Ordering::Relaxed);
             Err(e)
         }
     }

@@ -176,10 +176,14 @@ pub enum FailKind {
     InvalidResponse,
     /// The upstream closed or failed in the middle of a response body.
     ClosedMidBody,
+    /// TLS (`server … tls`): the server's certificate was not accepted.
+    TlsVerify,
+    /// TLS: the handshake failed otherwise (no common version or suite, an alert, a close).
+    TlsHandshake,
 }
 
 impl FailKind {
-    const COUNT: usize = 8;
+    const COUNT: usize = 10;
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -191,6 +195,8 @@ impl FailKind {
             FailKind::Closed => "closed before responding",
             FailKind::InvalidResponse => "invalid response",
             FailKind::ClosedMidBody => "closed mid-body",
+            FailKind::TlsVerify => "TLS certificate not accepted",
+            FailKind::TlsHandshake => "TLS handshake failed",
         }
     }
 }

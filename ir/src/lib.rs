@@ -381,7 +381,34 @@ pub struct Server {
     pub addr: String,
     pub weight: u32,
     pub backup: bool,
+    /// `tls [sni NAME] [ca FILE]`: bext talks TLS to this server, verifying its certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServerTls>,
     pub at: Loc,
+}
+
+/// TLS to an upstream server. The certificate is always verified: against the CA
+/// certificates of `ca`, or the system's trust store without it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerTls {
+    /// The name sent as SNI and verified in the certificate; `None`: the host of the server's
+    /// address (an IP address is verified against the certificate's IP addresses, and no SNI
+    /// is sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// A PEM file of the CA certificates the server's certificate must chain to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+}
+
+impl Server {
+    /// The host part of `addr` (without brackets for IPv6), the default TLS server name.
+    pub fn host(&self) -> &str {
+        let host = self.addr.rsplit_once(':').map_or(&*self.addr, |(h, _)| h);
+        host.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -598,7 +625,48 @@ pub struct Site {
     /// How request paths are normalised before routing and forwarding.
     #[serde(default, skip_serializing_if = "PathPolicy::is_default")]
     pub paths: PathPolicy,
+    /// `redirect https [301|308]`: requests that arrive without TLS are redirected to the
+    /// same host, path and query over HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_https: Option<HttpsRedirect>,
+    /// `hsts max_age D [include_subdomains] [preload]`: `Strict-Transport-Security` on the
+    /// responses sent over TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<Hsts>,
     pub at: Loc,
+}
+
+/// `redirect https [STATUS]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpsRedirect {
+    /// 301 or 308 (the default: the method and body are kept).
+    pub status: u16,
+    /// The port of the location: the first TLS listener's; `None` for 443 (left out).
+    pub port: Option<u16>,
+    pub at: Loc,
+}
+
+/// `hsts max_age D [include_subdomains] [preload]` (RFC 6797).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hsts {
+    pub max_age_s: u64,
+    pub include_subdomains: bool,
+    pub preload: bool,
+    pub at: Loc,
+}
+
+impl Hsts {
+    /// The field value: `max-age=N[; includeSubDomains][; preload]`.
+    pub fn value(&self) -> String {
+        let mut v = format!("max-age={}", self.max_age_s);
+        if self.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if self.preload {
+            v.push_str("; preload");
+        }
+        v
+    }
 }
 
 /// How a site normalises request paths (`docs/conformance.md`, "What the origin sees"). Dot
@@ -653,6 +721,11 @@ pub struct Route {
     pub methods: Vec<String>,
     pub headers: Vec<FieldCond>,
     pub query: Vec<FieldCond>,
+    /// `client_cert present | cn OP V | dns OP V`: conditions on the connection's verified
+    /// client certificate; `name` is `certificate` (present), `cn` (the subject's common
+    /// name) or `dns` (true when one of the subjectAltName DNS names matches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_cert: Vec<FieldCond>,
     pub strip_prefix: Option<String>,
     pub rewrite: Option<Rewrite>,
     pub request_headers: Vec<HeaderOp>,
@@ -680,6 +753,7 @@ impl Route {
             methods: vec![],
             headers: vec![],
             query: vec![],
+            client_cert: vec![],
             strip_prefix: None,
             rewrite: None,
             request_headers: vec![],

@@ -43,7 +43,10 @@ impl Rank {
 
 /// Number of conditions a route has besides its path.
 pub fn condition_count(route: &Route) -> usize {
-    usize::from(!route.methods.is_empty()) + route.headers.len() + route.query.len()
+    usize::from(!route.methods.is_empty())
+        + route.headers.len()
+        + route.query.len()
+        + route.client_cert.len()
 }
 
 /// The rank of every route of a site, in file order: `ranks(routes)[i]` is the rank of
@@ -105,7 +108,19 @@ pub fn conditions_disjoint(a: &Route, b: &Route) -> bool {
             })
         })
     };
-    fields_disjoint(&a.headers, &b.headers, true) || fields_disjoint(&a.query, &b.query, false)
+    // A certificate has one common name but may have several DNS names: only `cn` values
+    // exclude each other.
+    let cn = |r: &Route| -> Vec<crate::FieldCond> {
+        (r.client_cert.iter())
+            .filter(|c| c.name == "cn")
+            .cloned()
+            .collect()
+    };
+    fields_disjoint(&a.headers, &b.headers, true)
+        || fields_disjoint(&a.query, &b.query, false)
+        || (!a.client_cert.is_empty()
+            && !b.client_cert.is_empty()
+            && fields_disjoint(&cn(a), &cn(b), false))
 }
 
 /// True when no single value satisfies both tests.
@@ -147,6 +162,10 @@ pub fn conditions_cover(a: &Route, b: &Route) -> bool {
     methods
         && a.headers.iter().all(|x| implied(x, &b.headers, true))
         && a.query.iter().all(|x| implied(x, &b.query, false))
+        && a.client_cert.iter().all(|x| {
+            implied(x, &b.client_cert, false)
+                || (x.name == "certificate" && !b.client_cert.is_empty())
+        })
 }
 
 /// Sort key of a site's host pattern: smaller is tried first.

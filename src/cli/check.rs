@@ -274,10 +274,11 @@ pub fn refusal(sources: &bext_dsl::diag::Sources, e: &bext::StartError) -> Optio
 /// What `bext check` reports about the files of a `tls` block, from `bext-tls` (docs/tls.md):
 /// missing file, bad certificate, bad key, key not matching, expired, not yet valid, server
 /// name not covered, server name given twice, bad OCSP response, bad client CA, bad ALPN
-/// protocol, ticket keys not made.
-const TLS_CODES: [&str; 12] = [
+/// protocol, ticket keys not made; an upstream server's CA file or trust store unusable, or
+/// its name not one TLS can verify.
+const TLS_CODES: [&str; 14] = [
     "E0701", "E0702", "E0703", "E0704", "E0705", "E0706", "E0707", "E0708", "E0709", "E0710",
-    "E0711", "E0712",
+    "E0711", "E0712", "E0713", "E0714",
 ];
 
 /// A valid configuration that uses directives the engine does not run: an error (E0501) for

@@ -56,6 +56,20 @@ pub struct RequestView<'a> {
     pub query: Option<&'a [u8]>,
     pub headers: Headers<'a>,
     pub client: SocketAddr,
+    /// The request came over TLS.
+    pub tls: bool,
+    /// The verified client certificate of the connection, when it sent one (TLS listeners
+    /// with `client_auth`).
+    pub client_cert: Option<&'a ClientCert>,
+}
+
+/// The identity of a verified client certificate, as routing conditions read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCert {
+    /// The subject's common name.
+    pub common_name: Option<String>,
+    /// The subjectAltName DNS names.
+    pub dns_names: Vec<String>,
 }
 
 /// The header fields of a parsed head.

@@ -210,6 +210,7 @@ pub fn server(addr: SocketAddr, weight: u32, backup: bool) -> ir::Server {
         addr: addr.to_string(),
         weight,
         backup,
+        tls: None,
         at: loc(),
     }
 }

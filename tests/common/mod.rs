@@ -72,6 +72,8 @@ pub fn site(routes: Vec<ir::Route>) -> ir::Config {
             hosts: vec![],
             routes,
             paths: Default::default(),
+            redirect_https: None,
+            hsts: None,
             at: loc(),
         }],
         ..ir::Config::default()

@@ -8,8 +8,40 @@ use bext_ir::{Action, HostPattern};
 use std::collections::{HashMap, HashSet};
 
 impl Lower<'_> {
+    /// `redirect https` sends clients to the first TLS listener's port (left out when it is
+    /// 443); without a TLS listener there is nowhere to send them (E0319).
+    fn https_ports(&mut self) {
+        let port = self
+            .config
+            .listeners
+            .iter()
+            .find(|l| l.tls.is_some())
+            .and_then(|l| l.addr.rsplit_once(':'))
+            .and_then(|(_, p)| p.parse::<u16>().ok());
+        let spans = self.spans.https_redirects.clone();
+        let mut i = 0;
+        let mut nowhere = Vec::new();
+        for site in &mut self.config.sites {
+            let Some(r) = site.redirect_https.as_mut() else {
+                continue;
+            };
+            match port {
+                Some(p) => r.port = (p != 443).then_some(p),
+                None => nowhere.extend(spans.get(i).copied()),
+            }
+            i += 1;
+        }
+        for span in nowhere {
+            self.emit(
+                diag::error("E0319", span, "`redirect https` without a TLS listener")
+                    .help("add `listen :443 tls { cert \"site.pem\" key \"site.key\" }`: the redirect sends clients to its port"),
+            );
+        }
+    }
+
     /// Checks that need the whole configuration: names, references, ports, hosts.
     pub fn cross_check(&mut self) {
+        self.https_ports();
         let cfg = std::mem::take(&mut self.config);
         let spans = std::mem::take(&mut self.spans);
         // Duplicate names.

@@ -114,13 +114,23 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
             "past_limit",
         ],
     ),
-    ("site", &["route", "merge_slashes", "escaped_slashes"]),
+    (
+        "site",
+        &[
+            "route",
+            "merge_slashes",
+            "escaped_slashes",
+            "redirect",
+            "hsts",
+        ],
+    ),
     (
         "route",
         &[
             "method",
             "header",
             "query",
+            "client_cert",
             "proxy",
             "respond",
             "redirect",
@@ -169,6 +179,8 @@ pub struct Spans {
     /// Per site: the span of its host list, and per route its spans.
     pub sites: Vec<(Span, Vec<RouteSpans>)>,
     pub site_hosts: Vec<Vec<Span>>,
+    /// The `redirect https` lines, in site order.
+    pub https_redirects: Vec<Span>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]

@@ -62,6 +62,7 @@ impl Lower<'_> {
             }
             let repeatable = [
                 "header",
+                "client_cert",
                 "query",
                 "request_header",
                 "response_header",
@@ -145,6 +146,7 @@ impl Lower<'_> {
         match d.name.as_str() {
             "method" => self.methods(a, r),
             "header" | "query" => self.field_condition(d, a, r),
+            "client_cert" => self.client_cert_condition(a, r),
             "proxy" => {
                 if let Some(x) = self.word(a, "an upstream name") {
                     spans.proxy = Some(x.span);
@@ -260,6 +262,46 @@ impl Lower<'_> {
                 &mut r.query
             };
             list.push(FieldCond { name, op });
+        }
+    }
+
+    /// `client_cert present`, `client_cert cn OP [VALUE]` or `client_cert dns OP [VALUE]`.
+    fn client_cert_condition(&mut self, a: &mut Args<'_>, r: &mut Route) {
+        let Some(x) = self.need(a, "`present`, `cn` or `dns`") else {
+            return;
+        };
+        let name = match self.keyword(x, "client certificate part", &["present", "cn", "dns"]) {
+            Some(0) => {
+                r.client_cert.push(FieldCond {
+                    name: "certificate".into(),
+                    op: MatchOp::Present,
+                });
+                return;
+            }
+            Some(1) => "cn",
+            Some(_) => "dns",
+            None => return,
+        };
+        let Some(op) = self.need(a, "an operator: =, ~, starts_with, contains or present") else {
+            return;
+        };
+        let ops = ["=", "~", "starts_with", "contains", "present"];
+        let op = match self.keyword(op, "operator", &ops) {
+            Some(0) => self.value(a, "a value").map(MatchOp::Equals),
+            Some(1) => self
+                .need(a, "a regular expression")
+                .and_then(|x| self.regex(x))
+                .map(MatchOp::Regex),
+            Some(2) => self.value(a, "a value").map(MatchOp::Prefix),
+            Some(3) => self.value(a, "a value").map(MatchOp::Contains),
+            Some(_) => Some(MatchOp::Present),
+            None => None,
+        };
+        if let Some(op) = op {
+            r.client_cert.push(FieldCond {
+                name: name.into(),
+                op,
+            });
         }
     }
 

@@ -5,11 +5,14 @@ use super::values::valid_host;
 use super::Lower;
 use crate::ast::{Arg, ArgKind, Directive};
 use crate::diag;
-use bext_ir::{EscapedSlashes, HostPattern, PathPolicy, Site};
+use bext_ir::{EscapedSlashes, HostPattern, Hsts, HttpsRedirect, Loc, PathPolicy, Site};
 use std::collections::HashMap;
 
 /// At most this many routes in one site (E0231).
 pub const MAX_ROUTES_PER_SITE: usize = 10_000;
+
+/// The shortest `max_age` the browsers' HSTS preload list accepts: one year.
+const HSTS_PRELOAD_MIN_S: u64 = 365 * 24 * 3600;
 
 impl Lower<'_> {
     pub(super) fn site(&mut self, d: &Directive) {
@@ -54,6 +57,8 @@ impl Lower<'_> {
         let mut route_spans = vec![];
         let mut count = 0;
         let mut paths = PathPolicy::default();
+        let mut redirect_https = None;
+        let mut hsts = None;
         let mut seen = HashMap::new();
         for r in &body.items {
             if !self.known("site", r) {
@@ -85,7 +90,14 @@ impl Lower<'_> {
                 continue;
             }
             let mut a = self.args(r);
-            if r.name == "merge_slashes" {
+            if r.name == "redirect" {
+                redirect_https = self.redirect_https(&mut a, self.loc(r.name_span));
+                if redirect_https.is_some() {
+                    self.spans.https_redirects.push(r.name_span);
+                }
+            } else if r.name == "hsts" {
+                hsts = self.hsts(&mut a, self.loc(r.name_span));
+            } else if r.name == "merge_slashes" {
                 if let Some(on) = self.on_off(&mut a, "merge_slashes setting") {
                     paths.merge_slashes = on;
                 }
@@ -105,8 +117,61 @@ impl Lower<'_> {
             hosts,
             routes,
             paths,
+            redirect_https,
+            hsts,
             at: self.loc(d.name_span),
         });
+    }
+
+    /// `redirect https [301|308]` (the port is filled in by the cross checks, from the TLS
+    /// listeners).
+    fn redirect_https(&mut self, a: &mut Args<'_>, at: Loc) -> Option<HttpsRedirect> {
+        let x = self.need(a, "`https`")?;
+        self.keyword(x, "redirect target of a site", &["https"])?;
+        let mut status = 308;
+        if let Some(s) = a.next() {
+            status = self.status(s, &[301, 308], "redirect to https")?;
+        }
+        Some(HttpsRedirect {
+            status,
+            port: None,
+            at,
+        })
+    }
+
+    /// `hsts max_age D [include_subdomains] [preload]`.
+    fn hsts(&mut self, a: &mut Args<'_>, at: Loc) -> Option<Hsts> {
+        let x = self.need(a, "`max_age` and a duration such as `365d`")?;
+        self.keyword(x, "hsts setting", &["max_age"])?;
+        let max_age_s = self.next_duration(a)? / 1000;
+        let mut h = Hsts {
+            max_age_s,
+            include_subdomains: false,
+            preload: false,
+            at,
+        };
+        let mut preload_span = None;
+        while let Some(k) = a.next() {
+            match self.keyword(k, "hsts option", &["include_subdomains", "preload"])? {
+                0 => h.include_subdomains = true,
+                _ => {
+                    h.preload = true;
+                    preload_span = Some(k.span);
+                }
+            }
+        }
+        // What the browsers' preload list requires (hstspreload.org): a list entry that
+        // does not meet it is refused there, so a config that asks for it is wrong here.
+        if let Some(span) = preload_span {
+            if !h.include_subdomains || h.max_age_s < HSTS_PRELOAD_MIN_S {
+                self.emit(
+                    diag::error("E0318", span, "`preload` needs `include_subdomains` and a `max_age` of at least a year")
+                        .help("write `hsts max_age 365d include_subdomains preload`, or leave `preload` out"),
+                );
+                return None;
+            }
+        }
+        Some(h)
     }
 
     fn host_pattern(&mut self, x: &Arg) -> Option<HostPattern> {

@@ -8,7 +8,7 @@ use crate::ast::{Arg, ArgKind, Body, Directive};
 use crate::diag::{self, suggest};
 use bext_ir::{
     Balance, HashKey, HealthCheck, HealthKind, Loc, PassiveHealth, Retry, RetryOn, Server,
-    Upstream, UpstreamTimeouts,
+    ServerTls, Upstream, UpstreamTimeouts,
 };
 use std::collections::HashMap;
 
@@ -115,6 +115,8 @@ impl Lower<'_> {
         let addr = self.host_port(x);
         let mut weight = 1;
         let mut backup = false;
+        let mut tls: Option<ServerTls> = None;
+        let mut sni_ok = true;
         while let Some(y) = a.next() {
             if y.is_word("weight") {
                 let Some(w) = self.need(a, "a number") else {
@@ -137,11 +139,34 @@ impl Lower<'_> {
                 }
             } else if y.is_word("backup") {
                 backup = true;
+            } else if y.is_word("tls") {
+                tls = Some(ServerTls::default());
+            } else if let (Some(t), true) = (tls.as_mut(), y.is_word("sni")) {
+                let Some(n) = self.text(a, "a server name such as `app.internal`") else {
+                    break;
+                };
+                t.sni = self.sni_name(n);
+                sni_ok &= t.sni.is_some();
+            } else if let (Some(t), true) = (tls.as_mut(), y.is_word("ca")) {
+                t.ca = self.value(a, "a CA certificate file (PEM)");
+            } else if y.is_word("sni") || y.is_word("ca") {
+                self.emit(
+                    diag::error(
+                        "E0105",
+                        y.span,
+                        format!("`{}` belongs to `tls` on a `server` line", y.text()),
+                    )
+                    .help(format!(
+                        "write `server app.internal:443 tls {} ...`",
+                        y.text()
+                    )),
+                );
+                break;
             } else {
                 let help = crate::hints::nginx_server_option(y.text())
-                    .or_else(|| suggest(y.text(), ["weight", "backup"]))
+                    .or_else(|| suggest(y.text(), ["weight", "backup", "tls"]))
                     .unwrap_or_else(|| {
-                        "`server` takes an address, then `weight N` and `backup`".into()
+                        "`server` takes an address, then `weight N`, `backup` and `tls [sni NAME] [ca FILE]`".into()
                     });
                 self.emit(
                     diag::error(
@@ -154,12 +179,47 @@ impl Lower<'_> {
                 break;
             }
         }
+        if !sni_ok {
+            return None;
+        }
         Some(Server {
             addr: addr?,
             weight,
             backup,
+            tls,
             at,
         })
+    }
+
+    /// The name of `tls sni NAME`: a DNS name, sent in the handshake and verified in the
+    /// server's certificate (E0714 otherwise).
+    fn sni_name(&mut self, x: &Arg) -> Option<String> {
+        let name = x.text().trim_end_matches('.').to_ascii_lowercase();
+        let address = name.parse::<std::net::IpAddr>().is_ok() || name.starts_with('[');
+        let dns = !address
+            && valid_host(&name)
+            && !name.contains('_')
+            && name
+                .rsplit('.')
+                .next()
+                .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()));
+        if dns {
+            return Some(name);
+        }
+        let help = if address {
+            "an address is verified without `sni`: leave `sni` out and the server's address is checked against the certificate's IP addresses"
+        } else {
+            "write a DNS name such as `app.internal`: letters, digits and `-` in labels separated by `.`, no wildcard"
+        };
+        self.emit(
+            diag::error(
+                "E0714",
+                x.span,
+                format!("`{}` is not a server name TLS can send", x.text()),
+            )
+            .help(help),
+        );
+        None
     }
 
     fn host_port(&mut self, x: &Arg) -> Option<String> {

@@ -21,6 +21,26 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
         let c = ErrorClass::NotImplemented;
         return send_problem(ctx, c.status(), c.slug(), c.title(), body_pending).await;
     }
+    let (tls, client_cert) = match ctx.stream.as_ref().and_then(|s| s.tls()) {
+        Some(t) => (true, t.client_cert.clone()),
+        None => (false, None),
+    };
+    ctx.ex.tls = tls;
+    // `redirect https`: a site's requests without TLS go to the same place over HTTPS.
+    if !tls && p.https_redirects.iter().any(Option::is_some) {
+        let host = strip_port(
+            ctx.head
+                .effective_authority()
+                .map_or(&b""[..], |s| s.get(ctx.buf)),
+        );
+        let to = p
+            .router
+            .site(host)
+            .and_then(|i| p.https_redirects.get(i).copied().flatten());
+        if let Some((status, port)) = to {
+            return crate::handler::redirect::to_https(ctx, status, port).await;
+        }
+    }
     // Over TLS, a Host naming a site that another certificate serves is domain fronting:
     // 421 (RFC 9110 §15.5.20), so the client retries on a connection of its own.
     let misdirected = ctx.stream.as_ref().and_then(|s| s.tls()).is_some_and(|t| {
@@ -75,6 +95,8 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             query: head.query.map(|q| q.get(buf)),
             headers: Headers::from_request(buf, head),
             client: ctx.peer,
+            tls,
+            client_cert: client_cert.as_deref(),
         };
         let result = p.router.route(&view);
         let mut flow = Flow::Continue;

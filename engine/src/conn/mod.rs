@@ -272,11 +272,11 @@ fn report_handshake_failure(peer: SocketAddr, class: &str) {
 /// needs it).
 pub(crate) fn resume(
     w: Rc<Worker>,
-    stream: TcpStream,
+    stream: ClientStream,
     served: u32,
 ) -> impl std::future::Future<Output = ()> {
     w.connections.set(w.connections.get() + 1);
-    serve_conn(ConnCount(w), Some(stream.into()), None, served, true)
+    serve_conn(ConnCount(w), Some(stream), None, served, true)
 }
 
 /// The connection loop. `served` counts the requests answered on this connection (the last
@@ -325,15 +325,21 @@ async fn serve_conn(
                 // or kept alive (its task ends; see `idle`). A silent new connection then costs
                 // what an idle keep-alive one does, not a task with a request's state.
                 let Some(s) = stream.take() else { break };
-                match s.parking() {
-                    Parking::Descriptor => match s.into_tcp() {
+                match (s.parking(), s) {
+                    (Parking::Descriptor, s) => match s.into_tcp() {
                         Ok(tcp) => match w.parked.park(w, tcp, limit, served) {
                             Some(tcp) => stream = Some(tcp.into()),
                             None => return,
                         },
                         Err(s) => stream = Some(s),
                     },
-                    Parking::InTask => stream = Some(s),
+                    (Parking::Session, ClientStream::Tls(t)) => {
+                        match w.parked.park_tls(w, t, limit, served) {
+                            Some(t) => stream = Some(ClientStream::Tls(t)),
+                            None => return,
+                        }
+                    }
+                    (_, s) => stream = Some(s),
                 }
             }
             // Parking unavailable: wait for readiness holding no buffer at all. Not "relaxed":
@@ -343,7 +349,7 @@ async fn serve_conn(
             // A TLS session waits for readiness on either driver, so that no read (and no
             // buffer) is posted while it is idle.
             let Some(s) = stream.as_ref() else { break };
-            let in_task = matches!(s.parking(), Parking::InTask);
+            let in_task = !matches!(s.parking(), Parking::Descriptor);
             if (w.readiness_idle || in_task) && !idle_wait(w, s, limit).await {
                 break;
             }

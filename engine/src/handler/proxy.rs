@@ -31,11 +31,11 @@ use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
 use crate::stage::{Exchange, HeadEdits, Headers, Phases, Stages};
 use crate::stop::{StopSignal, Woken};
 use crate::upstream::{failure_line, pick_context, write_error_line, FailKind, UpstreamState};
-use crate::worker::Worker;
+use crate::upstream_conn::UpstreamStream;
+use crate::worker::{PoolKey, Worker};
 use bext_balance::{Failure, Outcome as BalanceOutcome, RequestFacts, RetryPolicy, Transition};
 use bext_http1::{Framing, Parse, RequestHead, ResponseContext, ResponseHead, Version};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
-use monoio::net::TcpStream;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
@@ -117,18 +117,6 @@ impl UpErr {
             UpErr::Invalid => Some(FailKind::InvalidResponse),
             UpErr::ClientGone => None,
         }
-    }
-}
-
-async fn connect(addr: SocketAddr, limit: Limit<'_>) -> Result<TcpStream, FailKind> {
-    match limit.run(TcpStream::connect_addr(addr)).await {
-        Some(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
-        }
-        Some(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(FailKind::Refused),
-        Some(Err(_)) => Err(FailKind::ConnectFailed),
-        None => Err(FailKind::ConnectTimeout),
     }
 }
 
@@ -882,10 +870,9 @@ async fn absorb<R: AsyncReadRent>(
 /// at without blocking first: one that received bytes while idle (a stray or late response,
 /// a body longer than announced) or that the upstream closed is closed, never reused, since
 /// what it holds would be read as the next request's response.
-fn checkout_clean(w: &Worker, addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
-    use std::os::fd::AsRawFd;
-    while let Some(s) = w.checkout(addr, max_idle) {
-        if crate::sys::idle_state(s.as_raw_fd()) == crate::sys::IdleState::Quiet {
+fn checkout_clean(w: &Worker, key: PoolKey, max_idle: Duration) -> Option<UpstreamStream> {
+    while let Some(s) = w.checkout(key, max_idle) {
+        if crate::sys::idle_state(s.raw_fd()) == crate::sys::IdleState::Quiet {
             return Some(s);
         }
         w.shared.stats[w.id]
@@ -897,14 +884,16 @@ fn checkout_clean(w: &Worker, addr: SocketAddr, max_idle: Duration) -> Option<Tc
 
 /// After a relayed response: pool the upstream connection when it may carry another request,
 /// count it when surplus bytes kept it out.
-fn release(w: &Worker, addr: SocketAddr, us: TcpStream, r: &Relay, keepalive: usize) {
-    if r.surplus {
+fn release(w: &Worker, key: PoolKey, us: UpstreamStream, r: &Relay, keepalive: usize) {
+    // Decrypted bytes beyond the response, still in the TLS session, are surplus too.
+    let surplus = r.surplus || (r.reusable && us.holds_unread());
+    if surplus {
         w.shared.stats[w.id]
             .upstream_surplus_closed
             .fetch_add(1, Ordering::Relaxed);
     }
-    if r.reusable {
-        w.checkin(addr, us, keepalive);
+    if r.reusable && !surplus {
+        w.checkin(key, us, keepalive);
     }
 }
 
@@ -956,7 +945,7 @@ async fn tunnel(
     clock: &StopSignal,
     idle: Duration,
     client: crate::stream::ClientStream,
-    upstream: TcpStream,
+    upstream: UpstreamStream,
     to_up: Vec<u8>,
     to_client: Vec<u8>,
 ) {
@@ -1179,19 +1168,25 @@ async fn attempt(
     w: &Worker,
     state: &RefCell<UpstreamState>,
     def: &crate::pipeline::UpstreamDef,
-    addr: SocketAddr,
+    idx: usize,
     hb: &mut Vec<u8>,
     ubuf: &mut Vec<u8>,
     has_body: bool,
     replayable: bool,
     rctx: ResponseContext,
-) -> Result<TcpStream, AttemptErr> {
+) -> Result<UpstreamStream, AttemptErr> {
+    let server = &def.servers[idx];
+    if server.tls.is_none() && def.config.servers[idx].tls.is_some() {
+        // A pipeline compiled without loading its upstream TLS (see `bext::compile_with`):
+        // never fall back to plain TCP.
+        return Err(AttemptErr::Connect(FailKind::TlsHandshake));
+    }
     let mut fresh_only = false;
     loop {
         let pooled = if fresh_only {
             None
         } else {
-            checkout_clean(w, addr, def.idle_timeout)
+            checkout_clean(w, server.pool_key(), def.idle_timeout)
         };
         let reused = pooled.is_some();
         let mut s = match pooled {
@@ -1201,7 +1196,8 @@ async fn attempt(
                 let Ok(_pending) = pending else {
                     return Err(AttemptErr::Overloaded);
                 };
-                connect(addr, Limit::new(&w.stop, def.connect_timeout))
+                let limit = Limit::new(&w.stop, def.connect_timeout);
+                crate::upstream_conn::connect(server.addr, server.tls.as_ref(), limit)
                     .await
                     .map_err(AttemptErr::Connect)?
             }
@@ -1431,7 +1427,7 @@ pub(crate) async fn proxy_tapped(
             }),
         };
         let res = attempt(
-            ctx, &w, state, def, addr, &mut hb, &mut ubuf, has_body, replayable, rctx,
+            ctx, &w, state, def, idx, &mut hb, &mut ubuf, has_body, replayable, rctx,
         )
         .await;
         let now = w.now_ms();
@@ -1552,7 +1548,7 @@ pub(crate) async fn proxy_tapped(
                 drop(fields);
                 let steps = PerStep::new(&w.stop, def.response_timeout);
                 let r = absorb(&mut us, &mut ubuf, ctx.rhead, &mut **t, steps).await;
-                release(&w, addr, us, &r, def.keepalive);
+                release(&w, def.servers[guard.idx].pool_key(), us, &r, def.keepalive);
                 w.give_xfer(hb);
                 w.give_xfer(ubuf);
                 let mut o = Outcome::closed(TAKEN_OVER, None);
@@ -1595,7 +1591,7 @@ pub(crate) async fn proxy_tapped(
                 w.now_ms(),
             );
         }
-        release(&w, addr, us, &r, def.keepalive);
+        release(&w, def.servers[guard.idx].pool_key(), us, &r, def.keepalive);
         w.give_xfer(hb);
         w.give_xfer(ubuf);
         return Outcome {
@@ -1722,7 +1718,7 @@ pub(crate) async fn proxy_tapped(
     }
     let sent_all = body_done.get();
     let reunited = crd.reunite(cwr).ok();
-    let upstream_back = urd.reunite(uwr).ok();
+    let upstream_back = urd.reunite(uwr);
     match (relay_res, send_err) {
         (_, Some(SendErr::Client(e))) if !head_sent.get() => {
             *ctx.stream = reunited;
@@ -1749,7 +1745,7 @@ pub(crate) async fn proxy_tapped(
             }
             if let Some(u) = upstream_back {
                 if sent_all {
-                    release(&w, addr, u, &r, def.keepalive);
+                    release(&w, def.servers[guard.idx].pool_key(), u, &r, def.keepalive);
                 }
             }
             *ctx.stream = reunited;

@@ -14,8 +14,9 @@ pub use reload::{ControlMsg, Held, Reaper};
 use crate::log::AccessLog;
 use crate::pipeline::Pipeline;
 use crate::upstream::{CoreUpstreams, UpstreamSnapshot};
+use crate::upstream_conn::UpstreamStream;
 use bext_http1::RequestHead;
-use monoio::net::{TcpListener, TcpStream};
+use monoio::net::TcpListener;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -118,9 +119,14 @@ pub struct Scratch {
 
 /// A pooled idle upstream connection.
 pub struct Pooled {
-    pub stream: TcpStream,
+    pub stream: UpstreamStream,
     pub since: Instant,
 }
+
+/// What upstream connections are pooled by: the server's address, and for TLS what the
+/// connection was verified for (`bext_tls::UpstreamTls::id`; 0 for plain TCP), so a
+/// connection is only reused for a server it would have been made for.
+pub type PoolKey = (SocketAddr, u64);
 
 const SCRATCH_INITIAL: usize = 4 * 1024;
 const SCRATCH_KEEP_MAX: usize = 64 * 1024;
@@ -168,7 +174,7 @@ pub struct Worker {
     /// quiet for `QUIET_TICKS` trims its free lists and releases free pages once.
     served_at_tick: Cell<u64>,
     quiet_ticks: Cell<u32>,
-    pools: RefCell<HashMap<SocketAddr, Vec<Pooled>>>,
+    pools: RefCell<HashMap<PoolKey, Vec<Pooled>>>,
     /// Per-core upstream state (balancers, ejectors, budgets, breakers, counters), one entry
     /// per pipeline generation still in use on this core, the active one last.
     upstreams: RefCell<Vec<Rc<CoreUpstreams>>>,
@@ -393,10 +399,10 @@ impl Worker {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// An idle pooled connection to `addr`, if one younger than `max_idle` exists.
-    pub fn checkout(&self, addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
+    /// An idle pooled connection to `key`, if one younger than `max_idle` exists.
+    pub fn checkout(&self, key: PoolKey, max_idle: Duration) -> Option<UpstreamStream> {
         let mut pools = self.pools.borrow_mut();
-        let list = pools.get_mut(&addr)?;
+        let list = pools.get_mut(&key)?;
         while let Some(c) = list.pop() {
             if c.since.elapsed() < max_idle {
                 return Some(c.stream);
@@ -405,12 +411,12 @@ impl Worker {
         None
     }
 
-    pub fn checkin(&self, addr: SocketAddr, stream: TcpStream, keep: usize) {
+    pub fn checkin(&self, key: PoolKey, stream: UpstreamStream, keep: usize) {
         if keep == 0 || self.stop.is_stopped() {
             return;
         }
         let mut pools = self.pools.borrow_mut();
-        let list = pools.entry(addr).or_default();
+        let list = pools.entry(key).or_default();
         if list.len() < keep {
             list.push(Pooled {
                 stream,

@@ -47,6 +47,8 @@ fn request(s: &CompressStage, method: &str, text: &str) -> CompressState {
         query: None,
         headers: Headers::new(&buf, &list),
         client: "127.0.0.1:1".parse().unwrap(),
+        tls: false,
+        client_cert: None,
     };
     let mut st = s.init();
     s.on_request(&mut st, &view);

@@ -453,6 +453,8 @@ mod tests {
             hosts: vec![],
             routes: vec![],
             paths: Default::default(),
+            redirect_https: None,
+            hsts: None,
             at: ir::Loc::default(),
         }
     }

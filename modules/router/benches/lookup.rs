@@ -72,6 +72,8 @@ fn lookup(c: &mut Criterion) {
                 query: None,
                 headers: Headers::new(b"", &[]),
                 client: "127.0.0.1:1".parse().expect("address"),
+                tls: false,
+                client_cert: None,
             };
             assert_eq!(
                 matches!(router.route(&view), RouteResult::Matched(_)),

@@ -33,7 +33,7 @@ use trie::Trie;
 
 use bext_ir::{routing, Config, HostPattern, Loc, MatchOp, PathMatch};
 pub use bext_stage::RouteId;
-use bext_stage::{Headers, RequestView, RouteResult, RouteStage};
+use bext_stage::{RequestView, RouteResult, RouteStage};
 use regex_automata::meta::Regex;
 use regex_automata::Input;
 use std::collections::HashMap;
@@ -197,6 +197,8 @@ struct Entry {
     methods: Vec<Vec<u8>>,
     headers: Vec<Field>,
     query: Vec<Field>,
+    /// `client_cert` conditions: `name` is `certificate`, `cn` or `dns`.
+    client_cert: Vec<Field>,
 }
 
 /// First value of query parameter `name` (no decoding).
@@ -218,7 +220,26 @@ enum Check {
 }
 
 impl Entry {
-    fn check(&self, method: &[u8], headers: &Headers<'_>, query: Option<&[u8]>) -> Check {
+    fn check(&self, req: &RequestView<'_>) -> Check {
+        let (method, headers, query) = (req.method_bytes, &req.headers, req.query);
+        if !self.client_cert.is_empty() {
+            let Some(cert) = req.client_cert else {
+                return Check::No;
+            };
+            for f in &self.client_cert {
+                let ok = match f.name.as_slice() {
+                    b"cn" => cert
+                        .common_name
+                        .as_deref()
+                        .is_some_and(|cn| f.op.matches(cn.as_bytes())),
+                    b"dns" => cert.dns_names.iter().any(|n| f.op.matches(n.as_bytes())),
+                    _ => true,
+                };
+                if !ok {
+                    return Check::No;
+                }
+            }
+        }
         for f in &self.headers {
             match headers.get(&f.name) {
                 Some(v) if f.op.matches(v) => {}
@@ -277,7 +298,7 @@ impl SiteTable {
 
     fn route(&self, req: &RequestView<'_>) -> RouteResult {
         let mut wrong_method = false;
-        let mut try_entry = |e: &Entry| match e.check(req.method_bytes, &req.headers, req.query) {
+        let mut try_entry = |e: &Entry| match e.check(req) {
             Check::Match => Some(e.id),
             Check::WrongMethod => {
                 wrong_method = true;
@@ -398,6 +419,16 @@ impl Router {
                             })
                         })
                         .collect::<Result<_, RouterError>>()?,
+                    client_cert: route
+                        .client_cert
+                        .iter()
+                        .map(|f| {
+                            Ok(Field {
+                                name: f.name.as_bytes().to_vec(),
+                                op: ValueMatch::compile(&f.op, &route.at)?,
+                            })
+                        })
+                        .collect::<Result<_, RouterError>>()?,
                 };
                 match &route.path {
                     PathMatch::Exact(p) => table
@@ -485,6 +516,7 @@ pub(crate) mod tests {
     use super::*;
     use bext_http1::{Header, Span};
     use bext_ir::{Action, FieldCond, Route, Site};
+    use bext_stage::Headers;
 
     pub(crate) fn route(path: PathMatch, methods: &[&str]) -> Route {
         let mut r = Route::new(
@@ -524,18 +556,24 @@ pub(crate) mod tests {
                         with_query,                                            // 5
                     ],
                     paths: Default::default(),
+                    redirect_https: None,
+                    hsts: None,
                     at: Loc::default(),
                 },
                 Site {
                     hosts: vec![HostPattern::Wildcard("example.com".into())],
                     routes: vec![route(PathMatch::Prefix("/".into()), &[])], // 6
                     paths: Default::default(),
+                    redirect_https: None,
+                    hsts: None,
                     at: Loc::default(),
                 },
                 Site {
                     hosts: vec![],
                     routes: vec![route(PathMatch::Exact("/only".into()), &["POST"])], // 7
                     paths: Default::default(),
+                    redirect_https: None,
+                    hsts: None,
                     at: Loc::default(),
                 },
             ],
@@ -576,6 +614,8 @@ pub(crate) mod tests {
             query,
             headers: Headers::new(&buf, &list),
             client: "127.0.0.1:1".parse().unwrap(),
+            tls: false,
+            client_cert: None,
         };
         r.route(&view)
     }

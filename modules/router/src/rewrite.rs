@@ -363,6 +363,8 @@ mod tests {
                     },
                 ],
                 paths: Default::default(),
+                redirect_https: None,
+                hsts: None,
                 at: Loc::default(),
             }],
             ..Config::default()

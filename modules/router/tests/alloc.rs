@@ -161,6 +161,8 @@ fn lookups_and_rewrites_allocate_nothing_per_request() {
                     query,
                     headers: Headers::new(buf, list),
                     client,
+                    tls: false,
+                    client_cert: None,
                 })
             })
             .collect()
@@ -189,6 +191,8 @@ fn lookups_and_rewrites_allocate_nothing_per_request() {
                 query,
                 headers: Headers::new(buf, list),
                 client,
+                tls: false,
+                client_cert: None,
             }));
         }
     }

@@ -663,6 +663,8 @@ fn answer(router: &Router, names: &[String], request: &str) -> String {
         query,
         headers: Headers::new(&buf, &list),
         client: "127.0.0.1:1".parse().expect("address"),
+        tls: false,
+        client_cert: None,
     };
     match router.route(&view) {
         RouteResult::Matched(id) => names[id.0 as usize].clone(),

@@ -114,6 +114,8 @@ fn config(rng: &mut Rng) -> Config {
             hosts: host_sets[(i + rng.below(2)) % host_sets.len()].to_vec(),
             routes: (0..1 + rng.below(12)).map(|_| route(rng)).collect(),
             paths: Default::default(),
+            redirect_https: None,
+            hsts: None,
             at: Loc::default(),
         })
         .collect::<Vec<_>>();
@@ -219,6 +221,8 @@ fn routed(r: &Router, method: &str, host: &str, target: &str, x_v: Option<&str>)
         query: None,
         headers: Headers::new(&buf, &list),
         client: "127.0.0.1:1".parse().expect("address"),
+        tls: false,
+        client_cert: None,
     })
 }
 

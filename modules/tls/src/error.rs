@@ -10,7 +10,7 @@ use bext_ir::Loc;
 /// The E07xx codes. A code never changes meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
-    /// A certificate, key, OCSP or CA file does not exist.
+    /// A certificate, key, OCSP or CA file (of a listener or an upstream server) does not exist.
     MissingFile,
     /// A certificate file cannot be read, or holds no certificate that parses.
     BadCertificate,
@@ -34,11 +34,17 @@ pub enum Code {
     BadAlpn,
     /// The system's random source failed while making session ticket keys.
     TicketKeys,
+    /// An upstream server's CA file cannot be read or holds no usable CA certificate, or no
+    /// system trust store was found.
+    BadUpstreamCa,
+    /// An upstream server's `sni` name (or its host, without `sni`) is no name TLS can send
+    /// and verify.
+    BadServerName,
 }
 
 impl Code {
     /// Every code, in number order.
-    pub const ALL: [Code; 12] = [
+    pub const ALL: [Code; 14] = [
         Code::MissingFile,
         Code::BadCertificate,
         Code::BadKey,
@@ -51,6 +57,8 @@ impl Code {
         Code::BadClientCa,
         Code::BadAlpn,
         Code::TicketKeys,
+        Code::BadUpstreamCa,
+        Code::BadServerName,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +75,8 @@ impl Code {
             Code::BadClientCa => "E0710",
             Code::BadAlpn => "E0711",
             Code::TicketKeys => "E0712",
+            Code::BadUpstreamCa => "E0713",
+            Code::BadServerName => "E0714",
         }
     }
 }

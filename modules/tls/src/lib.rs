@@ -11,6 +11,8 @@
 //! - Certificates are chosen by server name (exact names, then one-label wildcards, then the
 //!   default), and [`Listener::site_for`] answers the same question for an HTTP Host so the
 //!   engine can refuse domain fronting with 421 (`names.rs`).
+//! - `server … tls` lines of upstreams become [`UpstreamTls`] client configurations
+//!   ([`load_upstreams`], `upstream.rs`): verification always on, ALPN `http/1.1`, resumption.
 //! - The policy (versions, suites, groups, provider) lives in `policy.rs`; resumption in
 //!   `resume.rs`; client certificates in `client_auth.rs`; the kTLS probe in `ktls.rs`, the
 //!   only unsafe code; handshake failure classes and plain-HTTP detection in `failure.rs`.
@@ -28,6 +30,7 @@ mod load;
 mod names;
 mod policy;
 mod resume;
+mod upstream;
 
 use std::sync::Arc;
 
@@ -45,6 +48,7 @@ pub use names::covers;
 pub use policy::{restrict, Provider, CIPHER_SUITES, KX_GROUPS, VERSIONS};
 pub use resume::{Resumption, TicketKeys};
 pub use rustls;
+pub use upstream::{client_config, load_upstreams, UpstreamTls, SYSTEM_CA_BUNDLES};
 
 /// What a listener's TLS needs beyond the `tls` block of the IR (which holds only the
 /// certificates today); every field has the default bext uses when the configuration is silent.

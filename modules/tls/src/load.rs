@@ -235,15 +235,19 @@ fn ocsp_response(path: &str, at: &Loc) -> Result<Vec<u8>, TlsError> {
 
 /// The CA certificates of a client-certificate CA file.
 pub(crate) fn client_roots(path: &str, at: &Loc) -> Result<RootCertStore, TlsError> {
-    let pem = read(path, at, Code::BadClientCa, "client CA file")?;
-    let bad = |why: String| {
-        TlsError::new(
-            Code::BadClientCa,
-            at,
-            format!("client CA file `{path}` {why}"),
-        )
-        .file(path)
-    };
+    ca_roots(path, at, Code::BadClientCa, "client CA file")
+}
+
+/// The CA certificates of a PEM file: a missing file is E0701; one that cannot be read, is not
+/// PEM, holds a certificate that does not parse or none at all is `code`.
+pub(crate) fn ca_roots(
+    path: &str,
+    at: &Loc,
+    code: Code,
+    what: &str,
+) -> Result<RootCertStore, TlsError> {
+    let pem = read(path, at, code, what)?;
+    let bad = |why: String| TlsError::new(code, at, format!("{what} `{path}` {why}")).file(path);
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(format!("is not valid PEM: {e}")))?;
