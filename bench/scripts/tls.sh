@@ -82,6 +82,7 @@ start() { # peer scenario -> sets PID
                 -e "s|@ORIGIN@|127.0.0.1:$ORIGIN_PORT|" -e "s|@LOCATION@|$loc|" \
                 "$ROOT/bench/peers/nginx-tls.conf" > nginx/nginx.conf
             taskset -c "$SERVER_CPU" nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" &
+            JOB=$!
             sleep 0.3
             PID=$(pgrep -P $! -f "nginx: worker" | head -1) ;;
         haproxy)
@@ -93,6 +94,7 @@ start() { # peer scenario -> sets PID
             taskset -c "$SERVER_CPU" haproxy -f haproxy.cfg >/dev/null 2>&1 &
             PID=$! ;;
     esac
+    [ "$peer" = nginx ] || JOB=$PID
     sleep 0.5
 }
 
@@ -101,7 +103,8 @@ stop() {
         nginx) kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true ;;
         *) kill "$PID" 2>/dev/null || true ;;
     esac
-    wait 2>/dev/null || true
+    # The server's own job only: the origin runs on in the background.
+    wait "$JOB" 2>/dev/null || true
     sleep 0.3
 }
 
@@ -126,7 +129,7 @@ measure() { # peer scenario run
                 | awk '/connections in [0-9.]+ real/ {print $1; exit}') ;;
         keepalive|proxied)
             units=$(taskset -c "$GEN_CPU" h2load --h1 -c 10 -D "$SECONDS_PER_RUN" \
-                --ciphers=TLS_AES_256_GCM_SHA384 https://127.0.0.1:$PORT/ 2>/dev/null \
+                --tls13-ciphers=TLS_AES_256_GCM_SHA384 https://127.0.0.1:$PORT/ 2>/dev/null \
                 | awk '/^requests:/ {print $8; exit}') ;;
     esac
     b=$(cpu_ticks "$PID")
