@@ -224,6 +224,9 @@ start_server() {
             taskset -c "$PROXY_CPU" "$BEXT_PREV" proxy --listen "$LISTEN" --to "$ORIGIN" --workers 1 \
                 --no-pin --driver "${peer#prev-}" >>"$LOG" 2>&1 & ;;
         nginx:*)
+            # Each run starts with an empty cache, as bext's and Varnish's do (in memory): an
+            # object left by an earlier scenario under the same key would be served instead.
+            [ "$mode" = cache ] && rm -rf "$OUT/nginx/cache"
             render "$ROOT/bench/peers/nginx-$mode.conf" "$OUT/conf/nginx-$mode.conf"
             taskset -c "$PROXY_CPU" nginx -p "$OUT/nginx" -c "$OUT/conf/nginx-$mode.conf" 2>>"$LOG" & ;;
         haproxy:*)

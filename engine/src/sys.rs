@@ -1,6 +1,5 @@
-//! The engine's `unsafe` code: the calls into the C library and the kernel interface that the
-//! standard library and the runtime do not offer safely (the cache's body arena, a shared
-//! mapping, is the one other place). Each block states why it is sound.
+//! The engine's only `unsafe` code: the calls into the C library and the kernel interface that
+//! the standard library and the runtime do not offer safely. Each block states why it is sound.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -170,6 +169,53 @@ pub fn for_each_iovec<T: monoio::buf::IoVecBuf>(buf: &T, mut f: impl FnMut(&[u8]
             std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len)
         };
         f(part);
+    }
+}
+
+/// A response head and a shared body, written with one `writev` (no copy of the body into
+/// the head's buffer).
+pub struct HeadAndBody {
+    head: Vec<u8>,
+    /// Held so that what the second iovec points to lives as long as the value.
+    _body: bytes::Bytes,
+    iov: Box<[libc::iovec; 2]>,
+}
+
+impl HeadAndBody {
+    pub fn new(head: Vec<u8>, body: bytes::Bytes) -> HeadAndBody {
+        let iov = Box::new([
+            libc::iovec {
+                iov_base: head.as_ptr() as *mut libc::c_void,
+                iov_len: head.len(),
+            },
+            libc::iovec {
+                iov_base: body.as_ptr() as *mut libc::c_void,
+                iov_len: body.len(),
+            },
+        ]);
+        HeadAndBody {
+            head,
+            _body: body,
+            iov,
+        }
+    }
+
+    /// The head's buffer back (for the pool).
+    pub fn into_head(self) -> Vec<u8> {
+        self.head
+    }
+}
+
+// SAFETY: the two iovecs describe the head's heap buffer and the body's shared bytes, both owned
+// by the value and never changed or moved while it lives (moving a `Vec` or `Bytes` does not move
+// what they point to); the iovec array is boxed, so its address is stable too.
+unsafe impl monoio::buf::IoVecBuf for HeadAndBody {
+    fn read_iovec_ptr(&self) -> *const libc::iovec {
+        self.iov.as_ptr()
+    }
+
+    fn read_iovec_len(&self) -> usize {
+        2
     }
 }
 

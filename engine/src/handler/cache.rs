@@ -21,13 +21,12 @@
 
 use crate::conn::reply::{finish_head, FilterBufs};
 use crate::conn::{send_problem, Ctx, Outcome};
-use crate::handler::cache_arena::Arena;
 use crate::handler::proxy::{self, ResponseTap, TapHead, TAKEN_OVER};
-use crate::handler::static_files::send_file;
 use crate::io::{race, write_all, Either};
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
 use bext_cache as bc;
 use bext_ir as ir;
+use monoio::io::AsyncWriteRentExt;
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
 use std::pin::pin;
@@ -193,8 +192,7 @@ pub(crate) async fn serve(
     c: &CacheRoute,
     up: usize,
 ) -> Outcome {
-    let (cache, arena) = ctx.w.cache(c);
-    let arena = arena.as_ref();
+    let cache = ctx.w.cache(c);
     let req = Owned::of(ctx);
     let lines = req.lines();
     let view = req.view(&lines);
@@ -220,7 +218,7 @@ pub(crate) async fn serve(
         match lookup {
             bc::Lookup::Fresh(mut hit) => {
                 hit.status.collapsed = collapsed;
-                return serve_hit(ctx, route, &cache, arena, &hit).await;
+                return serve_hit(ctx, route, &cache, &hit).await;
             }
             bc::Lookup::OnlyIfCachedMiss => {
                 return send_problem(
@@ -257,7 +255,7 @@ pub(crate) async fn serve(
                     s.hit.status.hit = true;
                     s.hit.status.fwd = None;
                     s.hit.status.detail = Some("stale-while-revalidate".into());
-                    let served = serve_hit(ctx, route, &cache, arena, &s.hit).await;
+                    let served = serve_hit(ctx, route, &cache, &s.hit).await;
                     if s.refresh.is_some() && served.keep {
                         // The client has its answer: refresh the key for the next ones. The
                         // client connection is set aside meanwhile, so that the refresh does
@@ -292,7 +290,7 @@ pub(crate) async fn serve(
                 }
                 let upstream = out.upstream;
                 let mut o = match tap.result.take() {
-                    Some(Answer::Hit(hit)) => serve_hit(ctx, route, &cache, arena, &hit).await,
+                    Some(Answer::Hit(hit)) => serve_hit(ctx, route, &cache, &hit).await,
                     Some(Answer::Stale) => match tap.stale.take() {
                         Some(mut s) => {
                             s.hit.status.hit = true;
@@ -302,7 +300,7 @@ pub(crate) async fn serve(
                                 "stale-disconnected"
                             };
                             s.hit.status.detail = Some(why.into());
-                            serve_hit(ctx, route, &cache, arena, &s.hit).await
+                            serve_hit(ctx, route, &cache, &s.hit).await
                         }
                         None => {
                             send_problem(ctx, 502, "upstream-unavailable", "Bad Gateway", false)
@@ -539,12 +537,15 @@ impl ResponseTap for Tap<'_> {
     }
 }
 
+/// Bodies at least this large are written from where they are stored, behind the head, instead
+/// of being copied behind it first.
+const LARGE_BODY: usize = 16 * 1024;
+
 /// Answer from a stored response.
 async fn serve_hit(
     ctx: &mut Ctx<'_>,
     route: &CompiledRoute,
     cache: &RefCell<bc::Cache>,
-    arena: Option<&Arena>,
     hit: &bc::Hit,
 ) -> Outcome {
     let name = cache.borrow().config().name.clone();
@@ -622,28 +623,25 @@ async fn serve_hit(
     let mut ok = true;
     if bodied && !ctx.is_head {
         let body = hit.body();
-        // A body in the arena leaves by `sendfile` behind the head, unless a stage changes it
-        // or the stream encrypts what it sends.
-        let in_file = arena
-            .and_then(|a| a.locate(&body))
-            .filter(|_| !framed.filtering)
-            .filter(|_| (ctx.stream.as_ref()).is_some_and(|s| s.sendfile_socket().is_some()));
-        if let Some((fd, off)) = in_file {
-            let uring = !ctx.w.readiness_idle;
+        // A large body unchanged by any stage leaves with the head in one `writev`, read in
+        // place (copied once, by the kernel).
+        if !framed.filtering && body.len() >= LARGE_BODY {
+            let n = body.len() as u64;
+            let hb = crate::sys::HeadAndBody::new(out, body);
             let steps = ctx.send_steps();
-            let ok = match ctx.stream.as_mut() {
-                Some(s) => {
-                    write_all(s, &mut out, steps.step()).await.is_ok()
-                        && send_file(s, fd, off, body.len() as u64, steps, uring)
-                            .await
-                            .is_ok()
-                }
-                None => false,
+            let (ok, hb) = match ctx.stream.as_mut() {
+                Some(s) => match steps.step().run(s.write_vectored_all(hb)).await {
+                    Some((r, hb)) => (r.is_ok(), Some(hb)),
+                    None => (false, None),
+                },
+                None => (false, Some(hb)),
             };
-            ctx.w.give_xfer(out);
+            if let Some(hb) = hb {
+                ctx.w.give_xfer(hb.into_head());
+            }
             return Outcome {
                 status,
-                bytes: if ok { body.len() as u64 } else { 0 },
+                bytes: if ok { n } else { 0 },
                 keep: ok && !framed.close,
                 error: (!ok).then_some("cache-send-failed"),
                 upstream: None,
@@ -683,32 +681,22 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// A core's caches, one per cache configuration (see [`CacheRoute::id`]).
 #[derive(Default)]
 pub struct CoreCaches {
-    map: RefCell<std::collections::HashMap<u64, CoreCache>>,
-}
-
-/// One cache of a core, and the arena its large bodies live in (when the kernel offers one).
-struct CoreCache {
-    cache: Rc<RefCell<bc::Cache>>,
-    arena: Option<Arena>,
+    map: RefCell<std::collections::HashMap<u64, Rc<RefCell<bc::Cache>>>>,
 }
 
 impl CoreCaches {
-    /// The cache for `c`, made on first use, and its body arena.
-    pub fn get(&self, c: &CacheRoute, cores: usize) -> (Rc<RefCell<bc::Cache>>, Option<Arena>) {
-        let mut map = self.map.borrow_mut();
-        let entry = map.entry(c.id).or_insert_with(|| {
-            let config = c.core_config(cores);
-            let arena = Arena::new(config.capacity_bytes);
-            let mut cache = bc::Cache::new(config, bc::SystemClock);
-            if let Some(a) = arena.clone() {
-                cache.set_body_store(Box::new(move |body| a.store(body)));
-            }
-            CoreCache {
-                cache: Rc::new(RefCell::new(cache)),
-                arena,
-            }
-        });
-        (entry.cache.clone(), entry.arena.clone())
+    /// The cache for `c`, made on first use.
+    pub fn get(&self, c: &CacheRoute, cores: usize) -> Rc<RefCell<bc::Cache>> {
+        self.map
+            .borrow_mut()
+            .entry(c.id)
+            .or_insert_with(|| {
+                Rc::new(RefCell::new(bc::Cache::new(
+                    c.core_config(cores),
+                    bc::SystemClock,
+                )))
+            })
+            .clone()
     }
 
     /// Forgets the caches of configurations no longer in use (after a reload).
@@ -721,7 +709,7 @@ impl CoreCaches {
         let map = self.map.borrow();
         map.values()
             .map(|c| {
-                let mut c = c.cache.borrow_mut();
+                let mut c = c.borrow_mut();
                 match p {
                     Purge::Key(k) => c.purge_key(k.as_bytes()),
                     Purge::Prefix(k) => c.purge_prefix(k.as_bytes()),
@@ -736,7 +724,7 @@ impl CoreCaches {
         self.map
             .borrow()
             .values()
-            .map(|c| c.cache.borrow().shard().len())
+            .map(|c| c.borrow().shard().len())
             .sum()
     }
 }

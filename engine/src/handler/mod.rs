@@ -8,7 +8,6 @@
 //! `Framed::piece`, so body filters see it.
 
 pub mod cache;
-pub mod cache_arena;
 pub(crate) mod proxy;
 pub(crate) mod redirect;
 pub(crate) mod respond;

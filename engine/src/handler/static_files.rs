@@ -474,7 +474,7 @@ impl Drop for NonBlocking {
 
 /// `n` bytes of `fd` from `off` to the client with `sendfile`, each wait for room in the send
 /// buffer bounded by the send timeout.
-pub(crate) async fn send_file(
+async fn send_file(
     s: &mut ClientStream,
     fd: BorrowedFd<'_>,
     mut off: u64,

@@ -243,14 +243,8 @@ impl Worker {
     }
 
     /// A fresh value for a `multipart/byteranges` boundary: not guessable from earlier ones.
-    /// This core's cache for the route cache `c`, and the arena of its large bodies.
-    pub fn cache(
-        &self,
-        c: &crate::handler::cache::CacheRoute,
-    ) -> (
-        Rc<RefCell<bext_cache::Cache>>,
-        Option<crate::handler::cache_arena::Arena>,
-    ) {
+    /// This core's cache for the route cache `c`.
+    pub fn cache(&self, c: &crate::handler::cache::CacheRoute) -> Rc<RefCell<bext_cache::Cache>> {
         self.caches.get(c, self.shared.stats.len())
     }
 

@@ -249,12 +249,7 @@ pub struct Cache<C: Clock = SystemClock, P: Policy = S3Fifo> {
     shard: Shard<P>,
     collapse: Collapser,
     refreshing: Rc<RefCell<HashSet<Box<[u8]>>>>,
-    body_store: Option<BodyStore>,
 }
-
-/// Where a committed body is kept: given the received body, the bytes the cache stores (the
-/// engine keeps large bodies in memory it can send from without a copy).
-pub type BodyStore = Box<dyn Fn(Vec<u8>) -> Bytes>;
 
 impl<C: Clock> Cache<C, S3Fifo> {
     /// A cache with `config`'s bound, reading time from `clock`.
@@ -274,13 +269,7 @@ impl<C: Clock, P: Policy> Cache<C, P> {
             shard,
             collapse,
             refreshing: Rc::default(),
-            body_store: None,
         }
-    }
-
-    /// Keep committed bodies where `store` puts them (by default, as received).
-    pub fn set_body_store(&mut self, store: BodyStore) {
-        self.body_store = Some(store);
     }
 
     /// The configuration.
@@ -486,10 +475,7 @@ impl<C: Clock, P: Policy> Cache<C, P> {
             return Commit::Truncated;
         }
         let mut stored = pending.stored;
-        stored.body = match &self.body_store {
-            Some(store) => store(pending.body),
-            None => Bytes::from(pending.body),
-        };
+        stored.body = Bytes::from(pending.body);
         if stored.weight() > self.config.max_object_bytes {
             return Commit::TooLarge;
         }

@@ -49,8 +49,7 @@ pub mod store;
 pub mod vary;
 
 pub use cache::{
-    BodyStore, Bypass, Cache, Commit, Hit, Lookup, Miss, Pending, Refresh, Stale,
-    NOT_MODIFIED_FIELDS,
+    Bypass, Cache, Commit, Hit, Lookup, Miss, Pending, Refresh, Stale, NOT_MODIFIED_FIELDS,
 };
 pub use collapse::{Collapser, Join, Leader, Outcome, Waiter};
 pub use fields::Fields;
