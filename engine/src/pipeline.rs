@@ -338,6 +338,11 @@ pub struct Pipeline {
     /// read and checked, resumption carried from the generation before), so a connection
     /// accepted under this generation handshakes with this generation's certificates.
     pub tls: Vec<(SocketAddr, std::sync::Arc<bext_tls::Listener>)>,
+    /// `metrics on` (the default): each request is counted per route (see [`crate::metrics`]).
+    pub metrics: bool,
+    /// The labels of each route's metrics, in the order of `routes`, then those of requests
+    /// no route took.
+    pub metric_labels: std::sync::Arc<[crate::metrics::RouteLabels]>,
 }
 
 impl Pipeline {
@@ -587,6 +592,8 @@ impl Pipeline {
             paths: crate::origin::SitePaths::compile(config),
             trusted,
             tls: Vec::new(),
+            metrics: g.metrics,
+            metric_labels: crate::metrics::RouteLabels::of_config(config),
         })
     }
 }

@@ -101,7 +101,7 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
         }
     };
     if let Flow::Reply(r) = flow {
-        return reply(ctx, r, body_pending).await;
+        return reply(ctx, r, body_pending, p.metrics).await;
     }
     if let Framing::ContentLength(n) = ctx.framing {
         if n > ctx.policy.body_bytes {
@@ -114,7 +114,7 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
     if route.stages.has(Phases::REQUEST_BODY) && ctx.has_body() {
         match read_filtered_body(ctx, route).await {
             Ok(Flow::Continue) => {}
-            Ok(Flow::Reply(r)) => return reply(ctx, r, false).await,
+            Ok(Flow::Reply(r)) => return reply(ctx, r, false, p.metrics).await,
             Err(o) => return o,
         }
     }
@@ -122,11 +122,13 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
 }
 
 /// A stage's answer instead of the handler's.
-async fn reply(ctx: &mut Ctx<'_>, r: Reply, body_pending: bool) -> Outcome {
+async fn reply(ctx: &mut Ctx<'_>, r: Reply, body_pending: bool, metrics: bool) -> Outcome {
     if r.slug == ErrorClass::RateLimited.slug() {
         ctx.w.shared.stats[ctx.w.id]
             .rate_limited
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    } else if metrics && r.slug == "waf-blocked" {
+        ctx.w.metrics.borrow_mut().waf_blocked();
     }
     let mut extra = Vec::new();
     if let Some(secs) = r.retry_after {
