@@ -11,6 +11,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod explain;
+
 use bext_engine::pipeline::{Handler, Respond, RespondBody};
 use bext_engine::{Engine, EngineOptions, Pipeline};
 use bext_ir as ir;

@@ -44,7 +44,7 @@ pub const UNROUTED: &str = "(none)";
 pub struct RouteLabels {
     /// The site's host patterns, space-separated (`*` for the default site).
     pub site: String,
-    /// The route as written: its methods, then `= /exact`, `/prefix/*` or `~ regex`; a second
+    /// The route as written: its methods, then `/exact`, `/prefix/*` or `~ regex`; a second
     /// route with the same text in the site gets ` #2`, and so on.
     pub route: String,
     /// The upstream a `proxy` route sends to; empty for other handlers.
@@ -101,7 +101,7 @@ pub fn site_label(site: &ir::Site) -> String {
     names.join(" ")
 }
 
-/// `GET,HEAD /api/*`, `= /healthz`, `~ ^/u/[0-9]+$`.
+/// `GET,HEAD /api/*`, `/healthz`, `~ ^/u/[0-9]+$` (a bare path is exact, as in the language).
 pub fn route_label(r: &ir::Route) -> String {
     let mut s = String::new();
     if !r.methods.is_empty() {
@@ -109,10 +109,7 @@ pub fn route_label(r: &ir::Route) -> String {
         s.push(' ');
     }
     match &r.path {
-        ir::PathMatch::Exact(p) => {
-            s.push_str("= ");
-            s.push_str(p);
-        }
+        ir::PathMatch::Exact(p) => s.push_str(p),
         ir::PathMatch::Prefix(p) => {
             s.push_str(p);
             s.push('*');
@@ -873,7 +870,7 @@ mod tests {
             .map(|l| (l.site.clone(), l.route.clone()))
             .collect();
         let want = [
-            ("a.test *.b.test", "= /healthz"),
+            ("a.test *.b.test", "/healthz"),
             ("a.test *.b.test", "GET,HEAD /api/*"),
             ("a.test *.b.test", "~ ^/u/[0-9]+$"),
             ("*", "/*"),
