@@ -412,6 +412,19 @@ impl Control {
     /// Re-read the configuration through the reload source and reload it. The error is the
     /// text to show the operator (diagnostics, or why the reload was refused).
     pub fn reload_from_source(&self) -> Result<u64, String> {
+        crate::notify::reloading();
+        let outcome = self.reload_from_source_inner();
+        crate::notify::ready(&match &outcome {
+            Ok(g) => format!("serving generation {g}"),
+            Err(_) => format!(
+                "serving generation {}; the last reload was refused",
+                self.generation()
+            ),
+        });
+        outcome
+    }
+
+    fn reload_from_source_inner(&self) -> Result<u64, String> {
         let pipeline = {
             let source = self.source.lock().unwrap_or_else(|e| e.into_inner());
             match source.as_ref() {
@@ -668,6 +681,14 @@ impl Control {
             }
         }
         out
+    }
+
+    /// Per worker, the ticks it has run so far: a worker whose count stops moving is stuck
+    /// (the systemd watchdog looks at it, see [`crate::notify`]).
+    pub fn worker_ticks(&self) -> Vec<u64> {
+        (self.shared.stats.iter())
+            .map(|w| w.ticks.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Everything the admin endpoint's `GET /metrics` shows, merged over the workers (see

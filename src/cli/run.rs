@@ -201,6 +201,7 @@ fn serve_until_signal(
                 continue;
             }
             eprintln!("bext: signal {s}: draining");
+            bext_engine::notify::stopping();
             break;
         }
     } else {
@@ -214,6 +215,26 @@ fn serve_until_signal(
     }
     eprintln!("bext: stopped");
     ExitCode::SUCCESS
+}
+
+/// Under systemd (`Type=notify`, `NOTIFY_SOCKET` set): tell it the service is ready, and with
+/// `WatchdogSec=` ping its watchdog for as long as every worker keeps ticking. Nothing without
+/// `NOTIFY_SOCKET`.
+fn systemd_ready(server: &Server, path: &std::path::Path) {
+    use bext_engine::notify;
+    notify::ready(&format!(
+        "serving {} (generation {})",
+        path.display(),
+        server.generation()
+    ));
+    let control = server.control();
+    let mut last = control.worker_ticks();
+    notify::start_watchdog(move || {
+        let now = control.worker_ticks();
+        let alive = now.len() == last.len() && now.iter().zip(&last).all(|(n, l)| n > l);
+        last = now;
+        alive
+    });
 }
 
 /// SIGHUP: reload the first server (the one serving the file) and log the outcome.
@@ -298,6 +319,7 @@ pub fn run(a: RunArgs) -> ExitCode {
                 &server,
                 &format!("serving {}; reload with SIGHUP", path.display()),
             );
+            systemd_ready(&server, &path);
             serve_until_signal(vec![server], signals)
         }
         Err(e) => {

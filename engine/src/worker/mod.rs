@@ -91,6 +91,8 @@ pub struct WorkerStats {
     pub upstreams: Mutex<Vec<UpstreamSnapshot>>,
     /// Idle keep-alive connections parked outside any task, as of the last tick.
     pub parked: AtomicUsize,
+    /// Ticks run: a count that stops moving means a stuck worker (the systemd watchdog).
+    pub ticks: AtomicU64,
     /// This core's per-route request metrics since start, added to on every tick that had
     /// requests (see [`crate::metrics`]).
     pub metrics: Mutex<crate::metrics::Published>,
@@ -435,11 +437,13 @@ impl Worker {
         self.stop_if_asked();
     }
 
-    /// Add this core's request metrics since the last tick to its published totals.
+    /// Add this core's request metrics since the last tick to its published totals, and count
+    /// the tick.
     fn publish_metrics(&self) {
         let stats = &self.shared.stats[self.id];
         self.metrics.borrow_mut().publish(&stats.metrics);
         stats.parked.store(self.parked.count(), Ordering::Relaxed);
+        stats.ticks.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Start stopping when the control thread asked: it sets the shared flag, then rings every
