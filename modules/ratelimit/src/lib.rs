@@ -281,7 +281,7 @@ impl Stage for RateLimit {
     }
 
     /// The 429's `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-
-    /// headers-10, Structured Fields): the policy `"default"` allows `q` requests per `w`
+    /// headers-09, Structured Fields): the policy `"default"` allows `q` requests per `w`
     /// seconds; the client has `r=0` left, and `t` seconds until a request would be accepted
     /// (the same as `Retry-After`).
     fn reply_fields(&self, reply: &Reply, out: &mut Vec<u8>) {
