@@ -11,6 +11,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod diff;
 pub mod explain;
 
 use bext_engine::pipeline::{Handler, Respond, RespondBody};

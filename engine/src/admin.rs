@@ -656,13 +656,12 @@ fn handle(mut s: Conn, ctx: &Ctx) {
         ("POST", "/reload") => match control.reload_from_source() {
             Ok(g) => {
                 eprintln!("bext: reloaded: generation {g}");
-                respond(
-                    &mut s,
-                    200,
-                    &[],
-                    "application/json",
-                    &format!("{{\"generation\":{g}}}\n"),
-                );
+                // With what the reload changed for routing, when the source says.
+                let body = match control.take_reload_note() {
+                    Some(diff) => format!("{{\"generation\":{g},\"diff\":{diff}}}\n"),
+                    None => format!("{{\"generation\":{g}}}\n"),
+                };
+                respond(&mut s, 200, &[], "application/json", &body);
             }
             Err(m) => {
                 eprintln!("bext: reload failed; the running configuration is kept:\n{m}");

@@ -378,6 +378,8 @@ pub struct Control {
     /// Reloads committed, and reloads refused (by the compiler or by the workers).
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    /// What the last reload source compiled changes (JSON), for the admin endpoint's answer.
+    reload_note: Mutex<Option<String>>,
 }
 
 /// A running engine: worker threads serving the published pipeline.
@@ -449,6 +451,20 @@ impl Control {
             hook(g);
         }
         Ok(g)
+    }
+
+    /// Set by a reload source: what the configuration it compiled changes (a JSON value), which
+    /// the admin endpoint adds to its answer when that reload commits.
+    pub fn set_reload_note(&self, note: Option<String>) {
+        *self.reload_note.lock().unwrap_or_else(|e| e.into_inner()) = note;
+    }
+
+    /// The note of the last reload source, taken.
+    pub fn take_reload_note(&self) -> Option<String> {
+        self.reload_note
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Run `hook` after each successful [`Control::reload_from_source`].
@@ -823,6 +839,7 @@ impl Engine {
             health,
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            reload_note: Mutex::new(None),
         });
         let engine = Engine {
             control,
