@@ -130,7 +130,11 @@ fn shapes_of(site: &ir::Site, r: &ir::Route) -> Vec<Shape> {
             .and_then(|lits| lits.into_iter().next())
             .map_or_else(|| "/".into(), |l| String::from_utf8_lossy(&l).into_owned()),
     };
-    let path = if path.starts_with('/') { path } else { format!("/{path}") };
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
+    };
     let host = host_of(site);
     let method = r.methods.first().cloned().unwrap_or_else(|| "GET".into());
     let headers: Vec<(String, String)> = (r.headers.iter())

@@ -39,7 +39,10 @@ impl Request {
                 "`{line}`: write the request as `METHOD TARGET`, such as `GET https://example.com/path?q`"
             ));
         };
-        if !method.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+        if !method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
             return Err(format!("`{method}` is not a method"));
         }
         let mut headers = Vec::new();
@@ -416,8 +419,13 @@ fn duration(ms: u64) -> String {
 fn upstream_policy(u: &ir::Upstream) -> Value {
     let balance = match &u.balance {
         ir::Balance::RoundRobin => "round_robin: smooth weighted round robin, per core".into(),
-        ir::Balance::LeastConn => "least_conn: the server with the fewest requests in flight on this core (weighted)".into(),
-        ir::Balance::P2c => "p2c: the better of two random servers by latency (EWMA) and load".into(),
+        ir::Balance::LeastConn => {
+            "least_conn: the server with the fewest requests in flight on this core (weighted)"
+                .into()
+        }
+        ir::Balance::P2c => {
+            "p2c: the better of two random servers by latency (EWMA) and load".into()
+        }
         ir::Balance::Random => "random: weighted random".into(),
         ir::Balance::Hash(k) => {
             let key = match k {
@@ -483,15 +491,19 @@ impl Report {
     /// The report as JSON (`--format json`).
     pub fn to_json(&self, config: &ir::Config) -> Value {
         let r = &self.request;
-        let site = self.explanation.as_ref().and_then(|e| e.site.as_ref()).map(|s| {
-            json!({
-                "index": s.index,
-                "hosts": crate::explain::site_hosts(&config.sites[s.index]),
-                "matched_by": s.pattern,
-                "kind": s.kind,
-                "at": config.sites[s.index].at.to_string(),
-            })
-        });
+        let site = self
+            .explanation
+            .as_ref()
+            .and_then(|e| e.site.as_ref())
+            .map(|s| {
+                json!({
+                    "index": s.index,
+                    "hosts": crate::explain::site_hosts(&config.sites[s.index]),
+                    "matched_by": s.pattern,
+                    "kind": s.kind,
+                    "at": config.sites[s.index].at.to_string(),
+                })
+            });
         let tried: Vec<Value> = (self.tried.iter())
             .map(|(label, at, why, matched)| {
                 json!({"route": label, "at": at.to_string(), "matched": matched, "reason": why})
@@ -533,7 +545,11 @@ impl Report {
     }
 
     /// The report as text for a person; `source` gives a file's line for the chosen route.
-    pub fn to_text(&self, config: &ir::Config, source: &dyn Fn(&ir::Loc) -> Option<String>) -> String {
+    pub fn to_text(
+        &self,
+        config: &ir::Config,
+        source: &dyn Fn(&ir::Loc) -> Option<String>,
+    ) -> String {
         use std::fmt::Write as _;
         let mut o = String::new();
         let r = &self.request;
@@ -559,7 +575,10 @@ impl Report {
                 );
             }
             None => {
-                let _ = writeln!(o, "site: none serves this host and there is no default site");
+                let _ = writeln!(
+                    o,
+                    "site: none serves this host and there is no default site"
+                );
             }
         }
         if !self.tried.is_empty() {
@@ -601,11 +620,21 @@ impl Report {
             }
         }
         if let Some(u) = &self.upstream {
-            let _ = writeln!(o, "upstream {} ({}):", u["name"].as_str().unwrap_or(""), u["at"].as_str().unwrap_or(""));
+            let _ = writeln!(
+                o,
+                "upstream {} ({}):",
+                u["name"].as_str().unwrap_or(""),
+                u["at"].as_str().unwrap_or("")
+            );
             let _ = writeln!(o, "  pick: {}", u["balance"].as_str().unwrap_or(""));
             for s in u["servers"].as_array().into_iter().flatten() {
                 let backup = if s["backup"] == true { " backup" } else { "" };
-                let _ = writeln!(o, "  server {} weight {}{backup}", s["addr"].as_str().unwrap_or(""), s["weight"]);
+                let _ = writeln!(
+                    o,
+                    "  server {} weight {}{backup}",
+                    s["addr"].as_str().unwrap_or(""),
+                    s["weight"]
+                );
             }
             for k in ["retry", "eject", "health"] {
                 let _ = writeln!(o, "  {k}: {}", u[k].as_str().unwrap_or(""));
@@ -637,7 +666,10 @@ mod tests {
             (r.method.as_str(), r.scheme.as_deref(), r.host.as_str()),
             ("GET", Some("https"), "a.test")
         );
-        assert_eq!((r.path.as_str(), r.query.as_deref()), ("/x/../y", Some("q=1")));
+        assert_eq!(
+            (r.path.as_str(), r.query.as_deref()),
+            ("/x/../y", Some("q=1"))
+        );
         let r = Request::parse("POST /p", &["Host: b.test:80".into(), "X-V: 1".into()]).unwrap();
         assert_eq!(r.host, "b.test");
         assert_eq!(r.headers[1], ("X-V".into(), "1".into()));

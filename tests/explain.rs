@@ -63,7 +63,10 @@ const REQUESTS: &[(&str, Option<&str>, &str)] = &[
 
 fn explain_json(file: &std::path::Path, request: &str, header: Option<&str>) -> serde_json::Value {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bext"));
-    c.arg("explain").arg(file).arg(request).args(["--format", "json"]);
+    c.arg("explain")
+        .arg(file)
+        .arg(request)
+        .args(["--format", "json"]);
     if let Some(h) = header {
         c.args(["-H", h]);
     }
@@ -142,7 +145,9 @@ fn explain_names_the_route_the_server_answers_from() {
             "response body filters"
         ]
     );
-    assert!(steps[0].1.starts_with("rate_limit 1000 per 1s per client_ip"));
+    assert!(steps[0]
+        .1
+        .starts_with("rate_limit 1000 per 1s per client_ip"));
     assert!(steps[2].1.starts_with("compress gzip"));
     let pipeline = bext::compile(&config, 1).unwrap();
     let modules = steps
@@ -152,7 +157,10 @@ fn explain_names_the_route_the_server_answers_from() {
         + 1; // compression: one stage in both phases
     assert_eq!(pipeline.routes[0].stages().len(), modules);
     let at = &e["route"];
-    assert_eq!((at["line"].as_u64(), at["col"].as_u64()), (Some(4), Some(5)));
+    assert_eq!(
+        (at["line"].as_u64(), at["col"].as_u64()),
+        (Some(4), Some(5))
+    );
     assert!(at["file"].as_str().unwrap().ends_with("site.bext"));
     let _ = std::fs::remove_dir_all(&dir);
 }

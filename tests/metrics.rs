@@ -98,7 +98,12 @@ fn promtool(body: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool (Debian package `prometheus`) runs");
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -131,7 +136,10 @@ fn scrape_until(admin: SocketAddr, what: &str, cond: impl Fn(&str) -> bool) -> S
         if cond(&body) {
             return body;
         }
-        assert!(Instant::now() < deadline, "gave up waiting for {what}:\n{body}");
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for {what}:\n{body}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -200,9 +208,7 @@ fn counters_scraped_during_load_match_the_requests_sent() {
     for (route, upstream) in [("/a/*", ""), ("/b/*", "backend"), ("/down", "")] {
         let labels = format!("site=\"test\",route=\"{route}\",upstream=\"{upstream}\"");
         let count = s[&format!("bext_http_request_duration_seconds_count{{{labels}}}")];
-        let inf = s[&format!(
-            "bext_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}}"
-        )];
+        let inf = s[&format!("bext_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}}")];
         assert_eq!(count, n, "{route}");
         assert_eq!(inf, n, "{route}");
     }
@@ -210,8 +216,7 @@ fn counters_scraped_during_load_match_the_requests_sent() {
     assert!(!s.contains_key(&A_2XX.replace("2xx", "5xx")));
     // The upstream saw every proxied request, and its one server every attempt.
     assert_eq!(
-        s["bext_upstream_requests_total{upstream=\"backend\"}"],
-        n,
+        s["bext_upstream_requests_total{upstream=\"backend\"}"], n,
         "{body}"
     );
     let server = common::addr(&origin).to_string();

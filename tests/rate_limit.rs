@@ -58,10 +58,7 @@ fn a_burst_passes_then_429_with_retry_after_and_a_problem_body() {
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
     // The IETF fields (draft-ietf-httpapi-ratelimit-headers): one request per 3600 seconds,
     // none left, and the same wait as Retry-After.
-    assert_eq!(
-        r.header("ratelimit-policy"),
-        Some("\"default\";q=1;w=3600")
-    );
+    assert_eq!(r.header("ratelimit-policy"), Some("\"default\";q=1;w=3600"));
     assert_eq!(
         r.header("ratelimit"),
         Some(format!("\"default\";r=0;t={secs}").as_str())

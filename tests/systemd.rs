@@ -47,7 +47,8 @@ fn the_notify_protocol_follows_start_watchdog_reload_and_stop() {
     let dir = temp_dir("notify");
     let sock_path = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let file = dir.join("site.bext");
     let config = |body: &str| {
         format!(
@@ -70,7 +71,10 @@ fn the_notify_protocol_follows_start_watchdog_reload_and_stop() {
     let ready = next(&sock, &mut pings);
     let f = fields(&ready);
     assert_eq!(f[0], ("READY", "1"), "{ready}");
-    assert!(f.contains(&("MAINPID", child.id().to_string().as_str())), "{ready}");
+    assert!(
+        f.contains(&("MAINPID", child.id().to_string().as_str())),
+        "{ready}"
+    );
     // READY comes after `admin on ADDR` was printed: the endpoint answers.
     let admin = BufReader::new(child.stdout.take().unwrap())
         .lines()
@@ -90,7 +94,11 @@ fn the_notify_protocol_follows_start_watchdog_reload_and_stop() {
     // A reload through the admin endpoint, as `ExecReload=` does it.
     std::fs::write(&file, config("two")).unwrap();
     let out = bext().args(["reload", "--admin", &admin]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reloading = next(&sock, &mut pings);
     let f = fields(&reloading);
     assert_eq!(f[0], ("RELOADING", "1"), "{reloading}");

@@ -211,7 +211,11 @@ impl CoreMetrics {
         status: u16,
         micros: u64,
     ) {
-        let t = match self.tables.iter_mut().position(|t| t.generation == generation) {
+        let t = match self
+            .tables
+            .iter_mut()
+            .position(|t| t.generation == generation)
+        {
             Some(i) => &mut self.tables[i],
             None => {
                 // Once per generation and tick on this core, never per request.
@@ -504,7 +508,11 @@ pub fn render(s: &Snapshot, format: Format) -> String {
                 ("upstream", l.upstream.as_str()),
                 ("le", le.as_str()),
             ];
-            w.sample("bext_http_request_duration_seconds_bucket", &labels, cumulative);
+            w.sample(
+                "bext_http_request_duration_seconds_bucket",
+                &labels,
+                cumulative,
+            );
         }
         let labels = [
             ("site", l.site.as_str()),
@@ -536,12 +544,13 @@ pub fn render(s: &Snapshot, format: Format) -> String {
 
     // Workers.
     let worker_names: Vec<String> = (0..s.workers.len()).map(|i| i.to_string()).collect();
-    let per_worker = |w: &mut Writer, name: &str, kind: Kind, help: &str, f: &dyn Fn(&WorkerFigures) -> u64| {
-        w.family(name, kind, help);
-        for (i, fig) in s.workers.iter().enumerate() {
-            w.sample(name, &[("worker", worker_names[i].as_str())], f(fig));
-        }
-    };
+    let per_worker =
+        |w: &mut Writer, name: &str, kind: Kind, help: &str, f: &dyn Fn(&WorkerFigures) -> u64| {
+            w.family(name, kind, help);
+            for (i, fig) in s.workers.iter().enumerate() {
+                w.sample(name, &[("worker", worker_names[i].as_str())], f(fig));
+            }
+        };
     per_worker(
         &mut w,
         "bext_connections_open",
@@ -826,7 +835,10 @@ mod tests {
         assert_eq!(r0.buckets[NB - 1], 1);
         assert_eq!(r0.sum_us, 400 + 500 + 20_000_000 + 1_000);
         assert_eq!(p.series[&l[2]].classes, [0, 0, 0, 2, 0]);
-        assert!(!p.series.contains_key(&l[1]), "a route without requests has no series");
+        assert!(
+            !p.series.contains_key(&l[1]),
+            "a route without requests has no series"
+        );
     }
 
     #[test]

@@ -186,9 +186,14 @@ fn diff_summary(body: &str) -> String {
     };
     let d = &v["diff"];
     let empty = |k: &str| d[k].as_array().is_none_or(|a| a.is_empty());
-    if ["routes_added", "routes_removed", "routes_changed", "requests_moved"]
-        .iter()
-        .all(|k| empty(k))
+    if [
+        "routes_added",
+        "routes_removed",
+        "routes_changed",
+        "requests_moved",
+    ]
+    .iter()
+    .all(|k| empty(k))
     {
         // Routing is unchanged: nothing more to say.
         return o;
@@ -211,7 +216,13 @@ fn diff_summary(body: &str) -> String {
         );
         for m in moved {
             let s = |k: &str| m[k].as_str().unwrap_or("").to_string();
-            let _ = writeln!(o, "  {}\n    was: {}\n    now: {}", s("request"), s("old"), s("new"));
+            let _ = writeln!(
+                o,
+                "  {}\n    was: {}\n    now: {}",
+                s("request"),
+                s("old"),
+                s("new")
+            );
         }
     }
     o

@@ -247,7 +247,13 @@ pub(super) async fn early_error(
     let p = w.pipeline();
     if p.metrics {
         let micros = started.elapsed().as_micros() as u64;
-        (w.metrics.borrow_mut()).request(p.generation, &p.metric_labels, None, class.status(), micros);
+        (w.metrics.borrow_mut()).request(
+            p.generation,
+            &p.metric_labels,
+            None,
+            class.status(),
+            micros,
+        );
     }
     drop(p);
     if let Some(log) = w.log.borrow_mut().as_mut() {

@@ -183,9 +183,7 @@ fn fails(f: &FieldCond, v: Option<&[u8]>, r: &Route) -> Result<Option<bool>, Rou
     let ok = match &f.op {
         MatchOp::Equals(x) => v == x.as_bytes(),
         MatchOp::Prefix(x) => v.starts_with(x.as_bytes()),
-        MatchOp::Contains(x) => {
-            x.is_empty() || v.windows(x.len()).any(|w| w == x.as_bytes())
-        }
+        MatchOp::Contains(x) => x.is_empty() || v.windows(x.len()).any(|w| w == x.as_bytes()),
         MatchOp::Regex(re) => Matcher::compile(re, &r.at)?.is_match(v),
         MatchOp::Present => true,
         MatchOp::InCidr(_) => {
