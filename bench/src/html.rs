@@ -9,6 +9,9 @@
 use crate::table::{LoadSummary, Results};
 use std::fmt::Write as _;
 
+/// A load summary's value and its spread.
+type Figure = dyn Fn(&LoadSummary) -> (f64, Option<(f64, f64)>);
+
 const W: f64 = 640.0;
 const ROW: f64 = 26.0;
 const LABEL: f64 = 190.0;
@@ -137,9 +140,16 @@ td:first-child,th:first-child{{text-align:left}}.key span{{display:inline-block;
         let rate = rows
             .first()
             .and_then(|x| x.offered_rate)
-            .map_or("closed loop".to_string(), |q| format!("{q:.0} requests/s offered"));
-        let _ = write!(o, "<h2>{} <small>({})</small></h2>", esc(scenario), esc(&rate));
-        let bars = |f: &dyn Fn(&LoadSummary) -> (f64, Option<(f64, f64)>)| -> Vec<Bar<'_>> {
+            .map_or("closed loop".to_string(), |q| {
+                format!("{q:.0} requests/s offered")
+            });
+        let _ = write!(
+            o,
+            "<h2>{} <small>({})</small></h2>",
+            esc(scenario),
+            esc(&rate)
+        );
+        let bars = |f: &Figure| -> Vec<Bar<'_>> {
             rows.iter()
                 .map(|x| {
                     let (value, spread) = f(x);
@@ -195,7 +205,11 @@ td:first-child,th:first-child{{text-align:left}}.key span{{display:inline-block;
         o.push_str("</table>");
     }
     for (scenario, rows) in &r.idle {
-        let _ = write!(o, "<h2>{} <small>(idle connections)</small></h2>", esc(scenario));
+        let _ = write!(
+            o,
+            "<h2>{} <small>(idle connections)</small></h2>",
+            esc(scenario)
+        );
         let bars: Vec<Bar<'_>> = (rows.iter())
             .map(|x| Bar {
                 label: &x.peer,
