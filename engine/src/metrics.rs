@@ -252,8 +252,7 @@ impl CoreMetrics {
         let touched = self.tables.iter().any(|t| t.touched);
         let others = self.waf_blocked > 0 || self.cache.iter().any(|&n| n > 0);
         if !touched && !others {
-            // Tables of past generations are dropped once they stay quiet for a tick.
-            self.tables.truncate(0);
+            self.drop_past_generations();
             return;
         }
         let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
@@ -277,6 +276,17 @@ impl CoreMetrics {
         }
         self.cache = [0; 4];
         out.waf_blocked += std::mem::take(&mut self.waf_blocked);
+        drop(out);
+        self.drop_past_generations();
+    }
+
+    /// Keep only the newest generation's table (already published, so nothing is lost): the
+    /// next request of the running configuration finds its table and allocates nothing; a
+    /// late request of an older one makes its table again.
+    fn drop_past_generations(&mut self) {
+        if let Some(newest) = self.tables.iter().map(|t| t.generation).max() {
+            self.tables.retain(|t| t.generation == newest);
+        }
     }
 }
 
@@ -827,6 +837,13 @@ mod tests {
         // The same route under a new generation adds to the same series.
         core.request(2, &l, Some(0), 301, 1_000);
         core.publish(&published);
+        // Only the newest generation's table is kept between ticks: quiet ticks do not make
+        // the next request allocate one again.
+        assert_eq!(core.tables.len(), 1);
+        core.publish(&published);
+        core.publish(&published);
+        assert_eq!(core.tables.len(), 1);
+        assert_eq!(core.tables[0].generation, 2);
         let p = published.lock().unwrap();
         let r0 = p.series[&l[0]];
         assert_eq!(r0.classes, [0, 2, 1, 0, 1]);
