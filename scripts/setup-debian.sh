@@ -5,6 +5,7 @@
 #     a dependency that looks for one finds the tool);
 #   - curl, ca-certificates: to download rustup;
 #   - git: to clone the repository;
+#   - prometheus: its `promtool`, which the tests run on the admin endpoint's /metrics;
 # then the Rust toolchain with rustup (stable, with clippy and rustfmt, as CI uses them).
 # Run as a user with sudo, or as root. Safe to run twice.
 set -euo pipefail
@@ -16,7 +17,7 @@ fi
 
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
-    build-essential pkg-config curl ca-certificates git
+    build-essential pkg-config curl ca-certificates git prometheus
 
 if ! command -v rustup >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/rustup" ]; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |

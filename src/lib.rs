@@ -11,6 +11,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod diff;
+pub mod explain;
+
 use bext_engine::pipeline::{Handler, Respond, RespondBody};
 use bext_engine::{Engine, EngineOptions, Pipeline};
 use bext_ir as ir;

@@ -56,6 +56,13 @@ fn a_burst_passes_then_429_with_retry_after_and_a_problem_body() {
     let secs: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((3_000..=3_600).contains(&secs), "{secs}");
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    // The IETF fields (draft-ietf-httpapi-ratelimit-headers): one request per 3600 seconds,
+    // none left, and the same wait as Retry-After.
+    assert_eq!(r.header("ratelimit-policy"), Some("\"default\";q=1;w=3600"));
+    assert_eq!(
+        r.header("ratelimit"),
+        Some(format!("\"default\";r=0;t={secs}").as_str())
+    );
     assert!(
         r.text()
             .contains("\"type\":\"https://bext.dev/problems/rate-limited\""),

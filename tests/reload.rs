@@ -102,12 +102,11 @@ fn reload(b: &Bext, text: &str) -> Result<u64, String> {
     std::fs::write(&b.file, text).unwrap();
     match admin(b.admin, "POST", "/reload") {
         (200, body) => {
-            let g = body
-                .trim()
-                .strip_prefix("{\"generation\":")
-                .and_then(|r| r.strip_suffix('}'))
-                .unwrap_or_else(|| panic!("answer {body:?}"));
-            Ok(g.parse().unwrap())
+            let v: serde_json::Value =
+                serde_json::from_str(&body).unwrap_or_else(|_| panic!("answer {body:?}"));
+            Ok(v["generation"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("answer {body:?}")))
         }
         (422, body) => Err(body),
         (s, body) => panic!("unexpected {s}: {body}"),
@@ -368,9 +367,11 @@ fn a_broken_or_unappliable_config_keeps_the_old_one_serving() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
+    // The generation, then what the reload changed for routing: the catch-all answers
+    // another body, and every request still goes to it.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "reloaded: generation 2\n"
+        "reloaded: generation 2\nroute changed: * /*\n0 of 1 sampled requests change destination\n"
     );
     assert_eq!(get(srv.addr), "good-again");
 }
@@ -708,4 +709,39 @@ fn bext_reload_without_a_reachable_target_is_a_usage_error() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
     let _ = std::fs::remove_file(not_a_pid);
+}
+
+/// The admin endpoint's reload answer says what the reload changed for routing: routes added,
+/// removed and changed, and sampled requests that now go elsewhere.
+#[test]
+fn the_reload_answer_carries_the_routing_diff() {
+    let srv = start_bext("diff", &config("one", None));
+    let with_new_route = config("one", None).replace(
+        "site * {\n",
+        "site * {\n    route /new/* { respond 201 \"new\" }\n",
+    );
+    std::fs::write(&srv.file, &with_new_route).unwrap();
+    let (status, body) = admin(srv.admin, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["generation"], 2);
+    let d = &v["diff"];
+    assert_eq!(d["routes_added"], serde_json::json!(["* /new/*"]));
+    assert_eq!(d["routes_removed"], serde_json::json!([]));
+    assert_eq!(d["routes_changed"], serde_json::json!([]));
+    assert_eq!(
+        d["requests_moved"],
+        serde_json::json!([{
+            "request": "GET http://default.invalid/new/sample",
+            "old": "* /* → respond 200",
+            "new": "* /new/* → respond 201",
+        }])
+    );
+    // Against the configuration now running: reloading it again changes nothing.
+    let (status, body) = admin(srv.admin, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["generation"], 3);
+    assert_eq!(v["diff"]["routes_added"], serde_json::json!([]));
+    assert_eq!(v["diff"]["requests_moved"], serde_json::json!([]));
 }

@@ -363,7 +363,7 @@ for scenario in $SCENARIOS; do
     stop_origin
 done
 
-"$BENCH" table "$RESULTS" >"$OUT/results.md"
+"$BENCH" table "$RESULTS" --html "$OUT/results.html" >"$OUT/results.md"
 {
     echo
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -110,6 +110,10 @@ pub struct TableArgs {
     /// Files of JSON lines written by `load --json` and `idle --json`.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Also write a self-contained HTML page with charts of the same results (CPU per request
+    /// and p50/p99 per peer and scenario, with the run-to-run spread) to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -315,6 +319,16 @@ fn table_cmd(a: TableArgs) -> ExitCode {
     match Results::parse(&text) {
         Ok(r) => {
             print!("{}", r.markdown());
+            if let Some(path) = &a.html {
+                let title = (a.files.iter())
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Err(e) = std::fs::write(path, crate::html::page(&r, &title)) {
+                    eprintln!("error: {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

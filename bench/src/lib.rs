@@ -15,6 +15,7 @@
 pub mod bare;
 pub mod cli;
 pub mod framing;
+pub mod html;
 pub mod idle;
 pub mod load;
 pub mod procfs;

@@ -119,6 +119,9 @@ pub struct LoadSummary {
     pub rps: f64,
     pub p50: f64,
     pub p99: f64,
+    /// The lowest and highest p99 of the runs (run-to-run spread).
+    pub p99_min: f64,
+    pub p99_max: f64,
     pub errors: u64,
     pub offered_rate: Option<f64>,
 }
@@ -215,6 +218,8 @@ impl Results {
                             .map(|r| r.cpu.as_ref().map_or(f64::NAN, |c| c.us_per_request))
                             .collect();
                         let (cpu_min, cpu_max) = min_max(&cpu);
+                        let p99s: Vec<f64> = runs.iter().map(|r| r.latency_us.p99).collect();
+                        let (p99_min, p99_max) = min_max(&p99s);
                         let pick =
                             |f: fn(&Report) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
                         LoadSummary {
@@ -227,6 +232,8 @@ impl Results {
                             rps: pick(|r| r.rps),
                             p50: pick(|r| r.latency_us.p50),
                             p99: pick(|r| r.latency_us.p99),
+                            p99_min,
+                            p99_max,
                             errors: runs.iter().map(|r| r.errors_total).sum(),
                             offered_rate: runs[0].offered_rate,
                         }

@@ -112,6 +112,7 @@ pub fn usage(directive: &str) -> Option<&'static str> {
         "workers" => "write `workers auto` or a number from 1 to 1024",
         "admin" => "write `admin 127.0.0.1:9901` or `admin \"/run/bext/admin.sock\"`, then optionally `token_file \"/etc/bext/admin.token\"`",
         "pid_file" => "write `pid_file \"/run/bext.pid\"`",
+        "metrics" => "write `metrics on` or `metrics off`",
         "access_log" => {
             "write `access_log stdout json`, `access_log \"/var/log/bext.log\" combined`"
         }

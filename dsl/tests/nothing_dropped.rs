@@ -32,6 +32,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("global", "workers", "G", "workers 3"),
     ("global", "admin", "G", "admin 127.0.0.1:9901"),
     ("global", "pid_file", "G", "pid_file \"/run/bext.pid\""),
+    ("global", "metrics", "G", "metrics off"),
     ("global", "access_log", "G", "access_log stderr combined"),
     (
         "global",

@@ -8,6 +8,9 @@
 //!   upstream, summed over the workers, its requests, failed attempts, retries, retries refused
 //!   by the budget and requests refused by the circuit breaker, with per server its active
 //!   health (`up`), the workers that passively ejected it now, attempts, failures and ejections.
+//! - `GET /metrics`: the Prometheus text format (OpenMetrics 1.0 when `Accept` asks for
+//!   `application/openmetrics-text`): requests and latency per route, connections, upstreams,
+//!   reloads, rate limits, WAF blocks, cache results, TLS handshakes (see [`crate::metrics`]).
 //! - `POST /purge?key=URI`, `?prefix=URI-PREFIX` or `?tag=TAG`: remove from the response
 //!   cache of every core the objects stored under that key URI (`http://host/path?query`, as
 //!   normalised by the cache), under key URIs starting with the prefix, or tagged so by
@@ -394,6 +397,8 @@ struct Request {
     authorization: Option<String>,
     /// The `X-Bext-Admin` header was sent.
     admin_header: bool,
+    /// The `Accept` field lines, joined with `, `.
+    accept: Option<String>,
 }
 
 /// Parse a request head (everything before the blank line). `None` for anything malformed,
@@ -433,6 +438,13 @@ fn parse_head(head: &str) -> Option<Request> {
             "origin" => req.origin = true,
             "sec-fetch-site" => req.sec_fetch_site = Some(value.to_ascii_lowercase()),
             "x-bext-admin" => req.admin_header = true,
+            "accept" => match &mut req.accept {
+                Some(a) => {
+                    a.push_str(", ");
+                    a.push_str(value);
+                }
+                None => req.accept = Some(value.to_string()),
+            },
             _ => {}
         }
     }
@@ -636,16 +648,20 @@ fn handle(mut s: Conn, ctx: &Ctx) {
         ("GET" | "HEAD", "/status") => {
             respond(&mut s, 200, &[], "application/json", &status_json(control));
         }
+        ("GET" | "HEAD", "/metrics") => {
+            let format = crate::metrics::Format::from_accept(req.accept.as_deref());
+            let body = crate::metrics::render(&control.metrics(), format);
+            respond(&mut s, 200, &[], format.content_type(), &body);
+        }
         ("POST", "/reload") => match control.reload_from_source() {
             Ok(g) => {
                 eprintln!("bext: reloaded: generation {g}");
-                respond(
-                    &mut s,
-                    200,
-                    &[],
-                    "application/json",
-                    &format!("{{\"generation\":{g}}}\n"),
-                );
+                // With what the reload changed for routing, when the source says.
+                let body = match control.take_reload_note() {
+                    Some(diff) => format!("{{\"generation\":{g},\"diff\":{diff}}}\n"),
+                    None => format!("{{\"generation\":{g}}}\n"),
+                };
+                respond(&mut s, 200, &[], "application/json", &body);
             }
             Err(m) => {
                 eprintln!("bext: reload failed; the running configuration is kept:\n{m}");
@@ -675,7 +691,7 @@ fn handle(mut s: Conn, ctx: &Ctx) {
                 "name what to purge: ?key=URI, ?prefix=URI-PREFIX or ?tag=TAG\n",
             ),
         },
-        (_, "/status" | "/reload" | "/purge") => {
+        (_, "/status" | "/metrics" | "/reload" | "/purge") => {
             respond(&mut s, 405, &[], "text/plain", "method not allowed\n")
         }
         _ => respond(
@@ -683,7 +699,7 @@ fn handle(mut s: Conn, ctx: &Ctx) {
             404,
             &[],
             "text/plain",
-            "not found (GET /status, POST /reload, POST /purge)\n",
+            "not found (GET /status, GET /metrics, POST /reload, POST /purge)\n",
         ),
     }
 }

@@ -118,6 +118,11 @@ impl Parked {
         }
     }
 
+    /// Connections parked now.
+    pub fn count(&self) -> usize {
+        self.count.get()
+    }
+
     pub fn available(&self) -> bool {
         self.set.borrow().is_some()
     }

@@ -17,6 +17,8 @@ pub mod health;
 pub(crate) mod idle;
 pub mod io;
 pub mod log;
+pub mod metrics;
+pub mod notify;
 pub mod origin;
 pub mod pipeline;
 mod reqid;

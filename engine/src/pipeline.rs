@@ -354,6 +354,11 @@ pub struct Pipeline {
     /// Per site (in configuration order, as `RouteStage::site` numbers them): `redirect
     /// https`, the status and the port of the location (`None`: 443, left out).
     pub https_redirects: Vec<Option<(u16, Option<u16>)>>,
+    /// `metrics on` (the default): each request is counted per route (see [`crate::metrics`]).
+    pub metrics: bool,
+    /// The labels of each route's metrics, in the order of `routes`, then those of requests
+    /// no route took.
+    pub metric_labels: std::sync::Arc<[crate::metrics::RouteLabels]>,
 }
 
 impl Pipeline {
@@ -607,6 +612,8 @@ impl Pipeline {
             https_redirects: (config.sites.iter())
                 .map(|s| s.redirect_https.as_ref().map(|r| (r.status, r.port)))
                 .collect(),
+            metrics: g.metrics,
+            metric_labels: crate::metrics::RouteLabels::of_config(config),
         })
     }
 }

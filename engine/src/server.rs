@@ -20,7 +20,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -375,6 +375,11 @@ pub struct Control {
     reload_hooks: Mutex<Vec<ReloadHook>>,
     /// Active health probes, once per server for the whole process.
     health: crate::health::HealthChecker,
+    /// Reloads committed, and reloads refused (by the compiler or by the workers).
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    /// What the last reload source compiled changes (JSON), for the admin endpoint's answer.
+    reload_note: Mutex<Option<String>>,
 }
 
 /// A running engine: worker threads serving the published pipeline.
@@ -409,10 +414,25 @@ impl Control {
     /// Re-read the configuration through the reload source and reload it. The error is the
     /// text to show the operator (diagnostics, or why the reload was refused).
     pub fn reload_from_source(&self) -> Result<u64, String> {
+        crate::notify::reloading();
+        let outcome = self.reload_from_source_inner();
+        crate::notify::ready(&match &outcome {
+            Ok(g) => format!("serving generation {g}"),
+            Err(_) => format!(
+                "serving generation {}; the last reload was refused",
+                self.generation()
+            ),
+        });
+        outcome
+    }
+
+    fn reload_from_source_inner(&self) -> Result<u64, String> {
         let pipeline = {
             let source = self.source.lock().unwrap_or_else(|e| e.into_inner());
             match source.as_ref() {
-                Some(f) => f()?,
+                Some(f) => f().inspect_err(|_| {
+                    self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                })?,
                 None => {
                     return Err(
                         "error: this server was not started from a configuration file; nothing to reload"
@@ -431,6 +451,20 @@ impl Control {
             hook(g);
         }
         Ok(g)
+    }
+
+    /// Set by a reload source: what the configuration it compiled changes (a JSON value), which
+    /// the admin endpoint adds to its answer when that reload commits.
+    pub fn set_reload_note(&self, note: Option<String>) {
+        *self.reload_note.lock().unwrap_or_else(|e| e.into_inner()) = note;
+    }
+
+    /// The note of the last reload source, taken.
+    pub fn take_reload_note(&self) -> Option<String> {
+        self.reload_note
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Run `hook` after each successful [`Control::reload_from_source`].
@@ -464,7 +498,18 @@ impl Control {
     /// Listeners the new pipeline adds are bound before phase one (a port that cannot be bound
     /// fails the reload, nothing changed) and start accepting at the commit; listeners it drops
     /// stop accepting at the commit. The other listeners are not touched.
-    pub fn reload(&self, mut pipeline: Pipeline) -> Result<u64, ReloadError> {
+    pub fn reload(&self, pipeline: Pipeline) -> Result<u64, ReloadError> {
+        let outcome = self.reload_on_workers(pipeline);
+        let counter = match outcome {
+            Ok(_) => &self.reloads_ok,
+            Err(_) => &self.reloads_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        outcome
+    }
+
+    /// [`Control::reload`] without counting its outcome.
+    fn reload_on_workers(&self, mut pipeline: Pipeline) -> Result<u64, ReloadError> {
         // A poisoned lock only means a panicking reload held it; the outboxes are still valid.
         let outboxes = self.outboxes.lock().unwrap_or_else(|e| e.into_inner());
         if self.shared.stop.load(Ordering::Acquire) {
@@ -654,6 +699,51 @@ impl Control {
         out
     }
 
+    /// Per worker, the ticks it has run so far: a worker whose count stops moving is stuck
+    /// (the systemd watchdog looks at it, see [`crate::notify`]).
+    pub fn worker_ticks(&self) -> Vec<u64> {
+        (self.shared.stats.iter())
+            .map(|w| w.ticks.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Everything the admin endpoint's `GET /metrics` shows, merged over the workers (see
+    /// [`crate::metrics`]).
+    pub fn metrics(&self) -> crate::metrics::Snapshot {
+        use crate::metrics::{Snapshot, WorkerFigures};
+        let mut s = Snapshot {
+            enabled: self.shared.slot.load().metrics,
+            generation: self.generation(),
+            reloads_ok: self.reloads_ok.load(Ordering::Relaxed),
+            reloads_failed: self.reloads_failed.load(Ordering::Relaxed),
+            upstreams: self.upstream_status(),
+            tls_handshakes: crate::tls::COUNTERS.handshakes.load(Ordering::Relaxed),
+            tls_resumed: crate::tls::COUNTERS.resumed.load(Ordering::Relaxed),
+            tls_failures: crate::tls::COUNTERS.failures(),
+            ..Snapshot::default()
+        };
+        for w in &self.shared.stats {
+            s.workers.push(WorkerFigures {
+                connections: w.connections.load(Ordering::Relaxed),
+                parked: w.parked.load(Ordering::Relaxed),
+                requests: w.requests.load(Ordering::Relaxed),
+                rate_limited: w.rate_limited.load(Ordering::Relaxed),
+                upstream_stale_closed: w.upstream_stale_closed.load(Ordering::Relaxed),
+                upstream_surplus_closed: w.upstream_surplus_closed.load(Ordering::Relaxed),
+                log_dropped: w.log_dropped.load(Ordering::Relaxed),
+            });
+            for (g, n) in w.in_use.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                match s.generations.iter_mut().find(|(x, _)| x == g) {
+                    Some((_, total)) => *total += n,
+                    None => s.generations.push((*g, *n)),
+                }
+            }
+            s.merge(&w.metrics.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        s.generations.sort_unstable();
+        s
+    }
+
     /// The generations whose pipeline is still in memory (held by a worker or by a request
     /// still running on it), oldest first. Old generations leave this list once drained.
     pub fn live_generations(&self) -> Vec<u64> {
@@ -747,6 +837,9 @@ impl Engine {
             source: Mutex::new(None),
             reload_hooks: Mutex::new(Vec::new()),
             health,
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            reload_note: Mutex::new(None),
         });
         let engine = Engine {
             control,

@@ -82,6 +82,8 @@ pub struct Exchange {
     /// Buffers of the body filters (raw piece, filtered piece, scratch), kept from request to
     /// request like the rest of the connection's scratch.
     bufs: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    /// The stage (by position) whose reply ended a request phase.
+    replied: Option<usize>,
 }
 
 impl Exchange {
@@ -98,6 +100,15 @@ impl Exchange {
         self.states.clear();
         self.filtering = 0;
         self.edits.clear();
+        self.replied = None;
+    }
+
+    /// The header lines the stage that replied sends with its reply (see
+    /// [`bext_stage::Stage::reply_fields`]), appended to `out`.
+    pub(crate) fn reply_fields(&self, stages: &Stages, reply: &Reply, out: &mut Vec<u8>) {
+        if let Some(s) = self.replied.and_then(|i| stages.list.get(i)) {
+            s.reply_fields(reply, out);
+        }
     }
 
     /// Phase "request filters", in order; the first reply ends the phase.
@@ -105,12 +116,13 @@ impl Exchange {
         if !stages.has(Phases::REQUEST) {
             return Flow::Continue;
         }
-        for (s, st) in stages.list.iter().zip(self.states.iter_mut()) {
+        for (i, (s, st)) in stages.list.iter().zip(self.states.iter_mut()).enumerate() {
             if !s.phases().contains(Phases::REQUEST) {
                 continue;
             }
             let flow = poll_fn(|cx| s.poll_request(&mut **st, req, cx)).await;
             if let Flow::Reply(_) = flow {
+                self.replied = Some(i);
                 return flow;
             }
         }
@@ -131,7 +143,7 @@ impl Exchange {
     ) -> Flow {
         // Whether the current piece is in `a` (a stage replaced it) rather than `data`.
         let mut in_a = false;
-        for (s, st) in stages.list.iter().zip(self.states.iter_mut()) {
+        for (i, (s, st)) in stages.list.iter().zip(self.states.iter_mut()).enumerate() {
             if !s.phases().contains(Phases::REQUEST_BODY) {
                 continue;
             }
@@ -140,6 +152,7 @@ impl Exchange {
             let flow = s.on_request_body(&mut **st, &mut chunk);
             let replaced = chunk.is_replaced();
             if let Flow::Reply(_) = flow {
+                self.replied = Some(i);
                 return flow;
             }
             if replaced {

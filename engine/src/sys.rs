@@ -25,6 +25,21 @@ pub fn release_free_pages() -> bool {
     }
 }
 
+/// `CLOCK_MONOTONIC` in microseconds: the clock systemd reads `MONOTONIC_USEC` on (the
+/// standard library's `Instant` does not expose its value).
+pub fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call, and
+    // CLOCK_MONOTONIC is always supported on Linux; on failure `ts` stays zero.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000)
+        .saturating_add(ts.tv_nsec as u64 / 1_000)
+}
+
 /// A new descriptor for the same open file as `fd` (`dup` with close-on-exec), owned.
 ///
 /// # Contract

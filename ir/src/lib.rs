@@ -105,6 +105,19 @@ pub struct Global {
     /// `X-Request-Id`) are believed: addresses or CIDRs (`10.0.0.0/8`). Empty = nobody.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+    /// `metrics on|off`: per-request metrics (requests and latency per route, cache results,
+    /// WAF blocks) for the admin endpoint's `/metrics`. On by default; off, a request records
+    /// nothing (not even a clock read) and `/metrics` shows the other counters only.
+    #[serde(default = "metrics_on", skip_serializing_if = "is_metrics_on")]
+    pub metrics: bool,
+}
+
+fn metrics_on() -> bool {
+    true
+}
+
+fn is_metrics_on(v: &bool) -> bool {
+    *v
 }
 
 impl Default for Global {
@@ -118,6 +131,7 @@ impl Default for Global {
             access_log: None,
             pid_file: None,
             trusted_proxies: Vec::new(),
+            metrics: true,
         }
     }
 }

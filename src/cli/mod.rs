@@ -2,6 +2,7 @@
 //! documentation shows with it), one file per command family.
 pub mod bench;
 pub mod check;
+pub mod explain;
 pub mod reload;
 pub mod run;
 pub mod version;
@@ -32,6 +33,9 @@ pub enum Cmd {
     Check(check::CheckArgs),
     /// Print or check the canonical formatting of a configuration.
     Fmt(check::FmtArgs),
+    /// Show what bext would do with one request: the site and route chosen (and why the
+    /// routes tried before it did not match), the stages in order, the upstream pick policy.
+    Explain(explain::ExplainArgs),
     /// Serve a configuration (without FILE, a demo: a proxy in front of a built-in origin).
     Run(run::RunArgs),
     /// Reverse-proxy one address to one or more upstream servers.
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
     match cmd {
         Cmd::Check(a) => check::check(a),
         Cmd::Fmt(a) => check::fmt(a),
+        Cmd::Explain(a) => explain::explain(a),
         Cmd::Run(a) => run::run(a),
         Cmd::Proxy(a) => run::proxy(a),
         Cmd::Respond(a) => run::respond(a),

@@ -20,7 +20,7 @@ use std::time::Duration;
 const TOKEN_ENV: &str = "BEXT_ADMIN_TOKEN";
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("target").required(true).args(["admin", "pid_file"])))]
+#[command(group(ArgGroup::new("target").required(true).args(["admin", "pid_file", "diff"])))]
 pub struct ReloadArgs {
     /// The admin endpoint (`global { admin ADDR }`): a loopback address, or a unix socket path
     /// (`/run/bext/admin.sock` or `unix:/run/bext/admin.sock`). Reload and wait for the outcome.
@@ -33,9 +33,19 @@ pub struct ReloadArgs {
     /// The pid file (`global { pid_file F }`): send SIGHUP; the outcome is in the server's log.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
+    /// Reload nothing: show what reloading from OLD to NEW would change for routing (routes
+    /// added, removed, changed; sampled requests whose destination changes).
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    pub diff: Option<Vec<PathBuf>>,
+    /// How `--diff` prints: text, or one JSON document.
+    #[arg(long, requires = "diff", value_parser = ["text", "json"], default_value = "text")]
+    pub format: String,
 }
 
 pub fn reload(a: ReloadArgs) -> ExitCode {
+    if let Some(files) = &a.diff {
+        return diff(&files[0], &files[1], a.format == "json");
+    }
     match (a.admin, a.pid_file) {
         (Some(addr), _) => {
             let token = match token(a.token_file.as_deref()) {
@@ -50,6 +60,31 @@ pub fn reload(a: ReloadArgs) -> ExitCode {
         (None, Some(f)) => via_signal(&f),
         (None, None) => ExitCode::from(2),
     }
+}
+
+/// `--diff OLD NEW`: exit 0 with the difference printed, 1 when a file has errors (printed as
+/// `bext check` prints them), 2 when one cannot be read.
+fn diff(old: &Path, new: &Path, json: bool) -> ExitCode {
+    let mut configs = Vec::new();
+    for f in [old, new] {
+        match bext_dsl::compile_file(f) {
+            Ok(c) => configs.push(c.config),
+            Err(e) => {
+                eprint!("{}", e.render_human());
+                let io = matches!(e, bext_dsl::Failure::Io { .. });
+                return ExitCode::from(if io { 2 } else { 1 });
+            }
+        }
+    }
+    match bext::diff::diff(&configs[0], &configs[1]) {
+        Ok(d) if json => println!("{:#}", d.to_json()),
+        Ok(d) => print!("{}", d.to_text()),
+        Err(m) => {
+            eprintln!("bext: {m}");
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// The token to present: from `file` (under the rules of the server's `token_file`), else from
@@ -142,6 +177,57 @@ fn post_reload(addr: &str, token: Option<&str>) -> std::io::Result<(u16, String)
     Ok((status, body.to_string()))
 }
 
+/// What the server says the reload changed for routing (the `diff` of its answer), as text.
+fn diff_summary(body: &str) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(body) else {
+        return o;
+    };
+    let d = &v["diff"];
+    let empty = |k: &str| d[k].as_array().is_none_or(|a| a.is_empty());
+    if [
+        "routes_added",
+        "routes_removed",
+        "routes_changed",
+        "requests_moved",
+    ]
+    .iter()
+    .all(|k| empty(k))
+    {
+        // Routing is unchanged: nothing more to say.
+        return o;
+    }
+    for (key, what) in [
+        ("routes_added", "added"),
+        ("routes_removed", "removed"),
+        ("routes_changed", "changed"),
+    ] {
+        for r in d[key].as_array().into_iter().flatten() {
+            let _ = writeln!(o, "route {what}: {}", r.as_str().unwrap_or(""));
+        }
+    }
+    if let Some(moved) = d["requests_moved"].as_array() {
+        let _ = writeln!(
+            o,
+            "{} of {} sampled requests change destination",
+            moved.len(),
+            d["requests_sampled"]
+        );
+        for m in moved {
+            let s = |k: &str| m[k].as_str().unwrap_or("").to_string();
+            let _ = writeln!(
+                o,
+                "  {}\n    was: {}\n    now: {}",
+                s("request"),
+                s("old"),
+                s("new")
+            );
+        }
+    }
+    o
+}
+
 /// The generation in `{"generation":N}`.
 fn generation_of(body: &str) -> Option<u64> {
     let rest = body.split_once("\"generation\":")?.1;
@@ -154,6 +240,7 @@ fn via_admin(addr: &str, token: Option<&str>) -> ExitCode {
         Ok((200, body)) => match generation_of(&body) {
             Some(g) => {
                 println!("reloaded: generation {g}");
+                print!("{}", diff_summary(&body));
                 ExitCode::SUCCESS
             }
             None => {

@@ -201,6 +201,7 @@ fn serve_until_signal(
                 continue;
             }
             eprintln!("bext: signal {s}: draining");
+            bext_engine::notify::stopping();
             break;
         }
     } else {
@@ -216,6 +217,26 @@ fn serve_until_signal(
     ExitCode::SUCCESS
 }
 
+/// Under systemd (`Type=notify`, `NOTIFY_SOCKET` set): tell it the service is ready, and with
+/// `WatchdogSec=` ping its watchdog for as long as every worker keeps ticking. Nothing without
+/// `NOTIFY_SOCKET`.
+fn systemd_ready(server: &Server, path: &std::path::Path) {
+    use bext_engine::notify;
+    notify::ready(&format!(
+        "serving {} (generation {})",
+        path.display(),
+        server.generation()
+    ));
+    let control = server.control();
+    let mut last = control.worker_ticks();
+    notify::start_watchdog(move || {
+        let now = control.worker_ticks();
+        let alive = now.len() == last.len() && now.iter().zip(&last).all(|(n, l)| n > l);
+        last = now;
+        alive
+    });
+}
+
 /// SIGHUP: reload the first server (the one serving the file) and log the outcome.
 fn reload_on_signal(servers: &[Server]) {
     let Some(server) = servers.first() else {
@@ -229,12 +250,32 @@ fn reload_on_signal(servers: &[Server]) {
 
 /// The reload source of `bext run FILE`: re-read FILE (and its includes), compile it like at
 /// start-up, and refuse changes that only a restart can apply.
+///
+/// Each compiled reload also leaves, for the admin endpoint's answer, what it changes for
+/// routing (`bext::diff`) against the configuration running now, which a committed reload
+/// replaces.
 fn file_source(
     path: PathBuf,
     started: bext_ir::Global,
     limits: std::sync::Arc<bext::Limits>,
     tls: std::sync::Arc<bext::TlsCarry>,
+    running: bext_ir::Config,
+    control: &std::sync::Arc<bext_engine::server::Control>,
 ) -> bext_engine::server::ReloadSource {
+    use std::sync::{Arc, Mutex};
+    let running = Arc::new(Mutex::new(running));
+    let pending: Arc<Mutex<Option<bext_ir::Config>>> = Arc::new(Mutex::new(None));
+    // Weak: the source lives in the control side it reports to.
+    let reporter = Arc::downgrade(control);
+    {
+        let (running, pending) = (running.clone(), pending.clone());
+        control.on_reload(Box::new(move |_| {
+            let next = pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(c) = next {
+                *running.lock().unwrap_or_else(|e| e.into_inner()) = c;
+            }
+        }));
+    }
     Box::new(move || {
         let compiled = bext_dsl::compile_file(&path).map_err(|f| f.render_human())?;
         if !compiled.warnings.is_empty() {
@@ -251,7 +292,15 @@ fn file_source(
                 changed.join("`, `")
             ));
         }
-        bext::compile_carrying(&compiled.config, 0, &limits, &tls).map_err(|e| e.to_string())
+        let pipeline = bext::compile_carrying(&compiled.config, 0, &limits, &tls)
+            .map_err(|e| e.to_string())?;
+        if let Some(control) = reporter.upgrade() {
+            let old = running.lock().unwrap_or_else(|e| e.into_inner());
+            let note = bext::diff::diff(&old, &compiled.config).map(|d| d.to_json().to_string());
+            control.set_reload_note(note.ok());
+        }
+        *pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(compiled.config);
+        Ok(pipeline)
     })
 }
 
@@ -283,6 +332,7 @@ pub fn run(a: RunArgs) -> ExitCode {
         sources,
     } = compiled;
     let started = config.global.clone();
+    let initial = config.clone();
     match bext::start(config, a.engine.options()) {
         Ok(server) => {
             if !warnings.is_empty() {
@@ -293,11 +343,14 @@ pub fn run(a: RunArgs) -> ExitCode {
                 started,
                 server.limits(),
                 server.tls_carry(),
+                initial,
+                &server.control(),
             ));
             announce(
                 &server,
                 &format!("serving {}; reload with SIGHUP", path.display()),
             );
+            systemd_ready(&server, &path);
             serve_until_signal(vec![server], signals)
         }
         Err(e) => {

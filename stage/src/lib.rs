@@ -510,6 +510,11 @@ pub trait Stage: Send + Sync + 'static {
 
     /// Phase "log": the request is finished.
     fn on_log(&self, _state: &mut Self::State, _entry: &LogEntry<'_>) {}
+
+    /// This stage answered `reply` in a request phase: header lines to send with it
+    /// (`Name: value\r\n` each, appended to `out`), beside the problem body and `Retry-After`
+    /// the engine writes (the rate limits' `RateLimit` and `RateLimit-Policy`).
+    fn reply_fields(&self, _reply: &Reply, _out: &mut Vec<u8>) {}
 }
 
 /// The object-safe form of [`Stage`], which the engine holds module stages as: the state is
@@ -529,6 +534,8 @@ pub trait DynStage: Send + Sync {
         -> Result<(), BodyError>;
     fn on_body_end(&self, state: &mut dyn Any, out: &mut Vec<u8>) -> Result<(), BodyError>;
     fn on_log(&self, state: &mut dyn Any, entry: &LogEntry<'_>);
+    /// See [`Stage::reply_fields`].
+    fn reply_fields(&self, _reply: &Reply, _out: &mut Vec<u8>) {}
 }
 
 /// The state handed back is always the one `init` made for this stage (the engine keeps them
@@ -537,6 +544,10 @@ pub trait DynStage: Send + Sync {
 impl<S: Stage> DynStage for S {
     fn phases(&self) -> Phases {
         Stage::phases(self)
+    }
+
+    fn reply_fields(&self, reply: &Reply, out: &mut Vec<u8>) {
+        Stage::reply_fields(self, reply, out)
     }
 
     fn init(&self) -> Box<dyn Any> {

@@ -1,5 +1,5 @@
 //! The `global` block: workers, the admin endpoint, the pid file, request limits, client
-//! timeouts, the access log and trusted proxies.
+//! timeouts, the access log, trusted proxies and per-request metrics.
 
 use super::args::Args;
 use super::Lower;
@@ -31,6 +31,11 @@ impl Lower<'_> {
                 }
                 "admin" => self.admin(&mut a),
                 "pid_file" => self.config.global.pid_file = self.value(&mut a, "a file path"),
+                "metrics" => {
+                    if let Some(on) = self.on_off(&mut a, "metrics value") {
+                        self.config.global.metrics = on;
+                    }
+                }
                 "trusted_proxies" => {
                     let what = "an address or CIDR such as 10.0.0.0/8";
                     let mut list = vec![];

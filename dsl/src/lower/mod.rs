@@ -15,7 +15,7 @@
 //! mod.rs          the lowering state, the directive tables, the top level
 //! args.rs         the argument cursor; numbers, sizes, durations, keywords, statuses
 //! values.rs       values several blocks share: paths, header names, addresses, CIDRs, regexes
-//! global.rs       global { workers admin pid_file limits timeouts access_log trusted_proxies }
+//! global.rs       global { workers admin pid_file limits timeouts access_log trusted_proxies metrics }
 //! listen.rs       listen ADDR [tls { cert ... }] [http3]
 //! upstream.rs     upstream NAME { server balance keepalive health eject retry timeouts ... }
 //! waf.rs          waf NAME { ruleset rule inspect_body }, and rule conditions
@@ -65,6 +65,7 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
             "timeouts",
             "access_log",
             "trusted_proxies",
+            "metrics",
         ],
     ),
     (

@@ -123,7 +123,7 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
         }
     };
     if let Flow::Reply(r) = flow {
-        return reply(ctx, r, body_pending).await;
+        return reply(ctx, r, body_pending, p).await;
     }
     if let Framing::ContentLength(n) = ctx.framing {
         if n > ctx.policy.body_bytes {
@@ -136,7 +136,7 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
     if route.stages.has(Phases::REQUEST_BODY) && ctx.has_body() {
         match read_filtered_body(ctx, route).await {
             Ok(Flow::Continue) => {}
-            Ok(Flow::Reply(r)) => return reply(ctx, r, false).await,
+            Ok(Flow::Reply(r)) => return reply(ctx, r, false, p).await,
             Err(o) => return o,
         }
     }
@@ -144,17 +144,23 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
 }
 
 /// A stage's answer instead of the handler's.
-async fn reply(ctx: &mut Ctx<'_>, r: Reply, body_pending: bool) -> Outcome {
+async fn reply(ctx: &mut Ctx<'_>, r: Reply, body_pending: bool, p: &Pipeline) -> Outcome {
     if r.slug == ErrorClass::RateLimited.slug() {
         ctx.w.shared.stats[ctx.w.id]
             .rate_limited
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    } else if p.metrics && r.slug == "waf-blocked" {
+        ctx.w.metrics.borrow_mut().waf_blocked();
     }
     let mut extra = Vec::new();
     if let Some(secs) = r.retry_after {
         extra.extend_from_slice(b"Retry-After: ");
         push_usize(&mut extra, secs.max(1));
         extra.extend_from_slice(b"\r\n");
+    }
+    // Fields of the stage's own (`RateLimit`, `RateLimit-Policy`).
+    if let Some(route) = ctx.route.and_then(|i| p.routes.get(i)) {
+        ctx.ex.reply_fields(&route.stages, &r, &mut extra);
     }
     send_problem_with(ctx, r.status, r.slug, r.title, body_pending, &extra).await
 }

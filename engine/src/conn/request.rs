@@ -146,6 +146,20 @@ pub(super) async fn one_request(
     // was received: the client has nothing more to send.
     let client_done = !client_keep && !ctx.has_body() && consumed == ctx.buf.len();
     ctx.buf.drain(..consumed);
+    let duration_us = if logging || p.metrics {
+        started.elapsed().as_micros() as u64
+    } else {
+        0
+    };
+    if p.metrics {
+        w.metrics.borrow_mut().request(
+            p.generation,
+            &p.metric_labels,
+            route,
+            outcome.status,
+            duration_us,
+        );
+    }
     if let Some(r) = note_ranges {
         let n = &note[..];
         let entry = LogEntry {
@@ -156,7 +170,7 @@ pub(super) async fn one_request(
             host: &n[r.host.clone()],
             status: outcome.status,
             bytes_sent: outcome.bytes,
-            duration_us: started.elapsed().as_micros() as u64,
+            duration_us,
             request_id: std::str::from_utf8(rid).unwrap_or("-"),
             upstream: outcome.upstream,
             error: outcome.error,
@@ -230,6 +244,18 @@ pub(super) async fn early_error(
     out.clear();
     sc.note = out;
     sc.buf.clear();
+    let p = w.pipeline();
+    if p.metrics {
+        let micros = started.elapsed().as_micros() as u64;
+        (w.metrics.borrow_mut()).request(
+            p.generation,
+            &p.metric_labels,
+            None,
+            class.status(),
+            micros,
+        );
+    }
+    drop(p);
     if let Some(log) = w.log.borrow_mut().as_mut() {
         log.record(
             &LogEntry {

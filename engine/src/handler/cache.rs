@@ -23,6 +23,7 @@ use crate::conn::reply::{finish_head, FilterBufs};
 use crate::conn::{send_problem, Ctx, Outcome};
 use crate::handler::proxy::{self, ResponseTap, TapHead, TAKEN_OVER};
 use crate::io::{race, write_all, Either};
+use crate::metrics::CacheResult;
 use crate::pipeline::{CompiledRoute, HeaderOps, Pipeline};
 use bext_cache as bc;
 use bext_ir as ir;
@@ -197,6 +198,7 @@ pub(crate) async fn serve(
     let lines = req.lines();
     let view = req.view(&lines);
     if !matches!(&req.method[..], b"GET" | b"HEAD") {
+        count(ctx, p, CacheResult::Bypass);
         // Unsafe methods invalidate what they changed once they succeed; OPTIONS and TRACE
         // change nothing and pass.
         let mode = if matches!(&req.method[..], b"OPTIONS" | b"TRACE") {
@@ -208,6 +210,7 @@ pub(crate) async fn serve(
         return proxy::proxy_tapped(ctx, p, route, up, Some(&mut tap)).await;
     }
     if c.bypassed(&req) {
+        count(ctx, p, CacheResult::Bypass);
         let mut tap = Tap::new(&cache, &req, Mode::Pass(bc::status::Fwd::Bypass));
         return proxy::proxy_tapped(ctx, p, route, up, Some(&mut tap)).await;
     }
@@ -217,10 +220,12 @@ pub(crate) async fn serve(
         let lookup = cache.borrow_mut().lookup(&view);
         match lookup {
             bc::Lookup::Fresh(mut hit) => {
+                count(ctx, p, CacheResult::Hit);
                 hit.status.collapsed = collapsed;
                 return serve_hit(ctx, route, &cache, &hit).await;
             }
             bc::Lookup::OnlyIfCachedMiss => {
+                count(ctx, p, CacheResult::Miss);
                 return send_problem(
                     ctx,
                     504,
@@ -231,6 +236,7 @@ pub(crate) async fn serve(
                 .await;
             }
             bc::Lookup::Bypass(_) => {
+                count(ctx, p, CacheResult::Bypass);
                 let mut tap = Tap::new(&cache, &req, Mode::Pass(bc::status::Fwd::Bypass));
                 return proxy::proxy_tapped(ctx, p, route, up, Some(&mut tap)).await;
             }
@@ -244,6 +250,7 @@ pub(crate) async fn serve(
                     }
                     _ => None,
                 };
+                count(ctx, p, CacheResult::Miss);
                 let mut tap = Tap::new(&cache, &req, Mode::Store);
                 tap.status = m.status;
                 tap.status.collapsed = collapsed;
@@ -252,6 +259,7 @@ pub(crate) async fn serve(
             }
             bc::Lookup::Stale(mut s) => {
                 if s.serve_while_revalidating {
+                    count(ctx, p, CacheResult::Stale);
                     s.hit.status.hit = true;
                     s.hit.status.fwd = None;
                     s.hit.status.detail = Some("stale-while-revalidate".into());
@@ -278,6 +286,7 @@ pub(crate) async fn serve(
                     }
                     _ => None,
                 };
+                count(ctx, p, CacheResult::Stale);
                 let mut tap = Tap::new(&cache, &req, Mode::Revalidate);
                 tap.status = s.hit.status.clone();
                 tap.status.collapsed = collapsed;
@@ -318,6 +327,13 @@ pub(crate) async fn serve(
                 return o;
             }
         }
+    }
+}
+
+/// Count how a request on a cached route is served (when metrics are on).
+fn count(ctx: &Ctx<'_>, p: &Pipeline, r: CacheResult) {
+    if p.metrics {
+        ctx.w.metrics.borrow_mut().cache(r);
     }
 }
 

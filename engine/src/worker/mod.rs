@@ -90,6 +90,13 @@ pub struct WorkerStats {
     /// This core's upstream counters (requests, failures, retries, ejections ...), refreshed
     /// on every tick; the control thread sums them over cores.
     pub upstreams: Mutex<Vec<UpstreamSnapshot>>,
+    /// Idle keep-alive connections parked outside any task, as of the last tick.
+    pub parked: AtomicUsize,
+    /// Ticks run: a count that stops moving means a stuck worker (the systemd watchdog).
+    pub ticks: AtomicU64,
+    /// This core's per-route request metrics since start, added to on every tick that had
+    /// requests (see [`crate::metrics`]).
+    pub metrics: Mutex<crate::metrics::Published>,
 }
 
 /// State shared between the control thread and the workers.
@@ -193,6 +200,8 @@ pub struct Worker {
     /// This core's response caches, kept across reloads that keep their configuration (see
     /// `handler::cache`).
     pub caches: crate::handler::cache::CoreCaches,
+    /// Per-route request counts and latencies since the last tick (see [`crate::metrics`]).
+    pub metrics: RefCell<crate::metrics::CoreMetrics>,
 }
 
 impl Worker {
@@ -237,6 +246,7 @@ impl Worker {
             files: RefCell::new(bext_static::FileCache::new(Default::default())),
             caches: Default::default(),
             boundaries: Cell::new(0),
+            metrics: RefCell::new(crate::metrics::CoreMetrics::default()),
         };
         w.refresh_date();
         w
@@ -428,8 +438,18 @@ impl Worker {
             u.expire_ejections(self.now_ms());
         }
         self.publish_in_use();
+        self.publish_metrics();
         self.trim_when_quiet();
         self.stop_if_asked();
+    }
+
+    /// Add this core's request metrics since the last tick to its published totals, and count
+    /// the tick.
+    fn publish_metrics(&self) {
+        let stats = &self.shared.stats[self.id];
+        self.metrics.borrow_mut().publish(&stats.metrics);
+        stats.parked.store(self.parked.count(), Ordering::Relaxed);
+        stats.ticks.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Start stopping when the control thread asked: it sets the shared flag, then rings every
@@ -567,6 +587,7 @@ pub async fn run(
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
     w.flush_log();
+    w.publish_metrics();
     w.pools.borrow_mut().clear();
 }
 

@@ -131,6 +131,9 @@ pub struct RateLimit {
     tolerance_us: u64,
     key: Key,
     state: Arc<Cells>,
+    /// The policy as `RateLimit-Policy` states it: `q` requests per `w` seconds.
+    quota: u64,
+    window_s: u64,
 }
 
 /// Why a limit cannot be built.
@@ -164,6 +167,16 @@ impl RateLimit {
         Ok((interval_us, tolerance_us))
     }
 
+    /// The configured rate as whole seconds: `q` requests per `w` seconds (`100/s` is 100 per
+    /// 1, `1000/m` 1000 per 60); a period shorter than a second is scaled up to one.
+    fn policy(spec: &ir::RateLimit) -> (u64, u64) {
+        let window_s = (spec.per_ms / 1000).max(1);
+        let quota = (u128::from(spec.requests) * u128::from(window_s) * 1000
+            / u128::from(spec.per_ms.max(1)))
+        .clamp(1, u128::from(u64::MAX)) as u64;
+        (quota, window_s)
+    }
+
     fn key_of(spec: &ir::RateLimit) -> Key {
         match &spec.key {
             ir::RateKey::ClientIp => Key::ClientIp,
@@ -181,11 +194,14 @@ impl RateLimit {
     pub fn new(spec: &ir::RateLimit) -> Result<RateLimit, LimitError> {
         let (interval_us, tolerance_us) = Self::timing(spec)?;
         let key = Self::key_of(spec);
+        let (quota, window_s) = Self::policy(spec);
         Ok(RateLimit {
             interval_us,
             tolerance_us,
             state: Self::cells_for(&key),
             key,
+            quota,
+            window_s,
         })
     }
 
@@ -263,6 +279,20 @@ impl Stage for RateLimit {
             }),
         }
     }
+
+    /// The 429's `RateLimit-Policy` and `RateLimit` fields (draft-ietf-httpapi-ratelimit-
+    /// headers-09, Structured Fields): the policy `"default"` allows `q` requests per `w`
+    /// seconds; the client has `r=0` left, and `t` seconds until a request would be accepted
+    /// (the same as `Retry-After`).
+    fn reply_fields(&self, reply: &Reply, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        let t = reply.retry_after.unwrap_or(1);
+        let _ = write!(
+            out,
+            "RateLimit-Policy: \"default\";q={};w={}\r\nRateLimit: \"default\";r=0;t={t}\r\n",
+            self.quota, self.window_s
+        );
+    }
 }
 
 /// What identifies a limit across reloads: where it applies and what it counts.
@@ -323,11 +353,14 @@ impl Registry {
                 cells
             }
         };
+        let (quota, window_s) = RateLimit::policy(spec);
         Ok(RateLimit {
             interval_us,
             tolerance_us,
             key,
             state,
+            quota,
+            window_s,
         })
     }
 }
@@ -394,6 +427,31 @@ mod tests {
             assert!(l.take(&c, 1_000_000 + i).is_some());
         }
         assert_eq!(l.take(&c, 2_000_000), None);
+    }
+
+    #[test]
+    fn a_refusal_states_the_policy_and_when_to_come_back() {
+        let table = [
+            (100, 1_000, "\"default\";q=100;w=1"),
+            (1_000, 60_000, "\"default\";q=1000;w=60"),
+            (5, 3_600_000, "\"default\";q=5;w=3600"),
+            (1, 500, "\"default\";q=2;w=1"),
+        ];
+        for (requests, per_ms, policy) in table {
+            let l = RateLimit::new(&spec(requests, per_ms, 1, ir::RateKey::Global)).unwrap();
+            let reply = Reply {
+                status: 429,
+                slug: "rate-limited",
+                title: "Too Many Requests",
+                retry_after: Some(7),
+            };
+            let mut out = Vec::new();
+            Stage::reply_fields(&l, &reply, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("RateLimit-Policy: {policy}\r\nRateLimit: \"default\";r=0;t=7\r\n")
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! not the method, and no other route matches, the answer is 405 instead of 404.
 #![forbid(unsafe_code)]
 
+pub mod explain;
 mod rewrite;
 mod trie;
 

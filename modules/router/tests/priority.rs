@@ -710,3 +710,83 @@ fn the_router_picks_the_documented_winner() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `bext explain` reasons with [`bext_router::explain::explain`]: on every request of the table
+/// it must reach the router's answer, and its list of routes tried must end with the winner
+/// (and only there with a match).
+#[test]
+fn explain_agrees_with_the_router_on_every_request() {
+    use bext_router::explain::{explain, Verdict};
+    let mut checked = 0;
+    for (about, src, _, requests) in CASES {
+        let Ok(compiled) = bext_dsl::compile_str("case.bext", &expand(src)) else {
+            continue; // reported by the_router_picks_the_documented_winner
+        };
+        let config = &compiled.config;
+        let router = Router::compile(config).expect("the router compiles it");
+        for (request, _) in *requests {
+            with_view(request, |view| {
+                let routed = router.route(view);
+                let e = explain(config, view).expect("explains");
+                assert_eq!(e.result, routed, "{about}: `{request}`");
+                let matches: Vec<_> = (e.tried.iter())
+                    .filter(|t| t.verdict == Verdict::Matched)
+                    .collect();
+                match routed {
+                    RouteResult::Matched(id) => {
+                        assert_eq!(matches.len(), 1, "{about}: `{request}`");
+                        assert_eq!(e.tried.last().map(|t| t.id), Some(id));
+                    }
+                    RouteResult::MethodNotAllowed => {
+                        assert!(matches.is_empty());
+                        assert!(e
+                            .tried
+                            .iter()
+                            .any(|t| matches!(t.verdict, Verdict::Method { .. })));
+                    }
+                    RouteResult::NotFound => assert!(matches.is_empty()),
+                }
+            });
+            checked += 1;
+        }
+    }
+    assert!(checked >= 100, "{checked} requests");
+}
+
+/// The router's view of `request` (`METHOD HOST TARGET [NAME:VALUE ...]`).
+fn with_view(request: &str, f: impl FnOnce(&RequestView<'_>)) {
+    let mut words = request.split_whitespace();
+    let (Some(method), Some(host), Some(target)) = (words.next(), words.next(), words.next())
+    else {
+        panic!("bad request line in the table: {request}");
+    };
+    let mut buf = Vec::new();
+    let mut list = Vec::new();
+    for field in words {
+        let (n, v) = field.split_once(':').expect("NAME:VALUE");
+        let ns = buf.len() as u32;
+        buf.extend_from_slice(n.as_bytes());
+        let ne = buf.len() as u32;
+        buf.extend_from_slice(v.as_bytes());
+        list.push(Header {
+            name: Span { start: ns, end: ne },
+            value: Span {
+                start: ne,
+                end: buf.len() as u32,
+            },
+        });
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.as_bytes())),
+        None => (target, None),
+    };
+    f(&RequestView {
+        method: None,
+        method_bytes: method.as_bytes(),
+        host: host.as_bytes(),
+        path: path.as_bytes(),
+        query,
+        headers: Headers::new(&buf, &list),
+        client: "127.0.0.1:1".parse().expect("address"),
+    });
+}
