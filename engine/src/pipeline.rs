@@ -338,6 +338,10 @@ pub struct Pipeline {
     /// read and checked, resumption carried from the generation before), so a connection
     /// accepted under this generation handshakes with this generation's certificates.
     pub tls: Vec<(SocketAddr, std::sync::Arc<bext_tls::Listener>)>,
+    /// TLS listeners (as configured) that also serve HTTP/3 on UDP (see `h3`).
+    pub http3: Vec<SocketAddr>,
+    /// QUIC's limits for those listeners.
+    pub quic: crate::h3::QuicLimits,
 }
 
 impl Pipeline {
@@ -430,10 +434,14 @@ impl Pipeline {
         generation: u64,
     ) -> Result<Pipeline, CompileError> {
         let mut listeners = Vec::new();
+        let mut http3 = Vec::new();
         for l in &config.listeners {
             let addr = resolve(&l.addr, &l.at)?;
             if !listeners.contains(&addr) {
                 listeners.push(addr);
+            }
+            if l.http3 && l.tls.is_some() && !http3.contains(&addr) {
+                http3.push(addr);
             }
         }
         let mut upstreams = Vec::new();
@@ -587,6 +595,8 @@ impl Pipeline {
             paths: crate::origin::SitePaths::compile(config),
             trusted,
             tls: Vec::new(),
+            http3,
+            quic: crate::h3::QuicLimits::default(),
         })
     }
 }

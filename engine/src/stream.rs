@@ -1,8 +1,8 @@
 //! The client connection's byte stream, whatever carries it.
 //!
 //! Connection code (`conn`) and handlers read and write a [`ClientStream`], never a socket
-//! type: plain TCP, or a TLS session over TCP (`tls.rs`); a QUIC stream would be a further
-//! kind. Each is a variant here with its own answers to the questions whose answers differ by
+//! type: plain TCP, a TLS session over TCP (`tls.rs`), or one HTTP/3 request stream of a
+//! QUIC connection (`h3/pipe.rs`), which carries one request and never parks. Each is a variant here with its own answers to the questions whose answers differ by
 //! kind:
 //!
 //! - **Parking** ([`ClientStream::parking`]): how a connection waits for its next request once
@@ -23,6 +23,7 @@
 //!
 //! The variants dispatch statically: a match per call, no allocation, no virtual call.
 
+use crate::h3::QuicStream;
 use crate::tls::{TlsRead, TlsStream, TlsWrite};
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent};
@@ -48,6 +49,8 @@ pub enum ClientStream {
     Tcp(TcpStream),
     /// A TLS session over TCP, its handshake done.
     Tls(TlsStream),
+    /// One HTTP/3 request stream (see `h3/pipe.rs`).
+    Quic(QuicStream),
 }
 
 impl From<TcpStream> for ClientStream {
@@ -61,7 +64,7 @@ impl ClientStream {
     pub fn parking(&self) -> Parking {
         match self {
             ClientStream::Tcp(_) => Parking::Descriptor,
-            ClientStream::Tls(_) => Parking::InTask,
+            ClientStream::Tls(_) | ClientStream::Quic(_) => Parking::InTask,
         }
     }
 
@@ -70,7 +73,7 @@ impl ClientStream {
     pub fn sendfile_socket(&self) -> Option<RawFd> {
         match self {
             ClientStream::Tcp(s) => Some(s.as_raw_fd()),
-            ClientStream::Tls(_) => None,
+            ClientStream::Tls(_) | ClientStream::Quic(_) => None,
         }
     }
 
@@ -79,7 +82,7 @@ impl ClientStream {
     pub fn into_tcp(self) -> Result<TcpStream, ClientStream> {
         match self {
             ClientStream::Tcp(s) => Ok(s),
-            s @ ClientStream::Tls(_) => Err(s),
+            s @ (ClientStream::Tls(_) | ClientStream::Quic(_)) => Err(s),
         }
     }
 
@@ -88,13 +91,14 @@ impl ClientStream {
         match self {
             ClientStream::Tcp(s) => s.peer_addr(),
             ClientStream::Tls(s) => s.tcp().peer_addr(),
+            ClientStream::Quic(s) => Ok(s.peer_addr()),
         }
     }
 
     /// The TLS session, on a TLS connection.
     pub fn tls(&self) -> Option<std::cell::Ref<'_, crate::tls::Session>> {
         match self {
-            ClientStream::Tcp(_) => None,
+            ClientStream::Tcp(_) | ClientStream::Quic(_) => None,
             ClientStream::Tls(s) => Some(s.session()),
         }
     }
@@ -110,6 +114,7 @@ impl ClientStream {
                 let (r, w) = s.into_split();
                 (ClientRead::Tls(r), ClientWrite::Tls(w))
             }
+            ClientStream::Quic(s) => (ClientRead::Quic(s.clone()), ClientWrite::Quic(s)),
         }
     }
 
@@ -118,14 +123,23 @@ impl ClientStream {
         match self {
             ClientStream::Tcp(s) => s.readable(relaxed).await,
             ClientStream::Tls(s) => s.readable(relaxed).await,
+            ClientStream::Quic(s) => s.readable().await,
         }
     }
 
     /// Wait until the stream can be written.
     pub fn writable(&self, relaxed: bool) -> impl Future<Output = std::io::Result<()>> + '_ {
-        match self {
-            ClientStream::Tcp(s) => s.writable(relaxed),
-            ClientStream::Tls(s) => s.tcp().writable(relaxed),
+        let tcp = match self {
+            ClientStream::Tcp(s) => Some(s),
+            ClientStream::Tls(s) => Some(s.tcp()),
+            // Writes to a request stream wait in `write` for room in its buffer.
+            ClientStream::Quic(_) => None,
+        };
+        async move {
+            match tcp {
+                Some(s) => s.writable(relaxed).await,
+                None => Ok(()),
+            }
         }
     }
 }
@@ -136,6 +150,7 @@ impl AsyncReadRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.read(buf).await,
             ClientStream::Tls(s) => s.read(buf).await,
+            ClientStream::Quic(s) => s.read(buf).await,
         }
     }
 
@@ -143,7 +158,7 @@ impl AsyncReadRent for ClientStream {
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             ClientStream::Tcp(s) => s.readv(buf).await,
-            ClientStream::Tls(_) => (Err(unsupported_readv()), buf),
+            ClientStream::Tls(_) | ClientStream::Quic(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
@@ -158,6 +173,10 @@ impl CancelableAsyncReadRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.cancelable_read(buf, c).await,
             ClientStream::Tls(s) => s.cancelable_read(buf, c).await,
+            // A request stream's read cannot be tied to a canceller: answered as cancelled at
+            // once, so the proxy's watch for a departing client stands aside (a client that
+            // resets its stream is seen by the bridge instead).
+            ClientStream::Quic(_) => (Err(std::io::Error::from_raw_os_error(125)), buf),
         }
     }
 
@@ -169,7 +188,7 @@ impl CancelableAsyncReadRent for ClientStream {
     ) -> BufResult<usize, T> {
         match self {
             ClientStream::Tcp(s) => s.cancelable_readv(buf, c).await,
-            ClientStream::Tls(_) => (Err(unsupported_readv()), buf),
+            ClientStream::Tls(_) | ClientStream::Quic(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
@@ -180,6 +199,7 @@ impl AsyncWriteRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.write(buf).await,
             ClientStream::Tls(s) => s.write(buf).await,
+            ClientStream::Quic(s) => s.write(buf).await,
         }
     }
 
@@ -188,6 +208,7 @@ impl AsyncWriteRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.writev(buf).await,
             ClientStream::Tls(s) => s.writev(buf).await,
+            ClientStream::Quic(s) => s.writev(buf).await,
         }
     }
 
@@ -196,6 +217,7 @@ impl AsyncWriteRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.flush().await,
             ClientStream::Tls(s) => s.flush().await,
+            ClientStream::Quic(_) => Ok(()),
         }
     }
 
@@ -204,6 +226,10 @@ impl AsyncWriteRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.shutdown().await,
             ClientStream::Tls(s) => s.shutdown().await,
+            ClientStream::Quic(s) => {
+                s.shutdown();
+                Ok(())
+            }
         }
     }
 }
@@ -224,12 +250,14 @@ pub struct NotPaired;
 pub enum ClientRead {
     Tcp(OwnedReadHalf<TcpStream>),
     Tls(TlsRead),
+    Quic(QuicStream),
 }
 
 /// The write half of a split [`ClientStream`].
 pub enum ClientWrite {
     Tcp(OwnedWriteHalf<TcpStream>),
     Tls(TlsWrite),
+    Quic(QuicStream),
 }
 
 impl ClientRead {
@@ -242,6 +270,7 @@ impl ClientRead {
             (ClientRead::Tls(r), ClientWrite::Tls(w)) => {
                 r.reunite(w).map(ClientStream::Tls).map_err(|_| NotPaired)
             }
+            (ClientRead::Quic(r), ClientWrite::Quic(w)) if r.same(&w) => Ok(ClientStream::Quic(r)),
             _ => Err(NotPaired),
         }
     }
@@ -252,13 +281,14 @@ impl AsyncReadRent for ClientRead {
         match self {
             ClientRead::Tcp(s) => s.read(buf).await,
             ClientRead::Tls(s) => s.read(buf).await,
+            ClientRead::Quic(s) => s.read(buf).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             ClientRead::Tcp(s) => s.readv(buf).await,
-            ClientRead::Tls(_) => (Err(unsupported_readv()), buf),
+            ClientRead::Tls(_) | ClientRead::Quic(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
@@ -272,6 +302,7 @@ impl CancelableAsyncReadRent for ClientRead {
         match self {
             ClientRead::Tcp(s) => s.cancelable_read(buf, c).await,
             ClientRead::Tls(s) => s.cancelable_read(buf, c).await,
+            ClientRead::Quic(_) => (Err(std::io::Error::from_raw_os_error(125)), buf),
         }
     }
 
@@ -282,7 +313,7 @@ impl CancelableAsyncReadRent for ClientRead {
     ) -> BufResult<usize, T> {
         match self {
             ClientRead::Tcp(s) => s.cancelable_readv(buf, c).await,
-            ClientRead::Tls(_) => (Err(unsupported_readv()), buf),
+            ClientRead::Tls(_) | ClientRead::Quic(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
@@ -292,6 +323,7 @@ impl AsyncWriteRent for ClientWrite {
         match self {
             ClientWrite::Tcp(s) => s.write(buf).await,
             ClientWrite::Tls(s) => s.write(buf).await,
+            ClientWrite::Quic(s) => s.write(buf).await,
         }
     }
 
@@ -299,6 +331,7 @@ impl AsyncWriteRent for ClientWrite {
         match self {
             ClientWrite::Tcp(s) => s.writev(buf).await,
             ClientWrite::Tls(s) => s.writev(buf).await,
+            ClientWrite::Quic(s) => s.writev(buf).await,
         }
     }
 
@@ -306,6 +339,7 @@ impl AsyncWriteRent for ClientWrite {
         match self {
             ClientWrite::Tcp(s) => s.flush().await,
             ClientWrite::Tls(s) => s.flush().await,
+            ClientWrite::Quic(_) => Ok(()),
         }
     }
 
@@ -313,6 +347,10 @@ impl AsyncWriteRent for ClientWrite {
         match self {
             ClientWrite::Tcp(s) => s.shutdown().await,
             ClientWrite::Tls(s) => s.shutdown().await,
+            ClientWrite::Quic(s) => {
+                s.shutdown();
+                Ok(())
+            }
         }
     }
 }

@@ -532,6 +532,12 @@ pub async fn run(
         monoio::spawn(crate::idle::watch(w.clone()));
     }
     for (addr, l) in listeners {
+        // HTTP/3 on worker 0 only, until datagrams are steered by connection id (see `h3`).
+        if w.id == 0 && w.pipeline().http3.contains(&addr) {
+            if let Ok(bound) = l.local_addr() {
+                monoio::spawn(crate::h3::serve(w.clone(), addr, bound));
+            }
+        }
         match TcpListener::from_std(l) {
             Ok(l) => w.start_accepting(addr, l),
             Err(e) => eprintln!("bext: worker {}: listener: {e}", w.id),

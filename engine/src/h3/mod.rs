@@ -1,0 +1,260 @@
+//! HTTP/3: QUIC endpoints on the workers, each request run through the same pipeline as an
+//! HTTP/1.1 one.
+//!
+//! ```text
+//! UDP socket (SO_REUSEPORT, quinn-udp: GSO/GRO)  ── runtime.rs: quinn on monoio
+//!   └─ quinn Endpoint ── Incoming ── Connection (TLS 1.3 from the listener's certificates,
+//!        │                            ALPN h3, 0-RTT off)
+//!        └─ h3 server connection ── request stream ── bridge.rs: fields → HTTP/1.1 head,
+//!                                                     DATA ↔ body, response → HEADERS/DATA
+//!                                       └─ pipe.rs: ClientStream::Quic ── conn (route,
+//!                                          filters, handler, response phases, log)
+//! ```
+//!
+//! **Driving quinn from monoio.** quinn's high-level crate is used with a [`Runtime`] of our
+//! own (`runtime.rs`): tasks are spawned on the worker, timers are served by one task per
+//! worker, and the socket's readiness comes from the runtime's poll on either driver. quinn's
+//! `Send` bounds are met by keeping its objects plain data; nothing crosses threads. The
+//! alternatives were quinn-proto driven by hand (the same I/O, plus re-implementing quinn's
+//! connection driver and h3's `quic` traits, which h3-quinn already provides over quinn), or
+//! a tokio runtime on a side thread (a second scheduler per core and a cross-thread hop per
+//! request, against the thread-per-core model).
+//!
+//! **One connection, one core.** Each worker would bind its own UDP socket, but the kernel
+//! spreads datagrams by address hash, so a client that changes address (migration, NAT
+//! rebinding) would land on another core that does not know the connection. Until the
+//! datagrams are steered by connection id (a reuseport BPF program reading a core number that
+//! the server encodes in its connection ids), HTTP/3 is served by worker 0 alone: correct on
+//! every kernel, not yet spread over the cores.
+
+mod bridge;
+mod pipe;
+mod runtime;
+
+pub use pipe::QuicStream;
+
+use crate::worker::Worker;
+use bytes::Bytes;
+use quinn::crypto::rustls::QuicServerConfig;
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// QUIC's limits for an HTTP/3 listener, each bounded (see [`QuicLimits::bounded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuicLimits {
+    /// Request streams a client may have open at once (default 100, 1–10,000).
+    pub streams: u32,
+    /// Flow-control window per stream, bytes (default 1 MiB, 16 KiB–16 MiB).
+    pub stream_window: u32,
+    /// Flow-control window per connection, bytes (default 8 MiB, the stream window–256 MiB).
+    pub connection_window: u32,
+    /// A connection with no packet for this long is closed (default 30 s, 1 s–10 min).
+    pub idle_timeout: Duration,
+}
+
+impl Default for QuicLimits {
+    fn default() -> Self {
+        QuicLimits {
+            streams: 100,
+            stream_window: 1 << 20,
+            connection_window: 8 << 20,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl QuicLimits {
+    /// The limits within their bounds.
+    pub fn bounded(self) -> QuicLimits {
+        let stream_window = self.stream_window.clamp(16 << 10, 16 << 20);
+        QuicLimits {
+            streams: self.streams.clamp(1, 10_000),
+            stream_window,
+            connection_window: self.connection_window.clamp(stream_window, 256 << 20),
+            idle_timeout: self
+                .idle_timeout
+                .clamp(Duration::from_secs(1), Duration::from_secs(600)),
+        }
+    }
+
+    fn transport(&self) -> quinn::TransportConfig {
+        let b = self.bounded();
+        let mut t = quinn::TransportConfig::default();
+        t.max_concurrent_bidi_streams(b.streams.into());
+        // The client's control stream and QPACK streams, and room for grease.
+        t.max_concurrent_uni_streams(8u32.into());
+        t.stream_receive_window(b.stream_window.into());
+        t.receive_window(b.connection_window.into());
+        t.send_window(u64::from(b.connection_window));
+        if let Ok(idle) = quinn::IdleTimeout::try_from(b.idle_timeout) {
+            t.max_idle_timeout(Some(idle));
+        }
+        t
+    }
+}
+
+/// Handshakes in progress on a worker above which new clients must prove their address with
+/// a retry token first (a spoofed flood then costs a stateless packet each, no state).
+const RETRY_ABOVE: usize = 256;
+
+/// The QUIC server configuration of a TLS listener: its certificates and resumption, TLS 1.3
+/// only (QUIC), ALPN `h3`, no early data.
+fn server_config(
+    tls: &bext_tls::Listener,
+    limits: &QuicLimits,
+) -> Result<quinn::ServerConfig, String> {
+    let mut c = (**tls.server_config()).clone();
+    c.alpn_protocols = vec![b"h3".to_vec()];
+    c.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(Arc::new(c)).map_err(|e| e.to_string())?;
+    let mut sc = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    sc.transport_config(Arc::new(limits.transport()));
+    Ok(sc)
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+thread_local! {
+    static TIMERS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Serve HTTP/3 for the TLS listener configured as `addr`, on UDP at `bound` (the TCP
+/// listener's address, so both share a port), until the worker stops.
+pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
+    if !TIMERS.with(|t| t.replace(true)) {
+        monoio::spawn(runtime::run_timers());
+    }
+    let limits = w.pipeline().quic;
+    let Some(tls) = w.pipeline().tls_for(addr).cloned() else {
+        eprintln!("bext: http3 on {addr}: the listener has no tls");
+        return;
+    };
+    let config = match server_config(&tls, &limits) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bext: http3 on {addr}: {e}");
+            return;
+        }
+    };
+    let socket = match bind_udp(bound) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bext: http3 on {bound}: {e}");
+            return;
+        }
+    };
+    let rt = Arc::new(runtime::MonoioRuntime);
+    let socket = match quinn::Runtime::wrap_udp_socket(&*rt, socket) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bext: http3 on {bound}: {e}");
+            return;
+        }
+    };
+    let endpoint = match quinn::Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::default(),
+        Some(config),
+        socket,
+        rt,
+    ) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("bext: http3 on {bound}: {e}");
+            return;
+        }
+    };
+    let mut generation = w.pipeline().generation;
+    loop {
+        let incoming = {
+            let accept = pin!(endpoint.accept());
+            let stop = pin!(w.stop.wait());
+            match crate::io::race(accept, stop).await {
+                crate::io::Either::Left(Some(i)) => i,
+                _ => break,
+            }
+        };
+        // A reload: new connections handshake with the new generation's certificates (live
+        // ones keep their session and run the new pipeline from their next request).
+        let p = w.pipeline();
+        if p.generation != generation {
+            generation = p.generation;
+            match p.tls_for(addr).map(|t| server_config(t, &p.quic)) {
+                Some(Ok(c)) => endpoint.set_server_config(Some(c)),
+                Some(Err(e)) => eprintln!("bext: http3 on {addr}: {e}"),
+                None => break,
+            }
+        }
+        drop(p);
+        if endpoint.open_connections() > RETRY_ABOVE && !incoming.remote_address_validated() {
+            let _ = incoming.retry();
+            continue;
+        }
+        monoio::spawn(connection(w.clone(), incoming));
+    }
+    // Draining: no new connection; live ones get GOAWAY from their own task.
+    endpoint.set_server_config(None);
+    endpoint.wait_idle().await;
+}
+
+/// One QUIC connection: its handshake, then a task per request stream. When the worker
+/// stops it sends GOAWAY and lets the requests in flight finish.
+async fn connection(w: Rc<Worker>, incoming: quinn::Incoming) {
+    let Ok(connecting) = incoming.accept() else {
+        return;
+    };
+    let Ok(conn) = connecting.await else {
+        return;
+    };
+    let max_field = w.pipeline().client.limits.max_head as u64;
+    let build = h3::server::builder()
+        .max_field_section_size(max_field)
+        .build::<_, Bytes>(h3_quinn::Connection::new(conn.clone()))
+        .await;
+    let Ok(mut h3c) = build else {
+        return;
+    };
+    let mut stopping = false;
+    loop {
+        let next = if stopping {
+            h3c.accept().await
+        } else {
+            let raced = {
+                let accept = pin!(h3c.accept());
+                let stop = pin!(w.stop.wait());
+                match crate::io::race(accept, stop).await {
+                    crate::io::Either::Left(r) => Some(r),
+                    crate::io::Either::Right(_) => None,
+                }
+            };
+            match raced {
+                Some(r) => r,
+                None => {
+                    // GOAWAY: requests already accepted finish, no new ones.
+                    stopping = true;
+                    if h3c.shutdown(0).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        };
+        match next {
+            Ok(Some(resolver)) => {
+                let peer = conn.remote_address();
+                monoio::spawn(bridge::request(w.clone(), resolver, peer));
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+}
