@@ -163,15 +163,20 @@ pub(crate) async fn request(
         monoio::spawn(async move { request_body(&pipe, recv, declared, chunked, first).await })
     };
     let answered = response(&pipe, &mut send, is_head).await;
+    let code = if pipe.borrow().malformed {
+        Code::H3_MESSAGE_ERROR
+    } else {
+        Code::H3_INTERNAL_ERROR
+    };
     if !answered {
-        send.stop_stream(Code::H3_INTERNAL_ERROR);
+        send.stop_stream(code);
     }
     // The connection code ends on its own once the response is written or fails.
     pipe.borrow_mut().down.abandon();
     conn.await;
     if let Some(mut recv) = body.await {
         if !answered {
-            recv.stop_sending(Code::H3_INTERNAL_ERROR);
+            recv.stop_sending(code);
         }
     }
 }
@@ -201,9 +206,7 @@ async fn request_body(
                 Ok(Some(mut b)) => b.copy_to_bytes(b.remaining()),
                 Ok(None) => {
                     if declared.is_some_and(|d| d != total) {
-                        recv.stop_sending(Code::H3_MESSAGE_ERROR);
-                        pipe.borrow_mut().up.finish();
-                        return None;
+                        return malformed(pipe, recv);
                     }
                     if chunked {
                         pipe::write_to(pipe, pipe::up, bext_http1::LAST_CHUNK).await;
@@ -220,9 +223,7 @@ async fn request_body(
         };
         total += data.len() as u64;
         if declared.is_some_and(|d| total > d) {
-            recv.stop_sending(Code::H3_MESSAGE_ERROR);
-            pipe.borrow_mut().up.finish();
-            return None;
+            return malformed(pipe, recv);
         }
         if data.is_empty() {
             continue;
@@ -240,6 +241,16 @@ async fn request_body(
             return Some(recv);
         }
     }
+}
+
+/// DATA disagreeing with the declared length: the body ends short for the connection code
+/// (which answers nothing), and the stream is reset as malformed both ways.
+fn malformed(pipe: &Shared, mut recv: RecvHalf) -> Option<RecvHalf> {
+    recv.stop_sending(Code::H3_MESSAGE_ERROR);
+    let mut p = pipe.borrow_mut();
+    p.malformed = true;
+    p.up.finish();
+    None
 }
 
 /// Take the HTTP/1.1 response the connection code writes and send it as HTTP/3. False when

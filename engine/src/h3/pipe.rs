@@ -79,6 +79,8 @@ pub(crate) struct Pipe {
     pub up: Direction,
     /// Response bytes, connection code → bridge.
     pub down: Direction,
+    /// The request's DATA disagreed with its Content-Length: the stream is malformed.
+    pub malformed: bool,
 }
 
 pub(crate) type Shared = Rc<RefCell<Pipe>>;
