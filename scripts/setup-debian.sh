@@ -5,6 +5,8 @@
 #     a dependency that looks for one finds the tool);
 #   - curl, ca-certificates: to download rustup;
 #   - git: to clone the repository;
+#   - python3, python3-pip and aioquic (from PyPI): the independent HTTP/3 client that
+#     tests/h3.rs runs (tests/h3_aioquic.py); without it that one test says it was skipped;
 # then the Rust toolchain with rustup (stable, with clippy and rustfmt, as CI uses them).
 # Run as a user with sudo, or as root. Safe to run twice.
 set -euo pipefail
@@ -16,7 +18,10 @@ fi
 
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
-    build-essential pkg-config curl ca-certificates git
+    build-essential pkg-config curl ca-certificates git python3 python3-pip
+# Debian marks its Python as externally managed; aioquic is a test client only.
+python3 -m pip install --user --quiet aioquic 2>/dev/null ||
+    python3 -m pip install --user --quiet --break-system-packages aioquic
 
 if ! command -v rustup >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/rustup" ]; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |

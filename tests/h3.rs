@@ -17,7 +17,7 @@ use std::time::Duration;
 type Client = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
 
 struct H3Server {
-    _pki: Pki,
+    pki: Pki,
     server: bext::Server,
     pki_client: bext_tls::rustls::ClientConfig,
 }
@@ -41,7 +41,7 @@ fn serve(tag: &str, sites: &str, edit: impl FnOnce(&mut bext_engine::Pipeline)) 
     .expect("bext starts");
     let pki_client = pki.client();
     H3Server {
-        _pki: pki,
+        pki,
         server,
         pki_client,
     }
@@ -148,7 +148,9 @@ fn get_post_static_and_problems_run_the_same_pipeline() {
         let ep = client_endpoint(&s);
         let (_conn, mut c) = connect(&ep, a).await;
         // A respond route with a response header operation.
-        let r = exchange(&mut c, "GET", "/hello", &[], None).await.expect("get");
+        let r = exchange(&mut c, "GET", "/hello", &[], None)
+            .await
+            .expect("get");
         assert_eq!(r.status, 200);
         assert_eq!(r.body, b"hello over h3");
         assert_eq!(r.headers.get("x-stage").unwrap(), "h3");
@@ -163,9 +165,15 @@ fn get_post_static_and_problems_run_the_same_pipeline() {
         // length, then the same without one (chunked towards the origin).
         let up: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
         let len = up.len().to_string();
-        let r = exchange(&mut c, "POST", "/app/echo", &[("content-length", &len)], Some(&up))
-            .await
-            .expect("post");
+        let r = exchange(
+            &mut c,
+            "POST",
+            "/app/echo",
+            &[("content-length", &len)],
+            Some(&up),
+        )
+        .await
+        .expect("post");
         assert_eq!(r.status, 200);
         assert!(r.body == up, "echoed body differs ({} bytes)", r.body.len());
         let r = exchange(&mut c, "POST", "/app/echo", &[], Some(&up[..100_000]))
@@ -174,7 +182,9 @@ fn get_post_static_and_problems_run_the_same_pipeline() {
         assert_eq!(r.status, 200);
         assert!(r.body == up[..100_000], "echoed body differs");
         // No route: the engine's problem+json.
-        let r = exchange(&mut c, "GET", "/nowhere", &[], None).await.expect("404");
+        let r = exchange(&mut c, "GET", "/nowhere", &[], None)
+            .await
+            .expect("404");
         assert_eq!(r.status, 404);
         assert_eq!(
             r.headers.get("content-type").unwrap(),
@@ -182,7 +192,9 @@ fn get_post_static_and_problems_run_the_same_pipeline() {
         );
         assert!(String::from_utf8_lossy(&r.body).contains("route-not-found"));
         // HEAD: the length, no body.
-        let r = exchange(&mut c, "HEAD", "/hello", &[], None).await.expect("head");
+        let r = exchange(&mut c, "HEAD", "/hello", &[], None)
+            .await
+            .expect("head");
         assert_eq!(r.status, 200);
         assert!(r.body.is_empty());
     });
@@ -246,13 +258,17 @@ fn malformed_requests_are_stream_errors_and_the_connection_lives_on() {
         // What HTTP/1.1 refuses is refused the same way: a field name the strict parser
         // rejects would not survive QPACK, so an over-long target stands for the limits.
         let long = format!("/{}", "a".repeat(9000));
-        let r = exchange(&mut c, "GET", &long, &[], None).await.expect("414");
+        let r = exchange(&mut c, "GET", &long, &[], None)
+            .await
+            .expect("414");
         assert_eq!(r.status, 414);
         assert_eq!(
             r.headers.get("content-type").unwrap(),
             "application/problem+json"
         );
-        let r = exchange(&mut c, "GET", "/after", &[], None).await.expect("after");
+        let r = exchange(&mut c, "GET", "/after", &[], None)
+            .await
+            .expect("after");
         assert_eq!(r.status, 200);
         assert_eq!(r.body, b"fine");
     });
@@ -302,7 +318,9 @@ fn a_client_that_moves_to_a_new_port_keeps_its_connection() {
     rt().block_on(async {
         let ep = client_endpoint(&s);
         let (conn, mut c) = connect(&ep, a).await;
-        let r = exchange(&mut c, "GET", "/before", &[], None).await.expect("before");
+        let r = exchange(&mut c, "GET", "/before", &[], None)
+            .await
+            .expect("before");
         assert_eq!(r.status, 200);
         let before = ep.local_addr().expect("addr");
         let fresh = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
@@ -339,4 +357,71 @@ fn the_idle_timeout_is_the_servers_limit() {
             "{reason:?}"
         );
     });
+}
+
+/// aioquic (Python) importable: `scripts/setup-debian.sh` installs it.
+fn have_aioquic() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import aioquic"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn aioquic_client_gets_posts_and_is_refused_like_quinns() {
+    if !have_aioquic() {
+        eprintln!("aioquic not installed (scripts/setup-debian.sh installs it): skipped");
+        return;
+    }
+    let origin = common::origin(16);
+    let sites = format!(
+        "upstream app {{ server {} }}\nsite * {{\n    route /hello {{ respond 200 \"hello aioquic\" }}\n    route /app/* {{ proxy app }}\n}}\n",
+        common::addr(&origin)
+    );
+    let s = serve("h3-aioquic", &sites, |_| {});
+    let a = common::addr(&s.server);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_aioquic.py");
+    let mut args = vec![
+        script.to_string(),
+        "127.0.0.1".into(),
+        a.port().to_string(),
+        "a.test".into(),
+        s.pki.ca_file.clone(),
+        "GET:/hello".into(),
+        "POST:/app/echo:1500000".into(),
+    ];
+    // 100 concurrent streams on the connection.
+    args.extend((0..100).map(|i| format!("GET:/hello?n={i}")));
+    // Malformed: connection-specific fields, a body longer than its Content-Length.
+    args.push("GET:/hello:-:connection=close".into());
+    args.push("GET:/hello:-:transfer-encoding=chunked".into());
+    args.push("POST:/hello:5:content-length=3".into());
+    let out = std::process::Command::new("python3")
+        .args(&args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "aioquic client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 105);
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[0]["length"], 13);
+    // The echoed body is the one sent.
+    assert_eq!(lines[1]["status"], 200);
+    assert_eq!(lines[1]["length"], 1_500_000);
+    assert_eq!(lines[1]["sha256"], lines[1]["sent_sha256"]);
+    for l in &lines[2..102] {
+        assert_eq!(l["status"], 200);
+        assert_eq!(l["length"], 13);
+    }
+    // H3_MESSAGE_ERROR (0x10e), RFC 9114 §8.1.
+    for l in &lines[102..] {
+        assert_eq!(l["error"], 0x10e, "{l}");
+    }
 }

@@ -414,14 +414,19 @@ mod tests {
     #[test]
     fn split_cookies_are_joined() {
         let (h, _) = head_of(&req(&[("cookie", "a=1"), ("cookie", "b=2")])).unwrap();
-        assert!(String::from_utf8(h).unwrap().ends_with("cookie: a=1; b=2\r\n"));
+        assert!(String::from_utf8(h)
+            .unwrap()
+            .ends_with("cookie: a=1; b=2\r\n"));
     }
 
     #[test]
     fn malformed_fields_are_refused() {
         let table: &[(&[(&str, &str)], Malformed)] = &[
             (&[("connection", "close")], Malformed::ConnectionSpecific),
-            (&[("transfer-encoding", "chunked")], Malformed::ConnectionSpecific),
+            (
+                &[("transfer-encoding", "chunked")],
+                Malformed::ConnectionSpecific,
+            ),
             (&[("keep-alive", "5")], Malformed::ConnectionSpecific),
             (&[("upgrade", "websocket")], Malformed::ConnectionSpecific),
             (&[("proxy-connection", "x")], Malformed::ConnectionSpecific),

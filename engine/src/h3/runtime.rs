@@ -71,7 +71,9 @@ pub(crate) struct Timer {
 
 impl fmt::Debug for Timer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timer").field("deadline", &self.deadline).finish()
+        f.debug_struct("Timer")
+            .field("deadline", &self.deadline)
+            .finish()
     }
 }
 
