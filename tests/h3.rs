@@ -24,6 +24,16 @@ struct H3Server {
 
 /// bext serving `sites` on a TLS listener with HTTP/3 on, for the name `a.test`.
 fn serve(tag: &str, sites: &str, edit: impl FnOnce(&mut bext_engine::Pipeline)) -> H3Server {
+    serve_on(tag, sites, 1, edit)
+}
+
+/// [`serve`] with `workers` workers.
+fn serve_on(
+    tag: &str,
+    sites: &str,
+    workers: usize,
+    edit: impl FnOnce(&mut bext_engine::Pipeline),
+) -> H3Server {
     let pki = Pki::new(tag);
     let (cert, key) = pki.leaf(
         "a",
@@ -34,7 +44,11 @@ fn serve(tag: &str, sites: &str, edit: impl FnOnce(&mut bext_engine::Pipeline)) 
     );
     let text = format!("listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }}\n{sites}");
     let c = bext_dsl::compile_str("h3.bext", &text).expect("configuration compiles");
-    let server = bext::start_with_stages(c.config, common::opts(), |p| {
+    let opts = bext::StartOptions {
+        workers: Some(workers),
+        ..common::opts()
+    };
+    let server = bext::start_with_stages(c.config, opts, |p| {
         p.http3 = p.listeners.clone();
         edit(p);
     })
@@ -424,4 +438,47 @@ fn aioquic_client_gets_posts_and_is_refused_like_quinns() {
     for l in &lines[102..] {
         assert_eq!(l["error"], 0x10e, "{l}");
     }
+}
+
+#[test]
+fn connections_spread_over_cores_and_stay_on_theirs_when_clients_move() {
+    let s = serve_on(
+        "h3-cores",
+        "site * { route /* { respond 200 \"core\" } }\n",
+        4,
+        |_| {},
+    );
+    let a = common::addr(&s.server);
+    rt().block_on(async {
+        // Eight clients from eight ports: the kernel's hash spreads their first packets.
+        let mut clients = Vec::new();
+        for _ in 0..8 {
+            let ep = client_endpoint(&s);
+            let (conn, c) = connect(&ep, a).await;
+            clients.push((ep, conn, c));
+        }
+        for (ep, conn, c) in &mut clients {
+            let r = exchange(c, "GET", "/before", &[], None)
+                .await
+                .expect("before");
+            assert_eq!(r.status, 200);
+            // A new port hashes anywhere; the connection id still names the owner.
+            let fresh = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+            ep.rebind(fresh).expect("rebind");
+            for i in 0..3 {
+                let r = exchange(c, "GET", &format!("/after{i}"), &[], None)
+                    .await
+                    .expect("after the move");
+                assert_eq!(r.body, b"core");
+            }
+            assert!(conn.close_reason().is_none());
+        }
+    });
+    // 32 requests, served by more than one worker: the connections were spread.
+    let per_worker: Vec<u64> = s.server.stats().iter().map(|w| w.2).collect();
+    assert_eq!(per_worker.iter().sum::<u64>(), 32, "{per_worker:?}");
+    assert!(
+        per_worker.iter().filter(|n| **n > 0).count() > 1,
+        "{per_worker:?}"
+    );
 }

@@ -20,16 +20,15 @@
 //! a tokio runtime on a side thread (a second scheduler per core and a cross-thread hop per
 //! request, against the thread-per-core model).
 //!
-//! **One connection, one core.** Each worker would bind its own UDP socket, but the kernel
-//! spreads datagrams by address hash, so a client that changes address (migration, NAT
-//! rebinding) would land on another core that does not know the connection. Until the
-//! datagrams are steered by connection id (a reuseport BPF program reading a core number that
-//! the server encodes in its connection ids), HTTP/3 is served by worker 0 alone: correct on
-//! every kernel, not yet spread over the cores.
+//! **One connection, one core.** Each worker has its own UDP socket on the listener's port
+//! (`SO_REUSEPORT`); a BPF program on the group steers each datagram to the worker whose
+//! number is written in the connection id (see `steer.rs`, with the fallback where the
+//! kernel refuses the program: worker 0 alone).
 
 mod bridge;
 mod pipe;
 mod runtime;
+mod steer;
 
 pub use pipe::QuicStream;
 
@@ -147,8 +146,17 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
             return;
         }
     };
-    let socket = match bind_udp(bound) {
-        Ok(s) => s,
+    let workers = w.shared.stats.len();
+    let socket = match steer::take(bound, w.id, workers) {
+        Ok(steer::Taken::Socket { socket, steered }) => {
+            if !steered && workers > 1 {
+                eprintln!(
+                    "bext: http3 on {bound}: datagrams cannot be steered by connection id here; worker 0 serves HTTP/3 alone"
+                );
+            }
+            socket
+        }
+        Ok(steer::Taken::NotThisWorker) => return,
         Err(e) => {
             eprintln!("bext: http3 on {bound}: {e}");
             return;
@@ -162,18 +170,17 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
             return;
         }
     };
-    let endpoint = match quinn::Endpoint::new_with_abstract_socket(
-        quinn::EndpointConfig::default(),
-        Some(config),
-        socket,
-        rt,
-    ) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("bext: http3 on {bound}: {e}");
-            return;
-        }
-    };
+    let mut ep_config = quinn::EndpointConfig::default();
+    let id = w.id;
+    ep_config.cid_generator(move || Box::new(steer::CoreCids::new(id, workers)));
+    let endpoint =
+        match quinn::Endpoint::new_with_abstract_socket(ep_config, Some(config), socket, rt) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("bext: http3 on {bound}: {e}");
+                return;
+            }
+        };
     let mut generation = w.pipeline().generation;
     loop {
         let incoming = {

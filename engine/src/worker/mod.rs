@@ -532,8 +532,8 @@ pub async fn run(
         monoio::spawn(crate::idle::watch(w.clone()));
     }
     for (addr, l) in listeners {
-        // HTTP/3 on worker 0 only, until datagrams are steered by connection id (see `h3`).
-        if w.id == 0 && w.pipeline().http3.contains(&addr) {
+        // HTTP/3 on the same port over UDP (see `h3`, and `h3/steer.rs` for the cores).
+        if w.pipeline().http3.contains(&addr) {
             if let Ok(bound) = l.local_addr() {
                 monoio::spawn(crate::h3::serve(w.clone(), addr, bound));
             }
