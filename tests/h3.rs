@@ -482,3 +482,144 @@ fn connections_spread_over_cores_and_stay_on_theirs_when_clients_move() {
         "{per_worker:?}"
     );
 }
+
+/// A GET over TLS on TCP: the response head's fields, lower-cased.
+fn tcp_tls_fields(s: &H3Server, a: SocketAddr) -> Vec<(String, String)> {
+    use std::io::{Read, Write};
+    let name = bext_tls::rustls::pki_types::ServerName::try_from("a.test").expect("name");
+    let conn = bext_tls::rustls::ClientConnection::new(Arc::new(s.pki_client.clone()), name)
+        .expect("client");
+    let tcp = std::net::TcpStream::connect(a).expect("connect");
+    let mut tls = bext_tls::rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn tls_over_tcp_advertises_http3_on_the_same_port_and_only_there() {
+    let sites = "site * { route /* { respond 200 \"tcp\" } }\n";
+    let s = serve("h3-altsvc", sites, |_| {});
+    let a = common::addr(&s.server);
+    let fields = tcp_tls_fields(&s, a);
+    let alt: Vec<&String> = (fields.iter())
+        .filter(|(n, _)| n == "alt-svc")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(alt, [&format!("h3=\":{}\"; ma=86400", a.port())]);
+    // The same listener without HTTP/3 advertises nothing.
+    let plain = serve("h3-altsvc-off", sites, |p| p.http3.clear());
+    let fields = tcp_tls_fields(&plain, common::addr(&plain.server));
+    assert!(fields.iter().all(|(n, _)| n != "alt-svc"), "{fields:?}");
+}
+
+#[test]
+fn a_reload_swaps_the_pipeline_under_a_live_connection() {
+    let sites = |body: &str| format!("site * {{ route /* {{ respond 200 \"{body}\" }} }}\n");
+    let s = serve("h3-reload", &sites("one"), |_| {});
+    let a = common::addr(&s.server);
+    let (cert, key) = (
+        format!("{}/a.pem", s.pki.dir.0.display()),
+        format!("{}/a.key", s.pki.dir.0.display()),
+    );
+    rt().block_on(async {
+        let ep = client_endpoint(&s);
+        let (conn, mut c) = connect(&ep, a).await;
+        let r = exchange(&mut c, "GET", "/", &[], None)
+            .await
+            .expect("before");
+        assert_eq!(r.body, b"one");
+        let text = format!(
+            "listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }}\n{}",
+            sites("two")
+        );
+        let config = bext_dsl::compile_str("h3.bext", &text)
+            .expect("compiles")
+            .config;
+        let mut p = bext::compile_carrying(&config, 0, &s.server.limits(), &s.server.tls_carry())
+            .expect("pipeline");
+        p.http3 = p.listeners.clone();
+        s.server.control().reload(p).expect("reload");
+        let r = exchange(&mut c, "GET", "/", &[], None)
+            .await
+            .expect("after");
+        assert_eq!(r.body, b"two");
+        assert!(conn.close_reason().is_none(), "the connection survived");
+        // A new connection after the reload too.
+        let (_conn2, mut c2) = connect(&ep, a).await;
+        let r = exchange(&mut c2, "GET", "/", &[], None).await.expect("new");
+        assert_eq!(r.body, b"two");
+    });
+}
+
+#[test]
+fn a_draining_server_sends_goaway_and_finishes_the_request_in_flight() {
+    use std::io::Write;
+    use std::sync::mpsc;
+    let (arrived_tx, arrived) = mpsc::channel::<()>();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let arrived_tx = std::sync::Mutex::new(arrived_tx);
+    let release_rx = std::sync::Mutex::new(release_rx);
+    let slow = common::upstream(move |mut s| {
+        let _ = common::read_head(&mut s);
+        let _ = arrived_tx.lock().unwrap().send(());
+        let _ = release_rx.lock().unwrap().recv();
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone");
+    });
+    let sites = format!(
+        "upstream slow {{ server {slow} }}\nsite * {{\n    route /slow {{ proxy slow }}\n    route /* {{ respond 200 \"fast\" }}\n}}\n"
+    );
+    let s = serve("h3-drain", &sites, |_| {});
+    let a = common::addr(&s.server);
+    let runtime = rt();
+    let ep = runtime.block_on(async { client_endpoint(&s) });
+    let H3Server {
+        pki: _pki, server, ..
+    } = s;
+    runtime.block_on(async {
+        let (conn, c) = connect(&ep, a).await;
+        let mut c1 = c.clone();
+        let in_flight =
+            tokio::spawn(async move { exchange(&mut c1, "GET", "/slow", &[], None).await });
+        // The runtime runs the request while this waits for the upstream to see it.
+        let mut reached = false;
+        for _ in 0..1000 {
+            if arrived.try_recv().is_ok() {
+                reached = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(reached, "the request reached the upstream");
+        let stopping = std::thread::spawn(move || server.shutdown());
+        // New requests are refused once the GOAWAY arrived (bounded wait for it).
+        let mut c2 = c.clone();
+        let mut refused = false;
+        for _ in 0..500 {
+            if exchange(&mut c2, "GET", "/fast", &[], None).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(refused, "a request after GOAWAY was served");
+        release.send(()).expect("release");
+        let r = in_flight.await.expect("task").expect("in-flight request");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"done");
+        let reason = conn.closed().await;
+        assert!(
+            matches!(&reason, quinn::ConnectionError::ApplicationClosed(c) if c.error_code == 0x100u32.into()),
+            "{reason:?}"
+        );
+        stopping.join().expect("shutdown");
+    });
+}

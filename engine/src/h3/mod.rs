@@ -32,10 +32,11 @@ mod steer;
 
 pub use pipe::QuicStream;
 
+use crate::stream::ClientStream;
 use crate::worker::Worker;
 use bytes::Bytes;
 use quinn::crypto::rustls::QuicServerConfig;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::rc::Rc;
@@ -126,6 +127,44 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 
 thread_local! {
     static TIMERS: Cell<bool> = const { Cell::new(false) };
+    /// The `Alt-Svc` line of each TLS port of this worker that also serves HTTP/3.
+    static ALT_SVC: RefCell<Vec<(u16, Box<[u8]>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How long a client may remember that a port serves HTTP/3 (`ma`, seconds): a day, the
+/// common choice, short enough that turning HTTP/3 off is noticed soon.
+const ALT_SVC_MAX_AGE: u32 = 86_400;
+
+/// Advertise HTTP/3 on TLS connections accepted on `port` (this worker's thread).
+pub(crate) fn advertise(port: u16) {
+    ALT_SVC.with(|a| {
+        let mut a = a.borrow_mut();
+        if !a.iter().any(|(p, _)| *p == port) {
+            let line = format!("Alt-Svc: h3=\":{port}\"; ma={ALT_SVC_MAX_AGE}\r\n");
+            a.push((port, line.into_bytes().into_boxed_slice()));
+        }
+    });
+}
+
+/// Append the `Alt-Svc` field to a response head written on `stream`, when it is a TLS
+/// connection to a listener that also serves HTTP/3 (with the same certificates, on the same
+/// port). One `getsockname` per response on such connections; nothing elsewhere.
+pub(crate) fn alt_svc(stream: Option<&ClientStream>, out: &mut Vec<u8>) {
+    let Some(ClientStream::Tls(s)) = stream else {
+        return;
+    };
+    ALT_SVC.with(|a| {
+        let a = a.borrow();
+        if a.is_empty() {
+            return;
+        }
+        let Ok(local) = s.tcp().local_addr() else {
+            return;
+        };
+        if let Some((_, line)) = a.iter().find(|(p, _)| *p == local.port()) {
+            out.extend_from_slice(line);
+        }
+    });
 }
 
 /// Serve HTTP/3 for the TLS listener configured as `addr`, on UDP at `bound` (the TCP
@@ -196,6 +235,10 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
         let p = w.pipeline();
         if p.generation != generation {
             generation = p.generation;
+            if !p.http3.contains(&addr) {
+                // HTTP/3 turned off: no new connection; live ones finish as they are.
+                break;
+            }
             match p.tls_for(addr).map(|t| server_config(t, &p.quic)) {
                 Some(Ok(c)) => endpoint.set_server_config(Some(c)),
                 Some(Err(e)) => eprintln!("bext: http3 on {addr}: {e}"),
@@ -209,9 +252,30 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
         }
         monoio::spawn(connection(w.clone(), incoming));
     }
-    // Draining: no new connection; live ones get GOAWAY from their own task.
+    // Draining: no new connection; live ones get GOAWAY from their own task, finish their
+    // requests and close. The worker waits for that (bounded by its drain timeout), so the
+    // last responses and the closes leave before its runtime ends.
     endpoint.set_server_config(None);
+    let _busy = Busy::new(&w);
     endpoint.wait_idle().await;
+}
+
+/// Counts as a request in flight on the worker, so its drain waits.
+struct Busy<'a>(&'a Worker);
+
+impl<'a> Busy<'a> {
+    fn new(w: &'a Worker) -> Self {
+        w.in_flight.set(w.in_flight.get() + 1);
+        Busy(w)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .set(self.0.in_flight.get().saturating_sub(1));
+    }
 }
 
 /// One QUIC connection: its handshake, then a task per request stream. When the worker
@@ -231,11 +295,9 @@ async fn connection(w: Rc<Worker>, incoming: quinn::Incoming) {
     let Ok(mut h3c) = build else {
         return;
     };
-    let mut stopping = false;
+    let live = Rc::new(Cell::new(0usize));
     loop {
-        let next = if stopping {
-            h3c.accept().await
-        } else {
+        let next = {
             let raced = {
                 let accept = pin!(h3c.accept());
                 let stop = pin!(w.stop.wait());
@@ -247,21 +309,60 @@ async fn connection(w: Rc<Worker>, incoming: quinn::Incoming) {
             match raced {
                 Some(r) => r,
                 None => {
-                    // GOAWAY: requests already accepted finish, no new ones.
-                    stopping = true;
-                    if h3c.shutdown(0).await.is_err() {
-                        break;
+                    // The worker drains: GOAWAY (no new request), the accepted ones finish,
+                    // then the connection closes with H3_NO_ERROR.
+                    let _busy = Busy::new(&w);
+                    let _ = h3c.shutdown(0).await;
+                    let deadline = std::time::Instant::now() + w.pipeline().client.drain_timeout;
+                    let done = async {
+                        while live.get() > 0 && std::time::Instant::now() < deadline {
+                            monoio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    };
+                    let mut done = pin!(done);
+                    // Still accepting: h3 rejects streams past the GOAWAY (H3_REQUEST_REJECTED,
+                    // so the client may retry them elsewhere) and hands over the ones before.
+                    let finished = loop {
+                        let accept = pin!(h3c.accept());
+                        match crate::io::race(accept, done.as_mut()).await {
+                            crate::io::Either::Left(Ok(Some(resolver))) => {
+                                let peer = conn.remote_address();
+                                spawn_request(&w, &live, resolver, peer);
+                            }
+                            crate::io::Either::Left(_) => break false,
+                            crate::io::Either::Right(()) => break true,
+                        }
+                    };
+                    // A last wait, should the connection's accept have ended first.
+                    if !finished {
+                        done.await;
                     }
-                    continue;
+                    conn.close(0x100u32.into(), b"");
+                    return;
                 }
             }
         };
         match next {
             Ok(Some(resolver)) => {
                 let peer = conn.remote_address();
-                monoio::spawn(bridge::request(w.clone(), resolver, peer));
+                spawn_request(&w, &live, resolver, peer);
             }
             Ok(None) | Err(_) => break,
         }
     }
+}
+
+/// A task for one request stream, counted in `live` while it runs.
+fn spawn_request(
+    w: &Rc<Worker>,
+    live: &Rc<Cell<usize>>,
+    resolver: h3::server::RequestResolver<h3_quinn::Connection, Bytes>,
+    peer: SocketAddr,
+) {
+    let (w, live) = (w.clone(), live.clone());
+    live.set(live.get() + 1);
+    monoio::spawn(async move {
+        bridge::request(w, resolver, peer).await;
+        live.set(live.get() - 1);
+    });
 }

@@ -1449,6 +1449,7 @@ pub(crate) async fn proxy_tapped(
             };
         }
         let mut extra = Vec::new();
+        crate::h3::alt_svc(ctx.stream.as_ref(), &mut extra);
         if let Some(t) = tap.as_mut() {
             let rh = &*ctx.rhead;
             let fields: Vec<(&[u8], &[u8])> = (rh.headers.iter())
@@ -1524,6 +1525,8 @@ pub(crate) async fn proxy_tapped(
         w.give_xfer(ubuf);
         return Outcome::closed(400, Some("client-closed"));
     }
+    let mut alt_svc = Vec::new();
+    crate::h3::alt_svc(ctx.stream.as_ref(), &mut alt_svc);
     let Some(client) = ctx.stream.take() else {
         return Outcome::closed(400, None);
     };
@@ -1579,7 +1582,7 @@ pub(crate) async fn proxy_tapped(
                 &head_sent,
                 &body_done,
                 None,
-                b"",
+                &alt_svc,
             )
             .await)
         };

@@ -535,6 +535,7 @@ pub async fn run(
         // HTTP/3 on the same port over UDP (see `h3`, and `h3/steer.rs` for the cores).
         if w.pipeline().http3.contains(&addr) {
             if let Ok(bound) = l.local_addr() {
+                crate::h3::advertise(bound.port());
                 monoio::spawn(crate::h3::serve(w.clone(), addr, bound));
             }
         }
