@@ -623,3 +623,33 @@ fn a_draining_server_sends_goaway_and_finishes_the_request_in_flight() {
         stopping.join().expect("shutdown");
     });
 }
+
+#[test]
+fn proxied_requests_carry_the_https_scheme_and_canonical_fields() {
+    use std::io::Write;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let tx = std::sync::Mutex::new(tx);
+    let up = common::upstream(move |mut s| {
+        let head = common::read_head(&mut s);
+        let _ = tx.lock().unwrap().send(head);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    });
+    let sites = format!("upstream app {{ server {up} }}\nsite * {{ route /* {{ proxy app }} }}\n");
+    let s = serve("h3-proxied", &sites, |_| {});
+    let a = common::addr(&s.server);
+    rt().block_on(async {
+        let ep = client_endpoint(&s);
+        let (_conn, mut c) = connect(&ep, a).await;
+        let fields = [("cookie", "a=1"), ("cookie", "b=2"), ("x-client", "yes")];
+        let r = exchange(&mut c, "GET", "/p?q=1", &fields, None).await.expect("get");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"ok");
+    });
+    let head = rx.recv_timeout(Duration::from_secs(10)).expect("upstream head");
+    let lower = head.to_ascii_lowercase();
+    assert!(head.starts_with("GET /p?q=1 HTTP/1.1\r\n"), "{head}");
+    assert!(lower.contains("\r\nhost: a.test\r\n"), "{head}");
+    assert!(lower.contains("\r\nx-forwarded-proto: https\r\n"), "{head}");
+    assert!(lower.contains("\r\ncookie: a=1; b=2\r\n"), "{head}");
+    assert!(lower.contains("\r\nx-client: yes\r\n"), "{head}");
+}

@@ -103,6 +103,16 @@ impl ClientStream {
         }
     }
 
+    /// On an encrypted connection (TLS, QUIC), the verified client certificate's identity if
+    /// any: `Some` means `https`, whatever is inside.
+    pub fn tls_identity(&self) -> Option<Option<String>> {
+        match self {
+            ClientStream::Tcp(_) => None,
+            ClientStream::Tls(s) => Some(s.session().client_subject.clone()),
+            ClientStream::Quic(_) => Some(None),
+        }
+    }
+
     /// A read half and a write half that may be used at once (see the module docs).
     pub fn into_split(self) -> (ClientRead, ClientWrite) {
         match self {

@@ -1233,11 +1233,7 @@ pub(crate) async fn proxy_tapped(
     // A body the request body filters read is forwarded as they left it, like a buffered one.
     let mut buffered: Option<Vec<u8>> = ctx.body.take();
     // Over TLS: the verified client identity, if any (copied: the stream is lent out below).
-    let tls: Option<Option<String>> = ctx
-        .stream
-        .as_ref()
-        .and_then(|s| s.tls())
-        .map(|t| t.client_subject.clone());
+    let tls: Option<Option<String>> = ctx.stream.as_ref().and_then(|s| s.tls_identity());
     if route.request_buffering && has_body {
         let mut body = Vec::new();
         match read_whole_body(ctx, &mut body, None).await {
