@@ -641,11 +641,15 @@ fn proxied_requests_carry_the_https_scheme_and_canonical_fields() {
         let ep = client_endpoint(&s);
         let (_conn, mut c) = connect(&ep, a).await;
         let fields = [("cookie", "a=1"), ("cookie", "b=2"), ("x-client", "yes")];
-        let r = exchange(&mut c, "GET", "/p?q=1", &fields, None).await.expect("get");
+        let r = exchange(&mut c, "GET", "/p?q=1", &fields, None)
+            .await
+            .expect("get");
         assert_eq!(r.status, 200);
         assert_eq!(r.body, b"ok");
     });
-    let head = rx.recv_timeout(Duration::from_secs(10)).expect("upstream head");
+    let head = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("upstream head");
     let lower = head.to_ascii_lowercase();
     assert!(head.starts_with("GET /p?q=1 HTTP/1.1\r\n"), "{head}");
     assert!(lower.contains("\r\nhost: a.test\r\n"), "{head}");
