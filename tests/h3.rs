@@ -139,6 +139,9 @@ async fn exchange(
     })
 }
 
+/// Request fields of a table row.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 fn message_error(e: &StreamError) -> bool {
     matches!(e, StreamError::RemoteTerminate { code, .. } if *code == Code::H3_MESSAGE_ERROR)
 }
@@ -251,7 +254,7 @@ fn malformed_requests_are_stream_errors_and_the_connection_lives_on() {
     rt().block_on(async {
         let ep = client_endpoint(&s);
         let (_conn, mut c) = connect(&ep, a).await;
-        let table: &[(&[(&str, &str)], Option<&[u8]>)] = &[
+        let table: &[(Fields, Option<&[u8]>)] = &[
             (&[("connection", "keep-alive")], None),
             (&[("transfer-encoding", "chunked")], None),
             (&[("keep-alive", "timeout=5")], None),
