@@ -88,7 +88,9 @@ impl Timer {
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        WHEEL.with(|w| w.borrow_mut().forget(self.id));
+        // `try_with`: a timer dropped while the thread's locals are torn down has nothing
+        // left to forget.
+        let _ = WHEEL.try_with(|w| w.borrow_mut().forget(self.id));
     }
 }
 
@@ -99,10 +101,10 @@ impl AsyncTimer for Timer {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.deadline {
-            WHEEL.with(|w| w.borrow_mut().forget(self.id));
+            let _ = WHEEL.try_with(|w| w.borrow_mut().forget(self.id));
             return Poll::Ready(());
         }
-        WHEEL.with(|w| w.borrow_mut().arm(self.id, self.deadline, cx.waker()));
+        let _ = WHEEL.try_with(|w| w.borrow_mut().arm(self.id, self.deadline, cx.waker()));
         Poll::Pending
     }
 }
@@ -422,5 +424,54 @@ async fn watch(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+    use std::time::Duration;
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn due_timers_wake_once_and_reset_deadlines_leave_no_live_entry() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let woken = || count.0.load(Ordering::Relaxed);
+        let ms = Duration::from_millis;
+        let mut w = TimerWheel::default();
+        let t0 = Instant::now();
+        w.arm(1, t0 + ms(10), &waker);
+        // Reset to later: the 10 ms entry goes stale.
+        w.arm(1, t0 + ms(50), &waker);
+        w.arm(2, t0 + ms(20), &waker);
+        assert_eq!(w.fire(t0 + ms(15)), Some(t0 + ms(20)));
+        assert_eq!(woken(), 0);
+        assert_eq!(w.fire(t0 + ms(30)), Some(t0 + ms(50)));
+        assert_eq!(woken(), 1);
+        assert_eq!(w.fire(t0 + ms(60)), None);
+        assert_eq!(woken(), 2);
+        // Armed again with the same deadline: one entry, one wake-up.
+        w.arm(3, t0 + ms(70), &waker);
+        w.arm(3, t0 + ms(70), &waker);
+        assert_eq!(w.heap.len(), 1);
+        // A timer reset on every packet: stale entries are compacted away.
+        for i in 0..10_000 {
+            w.arm(4, t0 + ms(1_000 + i), &waker);
+        }
+        assert!(w.heap.len() <= 2 * w.armed.len() + 65, "{}", w.heap.len());
+        // A dropped timer is forgotten: it never wakes.
+        w.forget(4);
+        assert_eq!(w.fire(t0 + ms(100_000)), None);
+        assert_eq!(woken(), 3);
     }
 }
