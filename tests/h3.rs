@@ -660,3 +660,40 @@ fn proxied_requests_carry_the_https_scheme_and_canonical_fields() {
     assert!(lower.contains("\r\ncookie: a=1; b=2\r\n"), "{head}");
     assert!(lower.contains("\r\nx-client: yes\r\n"), "{head}");
 }
+
+#[test]
+fn quic_connections_count_against_the_connection_cap() {
+    let s = serve(
+        "h3-cap",
+        "site * { route /* { respond 200 \"capped\" } }\n",
+        |p| p.client.max_connections = 2,
+    );
+    let a = common::addr(&s.server);
+    rt().block_on(async {
+        let ep = client_endpoint(&s);
+        let (first, _c1) = connect(&ep, a).await;
+        let (_second, mut c2) = connect(&ep, a).await;
+        let r = exchange(&mut c2, "GET", "/", &[], None)
+            .await
+            .expect("second");
+        assert_eq!(r.body, b"capped");
+        let third = ep.connect(a, "a.test").expect("connect").await;
+        assert!(
+            matches!(&third, Err(quinn::ConnectionError::ConnectionClosed(c))
+                if c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED),
+            "{third:?}"
+        );
+        // Room again once a connection has closed (bounded wait for the server to see it).
+        first.close(0x100u32.into(), b"");
+        let mut served = false;
+        for _ in 0..100 {
+            if let Ok(conn) = ep.connect(a, "a.test").expect("connect").await {
+                drop(conn);
+                served = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(served, "a connection was accepted after one closed");
+    });
+}

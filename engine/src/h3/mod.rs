@@ -260,6 +260,15 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
     endpoint.wait_idle().await;
 }
 
+/// Counts as a client connection of the worker while it lives.
+struct Counted<'a>(&'a Worker);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.connections_closed(1);
+    }
+}
+
 /// Counts as a request in flight on the worker, so its drain waits.
 struct Busy<'a>(&'a Worker);
 
@@ -279,8 +288,16 @@ impl Drop for Busy<'_> {
 }
 
 /// One QUIC connection: its handshake, then a task per request stream. When the worker
-/// stops it sends GOAWAY and lets the requests in flight finish.
+/// stops it sends GOAWAY and lets the requests in flight finish. A QUIC connection counts
+/// against the worker's `limits { connections }` like a TCP one: at the cap new ones are
+/// refused (CONNECTION_REFUSED, no state kept).
 async fn connection(w: Rc<Worker>, incoming: quinn::Incoming) {
+    if w.connections.get() >= w.pipeline().client.max_connections {
+        incoming.refuse();
+        return;
+    }
+    w.connections.set(w.connections.get() + 1);
+    let _count = Counted(&w);
     let Ok(connecting) = incoming.accept() else {
         return;
     };
