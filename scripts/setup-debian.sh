@@ -6,6 +6,8 @@
 #   - curl, ca-certificates: to download rustup;
 #   - git: to clone the repository;
 #   - prometheus: its `promtool`, which the tests run on the admin endpoint's /metrics;
+#   - python3, python3-pip and aioquic (from PyPI): the independent HTTP/3 client that
+#     tests/h3.rs runs (tests/h3_aioquic.py); without it that one test says it was skipped;
 # then the Rust toolchain with rustup (stable, with clippy and rustfmt, as CI uses them).
 # Run as a user with sudo, or as root. Safe to run twice.
 set -euo pipefail
@@ -17,7 +19,10 @@ fi
 
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
-    build-essential pkg-config curl ca-certificates git prometheus
+    build-essential pkg-config curl ca-certificates git prometheus python3 python3-pip
+# Debian marks its Python as externally managed; aioquic is a test client only.
+python3 -m pip install --user --quiet aioquic 2>/dev/null ||
+    python3 -m pip install --user --quiet --break-system-packages aioquic
 
 if ! command -v rustup >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/rustup" ]; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |

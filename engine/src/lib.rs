@@ -12,6 +12,7 @@ pub mod body;
 mod conn;
 pub mod date;
 pub mod error;
+pub mod h3;
 pub(crate) mod handler;
 pub mod health;
 pub(crate) mod idle;

@@ -359,6 +359,10 @@ pub struct Pipeline {
     /// The labels of each route's metrics, in the order of `routes`, then those of requests
     /// no route took.
     pub metric_labels: std::sync::Arc<[crate::metrics::RouteLabels]>,
+    /// TLS listeners (as configured) that also serve HTTP/3 on UDP (see `h3`).
+    pub http3: Vec<SocketAddr>,
+    /// QUIC's limits for those listeners.
+    pub quic: crate::h3::QuicLimits,
 }
 
 impl Pipeline {
@@ -451,10 +455,14 @@ impl Pipeline {
         generation: u64,
     ) -> Result<Pipeline, CompileError> {
         let mut listeners = Vec::new();
+        let mut http3 = Vec::new();
         for l in &config.listeners {
             let addr = resolve(&l.addr, &l.at)?;
             if !listeners.contains(&addr) {
                 listeners.push(addr);
+            }
+            if l.http3 && l.tls.is_some() && !http3.contains(&addr) {
+                http3.push(addr);
             }
         }
         let mut upstreams = Vec::new();
@@ -614,6 +622,8 @@ impl Pipeline {
                 .collect(),
             metrics: g.metrics,
             metric_labels: crate::metrics::RouteLabels::of_config(config),
+            http3,
+            quic: crate::h3::QuicLimits::default(),
         })
     }
 }

@@ -1,8 +1,8 @@
 //! The client connection's byte stream, whatever carries it.
 //!
 //! Connection code (`conn`) and handlers read and write a [`ClientStream`], never a socket
-//! type: plain TCP, or a TLS session over TCP (`tls.rs`); a QUIC stream would be a further
-//! kind. Each is a variant here with its own answers to the questions whose answers differ by
+//! type: plain TCP, a TLS session over TCP (`tls.rs`), or one HTTP/3 request stream of a
+//! QUIC connection (`h3/pipe.rs`), which carries one request and never parks. Each is a variant here with its own answers to the questions whose answers differ by
 //! kind:
 //!
 //! - **Parking** ([`ClientStream::parking`]): how a connection waits for its next request once
@@ -24,6 +24,7 @@
 //!
 //! The variants dispatch statically: a match per call, no allocation, no virtual call.
 
+use crate::h3::QuicStream;
 use crate::tls::{TlsRead, TlsStream, TlsWrite};
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent};
@@ -51,6 +52,8 @@ pub enum ClientStream {
     Tcp(TcpStream),
     /// A TLS session over TCP, its handshake done.
     Tls(TlsStream),
+    /// One HTTP/3 request stream (see `h3/pipe.rs`).
+    Quic(QuicStream),
 }
 
 impl From<TcpStream> for ClientStream {
@@ -65,6 +68,7 @@ impl ClientStream {
         match self {
             ClientStream::Tcp(_) => Parking::Descriptor,
             ClientStream::Tls(_) => Parking::Session,
+            ClientStream::Quic(_) => Parking::InTask,
         }
     }
 
@@ -73,7 +77,7 @@ impl ClientStream {
     pub fn sendfile_socket(&self) -> Option<RawFd> {
         match self {
             ClientStream::Tcp(s) => Some(s.as_raw_fd()),
-            ClientStream::Tls(_) => None,
+            ClientStream::Tls(_) | ClientStream::Quic(_) => None,
         }
     }
 
@@ -82,7 +86,7 @@ impl ClientStream {
     pub fn into_tcp(self) -> Result<TcpStream, ClientStream> {
         match self {
             ClientStream::Tcp(s) => Ok(s),
-            s @ ClientStream::Tls(_) => Err(s),
+            s @ (ClientStream::Tls(_) | ClientStream::Quic(_)) => Err(s),
         }
     }
 
@@ -91,14 +95,25 @@ impl ClientStream {
         match self {
             ClientStream::Tcp(s) => s.peer_addr(),
             ClientStream::Tls(s) => s.tcp().peer_addr(),
+            ClientStream::Quic(s) => Ok(s.peer_addr()),
         }
     }
 
     /// The TLS session, on a TLS connection.
     pub fn tls(&self) -> Option<std::cell::Ref<'_, crate::tls::Session>> {
         match self {
-            ClientStream::Tcp(_) => None,
+            ClientStream::Tcp(_) | ClientStream::Quic(_) => None,
             ClientStream::Tls(s) => Some(s.session()),
+        }
+    }
+
+    /// On an encrypted connection (TLS, QUIC), the verified client certificate's identity if
+    /// any: `Some` means `https`, whatever is inside.
+    pub fn tls_identity(&self) -> Option<Option<String>> {
+        match self {
+            ClientStream::Tcp(_) => None,
+            ClientStream::Tls(s) => Some(s.session().client_subject.clone()),
+            ClientStream::Quic(_) => Some(None),
         }
     }
 
@@ -113,6 +128,7 @@ impl ClientStream {
                 let (r, w) = s.into_split();
                 (ClientRead::Tls(r), ClientWrite::Tls(w))
             }
+            ClientStream::Quic(s) => (ClientRead::Quic(s.clone()), ClientWrite::Quic(s)),
         }
     }
 
@@ -121,14 +137,23 @@ impl ClientStream {
         match self {
             ClientStream::Tcp(s) => s.readable(relaxed).await,
             ClientStream::Tls(s) => s.readable(relaxed).await,
+            ClientStream::Quic(s) => s.readable().await,
         }
     }
 
     /// Wait until the stream can be written.
     pub fn writable(&self, relaxed: bool) -> impl Future<Output = std::io::Result<()>> + '_ {
-        match self {
-            ClientStream::Tcp(s) => s.writable(relaxed),
-            ClientStream::Tls(s) => s.tcp().writable(relaxed),
+        let tcp = match self {
+            ClientStream::Tcp(s) => Some(s),
+            ClientStream::Tls(s) => Some(s.tcp()),
+            // Writes to a request stream wait in `write` for room in its buffer.
+            ClientStream::Quic(_) => None,
+        };
+        async move {
+            match tcp {
+                Some(s) => s.writable(relaxed).await,
+                None => Ok(()),
+            }
         }
     }
 }
@@ -139,6 +164,7 @@ impl AsyncReadRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.read(buf).await,
             ClientStream::Tls(s) => s.read(buf).await,
+            ClientStream::Quic(s) => s.read(buf).await,
         }
     }
 
@@ -146,7 +172,7 @@ impl AsyncReadRent for ClientStream {
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             ClientStream::Tcp(s) => s.readv(buf).await,
-            ClientStream::Tls(_) => (Err(unsupported_readv()), buf),
+            ClientStream::Tls(_) | ClientStream::Quic(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
@@ -161,6 +187,10 @@ impl CancelableAsyncReadRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.cancelable_read(buf, c).await,
             ClientStream::Tls(s) => s.cancelable_read(buf, c).await,
+            // A request stream's read cannot be tied to a canceller: answered as cancelled at
+            // once, so the proxy's watch for a departing client stands aside (a client that
+            // resets its stream is seen by the bridge instead).
+            ClientStream::Quic(_) => (Err(std::io::Error::from_raw_os_error(125)), buf),
         }
     }
 
@@ -172,7 +202,7 @@ impl CancelableAsyncReadRent for ClientStream {
     ) -> BufResult<usize, T> {
         match self {
             ClientStream::Tcp(s) => s.cancelable_readv(buf, c).await,
-            ClientStream::Tls(_) => (Err(unsupported_readv()), buf),
+            ClientStream::Tls(_) | ClientStream::Quic(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
@@ -183,6 +213,7 @@ impl AsyncWriteRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.write(buf).await,
             ClientStream::Tls(s) => s.write(buf).await,
+            ClientStream::Quic(s) => s.write(buf).await,
         }
     }
 
@@ -191,6 +222,7 @@ impl AsyncWriteRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.writev(buf).await,
             ClientStream::Tls(s) => s.writev(buf).await,
+            ClientStream::Quic(s) => s.writev(buf).await,
         }
     }
 
@@ -199,6 +231,7 @@ impl AsyncWriteRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.flush().await,
             ClientStream::Tls(s) => s.flush().await,
+            ClientStream::Quic(_) => Ok(()),
         }
     }
 
@@ -207,6 +240,10 @@ impl AsyncWriteRent for ClientStream {
         match self {
             ClientStream::Tcp(s) => s.shutdown().await,
             ClientStream::Tls(s) => s.shutdown().await,
+            ClientStream::Quic(s) => {
+                s.shutdown();
+                Ok(())
+            }
         }
     }
 }
@@ -227,12 +264,14 @@ pub struct NotPaired;
 pub enum ClientRead {
     Tcp(OwnedReadHalf<TcpStream>),
     Tls(TlsRead),
+    Quic(QuicStream),
 }
 
 /// The write half of a split [`ClientStream`].
 pub enum ClientWrite {
     Tcp(OwnedWriteHalf<TcpStream>),
     Tls(TlsWrite),
+    Quic(QuicStream),
 }
 
 impl ClientRead {
@@ -245,6 +284,7 @@ impl ClientRead {
             (ClientRead::Tls(r), ClientWrite::Tls(w)) => {
                 r.reunite(w).map(ClientStream::Tls).map_err(|_| NotPaired)
             }
+            (ClientRead::Quic(r), ClientWrite::Quic(w)) if r.same(&w) => Ok(ClientStream::Quic(r)),
             _ => Err(NotPaired),
         }
     }
@@ -255,13 +295,14 @@ impl AsyncReadRent for ClientRead {
         match self {
             ClientRead::Tcp(s) => s.read(buf).await,
             ClientRead::Tls(s) => s.read(buf).await,
+            ClientRead::Quic(s) => s.read(buf).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             ClientRead::Tcp(s) => s.readv(buf).await,
-            ClientRead::Tls(_) => (Err(unsupported_readv()), buf),
+            ClientRead::Tls(_) | ClientRead::Quic(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
@@ -275,6 +316,7 @@ impl CancelableAsyncReadRent for ClientRead {
         match self {
             ClientRead::Tcp(s) => s.cancelable_read(buf, c).await,
             ClientRead::Tls(s) => s.cancelable_read(buf, c).await,
+            ClientRead::Quic(_) => (Err(std::io::Error::from_raw_os_error(125)), buf),
         }
     }
 
@@ -285,7 +327,7 @@ impl CancelableAsyncReadRent for ClientRead {
     ) -> BufResult<usize, T> {
         match self {
             ClientRead::Tcp(s) => s.cancelable_readv(buf, c).await,
-            ClientRead::Tls(_) => (Err(unsupported_readv()), buf),
+            ClientRead::Tls(_) | ClientRead::Quic(_) => (Err(unsupported_readv()), buf),
         }
     }
 }
@@ -295,6 +337,7 @@ impl AsyncWriteRent for ClientWrite {
         match self {
             ClientWrite::Tcp(s) => s.write(buf).await,
             ClientWrite::Tls(s) => s.write(buf).await,
+            ClientWrite::Quic(s) => s.write(buf).await,
         }
     }
 
@@ -302,6 +345,7 @@ impl AsyncWriteRent for ClientWrite {
         match self {
             ClientWrite::Tcp(s) => s.writev(buf).await,
             ClientWrite::Tls(s) => s.writev(buf).await,
+            ClientWrite::Quic(s) => s.writev(buf).await,
         }
     }
 
@@ -309,6 +353,7 @@ impl AsyncWriteRent for ClientWrite {
         match self {
             ClientWrite::Tcp(s) => s.flush().await,
             ClientWrite::Tls(s) => s.flush().await,
+            ClientWrite::Quic(_) => Ok(()),
         }
     }
 
@@ -316,6 +361,10 @@ impl AsyncWriteRent for ClientWrite {
         match self {
             ClientWrite::Tcp(s) => s.shutdown().await,
             ClientWrite::Tls(s) => s.shutdown().await,
+            ClientWrite::Quic(s) => {
+                s.shutdown();
+                Ok(())
+            }
         }
     }
 }

@@ -248,6 +248,37 @@ pub fn fill_buf<T: monoio::buf::IoBufMut>(buf: &mut T, src: &[u8]) -> usize {
     n
 }
 
+/// Attach a classic BPF program choosing the socket of an `SO_REUSEPORT` group that receives
+/// each datagram (`SO_ATTACH_REUSEPORT_CBPF`): it returns a socket's index in the group
+/// (its order of binding); an index out of range makes the kernel fall back to its hash.
+///
+/// # Contract
+/// `fd` must be an open socket for the duration of the call (the caller holds its owner).
+pub fn attach_reuseport_cbpf(fd: RawFd, prog: &[libc::sock_filter]) -> std::io::Result<()> {
+    let len = u16::try_from(prog.len()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: per the contract `fd` is open; `fprog` points at `len` instructions that live
+    // across the call (the kernel copies and checks the program before returning; it never
+    // writes through the pointer), and the option length is the size of the struct passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            std::ptr::addr_of!(fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsRawFd;

@@ -267,6 +267,15 @@ fn report_handshake_failure(peer: SocketAddr, class: &str) {
     }
 }
 
+/// Serve the one request of an HTTP/3 request stream (see `h3/pipe.rs`): the same request
+/// path as a TCP connection's, without the connection loop (a stream carries one request).
+pub(crate) async fn serve_quic(w: Rc<Worker>, stream: crate::h3::QuicStream, peer: SocketAddr) {
+    let mut stream = Some(ClientStream::Quic(stream));
+    let mut sc = w.take_scratch();
+    let _ = one_request(&w, &mut stream, &mut sc, Some(peer), 0).await;
+    w.give_scratch(sc);
+}
+
 /// Serve a parked connection that became readable, `served` requests into its life (its
 /// socket options are already set; its peer address is asked for when its next request
 /// needs it).

@@ -74,6 +74,7 @@ pub(crate) fn finish_head(
             content_length_field(out, n);
         }
     }
+    crate::h3::alt_svc(ctx.stream.as_ref(), out);
     ctx.w.with_date_line(|d| out.extend_from_slice(d));
     connection_field(out, close, ctx.http10);
     out.extend_from_slice(b"\r\n");
@@ -272,6 +273,8 @@ pub(crate) async fn send_problem_with(
     let body = problem_body(slug, title, status, rid);
     let close = force_close || !ctx.keep_wanted;
     let mut out = ctx.w.take_xfer();
+    let mut fields = extra.to_vec();
+    crate::h3::alt_svc(ctx.stream.as_ref(), &mut fields);
     problem_head_with(
         ctx.w,
         &mut out,
@@ -279,7 +282,7 @@ pub(crate) async fn send_problem_with(
         body.len(),
         close,
         ctx.http10,
-        extra,
+        &fields,
     );
     if !ctx.is_head {
         out.extend_from_slice(body.as_bytes());

@@ -1323,11 +1323,7 @@ pub(crate) async fn proxy_tapped(
     // A body the request body filters read is forwarded as they left it, like a buffered one.
     let mut buffered: Option<Vec<u8>> = ctx.body.take();
     // Over TLS: the verified client identity, if any (copied: the stream is lent out below).
-    let tls: Option<Option<String>> = ctx
-        .stream
-        .as_ref()
-        .and_then(|s| s.tls())
-        .map(|t| t.client_subject.clone());
+    let tls: Option<Option<String>> = ctx.stream.as_ref().and_then(|s| s.tls_identity());
     if route.request_buffering && has_body {
         let mut body = Vec::new();
         match read_whole_body(ctx, &mut body, None).await {
@@ -1539,6 +1535,7 @@ pub(crate) async fn proxy_tapped(
             };
         }
         let mut extra = Vec::new();
+        crate::h3::alt_svc(ctx.stream.as_ref(), &mut extra);
         if let Some(t) = tap.as_mut() {
             let rh = &*ctx.rhead;
             let fields: Vec<(&[u8], &[u8])> = (rh.headers.iter())
@@ -1614,6 +1611,8 @@ pub(crate) async fn proxy_tapped(
         w.give_xfer(ubuf);
         return Outcome::closed(400, Some("client-closed"));
     }
+    let mut alt_svc = Vec::new();
+    crate::h3::alt_svc(ctx.stream.as_ref(), &mut alt_svc);
     let Some(client) = ctx.stream.take() else {
         return Outcome::closed(400, None);
     };
@@ -1683,7 +1682,7 @@ pub(crate) async fn proxy_tapped(
                 &head_sent,
                 &body_done,
                 None,
-                b"",
+                &alt_svc,
             )
             .await)
         };

@@ -46,6 +46,7 @@ async fn respond(ctx: &mut Ctx<'_>, r: &Respond) -> Outcome {
     if r.status >= 200 && r.status != 204 && r.status != 304 {
         content_length_field(&mut out, r.body.len());
     }
+    crate::h3::alt_svc(ctx.stream.as_ref(), &mut out);
     ctx.w.with_date_line(|d| out.extend_from_slice(d));
     connection_field(&mut out, close, ctx.http10);
     out.extend_from_slice(b"\r\n");
@@ -155,6 +156,7 @@ async fn echo(ctx: &mut Ctx<'_>, r: &Respond) -> Outcome {
         Framing::ContentLength(n) => content_length_field(&mut out, n),
         _ => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
+    crate::h3::alt_svc(ctx.stream.as_ref(), &mut out);
     ctx.w.with_date_line(|d| out.extend_from_slice(d));
     connection_field(&mut out, close, ctx.http10);
     out.extend_from_slice(b"\r\n");

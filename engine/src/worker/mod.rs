@@ -558,6 +558,13 @@ pub async fn run(
         monoio::spawn(crate::idle::watch(w.clone()));
     }
     for (addr, l) in listeners {
+        // HTTP/3 on the same port over UDP (see `h3`, and `h3/steer.rs` for the cores).
+        if w.pipeline().http3.contains(&addr) {
+            if let Ok(bound) = l.local_addr() {
+                crate::h3::advertise(bound.port());
+                monoio::spawn(crate::h3::serve(w.clone(), addr, bound));
+            }
+        }
         match TcpListener::from_std(l) {
             Ok(l) => w.start_accepting(addr, l),
             Err(e) => eprintln!("bext: worker {}: listener: {e}", w.id),

@@ -1,0 +1,385 @@
+//! HTTP/3: QUIC endpoints on the workers, each request run through the same pipeline as an
+//! HTTP/1.1 one.
+//!
+//! ```text
+//! UDP socket (SO_REUSEPORT, quinn-udp: GSO/GRO)  ── runtime.rs: quinn on monoio
+//!   └─ quinn Endpoint ── Incoming ── Connection (TLS 1.3 from the listener's certificates,
+//!        │                            ALPN h3, 0-RTT off)
+//!        └─ h3 server connection ── request stream ── bridge.rs: fields → HTTP/1.1 head,
+//!                                                     DATA ↔ body, response → HEADERS/DATA
+//!                                       └─ pipe.rs: ClientStream::Quic ── conn (route,
+//!                                          filters, handler, response phases, log)
+//! ```
+//!
+//! **Driving quinn from monoio.** quinn's high-level crate is used with a [`Runtime`] of our
+//! own (`runtime.rs`): tasks are spawned on the worker, timers are served by one task per
+//! worker, and the socket's readiness comes from the runtime's poll on either driver. quinn's
+//! `Send` bounds are met by keeping its objects plain data; nothing crosses threads. The
+//! alternatives were quinn-proto driven by hand (the same I/O, plus re-implementing quinn's
+//! connection driver and h3's `quic` traits, which h3-quinn already provides over quinn), or
+//! a tokio runtime on a side thread (a second scheduler per core and a cross-thread hop per
+//! request, against the thread-per-core model).
+//!
+//! **One connection, one core.** Each worker has its own UDP socket on the listener's port
+//! (`SO_REUSEPORT`); a BPF program on the group steers each datagram to the worker whose
+//! number is written in the connection id (see `steer.rs`, with the fallback where the
+//! kernel refuses the program: worker 0 alone).
+
+mod bridge;
+mod pipe;
+mod runtime;
+mod steer;
+
+pub use pipe::QuicStream;
+
+use crate::stream::ClientStream;
+use crate::worker::Worker;
+use bytes::Bytes;
+use quinn::crypto::rustls::QuicServerConfig;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// QUIC's limits for an HTTP/3 listener, each bounded (see [`QuicLimits::bounded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuicLimits {
+    /// Request streams a client may have open at once (default 100, 1–10,000).
+    pub streams: u32,
+    /// Flow-control window per stream, bytes (default 1 MiB, 16 KiB–16 MiB).
+    pub stream_window: u32,
+    /// Flow-control window per connection, bytes (default 8 MiB, the stream window–256 MiB).
+    pub connection_window: u32,
+    /// A connection with no packet for this long is closed (default 30 s, 1 s–10 min).
+    pub idle_timeout: Duration,
+}
+
+impl Default for QuicLimits {
+    fn default() -> Self {
+        QuicLimits {
+            streams: 100,
+            stream_window: 1 << 20,
+            connection_window: 8 << 20,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl QuicLimits {
+    /// The limits within their bounds.
+    pub fn bounded(self) -> QuicLimits {
+        let stream_window = self.stream_window.clamp(16 << 10, 16 << 20);
+        QuicLimits {
+            streams: self.streams.clamp(1, 10_000),
+            stream_window,
+            connection_window: self.connection_window.clamp(stream_window, 256 << 20),
+            idle_timeout: self
+                .idle_timeout
+                .clamp(Duration::from_secs(1), Duration::from_secs(600)),
+        }
+    }
+
+    fn transport(&self) -> quinn::TransportConfig {
+        let b = self.bounded();
+        let mut t = quinn::TransportConfig::default();
+        t.max_concurrent_bidi_streams(b.streams.into());
+        // The client's control stream and QPACK streams, and room for grease.
+        t.max_concurrent_uni_streams(8u32.into());
+        t.stream_receive_window(b.stream_window.into());
+        t.receive_window(b.connection_window.into());
+        t.send_window(u64::from(b.connection_window));
+        if let Ok(idle) = quinn::IdleTimeout::try_from(b.idle_timeout) {
+            t.max_idle_timeout(Some(idle));
+        }
+        t
+    }
+}
+
+/// Handshakes in progress on a worker above which new clients must prove their address with
+/// a retry token first (a spoofed flood then costs a stateless packet each, no state).
+const RETRY_ABOVE: usize = 256;
+
+/// The QUIC server configuration of a TLS listener: its certificates and resumption, TLS 1.3
+/// only (QUIC), ALPN `h3`, no early data.
+fn server_config(
+    tls: &bext_tls::Listener,
+    limits: &QuicLimits,
+) -> Result<quinn::ServerConfig, String> {
+    let mut c = (**tls.server_config()).clone();
+    c.alpn_protocols = vec![b"h3".to_vec()];
+    c.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(Arc::new(c)).map_err(|e| e.to_string())?;
+    let mut sc = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    sc.transport_config(Arc::new(limits.transport()));
+    Ok(sc)
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_port(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+thread_local! {
+    static TIMERS: Cell<bool> = const { Cell::new(false) };
+    /// The `Alt-Svc` line of each TLS port of this worker that also serves HTTP/3.
+    static ALT_SVC: RefCell<Vec<(u16, Box<[u8]>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How long a client may remember that a port serves HTTP/3 (`ma`, seconds): a day, the
+/// common choice, short enough that turning HTTP/3 off is noticed soon.
+const ALT_SVC_MAX_AGE: u32 = 86_400;
+
+/// Advertise HTTP/3 on TLS connections accepted on `port` (this worker's thread).
+pub(crate) fn advertise(port: u16) {
+    ALT_SVC.with(|a| {
+        let mut a = a.borrow_mut();
+        if !a.iter().any(|(p, _)| *p == port) {
+            let line = format!("Alt-Svc: h3=\":{port}\"; ma={ALT_SVC_MAX_AGE}\r\n");
+            a.push((port, line.into_bytes().into_boxed_slice()));
+        }
+    });
+}
+
+/// Append the `Alt-Svc` field to a response head written on `stream`, when it is a TLS
+/// connection to a listener that also serves HTTP/3 (with the same certificates, on the same
+/// port). One `getsockname` per response on such connections; nothing elsewhere.
+pub(crate) fn alt_svc(stream: Option<&ClientStream>, out: &mut Vec<u8>) {
+    let Some(ClientStream::Tls(s)) = stream else {
+        return;
+    };
+    ALT_SVC.with(|a| {
+        let a = a.borrow();
+        if a.is_empty() {
+            return;
+        }
+        let Ok(local) = s.tcp().local_addr() else {
+            return;
+        };
+        if let Some((_, line)) = a.iter().find(|(p, _)| *p == local.port()) {
+            out.extend_from_slice(line);
+        }
+    });
+}
+
+/// Serve HTTP/3 for the TLS listener configured as `addr`, on UDP at `bound` (the TCP
+/// listener's address, so both share a port), until the worker stops.
+pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
+    if !TIMERS.with(|t| t.replace(true)) {
+        monoio::spawn(runtime::run_timers());
+    }
+    let limits = w.pipeline().quic;
+    let Some(tls) = w.pipeline().tls_for(addr).cloned() else {
+        eprintln!("bext: http3 on {addr}: the listener has no tls");
+        return;
+    };
+    let config = match server_config(&tls, &limits) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bext: http3 on {addr}: {e}");
+            return;
+        }
+    };
+    let workers = w.shared.stats.len();
+    let socket = match steer::take(bound, w.id, workers) {
+        Ok(steer::Taken::Socket { socket, steered }) => {
+            if !steered && workers > 1 {
+                eprintln!(
+                    "bext: http3 on {bound}: datagrams cannot be steered by connection id here; worker 0 serves HTTP/3 alone"
+                );
+            }
+            socket
+        }
+        Ok(steer::Taken::NotThisWorker) => return,
+        Err(e) => {
+            eprintln!("bext: http3 on {bound}: {e}");
+            return;
+        }
+    };
+    let rt = Arc::new(runtime::MonoioRuntime);
+    let socket = match quinn::Runtime::wrap_udp_socket(&*rt, socket) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bext: http3 on {bound}: {e}");
+            return;
+        }
+    };
+    let mut ep_config = quinn::EndpointConfig::default();
+    let id = w.id;
+    ep_config.cid_generator(move || Box::new(steer::CoreCids::new(id, workers)));
+    let endpoint =
+        match quinn::Endpoint::new_with_abstract_socket(ep_config, Some(config), socket, rt) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("bext: http3 on {bound}: {e}");
+                return;
+            }
+        };
+    let mut generation = w.pipeline().generation;
+    loop {
+        let incoming = {
+            let accept = pin!(endpoint.accept());
+            let stop = pin!(w.stop.wait());
+            match crate::io::race(accept, stop).await {
+                crate::io::Either::Left(Some(i)) => i,
+                _ => break,
+            }
+        };
+        // A reload: new connections handshake with the new generation's certificates (live
+        // ones keep their session and run the new pipeline from their next request).
+        let p = w.pipeline();
+        if p.generation != generation {
+            generation = p.generation;
+            if !p.http3.contains(&addr) {
+                // HTTP/3 turned off: no new connection; live ones finish as they are.
+                break;
+            }
+            match p.tls_for(addr).map(|t| server_config(t, &p.quic)) {
+                Some(Ok(c)) => endpoint.set_server_config(Some(c)),
+                Some(Err(e)) => eprintln!("bext: http3 on {addr}: {e}"),
+                None => break,
+            }
+        }
+        drop(p);
+        if endpoint.open_connections() > RETRY_ABOVE && !incoming.remote_address_validated() {
+            let _ = incoming.retry();
+            continue;
+        }
+        monoio::spawn(connection(w.clone(), incoming));
+    }
+    // Draining: no new connection; live ones get GOAWAY from their own task, finish their
+    // requests and close. The worker waits for that (bounded by its drain timeout), so the
+    // last responses and the closes leave before its runtime ends.
+    endpoint.set_server_config(None);
+    let _busy = Busy::new(&w);
+    endpoint.wait_idle().await;
+}
+
+/// Counts as a client connection of the worker while it lives.
+struct Counted<'a>(&'a Worker);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.connections_closed(1);
+    }
+}
+
+/// Counts as a request in flight on the worker, so its drain waits.
+struct Busy<'a>(&'a Worker);
+
+impl<'a> Busy<'a> {
+    fn new(w: &'a Worker) -> Self {
+        w.in_flight.set(w.in_flight.get() + 1);
+        Busy(w)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .set(self.0.in_flight.get().saturating_sub(1));
+    }
+}
+
+/// One QUIC connection: its handshake, then a task per request stream. When the worker
+/// stops it sends GOAWAY and lets the requests in flight finish. A QUIC connection counts
+/// against the worker's `limits { connections }` like a TCP one: at the cap new ones are
+/// refused (CONNECTION_REFUSED, no state kept).
+async fn connection(w: Rc<Worker>, incoming: quinn::Incoming) {
+    if w.connections.get() >= w.pipeline().client.max_connections {
+        incoming.refuse();
+        return;
+    }
+    w.connections.set(w.connections.get() + 1);
+    let _count = Counted(&w);
+    let Ok(connecting) = incoming.accept() else {
+        return;
+    };
+    let Ok(conn) = connecting.await else {
+        return;
+    };
+    let max_field = w.pipeline().client.limits.max_head as u64;
+    let build = h3::server::builder()
+        .max_field_section_size(max_field)
+        .build::<_, Bytes>(h3_quinn::Connection::new(conn.clone()))
+        .await;
+    let Ok(mut h3c) = build else {
+        return;
+    };
+    let live = Rc::new(Cell::new(0usize));
+    loop {
+        let next = {
+            let raced = {
+                let accept = pin!(h3c.accept());
+                let stop = pin!(w.stop.wait());
+                match crate::io::race(accept, stop).await {
+                    crate::io::Either::Left(r) => Some(r),
+                    crate::io::Either::Right(_) => None,
+                }
+            };
+            match raced {
+                Some(r) => r,
+                None => {
+                    // The worker drains: GOAWAY (no new request), the accepted ones finish,
+                    // then the connection closes with H3_NO_ERROR.
+                    let _busy = Busy::new(&w);
+                    let _ = h3c.shutdown(0).await;
+                    let deadline = std::time::Instant::now() + w.pipeline().client.drain_timeout;
+                    let done = async {
+                        while live.get() > 0 && std::time::Instant::now() < deadline {
+                            monoio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    };
+                    let mut done = pin!(done);
+                    // Still accepting: h3 rejects streams past the GOAWAY (H3_REQUEST_REJECTED,
+                    // so the client may retry them elsewhere) and hands over the ones before.
+                    let finished = loop {
+                        let accept = pin!(h3c.accept());
+                        match crate::io::race(accept, done.as_mut()).await {
+                            crate::io::Either::Left(Ok(Some(resolver))) => {
+                                let peer = conn.remote_address();
+                                spawn_request(&w, &live, resolver, peer);
+                            }
+                            crate::io::Either::Left(_) => break false,
+                            crate::io::Either::Right(()) => break true,
+                        }
+                    };
+                    // A last wait, should the connection's accept have ended first.
+                    if !finished {
+                        done.await;
+                    }
+                    conn.close(0x100u32.into(), b"");
+                    return;
+                }
+            }
+        };
+        match next {
+            Ok(Some(resolver)) => {
+                let peer = conn.remote_address();
+                spawn_request(&w, &live, resolver, peer);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+}
+
+/// A task for one request stream, counted in `live` while it runs.
+fn spawn_request(
+    w: &Rc<Worker>,
+    live: &Rc<Cell<usize>>,
+    resolver: h3::server::RequestResolver<h3_quinn::Connection, Bytes>,
+    peer: SocketAddr,
+) {
+    let (w, live) = (w.clone(), live.clone());
+    live.set(live.get() + 1);
+    monoio::spawn(async move {
+        bridge::request(w, resolver, peer).await;
+        live.set(live.get() - 1);
+    });
+}
