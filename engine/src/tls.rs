@@ -81,7 +81,7 @@ pub trait Side {
 
     /// Sealed records waiting to be sent, taken out.
     fn take_records(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = spare(0);
         while self.conn().wants_write() {
             if self.conn().write_tls(&mut out).is_err() {
                 break;
@@ -156,6 +156,40 @@ impl Side for Session {
     }
 }
 
+thread_local! {
+    /// This thread's spare buffers for records read from sockets and sealed records on their
+    /// way out, so that a request over an established session allocates for neither. A few,
+    /// each at most [`SPARE_MAX`] bytes: idle connections hold none of them.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Largest buffer kept spare.
+const SPARE_MAX: usize = 64 * 1024;
+
+/// An empty buffer with room for `cap` bytes, spare if one is.
+fn spare(cap: usize) -> Vec<u8> {
+    match SPARE.with(|s| s.borrow_mut().pop()) {
+        Some(mut v) => {
+            v.clear();
+            v.reserve(cap);
+            v
+        }
+        None => Vec::with_capacity(cap),
+    }
+}
+
+/// Keeps `v` for the next [`spare`] (up to four, of bounded size).
+fn give_back(v: Vec<u8>) {
+    if v.capacity() <= SPARE_MAX {
+        SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < 4 {
+                s.push(v);
+            }
+        });
+    }
+}
+
 /// Reads plaintext into `buf` through `tcp` (the socket or its read half).
 async fn read_plain<R: CancelableAsyncReadRent, T: IoBufMut, S: Side>(
     tcp: &mut R,
@@ -178,23 +212,24 @@ async fn read_plain<R: CancelableAsyncReadRent, T: IoBufMut, S: Side>(
                 continue;
             }
         }
-        let rec = Vec::with_capacity(RECORD_READ);
+        let rec = spare(RECORD_READ);
         let (res, rec) = match &cancel {
             Some(c) => tcp.cancelable_read(rec, c.clone()).await,
             None => tcp.read(rec).await,
         };
         let mut g = s.borrow_mut();
-        match res {
+        let fed = match res {
             Ok(0) => {
                 // End of the socket: rustls learns it, and its reader then says how it ended.
                 let _ = g.conn().read_tls(&mut &[][..]);
+                Ok(())
             }
-            Ok(n) => {
-                if let Err(e) = g.feed(&rec[..n]) {
-                    return (Err(e), buf);
-                }
-            }
-            Err(e) => return (Err(e), buf),
+            Ok(n) => g.feed(&rec[..n]),
+            Err(e) => Err(e),
+        };
+        give_back(rec);
+        if let Err(e) = fed {
+            return (Err(e), buf);
         }
     }
 }
@@ -215,7 +250,8 @@ async fn write_plain<W: AsyncWriteRent, S: Side>(
             g.take_records()
         };
         if !out.is_empty() {
-            let (res, _) = tcp.write_all(out).await;
+            let (res, out) = tcp.write_all(out).await;
+            give_back(out);
             res?;
         }
         if off >= data.len() {
@@ -248,7 +284,8 @@ async fn flush_plain<W: AsyncWriteRent, S: Side>(
 ) -> std::io::Result<()> {
     let out = s.borrow_mut().take_records();
     if !out.is_empty() {
-        let (res, _) = tcp.write_all(out).await;
+        let (res, out) = tcp.write_all(out).await;
+        give_back(out);
         res?;
     }
     Ok(())
