@@ -116,9 +116,14 @@ fn classify(e: wasmtime::Error) -> Fault {
             counters().budget_exceeded.fetch_add(1, Ordering::Relaxed);
             Fault::Budget
         }
-        _ => {
+        Some(t) => {
             counters().traps.fetch_add(1, Ordering::Relaxed);
-            Fault::Trap(format!("{e:#}").lines().next().unwrap_or("").to_string())
+            Fault::Trap(t.to_string())
+        }
+        // A host function's error (proc_exit): its message is the root cause.
+        None => {
+            counters().traps.fetch_add(1, Ordering::Relaxed);
+            Fault::Trap(e.root_cause().to_string())
         }
     }
 }
