@@ -249,6 +249,12 @@ pub(crate) fn provides(module: &str, name: &str) -> Option<(&'static str, &'stat
             "proxy_increment_metric" => ("iI", "i"),
             "proxy_record_metric" => ("iI", "i"),
             "proxy_get_metric" => ("ii", "i"),
+            "proxy_grpc_call" => ("iiiiiiiiiiii", "i"),
+            "proxy_grpc_stream" => ("iiiiiiiii", "i"),
+            "proxy_grpc_send" => ("iiii", "i"),
+            "proxy_grpc_cancel" | "proxy_grpc_close" => ("i", "i"),
+            "proxy_get_status" => ("iii", "i"),
+            "proxy_call_foreign_function" => ("iiiiii", "i"),
             _ => return None,
         },
         "wasi_snapshot_preview1" => match name {
@@ -787,6 +793,37 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
         }
         ok(Status::Ok)
     })?;
+    // bext has no gRPC upstreams: a gRPC call or stream fails at once, as Envoy's does for a
+    // cluster it does not know; there is never a gRPC status to read.
+    l.func_wrap(
+        env,
+        "proxy_grpc_call",
+        |_c: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> R {
+            ok(Status::InternalFailure)
+        },
+    )?;
+    l.func_wrap(
+        env,
+        "proxy_grpc_stream",
+        |_c: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> R {
+            ok(Status::InternalFailure)
+        },
+    )?;
+    l.func_wrap(env, "proxy_grpc_send", |_c: C<'_>, _: i32, _: i32, _: i32, _: i32| -> R {
+        ok(Status::NotFound)
+    })?;
+    for name in ["proxy_grpc_cancel", "proxy_grpc_close"] {
+        l.func_wrap(env, name, |_c: C<'_>, _token: i32| -> R { ok(Status::NotFound) })?;
+    }
+    l.func_wrap(env, "proxy_get_status", |_c: C<'_>, _: i32, _: i32, _: i32| -> R {
+        ok(Status::NotFound)
+    })?;
+    // No foreign functions are defined: every name is unknown, as in a proxy without them.
+    l.func_wrap(
+        env,
+        "proxy_call_foreign_function",
+        |_c: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> R { ok(Status::NotFound) },
+    )?;
     link_wasi(l)
 }
 

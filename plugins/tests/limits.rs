@@ -211,6 +211,7 @@ fn a_callout_is_handed_out_and_a_never_answered_one_fails_cleanly() {
 fn load_errors_each_have_their_code() {
     let d = Dir::new("errors");
     let grpc = r#"(module (import "env" "proxy_grpc_call" (func (param i32) (result i32)))
+        (import "env" "envoy_only" (func (param i32) (result i32)))
         (memory (export "memory") 1) (func (export "proxy_abi_version_0_2_1"))
         (func (export "malloc") (param i32) (result i32) i32.const 0)
         (func (export "proxy_on_context_create") (param i32 i32)))"#;
@@ -226,7 +227,7 @@ fn load_errors_each_have_their_code() {
         ),
         (d.plugin("text.wasm", "hello", &[]), LoadErrorKind::NotProxyWasm, "not a WebAssembly module"),
         (d.plugin("plain.wat", "(module (func (export \"f\")))", &[]), LoadErrorKind::NotProxyWasm, "proxy_abi_version"),
-        (d.plugin("grpc.wat", grpc, &[]), LoadErrorKind::MissingImports, "env::proxy_grpc_call"),
+        (d.plugin("grpc.wat", grpc, &[]), LoadErrorKind::MissingImports, "env::proxy_grpc_call, env::envoy_only"),
         (d.plugin("refuses.wat", &refuses, &[]), LoadErrorKind::Start, "refused the plugin configuration"),
         (d.plugin("big.wat", &wat(ADD_HEADER, "", 64), &[("memory", "1mb")]), LoadErrorKind::Start, "cannot instantiate"),
         (d.plugin("bad.wat", &wat(ADD_HEADER, "", 1), &[("on_error", "maybe")]), LoadErrorKind::Settings, "on_error"),
