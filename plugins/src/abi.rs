@@ -102,7 +102,11 @@ mod tests {
         );
         assert_eq!(super::deserialize(&out), Some(pairs));
         assert_eq!(super::deserialize(&[]), Some(vec![]));
-        for bad in [&out[..out.len() - 3], &b"\xff\xff\xff\xff"[..], &b"\x01\0"[..]] {
+        for bad in [
+            &out[..out.len() - 3],
+            &b"\xff\xff\xff\xff"[..],
+            &b"\x01\0"[..],
+        ] {
             assert_eq!(super::deserialize(bad), None, "{bad:?}");
         }
     }

@@ -56,7 +56,12 @@ pub fn capture_logs() {
 
 /// The lines captured since [`capture_logs`] (the capture goes on).
 pub fn captured_logs() -> Vec<String> {
-    CAPTURE.with(|c| c.borrow_mut().as_mut().map(std::mem::take).unwrap_or_default())
+    CAPTURE.with(|c| {
+        c.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
 }
 
 const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "critical"];

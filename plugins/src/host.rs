@@ -108,7 +108,12 @@ fn give(c: &mut C<'_>, bytes: &[u8], ptr_out: i32, size_out: i32) -> R {
 }
 
 /// [`give`] of bytes built from the host's state into its scratch buffer.
-fn give_with(c: &mut C<'_>, ptr_out: i32, size_out: i32, fill: impl FnOnce(&Host, &mut Vec<u8>) -> Status) -> R {
+fn give_with(
+    c: &mut C<'_>,
+    ptr_out: i32,
+    size_out: i32,
+    fill: impl FnOnce(&Host, &mut Vec<u8>) -> Status,
+) -> R {
     let mut buf = std::mem::take(&mut c.data_mut().scratch);
     buf.clear();
     let s = fill(c.data(), &mut buf);
@@ -186,7 +191,12 @@ fn property(h: &Host, path: &[u8], out: &mut Vec<u8>) -> Status {
         [b"request", b"query"] => out.extend_from_slice(&p.query),
         [b"request", b"id"] => out.extend_from_slice(&p.request_id),
         [b"request", b"headers", name] => {
-            match h.stream.request_headers.iter().find(|(k, _)| lower_eq(k, name)) {
+            match h
+                .stream
+                .request_headers
+                .iter()
+                .find(|(k, _)| lower_eq(k, name))
+            {
                 Some((_, v)) => out.extend_from_slice(v),
                 None => return Status::NotFound,
             }
@@ -305,13 +315,17 @@ fn realtime_ns() -> u64 {
 /// Binds every function of [`provides`] into `l`.
 pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
     let env = "env";
-    l.func_wrap(env, "proxy_log", |mut c: C<'_>, level: i32, p: i32, n: i32| -> R {
-        let Some(msg) = read(&mut c, p, n) else {
-            return ok(Status::InvalidMemoryAccess);
-        };
-        log_line(c.data(), level, &msg);
-        ok(Status::Ok)
-    })?;
+    l.func_wrap(
+        env,
+        "proxy_log",
+        |mut c: C<'_>, level: i32, p: i32, n: i32| -> R {
+            let Some(msg) = read(&mut c, p, n) else {
+                return ok(Status::InvalidMemoryAccess);
+            };
+            log_line(c.data(), level, &msg);
+            ok(Status::Ok)
+        },
+    )?;
     l.func_wrap(env, "proxy_get_log_level", |mut c: C<'_>, out: i32| -> R {
         // Info: trace and debug lines are not asked for.
         if !write_u32(&mut c, out, 2) {
@@ -319,16 +333,24 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
         }
         ok(Status::Ok)
     })?;
-    l.func_wrap(env, "proxy_get_current_time_nanoseconds", |mut c: C<'_>, out: i32| -> R {
-        if !write_u64(&mut c, out, realtime_ns()) {
-            return ok(Status::InvalidMemoryAccess);
-        }
-        ok(Status::Ok)
-    })?;
-    l.func_wrap(env, "proxy_set_tick_period_milliseconds", |mut c: C<'_>, ms: i32| -> R {
-        c.data_mut().tick_ms = ms as u32;
-        ok(Status::Ok)
-    })?;
+    l.func_wrap(
+        env,
+        "proxy_get_current_time_nanoseconds",
+        |mut c: C<'_>, out: i32| -> R {
+            if !write_u64(&mut c, out, realtime_ns()) {
+                return ok(Status::InvalidMemoryAccess);
+            }
+            ok(Status::Ok)
+        },
+    )?;
+    l.func_wrap(
+        env,
+        "proxy_set_tick_period_milliseconds",
+        |mut c: C<'_>, ms: i32| -> R {
+            c.data_mut().tick_ms = ms as u32;
+            ok(Status::Ok)
+        },
+    )?;
     l.func_wrap(
         env,
         "proxy_get_buffer_bytes",
@@ -370,9 +392,7 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             let s = &mut c.data_mut().stream;
             let (b, changed) = match t {
                 abi::buffer::REQUEST_BODY => (&mut s.request_body, &mut s.request_body_changed),
-                abi::buffer::RESPONSE_BODY => {
-                    (&mut s.response_body, &mut s.response_body_changed)
-                }
+                abi::buffer::RESPONSE_BODY => (&mut s.response_body, &mut s.response_body_changed),
                 _ => return ok(Status::BadArgument),
             };
             let start = (start as u32 as usize).min(b.len());
@@ -382,43 +402,55 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             ok(Status::Ok)
         },
     )?;
-    l.func_wrap(env, "proxy_get_header_map_pairs", |mut c: C<'_>, t: i32, po: i32, so: i32| -> R {
-        give_with(&mut c, po, so, |h, out| match map(h, t) {
-            Some(m) => {
-                abi::serialize(m, out);
-                Status::Ok
+    l.func_wrap(
+        env,
+        "proxy_get_header_map_pairs",
+        |mut c: C<'_>, t: i32, po: i32, so: i32| -> R {
+            give_with(&mut c, po, so, |h, out| match map(h, t) {
+                Some(m) => {
+                    abi::serialize(m, out);
+                    Status::Ok
+                }
+                None => Status::BadArgument,
+            })
+        },
+    )?;
+    l.func_wrap(
+        env,
+        "proxy_set_header_map_pairs",
+        |mut c: C<'_>, t: i32, p: i32, n: i32| -> R {
+            let Some(bytes) = read(&mut c, p, n) else {
+                return ok(Status::InvalidMemoryAccess);
+            };
+            let Some(pairs) = abi::deserialize(&bytes) else {
+                return ok(Status::ParseFailure);
+            };
+            match map_mut(c.data_mut(), t) {
+                Some(m) => {
+                    *m = pairs;
+                    ok(Status::Ok)
+                }
+                None => ok(Status::BadArgument),
             }
-            None => Status::BadArgument,
-        })
-    })?;
-    l.func_wrap(env, "proxy_set_header_map_pairs", |mut c: C<'_>, t: i32, p: i32, n: i32| -> R {
-        let Some(bytes) = read(&mut c, p, n) else {
-            return ok(Status::InvalidMemoryAccess);
-        };
-        let Some(pairs) = abi::deserialize(&bytes) else {
-            return ok(Status::ParseFailure);
-        };
-        match map_mut(c.data_mut(), t) {
-            Some(m) => {
-                *m = pairs;
-                ok(Status::Ok)
+        },
+    )?;
+    l.func_wrap(
+        env,
+        "proxy_get_header_map_size",
+        |mut c: C<'_>, t: i32, out: i32| -> R {
+            let Some(n) = map(c.data(), t).map(|m| {
+                let mut v = Vec::new();
+                abi::serialize(m, &mut v);
+                v.len()
+            }) else {
+                return ok(Status::BadArgument);
+            };
+            if !write_u32(&mut c, out, n as u32) {
+                return ok(Status::InvalidMemoryAccess);
             }
-            None => ok(Status::BadArgument),
-        }
-    })?;
-    l.func_wrap(env, "proxy_get_header_map_size", |mut c: C<'_>, t: i32, out: i32| -> R {
-        let Some(n) = map(c.data(), t).map(|m| {
-            let mut v = Vec::new();
-            abi::serialize(m, &mut v);
-            v.len()
-        }) else {
-            return ok(Status::BadArgument);
-        };
-        if !write_u32(&mut c, out, n as u32) {
-            return ok(Status::InvalidMemoryAccess);
-        }
-        ok(Status::Ok)
-    })?;
+            ok(Status::Ok)
+        },
+    )?;
     l.func_wrap(
         env,
         "proxy_get_header_map_value",
@@ -440,18 +472,22 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             })
         },
     )?;
-    l.func_wrap(env, "proxy_remove_header_map_value", |mut c: C<'_>, t: i32, kp: i32, kn: i32| -> R {
-        let Some(key) = read(&mut c, kp, kn) else {
-            return ok(Status::InvalidMemoryAccess);
-        };
-        match map_mut(c.data_mut(), t) {
-            Some(m) => {
-                m.retain(|(k, _)| !lower_eq(k, &key));
-                ok(Status::Ok)
+    l.func_wrap(
+        env,
+        "proxy_remove_header_map_value",
+        |mut c: C<'_>, t: i32, kp: i32, kn: i32| -> R {
+            let Some(key) = read(&mut c, kp, kn) else {
+                return ok(Status::InvalidMemoryAccess);
+            };
+            match map_mut(c.data_mut(), t) {
+                Some(m) => {
+                    m.retain(|(k, _)| !lower_eq(k, &key));
+                    ok(Status::Ok)
+                }
+                None => ok(Status::BadArgument),
             }
-            None => ok(Status::BadArgument),
-        }
-    })?;
+        },
+    )?;
     for (name, replace) in [
         ("proxy_replace_header_map_value", true),
         ("proxy_add_header_map_value", false),
@@ -490,23 +526,31 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             },
         )?;
     }
-    l.func_wrap(env, "proxy_get_property", |mut c: C<'_>, kp: i32, kn: i32, po: i32, so: i32| -> R {
-        let Some(path) = read(&mut c, kp, kn) else {
-            return ok(Status::InvalidMemoryAccess);
-        };
-        give_with(&mut c, po, so, |h, out| property(h, &path, out))
-    })?;
-    l.func_wrap(env, "proxy_set_property", |mut c: C<'_>, kp: i32, kn: i32, vp: i32, vn: i32| -> R {
-        let (Some(path), Some(value)) = (read(&mut c, kp, kn), read(&mut c, vp, vn)) else {
-            return ok(Status::InvalidMemoryAccess);
-        };
-        let custom = &mut c.data_mut().stream.props.custom;
-        match custom.iter_mut().find(|(k, _)| *k == path) {
-            Some(e) => e.1 = value,
-            None => custom.push((path, value)),
-        }
-        ok(Status::Ok)
-    })?;
+    l.func_wrap(
+        env,
+        "proxy_get_property",
+        |mut c: C<'_>, kp: i32, kn: i32, po: i32, so: i32| -> R {
+            let Some(path) = read(&mut c, kp, kn) else {
+                return ok(Status::InvalidMemoryAccess);
+            };
+            give_with(&mut c, po, so, |h, out| property(h, &path, out))
+        },
+    )?;
+    l.func_wrap(
+        env,
+        "proxy_set_property",
+        |mut c: C<'_>, kp: i32, kn: i32, vp: i32, vn: i32| -> R {
+            let (Some(path), Some(value)) = (read(&mut c, kp, kn), read(&mut c, vp, vn)) else {
+                return ok(Status::InvalidMemoryAccess);
+            };
+            let custom = &mut c.data_mut().stream.props.custom;
+            match custom.iter_mut().find(|(k, _)| *k == path) {
+                Some(e) => e.1 = value,
+                None => custom.push((path, value)),
+            }
+            ok(Status::Ok)
+        },
+    )?;
     l.func_wrap(
         env,
         "proxy_get_shared_data",
@@ -551,33 +595,37 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             ok(Status::Ok)
         },
     )?;
-    l.func_wrap(env, "proxy_register_shared_queue", |mut c: C<'_>, np: i32, nn: i32, out: i32| -> R {
-        let Some(name) = read(&mut c, np, nn) else {
-            return ok(Status::InvalidMemoryAccess);
-        };
-        let owner = c.data().vm_id;
-        let id = {
-            let mut qs = c.data().core.queues.borrow_mut();
-            match qs.iter().position(|q| q.name == name) {
-                Some(i) => {
-                    qs[i].owner = owner;
-                    i
+    l.func_wrap(
+        env,
+        "proxy_register_shared_queue",
+        |mut c: C<'_>, np: i32, nn: i32, out: i32| -> R {
+            let Some(name) = read(&mut c, np, nn) else {
+                return ok(Status::InvalidMemoryAccess);
+            };
+            let owner = c.data().vm_id;
+            let id = {
+                let mut qs = c.data().core.queues.borrow_mut();
+                match qs.iter().position(|q| q.name == name) {
+                    Some(i) => {
+                        qs[i].owner = owner;
+                        i
+                    }
+                    None => {
+                        qs.push(Queue {
+                            name,
+                            owner,
+                            items: Default::default(),
+                        });
+                        qs.len() - 1
+                    }
                 }
-                None => {
-                    qs.push(Queue {
-                        name,
-                        owner,
-                        items: Default::default(),
-                    });
-                    qs.len() - 1
-                }
+            };
+            if !write_u32(&mut c, out, id as u32) {
+                return ok(Status::InvalidMemoryAccess);
             }
-        };
-        if !write_u32(&mut c, out, id as u32) {
-            return ok(Status::InvalidMemoryAccess);
-        }
-        ok(Status::Ok)
-    })?;
+            ok(Status::Ok)
+        },
+    )?;
     l.func_wrap(
         env,
         "proxy_resolve_shared_queue",
@@ -586,7 +634,13 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             let Some(name) = read(&mut c, np, nn) else {
                 return ok(Status::InvalidMemoryAccess);
             };
-            let id = c.data().core.queues.borrow().iter().position(|q| q.name == name);
+            let id = c
+                .data()
+                .core
+                .queues
+                .borrow()
+                .iter()
+                .position(|q| q.name == name);
             let Some(id) = id else {
                 return ok(Status::NotFound);
             };
@@ -596,38 +650,46 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             ok(Status::Ok)
         },
     )?;
-    l.func_wrap(env, "proxy_dequeue_shared_queue", |mut c: C<'_>, id: i32, po: i32, so: i32| -> R {
-        let item = {
-            let mut qs = c.data().core.queues.borrow_mut();
-            match qs.get_mut(id as u32 as usize) {
-                Some(q) => q.items.pop_front(),
-                None => return ok(Status::NotFound),
+    l.func_wrap(
+        env,
+        "proxy_dequeue_shared_queue",
+        |mut c: C<'_>, id: i32, po: i32, so: i32| -> R {
+            let item = {
+                let mut qs = c.data().core.queues.borrow_mut();
+                match qs.get_mut(id as u32 as usize) {
+                    Some(q) => q.items.pop_front(),
+                    None => return ok(Status::NotFound),
+                }
+            };
+            match item {
+                Some(v) => give(&mut c, &v, po, so),
+                None => ok(Status::Empty),
             }
-        };
-        match item {
-            Some(v) => give(&mut c, &v, po, so),
-            None => ok(Status::Empty),
-        }
-    })?;
-    l.func_wrap(env, "proxy_enqueue_shared_queue", |mut c: C<'_>, id: i32, p: i32, n: i32| -> R {
-        let Some(v) = read(&mut c, p, n) else {
-            return ok(Status::InvalidMemoryAccess);
-        };
-        let core = c.data().core.clone();
-        let mut qs = core.queues.borrow_mut();
-        let Some(q) = qs.get_mut(id as u32 as usize) else {
-            return ok(Status::NotFound);
-        };
-        if q.items.len() >= MAX_QUEUE_ITEMS {
-            return ok(Status::InternalFailure);
-        }
-        q.items.push_back(v);
-        let mut ready = core.ready.borrow_mut();
-        if !ready.contains(&(id as u32)) {
-            ready.push(id as u32);
-        }
-        ok(Status::Ok)
-    })?;
+        },
+    )?;
+    l.func_wrap(
+        env,
+        "proxy_enqueue_shared_queue",
+        |mut c: C<'_>, id: i32, p: i32, n: i32| -> R {
+            let Some(v) = read(&mut c, p, n) else {
+                return ok(Status::InvalidMemoryAccess);
+            };
+            let core = c.data().core.clone();
+            let mut qs = core.queues.borrow_mut();
+            let Some(q) = qs.get_mut(id as u32 as usize) else {
+                return ok(Status::NotFound);
+            };
+            if q.items.len() >= MAX_QUEUE_ITEMS {
+                return ok(Status::InternalFailure);
+            }
+            q.items.push_back(v);
+            let mut ready = core.ready.borrow_mut();
+            if !ready.contains(&(id as u32)) {
+                ready.push(id as u32);
+            }
+            ok(Status::Ok)
+        },
+    )?;
     l.func_wrap(env, "proxy_continue_stream", |mut c: C<'_>, t: i32| -> R {
         match t {
             abi::stream::REQUEST | abi::stream::RESPONSE => {
@@ -655,10 +717,21 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
     l.func_wrap(
         env,
         "proxy_send_local_response",
-        |mut c: C<'_>, status: i32, dp: i32, dn: i32, bp: i32, bn: i32, hp: i32, hn: i32, _grpc: i32| -> R {
-            let (Some(details), Some(body), Some(headers)) =
-                (read(&mut c, dp, dn), read(&mut c, bp, bn), read(&mut c, hp, hn))
-            else {
+        |mut c: C<'_>,
+         status: i32,
+         dp: i32,
+         dn: i32,
+         bp: i32,
+         bn: i32,
+         hp: i32,
+         hn: i32,
+         _grpc: i32|
+         -> R {
+            let (Some(details), Some(body), Some(headers)) = (
+                read(&mut c, dp, dn),
+                read(&mut c, bp, bn),
+                read(&mut c, hp, hn),
+            ) else {
                 return ok(Status::InvalidMemoryAccess);
             };
             let Some(headers) = abi::deserialize(&headers) else {
@@ -728,37 +801,45 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             ok(Status::Ok)
         },
     )?;
-    l.func_wrap(env, "proxy_set_effective_context", |_c: C<'_>, _ctx: i32| -> R {
-        // Each callback already runs with its context's data; callbacks of other contexts
-        // (a callout answered for a stream) are dispatched with theirs by the VM.
-        ok(Status::Ok)
-    })?;
+    l.func_wrap(
+        env,
+        "proxy_set_effective_context",
+        |_c: C<'_>, _ctx: i32| -> R {
+            // Each callback already runs with its context's data; callbacks of other contexts
+            // (a callout answered for a stream) are dispatched with theirs by the VM.
+            ok(Status::Ok)
+        },
+    )?;
     l.func_wrap(env, "proxy_done", |_c: C<'_>| -> R {
         // Contexts are deleted right after proxy_on_done: nothing was deferred.
         ok(Status::Ok)
     })?;
-    l.func_wrap(env, "proxy_define_metric", |mut c: C<'_>, kind: i32, np: i32, nn: i32, out: i32| -> R {
-        let Some(name) = read(&mut c, np, nn) else {
-            return ok(Status::InvalidMemoryAccess);
-        };
-        let kind = match kind {
-            0 => MetricKind::Counter,
-            1 => MetricKind::Gauge,
-            2 => MetricKind::Histogram,
-            _ => return ok(Status::BadArgument),
-        };
-        let Some((id, v)) = metrics::define(kind, &String::from_utf8_lossy(&name)) else {
-            return ok(Status::BadArgument);
-        };
-        let h = c.data_mut();
-        if !h.metrics.iter().any(|(i, _)| *i == id) {
-            h.metrics.push((id, v));
-        }
-        if !write_u32(&mut c, out, id) {
-            return ok(Status::InvalidMemoryAccess);
-        }
-        ok(Status::Ok)
-    })?;
+    l.func_wrap(
+        env,
+        "proxy_define_metric",
+        |mut c: C<'_>, kind: i32, np: i32, nn: i32, out: i32| -> R {
+            let Some(name) = read(&mut c, np, nn) else {
+                return ok(Status::InvalidMemoryAccess);
+            };
+            let kind = match kind {
+                0 => MetricKind::Counter,
+                1 => MetricKind::Gauge,
+                2 => MetricKind::Histogram,
+                _ => return ok(Status::BadArgument),
+            };
+            let Some((id, v)) = metrics::define(kind, &String::from_utf8_lossy(&name)) else {
+                return ok(Status::BadArgument);
+            };
+            let h = c.data_mut();
+            if !h.metrics.iter().any(|(i, _)| *i == id) {
+                h.metrics.push((id, v));
+            }
+            if !write_u32(&mut c, out, id) {
+                return ok(Status::InvalidMemoryAccess);
+            }
+            ok(Status::Ok)
+        },
+    )?;
     fn metric(c: &C<'_>, id: i32) -> Option<Arc<AtomicI64>> {
         c.data()
             .metrics
@@ -766,41 +847,64 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             .find(|(i, _)| *i == id as u32)
             .map(|(_, v)| v.clone())
     }
-    l.func_wrap(env, "proxy_increment_metric", |c: C<'_>, id: i32, by: i64| -> R {
-        match metric(&c, id) {
-            Some(v) => {
-                v.fetch_add(by, Ordering::Relaxed);
-                ok(Status::Ok)
+    l.func_wrap(
+        env,
+        "proxy_increment_metric",
+        |c: C<'_>, id: i32, by: i64| -> R {
+            match metric(&c, id) {
+                Some(v) => {
+                    v.fetch_add(by, Ordering::Relaxed);
+                    ok(Status::Ok)
+                }
+                None => ok(Status::NotFound),
             }
-            None => ok(Status::NotFound),
-        }
-    })?;
-    l.func_wrap(env, "proxy_record_metric", |c: C<'_>, id: i32, value: i64| -> R {
-        match metric(&c, id) {
-            Some(v) => {
-                v.store(value, Ordering::Relaxed);
-                ok(Status::Ok)
+        },
+    )?;
+    l.func_wrap(
+        env,
+        "proxy_record_metric",
+        |c: C<'_>, id: i32, value: i64| -> R {
+            match metric(&c, id) {
+                Some(v) => {
+                    v.store(value, Ordering::Relaxed);
+                    ok(Status::Ok)
+                }
+                None => ok(Status::NotFound),
             }
-            None => ok(Status::NotFound),
-        }
-    })?;
-    l.func_wrap(env, "proxy_get_metric", |mut c: C<'_>, id: i32, out: i32| -> R {
-        let Some(v) = metric(&c, id) else {
-            return ok(Status::NotFound);
-        };
-        if !write_u64(&mut c, out, v.load(Ordering::Relaxed) as u64) {
-            return ok(Status::InvalidMemoryAccess);
-        }
-        ok(Status::Ok)
-    })?;
+        },
+    )?;
+    l.func_wrap(
+        env,
+        "proxy_get_metric",
+        |mut c: C<'_>, id: i32, out: i32| -> R {
+            let Some(v) = metric(&c, id) else {
+                return ok(Status::NotFound);
+            };
+            if !write_u64(&mut c, out, v.load(Ordering::Relaxed) as u64) {
+                return ok(Status::InvalidMemoryAccess);
+            }
+            ok(Status::Ok)
+        },
+    )?;
     // bext has no gRPC upstreams: a gRPC call or stream fails at once, as Envoy's does for a
     // cluster it does not know; there is never a gRPC status to read.
     l.func_wrap(
         env,
         "proxy_grpc_call",
-        |_c: C<'_>, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32, _: i32| -> R {
-            ok(Status::InternalFailure)
-        },
+        |_c: C<'_>,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32|
+         -> R { ok(Status::InternalFailure) },
     )?;
     l.func_wrap(
         env,
@@ -809,15 +913,21 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             ok(Status::InternalFailure)
         },
     )?;
-    l.func_wrap(env, "proxy_grpc_send", |_c: C<'_>, _: i32, _: i32, _: i32, _: i32| -> R {
-        ok(Status::NotFound)
-    })?;
+    l.func_wrap(
+        env,
+        "proxy_grpc_send",
+        |_c: C<'_>, _: i32, _: i32, _: i32, _: i32| -> R { ok(Status::NotFound) },
+    )?;
     for name in ["proxy_grpc_cancel", "proxy_grpc_close"] {
-        l.func_wrap(env, name, |_c: C<'_>, _token: i32| -> R { ok(Status::NotFound) })?;
+        l.func_wrap(env, name, |_c: C<'_>, _token: i32| -> R {
+            ok(Status::NotFound)
+        })?;
     }
-    l.func_wrap(env, "proxy_get_status", |_c: C<'_>, _: i32, _: i32, _: i32| -> R {
-        ok(Status::NotFound)
-    })?;
+    l.func_wrap(
+        env,
+        "proxy_get_status",
+        |_c: C<'_>, _: i32, _: i32, _: i32| -> R { ok(Status::NotFound) },
+    )?;
     // No foreign functions are defined: every name is unknown, as in a proxy without them.
     l.func_wrap(
         env,
@@ -829,46 +939,56 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
 
 fn link_wasi(l: &mut Linker<Host>) -> wasmtime::Result<()> {
     let w = "wasi_snapshot_preview1";
-    l.func_wrap(w, "fd_write", |mut c: C<'_>, fd: i32, iovs: i32, n: i32, out: i32| -> R {
-        if fd != 1 && fd != 2 {
-            return Ok(EBADF);
-        }
-        let Some(list) = read(&mut c, iovs, n.saturating_mul(8)) else {
-            return Ok(EFAULT);
-        };
-        let mut total = 0u32;
-        for iov in list.chunks_exact(8) {
-            let p = i32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
-            let len = i32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
-            let Some(bytes) = read(&mut c, p, len) else {
+    l.func_wrap(
+        w,
+        "fd_write",
+        |mut c: C<'_>, fd: i32, iovs: i32, n: i32, out: i32| -> R {
+            if fd != 1 && fd != 2 {
+                return Ok(EBADF);
+            }
+            let Some(list) = read(&mut c, iovs, n.saturating_mul(8)) else {
                 return Ok(EFAULT);
             };
-            total = total.wrapping_add(bytes.len() as u32);
-            let h = c.data_mut();
-            h.out_line.extend_from_slice(&bytes);
-            // Whole lines are logged at once (stdout as info, stderr as error).
-            while let Some(nl) = h.out_line.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = h.out_line.drain(..=nl).collect();
-                log_line(h, if fd == 1 { 2 } else { 4 }, &line);
+            let mut total = 0u32;
+            for iov in list.chunks_exact(8) {
+                let p = i32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
+                let len = i32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
+                let Some(bytes) = read(&mut c, p, len) else {
+                    return Ok(EFAULT);
+                };
+                total = total.wrapping_add(bytes.len() as u32);
+                let h = c.data_mut();
+                h.out_line.extend_from_slice(&bytes);
+                // Whole lines are logged at once (stdout as info, stderr as error).
+                while let Some(nl) = h.out_line.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = h.out_line.drain(..=nl).collect();
+                    log_line(h, if fd == 1 { 2 } else { 4 }, &line);
+                }
+                if h.out_line.len() > 4096 {
+                    let line = std::mem::take(&mut h.out_line);
+                    log_line(h, if fd == 1 { 2 } else { 4 }, &line);
+                }
             }
-            if h.out_line.len() > 4096 {
-                let line = std::mem::take(&mut h.out_line);
-                log_line(h, if fd == 1 { 2 } else { 4 }, &line);
+            if !write_u32(&mut c, out, total) {
+                return Ok(EFAULT);
             }
-        }
-        if !write_u32(&mut c, out, total) {
-            return Ok(EFAULT);
-        }
-        Ok(ESUCCESS)
-    })?;
-    l.func_wrap(w, "fd_read", |_c: C<'_>, _fd: i32, _iovs: i32, _n: i32, _out: i32| -> R {
-        // No descriptor can be read: stdin is closed to plugins.
-        Ok(EBADF)
-    })?;
+            Ok(ESUCCESS)
+        },
+    )?;
+    l.func_wrap(
+        w,
+        "fd_read",
+        |_c: C<'_>, _fd: i32, _iovs: i32, _n: i32, _out: i32| -> R {
+            // No descriptor can be read: stdin is closed to plugins.
+            Ok(EBADF)
+        },
+    )?;
     l.func_wrap(w, "fd_close", |_c: C<'_>, _fd: i32| -> R { Ok(EBADF) })?;
-    l.func_wrap(w, "fd_seek", |_c: C<'_>, _fd: i32, _off: i64, _wh: i32, _out: i32| -> R {
-        Ok(EBADF)
-    })?;
+    l.func_wrap(
+        w,
+        "fd_seek",
+        |_c: C<'_>, _fd: i32, _off: i64, _wh: i32, _out: i32| -> R { Ok(EBADF) },
+    )?;
     l.func_wrap(w, "fd_fdstat_get", |mut c: C<'_>, fd: i32, out: i32| -> R {
         if !(0..=2).contains(&fd) {
             return Ok(EBADF);
@@ -885,10 +1005,14 @@ fn link_wasi(l: &mut Linker<Host>) -> wasmtime::Result<()> {
         Ok(ESUCCESS)
     })?;
     // No preopened directories: the plugin has no file system.
-    l.func_wrap(w, "fd_prestat_get", |_c: C<'_>, _fd: i32, _out: i32| -> R { Ok(EBADF) })?;
-    l.func_wrap(w, "fd_prestat_dir_name", |_c: C<'_>, _fd: i32, _p: i32, _n: i32| -> R {
+    l.func_wrap(w, "fd_prestat_get", |_c: C<'_>, _fd: i32, _out: i32| -> R {
         Ok(EBADF)
     })?;
+    l.func_wrap(
+        w,
+        "fd_prestat_dir_name",
+        |_c: C<'_>, _fd: i32, _p: i32, _n: i32| -> R { Ok(EBADF) },
+    )?;
     // An empty environment and no arguments.
     for name in ["environ_sizes_get", "args_sizes_get"] {
         l.func_wrap(w, name, |mut c: C<'_>, count: i32, size: i32| -> R {
@@ -899,19 +1023,25 @@ fn link_wasi(l: &mut Linker<Host>) -> wasmtime::Result<()> {
         })?;
     }
     for name in ["environ_get", "args_get"] {
-        l.func_wrap(w, name, |_c: C<'_>, _list: i32, _buf: i32| -> R { Ok(ESUCCESS) })?;
+        l.func_wrap(w, name, |_c: C<'_>, _list: i32, _buf: i32| -> R {
+            Ok(ESUCCESS)
+        })?;
     }
-    l.func_wrap(w, "clock_time_get", |mut c: C<'_>, id: i32, _prec: i64, out: i32| -> R {
-        let ns = match id {
-            0 => realtime_ns(),
-            1..=3 => monotonic_ns(),
-            _ => return Ok(EINVAL),
-        };
-        if !write_u64(&mut c, out, ns) {
-            return Ok(EFAULT);
-        }
-        Ok(ESUCCESS)
-    })?;
+    l.func_wrap(
+        w,
+        "clock_time_get",
+        |mut c: C<'_>, id: i32, _prec: i64, out: i32| -> R {
+            let ns = match id {
+                0 => realtime_ns(),
+                1..=3 => monotonic_ns(),
+                _ => return Ok(EINVAL),
+            };
+            if !write_u64(&mut c, out, ns) {
+                return Ok(EFAULT);
+            }
+            Ok(ESUCCESS)
+        },
+    )?;
     l.func_wrap(w, "clock_res_get", |mut c: C<'_>, id: i32, out: i32| -> R {
         if !(0..=3).contains(&id) {
             return Ok(EINVAL);
@@ -933,9 +1063,15 @@ fn link_wasi(l: &mut Linker<Host>) -> wasmtime::Result<()> {
         }
         Ok(ESUCCESS)
     })?;
-    l.func_wrap(w, "proc_exit", |_c: C<'_>, code: i32| -> wasmtime::Result<()> {
-        Err(wasmtime::format_err!("the plugin exited (proc_exit {code})"))
-    })?;
+    l.func_wrap(
+        w,
+        "proc_exit",
+        |_c: C<'_>, code: i32| -> wasmtime::Result<()> {
+            Err(wasmtime::format_err!(
+                "the plugin exited (proc_exit {code})"
+            ))
+        },
+    )?;
     l.func_wrap(w, "sched_yield", |_c: C<'_>| -> R { Ok(ESUCCESS) })?;
     Ok(())
 }

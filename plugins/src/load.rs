@@ -237,8 +237,13 @@ pub fn load(p: &IrPlugin) -> Result<Arc<Plugin>, LoadError> {
             }
         }
     };
-    crate::vm::Vm::start(&plugin, &crate::core::CoreShared::detached())
-        .map_err(|e| LoadError::new(LoadErrorKind::Start, format!("plugin {}: {e}", p.path), &p.at))?;
+    crate::vm::Vm::start(&plugin, &crate::core::CoreShared::detached()).map_err(|e| {
+        LoadError::new(
+            LoadErrorKind::Start,
+            format!("plugin {}: {e}", p.path),
+            &p.at,
+        )
+    })?;
     Ok(plugin)
 }
 
@@ -251,7 +256,11 @@ fn content_hash(bytes: &[u8]) -> u64 {
 fn compile(hash: u64, bytes: &[u8], at: &Loc) -> Result<Module, LoadError> {
     {
         let c = cache().lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, _, m)) = c.modules.iter().find(|(h, b, _)| *h == hash && **b == *bytes) {
+        if let Some((_, _, m)) = c
+            .modules
+            .iter()
+            .find(|(h, b, _)| *h == hash && **b == *bytes)
+        {
             return Ok(m.clone());
         }
     }
@@ -275,9 +284,7 @@ fn compile(hash: u64, bytes: &[u8], at: &Loc) -> Result<Module, LoadError> {
 /// The exports a proxy-wasm module must have, and the types of those it may have.
 fn check(module: &Module, at: &Loc) -> Result<Abi, LoadError> {
     let not = |m: String| Err(LoadError::new(LoadErrorKind::NotProxyWasm, m, at));
-    let export = |name: &str| {
-        module.exports().find(|e| e.name() == name).map(|e| e.ty())
-    };
+    let export = |name: &str| module.exports().find(|e| e.name() == name).map(|e| e.ty());
     let abi = if export("proxy_abi_version_0_2_1").is_some() {
         Abi::V0_2_1
     } else if export("proxy_abi_version_0_2_0").is_some() {
@@ -308,8 +315,7 @@ fn check(module: &Module, at: &Loc) -> Result<Abi, LoadError> {
             ExternType::Func(f) => {
                 let params: Vec<ValType> = f.params().collect();
                 let results: Vec<ValType> = f.results().collect();
-                want
-                    .iter()
+                want.iter()
                     .any(|(p, r)| same_types(&params, p) && same_types(&results, r))
             }
             _ => false,

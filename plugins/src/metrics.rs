@@ -79,7 +79,10 @@ pub fn prometheus() -> String {
     for (name, v) in [
         ("bext_plugin_traps_total", &c.traps),
         ("bext_plugin_budget_exceeded_total", &c.budget_exceeded),
-        ("bext_plugin_instances_replaced_total", &c.instances_replaced),
+        (
+            "bext_plugin_instances_replaced_total",
+            &c.instances_replaced,
+        ),
         ("bext_plugin_instances_started_total", &c.instances_started),
         ("bext_plugin_failed_requests_total", &c.failed_requests),
         ("bext_plugin_skipped_requests_total", &c.skipped_requests),
@@ -97,7 +100,13 @@ pub fn prometheus() -> String {
         let name: String = m
             .name
             .chars()
-            .map(|c| if c == '"' || c == '\\' || c == '\n' { '_' } else { c })
+            .map(|c| {
+                if c == '"' || c == '\\' || c == '\n' {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect();
         let _ = writeln!(
             out,

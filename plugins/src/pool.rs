@@ -31,7 +31,10 @@ thread_local! {
 pub(crate) fn slot(plugin: &Arc<Plugin>) -> Rc<Slot> {
     POOL.with(|p| {
         let mut pool = p.borrow_mut();
-        if let Some(s) = pool.iter().find(|s| Weak::as_ptr(&s.plugin) == Arc::as_ptr(plugin)) {
+        if let Some(s) = pool
+            .iter()
+            .find(|s| Weak::as_ptr(&s.plugin) == Arc::as_ptr(plugin))
+        {
             return s.clone();
         }
         pool.retain(|s| s.plugin.strong_count() > 0);
@@ -84,7 +87,10 @@ impl Slot {
     }
 
     /// Runs `f` on the instance (started now if there is none), with its generation.
-    pub(crate) fn with_vm<R>(&self, f: impl FnOnce(&mut Vm) -> Result<R, Fault>) -> Result<(u64, R), Fault> {
+    pub(crate) fn with_vm<R>(
+        &self,
+        f: impl FnOnce(&mut Vm) -> Result<R, Fault>,
+    ) -> Result<(u64, R), Fault> {
         let mut vm = self.vm.borrow_mut();
         if vm.is_none() {
             *vm = Some(Vm::start(&self.plugin()?, &self.core)?);
@@ -96,14 +102,22 @@ impl Slot {
     }
 
     /// Runs `f` on the instance of `generation`; an error when it was replaced since.
-    pub(crate) fn call_in<R>(&self, generation: u64, f: impl FnOnce(&mut Vm) -> Result<R, Fault>) -> Result<R, Fault> {
+    pub(crate) fn call_in<R>(
+        &self,
+        generation: u64,
+        f: impl FnOnce(&mut Vm) -> Result<R, Fault>,
+    ) -> Result<R, Fault> {
         if generation != self.generation.get() {
-            return Err(Fault::Refused("the instance was replaced after a failure".into()));
+            return Err(Fault::Refused(
+                "the instance was replaced after a failure".into(),
+            ));
         }
         let mut vm = self.vm.borrow_mut();
         match vm.as_mut() {
             Some(v) => f(v),
-            None => Err(Fault::Refused("the instance was replaced after a failure".into())),
+            None => Err(Fault::Refused(
+                "the instance was replaced after a failure".into(),
+            )),
         }
     }
 
@@ -115,7 +129,9 @@ impl Slot {
         }
         self.generation.set(generation + 1);
         if self.vm.borrow_mut().take().is_some() {
-            counters().instances_replaced.fetch_add(1, Ordering::Relaxed);
+            counters()
+                .instances_replaced
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -173,7 +173,10 @@ mod tests {
     fn plugin(kv: &[(&str, &str)]) -> Plugin {
         Plugin {
             path: "p.wasm".into(),
-            config: kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            config: kv
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             at: Loc::default(),
         }
     }
@@ -182,7 +185,13 @@ mod tests {
     fn settings_table() {
         let ok: &[(&[(&str, &str)], &str, OnError, u64, u64)] = &[
             (&[], "", OnError::Fail, 20, 32 << 20),
-            (&[("config", "raw \"x\"")], "raw \"x\"", OnError::Fail, 20, 32 << 20),
+            (
+                &[("config", "raw \"x\"")],
+                "raw \"x\"",
+                OnError::Fail,
+                20,
+                32 << 20,
+            ),
             (
                 &[("name", "x-a"), ("value", "b\"c")],
                 r#"{"name":"x-a","value":"b\"c"}"#,

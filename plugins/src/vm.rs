@@ -3,17 +3,15 @@
 //! plugin's budget. A call that traps or runs out of budget is a [`Fault`]: the caller drops
 //! the instance (its memory with it) and a fresh one serves the next request.
 
+use crate::core::CoreShared;
 use crate::host::{self, Host};
 use crate::load::{budget_ticks, engine, Abi, Plugin};
 use crate::metrics::counters;
-use crate::core::CoreShared;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use wasmtime::{
-    Linker, Store, StoreLimitsBuilder, Trap, TypedFunc, WasmParams, WasmResults,
-};
+use wasmtime::{Linker, Store, StoreLimitsBuilder, Trap, TypedFunc, WasmParams, WasmResults};
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +38,10 @@ impl std::fmt::Display for Fault {
 /// The accepted (params, results) of each export bext calls, `i` for i32: the headers
 /// callbacks take `end_of_stream` since 0.2.1 modules built by some SDKs, so both arities are
 /// accepted.
-pub(crate) fn export_signature(name: &str, _abi: Abi) -> Option<&'static [(&'static str, &'static str)]> {
+pub(crate) fn export_signature(
+    name: &str,
+    _abi: Abi,
+) -> Option<&'static [(&'static str, &'static str)]> {
     Some(match name {
         "proxy_on_vm_start" | "proxy_on_configure" => &[("ii", "i")],
         "proxy_on_context_create" => &[("ii", "")],
@@ -181,7 +182,10 @@ impl Vm {
             if let Ok(f) = instance.get_typed_func(&mut *store, name) {
                 return Some(HeadersFn::WithEnd(f));
             }
-            instance.get_typed_func(&mut *store, name).ok().map(HeadersFn::NoEnd)
+            instance
+                .get_typed_func(&mut *store, name)
+                .ok()
+                .map(HeadersFn::NoEnd)
         };
         let f = Exports {
             context_create: get!("proxy_on_context_create"),
@@ -280,7 +284,13 @@ impl Vm {
         };
         self.call(
             &f,
-            (ctx as i32, token as i32, headers as i32, body as i32, trailers as i32),
+            (
+                ctx as i32,
+                token as i32,
+                headers as i32,
+                body as i32,
+                trailers as i32,
+            ),
         )
     }
 

@@ -13,7 +13,11 @@ use std::sync::Arc;
 /// serialised head at 128 (its length in $call_head_len).
 fn wat(headers: &str, callback: &str, initial_pages: u32) -> String {
     let mut head = Vec::new();
-    let pairs: [(&[u8], &[u8]); 3] = [(b":method", b"GET"), (b":path", b"/check"), (b":authority", b"auth")];
+    let pairs: [(&[u8], &[u8]); 3] = [
+        (b":method", b"GET"),
+        (b":path", b"/check"),
+        (b":authority", b"auth"),
+    ];
     head.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (k, v) in pairs {
         head.extend_from_slice(&(k.len() as u32).to_le_bytes());
@@ -61,7 +65,8 @@ const ADD_HEADER: &str = "(drop (call $add (i32.const 0) (i32.const 0) (i32.cons
 const DENY: &str = "(drop (call $local (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 32) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const -1))) i32.const 1";
 const LOOP: &str = "(loop $l (br $l)) i32.const 0";
 const TRAP: &str = "unreachable";
-const HOG: &str = "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable";
+const HOG: &str =
+    "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable";
 const CALLOUT: &str = "(drop (call $call (i32.const 64) (i32.const 4) (i32.const 128) (global.get $call_head_len) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 4000))) i32.const 1";
 /// The callout's answer: no headers (failed or timed out) → 503; otherwise go on.
 const ON_CALLOUT: &str = "(if (i32.eqz (local.get $h)) (then (drop (call $local (i32.const 503) (i32.const 0) (i32.const 0) (i32.const 32) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const -1)))) (else (drop (call $continue (i32.const 0)))))";
@@ -80,7 +85,10 @@ impl Dir {
         std::fs::write(&path, text).unwrap();
         IrPlugin {
             path: path.to_string_lossy().into_owned(),
-            config: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            config: settings
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             at: Loc::default(),
         }
     }
@@ -105,7 +113,10 @@ fn a_header_is_added_and_a_local_reply_answers() {
     let mut s = open(&add);
     assert_eq!(s.request_headers(true), Verdict::Continue);
     assert!(s.data.request_headers_changed);
-    assert_eq!(s.data.request_headers[1], (b"x-wat".to_vec(), b"1".to_vec()));
+    assert_eq!(
+        s.data.request_headers[1],
+        (b"x-wat".to_vec(), b"1".to_vec())
+    );
     s.finish();
 
     let deny = load(&d.plugin("deny.wat", &wat(DENY, "", 1), &[])).unwrap();
@@ -135,7 +146,12 @@ fn an_infinite_loop_is_stopped_at_its_budget_and_the_core_goes_on() {
     let mut after = open(&good);
     assert_eq!(after.request_headers(true), Verdict::Continue);
     // Fail open: the request goes on without the plugin.
-    let skip = load(&d.plugin("skip.wat", &wat(LOOP, "", 1), &[("budget", "2ms"), ("on_error", "skip")])).unwrap();
+    let skip = load(&d.plugin(
+        "skip.wat",
+        &wat(LOOP, "", 1),
+        &[("budget", "2ms"), ("on_error", "skip")],
+    ))
+    .unwrap();
     let mut s = open(&skip);
     assert_eq!(s.request_headers(true), Verdict::Continue);
     assert!(s.is_off());
@@ -221,16 +237,44 @@ fn load_errors_each_have_their_code() {
     );
     let table: Vec<(IrPlugin, LoadErrorKind, &str)> = vec![
         (
-            IrPlugin { path: d.0.join("absent.wasm").to_string_lossy().into_owned(), config: vec![], at: Loc::default() },
+            IrPlugin {
+                path: d.0.join("absent.wasm").to_string_lossy().into_owned(),
+                config: vec![],
+                at: Loc::default(),
+            },
             LoadErrorKind::Missing,
             "cannot read plugin",
         ),
-        (d.plugin("text.wasm", "hello", &[]), LoadErrorKind::NotProxyWasm, "not a WebAssembly module"),
-        (d.plugin("plain.wat", "(module (func (export \"f\")))", &[]), LoadErrorKind::NotProxyWasm, "proxy_abi_version"),
-        (d.plugin("grpc.wat", grpc, &[]), LoadErrorKind::MissingImports, "env::proxy_grpc_call, env::envoy_only"),
-        (d.plugin("refuses.wat", &refuses, &[]), LoadErrorKind::Start, "refused the plugin configuration"),
-        (d.plugin("big.wat", &wat(ADD_HEADER, "", 64), &[("memory", "1mb")]), LoadErrorKind::Start, "cannot instantiate"),
-        (d.plugin("bad.wat", &wat(ADD_HEADER, "", 1), &[("on_error", "maybe")]), LoadErrorKind::Settings, "on_error"),
+        (
+            d.plugin("text.wasm", "hello", &[]),
+            LoadErrorKind::NotProxyWasm,
+            "not a WebAssembly module",
+        ),
+        (
+            d.plugin("plain.wat", "(module (func (export \"f\")))", &[]),
+            LoadErrorKind::NotProxyWasm,
+            "proxy_abi_version",
+        ),
+        (
+            d.plugin("grpc.wat", grpc, &[]),
+            LoadErrorKind::MissingImports,
+            "env::proxy_grpc_call, env::envoy_only",
+        ),
+        (
+            d.plugin("refuses.wat", &refuses, &[]),
+            LoadErrorKind::Start,
+            "refused the plugin configuration",
+        ),
+        (
+            d.plugin("big.wat", &wat(ADD_HEADER, "", 64), &[("memory", "1mb")]),
+            LoadErrorKind::Start,
+            "cannot instantiate",
+        ),
+        (
+            d.plugin("bad.wat", &wat(ADD_HEADER, "", 1), &[("on_error", "maybe")]),
+            LoadErrorKind::Settings,
+            "on_error",
+        ),
     ];
     for (p, kind, msg) in table {
         let e = load(&p).unwrap_err();
@@ -256,7 +300,10 @@ fn an_unchanged_plugin_is_the_same_plugin_after_a_reload_and_a_changed_one_is_no
     let ir = d.plugin("p.wat", &wat(ADD_HEADER, "", 1), &[]);
     let a = load(&ir).unwrap();
     let b = load(&ir).unwrap();
-    assert!(Arc::ptr_eq(&a, &b), "same module and settings: the same plugin, instances kept");
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "same module and settings: the same plugin, instances kept"
+    );
     // In flight on the old plugin while the file changes and is loaded again.
     let mut old = open(&a);
     let ir = d.plugin("p.wat", &wat(DENY, "", 1), &[]);
@@ -264,7 +311,11 @@ fn an_unchanged_plugin_is_the_same_plugin_after_a_reload_and_a_changed_one_is_no
     assert!(!Arc::ptr_eq(&a, &c));
     assert_ne!(a.content_hash(), c.content_hash());
     drop((a, b));
-    assert_eq!(old.request_headers(true), Verdict::Continue, "the old instance finishes it");
+    assert_eq!(
+        old.request_headers(true),
+        Verdict::Continue,
+        "the old instance finishes it"
+    );
     old.finish();
     assert!(matches!(open(&c).request_headers(true), Verdict::Local(_)));
 }
