@@ -1053,6 +1053,11 @@ fn link_wasi(l: &mut Linker<Host>) -> wasmtime::Result<()> {
     })?;
     l.func_wrap(w, "random_get", |mut c: C<'_>, p: i32, n: i32| -> R {
         use std::io::Read;
+        // Checked before anything is allocated: `n` is the guest's to choose.
+        let len = c.data().memory.map(|m| m.data_size(&c)).unwrap_or(0);
+        if range(len, p, n).is_none() {
+            return Ok(EFAULT);
+        }
         let mut buf = vec![0u8; n as u32 as usize];
         let got = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
         if got.is_err() {

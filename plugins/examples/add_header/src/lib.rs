@@ -50,7 +50,12 @@ impl RootContext for Root {
                 return false;
             }
         };
-        self.rules = Rc::new(Rules { name, value, rename, drop: get("drop") });
+        self.rules = Rc::new(Rules {
+            name,
+            value,
+            rename,
+            drop: get("drop"),
+        });
         true
     }
 
@@ -59,7 +64,9 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Rewrite { rules: self.rules.clone() }))
+        Some(Box::new(Rewrite {
+            rules: self.rules.clone(),
+        }))
     }
 }
 

@@ -8,7 +8,12 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
     if s.is_empty() {
         return Some(Vec::new());
     }
-    let mut chars = s.strip_prefix('{')?.strip_suffix('}')?.trim().chars().peekable();
+    let mut chars = s
+        .strip_prefix('{')?
+        .strip_suffix('}')?
+        .trim()
+        .chars()
+        .peekable();
     let mut out = Vec::new();
     loop {
         skip_ws(&mut chars);
@@ -34,7 +39,10 @@ pub fn parse(bytes: &[u8]) -> Option<Vec<(String, String)>> {
 
 /// The value of `key`.
 pub fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 fn skip_ws(c: &mut std::iter::Peekable<std::str::Chars<'_>>) {
@@ -72,7 +80,10 @@ mod tests {
     fn flat_objects() {
         assert_eq!(
             super::parse(br#"{"name":"x-a", "value" : "b\"c\u0041"}"#),
-            Some(vec![("name".into(), "x-a".into()), ("value".into(), "b\"cA".into())])
+            Some(vec![
+                ("name".into(), "x-a".into()),
+                ("value".into(), "b\"cA".into())
+            ])
         );
         assert_eq!(super::parse(b""), Some(vec![]));
         assert_eq!(super::parse(b"{}"), Some(vec![]));

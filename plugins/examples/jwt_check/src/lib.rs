@@ -30,7 +30,9 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match example_config::parse(&bytes).and_then(|p| example_config::get(&p, "issuer").map(Rc::from)) {
+        match example_config::parse(&bytes)
+            .and_then(|p| example_config::get(&p, "issuer").map(Rc::from))
+        {
             Some(i) => {
                 self.issuer = i;
                 true
@@ -47,7 +49,9 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Check { issuer: self.issuer.clone() }))
+        Some(Box::new(Check {
+            issuer: self.issuer.clone(),
+        }))
     }
 }
 
@@ -97,7 +101,9 @@ impl HttpContext for Check {
 fn check(header: &str, issuer: &str, now: u64) -> Result<String, &'static str> {
     let token = header.strip_prefix("Bearer ").ok_or("not a bearer token")?;
     let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err("not a JWT");
     };
     let payload = base64url(payload).ok_or("payload is not base64url")?;
@@ -105,7 +111,9 @@ fn check(header: &str, issuer: &str, now: u64) -> Result<String, &'static str> {
     if field(&payload, "iss").as_deref() != Some(issuer) {
         return Err("wrong issuer");
     }
-    let exp: u64 = field(&payload, "exp").and_then(|e| e.parse().ok()).ok_or("no expiry")?;
+    let exp: u64 = field(&payload, "exp")
+        .and_then(|e| e.parse().ok())
+        .ok_or("no expiry")?;
     if exp <= now {
         return Err("token expired");
     }
@@ -116,11 +124,16 @@ fn check(header: &str, issuer: &str, now: u64) -> Result<String, &'static str> {
 /// for the claims read here).
 fn field(json: &str, name: &str) -> Option<String> {
     let key = format!("\"{name}\"");
-    let rest = json[json.find(&key)? + key.len()..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = json[json.find(&key)? + key.len()..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
     if let Some(s) = rest.strip_prefix('"') {
         return Some(s[..s.find('"')?].to_string());
     }
-    let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     (end > 0).then(|| rest[..end].to_string())
 }
 

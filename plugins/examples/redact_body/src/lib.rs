@@ -30,7 +30,14 @@ impl RootContext for Root {
             return false;
         };
         let words = example_config::get(&pairs, "words").unwrap_or("");
-        self.words = Rc::new(words.split(',').map(str::trim).filter(|w| !w.is_empty()).map(String::from).collect());
+        self.words = Rc::new(
+            words
+                .split(',')
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect(),
+        );
         true
     }
 
@@ -39,7 +46,9 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Redact { words: self.words.clone() }))
+        Some(Box::new(Redact {
+            words: self.words.clone(),
+        }))
     }
 }
 
