@@ -311,7 +311,9 @@ impl Stream {
             .unwrap_or((0, 0, 0));
         // Waiting on the callout meant "paused" unless the callback resumes.
         self.run(move |vm, ctx| {
-            vm.store.data_mut().call_response = response;
+            // A failed call reads as an empty response (no fields, no body), never as a
+            // missing buffer: the SDKs read the body whatever the sizes say.
+            vm.store.data_mut().call_response = Some(response.unwrap_or_default());
             let r = vm.call_response(ctx, token, sizes.0, sizes.1, sizes.2);
             vm.store.data_mut().call_response = None;
             r.map(|()| 1)

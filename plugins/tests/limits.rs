@@ -36,6 +36,7 @@ fn wat(headers: &str, callback: &str, initial_pages: u32) -> String {
   (import "env" "proxy_send_local_response" (func $local (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_http_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $buffer (param i32 i32 i32 i32 i32) (result i32)))
   (memory (export "memory") {initial_pages})
   (global $heap (mut i32) (i32.const 8192))
   (global $call_head_len i32 (i32.const {len}))
@@ -68,8 +69,9 @@ const TRAP: &str = "unreachable";
 const HOG: &str =
     "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable";
 const CALLOUT: &str = "(drop (call $call (i32.const 64) (i32.const 4) (i32.const 128) (global.get $call_head_len) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 4000))) i32.const 1";
-/// The callout's answer: no headers (failed or timed out) → 503; otherwise go on.
-const ON_CALLOUT: &str = "(if (i32.eqz (local.get $h)) (then (drop (call $local (i32.const 503) (i32.const 0) (i32.const 0) (i32.const 32) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const -1)))) (else (drop (call $continue (i32.const 0)))))";
+/// The callout's answer: its body is read first, as the SDKs do whatever the sizes (a
+/// `BadArgument` there traps); no headers (failed or timed out) → 503; otherwise go on.
+const ON_CALLOUT: &str = "(if (i32.eq (call $buffer (i32.const 4) (i32.const 0) (i32.const 100) (i32.const 200) (i32.const 204)) (i32.const 2)) (then unreachable)) (if (i32.eqz (local.get $h)) (then (drop (call $local (i32.const 503) (i32.const 0) (i32.const 0) (i32.const 32) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const -1)))) (else (drop (call $continue (i32.const 0)))))";
 
 struct Dir(std::path::PathBuf);
 
