@@ -15,11 +15,14 @@ pub(crate) struct Queue {
     pub(crate) items: VecDeque<Vec<u8>>,
 }
 
+/// Shared data: key → (value, cas).
+pub(crate) type SharedData = HashMap<Vec<u8>, (Vec<u8>, u32)>;
+
 /// The shared state of one core's plugin instances.
 #[derive(Default)]
 pub struct CoreShared {
     /// key → (value, cas). A cas of 0 in a set means "whatever the current version".
-    pub(crate) data: RefCell<HashMap<Vec<u8>, (Vec<u8>, u32)>>,
+    pub(crate) data: RefCell<SharedData>,
     pub(crate) queues: RefCell<Vec<Queue>>,
     /// Queues that received items since their owner was last told.
     pub(crate) ready: RefCell<Vec<u32>>,

@@ -308,7 +308,7 @@ fn check(module: &Module, at: &Loc) -> Result<Abi, LoadError> {
     }
     let mut wrong = Vec::new();
     for e in module.exports() {
-        let Some(want) = crate::vm::export_signature(e.name(), abi) else {
+        let Some(want) = crate::vm::export_signature(e.name()) else {
             continue;
         };
         let ok = match e.ty() {

@@ -181,9 +181,12 @@ mod tests {
         }
     }
 
+    /// Block keys; then the configuration, on_error, budget (ms) and memory they give.
+    type Row<'a> = (&'a [(&'a str, &'a str)], &'a str, OnError, u64, u64);
+
     #[test]
     fn settings_table() {
-        let ok: &[(&[(&str, &str)], &str, OnError, u64, u64)] = &[
+        let ok: &[Row<'_>] = &[
             (&[], "", OnError::Fail, 20, 32 << 20),
             (
                 &[("config", "raw \"x\"")],

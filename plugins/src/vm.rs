@@ -5,7 +5,7 @@
 
 use crate::core::CoreShared;
 use crate::host::{self, Host};
-use crate::load::{budget_ticks, engine, Abi, Plugin};
+use crate::load::{budget_ticks, engine, Plugin};
 use crate::metrics::counters;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -35,13 +35,12 @@ impl std::fmt::Display for Fault {
     }
 }
 
-/// The accepted (params, results) of each export bext calls, `i` for i32: the headers
-/// callbacks take `end_of_stream` since 0.2.1 modules built by some SDKs, so both arities are
-/// accepted.
-pub(crate) fn export_signature(
-    name: &str,
-    _abi: Abi,
-) -> Option<&'static [(&'static str, &'static str)]> {
+/// Accepted (params, results) pairs of an export.
+pub(crate) type Signatures = &'static [(&'static str, &'static str)];
+
+/// The accepted (params, results) of each export bext calls, `i` for i32. The headers
+/// callbacks are accepted with and without `end_of_stream` (SDK versions differ).
+pub(crate) fn export_signature(name: &str) -> Option<Signatures> {
     Some(match name {
         "proxy_on_vm_start" | "proxy_on_configure" => &[("ii", "i")],
         "proxy_on_context_create" => &[("ii", "")],
@@ -57,6 +56,9 @@ pub(crate) fn export_signature(
         _ => return None,
     })
 }
+
+/// `proxy_on_http_call_response(context, token, headers, body size, trailers)`.
+type CallResponseFn = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
 /// A headers callback, with or without `end_of_stream`.
 #[derive(Clone)]
@@ -79,7 +81,7 @@ pub(crate) struct Exports {
     delete: Option<TypedFunc<i32, ()>>,
     tick: Option<TypedFunc<i32, ()>>,
     queue_ready: Option<TypedFunc<(i32, i32), ()>>,
-    call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    call_response: Option<CallResponseFn>,
 }
 
 thread_local! {
