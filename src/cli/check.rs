@@ -203,15 +203,22 @@ const PLUGIN_CODES: [&str; 5] = ["E0801", "E0802", "E0803", "E0804", "E0805"];
 /// Each `plugin` of each route loaded as `bext run` loads it (read, compiled, its imports
 /// checked, started once with its configuration): E0801 to E0805 at the directive.
 fn plugin_loads(c: &bext_dsl::Compiled) -> Vec<Diagnostic> {
+    plugin_diagnostics(&c.config, &c.sources)
+}
+
+/// [`plugin_loads`] of a configuration and its sources (`bext run` reports them too).
+pub fn plugin_diagnostics(
+    config: &bext_ir::Config,
+    sources: &bext_dsl::diag::Sources,
+) -> Vec<Diagnostic> {
     let mut found = bext_dsl::diag::Diags::default();
-    for p in c
-        .config
+    for p in config
         .sites
         .iter()
         .flat_map(|s| &s.routes)
         .flat_map(|r| &r.plugins)
     {
-        let Some(span) = c.sources.span_at(&p.at) else {
+        let Some(span) = sources.span_at(&p.at) else {
             continue;
         };
         let Err(e) = bext_plugins::load(p) else {
@@ -236,7 +243,7 @@ fn plugin_loads(c: &bext_dsl::Compiled) -> Vec<Diagnostic> {
             }
         };
         found.emit(
-            &c.sources,
+            sources,
             bext_dsl::diag::error(code, span, e.message).help(help),
         );
     }
