@@ -26,6 +26,8 @@ pub struct CoreShared {
     pub(crate) queues: RefCell<Vec<Queue>>,
     /// Queues that received items since their owner was last told.
     pub(crate) ready: RefCell<Vec<u32>>,
+    /// Bytes held in shared data (keys and values) and queued items.
+    pub(crate) bytes: Cell<usize>,
     next_vm: Cell<u64>,
 }
 
@@ -33,6 +35,9 @@ pub struct CoreShared {
 pub(crate) const MAX_SHARED_KEYS: usize = 65_536;
 /// Items a queue may hold; an enqueue beyond is refused.
 pub(crate) const MAX_QUEUE_ITEMS: usize = 65_536;
+/// Bytes a core's shared data and queues may hold together; a set or enqueue beyond is
+/// refused (`InternalFailure`): plugins cannot grow the host's memory without bound.
+pub(crate) const MAX_SHARED_BYTES: usize = 64 << 20;
 
 impl CoreShared {
     /// A core's state of its own, for a plugin started outside the workers (`bext check`,

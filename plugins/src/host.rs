@@ -7,7 +7,7 @@
 //! `malloc` for 0.2.0 modules), which the guest frees.
 
 use crate::abi::{self, Status};
-use crate::core::{self, CoreShared, Queue, MAX_QUEUE_ITEMS, MAX_SHARED_KEYS};
+use crate::core::{self, CoreShared, Queue, MAX_QUEUE_ITEMS, MAX_SHARED_BYTES, MAX_SHARED_KEYS};
 use crate::metrics::{self, MetricKind};
 use crate::stream::{Callout, CalloutResponse, LocalReply, StreamData};
 use std::rc::Rc;
@@ -576,19 +576,30 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             let (Some(key), Some(value)) = (read(&mut c, kp, kn), read(&mut c, vp, vn)) else {
                 return ok(Status::InvalidMemoryAccess);
             };
-            let mut data = c.data().core.data.borrow_mut();
+            let core = c.data().core.clone();
+            let mut data = core.data.borrow_mut();
             let cas = cas as u32;
             let len = data.len();
+            let held = core.bytes.get();
             match data.get_mut(&key) {
                 Some(e) => {
                     if cas != 0 && cas != e.1 {
                         return ok(Status::CasMismatch);
                     }
+                    let after = held.saturating_sub(e.0.len()) + value.len();
+                    if after > MAX_SHARED_BYTES {
+                        return ok(Status::InternalFailure);
+                    }
+                    core.bytes.set(after);
                     e.0 = value;
                     e.1 = e.1.wrapping_add(1).max(1);
                 }
-                None if len >= MAX_SHARED_KEYS => return ok(Status::InternalFailure),
                 None => {
+                    let after = held + key.len() + value.len();
+                    if len >= MAX_SHARED_KEYS || after > MAX_SHARED_BYTES {
+                        return ok(Status::InternalFailure);
+                    }
+                    core.bytes.set(after);
                     data.insert(key, (value, 1));
                 }
             }
@@ -655,11 +666,16 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
         "proxy_dequeue_shared_queue",
         |mut c: C<'_>, id: i32, po: i32, so: i32| -> R {
             let item = {
-                let mut qs = c.data().core.queues.borrow_mut();
-                match qs.get_mut(id as u32 as usize) {
+                let core = c.data().core.clone();
+                let mut qs = core.queues.borrow_mut();
+                let item = match qs.get_mut(id as u32 as usize) {
                     Some(q) => q.items.pop_front(),
                     None => return ok(Status::NotFound),
+                };
+                if let Some(v) = &item {
+                    core.bytes.set(core.bytes.get().saturating_sub(v.len()));
                 }
+                item
             };
             match item {
                 Some(v) => give(&mut c, &v, po, so),
@@ -679,9 +695,11 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             let Some(q) = qs.get_mut(id as u32 as usize) else {
                 return ok(Status::NotFound);
             };
-            if q.items.len() >= MAX_QUEUE_ITEMS {
+            let after = core.bytes.get() + v.len();
+            if q.items.len() >= MAX_QUEUE_ITEMS || after > MAX_SHARED_BYTES {
                 return ok(Status::InternalFailure);
             }
+            core.bytes.set(after);
             q.items.push_back(v);
             let mut ready = core.ready.borrow_mut();
             if !ready.contains(&(id as u32)) {
