@@ -8,7 +8,8 @@
 #   - prometheus: its `promtool`, which the tests run on the admin endpoint's /metrics;
 #   - python3, python3-pip and aioquic (from PyPI): the independent HTTP/3 client that
 #     tests/h3.rs runs (tests/h3_aioquic.py); without it that one test says it was skipped;
-# then the Rust toolchain with rustup (stable, with clippy and rustfmt, as CI uses them).
+# then the Rust toolchain with rustup (stable, with clippy and rustfmt, as CI uses them, and the
+# wasm32-wasip1 target the example plugins are built for).
 # Run as a user with sudo, or as root. Safe to run twice.
 set -euo pipefail
 
@@ -30,6 +31,8 @@ if ! command -v rustup >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/rustup" ]; th
 fi
 RUSTUP="$(command -v rustup || echo "$HOME/.cargo/bin/rustup")"
 "$RUSTUP" component add clippy rustfmt
+# The WASM plugins' examples (plugins/examples/) are built for it by the tests.
+"$RUSTUP" target add wasm32-wasip1
 
 echo
 echo "Done. Open a new shell (or run: . \"\$HOME/.cargo/env\"), then from the repository:"

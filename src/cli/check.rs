@@ -84,6 +84,9 @@ fn check_one(a: &CheckArgs, file: &Path) -> u8 {
             if a.language_only {
                 c.warnings.retain(|w| w.code != "W0150");
             } else {
+                // Plugins are loaded as `bext run` will load them, whether or not the engine
+                // runs them yet: their own mistakes are reported with the rest.
+                c.warnings.extend(plugin_loads(&c));
                 let refused = bext::unsupported_features(&c.config);
                 if !refused.is_empty() {
                     return not_implemented(a.format, &c, &refused);
@@ -95,6 +98,10 @@ fn check_one(a: &CheckArgs, file: &Path) -> u8 {
                     return 1;
                 }
                 c.warnings.extend(imports);
+                if c.warnings.iter().any(|d| d.is_error()) {
+                    print_diagnostics(a.format, &c.warnings, &c.sources);
+                    return 1;
+                }
                 let unresolved = unresolved_servers(&c);
                 if unresolved.is_empty() {
                     // What the engine's own compilation refuses (it stops at the first).
@@ -185,6 +192,59 @@ fn unresolved_servers(c: &bext_dsl::Compiled) -> Vec<Diagnostic> {
                 format!("upstream server `{}` does not resolve here", s.addr),
             )
             .help("`bext run` resolves server names at start and refuses one that does not resolve; check the name, or check the file where bext will run"),
+        );
+    }
+    found.list
+}
+
+/// The codes of `bext_plugins::LoadErrorKind`, in its order (a test keeps them equal).
+const PLUGIN_CODES: [&str; 5] = ["E0801", "E0802", "E0803", "E0804", "E0805"];
+
+/// Each `plugin` of each route loaded as `bext run` loads it (read, compiled, its imports
+/// checked, started once with its configuration): E0801 to E0805 at the directive.
+fn plugin_loads(c: &bext_dsl::Compiled) -> Vec<Diagnostic> {
+    plugin_diagnostics(&c.config, &c.sources)
+}
+
+/// [`plugin_loads`] of a configuration and its sources (`bext run` reports them too).
+pub fn plugin_diagnostics(
+    config: &bext_ir::Config,
+    sources: &bext_dsl::diag::Sources,
+) -> Vec<Diagnostic> {
+    let mut found = bext_dsl::diag::Diags::default();
+    for p in config
+        .sites
+        .iter()
+        .flat_map(|s| &s.routes)
+        .flat_map(|r| &r.plugins)
+    {
+        let Some(span) = sources.span_at(&p.at) else {
+            continue;
+        };
+        let Err(e) = bext_plugins::load(p) else {
+            continue;
+        };
+        let code = PLUGIN_CODES[e.kind as usize];
+        let help = match e.kind {
+            bext_plugins::LoadErrorKind::Missing => {
+                "a relative path is read from the configuration file's folder"
+            }
+            bext_plugins::LoadErrorKind::NotProxyWasm => {
+                "build the plugin with a proxy-wasm SDK (Rust: the `proxy-wasm` crate, a cdylib for wasm32-wasip1)"
+            }
+            bext_plugins::LoadErrorKind::MissingImports => {
+                "bext provides the proxy-wasm 0.2.1 and 0.2.0 host functions and WASI preview-1 clocks, random, environ, args and fd_write (docs/plugins.md)"
+            }
+            bext_plugins::LoadErrorKind::Settings => {
+                "the block takes `config`, `on_error fail|skip`, `budget DURATION`, `memory SIZE`, or keys for a JSON configuration"
+            }
+            bext_plugins::LoadErrorKind::Start => {
+                "the plugin's own log lines, above, say why it refused to start"
+            }
+        };
+        found.emit(
+            sources,
+            bext_dsl::diag::error(code, span, e.message).help(help),
         );
     }
     found.list
@@ -372,5 +432,19 @@ mod tests {
     fn tls_codes_are_those_of_bext_tls() {
         let codes: Vec<&str> = bext_tls::Code::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(codes, super::TLS_CODES);
+    }
+
+    #[test]
+    fn plugin_codes_are_those_of_bext_plugins() {
+        use bext_plugins::LoadErrorKind as K;
+        for k in [
+            K::Missing,
+            K::NotProxyWasm,
+            K::MissingImports,
+            K::Settings,
+            K::Start,
+        ] {
+            assert_eq!(super::PLUGIN_CODES[k as usize], k.code());
+        }
     }
 }

@@ -333,6 +333,8 @@ pub fn run(a: RunArgs) -> ExitCode {
     } = compiled;
     let started = config.global.clone();
     let initial = config.clone();
+    // Plugins that cannot load are reported beside any refusal, as `bext check` reports them.
+    let plugins = crate::cli::check::plugin_diagnostics(&config, &sources);
     match bext::start(config, a.engine.options()) {
         Ok(server) => {
             if !warnings.is_empty() {
@@ -358,7 +360,9 @@ pub fn run(a: RunArgs) -> ExitCode {
             // warnings and every refusal, each with its code, place and hint.
             match crate::cli::check::refusal(&sources, &e) {
                 Some(refused) => {
-                    let all: Vec<_> = warnings.into_iter().chain(refused).collect();
+                    let mut all: Vec<_> =
+                        warnings.into_iter().chain(plugins).chain(refused).collect();
+                    all.sort_by_key(|d| (d.span.file, d.span.start));
                     eprint!("{}", bext_dsl::render_human(&all, &sources));
                 }
                 None => {

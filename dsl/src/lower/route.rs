@@ -487,7 +487,7 @@ impl Lower<'_> {
         }
     }
 
-    /// `plugin FILE [{ KEY VALUE ... }]`.
+    /// `plugin FILE [{ KEY VALUE ... }]`; `budget DURATION` and `memory SIZE` among the keys.
     fn plugin(&mut self, a: &mut Args<'_>, r: &mut Route, at: Loc) {
         let Some(path) = self.value(a, "a plugin file (.wasm)") else {
             return;
@@ -497,7 +497,14 @@ impl Lower<'_> {
             a.next();
             for kv in &b.body.items {
                 let mut ka = self.args(kv);
-                if let Some(v) = self.value(&mut ka, "a value") {
+                // bext's own settings of the plugin (docs/plugins.md) take a duration and a
+                // size, kept in the IR with their unit; every other key is the plugin's.
+                let v = match kv.name.as_str() {
+                    "budget" => self.next_duration(&mut ka).map(|ms| format!("{ms}ms")),
+                    "memory" => self.next_size(&mut ka).map(|n| format!("{n}b")),
+                    _ => self.value(&mut ka, "a value"),
+                };
+                if let Some(v) = v {
                     config.push((kv.name.clone(), v));
                 }
                 self.done(&mut ka);

@@ -1,0 +1,137 @@
+//! Each core's instances: one per plugin, started at the core's first request for it and
+//! replaced after a failure. Looked up by the plugin's identity; entries of plugins no
+//! pipeline holds any more are dropped at the next look-up that misses. A request in flight
+//! holds its slot, so a reload that changes a plugin never pulls an instance from under it.
+
+use crate::core::CoreShared;
+use crate::load::Plugin;
+use crate::metrics::counters;
+use crate::vm::{Fault, Vm};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+
+/// A plugin's instance on this core.
+pub struct Slot {
+    plugin: Weak<Plugin>,
+    vm: RefCell<Option<Vm>>,
+    /// Bumped each time the instance is replaced: a stream context of an older generation
+    /// no longer exists.
+    generation: Cell<u64>,
+    core: Rc<CoreShared>,
+}
+
+thread_local! {
+    static POOL: RefCell<Vec<Rc<Slot>>> = const { RefCell::new(Vec::new()) };
+    static CORE: Rc<CoreShared> = CoreShared::detached();
+}
+
+/// This core's slot for `plugin`.
+pub(crate) fn slot(plugin: &Arc<Plugin>) -> Rc<Slot> {
+    POOL.with(|p| {
+        let mut pool = p.borrow_mut();
+        if let Some(s) = pool
+            .iter()
+            .find(|s| Weak::as_ptr(&s.plugin) == Arc::as_ptr(plugin))
+        {
+            return s.clone();
+        }
+        pool.retain(|s| s.plugin.strong_count() > 0);
+        let s = Rc::new(Slot {
+            plugin: Arc::downgrade(plugin),
+            vm: RefCell::new(None),
+            generation: Cell::new(1),
+            core: CORE.with(Rc::clone),
+        });
+        pool.push(s.clone());
+        s
+    })
+}
+
+/// Instances this core holds (live ones; a failed instance is gone until its next request).
+pub fn live_instances() -> usize {
+    POOL.with(|p| {
+        p.borrow()
+            .iter()
+            .filter(|s| s.plugin.strong_count() > 0 && s.vm.borrow().is_some())
+            .count()
+    })
+}
+
+/// Root-context work of this core's instances, for the worker's tick: `proxy_on_tick` for
+/// those whose period elapsed since `last` (milliseconds of the worker's clock), and queue
+/// deliveries. An instance that fails here is replaced.
+pub fn tick(now_ms: u64, last_ms: u64) {
+    let slots: Vec<Rc<Slot>> = POOL.with(|p| p.borrow().clone());
+    for s in slots {
+        let generation = s.generation.get();
+        let r = s.call_in(generation, |vm| {
+            let period = vm.tick_period_ms() as u64;
+            if period > 0 && now_ms / period != last_ms / period {
+                vm.tick()?;
+            }
+            vm.deliver_queues()
+        });
+        if r.is_err() {
+            s.replace(generation);
+        }
+    }
+}
+
+impl Slot {
+    fn plugin(&self) -> Result<Arc<Plugin>, Fault> {
+        self.plugin
+            .upgrade()
+            .ok_or_else(|| Fault::Refused("the plugin was unloaded".into()))
+    }
+
+    /// Runs `f` on the instance (started now if there is none), with its generation.
+    pub(crate) fn with_vm<R>(
+        &self,
+        f: impl FnOnce(&mut Vm) -> Result<R, Fault>,
+    ) -> Result<(u64, R), Fault> {
+        let mut vm = self.vm.borrow_mut();
+        if vm.is_none() {
+            *vm = Some(Vm::start(&self.plugin()?, &self.core)?);
+        }
+        let Some(v) = vm.as_mut() else {
+            return Err(Fault::Refused("no instance".into()));
+        };
+        f(v).map(|r| (self.generation.get(), r))
+    }
+
+    /// Runs `f` on the instance of `generation`; an error when it was replaced since.
+    pub(crate) fn call_in<R>(
+        &self,
+        generation: u64,
+        f: impl FnOnce(&mut Vm) -> Result<R, Fault>,
+    ) -> Result<R, Fault> {
+        if generation != self.generation.get() {
+            return Err(Fault::Refused(
+                "the instance was replaced after a failure".into(),
+            ));
+        }
+        let mut vm = self.vm.borrow_mut();
+        match vm.as_mut() {
+            Some(v) => f(v),
+            None => Err(Fault::Refused(
+                "the instance was replaced after a failure".into(),
+            )),
+        }
+    }
+
+    /// Drops the instance of `generation` (after its failure): the next request starts a
+    /// fresh one.
+    pub(crate) fn replace(&self, generation: u64) {
+        if generation != self.generation.get() {
+            return;
+        }
+        self.generation.set(generation + 1);
+        if self.vm.borrow_mut().take().is_some() {
+            counters()
+                .instances_replaced
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! One request's passage through a plugin: its stream context on this core's instance, the
+//! data its callbacks see (headers, bodies, properties) and what they decided.
+//!
+//! ```text
+//! Stream::open ── proxy_on_context_create
+//!   request_headers ── proxy_on_request_headers ─┬─ Continue
+//!   request_body*   ── proxy_on_request_body     ├─ Pause (callouts pending: callout_done)
+//!   response_headers ─ proxy_on_response_headers ├─ Local(reply)  (send_local_response)
+//!   response_body*  ── proxy_on_response_body    └─ Failed (a trap, the budget; on_error fail)
+//!   finish ── proxy_on_log, proxy_on_done, proxy_on_delete
+//! ```
+//!
+//! The instance is shared by every stream of the core (one root context, many stream
+//! contexts, as in Envoy); a stream's data lives here and is handed to the instance only for
+//! the duration of its own callbacks. When a call fails, the instance is dropped (every
+//! stream on it is failed: their contexts are gone) and the core's next request gets a fresh
+//! one.
+
+use crate::abi::ACTION_CONTINUE;
+use crate::load::Plugin;
+use crate::metrics::counters;
+use crate::pool::{self, Slot};
+use crate::settings::OnError;
+use crate::vm::{Fault, HeadersFn, Vm};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Header fields: (name, value) in order, names as sent.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A response a plugin answers with (`proxy_send_local_response`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalReply {
+    pub status: u16,
+    pub headers: Fields,
+    pub body: Vec<u8>,
+    /// The details the plugin gave (for the log).
+    pub details: Vec<u8>,
+}
+
+/// An HTTP call a plugin asked for (`proxy_http_call`), to a named upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callout {
+    pub token: u32,
+    /// The upstream's name, as the plugin wrote it.
+    pub upstream: String,
+    /// The request head, with `:method`, `:path` and `:authority`.
+    pub headers: Fields,
+    pub body: Vec<u8>,
+    pub trailers: Fields,
+    /// After that long without a response the call fails (delivered as no response).
+    pub timeout_ms: u32,
+}
+
+/// The answer to a [`Callout`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CalloutResponse {
+    /// With `:status`.
+    pub headers: Fields,
+    pub body: Vec<u8>,
+    pub trailers: Fields,
+}
+
+/// The request attributes a plugin reads with `proxy_get_property` (docs/plugins.md lists
+/// the paths).
+#[derive(Debug, Clone, Default)]
+pub struct Props {
+    pub method: Vec<u8>,
+    /// Path and query, as sent.
+    pub path: Vec<u8>,
+    pub url_path: Vec<u8>,
+    pub query: Vec<u8>,
+    pub host: Vec<u8>,
+    pub scheme: &'static str,
+    pub protocol: &'static str,
+    pub request_id: Vec<u8>,
+    pub client: Option<SocketAddr>,
+    /// The route, as written in the configuration.
+    pub route: Arc<str>,
+    pub response_code: Option<u16>,
+    /// Set by the plugin (`proxy_set_property`), read back by it.
+    pub(crate) custom: Fields,
+}
+
+/// What a stream's callbacks see and change.
+#[derive(Debug, Default)]
+pub struct StreamData {
+    pub request_headers: Fields,
+    pub request_headers_changed: bool,
+    pub request_trailers: Fields,
+    pub response_headers: Fields,
+    pub response_headers_changed: bool,
+    pub response_trailers: Fields,
+    /// The request body buffered so far (what `proxy_get_buffer_bytes` reads).
+    pub request_body: Vec<u8>,
+    pub request_body_changed: bool,
+    pub response_body: Vec<u8>,
+    pub response_body_changed: bool,
+    pub props: Props,
+    pub(crate) local: Option<LocalReply>,
+    pub(crate) resumed: bool,
+    pub(crate) closed: bool,
+}
+
+/// What a phase decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on (with the data as the plugin left it).
+    Continue,
+    /// The plugin waits: for its callouts ([`Stream::take_callouts`], then
+    /// [`Stream::callout_done`]), or for more body (a body callback that paused before the
+    /// end: the bytes stay buffered and the next call sees them all).
+    Pause,
+    /// Answer with this instead of going on.
+    Local(LocalReply),
+    /// The plugin failed and its directive says `on_error fail`: answer 500 `plugin-failed`.
+    Failed(Fault),
+    /// The stream ended early (`proxy_close_stream`): close the connection.
+    Closed,
+}
+
+/// One request's stream context. Dropping it without [`Stream::finish`] still deletes the
+/// context (`proxy_on_done`, `proxy_on_delete`).
+pub struct Stream {
+    slot: Rc<Slot>,
+    /// The instance generation the context lives in; another one means it is gone.
+    generation: u64,
+    ctx: u32,
+    on_error: OnError,
+    /// The plugin failed and the request goes on without it (`on_error skip`), or the
+    /// stream is finished.
+    off: bool,
+    pending: Vec<Callout>,
+    pub data: StreamData,
+}
+
+impl Stream {
+    /// A stream context for one request on this core's instance of `plugin` (started now if
+    /// the core has none). `None` when the plugin is skipped for this request (it could not
+    /// start and says `on_error skip`); `Err` when it could not start and says `fail`.
+    pub fn open(plugin: &Arc<Plugin>, props: Props) -> Result<Stream, Fault> {
+        let slot = pool::slot(plugin);
+        let on_error = plugin.settings.on_error;
+        let mut s = Stream {
+            generation: 0,
+            ctx: 0,
+            on_error,
+            off: false,
+            pending: Vec::new(),
+            data: StreamData {
+                props,
+                ..Default::default()
+            },
+            slot,
+        };
+        let opened = s.slot.with_vm(|vm| vm.create_context());
+        match opened {
+            Ok((generation, ctx)) => {
+                s.generation = generation;
+                s.ctx = ctx;
+                Ok(s)
+            }
+            Err(f) => match s.fail(f) {
+                Verdict::Failed(f) => Err(f),
+                _ => Ok(s),
+            },
+        }
+    }
+
+    /// Whether the plugin is out of this request (skipped after a failure, or finished).
+    pub fn is_off(&self) -> bool {
+        self.off
+    }
+
+    /// A failure: the instance is replaced; the request fails or goes on without the plugin.
+    fn fail(&mut self, f: Fault) -> Verdict {
+        self.off = true;
+        self.slot.replace(self.generation);
+        match self.on_error {
+            OnError::Fail => {
+                counters().failed_requests.fetch_add(1, Ordering::Relaxed);
+                Verdict::Failed(f)
+            }
+            OnError::Skip => {
+                counters().skipped_requests.fetch_add(1, Ordering::Relaxed);
+                Verdict::Continue
+            }
+        }
+    }
+
+    /// Runs `call` on the instance with this stream's data, then reads what it decided.
+    fn run(&mut self, call: impl FnOnce(&mut Vm, u32) -> Result<i32, Fault>) -> Verdict {
+        if self.off {
+            return Verdict::Continue;
+        }
+        let ctx = self.ctx;
+        let data = &mut self.data;
+        data.resumed = false;
+        let r = self.slot.call_in(self.generation, |vm| {
+            std::mem::swap(&mut vm.store.data_mut().stream, data);
+            let r = call(vm, ctx);
+            std::mem::swap(&mut vm.store.data_mut().stream, data);
+            let callouts = std::mem::take(&mut vm.store.data_mut().callouts);
+            let queued = vm.deliver_queues();
+            r.and_then(|a| queued.map(|()| (a, callouts)))
+        });
+        match r {
+            Err(f) => self.fail(f),
+            Ok((action, callouts)) => {
+                self.pending.extend(callouts);
+                self.decide(action)
+            }
+        }
+    }
+
+    fn decide(&mut self, action: i32) -> Verdict {
+        if let Some(l) = self.data.local.take() {
+            counters().local_replies.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Local(l);
+        }
+        if self.data.closed {
+            return Verdict::Closed;
+        }
+        if action == ACTION_CONTINUE || self.data.resumed {
+            Verdict::Continue
+        } else {
+            Verdict::Pause
+        }
+    }
+
+    /// `proxy_on_request_headers` with `data.request_headers` (pseudo-headers first:
+    /// `:method`, `:path`, `:authority`, `:scheme`).
+    pub fn request_headers(&mut self, end_of_stream: bool) -> Verdict {
+        let n = self.data.request_headers.len() as i32;
+        self.run(|vm, ctx| match vm.f.request_headers.clone() {
+            Some(HeadersFn::WithEnd(f)) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
+            Some(HeadersFn::NoEnd(f)) => vm.call(&f, (ctx as i32, n)),
+            None => Ok(ACTION_CONTINUE),
+        })
+    }
+
+    /// `proxy_on_request_body` with `piece` appended to the buffered request body. On
+    /// [`Verdict::Continue`] the caller takes `data.request_body` (as the plugin left it) and
+    /// clears it; on [`Verdict::Pause`] before the end it stays buffered.
+    pub fn request_body(&mut self, piece: &[u8], end_of_stream: bool) -> Verdict {
+        self.data.request_body.extend_from_slice(piece);
+        let n = self.data.request_body.len() as i32;
+        self.run(|vm, ctx| match vm.f.request_body.clone() {
+            Some(f) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
+            None => Ok(ACTION_CONTINUE),
+        })
+    }
+
+    /// `proxy_on_response_headers` with `data.response_headers` (`:status` first).
+    pub fn response_headers(&mut self, status: u16, end_of_stream: bool) -> Verdict {
+        self.data.props.response_code = Some(status);
+        let n = self.data.response_headers.len() as i32;
+        self.run(|vm, ctx| match vm.f.response_headers.clone() {
+            Some(HeadersFn::WithEnd(f)) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
+            Some(HeadersFn::NoEnd(f)) => vm.call(&f, (ctx as i32, n)),
+            None => Ok(ACTION_CONTINUE),
+        })
+    }
+
+    /// `proxy_on_response_body`, as [`Stream::request_body`].
+    pub fn response_body(&mut self, piece: &[u8], end_of_stream: bool) -> Verdict {
+        self.data.response_body.extend_from_slice(piece);
+        let n = self.data.response_body.len() as i32;
+        self.run(|vm, ctx| match vm.f.response_body.clone() {
+            Some(f) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
+            None => Ok(ACTION_CONTINUE),
+        })
+    }
+
+    /// `proxy_on_request_trailers` / `proxy_on_response_trailers` with the trailers in
+    /// `data`.
+    pub fn trailers(&mut self, response: bool) -> Verdict {
+        let n = if response {
+            self.data.response_trailers.len()
+        } else {
+            self.data.request_trailers.len()
+        } as i32;
+        self.run(|vm, ctx| {
+            let f = if response {
+                vm.f.response_trailers.clone()
+            } else {
+                vm.f.request_trailers.clone()
+            };
+            match f {
+                Some(f) => vm.call(&f, (ctx as i32, n)),
+                None => Ok(ACTION_CONTINUE),
+            }
+        })
+    }
+
+    /// The callouts the plugin asked for since the last look; the caller makes each and
+    /// answers with [`Stream::callout_done`] (a response, or `None` when it failed or timed
+    /// out: the plugin then sees no headers and no body, as in Envoy).
+    pub fn take_callouts(&mut self) -> Vec<Callout> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// `proxy_on_http_call_response` for `token`; the verdict says whether the stream goes
+    /// on (the plugin resumed it or answered).
+    pub fn callout_done(&mut self, token: u32, response: Option<CalloutResponse>) -> Verdict {
+        let sizes = response
+            .as_ref()
+            .map(|r| (r.headers.len(), r.body.len(), r.trailers.len()))
+            .unwrap_or((0, 0, 0));
+        // Waiting on the callout meant "paused" unless the callback resumes.
+        self.run(move |vm, ctx| {
+            // A failed call reads as an empty response (no fields, no body), never as a
+            // missing buffer: the SDKs read the body whatever the sizes say.
+            vm.store.data_mut().call_response = Some(response.unwrap_or_default());
+            let r = vm.call_response(ctx, token, sizes.0, sizes.1, sizes.2);
+            vm.store.data_mut().call_response = None;
+            r.map(|()| 1)
+        })
+    }
+
+    /// The request is done: `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
+    pub fn finish(mut self) {
+        self.close(true);
+    }
+
+    fn close(&mut self, log: bool) {
+        if self.off {
+            return;
+        }
+        self.off = true;
+        let ctx = self.ctx;
+        let data = &mut self.data;
+        let r = self.slot.call_in(self.generation, |vm| {
+            std::mem::swap(&mut vm.store.data_mut().stream, data);
+            let r = vm.finish_context(ctx, log);
+            std::mem::swap(&mut vm.store.data_mut().stream, data);
+            r
+        });
+        if r.is_err() {
+            // The request is answered already: only the instance goes.
+            self.slot.replace(self.generation);
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.close(false);
+    }
+}
