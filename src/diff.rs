@@ -189,6 +189,8 @@ fn destination(c: &ir::Config, s: &Shape) -> Result<Destination, String> {
         query: s.query.as_deref().map(str::as_bytes),
         headers: Headers::new(&buf, &list),
         client: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls: false,
+        client_cert: None,
     };
     let e = explain(c, &view).map_err(|e| e.to_string())?;
     Ok(match e.result {

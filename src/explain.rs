@@ -187,6 +187,8 @@ pub fn explain(config: &ir::Config, req: Request) -> Result<Report, String> {
         query: req.query.as_deref().map(str::as_bytes),
         headers: Headers::new(&buf, &list),
         client: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls: req.scheme.as_deref() == Some("https"),
+        client_cert: None,
     };
     let e = bext_router::explain::explain(config, &view).map_err(|e| e.to_string())?;
     let routed_by_router = router.route(&view);
@@ -240,6 +242,12 @@ fn verdict_text(r: &ir::Route, v: &Verdict) -> String {
             ir::PathMatch::Regex(re) => format!("the path does not match `{re}`"),
         },
         Verdict::Asterisk => "an asterisk-form target (`*`) is taken by `/*` only".into(),
+        Verdict::ClientCert { missing: true } => {
+            "it needs a verified client certificate (`client_cert …`), and the request is explained as one without".into()
+        }
+        Verdict::ClientCert { missing: false } => {
+            "the client certificate's names do not match its `client_cert` conditions".into()
+        }
         Verdict::Header { name, missing } | Verdict::Query { name, missing } => {
             let (kind, conds) = match v {
                 Verdict::Header { .. } => ("header", &r.headers),

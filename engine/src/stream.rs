@@ -43,6 +43,9 @@ pub enum Parking {
     /// session); the task ends. Where it cannot be parked, it waits for readiness in its own
     /// task, holding no buffer.
     Session,
+    /// Never parked (an HTTP/3 request stream carries one request; its QUIC connection waits
+    /// for the next stream).
+    InTask,
 }
 
 /// A client connection's stream.

@@ -33,6 +33,9 @@ pub enum Verdict {
     Path,
     /// An asterisk-form target (`OPTIONS *`) is only taken by the catch-all `/*`.
     Asterisk,
+    /// A `client_cert` condition fails: the request came without a verified client
+    /// certificate, or the certificate's names do not match.
+    ClientCert { missing: bool },
     /// A header condition fails: the field (missing, or its first value does not match).
     Header { name: String, missing: bool },
     /// A query condition fails.
@@ -129,8 +132,8 @@ pub fn explain(config: &Config, req: &RequestView<'_>) -> Result<Explanation, Ro
     })
 }
 
-/// The first reason `r` does not take `req`, in the router's order of checks: path, headers,
-/// query, method.
+/// The first reason `r` does not take `req`, in the router's order of checks: path, client
+/// certificate, headers, query, method.
 fn verdict(r: &Route, req: &RequestView<'_>) -> Result<Verdict, RouterError> {
     if req.path == b"*" {
         if r.path != PathMatch::Prefix("/".into()) {
@@ -144,6 +147,25 @@ fn verdict(r: &Route, req: &RequestView<'_>) -> Result<Verdict, RouterError> {
         };
         if !path_ok {
             return Ok(Verdict::Path);
+        }
+    }
+    if !r.client_cert.is_empty() {
+        let Some(cert) = req.client_cert else {
+            return Ok(Verdict::ClientCert { missing: true });
+        };
+        for f in &r.client_cert {
+            let names: Vec<&[u8]> = match f.name.as_str() {
+                "cn" => cert.common_name.iter().map(|n| n.as_bytes()).collect(),
+                "dns" => cert.dns_names.iter().map(|n| n.as_bytes()).collect(),
+                _ => continue,
+            };
+            let mut held = false;
+            for n in names {
+                held |= fails(f, Some(n), r)?.is_none();
+            }
+            if !held {
+                return Ok(Verdict::ClientCert { missing: false });
+            }
         }
     }
     for f in &r.headers {
