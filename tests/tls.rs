@@ -739,3 +739,54 @@ fn an_idle_tls_connection_is_parked_with_its_session_and_served_again() {
         assert_eq!((status, &body[..]), (200, &b"hello over tls"[..]));
     }
 }
+
+/// A cached route served on a plain and a TLS listener keeps `http` and `https` objects apart:
+/// the scheme is part of the key (RFC 9111 §2), so what an `https` request stored is never the
+/// answer to an `http` one, and each is a hit for its own scheme.
+#[test]
+fn the_cache_keys_https_apart_from_http() {
+    let (pki, c) = certs("cache-scheme");
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = n.clone();
+    let origin = common::upstream(move |mut s| loop {
+        let head = common::read_head(&mut s);
+        if head.is_empty() {
+            return;
+        }
+        let i = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let body = format!("answer {i}");
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: max-age=100\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if s.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    });
+    let text = format!(
+        "listen 127.0.0.1:0\nlisten 127.0.0.2:0 {}\nupstream app {{ server {origin} }}\nsite * {{ route /* {{ cache {{ ttl 0s }}\n proxy app }} }}\n",
+        tls_block(&c, "")
+    );
+    let server = serve(&text);
+    let addrs = server.local_addrs();
+    let client = insecure(&pki);
+    let mut s = connect(addrs[1], &client, "a.test").expect("handshake");
+    let (status, _, body) = get(&mut s, "a.test", "/page").expect("https");
+    assert_eq!((status, body.as_slice()), (200, &b"answer 1"[..]));
+    let (_, head, body) = get(&mut s, "a.test", "/page").expect("https hit");
+    assert_eq!(body, b"answer 1");
+    assert!(head.contains("hit"), "{head}");
+    let plain = |path: &str| {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        common::exchange(addrs[0], req.as_bytes()).0
+    };
+    let r = plain("/page");
+    assert_eq!(
+        r.text(),
+        "answer 2",
+        "an http request is not served the https object"
+    );
+    assert_eq!(plain("/page").text(), "answer 2");
+    assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 2);
+    server.shutdown();
+}

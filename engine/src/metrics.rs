@@ -883,6 +883,8 @@ mod tests {
                 mk(ir::PathMatch::Regex("^/u/[0-9]+$".into()), &[]),
             ],
             paths: Default::default(),
+            redirect_https: None,
+            hsts: None,
             at: ir::Loc::default(),
         });
         c.sites.push(ir::Site {
@@ -892,6 +894,8 @@ mod tests {
                 mk(ir::PathMatch::Prefix("/".into()), &[]),
             ],
             paths: Default::default(),
+            redirect_https: None,
+            hsts: None,
             at: ir::Loc::default(),
         });
         let got: Vec<(String, String)> = RouteLabels::of_config(&c)

@@ -110,6 +110,11 @@ impl ClientStream {
         }
     }
 
+    /// Whether what the client sends is encrypted (TLS, QUIC): its requests' scheme is `https`.
+    pub fn encrypted(&self) -> bool {
+        !matches!(self, ClientStream::Tcp(_))
+    }
+
     /// On an encrypted connection (TLS, QUIC), the verified client certificate's identity if
     /// any: `Some` means `https`, whatever is inside.
     pub fn tls_identity(&self) -> Option<Option<String>> {

@@ -139,6 +139,8 @@ struct Owned {
     target: Vec<u8>,
     headers: Vec<(Vec<u8>, Vec<u8>)>,
     has_body: bool,
+    /// Received over TLS or QUIC: the key's scheme is `https`.
+    https: bool,
 }
 
 impl Owned {
@@ -160,6 +162,7 @@ impl Owned {
                 .map(|h| (h.name.get(buf).to_vec(), h.value.get(buf).to_vec()))
                 .collect(),
             has_body: ctx.has_body(),
+            https: ctx.stream.as_ref().is_some_and(|s| s.encrypted()),
         }
     }
 
@@ -176,7 +179,11 @@ impl Owned {
     fn view<'a>(&'a self, lines: &'a [bc::Field<'a>]) -> bc::Request<'a> {
         bc::Request {
             method: &self.method,
-            scheme: bc::Scheme::Http,
+            scheme: if self.https {
+                bc::Scheme::Https
+            } else {
+                bc::Scheme::Http
+            },
             authority: &self.authority,
             target: &self.target,
             headers: lines,
@@ -748,7 +755,8 @@ impl CoreCaches {
 /// What an admin purge removes, on every core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Purge {
-    /// The objects stored under this key URI (`http://host/path?query`), every variant.
+    /// The objects stored under this key URI (`http://host/path?query`, `https://…` for requests
+    /// received over TLS), every variant.
     Key(String),
     /// Every object whose key URI starts with this.
     Prefix(String),

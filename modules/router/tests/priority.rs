@@ -788,5 +788,7 @@ fn with_view(request: &str, f: impl FnOnce(&RequestView<'_>)) {
         query,
         headers: Headers::new(&buf, &list),
         client: "127.0.0.1:1".parse().expect("address"),
+        tls: false,
+        client_cert: None,
     });
 }
