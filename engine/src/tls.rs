@@ -62,7 +62,19 @@ impl Session {
             return true;
         };
         let host = host.trim_end_matches('.');
-        if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+        // The usual case, the Host the connection's server name: the same site by
+        // construction, decided without a lookup.
+        if self
+            .conn
+            .server_name()
+            .is_some_and(|sni| sni.eq_ignore_ascii_case(host))
+        {
+            return false;
+        }
+        let address = host.starts_with('[')
+            || (host.starts_with(|c: char| c.is_ascii_digit())
+                && host.parse::<std::net::IpAddr>().is_ok());
+        if host.is_empty() || address {
             // An address names no site: the connection's own certificate answers it.
             return false;
         }

@@ -344,15 +344,7 @@ fn client_head(
     upgrade: bool,
 ) {
     let edited = !edits.is_empty();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(rh.status.to_string().as_bytes());
-    out.push(b' ');
-    if rh.reason.is_empty() {
-        out.extend_from_slice(reason(rh.status).as_bytes());
-    } else {
-        out.extend_from_slice(rh.reason.get(ubuf));
-    }
-    out.extend_from_slice(b"\r\n");
+    status_line(rh, ubuf, out);
     let mut upgrade_value = None;
     let no_content_length = rh.status == 204 || (100..200).contains(&rh.status);
     for h in &rh.headers {
@@ -497,10 +489,9 @@ async fn read_response_head<R: AsyncReadRent>(
     }
 }
 
-/// The client's copy of the interim response at the start of `ubuf`: its status line and
-/// fields without the connection-specific ones (hop-by-hop, those `Connection` names, framing
-/// fields, which a 1xx cannot carry).
-fn interim_head(rh: &ResponseHead, ubuf: &[u8], out: &mut Vec<u8>) {
+/// The upstream's status line as the client gets it: HTTP/1.1, its code and its reason phrase
+/// (the standard one when it sent none).
+fn status_line(rh: &ResponseHead, ubuf: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(rh.status.to_string().as_bytes());
     out.push(b' ');
@@ -510,6 +501,13 @@ fn interim_head(rh: &ResponseHead, ubuf: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(rh.reason.get(ubuf));
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// The client's copy of the interim response at the start of `ubuf`: its status line and
+/// fields without the connection-specific ones (hop-by-hop, those `Connection` names, framing
+/// fields, which a 1xx cannot carry).
+fn interim_head(rh: &ResponseHead, ubuf: &[u8], out: &mut Vec<u8>) {
+    status_line(rh, ubuf, out);
     for h in &rh.headers {
         let name = h.name.get(ubuf);
         if bext_http1::name_eq(name, b"content-length")
