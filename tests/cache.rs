@@ -372,6 +372,48 @@ fn purge_by_key_prefix_and_tag_through_the_admin_endpoint() {
     srv.shutdown();
 }
 
+/// With two workers, each keeps its own copy of a key; a purge through the admin endpoint
+/// removes it on every core (the count it answers is over the cores), and each core then
+/// fetches it again.
+#[test]
+fn a_purge_reaches_every_core() {
+    let o = Origin::start(|_, _| ok("Cache-Control: max-age=100\r\n", "x"));
+    let mut config = cached(o.addr, |_| {});
+    config.global.admin = Some("127.0.0.1:0".into());
+    let opts = bext::StartOptions {
+        workers: Some(2),
+        ..common::opts()
+    };
+    let srv = bext::start(config, opts).expect("bext starts");
+    let admin = srv.admin_addr().expect("admin endpoint");
+    let a = common::addr(&srv);
+    // Kept-alive connections stay on the worker that accepted them; twenty of them reach both
+    // workers but for odds of about one in a million.
+    let mut conns: Vec<_> = (0..20).map(|_| BufReader::new(connect(a))).collect();
+    let mut fetch_all = |conns: &mut Vec<BufReader<std::net::TcpStream>>| {
+        for c in conns.iter_mut() {
+            c.get_mut()
+                .write_all(b"GET /k HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                .unwrap();
+            let r = read_response(c, false);
+            assert_eq!((r.status, r.text().as_str()), (200, "x"));
+        }
+    };
+    fetch_all(&mut conns);
+    let cores_with_it = o.hits();
+    assert!((1..=2).contains(&cores_with_it), "{cores_with_it}");
+    let raw = "POST /purge?key=http://a.test/k HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bext-Admin: 1\r\nContent-Length: 0\r\n\r\n";
+    let (r, _) = common::exchange(admin, raw.as_bytes());
+    assert_eq!(r.text(), format!("{{\"purged\":{cores_with_it}}}\n"));
+    fetch_all(&mut conns);
+    assert_eq!(
+        o.hits(),
+        2 * cores_with_it,
+        "each core fetched the key again, once"
+    );
+    srv.shutdown();
+}
+
 #[test]
 fn a_reload_keeps_the_cache_unless_its_configuration_changed() {
     let o = Origin::start(|_, _| ok("Cache-Control: max-age=100\r\n", "x"));
