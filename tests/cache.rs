@@ -390,7 +390,7 @@ fn a_purge_reaches_every_core() {
     // Kept-alive connections stay on the worker that accepted them; twenty of them reach both
     // workers but for odds of about one in a million.
     let mut conns: Vec<_> = (0..20).map(|_| BufReader::new(connect(a))).collect();
-    let mut fetch_all = |conns: &mut Vec<BufReader<std::net::TcpStream>>| {
+    let fetch_all = |conns: &mut Vec<BufReader<std::net::TcpStream>>| {
         for c in conns.iter_mut() {
             c.get_mut()
                 .write_all(b"GET /k HTTP/1.1\r\nHost: a.test\r\n\r\n")
