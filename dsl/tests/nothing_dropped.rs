@@ -33,6 +33,16 @@ const CASES: &[(&str, &str, &str, &str)] = &[
     ("global", "admin", "G", "admin 127.0.0.1:9901"),
     ("global", "pid_file", "G", "pid_file \"/run/bext.pid\""),
     ("global", "metrics", "G", "metrics off"),
+    ("global", "tracing", "G", "tracing { }"),
+    ("tracing", "sample", "G", "tracing { sample 0.5% }"),
+    ("tracing", "parent", "G", "tracing { parent any }"),
+    (
+        "tracing",
+        "otlp",
+        "G",
+        "tracing { otlp \"http://127.0.0.1:4318/v1/traces\" queue 64 interval 200ms }",
+    ),
+    ("tracing", "service", "G", "tracing { service edge-eu }"),
     ("global", "access_log", "G", "access_log stderr combined"),
     (
         "global",

@@ -774,14 +774,17 @@ fn status_json(control: &Control) -> String {
         }
         let _ = write!(
             out,
-            "{{\"worker\":{i},\"generation\":{},\"connections\":{},\"requests\":{},\"rate_limited\":{},\"upstream_stale_closed\":{},\"upstream_surplus_closed\":{},\"log_dropped\":{},\"generations\":[",
+            "{{\"worker\":{i},\"generation\":{},\"connections\":{},\"requests\":{},\"rate_limited\":{},\"upstream_stale_closed\":{},\"upstream_surplus_closed\":{},\"log_dropped\":{},\"spans_exported\":{},\"spans_dropped\":{},\"spans_failed\":{},\"generations\":[",
             w.generation,
             w.connections,
             w.requests,
             w.rate_limited,
             w.upstream_stale_closed,
             w.upstream_surplus_closed,
-            w.log_dropped
+            w.log_dropped,
+            w.spans_exported,
+            w.spans_dropped,
+            w.spans_failed
         );
         for (j, (g, n)) in w.in_use.iter().enumerate() {
             if j > 0 {

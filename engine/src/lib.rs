@@ -23,6 +23,7 @@ pub mod notify;
 pub mod origin;
 pub mod pipeline;
 mod reqid;
+pub mod trace;
 pub mod server;
 pub mod stage;
 pub mod stop;

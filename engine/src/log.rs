@@ -231,6 +231,12 @@ pub fn format_json(out: &mut Vec<u8>, e: &LogEntry<'_>, now_secs: u64) {
         out.extend_from_slice(err.as_bytes());
         out.push(b'"');
     }
+    if let Some((trace, span)) = e.trace {
+        out.extend_from_slice(b",\"trace_id\":");
+        json_str(out, trace.as_bytes());
+        out.extend_from_slice(b",\"span_id\":");
+        json_str(out, span.as_bytes());
+    }
     out.extend_from_slice(b"}\n");
 }
 
@@ -270,6 +276,12 @@ pub fn format_combined(out: &mut Vec<u8>, e: &LogEntry<'_>, now_secs: u64) {
     clf_field(out, e.referer);
     out.push(b' ');
     clf_field(out, e.user_agent);
+    // With tracing, the trace id as one more quoted field (as nginx's `$request_id` is often
+    // appended to the combined layout).
+    if let Some((trace, _)) = e.trace {
+        out.push(b' ');
+        clf_field(out, Some(trace.as_bytes()));
+    }
     out.push(b'\n');
 }
 
@@ -292,7 +304,26 @@ mod tests {
             error: None,
             referer: None,
             user_agent: Some(b"curl/8"),
+            trace: None,
         }
+    }
+
+    #[test]
+    fn the_trace_id_ends_both_layouts_when_tracing() {
+        let e = LogEntry {
+            trace: Some(("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")),
+            ..entry()
+        };
+        let mut out = Vec::new();
+        format_json(&mut out, &e, 0);
+        assert!(String::from_utf8(out).unwrap().ends_with(
+            ",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"span_id\":\"00f067aa0ba902b7\"}\n"
+        ));
+        let mut out = Vec::new();
+        format_combined(&mut out, &e, 0);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("\"curl/8\" \"4bf92f3577b34da6a3ce929d0e0e4736\"\n"));
     }
 
     #[test]

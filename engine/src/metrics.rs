@@ -371,6 +371,9 @@ pub struct WorkerFigures {
     pub upstream_stale_closed: u64,
     pub upstream_surplus_closed: u64,
     pub log_dropped: u64,
+    pub spans_exported: u64,
+    pub spans_dropped: u64,
+    pub spans_failed: u64,
 }
 
 impl Snapshot {
@@ -609,6 +612,27 @@ pub fn render(s: &Snapshot, format: Format) -> String {
         Kind::Counter,
         "Access log lines dropped because the log sink did not keep up.",
         &|f| f.log_dropped,
+    );
+    per_worker(
+        &mut w,
+        "bext_trace_spans_exported_total",
+        Kind::Counter,
+        "Spans the OTLP collector accepted.",
+        &|f| f.spans_exported,
+    );
+    per_worker(
+        &mut w,
+        "bext_trace_spans_dropped_total",
+        Kind::Counter,
+        "Spans dropped before export: the core's queue was full, or tracing was reloaded away.",
+        &|f| f.spans_dropped,
+    );
+    per_worker(
+        &mut w,
+        "bext_trace_spans_failed_total",
+        Kind::Counter,
+        "Spans lost in batches the OTLP collector refused or did not answer.",
+        &|f| f.spans_failed,
     );
 
     // Generations and reloads.

@@ -359,6 +359,8 @@ pub struct Pipeline {
     /// The labels of each route's metrics, in the order of `routes`, then those of requests
     /// no route took.
     pub metric_labels: std::sync::Arc<[crate::metrics::RouteLabels]>,
+    /// `tracing { ... }`: trace context accepted or started, propagated, spans exported.
+    pub tracing: Option<crate::trace::Tracing>,
     /// TLS listeners (as configured) that also serve HTTP/3 on UDP (see `h3`).
     pub http3: Vec<SocketAddr>,
     /// QUIC's limits for those listeners.
@@ -622,6 +624,15 @@ impl Pipeline {
                 .collect(),
             metrics: g.metrics,
             metric_labels: crate::metrics::RouteLabels::of_config(config),
+            tracing: match &g.tracing {
+                Some(t) => Some(crate::trace::Tracing::compile(t).map_err(|message| {
+                    CompileError {
+                        message,
+                        at: t.otlp.as_ref().map_or(t.at.clone(), |o| o.at.clone()),
+                    }
+                })?),
+                None => None,
+            },
             http3,
             quic: crate::h3::QuicLimits::default(),
         })

@@ -288,6 +288,10 @@ pub struct WorkerStatus {
     pub upstream_surplus_closed: u64,
     /// Access log lines dropped because the log sink did not keep up.
     pub log_dropped: u64,
+    /// Spans exported, dropped before export, and lost in failed batches (see `trace`).
+    pub spans_exported: u64,
+    pub spans_dropped: u64,
+    pub spans_failed: u64,
     /// (generation, requests still running on it), the active generation first; a retired
     /// generation disappears once its last request ends.
     pub in_use: Vec<(u64, usize)>,
@@ -646,6 +650,9 @@ impl Control {
                 upstream_stale_closed: s.upstream_stale_closed.load(Ordering::Relaxed),
                 upstream_surplus_closed: s.upstream_surplus_closed.load(Ordering::Relaxed),
                 log_dropped: s.log_dropped.load(Ordering::Relaxed),
+                spans_exported: s.spans_exported.load(Ordering::Relaxed),
+                spans_dropped: s.spans_dropped.load(Ordering::Relaxed),
+                spans_failed: s.spans_failed.load(Ordering::Relaxed),
                 in_use: s.in_use.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             })
             .collect()
@@ -731,6 +738,9 @@ impl Control {
                 upstream_stale_closed: w.upstream_stale_closed.load(Ordering::Relaxed),
                 upstream_surplus_closed: w.upstream_surplus_closed.load(Ordering::Relaxed),
                 log_dropped: w.log_dropped.load(Ordering::Relaxed),
+                spans_exported: w.spans_exported.load(Ordering::Relaxed),
+                spans_dropped: w.spans_dropped.load(Ordering::Relaxed),
+                spans_failed: w.spans_failed.load(Ordering::Relaxed),
             });
             for (g, n) in w.in_use.lock().unwrap_or_else(|e| e.into_inner()).iter() {
                 match s.generations.iter_mut().find(|(x, _)| x == g) {

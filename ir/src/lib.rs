@@ -110,6 +110,50 @@ pub struct Global {
     /// nothing (not even a clock read) and `/metrics` shows the other counters only.
     #[serde(default = "metrics_on", skip_serializing_if = "is_metrics_on")]
     pub metrics: bool,
+    /// `tracing { ... }`: W3C trace context accepted or started, propagated upstream, and spans
+    /// exported over OTLP/HTTP. Absent: no trace field is read or written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<Tracing>,
+}
+
+/// `tracing { sample R  parent trusted|any|none  otlp "URL" [queue N] [interval D]  service NAME }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tracing {
+    /// Share of new traces sampled, in millionths (`sample 1%` = 10,000). Default: all.
+    pub sample_ppm: u32,
+    /// Whose `traceparent` is continued (its trace id kept, its sampled flag followed).
+    pub parent: TraceParent,
+    pub otlp: Option<Otlp>,
+    /// `service.name` of the exported spans (default `bext`).
+    pub service: String,
+    pub at: Loc,
+}
+
+impl Tracing {
+    pub const ALL: u32 = 1_000_000;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceParent {
+    /// From `trusted_proxies` only (the default); from anyone else a new trace is started.
+    Trusted,
+    Any,
+    /// Every request starts a new trace.
+    None,
+}
+
+/// Where sampled spans go: an OTLP/HTTP collector (`http://HOST:PORT/PATH`, JSON encoding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Otlp {
+    /// `HOST:PORT` as written (resolved when the configuration is compiled).
+    pub authority: String,
+    pub path: String,
+    /// Spans a core holds while waiting to send them; past it new spans are dropped and counted.
+    pub queue: u32,
+    /// Longest wait before queued spans are sent.
+    pub interval_ms: u64,
+    pub at: Loc,
 }
 
 fn metrics_on() -> bool {
@@ -132,6 +176,7 @@ impl Default for Global {
             pid_file: None,
             trusted_proxies: Vec::new(),
             metrics: true,
+            tracing: None,
         }
     }
 }

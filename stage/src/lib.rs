@@ -148,6 +148,8 @@ pub struct LogEntry<'a> {
     pub error: Option<&'static str>,
     pub referer: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
+    /// The request's trace and span ids (32 and 16 hex digits) when tracing is configured.
+    pub trace: Option<(&'a str, &'a str)>,
 }
 
 /// The flat index of route `route` of site `site`: the routes of all sites, in order.

@@ -15,7 +15,8 @@
 //! mod.rs          the lowering state, the directive tables, the top level
 //! args.rs         the argument cursor; numbers, sizes, durations, keywords, statuses
 //! values.rs       values several blocks share: paths, header names, addresses, CIDRs, regexes
-//! global.rs       global { workers admin pid_file limits timeouts access_log trusted_proxies metrics }
+//! global.rs       global { workers admin pid_file limits timeouts access_log trusted_proxies metrics
+//!                 tracing }
 //! listen.rs       listen ADDR [tls { cert ... }] [http3]
 //! upstream.rs     upstream NAME { server balance keepalive health eject retry timeouts ... }
 //! waf.rs          waf NAME { ruleset rule inspect_body }, and rule conditions
@@ -66,8 +67,10 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
             "access_log",
             "trusted_proxies",
             "metrics",
+            "tracing",
         ],
     ),
+    ("tracing", &["sample", "parent", "otlp", "service"]),
     (
         "limits",
         &[

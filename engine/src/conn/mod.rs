@@ -70,6 +70,8 @@ pub(crate) struct Ctx<'a> {
     pub rid: &'a [u8],
     /// The peer is one of `trusted_proxies`: its forwarding fields are kept.
     pub trusted: bool,
+    /// The request's trace context, when the configuration traces (see [`crate::trace`]).
+    pub trace: Option<crate::trace::TraceContext>,
     /// The normal form of the path when it differs from the one sent (set by `dispatch`).
     pub path: Option<Vec<u8>>,
     /// The route's stage states and the response phases' decisions.

@@ -105,8 +105,29 @@ pub(super) async fn one_request(
         }
         _ => w.next_request_id(rid),
     }
+    // Trace context: only with a `tracing` block (no field is looked up otherwise).
+    let trace = p.tracing.as_ref().map(|t| {
+        let accept = match t.parent {
+            bext_ir::TraceParent::Trusted => trusted,
+            bext_ir::TraceParent::Any => true,
+            bext_ir::TraceParent::None => false,
+        };
+        crate::trace::TraceContext::of_request(
+            t,
+            Headers::from_request(buf, head),
+            accept,
+            rid,
+            w.next_span_id(),
+            || w.next_trace_id(),
+        )
+    });
     let logging = w.log.borrow().is_some() || p.stage_phases.contains(Phases::LOG);
-    let note_ranges = if logging {
+    // A sampled request's span is exported: it names the method, target and host too.
+    let span = match (&p.tracing, &trace) {
+        (Some(t), Some(c)) if crate::trace::exporting(t, c) => Some((t, c)),
+        _ => None,
+    };
+    let note_ranges = if logging || span.is_some() {
         Some(take_note(note, buf, head))
     } else {
         None
@@ -131,6 +152,7 @@ pub(super) async fn one_request(
             && u64::from(served) + 1 < policy.keepalive_requests,
         rid,
         trusted,
+        trace,
         path: None,
         ex: stages,
         route: None,
@@ -160,7 +182,38 @@ pub(super) async fn one_request(
             duration_us,
         );
     }
-    if let Some(r) = note_ranges {
+    let trace_ids = trace.map(|t| (t.trace_hex(), t.span_hex()));
+    let trace_strs = trace_ids.as_ref().map(|(t, s)| {
+        (
+            std::str::from_utf8(t).unwrap_or("-"),
+            std::str::from_utf8(s).unwrap_or("-"),
+        )
+    });
+    if let (Some((t, c)), Some(r)) = (span, &note_ranges) {
+        let n = &note[..];
+        let end = crate::trace::unix_ns();
+        crate::trace::finish(
+            w,
+            t,
+            c,
+            &crate::trace::SpanEnd {
+                method: &n[r.method.clone()],
+                target: &n[r.target.clone()],
+                host: &n[r.host.clone()],
+                route: route
+                    .and_then(|r| p.metric_labels.get(r))
+                    .map(|l| l.route.as_str()),
+                status: outcome.status,
+                client: peer.ip(),
+                upstream: outcome.upstream,
+                request_id: rid,
+                start_unix_ns: end.saturating_sub(started.elapsed().as_nanos() as u64),
+                end_unix_ns: end,
+                error: outcome.error,
+            },
+        );
+    }
+    if let Some(r) = note_ranges.filter(|_| logging) {
         let n = &note[..];
         let entry = LogEntry {
             client: peer,
@@ -176,6 +229,7 @@ pub(super) async fn one_request(
             error: outcome.error,
             referer: r.referer.clone().map(|x| &n[x]),
             user_agent: r.ua.clone().map(|x| &n[x]),
+            trace: trace_strs,
         };
         if let Some(log) = w.log.borrow_mut().as_mut() {
             log.record(&entry, w.now_secs());
@@ -272,6 +326,7 @@ pub(super) async fn early_error(
                 error: Some(class.slug()),
                 referer: None,
                 user_agent: None,
+                trace: None,
             },
             w.now_secs(),
         );

@@ -5,7 +5,8 @@
 //! framing (`Content-Length` or `Transfer-Encoding: chunked`, re-encoded), the normal path the
 //! request was routed on, `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host`,
 //! `X-Real-IP` (the client's own only from `trusted_proxies`), `Via` and `X-Request-Id` set by
-//! bext.
+//! bext, and with `tracing`, bext's `traceparent` (the client's `tracestate` only when its trace
+//! was continued).
 //! `Expect: 100-continue` is answered by bext itself and not forwarded; an upstream's other
 //! interim responses (102, 103 Early Hints) are passed on to HTTP/1.1 clients as they arrive,
 //! without connection-specific fields, at most 16 per request.
@@ -138,6 +139,13 @@ fn replaced_upstream(name: &[u8]) -> bool {
     NAMES.iter().any(|n| bext_http1::name_eq(n, name))
 }
 
+/// With tracing, bext sends its own `traceparent`; the client's `tracestate` goes along only
+/// with the trace it belongs to.
+fn is_replaced_trace_field(name: &[u8], t: &crate::trace::TraceContext) -> bool {
+    bext_http1::name_eq(name, b"traceparent")
+        || (!t.continued() && bext_http1::name_eq(name, b"tracestate"))
+}
+
 /// Fields that say who the client is and how it reached the proxies: kept only from a trusted
 /// proxy (`trusted_proxies`), else replaced by what bext saw. `X-Forwarded-For` is handled
 /// apart (appended to, or started afresh).
@@ -211,6 +219,7 @@ pub fn upstream_head(
     rid: &[u8],
     server: SocketAddr,
     tls: Option<ClientTls<'_>>,
+    trace: Option<&crate::trace::TraceContext>,
 ) {
     out.extend_from_slice(head.method_span.get(buf));
     out.push(b' ');
@@ -262,6 +271,7 @@ pub fn upstream_head(
             || is_named_in(&head.connection_tokens, buf, name)
             || ops.drops(name)
             || has_underscore(name)
+            || trace.is_some_and(|t| is_replaced_trace_field(name, t))
         {
             continue;
         }
@@ -298,6 +308,9 @@ pub fn upstream_head(
         b"Via: 1.1 bext\r\n"
     });
     field(out, b"X-Request-Id", rid);
+    if let Some(t) = trace {
+        field(out, b"traceparent", &t.traceparent());
+    }
     for (n, v) in &ops.add {
         field(out, n, v);
     }
@@ -1409,6 +1422,7 @@ pub(crate) async fn proxy_tapped(
             tls.as_ref().map(|subject| ClientTls {
                 client_subject: subject.as_deref(),
             }),
+            ctx.trace.as_ref(),
         );
         let inline_len = match &buffered {
             Some(b) => {

@@ -83,6 +83,11 @@ pub struct WorkerStats {
     pub upstream_surplus_closed: AtomicU64,
     /// Access log lines dropped because the log writer could not keep up (a stalled sink).
     pub log_dropped: AtomicU64,
+    /// Spans sent to the OTLP collector, dropped (queue full, tracing reloaded away) and lost
+    /// in a batch the collector refused or did not answer.
+    pub spans_exported: AtomicU64,
+    pub spans_dropped: AtomicU64,
+    pub spans_failed: AtomicU64,
     /// Per generation this core still runs requests on: (generation, requests holding it).
     /// Refreshed on every tick and after every commit. Idle keep-alive connections hold no
     /// generation: they take the newest one at their next request.
@@ -202,6 +207,8 @@ pub struct Worker {
     pub caches: crate::handler::cache::CoreCaches,
     /// Per-route request counts and latencies since the last tick (see [`crate::metrics`]).
     pub metrics: RefCell<crate::metrics::CoreMetrics>,
+    /// Spans waiting for this core's OTLP exporter (see [`crate::trace`]).
+    pub spans: RefCell<crate::trace::Spans>,
 }
 
 impl Worker {
@@ -247,6 +254,7 @@ impl Worker {
             caches: Default::default(),
             boundaries: Cell::new(0),
             metrics: RefCell::new(crate::metrics::CoreMetrics::default()),
+            spans: RefCell::new(crate::trace::Spans::default()),
         };
         w.refresh_date();
         w
@@ -383,6 +391,20 @@ impl Worker {
         out.extend_from_slice(&id);
     }
 
+    /// A span id: the first half of a fresh request id (never zero).
+    pub fn next_span_id(&self) -> u64 {
+        self.ids.next().0.max(1)
+    }
+
+    /// A trace id for a request whose request id is not 32 hex digits.
+    pub fn next_trace_id(&self) -> [u8; 16] {
+        let (a, b) = self.ids.next();
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&a.to_be_bytes());
+        id[8..].copy_from_slice(&b.max(1).to_be_bytes());
+        id
+    }
+
     /// This core's upstream state for the generation of `p` (the generation a request runs
     /// on, which may be older than the active one).
     pub fn upstreams_for(&self, p: &Pipeline) -> Rc<CoreUpstreams> {
@@ -448,6 +470,12 @@ impl Worker {
     fn publish_metrics(&self) {
         let stats = &self.shared.stats[self.id];
         self.metrics.borrow_mut().publish(&stats.metrics);
+        let (exported, dropped, failed) = crate::trace::take_counts(&self.spans);
+        if exported + dropped + failed > 0 {
+            stats.spans_exported.fetch_add(exported, Ordering::Relaxed);
+            stats.spans_dropped.fetch_add(dropped, Ordering::Relaxed);
+            stats.spans_failed.fetch_add(failed, Ordering::Relaxed);
+        }
         stats.parked.store(self.parked.count(), Ordering::Relaxed);
         stats.ticks.fetch_add(1, Ordering::Relaxed);
     }
@@ -593,6 +621,7 @@ pub async fn run(
     while w.in_flight.get() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(10)).await;
     }
+    crate::trace::drain(&w).await;
     w.flush_log();
     w.publish_metrics();
     w.pools.borrow_mut().clear();
