@@ -625,12 +625,14 @@ impl Pipeline {
             metrics: g.metrics,
             metric_labels: crate::metrics::RouteLabels::of_config(config),
             tracing: match &g.tracing {
-                Some(t) => Some(crate::trace::Tracing::compile(t).map_err(|message| {
-                    CompileError {
-                        message,
-                        at: t.otlp.as_ref().map_or(t.at.clone(), |o| o.at.clone()),
-                    }
-                })?),
+                Some(t) => {
+                    Some(
+                        crate::trace::Tracing::compile(t).map_err(|message| CompileError {
+                            message,
+                            at: t.otlp.as_ref().map_or(t.at.clone(), |o| o.at.clone()),
+                        })?,
+                    )
+                }
                 None => None,
             },
             http3,

@@ -61,13 +61,12 @@ impl Tracing {
                 use std::net::ToSocketAddrs;
                 let addr = (o.authority.to_socket_addrs().ok())
                     .and_then(|mut a| a.next())
-                    .ok_or_else(|| {
-                        format!("OTLP endpoint `{}` does not resolve", o.authority)
-                    })?;
+                    .ok_or_else(|| format!("OTLP endpoint `{}` does not resolve", o.authority))?;
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_string())
                     .unwrap_or_default();
-                let mut prefix = String::from("{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+                let mut prefix =
+                    String::from("{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
                 attr_str(&mut prefix, "service.name", t.service.as_bytes());
                 prefix.push(',');
                 attr_str(&mut prefix, "host.name", host.as_bytes());
@@ -411,7 +410,10 @@ async fn post(
         let reused = conn.as_ref().is_some_and(|(a, _)| *a == otlp.addr);
         if !reused {
             let limit = Limit::new(&w.stop, Duration::from_secs(2));
-            match limit.run(monoio::net::TcpStream::connect_addr(otlp.addr)).await {
+            match limit
+                .run(monoio::net::TcpStream::connect_addr(otlp.addr))
+                .await
+            {
                 Some(Ok(s)) => {
                     let _ = s.set_nodelay(true);
                     *conn = Some((otlp.addr, s));
@@ -653,7 +655,9 @@ mod tests {
             b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-brings"
         )
         .is_some());
-        assert!(parse_traceparent(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09").is_some());
+        assert!(
+            parse_traceparent(b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09").is_some()
+        );
         for bad in [
             &b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-"[..],
             b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
@@ -668,7 +672,12 @@ mod tests {
             b"0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             b"",
         ] {
-            assert_eq!(parse_traceparent(bad), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_traceparent(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -766,7 +775,10 @@ mod tests {
         };
         assert_eq!(get("url.path").unwrap()["stringValue"], "/a/\"b\"");
         assert_eq!(get("http.response.status_code").unwrap()["intValue"], "502");
-        assert_eq!(get("error.type").unwrap()["stringValue"], "upstream-unavailable");
+        assert_eq!(
+            get("error.type").unwrap()["stringValue"],
+            "upstream-unavailable"
+        );
         assert!(out.windows(6).all(|w| w != b"secret"));
     }
 

@@ -186,7 +186,10 @@ impl Lower<'_> {
                 }
                 _ => {
                     // otlp
-                    let Some(x) = self.text(&mut a, "a collector URL such as \"http://127.0.0.1:4318/v1/traces\"") else {
+                    let Some(x) = self.text(
+                        &mut a,
+                        "a collector URL such as \"http://127.0.0.1:4318/v1/traces\"",
+                    ) else {
                         continue;
                     };
                     let (authority, path) = match otlp_url(x.text()) {
@@ -343,7 +346,8 @@ fn otlp_url(url: &str) -> Result<(String, String), &'static str> {
     if authority.is_empty() || authority.contains('@') {
         return Err("it names no host");
     }
-    if path.bytes().any(|b| !(0x21..0x7f).contains(&b)) || path.contains('?') || path.contains('#') {
+    if path.bytes().any(|b| !(0x21..0x7f).contains(&b)) || path.contains('?') || path.contains('#')
+    {
         return Err("its path holds a space, a control character, a query or a fragment");
     }
     let has_port = match authority.rfind(':') {
@@ -379,7 +383,9 @@ mod tests {
         assert_eq!(sample_ppm("0.5%"), Some(5_000));
         assert_eq!(sample_ppm("0.0001%"), Some(1));
         assert_eq!(sample_ppm("12.25%"), Some(122_500));
-        for bad in ["101%", "0.00001%", "5", "%", ".5%", "5.%", "-1%", "1e2%", "1000%"] {
+        for bad in [
+            "101%", "0.00001%", "5", "%", ".5%", "5.%", "-1%", "1e2%", "1000%",
+        ] {
             assert_eq!(sample_ppm(bad), None, "{bad}");
         }
     }
@@ -387,9 +393,18 @@ mod tests {
     #[test]
     fn otlp_urls_are_plain_http_with_a_host() {
         let ok = |u: &str| otlp_url(u).unwrap();
-        assert_eq!(ok("http://127.0.0.1:4318/v1/traces"), ("127.0.0.1:4318".into(), "/v1/traces".into()));
-        assert_eq!(ok("http://collector"), ("collector:4318".into(), "/v1/traces".into()));
-        assert_eq!(ok("http://[::1]:9000/x"), ("[::1]:9000".into(), "/x".into()));
+        assert_eq!(
+            ok("http://127.0.0.1:4318/v1/traces"),
+            ("127.0.0.1:4318".into(), "/v1/traces".into())
+        );
+        assert_eq!(
+            ok("http://collector"),
+            ("collector:4318".into(), "/v1/traces".into())
+        );
+        assert_eq!(
+            ok("http://[::1]:9000/x"),
+            ("[::1]:9000".into(), "/x".into())
+        );
         assert_eq!(ok("http://[::1]/x"), ("[::1]:4318".into(), "/x".into()));
         for bad in [
             "https://c:4318/v1/traces",
