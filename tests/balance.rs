@@ -369,6 +369,11 @@ fn an_open_circuit_breaker_answers_503_problem_json() {
     let to = addr(&srv);
     let first = std::thread::spawn(move || Client::new(to).get("/slow", &[]));
     wait_for("the first request at the origin", || a.hits() == 1);
+    // The breaker's state: open on the one worker while the slot is held.
+    wait_for("the open breaker in /status", || {
+        let b = &status(admin)["upstreams"][0]["breaker"];
+        b["open_connections_on_workers"] == 1 && b["active_connections"] == 1
+    });
     let r = Client::new(to).get("/second", &[]);
     assert_eq!(r.status, 503);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
@@ -383,6 +388,10 @@ fn an_open_circuit_breaker_answers_503_problem_json() {
     assert_eq!(first.join().unwrap().status, 200);
     wait_for("breaker_open in /status", || {
         status(admin)["upstreams"][0]["breaker_open"] == 1
+    });
+    wait_for("the breaker closed again", || {
+        let b = &status(admin)["upstreams"][0]["breaker"];
+        b["open_connections_on_workers"] == 0 && b["active_connections"] == 0
     });
     srv.shutdown();
 }

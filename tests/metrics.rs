@@ -230,6 +230,21 @@ fn counters_scraped_during_load_match_the_requests_sent() {
         s[&format!("bext_upstream_server_up{{upstream=\"backend\",server=\"{server}\"}}")],
         1.0
     );
+    // The breaker is closed and nothing is in use once the load is over.
+    for limit in ["connections", "pending"] {
+        assert_eq!(
+            s[&format!(
+                "bext_upstream_breaker_open_workers{{upstream=\"backend\",limit=\"{limit}\"}}"
+            )],
+            0.0
+        );
+    }
+    assert_eq!(
+        s["bext_upstream_pending_requests{upstream=\"backend\"}"],
+        0.0
+    );
+    // No tracing configured: no span went anywhere.
+    assert_eq!(s["bext_trace_spans_exported_total{worker=\"0\"}"], 0.0);
     // Requests read per worker add up to everything sent.
     let read: f64 = (0..2)
         .map(|w| s[&format!("bext_worker_requests_total{{worker=\"{w}\"}}")])

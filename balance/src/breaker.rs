@@ -76,4 +76,14 @@ impl CircuitBreaker {
     pub fn pending(&self) -> u32 {
         self.pending.get()
     }
+
+    /// The breaker's state now: (the connection limit is reached, the pending limit is
+    /// reached). Either one open refuses the next request that needs it.
+    pub fn state(&self) -> (bool, bool) {
+        let full = |c: &Cell<u32>, max: Option<u32>| max.is_some_and(|m| c.get() >= m);
+        (
+            full(&self.connections, self.max_connections),
+            full(&self.pending, self.max_pending),
+        )
+    }
 }

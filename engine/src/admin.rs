@@ -803,8 +803,16 @@ fn status_json(control: &Control) -> String {
         json_str(&mut out, &u.name);
         let _ = write!(
             out,
-            ",\"requests\":{},\"failures\":{},\"retries\":{},\"budget_exhausted\":{},\"breaker_open\":{},\"servers\":[",
-            u.requests, u.failures, u.retries, u.budget_exhausted, u.breaker_open
+            ",\"requests\":{},\"failures\":{},\"retries\":{},\"budget_exhausted\":{},\"breaker_open\":{},\"breaker\":{{\"open_connections_on_workers\":{},\"open_pending_on_workers\":{},\"active_connections\":{},\"pending_requests\":{}}},\"servers\":[",
+            u.requests,
+            u.failures,
+            u.retries,
+            u.budget_exhausted,
+            u.breaker_open,
+            u.breaker_open_connections,
+            u.breaker_open_pending,
+            u.active_connections,
+            u.pending_requests
         );
         for (j, v) in u.servers.iter().enumerate() {
             if j > 0 {

@@ -722,6 +722,41 @@ pub fn render(s: &Snapshot, format: Format) -> String {
             w.sample(name, &[("upstream", u.name.as_str())], f(u));
         }
     }
+    w.family(
+        "bext_upstream_breaker_open_workers",
+        Kind::Gauge,
+        "Workers on which the upstream's circuit breaker is open now, by the limit reached (max_connections, max_pending).",
+    );
+    for u in &s.upstreams {
+        for (limit, n) in [
+            ("connections", u.breaker_open_connections),
+            ("pending", u.breaker_open_pending),
+        ] {
+            w.sample(
+                "bext_upstream_breaker_open_workers",
+                &[("upstream", u.name.as_str()), ("limit", limit)],
+                n as u64,
+            );
+        }
+    }
+    let up_gauges: [(&str, &str, UpFig); 2] = [
+        (
+            "bext_upstream_active_connections",
+            "Upstream connections in use by requests now, over the workers.",
+            |u| u.active_connections,
+        ),
+        (
+            "bext_upstream_pending_requests",
+            "Requests waiting for an upstream connection now, over the workers.",
+            |u| u.pending_requests,
+        ),
+    ];
+    for (name, help, f) in up_gauges {
+        w.family(name, Kind::Gauge, help);
+        for u in &s.upstreams {
+            w.sample(name, &[("upstream", u.name.as_str())], f(u));
+        }
+    }
     type ServerFig = fn(&crate::server::ServerStatus) -> u64;
     let server_families: [(&str, Kind, &str, ServerFig); 5] = [
         (

@@ -310,6 +310,12 @@ pub struct UpstreamStatus {
     pub budget_exhausted: u64,
     /// Requests answered 503 by the circuit breaker.
     pub breaker_open: u64,
+    /// Workers on which the breaker's connection limit, and its pending limit, is reached now.
+    pub breaker_open_connections: usize,
+    pub breaker_open_pending: usize,
+    /// Upstream connections in use and requests waiting for one, over the workers.
+    pub active_connections: u64,
+    pub pending_requests: u64,
     pub servers: Vec<ServerStatus>,
 }
 
@@ -681,6 +687,10 @@ impl Control {
                 o.retries += u.metrics.retries;
                 o.budget_exhausted += u.metrics.budget_exhausted;
                 o.breaker_open += u.metrics.breaker_open;
+                o.breaker_open_connections += usize::from(u.breaker.connections_full);
+                o.breaker_open_pending += usize::from(u.breaker.pending_full);
+                o.active_connections += u64::from(u.breaker.connections);
+                o.pending_requests += u64::from(u.breaker.pending);
                 for (k, addr) in u.servers.iter().enumerate() {
                     let j = match o.servers.iter().position(|v| v.addr == *addr) {
                         Some(j) => j,

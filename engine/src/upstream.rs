@@ -141,6 +141,16 @@ impl CoreUpstreams {
                         .map(|i| st.passive.as_ref().is_some_and(|p| p.is_ejected(i)))
                         .collect()
                 },
+                breaker: {
+                    let st = st.borrow();
+                    let (connections_full, pending_full) = st.breaker.state();
+                    BreakerSnapshot {
+                        connections: st.breaker.connections(),
+                        pending: st.breaker.pending(),
+                        connections_full,
+                        pending_full,
+                    }
+                },
             })
             .collect()
     }
@@ -156,6 +166,18 @@ pub struct UpstreamSnapshot {
     pub up: Vec<bool>,
     /// Per server: passively ejected on this core.
     pub ejected: Vec<bool>,
+    pub breaker: BreakerSnapshot,
+}
+
+/// The circuit breaker of one upstream on one core, as of the last tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BreakerSnapshot {
+    /// Upstream connections in use, and requests waiting for one.
+    pub connections: u32,
+    pub pending: u32,
+    /// `max_connections` / `max_pending` reached: the breaker refuses new requests.
+    pub connections_full: bool,
+    pub pending_full: bool,
 }
 
 /// What went wrong with an upstream server, as the error log names it.
