@@ -2,10 +2,11 @@
 # Instructions per request of bext binaries under callgrind: a figure that load on the machine
 # does not move (CPU time does), for comparing two builds of the same code path.
 #
-#   bash bench/scripts/instructions.sh [--requests 4000] [--scenarios "S1 S2 F1"] BINARY...
+#   bash bench/scripts/instructions.sh [--requests 4000] [--scenarios "S1 S2 F1 X:FILE.bext"] BINARY...
 #
 # Each binary serves the scenario (S1: `bext respond`, 100-byte body; S2: `bext proxy` to the
-# benchmark origin, 1 KiB body; F1: a 1 KiB static file) on the epoll driver (valgrind does
+# benchmark origin, 1 KiB body; F1: a 1 KiB static file; X:FILE: `bext run FILE`, a
+# configuration written as for ab.sh, with @LISTEN@ and @ORIGIN@) on the epoll driver (valgrind does
 # not emulate io_uring) with one worker, under callgrind with collection off; collection is
 # switched on once the server answers, the load generator sends the requests over 8
 # keep-alive connections, and collection is switched off again. Prints instructions per
@@ -46,13 +47,16 @@ wait_up() {
 
 printf '| scenario | binary | requests | Ir per request |\n|---|---|---:|---:|\n'
 for scenario in $SCENARIOS; do
-    case $scenario in S1) path=/ ;; S2) path=/ ;; F1) path=/f1k.bin ;; *) echo "unknown scenario $scenario" >&2; exit 2 ;; esac
+    case $scenario in S1|S2|X:*) path=/ ;; F1) path=/f1k.bin ;; *) echo "unknown scenario $scenario" >&2; exit 2 ;; esac
     for bin in "${BINS[@]}"; do
         out="$WORK/cg.out"
         case $scenario in
             S1) args=(respond --listen "$LISTEN" --body "$BODY100") ;;
             S2) args=(proxy --listen "$LISTEN" --to "$ORIGIN") ;;
             F1) args=(run "$WORK/f1.bext") ;;
+            X:*)
+                sed -e "s|@LISTEN@|$LISTEN|g" -e "s|@ORIGIN@|$ORIGIN|g" "${scenario#X:}" >"$WORK/x.bext"
+                args=(run "$WORK/x.bext") ;;
         esac
         # A binary that cannot run the scenario (an older build refusing `static`) is skipped.
         if [ "$scenario" = F1 ] && ! "$bin" check "$WORK/f1.bext" >/dev/null 2>&1; then

@@ -114,13 +114,13 @@ pub struct TraceContext {
 impl TraceContext {
     /// The context of a request: continue the trace of its `traceparent` when that field is
     /// valid and `accept` (the parent policy allows this peer), else start one whose id is
-    /// the request id `rid` (32 hex digits) or, when the request id came from elsewhere in
-    /// another form, `fresh`.
+    /// the request id bext made (`rid`, its 16 bytes) or, when the request id came from a
+    /// trusted proxy, `fresh`.
     pub fn of_request(
         t: &Tracing,
         headers: crate::stage::Headers<'_>,
         accept: bool,
-        rid: &[u8],
+        rid: Option<[u8; 16]>,
         span_id: u64,
         fresh: impl FnOnce() -> [u8; 16],
     ) -> TraceContext {
@@ -134,7 +134,7 @@ impl TraceContext {
                 };
             }
         }
-        let trace_id = match unhex::<16>(rid) {
+        let trace_id = match rid {
             Some(id) if id != [0; 16] => id,
             _ => fresh(),
         };
@@ -536,6 +536,16 @@ fn put_attr_str(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.extend_from_slice(b"\"}}");
 }
 
+/// An address attribute, formatted in place (addresses need no escaping).
+fn put_attr_display(out: &mut Vec<u8>, key: &str, value: &dyn std::fmt::Display) {
+    use std::io::Write;
+    out.extend_from_slice(b"{\"key\":\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\",\"value\":{\"stringValue\":\"");
+    let _ = write!(out, "{value}");
+    out.extend_from_slice(b"\"}}");
+}
+
 fn put_u64(out: &mut Vec<u8>, v: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
@@ -588,7 +598,7 @@ fn encode_span(out: &mut Vec<u8>, ctx: &TraceContext, s: &SpanEnd<'_>) {
     out.push(b',');
     put_attr_str(out, "server.address", s.host);
     out.push(b',');
-    put_attr_str(out, "client.address", s.client.to_string().as_bytes());
+    put_attr_display(out, "client.address", &s.client);
     out.extend_from_slice(b",{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
     put_u64(out, u64::from(s.status));
     out.extend_from_slice(b"\"}}");
@@ -598,7 +608,7 @@ fn encode_span(out: &mut Vec<u8>, ctx: &TraceContext, s: &SpanEnd<'_>) {
     }
     if let Some(u) = s.upstream {
         out.push(b',');
-        put_attr_str(out, "bext.upstream.address", u.to_string().as_bytes());
+        put_attr_display(out, "bext.upstream.address", &u);
     }
     if let Some(e) = s.error {
         out.push(b',');

@@ -98,13 +98,15 @@ pub(super) async fn one_request(
     stages.reset();
     // Request id: keep a valid one from a trusted proxy, generate one otherwise.
     let trusted = p.trusted.contains(peer.ip());
-    match Headers::from_request(buf, head).get(b"x-request-id") {
+    // The request id's bytes when bext made it (a new trace takes it as its id).
+    let rid_raw = match Headers::from_request(buf, head).get(b"x-request-id") {
         Some(v) if trusted && valid_request_id(v) => {
             rid.clear();
             rid.extend_from_slice(v);
+            None
         }
-        _ => w.next_request_id(rid),
-    }
+        _ => Some(w.next_request_id(rid)),
+    };
     // Trace context: only with a `tracing` block (no field is looked up otherwise).
     let trace = p.tracing.as_ref().map(|t| {
         let accept = match t.parent {
@@ -116,7 +118,7 @@ pub(super) async fn one_request(
             t,
             Headers::from_request(buf, head),
             accept,
-            rid,
+            rid_raw,
             w.next_span_id(),
             || w.next_trace_id(),
         )
@@ -182,7 +184,9 @@ pub(super) async fn one_request(
             duration_us,
         );
     }
-    let trace_ids = trace.map(|t| (t.trace_hex(), t.span_hex()));
+    let trace_ids = trace
+        .filter(|_| note_ranges.is_some() && logging)
+        .map(|t| (t.trace_hex(), t.span_hex()));
     let trace_strs = trace_ids.as_ref().map(|(t, s)| {
         (
             std::str::from_utf8(t).unwrap_or("-"),

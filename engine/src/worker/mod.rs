@@ -202,6 +202,8 @@ pub struct Worker {
     pub files: RefCell<bext_static::FileCache>,
     /// Multipart range responses sent, for their boundaries.
     boundaries: Cell<u64>,
+    /// Span ids issued (see [`Worker::next_span_id`]).
+    spans_issued: Cell<u64>,
     /// This core's response caches, kept across reloads that keep their configuration (see
     /// `handler::cache`).
     pub caches: crate::handler::cache::CoreCaches,
@@ -253,6 +255,7 @@ impl Worker {
             files: RefCell::new(bext_static::FileCache::new(Default::default())),
             caches: Default::default(),
             boundaries: Cell::new(0),
+            spans_issued: Cell::new(0),
             metrics: RefCell::new(crate::metrics::CoreMetrics::default()),
             spans: RefCell::new(crate::trace::Spans::default()),
         };
@@ -382,18 +385,25 @@ impl Worker {
 
     /// A new request id: 32 lower-case hex digits, unique per process run and unpredictable
     /// from the ids seen before it (`reqid.rs`).
-    pub fn next_request_id(&self, out: &mut Vec<u8>) {
+    pub fn next_request_id(&self, out: &mut Vec<u8>) -> [u8; 16] {
         let (a, b) = self.ids.next();
         let mut id = [0u8; 32];
         id[..16].copy_from_slice(&hex16(a));
         id[16..].copy_from_slice(&hex16(b));
         out.clear();
         out.extend_from_slice(&id);
+        let mut raw = [0u8; 16];
+        raw[..8].copy_from_slice(&a.to_be_bytes());
+        raw[8..].copy_from_slice(&b.to_be_bytes());
+        raw
     }
 
-    /// A span id: the first half of a fresh request id (never zero).
+    /// A span id: unique on this core (a bijective mix of a counter under the core's seed),
+    /// never zero. Span ids name, they do not guard: unlike request ids they need no keyed hash.
     pub fn next_span_id(&self) -> u64 {
-        self.ids.next().0.max(1)
+        let n = self.spans_issued.get().wrapping_add(1);
+        self.spans_issued.set(n);
+        mix(self.seed.rotate_left(17) ^ n).max(1)
     }
 
     /// A trace id for a request whose request id is not 32 hex digits.
