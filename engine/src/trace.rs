@@ -269,6 +269,9 @@ pub struct SpanEnd<'a> {
     pub error: Option<&'static str>,
 }
 
+/// What closes the document [`Otlp::prefix`] opens.
+const SUFFIX: &[u8] = b"]}]}]}";
+
 /// A core's spans waiting to be sent, and its export counters.
 #[derive(Default)]
 pub struct Spans {
@@ -290,7 +293,11 @@ impl Spans {
             self.dropped += 1;
             return false;
         }
-        if self.count > 0 {
+        // The queue is the request body being built: the document's opening, then the spans.
+        if self.count == 0 {
+            self.buf.clear();
+            self.buf.extend_from_slice(otlp.prefix.as_bytes());
+        } else {
             self.buf.push(b',');
         }
         encode_span(&mut self.buf, ctx, s);
@@ -303,10 +310,14 @@ impl Spans {
         true
     }
 
-    /// Take the queued spans (encoded) and their number.
+    /// Take the queued spans as a whole OTLP document, and their number.
     fn take(&mut self, spare: Vec<u8>) -> (Vec<u8>, usize) {
         let n = std::mem::take(&mut self.count);
-        (std::mem::replace(&mut self.buf, spare), n)
+        let mut doc = std::mem::replace(&mut self.buf, spare);
+        if n > 0 {
+            doc.extend_from_slice(SUFFIX);
+        }
+        (doc, n)
     }
 }
 
@@ -335,7 +346,7 @@ pub fn unix_ns() -> u64 {
 async fn export(w: Rc<Worker>) {
     let mut conn: Option<(SocketAddr, monoio::net::TcpStream)> = None;
     let mut spare = Vec::new();
-    let mut body = Vec::new();
+    let mut head = Vec::new();
     let mut resp = Vec::new();
     loop {
         let otlp = w.pipeline().tracing.as_ref().and_then(|t| t.otlp.clone());
@@ -360,13 +371,9 @@ async fn export(w: Rc<Worker>) {
             let _ = race(pin!(full), pin!(w.stop.wait_for(otlp.interval))).await;
             w.spans.borrow_mut().waker = None;
         }
-        let (spans, n) = w.spans.borrow_mut().take(std::mem::take(&mut spare));
+        let (mut doc, n) = w.spans.borrow_mut().take(std::mem::take(&mut spare));
         if n > 0 {
-            body.clear();
-            body.extend_from_slice(otlp.prefix.as_bytes());
-            body.extend_from_slice(&spans);
-            body.extend_from_slice(b"]}]}]}");
-            let sent = post(&w, &otlp, &mut conn, &mut body, &mut resp).await;
+            let sent = post(&w, &otlp, &mut conn, &mut head, &mut doc, &mut resp).await;
             let mut s = w.spans.borrow_mut();
             if sent {
                 s.exported += n as u64;
@@ -374,7 +381,7 @@ async fn export(w: Rc<Worker>) {
                 s.failed += n as u64;
             }
         }
-        spare = spans;
+        spare = doc;
         spare.clear();
         if w.stop.is_stopped() {
             if w.spans.borrow().count == 0 && w.in_flight.get() == 0 {
@@ -392,18 +399,20 @@ async fn post(
     w: &Worker,
     otlp: &Otlp,
     conn: &mut Option<(SocketAddr, monoio::net::TcpStream)>,
+    head: &mut Vec<u8>,
     body: &mut Vec<u8>,
     resp: &mut Vec<u8>,
 ) -> bool {
-    let mut req = format!(
+    use std::io::Write;
+    head.clear();
+    let _ = write!(
+        head,
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: bext/{}\r\n\r\n",
         otlp.path,
         otlp.authority,
         body.len(),
         env!("CARGO_PKG_VERSION")
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
+    );
     // A kept connection may have been closed by the collector meanwhile: one more try on a
     // new connection.
     for _ in 0..2 {
@@ -429,8 +438,10 @@ async fn post(
         };
         let limit = Limit::new(&w.stop, Duration::from_secs(5));
         resp.clear();
+        // Head and body in two writes: the body (the queue itself) is never copied.
         let answer = async {
-            write_all(s, &mut req, limit).await.ok()?;
+            write_all(s, head, limit).await.ok()?;
+            write_all(s, body, limit).await.ok()?;
             read_answer(s, resp, limit).await
         };
         match answer.await {
@@ -496,6 +507,13 @@ async fn read_answer(
 }
 
 fn json_escaped(out: &mut Vec<u8>, s: &[u8]) {
+    // Most values need no escape: one copy.
+    if s.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.extend_from_slice(s);
+        return;
+    }
     for &b in s {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -536,13 +554,33 @@ fn put_attr_str(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.extend_from_slice(b"\"}}");
 }
 
-/// An address attribute, formatted in place (addresses need no escaping).
-fn put_attr_display(out: &mut Vec<u8>, key: &str, value: &dyn std::fmt::Display) {
+/// An address attribute, formatted in place (addresses need no escaping); IPv4 without the
+/// formatting machinery.
+fn put_attr_addr(out: &mut Vec<u8>, key: &str, ip: IpAddr, port: Option<u16>) {
     use std::io::Write;
     out.extend_from_slice(b"{\"key\":\"");
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\",\"value\":{\"stringValue\":\"");
-    let _ = write!(out, "{value}");
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                put_u64(out, u64::from(o));
+            }
+            if let Some(p) = port {
+                out.push(b':');
+                put_u64(out, u64::from(p));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = match port {
+                Some(p) => write!(out, "[{v6}]:{p}"),
+                None => write!(out, "{v6}"),
+            };
+        }
+    }
     out.extend_from_slice(b"\"}}");
 }
 
@@ -598,7 +636,7 @@ fn encode_span(out: &mut Vec<u8>, ctx: &TraceContext, s: &SpanEnd<'_>) {
     out.push(b',');
     put_attr_str(out, "server.address", s.host);
     out.push(b',');
-    put_attr_display(out, "client.address", &s.client);
+    put_attr_addr(out, "client.address", s.client, None);
     out.extend_from_slice(b",{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
     put_u64(out, u64::from(s.status));
     out.extend_from_slice(b"\"}}");
@@ -608,7 +646,7 @@ fn encode_span(out: &mut Vec<u8>, ctx: &TraceContext, s: &SpanEnd<'_>) {
     }
     if let Some(u) = s.upstream {
         out.push(b',');
-        put_attr_display(out, "bext.upstream.address", &u);
+        put_attr_addr(out, "bext.upstream.address", u.ip(), Some(u.port()));
     }
     if let Some(e) = s.error {
         out.push(b',');
@@ -793,6 +831,28 @@ mod tests {
     }
 
     #[test]
+    fn addresses_are_written_as_displayed() {
+        for (ip, port) in [
+            ("10.0.0.1", None),
+            ("255.255.0.9", Some(65535)),
+            ("::1", None),
+            ("2001:db8::7", Some(443)),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            put_attr_addr(&mut out, "k", ip, port);
+            let want = match port {
+                Some(p) => SocketAddr::new(ip, p).to_string(),
+                None => ip.to_string(),
+            };
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("{{\"key\":\"k\",\"value\":{{\"stringValue\":\"{want}\"}}}}")
+            );
+        }
+    }
+
+    #[test]
     fn the_queue_is_bounded_and_counts_what_it_drops() {
         let otlp = Otlp {
             addr: "127.0.0.1:1".parse().unwrap(),
@@ -800,7 +860,7 @@ mod tests {
             path: "/v1/traces".into(),
             queue: 16,
             interval: Duration::from_secs(1),
-            prefix: String::new(),
+            prefix: "{\"a\":[{\"b\":[{\"c\":[".into(),
         };
         let ctx = TraceContext {
             trace_id: [1; 16],
@@ -825,11 +885,10 @@ mod tests {
         let kept = (0..100).filter(|_| spans.push(&otlp, &ctx, &end)).count();
         assert_eq!(kept, 16);
         assert_eq!(spans.dropped, 84);
-        let (buf, n) = spans.take(Vec::new());
+        let (doc, n) = spans.take(Vec::new());
         assert_eq!(n, 16);
-        let doc = format!("[{}]", String::from_utf8(buf).unwrap());
-        let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
-        assert_eq!(v.as_array().unwrap().len(), 16);
+        let v: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+        assert_eq!(v["a"][0]["b"][0]["c"].as_array().unwrap().len(), 16);
         assert!(spans.push(&otlp, &ctx, &end));
     }
 }
