@@ -244,11 +244,12 @@ fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Lower-case hex of whole 8-byte words (the ids' sizes), eight digits per step.
 fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 15)];
+    for (o, w) in out.chunks_exact_mut(16).zip(bytes.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        o.copy_from_slice(&crate::worker::hex16(u64::from_be_bytes(word)));
     }
 }
 
@@ -585,16 +586,28 @@ fn put_attr_addr(out: &mut Vec<u8>, key: &str, ip: IpAddr, port: Option<u16>) {
 }
 
 fn put_u64(out: &mut Vec<u8>, v: u64) {
+    // Two digits per division.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut v = v;
-    loop {
+    while v >= 100 {
+        let p = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&PAIRS[p..p + 2]);
+    }
+    if v >= 10 {
+        let p = v as usize * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&PAIRS[p..p + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        digits[i] = b'0' + v as u8;
     }
     out.extend_from_slice(&digits[i..]);
 }
@@ -828,6 +841,23 @@ mod tests {
             "upstream-unavailable"
         );
         assert!(out.windows(6).all(|w| w != b"secret"));
+    }
+
+    #[test]
+    fn numbers_and_ids_are_written_as_formatted() {
+        for v in [0, 7, 10, 99, 100, 101, 12345, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            put_u64(&mut out, v);
+            assert_eq!(out, v.to_string().as_bytes());
+        }
+        let ctx = TraceContext {
+            trace_id: *b"\x01\x23\x45\x67\x89\xab\xcd\xef\xfe\xdc\xba\x98\x76\x54\x32\x10",
+            span_id: 0xa1b2_c3d4_e5f6_0718,
+            parent_id: None,
+            sampled: true,
+        };
+        assert_eq!(&ctx.trace_hex(), b"0123456789abcdeffedcba9876543210");
+        assert_eq!(&ctx.span_hex(), b"a1b2c3d4e5f60718");
     }
 
     #[test]

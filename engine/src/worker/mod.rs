@@ -562,7 +562,7 @@ impl Worker {
 /// splitmix64 finaliser: spreads counter bits over the whole word.
 /// `v` as 16 lowercase hex digits, most significant first, without a loop: each half's
 /// nibbles are spread to one byte each, then turned into digits all at once.
-fn hex16(v: u64) -> [u8; 16] {
+pub(crate) fn hex16(v: u64) -> [u8; 16] {
     fn half(v: u32) -> [u8; 8] {
         let mut x = u64::from(v);
         x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
