@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::{connect, read_response};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{connect, read_message, read_response};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,32 +19,6 @@ const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 type Heads = Arc<Mutex<Vec<String>>>;
-
-/// Read one HTTP/1.1 message head (and a Content-Length body) from `r`.
-fn read_message(r: &mut BufReader<TcpStream>) -> Option<(String, Vec<u8>)> {
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        head.push_str(&line);
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let len = head
-        .lines()
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some((head, body))
-}
 
 /// An origin that records every request head and answers 200 "ok".
 fn origin() -> (SocketAddr, Heads) {

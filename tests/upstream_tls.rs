@@ -91,30 +91,9 @@ fn serve(
     });
     let mut r = BufReader::new(s);
     loop {
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            match r.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            head.push_str(&line);
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let len = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse::<usize>().unwrap())
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if r.read_exact(&mut body).is_err() {
+        let Some((head, body)) = common::read_message(&mut r) else {
             return;
-        }
+        };
         let target = head.split(' ').nth(1).unwrap_or("/").to_string();
         let reply = if head.starts_with("POST") {
             body

@@ -186,6 +186,19 @@ impl AccessLog {
 
 fn json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
+    json_escaped(out, s);
+    out.push(b'"');
+}
+
+/// `s` as the inside of a JSON string: printable ASCII as it is (one copy when nothing needs
+/// escaping), `"` and `\\` escaped, every other byte as `\\u00XX`.
+pub(crate) fn json_escaped(out: &mut Vec<u8>, s: &[u8]) {
+    if s.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.extend_from_slice(s);
+        return;
+    }
     for &b in s {
         match b {
             b'"' => out.extend_from_slice(b"\\\""),
@@ -198,7 +211,6 @@ fn json_str(out: &mut Vec<u8>, s: &[u8]) {
             }
         }
     }
-    out.push(b'"');
 }
 
 /// One JSON object per line.

@@ -689,35 +689,52 @@ pub fn render(s: &Snapshot, format: Format) -> String {
 
     // Upstreams.
     type UpFig = fn(&crate::server::UpstreamStatus) -> u64;
-    let up_families: [(&str, &str, UpFig); 5] = [
+    let up_families: [(&str, Kind, &str, UpFig); 7] = [
         (
             "bext_upstream_requests_total",
+            Kind::Counter,
             "Requests proxied to the upstream (a retried request counts once).",
             |u| u.requests,
         ),
         (
             "bext_upstream_failures_total",
+            Kind::Counter,
             "Failed attempts (connect errors, timeouts, resets, invalid responses, 5xx).",
             |u| u.failures,
         ),
         (
             "bext_upstream_retries_total",
+            Kind::Counter,
             "Extra attempts made after a failure.",
             |u| u.retries,
         ),
         (
             "bext_upstream_retry_budget_exhausted_total",
+            Kind::Counter,
             "Retries the policy allowed but the retry budget refused.",
             |u| u.budget_exhausted,
         ),
         (
             "bext_upstream_breaker_rejected_total",
+            Kind::Counter,
             "Requests answered 503 because the upstream's circuit breaker was open.",
             |u| u.breaker_open,
         ),
+        (
+            "bext_upstream_active_connections",
+            Kind::Gauge,
+            "Upstream connections in use by requests now, over the workers.",
+            |u| u.active_connections,
+        ),
+        (
+            "bext_upstream_pending_requests",
+            Kind::Gauge,
+            "Requests waiting for an upstream connection now, over the workers.",
+            |u| u.pending_requests,
+        ),
     ];
-    for (name, help, f) in up_families {
-        w.family(name, Kind::Counter, help);
+    for (name, kind, help, f) in up_families {
+        w.family(name, kind, help);
         for u in &s.upstreams {
             w.sample(name, &[("upstream", u.name.as_str())], f(u));
         }
@@ -737,24 +754,6 @@ pub fn render(s: &Snapshot, format: Format) -> String {
                 &[("upstream", u.name.as_str()), ("limit", limit)],
                 n as u64,
             );
-        }
-    }
-    let up_gauges: [(&str, &str, UpFig); 2] = [
-        (
-            "bext_upstream_active_connections",
-            "Upstream connections in use by requests now, over the workers.",
-            |u| u.active_connections,
-        ),
-        (
-            "bext_upstream_pending_requests",
-            "Requests waiting for an upstream connection now, over the workers.",
-            |u| u.pending_requests,
-        ),
-    ];
-    for (name, help, f) in up_gauges {
-        w.family(name, Kind::Gauge, help);
-        for u in &s.upstreams {
-            w.sample(name, &[("upstream", u.name.as_str())], f(u));
         }
     }
     type ServerFig = fn(&crate::server::ServerStatus) -> u64;

@@ -16,6 +16,7 @@
 //! connection attempt per interval.
 
 use crate::io::{race, read_more, write_all, Limit};
+use crate::log::json_escaped;
 use crate::worker::Worker;
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
@@ -505,28 +506,6 @@ async fn read_answer(
         _ => keep = false,
     }
     Some((head.status, keep))
-}
-
-fn json_escaped(out: &mut Vec<u8>, s: &[u8]) {
-    // Most values need no escape: one copy.
-    if s.iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
-        out.extend_from_slice(s);
-        return;
-    }
-    for &b in s {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            0x20..=0x7e => out.push(b),
-            _ => {
-                out.extend_from_slice(b"\\u00");
-                out.push(b"0123456789abcdef"[usize::from(b >> 4)]);
-                out.push(b"0123456789abcdef"[usize::from(b & 15)]);
-            }
-        }
-    }
 }
 
 fn attr_str(out: &mut String, key: &str, value: &[u8]) {

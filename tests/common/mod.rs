@@ -243,6 +243,33 @@ where
     a
 }
 
+/// One HTTP/1.1 message from `r`: its head (up to the blank line) and a Content-Length body;
+/// `None` when the peer closed first.
+pub fn read_message(r: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
 /// Read a request head (up to the blank line) from a raw stream.
 pub fn read_head(s: &mut TcpStream) -> String {
     let mut head = Vec::new();
