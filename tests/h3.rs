@@ -1,7 +1,8 @@
-//! HTTP/3 end to end, on the driver the suite runs with (`BEXT_TEST_DRIVER`), against an
-//! independent client: quinn's h3 client on tokio. The `http3` flag is still refused by the
-//! language (E0501) while the feature is incomplete, so these tests switch HTTP/3 on in the
-//! compiled pipeline (`start_with_stages`), the way the flag will.
+//! HTTP/3 end to end, on the driver the suite runs with (`BEXT_TEST_DRIVER`), against two
+//! independent clients: quinn's h3 client on tokio, and aioquic's (Python,
+//! `tests/h3_aioquic.py`). Most tests run bext in-process from a configuration with
+//! `listen … tls { … } http3`; the last ones run the `bext` binary (`bext run FILE`), reloaded
+//! through its admin endpoint.
 
 mod common;
 #[path = "../modules/tls/tests/support/mod.rs"]
@@ -24,14 +25,16 @@ struct H3Server {
 
 /// bext serving `sites` on a TLS listener with HTTP/3 on, for the name `a.test`.
 fn serve(tag: &str, sites: &str, edit: impl FnOnce(&mut bext_engine::Pipeline)) -> H3Server {
-    serve_on(tag, sites, 1, edit)
+    serve_on(tag, sites, 1, " http3", edit)
 }
 
-/// [`serve`] with `workers` workers.
+/// [`serve`] with `workers` workers, `http3` written after the `tls` block (empty: a TLS
+/// listener without HTTP/3).
 fn serve_on(
     tag: &str,
     sites: &str,
     workers: usize,
+    http3: &str,
     edit: impl FnOnce(&mut bext_engine::Pipeline),
 ) -> H3Server {
     let pki = Pki::new(tag);
@@ -42,17 +45,14 @@ fn serve_on(
             ..Leaf::default()
         },
     );
-    let text = format!("listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }}\n{sites}");
+    let text =
+        format!("listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }}{http3}\n{sites}");
     let c = bext_dsl::compile_str("h3.bext", &text).expect("configuration compiles");
     let opts = bext::StartOptions {
         workers: Some(workers),
         ..common::opts()
     };
-    let server = bext::start_with_stages(c.config, opts, |p| {
-        p.http3 = p.listeners.clone();
-        edit(p);
-    })
-    .expect("bext starts");
+    let server = bext::start_with_stages(c.config, opts, edit).expect("bext starts");
     let pki_client = pki.client();
     H3Server {
         pki,
@@ -69,12 +69,20 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn client_endpoint(s: &H3Server) -> quinn::Endpoint {
-    let mut tls = s.pki_client.clone();
+    client_endpoint_with(&s.pki_client, Duration::from_secs(60))
+}
+
+/// A client endpoint trusting `pki_client`'s roots, asking for `idle` as its idle timeout.
+fn client_endpoint_with(
+    pki_client: &bext_tls::rustls::ClientConfig,
+    idle: Duration,
+) -> quinn::Endpoint {
+    let mut tls = pki_client.clone();
     tls.alpn_protocols = vec![b"h3".to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("quic client");
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut t = quinn::TransportConfig::default();
-    t.max_idle_timeout(Some(Duration::from_secs(60).try_into().expect("idle")));
+    t.max_idle_timeout(Some(idle.try_into().expect("idle")));
     config.transport_config(Arc::new(t));
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
     ep.set_default_client_config(config);
@@ -356,10 +364,12 @@ fn a_client_that_moves_to_a_new_port_keeps_its_connection() {
 
 #[test]
 fn the_idle_timeout_is_the_servers_limit() {
-    let s = serve(
+    let s = serve_on(
         "h3-idle",
         "site * { route /* { respond 200 \"idle\" } }\n",
-        |p| p.quic.idle_timeout = Duration::from_secs(1),
+        1,
+        " http3 { idle_timeout 1s }",
+        |_| {},
     );
     let a = common::addr(&s.server);
     rt().block_on(async {
@@ -449,6 +459,7 @@ fn connections_spread_over_cores_and_stay_on_theirs_when_clients_move() {
         "h3-cores",
         "site * { route /* { respond 200 \"core\" } }\n",
         4,
+        " http3",
         |_| {},
     );
     let a = common::addr(&s.server);
@@ -488,10 +499,19 @@ fn connections_spread_over_cores_and_stay_on_theirs_when_clients_move() {
 
 /// A GET over TLS on TCP: the response head's fields, lower-cased.
 fn tcp_tls_fields(s: &H3Server, a: SocketAddr) -> Vec<(String, String)> {
+    tls_get(&s.pki_client, a).0
+}
+
+/// `GET /` over TLS on TCP to `a`, for `a.test`: the response's fields (names in lower case)
+/// and its body.
+fn tls_get(
+    client: &bext_tls::rustls::ClientConfig,
+    a: SocketAddr,
+) -> (Vec<(String, String)>, String) {
     use std::io::{Read, Write};
     let name = bext_tls::rustls::pki_types::ServerName::try_from("a.test").expect("name");
-    let conn = bext_tls::rustls::ClientConnection::new(Arc::new(s.pki_client.clone()), name)
-        .expect("client");
+    let conn =
+        bext_tls::rustls::ClientConnection::new(Arc::new(client.clone()), name).expect("client");
     let tcp = std::net::TcpStream::connect(a).expect("connect");
     let mut tls = bext_tls::rustls::StreamOwned::new(conn, tcp);
     tls.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
@@ -499,12 +519,14 @@ fn tcp_tls_fields(s: &H3Server, a: SocketAddr) -> Vec<(String, String)> {
     let mut raw = Vec::new();
     let _ = tls.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
-    head.lines()
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let fields = head
+        .lines()
         .skip(1)
         .filter_map(|l| l.split_once(": "))
         .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
-        .collect()
+        .collect();
+    (fields, body.to_string())
 }
 
 #[test]
@@ -519,7 +541,7 @@ fn tls_over_tcp_advertises_http3_on_the_same_port_and_only_there() {
         .collect();
     assert_eq!(alt, [&format!("h3=\":{}\"; ma=86400", a.port())]);
     // The same listener without HTTP/3 advertises nothing.
-    let plain = serve("h3-altsvc-off", sites, |p| p.http3.clear());
+    let plain = serve_on("h3-altsvc-off", sites, 1, "", |_| {});
     let fields = tcp_tls_fields(&plain, common::addr(&plain.server));
     assert!(fields.iter().all(|(n, _)| n != "alt-svc"), "{fields:?}");
 }
@@ -541,15 +563,14 @@ fn a_reload_swaps_the_pipeline_under_a_live_connection() {
             .expect("before");
         assert_eq!(r.body, b"one");
         let text = format!(
-            "listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }}\n{}",
+            "listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }} http3\n{}",
             sites("two")
         );
         let config = bext_dsl::compile_str("h3.bext", &text)
             .expect("compiles")
             .config;
-        let mut p = bext::compile_carrying(&config, 0, &s.server.limits(), &s.server.tls_carry())
+        let p = bext::compile_carrying(&config, 0, &s.server.limits(), &s.server.tls_carry())
             .expect("pipeline");
-        p.http3 = p.listeners.clone();
         s.server.control().reload(p).expect("reload");
         let r = exchange(&mut c, "GET", "/", &[], None)
             .await
@@ -696,4 +717,214 @@ fn quic_connections_count_against_the_connection_cap() {
         }
         assert!(served, "a connection was accepted after one closed");
     });
+}
+
+/// `bext run FILE` on the suite's driver, its configuration written to a file of `pki`'s
+/// directory; stopped (SIGTERM, then waited for) when dropped.
+struct Run {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+    /// The first `listening on` address.
+    addr: SocketAddr,
+    /// The `admin on` address, when the file has one.
+    admin: Option<SocketAddr>,
+}
+
+impl Run {
+    fn start(pki: &Pki, text: &str) -> Run {
+        use std::io::BufRead;
+        let file = pki.dir.0.join("bext.bext");
+        std::fs::write(&file, text).expect("write the configuration");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bext"))
+            .arg("run")
+            .arg(&file)
+            .args(["--no-pin", "--driver", common::driver_arg()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn bext");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut addr, mut admin) = (None, None);
+        let mut line = String::new();
+        while out.read_line(&mut line).expect("bext's stdout") > 0 {
+            let l = line.trim();
+            if let Some(a) = l.strip_prefix("listening on ") {
+                addr = addr.or(a.parse().ok());
+            } else if let Some(a) = l.strip_prefix("admin on ") {
+                admin = a.parse().ok();
+            }
+            if admin.is_some() || (addr.is_some() && !text.contains("admin ")) {
+                break;
+            }
+            line.clear();
+        }
+        Run {
+            child,
+            file,
+            addr: addr.expect("a `listening on` line"),
+            admin,
+        }
+    }
+
+    /// Write `text` to the file and reload it through the admin endpoint; the new generation.
+    fn reload(&self, text: &str) -> u64 {
+        use std::io::{BufReader, Write};
+        std::fs::write(&self.file, text).expect("write the configuration");
+        let mut s = common::connect(self.admin.expect("an admin endpoint"));
+        write!(
+            s,
+            "POST /reload HTTP/1.1\r\nHost: localhost\r\nX-Bext-Admin: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let resp = common::read_response(&mut BufReader::new(s), false);
+        assert_eq!(resp.status, 200, "reload: {}", resp.text());
+        let v: serde_json::Value = serde_json::from_str(&resp.text()).expect("JSON");
+        v["generation"].as_u64().expect("generation")
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A certificate for `a.test` in a fresh PKI, its client configuration, and the `tls` block
+/// that serves it.
+fn run_pki(tag: &str) -> (Pki, bext_tls::rustls::ClientConfig, String) {
+    let pki = Pki::new(tag);
+    let (cert, key) = pki.leaf(
+        "a",
+        Leaf {
+            names: &["a.test"],
+            ..Leaf::default()
+        },
+    );
+    let client = pki.client();
+    (
+        pki,
+        client,
+        format!("tls {{ cert \"{cert}\" key \"{key}\" }}"),
+    )
+}
+
+#[test]
+fn bext_run_serves_http3_from_a_file_to_both_clients() {
+    let origin = common::origin(16);
+    let (pki, client, tls) = run_pki("h3-run");
+    let text = format!(
+        "global {{ workers 2 }}\nlisten 127.0.0.1:0 {tls} http3 {{\n    max_streams 150\n    idle_timeout 3s\n}}\nupstream app {{ server {} }}\nsite * {{\n    route /hello {{ respond 200 \"hello from a file\" }}\n    route /app/* {{ proxy app }}\n}}\n",
+        common::addr(&origin)
+    );
+    let run = Run::start(&pki, &text);
+    let a = run.addr;
+    rt().block_on(async {
+        let ep = client_endpoint_with(&client, Duration::from_secs(60));
+        let (conn, mut c) = connect(&ep, a).await;
+        let r = exchange(&mut c, "GET", "/hello", &[], None)
+            .await
+            .expect("get");
+        assert_eq!((r.status, &r.body[..]), (200, &b"hello from a file"[..]));
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let r = exchange(&mut c, "POST", "/app/echo", &[], Some(&big))
+            .await
+            .expect("post");
+        assert_eq!(r.status, 200);
+        assert!(r.body == big, "the echo is the body sent");
+        // The file's idle timeout (3 s), not the client's 60 s, ends the quiet connection.
+        let reason = conn.closed().await;
+        assert!(
+            matches!(reason, quinn::ConnectionError::TimedOut),
+            "{reason:?}"
+        );
+    });
+    if !have_aioquic() {
+        eprintln!("aioquic not installed (scripts/setup-debian.sh installs it): skipped");
+        return;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_aioquic.py");
+    let mut args = vec![
+        script.to_string(),
+        "127.0.0.1".into(),
+        a.port().to_string(),
+        "a.test".into(),
+        pki.ca_file.clone(),
+        "GET:/hello".into(),
+        "POST:/app/echo:1500000".into(),
+    ];
+    args.extend((0..100).map(|i| format!("GET:/hello?n={i}")));
+    args.push("GET:/hello:-:keep-alive=1".into());
+    let out = std::process::Command::new("python3")
+        .args(&args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "aioquic client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 103);
+    assert_eq!(
+        (lines[0]["status"].as_u64(), lines[0]["length"].as_u64()),
+        (Some(200), Some(17))
+    );
+    assert_eq!(lines[1]["status"], 200);
+    assert_eq!(lines[1]["length"], 1_500_000);
+    assert_eq!(lines[1]["sha256"], lines[1]["sent_sha256"]);
+    for l in &lines[2..102] {
+        assert_eq!(l["status"], 200, "{l}");
+    }
+    // A connection-specific field: H3_MESSAGE_ERROR (0x10e).
+    assert_eq!(lines[102]["error"], 0x10e, "{}", lines[102]);
+}
+
+#[test]
+fn a_reload_of_bext_run_starts_http3_on_an_added_listener_and_drains_a_removed_one() {
+    let (pki, client, tls) = run_pki("h3-run-reload");
+    // The port of the listener the reload adds, held (TCP, SO_REUSEPORT, never listening)
+    // so that no other test takes it meanwhile.
+    let (port, _held) = common::reserved();
+    let head = "global {\n    admin 127.0.0.1:0\n    workers 2\n}\nlisten 127.0.0.1:0\n";
+    let site = |body: &str| format!("site * {{ route /* {{ respond 200 \"{body}\" }} }}\n");
+    let run = Run::start(&pki, &format!("{head}{}", site("one")));
+    let added = format!("{head}listen {port} {tls} http3\n{}", site("two"));
+    assert_eq!(run.reload(&added), 2);
+    rt().block_on(async {
+        let ep = client_endpoint_with(&client, Duration::from_secs(60));
+        let (conn, mut c) = connect(&ep, port).await;
+        let r = exchange(&mut c, "GET", "/", &[], None).await.expect("get");
+        assert_eq!(r.body, b"two");
+        let (fields, _) = tls_get(&client, port);
+        let alt = format!("h3=\":{}\"; ma=86400", port.port());
+        assert!(fields.contains(&("alt-svc".into(), alt)), "{fields:?}");
+        // The same listener without `http3`: the live connection is told GOAWAY and closes
+        // with H3_NO_ERROR (0x100); the TCP side keeps serving.
+        let removed = format!("{head}listen {port} {tls}\n{}", site("three"));
+        assert_eq!(run.reload(&removed), 3);
+        let reason = tokio::time::timeout(Duration::from_secs(30), conn.closed())
+            .await
+            .expect("the connection closes once drained");
+        assert!(
+            matches!(&reason, quinn::ConnectionError::ApplicationClosed(c)
+                if c.error_code == quinn::VarInt::from_u32(0x100)),
+            "{reason:?}"
+        );
+        // No new QUIC connection is served on the port (the client gives up after 2 s).
+        let ep2 = client_endpoint_with(&client, Duration::from_secs(2));
+        let refused = ep2.connect(port, "a.test").expect("connect").await;
+        assert!(refused.is_err(), "{refused:?}");
+    });
+    // The TCP side serves the new generation and no longer advertises HTTP/3.
+    let (fields, body) = tls_get(&client, port);
+    assert_eq!(body, "three");
+    assert!(fields.iter().all(|(n, _)| n != "alt-svc"), "{fields:?}");
+    drop(run);
 }

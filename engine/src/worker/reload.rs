@@ -197,12 +197,16 @@ impl Worker {
         // accept loop ends); connections they accepted are not touched. Added ones start.
         let mut closing = Vec::new();
         let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
-        for (addr, stop, h) in listeners {
+        for (addr, bound, stop, h) in listeners {
             if prep.pipeline.listeners.contains(&addr) {
-                self.listeners.borrow_mut().push((addr, stop, h));
+                self.listeners.borrow_mut().push((addr, bound, stop, h));
             } else {
                 stop.trigger();
                 closing.push(h);
+                // Its HTTP/3 endpoint stops with it (below); Alt-Svc no longer names the port.
+                if self.quic.borrow().iter().any(|(a, _)| *a == addr) {
+                    crate::h3::withdraw(bound.port());
+                }
             }
         }
         for (addr, l) in prep.listeners {
@@ -222,6 +226,9 @@ impl Worker {
                 .push((old_gen, Rc::downgrade(&old)));
         }
         drop(old);
+        // HTTP/3 starts on the listeners the new pipeline adds it to and stops where it no
+        // longer lists it (after the swap: an endpoint reads its limits from the pipeline).
+        self.serve_http3();
         self.shared.stats[self.id]
             .generation
             .store(generation, Ordering::Release);
