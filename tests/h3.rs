@@ -253,27 +253,29 @@ fn a_hundred_concurrent_streams_on_one_connection() {
 
 #[test]
 fn malformed_requests_are_stream_errors_and_the_connection_lives_on() {
-    let s = serve(
-        "h3-hostile",
-        "site * { route /* { respond 200 \"fine\" } }\n",
-        |_| {},
+    let origin = common::origin(16);
+    let sites = format!(
+        "upstream app {{ server {} }}\nsite * {{\n    route /app/* {{ proxy app }}\n    route /* {{ respond 200 \"fine\" }}\n}}\n",
+        common::addr(&origin)
     );
+    let s = serve("h3-hostile", &sites, |_| {});
     let a = common::addr(&s.server);
     rt().block_on(async {
         let ep = client_endpoint(&s);
         let (_conn, mut c) = connect(&ep, a).await;
-        let table: &[(Fields, Option<&[u8]>)] = &[
-            (&[("connection", "keep-alive")], None),
-            (&[("transfer-encoding", "chunked")], None),
-            (&[("keep-alive", "timeout=5")], None),
-            (&[("upgrade", "websocket")], None),
-            (&[("te", "gzip")], None),
-            // DATA longer and shorter than the declared length.
-            (&[("content-length", "3")], Some(b"toolong")),
-            (&[("content-length", "30")], Some(b"short")),
+        let table: &[(&str, Fields, Option<&[u8]>)] = &[
+            ("/x", &[("connection", "keep-alive")], None),
+            ("/x", &[("transfer-encoding", "chunked")], None),
+            ("/x", &[("keep-alive", "timeout=5")], None),
+            ("/x", &[("upgrade", "websocket")], None),
+            ("/x", &[("te", "gzip")], None),
+            // DATA longer and shorter than the declared length, to a route that reads the
+            // body (one that does not answers at once and leaves it unread).
+            ("/app/echo", &[("content-length", "3")], Some(b"toolong")),
+            ("/app/echo", &[("content-length", "30")], Some(b"short")),
         ];
-        for (fields, body) in table {
-            match exchange(&mut c, "POST", "/x", fields, *body).await {
+        for (path, fields, body) in table {
+            match exchange(&mut c, "POST", path, fields, *body).await {
                 Err(e) => assert!(message_error(&e), "{fields:?}: {e:?}"),
                 Ok(r) => panic!("{fields:?} answered {}", r.status),
             }
@@ -422,7 +424,7 @@ fn aioquic_client_gets_posts_and_is_refused_like_quinns() {
     // Malformed: connection-specific fields, a body longer than its Content-Length.
     args.push("GET:/hello:-:connection=close".into());
     args.push("GET:/hello:-:transfer-encoding=chunked".into());
-    args.push("POST:/hello:5:content-length=3".into());
+    args.push("POST:/app/echo:5:content-length=3".into());
     let out = std::process::Command::new("python3")
         .args(&args)
         .output()
@@ -816,8 +818,10 @@ fn run_pki(tag: &str) -> (Pki, bext_tls::rustls::ClientConfig, String) {
 fn bext_run_serves_http3_from_a_file_to_both_clients() {
     let origin = common::origin(16);
     let (pki, client, tls) = run_pki("h3-run");
+    let log = pki.dir.0.join("access.log");
     let text = format!(
-        "global {{ workers 2 }}\nlisten 127.0.0.1:0 {tls} http3 {{\n    max_streams 150\n    idle_timeout 3s\n}}\nupstream app {{ server {} }}\nsite * {{\n    route /hello {{ respond 200 \"hello from a file\" }}\n    route /app/* {{ proxy app }}\n}}\n",
+        "global {{\n    workers 2\n    access_log \"{}\" combined\n}}\nlisten 127.0.0.1:0 {tls} http3 {{\n    max_streams 150\n    idle_timeout 3s\n}}\nupstream app {{ server {} }}\nsite * {{\n    route /hello {{ respond 200 \"hello from a file\" }}\n    route /app/* {{ proxy app }}\n}}\n",
+        log.display(),
         common::addr(&origin)
     );
     let run = Run::start(&pki, &text);
@@ -842,10 +846,24 @@ fn bext_run_serves_http3_from_a_file_to_both_clients() {
             "{reason:?}"
         );
     });
-    if !have_aioquic() {
+    if have_aioquic() {
+        aioquic_against_run(&pki, a);
+    } else {
         eprintln!("aioquic not installed (scripts/setup-debian.sh installs it): skipped");
-        return;
     }
+    // Stopped, its access log is flushed: the requests are logged as HTTP/3.
+    drop(run);
+    let log = std::fs::read_to_string(&log).expect("the access log");
+    assert!(log.contains("\"GET /hello HTTP/3\" 200 17 "), "{log}");
+    assert!(
+        log.contains("\"POST /app/echo HTTP/3\" 200 1000000 "),
+        "{log}"
+    );
+}
+
+/// aioquic's client against `bext run` at `a`: a GET, a 1.5 MB POST echoed, 100 concurrent
+/// streams and a refused field.
+fn aioquic_against_run(pki: &Pki, a: SocketAddr) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_aioquic.py");
     let mut args = vec![
         script.to_string(),
@@ -927,4 +945,53 @@ fn a_reload_of_bext_run_starts_http3_on_an_added_listener_and_drains_a_removed_o
     assert_eq!(body, "three");
     assert!(fields.iter().all(|(n, _)| n != "alt-svc"), "{fields:?}");
     drop(run);
+}
+
+#[test]
+fn a_response_sent_before_the_whole_body_asks_the_client_to_stop_sending() {
+    let s = serve(
+        "h3-stop-sending",
+        "site * { route /* { respond 404 \"not here\" } }\n",
+        |_| {},
+    );
+    let a = common::addr(&s.server);
+    rt().block_on(async {
+        let ep = client_endpoint(&s);
+        let (_conn, mut c) = connect(&ep, a).await;
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("https://a.test/upload")
+            .body(())
+            .unwrap();
+        let mut st = c.send_request(req).await.expect("request");
+        let piece = Bytes::from(vec![b'x'; 64 * 1024]);
+        st.send_data(piece.clone()).await.expect("first piece");
+        // The whole response arrives while the body is still being sent (never finished).
+        let resp = st.recv_response().await.expect("response");
+        assert_eq!(resp.status(), 404);
+        let mut body = Vec::new();
+        while let Some(mut d) = st.recv_data().await.expect("data") {
+            body.extend_from_slice(&d.copy_to_bytes(d.remaining()));
+        }
+        assert_eq!(body, b"not here");
+        // Then STOP_SENDING with H3_NO_ERROR (RFC 9114 §4.1) ends the upload: without it
+        // the client would block once the flow-control window (1 MiB) is full.
+        let stopped = tokio::time::timeout(Duration::from_secs(30), async {
+            for _ in 0..1024 {
+                if let Err(e) = st.send_data(piece.clone()).await {
+                    return Some(e);
+                }
+            }
+            None
+        })
+        .await
+        .expect("the upload is stopped, not left blocked");
+        assert!(
+            matches!(&stopped, Some(StreamError::RemoteTerminate { code, .. }) if *code == Code::H3_NO_ERROR),
+            "{stopped:?}"
+        );
+        // The connection serves on.
+        let r = exchange(&mut c, "GET", "/", &[], None).await.expect("next");
+        assert_eq!(r.status, 404);
+    });
 }

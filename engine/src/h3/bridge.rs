@@ -171,14 +171,27 @@ pub(crate) async fn request(
     if !answered {
         send.stop_stream(code);
     }
-    // The connection code ends on its own once the response is written or fails.
-    pipe.borrow_mut().down.abandon();
-    conn.await;
-    if let Some(mut recv) = body.await {
-        if !answered {
-            recv.stop_sending(code);
-        }
+    // The response is complete (or failed): the rest of the request body, if any, will not
+    // be read. The body task stops waiting for it, and the connection code ends on its own.
+    {
+        let mut p = pipe.borrow_mut();
+        p.up.abandon();
+        p.down.abandon();
     }
+    conn.await;
+    if let BodyEnd::Unread(mut recv) = body.await {
+        // RFC 9114 §4.1: a complete response sent before the whole request, the client is
+        // asked to stop sending with H3_NO_ERROR (it keeps the response).
+        recv.stop_sending(if answered { Code::H3_NO_ERROR } else { code });
+    }
+}
+
+/// How the request body task ended.
+enum BodyEnd {
+    /// Received whole, reset by the client, or refused as malformed (already answered).
+    Done,
+    /// Left unread once the connection code stopped reading it: the receive half, still open.
+    Unread(RecvHalf),
 }
 
 fn refuse(send: &mut SendHalf, recv: &mut RecvHalf) {
@@ -188,38 +201,54 @@ fn refuse(send: &mut SendHalf, recv: &mut RecvHalf) {
 
 /// Move the request's DATA into the pipe (chunked when its length was not declared). A
 /// length that disagrees with the declared one resets the stream (`H3_MESSAGE_ERROR`) and
-/// leaves the body short, which the connection code reads as a client gone mid-body. The
-/// receive half is handed back when it is still open.
+/// leaves the body short, which the connection code reads as a client gone mid-body. Once the
+/// connection code stops reading (it answered without the body, or the response is complete),
+/// the rest is left unread at once instead of waiting for the client to send it.
 async fn request_body(
     pipe: &Shared,
     mut recv: RecvHalf,
     declared: Option<u64>,
     chunked: bool,
     first: Option<Bytes>,
-) -> Option<RecvHalf> {
+) -> BodyEnd {
     let mut total: u64 = 0;
     let mut next = first;
     loop {
         let data = match next.take() {
             Some(b) => b,
-            None => match recv.recv_data().await {
-                Ok(Some(mut b)) => b.copy_to_bytes(b.remaining()),
-                Ok(None) => {
-                    if declared.is_some_and(|d| d != total) {
-                        return malformed(pipe, recv);
+            None => {
+                let received = {
+                    let data = std::pin::pin!(recv.recv_data());
+                    let gone = std::pin::pin!(pipe::gone(pipe, pipe::up));
+                    match crate::io::race(data, gone).await {
+                        crate::io::Either::Left(r) => {
+                            Some(r.map(|d| d.map(|mut b| b.copy_to_bytes(b.remaining()))))
+                        }
+                        crate::io::Either::Right(()) => None,
                     }
-                    if chunked {
-                        pipe::write_to(pipe, pipe::up, bext_http1::LAST_CHUNK).await;
+                };
+                let Some(received) = received else {
+                    return unread(pipe, recv);
+                };
+                match received {
+                    Ok(Some(b)) => b,
+                    Ok(None) => {
+                        if declared.is_some_and(|d| d != total) {
+                            return malformed(pipe, recv);
+                        }
+                        if chunked {
+                            pipe::write_to(pipe, pipe::up, bext_http1::LAST_CHUNK).await;
+                        }
+                        pipe.borrow_mut().up.finish();
+                        return BodyEnd::Done;
                     }
-                    pipe.borrow_mut().up.finish();
-                    return Some(recv);
+                    // The client reset its stream: the body ends short.
+                    Err(_) => {
+                        pipe.borrow_mut().up.finish();
+                        return BodyEnd::Done;
+                    }
                 }
-                // The client reset its stream: the body ends short.
-                Err(_) => {
-                    pipe.borrow_mut().up.finish();
-                    return None;
-                }
-            },
+            }
         };
         total += data.len() as u64;
         if declared.is_some_and(|d| total > d) {
@@ -237,20 +266,26 @@ async fn request_body(
             framed.extend_from_slice(b"\r\n");
         }
         if !pipe::write_to(pipe, pipe::up, &framed).await {
-            // The connection code stopped reading (it answered without the body).
-            return Some(recv);
+            return unread(pipe, recv);
         }
     }
 }
 
+/// The connection code stopped reading the body: it ends here for it, and the rest is left
+/// unread.
+fn unread(pipe: &Shared, recv: RecvHalf) -> BodyEnd {
+    pipe.borrow_mut().up.finish();
+    BodyEnd::Unread(recv)
+}
+
 /// DATA disagreeing with the declared length: the body ends short for the connection code
 /// (which answers nothing), and the stream is reset as malformed both ways.
-fn malformed(pipe: &Shared, mut recv: RecvHalf) -> Option<RecvHalf> {
+fn malformed(pipe: &Shared, mut recv: RecvHalf) -> BodyEnd {
     recv.stop_sending(Code::H3_MESSAGE_ERROR);
     let mut p = pipe.borrow_mut();
     p.malformed = true;
     p.up.finish();
-    None
+    BodyEnd::Done
 }
 
 /// Take the HTTP/1.1 response the connection code writes and send it as HTTP/3. False when

@@ -128,6 +128,24 @@ pub(crate) async fn write_to(
     .await
 }
 
+/// Wait until the reader of `dir` went away (its writer, waiting for something else to
+/// write, stops then).
+pub(crate) fn gone(
+    pipe: &Shared,
+    dir: fn(&mut Pipe) -> &mut Direction,
+) -> impl std::future::Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| {
+        let mut p = pipe.borrow_mut();
+        let d = dir(&mut p);
+        if d.gone {
+            Poll::Ready(())
+        } else {
+            d.writer = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+}
+
 pub(crate) fn up(p: &mut Pipe) -> &mut Direction {
     &mut p.up
 }
