@@ -122,7 +122,11 @@ fn main() {
         .stdout(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(pinned, "taskset could not pin the clients to CPU {}", a.client_cpu);
+    assert!(
+        pinned,
+        "taskset could not pin the clients to CPU {}",
+        a.client_cpu
+    );
     let mut roots = bext_tls::rustls::RootCertStore::empty();
     roots.add(cert.der().clone()).expect("root");
     let client = bext_tls::rustls::ClientConfig::builder()

@@ -995,3 +995,65 @@ fn a_response_sent_before_the_whole_body_asks_the_client_to_stop_sending() {
         assert_eq!(r.status, 404);
     });
 }
+
+#[test]
+fn trailers_are_dropped_both_ways_as_over_http11() {
+    use std::io::{Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let tx = std::sync::Mutex::new(tx);
+    let up = common::upstream(move |mut s| {
+        // The whole request: its head and chunked body up to the empty trailer section.
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        while !got.ends_with(b"\r\n0\r\n\r\n") {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+        let _ = tx.lock().unwrap().send(got);
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\nConnection: close\r\n\r\n2\r\nok\r\n0\r\nx-checksum: abc\r\n\r\n",
+        );
+    });
+    let sites = format!("upstream app {{ server {up} }}\nsite * {{ route /* {{ proxy app }} }}\n");
+    let s = serve("h3-trailers", &sites, |_| {});
+    let a = common::addr(&s.server);
+    rt().block_on(async {
+        let ep = client_endpoint(&s);
+        let (_conn, mut c) = connect(&ep, a).await;
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("https://a.test/t")
+            .body(())
+            .unwrap();
+        let mut st = c.send_request(req).await.expect("request");
+        st.send_data(Bytes::from_static(b"hello"))
+            .await
+            .expect("data");
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-trailer", "t1".parse().unwrap());
+        trailers.insert("content-length", "999".parse().unwrap());
+        st.send_trailers(trailers).await.expect("trailers");
+        st.finish().await.expect("finish");
+        let resp = st.recv_response().await.expect("response");
+        assert_eq!(resp.status(), 200);
+        let mut body = Vec::new();
+        while let Some(mut d) = st.recv_data().await.expect("data") {
+            body.extend_from_slice(&d.copy_to_bytes(d.remaining()));
+        }
+        assert_eq!(body, b"ok");
+        // The upstream's trailer is not passed on.
+        let t = st.recv_trailers().await.expect("end of the response");
+        assert!(t.is_none(), "{t:?}");
+    });
+    let got = rx.recv_timeout(Duration::from_secs(10)).expect("upstream");
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    // The body arrived whole; the client's trailers reached neither the head nor the
+    // trailer section.
+    assert!(text.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "{text}");
+    assert!(
+        !text.contains("x-trailer") && !text.contains("999"),
+        "{text}"
+    );
+}

@@ -236,6 +236,9 @@ async fn request_body(
                         if declared.is_some_and(|d| d != total) {
                             return malformed(pipe, recv);
                         }
+                        // Trailers are read to the stream's end and dropped, as over HTTP/1.1
+                        // (RFC 9110 §6.5.1): never merged into the head nor forwarded.
+                        let _ = recv.recv_trailers().await;
                         if chunked {
                             pipe::write_to(pipe, pipe::up, bext_http1::LAST_CHUNK).await;
                         }
