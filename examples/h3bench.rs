@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! cargo run --release --example h3bench -- [--rate 2000] [--seconds 5] [--runs 5]
-//!     [--conns 10] [--body 100] [--client-cpu 1]
+//!     [--conns 10] [--body 100] [--client-cpu 1] [--only tls|h3]
 //! ```
 //!
 //! Prints one TSV line per round (protocol, run, requests, errors, cpu_ms, us_per_request),
@@ -31,6 +31,9 @@ struct Args {
     conns: usize,
     body: usize,
     client_cpu: u64,
+    /// The protocols measured, in round order (`--only tls` or `--only h3` for one, to
+    /// profile it).
+    protocols: Vec<&'static str>,
 }
 
 fn args() -> Args {
@@ -41,10 +44,20 @@ fn args() -> Args {
         conns: 10,
         body: 100,
         client_cpu: 1,
+        protocols: vec!["tls", "h3"],
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i + 1 < v.len() {
+        if v[i] == "--only" {
+            a.protocols = match v[i + 1].as_str() {
+                "tls" => vec!["tls"],
+                "h3" => vec!["h3"],
+                o => panic!("--only tls or --only h3, not {o}"),
+            };
+            i += 2;
+            continue;
+        }
         let n: u64 = v[i + 1].parse().expect("a number after each option");
         match v[i].as_str() {
             "--rate" => a.rate = n.max(1),
@@ -97,7 +110,7 @@ fn main() {
     std::fs::write(&key_file, key.serialize_pem()).expect("write");
     let body = "b".repeat(a.body);
     let text = format!(
-        "listen 127.0.0.1:0 tls {{ cert \"{}\" key \"{}\" }} http3\nsite * {{ route /* {{ respond 200 \"{body}\" }} }}\n",
+        "global {{ limits {{ keepalive_requests 1000000000 }} }}\nlisten 127.0.0.1:0 tls {{ cert \"{}\" key \"{}\" }} http3\nsite * {{ route /* {{ respond 200 \"{body}\" }} }}\n",
         cert_file.display(),
         key_file.display()
     );
@@ -135,7 +148,8 @@ fn main() {
     println!("protocol\trun\trequests\terrors\tcpu_ms\tus_per_request");
     let mut per: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for run in 0..a.runs {
-        for (i, proto) in ["tls", "h3"].iter().enumerate() {
+        for proto in &a.protocols {
+            let i = usize::from(*proto == "h3");
             let (done, errors, cpu) = if *proto == "tls" {
                 tls_round(&a, addr, &client, &tid)
             } else {
@@ -153,11 +167,13 @@ fn main() {
         v.sort_by(|x, y| x.total_cmp(y));
         v[v.len() / 2]
     };
-    let (t, h) = (median(&mut per[0]), median(&mut per[1]));
-    println!(
-        "# median us/request: tls {t:.2}, h3 {h:.2}, h3/tls {:.2}",
-        h / t
-    );
+    if per.iter().all(|v| !v.is_empty()) {
+        let (t, h) = (median(&mut per[0]), median(&mut per[1]));
+        println!(
+            "# median us/request: tls {t:.2}, h3 {h:.2}, h3/tls {:.2}",
+            h / t
+        );
+    }
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -149,6 +149,17 @@ pub(crate) async fn request(
     head.extend_from_slice(b"\r\n");
     let pipe: Shared = Rc::new(RefCell::new(Pipe::default()));
     pipe.borrow_mut().up.bytes = head;
+    // The body, when there is one, moves in a task of its own, at the pace of the client's
+    // DATA; a request whose stream ended with its fields has none to wait for. The request
+    // does not wait for that task: a body left unread is stopped from there (see `unread`).
+    if declared.is_none() && !chunked {
+        pipe.borrow_mut().up.finish();
+    } else {
+        let pipe = pipe.clone();
+        monoio::spawn(async move { request_body(&pipe, recv, declared, chunked, first).await });
+    }
+    // The connection code runs in a task of its own (its future is large: moved once into
+    // its task rather than into this one's), the response here.
     let conn = {
         let (w, pipe) = (w.clone(), pipe.clone());
         monoio::spawn(async move {
@@ -157,10 +168,6 @@ pub(crate) async fn request(
             p.down.finish();
             p.up.abandon();
         })
-    };
-    let body = {
-        let pipe = pipe.clone();
-        monoio::spawn(async move { request_body(&pipe, recv, declared, chunked, first).await })
     };
     let answered = response(&pipe, &mut send, is_head).await;
     let code = if pipe.borrow().malformed {
@@ -172,26 +179,14 @@ pub(crate) async fn request(
         send.stop_stream(code);
     }
     // The response is complete (or failed): the rest of the request body, if any, will not
-    // be read. The body task stops waiting for it, and the connection code ends on its own.
+    // be read (the body task stops it), and the connection code ends on its own.
     {
         let mut p = pipe.borrow_mut();
+        p.stop_code = (!answered).then_some(code);
         p.up.abandon();
         p.down.abandon();
     }
     conn.await;
-    if let BodyEnd::Unread(mut recv) = body.await {
-        // RFC 9114 §4.1: a complete response sent before the whole request, the client is
-        // asked to stop sending with H3_NO_ERROR (it keeps the response).
-        recv.stop_sending(if answered { Code::H3_NO_ERROR } else { code });
-    }
-}
-
-/// How the request body task ended.
-enum BodyEnd {
-    /// Received whole, reset by the client, or refused as malformed (already answered).
-    Done,
-    /// Left unread once the connection code stopped reading it: the receive half, still open.
-    Unread(RecvHalf),
 }
 
 fn refuse(send: &mut SendHalf, recv: &mut RecvHalf) {
@@ -203,35 +198,29 @@ fn refuse(send: &mut SendHalf, recv: &mut RecvHalf) {
 /// length that disagrees with the declared one resets the stream (`H3_MESSAGE_ERROR`) and
 /// leaves the body short, which the connection code reads as a client gone mid-body. Once the
 /// connection code stops reading (it answered without the body, or the response is complete),
-/// the rest is left unread at once instead of waiting for the client to send it.
+/// the rest is left unread: the client is asked to stop sending at its next DATA (or at once
+/// when the pipe is full) instead of being read to its end.
 async fn request_body(
     pipe: &Shared,
     mut recv: RecvHalf,
     declared: Option<u64>,
     chunked: bool,
     first: Option<Bytes>,
-) -> BodyEnd {
+) {
     let mut total: u64 = 0;
     let mut next = first;
     loop {
         let data = match next.take() {
             Some(b) => b,
             None => {
-                let received = {
-                    let data = std::pin::pin!(recv.recv_data());
-                    let gone = std::pin::pin!(pipe::gone(pipe, pipe::up));
-                    match crate::io::race(data, gone).await {
-                        crate::io::Either::Left(r) => {
-                            Some(r.map(|d| d.map(|mut b| b.copy_to_bytes(b.remaining()))))
-                        }
-                        crate::io::Either::Right(()) => None,
-                    }
-                };
-                let Some(received) = received else {
+                // A read in flight is never cancelled: h3-quinn's stream is inside it until it
+                // completes, and stopping the stream needs it back. So the reader's departure
+                // is seen between reads (at the client's next DATA, or when the pipe is full).
+                if pipe.borrow().up.gone {
                     return unread(pipe, recv);
-                };
-                match received {
-                    Ok(Some(b)) => b,
+                }
+                match recv.recv_data().await {
+                    Ok(Some(mut b)) => b.copy_to_bytes(b.remaining()),
                     Ok(None) => {
                         if declared.is_some_and(|d| d != total) {
                             return malformed(pipe, recv);
@@ -243,12 +232,12 @@ async fn request_body(
                             pipe::write_to(pipe, pipe::up, bext_http1::LAST_CHUNK).await;
                         }
                         pipe.borrow_mut().up.finish();
-                        return BodyEnd::Done;
+                        return;
                     }
                     // The client reset its stream: the body ends short.
                     Err(_) => {
                         pipe.borrow_mut().up.finish();
-                        return BodyEnd::Done;
+                        return;
                     }
                 }
             }
@@ -274,21 +263,25 @@ async fn request_body(
     }
 }
 
-/// The connection code stopped reading the body: it ends here for it, and the rest is left
-/// unread.
-fn unread(pipe: &Shared, recv: RecvHalf) -> BodyEnd {
-    pipe.borrow_mut().up.finish();
-    BodyEnd::Unread(recv)
+/// The connection code stopped reading the body: it ends here for it, and the client is
+/// asked to stop sending the rest: with `H3_NO_ERROR` after a complete response (RFC 9114
+/// §4.1: it keeps the response), with the reset's code otherwise.
+fn unread(pipe: &Shared, mut recv: RecvHalf) {
+    let code = {
+        let mut p = pipe.borrow_mut();
+        p.up.finish();
+        p.stop_code.unwrap_or(Code::H3_NO_ERROR)
+    };
+    recv.stop_sending(code);
 }
 
 /// DATA disagreeing with the declared length: the body ends short for the connection code
 /// (which answers nothing), and the stream is reset as malformed both ways.
-fn malformed(pipe: &Shared, mut recv: RecvHalf) -> BodyEnd {
+fn malformed(pipe: &Shared, mut recv: RecvHalf) {
     recv.stop_sending(Code::H3_MESSAGE_ERROR);
     let mut p = pipe.borrow_mut();
     p.malformed = true;
     p.up.finish();
-    BodyEnd::Done
 }
 
 /// Take the HTTP/1.1 response the connection code writes and send it as HTTP/3. False when
@@ -409,8 +402,9 @@ fn response_head(buf: &[u8], rhead: &ResponseHead) -> Option<http::Response<()>>
     let mut resp = http::Response::builder().status(rhead.status);
     for h in &rhead.headers {
         let name = h.name.get(buf);
-        let lower = name.to_ascii_lowercase();
-        let hop = CONNECTION_SPECIFIC.iter().any(|c| c.as_bytes() == lower)
+        let hop = CONNECTION_SPECIFIC
+            .iter()
+            .any(|c| c.as_bytes().eq_ignore_ascii_case(name))
             || rhead
                 .connection_tokens
                 .iter()
@@ -418,7 +412,8 @@ fn response_head(buf: &[u8], rhead: &ResponseHead) -> Option<http::Response<()>>
         if hop {
             continue;
         }
-        let name = http::HeaderName::from_bytes(&lower).ok()?;
+        // Lower-cased by `from_bytes`, as HTTP/3 requires.
+        let name = http::HeaderName::from_bytes(name).ok()?;
         let value = http::HeaderValue::from_bytes(h.value.get(buf)).ok()?;
         resp = resp.header(name, value);
     }

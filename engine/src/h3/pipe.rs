@@ -81,6 +81,9 @@ pub(crate) struct Pipe {
     pub down: Direction,
     /// The request's DATA disagreed with its Content-Length: the stream is malformed.
     pub malformed: bool,
+    /// The code a body left unread is stopped with, when the response failed (`None`: the
+    /// response is complete, `H3_NO_ERROR`).
+    pub stop_code: Option<h3::error::Code>,
 }
 
 pub(crate) type Shared = Rc<RefCell<Pipe>>;
@@ -126,24 +129,6 @@ pub(crate) async fn write_to(
         Poll::Ready(true)
     })
     .await
-}
-
-/// Wait until the reader of `dir` went away (its writer, waiting for something else to
-/// write, stops then).
-pub(crate) fn gone(
-    pipe: &Shared,
-    dir: fn(&mut Pipe) -> &mut Direction,
-) -> impl std::future::Future<Output = ()> + '_ {
-    std::future::poll_fn(move |cx| {
-        let mut p = pipe.borrow_mut();
-        let d = dir(&mut p);
-        if d.gone {
-            Poll::Ready(())
-        } else {
-            d.writer = Some(cx.waker().clone());
-            Poll::Pending
-        }
-    })
 }
 
 pub(crate) fn up(p: &mut Pipe) -> &mut Direction {
