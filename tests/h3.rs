@@ -1057,3 +1057,41 @@ fn trailers_are_dropped_both_ways_as_over_http11() {
         "{text}"
     );
 }
+
+#[test]
+fn a_reload_that_cannot_bind_http3s_udp_port_changes_nothing() {
+    let sites = |body: &str| format!("site * {{ route /* {{ respond 200 \"{body}\" }} }}\n");
+    let s = serve_on("h3-reload-busy", &sites("one"), 2, "", |_| {});
+    let a = common::addr(&s.server);
+    let (cert, key) = (
+        format!("{}/a.pem", s.pki.dir.0.display()),
+        format!("{}/a.key", s.pki.dir.0.display()),
+    );
+    let text = format!(
+        "listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }} http3\n{}",
+        sites("two")
+    );
+    let config = bext_dsl::compile_str("h3.bext", &text)
+        .expect("compiles")
+        .config;
+    let pipeline = || {
+        bext::compile_carrying(&config, 0, &s.server.limits(), &s.server.tls_carry())
+            .expect("pipeline")
+    };
+    // The port's UDP side held without SO_REUSEPORT: HTTP/3 cannot start there.
+    let busy = std::net::UdpSocket::bind(a).expect("udp");
+    let err = s.server.control().reload(pipeline()).expect_err("refused");
+    assert!(err.to_string().contains("udp"), "{err}");
+    let (fields, body) = tls_get(&s.pki_client, a);
+    assert_eq!(body, "one", "the running configuration is kept");
+    assert!(fields.iter().all(|(n, _)| n != "alt-svc"), "{fields:?}");
+    // Freed, the same reload starts HTTP/3 on the kept listener.
+    drop(busy);
+    s.server.control().reload(pipeline()).expect("reload");
+    rt().block_on(async {
+        let ep = client_endpoint(&s);
+        let (_conn, mut c) = connect(&ep, a).await;
+        let r = exchange(&mut c, "GET", "/", &[], None).await.expect("get");
+        assert_eq!(r.body, b"two");
+    });
+}

@@ -137,6 +137,12 @@ fn server_config(
     Ok(sc)
 }
 
+/// Whether HTTP/3 can bind UDP at `addr` (as its sockets are bound: `SO_REUSEPORT`): a
+/// reload checks it before it commits to starting HTTP/3 there.
+pub(crate) fn probe_udp(addr: SocketAddr) -> std::io::Result<()> {
+    bind_udp(addr).map(drop)
+}
+
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;

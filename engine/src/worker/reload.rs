@@ -144,6 +144,25 @@ impl Worker {
         if self.stop.is_stopped() {
             return Err(format!("worker {} is stopping", self.id));
         }
+        // HTTP/3 the new pipeline starts (on an added listener, or on a kept one that gains
+        // it) must be able to bind its UDP port: checked now, so that a port held elsewhere
+        // fails the reload on every core instead of leaving the listener without HTTP/3.
+        for addr in &pipeline.http3 {
+            if self.quic.borrow().iter().any(|(a, _)| a == addr) {
+                continue;
+            }
+            let bound = (listeners.iter())
+                .find(|(a, _)| a == addr)
+                .and_then(|(_, l)| l.local_addr().ok())
+                .or_else(|| {
+                    let kept = self.listeners.borrow();
+                    kept.iter().find(|l| l.0 == *addr).map(|l| l.1)
+                });
+            if let Some(b) = bound {
+                crate::h3::probe_udp(b)
+                    .map_err(|e| format!("worker {}: http3 on {b} (udp): {e}", self.id))?;
+            }
+        }
         let mut added = Vec::with_capacity(listeners.len());
         for (addr, l) in listeners {
             let l = TcpListener::from_std(l)
