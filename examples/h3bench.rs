@@ -1,17 +1,17 @@
 //! Server CPU per request, keep-alive HTTP/3 next to keep-alive HTTP/1.1 over TLS on TCP, at
 //! a fixed request rate, in one process and one run (bench/scripts/h3.sh runs it).
 //!
-//! bext runs in-process with one worker serving a small `respond` body on a TLS listener
-//! that also serves HTTP/3 (switched on in the compiled pipeline, as tests/h3.rs does, while
-//! the language still refuses `http3`). The clients run on other threads: quinn's h3 client
-//! on tokio for HTTP/3, rustls over blocking TCP sockets for TLS. The server's cost is the
-//! worker thread's time on a CPU (`/proc/self/task/TID/schedstat`, nanoseconds) over each
-//! measured window, divided by the responses completed in it; handshakes happen before the
-//! window. Rounds alternate the two protocols.
+//! bext runs in-process with one worker, pinned to CPU 0, serving a small `respond` body on
+//! a TLS listener that also serves HTTP/3 (`listen … tls { … } http3`). The clients run on
+//! other threads, all pinned to the client CPU (default 1) so that the worker has its CPU to
+//! itself: quinn's h3 client on tokio for HTTP/3, rustls over blocking TCP sockets for TLS.
+//! The server's cost is the worker thread's time on a CPU (`/proc/self/task/TID/schedstat`,
+//! nanoseconds) over each measured window, divided by the responses completed in it;
+//! handshakes happen before the window. Rounds alternate the two protocols.
 //!
 //! ```text
 //! cargo run --release --example h3bench -- [--rate 2000] [--seconds 5] [--runs 5]
-//!     [--conns 10] [--body 100]
+//!     [--conns 10] [--body 100] [--client-cpu 1] [--only tls|h3]
 //! ```
 //!
 //! Prints one TSV line per round (protocol, run, requests, errors, cpu_ms, us_per_request),
@@ -30,6 +30,10 @@ struct Args {
     runs: usize,
     conns: usize,
     body: usize,
+    client_cpu: u64,
+    /// The protocols measured, in round order (`--only tls` or `--only h3` for one, to
+    /// profile it).
+    protocols: Vec<&'static str>,
 }
 
 fn args() -> Args {
@@ -39,10 +43,21 @@ fn args() -> Args {
         runs: 5,
         conns: 10,
         body: 100,
+        client_cpu: 1,
+        protocols: vec!["tls", "h3"],
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i + 1 < v.len() {
+        if v[i] == "--only" {
+            a.protocols = match v[i + 1].as_str() {
+                "tls" => vec!["tls"],
+                "h3" => vec!["h3"],
+                o => panic!("--only tls or --only h3, not {o}"),
+            };
+            i += 2;
+            continue;
+        }
         let n: u64 = v[i + 1].parse().expect("a number after each option");
         match v[i].as_str() {
             "--rate" => a.rate = n.max(1),
@@ -50,6 +65,7 @@ fn args() -> Args {
             "--runs" => a.runs = n.max(1) as usize,
             "--conns" => a.conns = n.max(1) as usize,
             "--body" => a.body = n as usize,
+            "--client-cpu" => a.client_cpu = n,
             o => panic!("unknown option {o}"),
         }
         i += 2;
@@ -94,7 +110,7 @@ fn main() {
     std::fs::write(&key_file, key.serialize_pem()).expect("write");
     let body = "b".repeat(a.body);
     let text = format!(
-        "listen 127.0.0.1:0 tls {{ cert \"{}\" key \"{}\" }}\nsite * {{ route /* {{ respond 200 \"{body}\" }} }}\n",
+        "global {{ limits {{ keepalive_requests 1000000000 }} }}\nlisten 127.0.0.1:0 tls {{ cert \"{}\" key \"{}\" }} http3\nsite * {{ route /* {{ respond 200 \"{body}\" }} }}\n",
         cert_file.display(),
         key_file.display()
     );
@@ -109,10 +125,21 @@ fn main() {
             .unwrap_or(bext::DriverChoice::Auto),
         pin: true,
     };
-    let server = bext::start_with_stages(config, opts, |p| p.http3 = p.listeners.clone())
-        .expect("bext starts");
+    let server = bext::start(config, opts).expect("bext starts");
     let addr = server.local_addrs()[0];
     let tid = worker_tid();
+    // The clients (this thread and every thread it starts from now on) on their own CPU.
+    let pinned = std::process::Command::new("taskset")
+        .args(["-p", "-c", &a.client_cpu.to_string()])
+        .arg(std::process::id().to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        pinned,
+        "taskset could not pin the clients to CPU {}",
+        a.client_cpu
+    );
     let mut roots = bext_tls::rustls::RootCertStore::empty();
     roots.add(cert.der().clone()).expect("root");
     let client = bext_tls::rustls::ClientConfig::builder()
@@ -121,7 +148,8 @@ fn main() {
     println!("protocol\trun\trequests\terrors\tcpu_ms\tus_per_request");
     let mut per: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for run in 0..a.runs {
-        for (i, proto) in ["tls", "h3"].iter().enumerate() {
+        for proto in &a.protocols {
+            let i = usize::from(*proto == "h3");
             let (done, errors, cpu) = if *proto == "tls" {
                 tls_round(&a, addr, &client, &tid)
             } else {
@@ -139,11 +167,13 @@ fn main() {
         v.sort_by(|x, y| x.total_cmp(y));
         v[v.len() / 2]
     };
-    let (t, h) = (median(&mut per[0]), median(&mut per[1]));
-    println!(
-        "# median us/request: tls {t:.2}, h3 {h:.2}, h3/tls {:.2}",
-        h / t
-    );
+    if per.iter().all(|v| !v.is_empty()) {
+        let (t, h) = (median(&mut per[0]), median(&mut per[1]));
+        println!(
+            "# median us/request: tls {t:.2}, h3 {h:.2}, h3/tls {:.2}",
+            h / t
+        );
+    }
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }

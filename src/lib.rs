@@ -118,7 +118,7 @@ impl std::fmt::Display for Unsupported {
 
 /// The directives [`unsupported_features`] refuses, as it names them: what this version of
 /// the engine does not run yet (`bext version` lists them).
-pub const NOT_IMPLEMENTED: &[&str] = &["http3", "plugin"];
+pub const NOT_IMPLEMENTED: &[&str] = &["plugin"];
 
 /// Every feature of `config` the engine does not implement yet, in file order per section.
 /// `bext run` refuses to start when this is not empty: nothing configured is ever ignored.
@@ -130,11 +130,6 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
             at: at.clone(),
         })
     };
-    for l in &config.listeners {
-        if l.http3 {
-            refuse("http3", &l.at);
-        }
-    }
     // Every upstream directive (balance policies, backup, health, passive, retry,
     // max_connections, max_pending) is implemented by the engine with bext-balance.
     for site in &config.sites {
@@ -559,6 +554,7 @@ fn listener(addr: &str) -> ir::Listener {
         addr: addr.to_string(),
         tls: None,
         http3: false,
+        quic: None,
         at: cli_loc(),
     }
 }
@@ -670,19 +666,13 @@ mod tests {
     #[test]
     fn every_unimplemented_feature_is_refused_by_name_and_location() {
         type Edit = fn(&mut ir::Config);
-        let table: &[(&str, Edit)] = &[
-            ("http3", |c| {
-                c.listeners[0].http3 = true;
-                c.listeners[0].at = at(7);
-            }),
-            ("plugin", |c| {
-                c.sites[0].routes[0].plugins.push(ir::Plugin {
-                    path: "p.wasm".into(),
-                    config: vec![],
-                    at: at(7),
-                })
-            }),
-        ];
+        let table: &[(&str, Edit)] = &[("plugin", |c| {
+            c.sites[0].routes[0].plugins.push(ir::Plugin {
+                path: "p.wasm".into(),
+                config: vec![],
+                at: at(7),
+            })
+        })];
         let mut named: Vec<&str> = table.iter().map(|(d, _)| *d).collect();
         let mut listed = NOT_IMPLEMENTED.to_vec();
         named.sort();

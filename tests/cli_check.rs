@@ -87,7 +87,16 @@ fn examples_the_engine_cannot_run_are_refused_by_check() {
         let ok = bext(&["check", &path(name)]);
         assert_eq!(ok.status.code(), Some(0), "{name}: {}", text(&ok.stderr));
     }
-    let table: [(&str, &[&str]); 2] = [("edge.bext", &["http3"]), ("canary.bext", &["plugin"])];
+    // edge.bext (HTTP/3) runs: the engine refuses nothing in it; its certificates are files
+    // of the machine it is written for (/etc/bext/certs), the only findings here.
+    let edge = bext(&["check", "--format", "json", &path("edge.bext")]);
+    for line in text(&edge.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+        assert_eq!(v["code"], "E0701", "edge.bext: {line}");
+    }
+    let edge = bext(&["check", "--language-only", &path("edge.bext")]);
+    assert_eq!(edge.status.code(), Some(0), "{}", text(&edge.stderr));
+    let table: [(&str, &[&str]); 1] = [("canary.bext", &["plugin"])];
     for (name, directives) in table {
         let out = bext(&["check", &path(name)]);
         let err = text(&out.stderr);
@@ -121,20 +130,6 @@ fn examples_the_engine_cannot_run_are_refused_by_check() {
         let mut sorted = places.clone();
         sorted.sort();
         assert_eq!(places, sorted, "{name}");
-        // The word itself: `http3` after the multi-line `tls` block of edge.bext.
-        if name == "edge.bext" {
-            let src = std::fs::read_to_string(path(name)).expect("edge.bext");
-            let (n, l) = src
-                .lines()
-                .enumerate()
-                .find(|(_, l)| l.contains("} http3"))
-                .expect("http3 line");
-            let col = l.find("http3").expect("http3") + 1;
-            assert!(
-                places.contains(&(Some(n as u64 + 1), Some(col as u64))),
-                "{places:?}"
-            );
-        }
     }
 }
 

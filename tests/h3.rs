@@ -1,7 +1,8 @@
-//! HTTP/3 end to end, on the driver the suite runs with (`BEXT_TEST_DRIVER`), against an
-//! independent client: quinn's h3 client on tokio. The `http3` flag is still refused by the
-//! language (E0501) while the feature is incomplete, so these tests switch HTTP/3 on in the
-//! compiled pipeline (`start_with_stages`), the way the flag will.
+//! HTTP/3 end to end, on the driver the suite runs with (`BEXT_TEST_DRIVER`), against two
+//! independent clients: quinn's h3 client on tokio, and aioquic's (Python,
+//! `tests/h3_aioquic.py`). Most tests run bext in-process from a configuration with
+//! `listen … tls { … } http3`; the last ones run the `bext` binary (`bext run FILE`), reloaded
+//! through its admin endpoint.
 
 mod common;
 #[path = "../modules/tls/tests/support/mod.rs"]
@@ -24,14 +25,16 @@ struct H3Server {
 
 /// bext serving `sites` on a TLS listener with HTTP/3 on, for the name `a.test`.
 fn serve(tag: &str, sites: &str, edit: impl FnOnce(&mut bext_engine::Pipeline)) -> H3Server {
-    serve_on(tag, sites, 1, edit)
+    serve_on(tag, sites, 1, " http3", edit)
 }
 
-/// [`serve`] with `workers` workers.
+/// [`serve`] with `workers` workers, `http3` written after the `tls` block (empty: a TLS
+/// listener without HTTP/3).
 fn serve_on(
     tag: &str,
     sites: &str,
     workers: usize,
+    http3: &str,
     edit: impl FnOnce(&mut bext_engine::Pipeline),
 ) -> H3Server {
     let pki = Pki::new(tag);
@@ -42,17 +45,14 @@ fn serve_on(
             ..Leaf::default()
         },
     );
-    let text = format!("listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }}\n{sites}");
+    let text =
+        format!("listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }}{http3}\n{sites}");
     let c = bext_dsl::compile_str("h3.bext", &text).expect("configuration compiles");
     let opts = bext::StartOptions {
         workers: Some(workers),
         ..common::opts()
     };
-    let server = bext::start_with_stages(c.config, opts, |p| {
-        p.http3 = p.listeners.clone();
-        edit(p);
-    })
-    .expect("bext starts");
+    let server = bext::start_with_stages(c.config, opts, edit).expect("bext starts");
     let pki_client = pki.client();
     H3Server {
         pki,
@@ -69,12 +69,20 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn client_endpoint(s: &H3Server) -> quinn::Endpoint {
-    let mut tls = s.pki_client.clone();
+    client_endpoint_with(&s.pki_client, Duration::from_secs(60))
+}
+
+/// A client endpoint trusting `pki_client`'s roots, asking for `idle` as its idle timeout.
+fn client_endpoint_with(
+    pki_client: &bext_tls::rustls::ClientConfig,
+    idle: Duration,
+) -> quinn::Endpoint {
+    let mut tls = pki_client.clone();
     tls.alpn_protocols = vec![b"h3".to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("quic client");
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut t = quinn::TransportConfig::default();
-    t.max_idle_timeout(Some(Duration::from_secs(60).try_into().expect("idle")));
+    t.max_idle_timeout(Some(idle.try_into().expect("idle")));
     config.transport_config(Arc::new(t));
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
     ep.set_default_client_config(config);
@@ -245,27 +253,29 @@ fn a_hundred_concurrent_streams_on_one_connection() {
 
 #[test]
 fn malformed_requests_are_stream_errors_and_the_connection_lives_on() {
-    let s = serve(
-        "h3-hostile",
-        "site * { route /* { respond 200 \"fine\" } }\n",
-        |_| {},
+    let origin = common::origin(16);
+    let sites = format!(
+        "upstream app {{ server {} }}\nsite * {{\n    route /app/* {{ proxy app }}\n    route /* {{ respond 200 \"fine\" }}\n}}\n",
+        common::addr(&origin)
     );
+    let s = serve("h3-hostile", &sites, |_| {});
     let a = common::addr(&s.server);
     rt().block_on(async {
         let ep = client_endpoint(&s);
         let (_conn, mut c) = connect(&ep, a).await;
-        let table: &[(Fields, Option<&[u8]>)] = &[
-            (&[("connection", "keep-alive")], None),
-            (&[("transfer-encoding", "chunked")], None),
-            (&[("keep-alive", "timeout=5")], None),
-            (&[("upgrade", "websocket")], None),
-            (&[("te", "gzip")], None),
-            // DATA longer and shorter than the declared length.
-            (&[("content-length", "3")], Some(b"toolong")),
-            (&[("content-length", "30")], Some(b"short")),
+        let table: &[(&str, Fields, Option<&[u8]>)] = &[
+            ("/x", &[("connection", "keep-alive")], None),
+            ("/x", &[("transfer-encoding", "chunked")], None),
+            ("/x", &[("keep-alive", "timeout=5")], None),
+            ("/x", &[("upgrade", "websocket")], None),
+            ("/x", &[("te", "gzip")], None),
+            // DATA longer and shorter than the declared length, to a route that reads the
+            // body (one that does not answers at once and leaves it unread).
+            ("/app/echo", &[("content-length", "3")], Some(b"toolong")),
+            ("/app/echo", &[("content-length", "30")], Some(b"short")),
         ];
-        for (fields, body) in table {
-            match exchange(&mut c, "POST", "/x", fields, *body).await {
+        for (path, fields, body) in table {
+            match exchange(&mut c, "POST", path, fields, *body).await {
                 Err(e) => assert!(message_error(&e), "{fields:?}: {e:?}"),
                 Ok(r) => panic!("{fields:?} answered {}", r.status),
             }
@@ -356,10 +366,12 @@ fn a_client_that_moves_to_a_new_port_keeps_its_connection() {
 
 #[test]
 fn the_idle_timeout_is_the_servers_limit() {
-    let s = serve(
+    let s = serve_on(
         "h3-idle",
         "site * { route /* { respond 200 \"idle\" } }\n",
-        |p| p.quic.idle_timeout = Duration::from_secs(1),
+        1,
+        " http3 { idle_timeout 1s }",
+        |_| {},
     );
     let a = common::addr(&s.server);
     rt().block_on(async {
@@ -412,7 +424,7 @@ fn aioquic_client_gets_posts_and_is_refused_like_quinns() {
     // Malformed: connection-specific fields, a body longer than its Content-Length.
     args.push("GET:/hello:-:connection=close".into());
     args.push("GET:/hello:-:transfer-encoding=chunked".into());
-    args.push("POST:/hello:5:content-length=3".into());
+    args.push("POST:/app/echo:5:content-length=3".into());
     let out = std::process::Command::new("python3")
         .args(&args)
         .output()
@@ -449,6 +461,7 @@ fn connections_spread_over_cores_and_stay_on_theirs_when_clients_move() {
         "h3-cores",
         "site * { route /* { respond 200 \"core\" } }\n",
         4,
+        " http3",
         |_| {},
     );
     let a = common::addr(&s.server);
@@ -488,10 +501,19 @@ fn connections_spread_over_cores_and_stay_on_theirs_when_clients_move() {
 
 /// A GET over TLS on TCP: the response head's fields, lower-cased.
 fn tcp_tls_fields(s: &H3Server, a: SocketAddr) -> Vec<(String, String)> {
+    tls_get(&s.pki_client, a).0
+}
+
+/// `GET /` over TLS on TCP to `a`, for `a.test`: the response's fields (names in lower case)
+/// and its body.
+fn tls_get(
+    client: &bext_tls::rustls::ClientConfig,
+    a: SocketAddr,
+) -> (Vec<(String, String)>, String) {
     use std::io::{Read, Write};
     let name = bext_tls::rustls::pki_types::ServerName::try_from("a.test").expect("name");
-    let conn = bext_tls::rustls::ClientConnection::new(Arc::new(s.pki_client.clone()), name)
-        .expect("client");
+    let conn =
+        bext_tls::rustls::ClientConnection::new(Arc::new(client.clone()), name).expect("client");
     let tcp = std::net::TcpStream::connect(a).expect("connect");
     let mut tls = bext_tls::rustls::StreamOwned::new(conn, tcp);
     tls.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
@@ -499,12 +521,14 @@ fn tcp_tls_fields(s: &H3Server, a: SocketAddr) -> Vec<(String, String)> {
     let mut raw = Vec::new();
     let _ = tls.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
-    head.lines()
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let fields = head
+        .lines()
         .skip(1)
         .filter_map(|l| l.split_once(": "))
         .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
-        .collect()
+        .collect();
+    (fields, body.to_string())
 }
 
 #[test]
@@ -519,7 +543,7 @@ fn tls_over_tcp_advertises_http3_on_the_same_port_and_only_there() {
         .collect();
     assert_eq!(alt, [&format!("h3=\":{}\"; ma=86400", a.port())]);
     // The same listener without HTTP/3 advertises nothing.
-    let plain = serve("h3-altsvc-off", sites, |p| p.http3.clear());
+    let plain = serve_on("h3-altsvc-off", sites, 1, "", |_| {});
     let fields = tcp_tls_fields(&plain, common::addr(&plain.server));
     assert!(fields.iter().all(|(n, _)| n != "alt-svc"), "{fields:?}");
 }
@@ -541,15 +565,14 @@ fn a_reload_swaps_the_pipeline_under_a_live_connection() {
             .expect("before");
         assert_eq!(r.body, b"one");
         let text = format!(
-            "listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }}\n{}",
+            "listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }} http3\n{}",
             sites("two")
         );
         let config = bext_dsl::compile_str("h3.bext", &text)
             .expect("compiles")
             .config;
-        let mut p = bext::compile_carrying(&config, 0, &s.server.limits(), &s.server.tls_carry())
+        let p = bext::compile_carrying(&config, 0, &s.server.limits(), &s.server.tls_carry())
             .expect("pipeline");
-        p.http3 = p.listeners.clone();
         s.server.control().reload(p).expect("reload");
         let r = exchange(&mut c, "GET", "/", &[], None)
             .await
@@ -695,5 +718,380 @@ fn quic_connections_count_against_the_connection_cap() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(served, "a connection was accepted after one closed");
+    });
+}
+
+/// `bext run FILE` on the suite's driver, its configuration written to a file of `pki`'s
+/// directory; stopped (SIGTERM, then waited for) when dropped.
+struct Run {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+    /// The first `listening on` address.
+    addr: SocketAddr,
+    /// The `admin on` address, when the file has one.
+    admin: Option<SocketAddr>,
+}
+
+impl Run {
+    fn start(pki: &Pki, text: &str) -> Run {
+        use std::io::BufRead;
+        let file = pki.dir.0.join("bext.bext");
+        std::fs::write(&file, text).expect("write the configuration");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bext"))
+            .arg("run")
+            .arg(&file)
+            .args(["--no-pin", "--driver", common::driver_arg()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn bext");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let (mut addr, mut admin) = (None, None);
+        let mut line = String::new();
+        while out.read_line(&mut line).expect("bext's stdout") > 0 {
+            let l = line.trim();
+            if let Some(a) = l.strip_prefix("listening on ") {
+                addr = addr.or(a.parse().ok());
+            } else if let Some(a) = l.strip_prefix("admin on ") {
+                admin = a.parse().ok();
+            }
+            if admin.is_some() || (addr.is_some() && !text.contains("admin ")) {
+                break;
+            }
+            line.clear();
+        }
+        Run {
+            child,
+            file,
+            addr: addr.expect("a `listening on` line"),
+            admin,
+        }
+    }
+
+    /// Write `text` to the file and reload it through the admin endpoint; the new generation.
+    fn reload(&self, text: &str) -> u64 {
+        use std::io::{BufReader, Write};
+        std::fs::write(&self.file, text).expect("write the configuration");
+        let mut s = common::connect(self.admin.expect("an admin endpoint"));
+        write!(
+            s,
+            "POST /reload HTTP/1.1\r\nHost: localhost\r\nX-Bext-Admin: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let resp = common::read_response(&mut BufReader::new(s), false);
+        assert_eq!(resp.status, 200, "reload: {}", resp.text());
+        let v: serde_json::Value = serde_json::from_str(&resp.text()).expect("JSON");
+        v["generation"].as_u64().expect("generation")
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A certificate for `a.test` in a fresh PKI, its client configuration, and the `tls` block
+/// that serves it.
+fn run_pki(tag: &str) -> (Pki, bext_tls::rustls::ClientConfig, String) {
+    let pki = Pki::new(tag);
+    let (cert, key) = pki.leaf(
+        "a",
+        Leaf {
+            names: &["a.test"],
+            ..Leaf::default()
+        },
+    );
+    let client = pki.client();
+    (
+        pki,
+        client,
+        format!("tls {{ cert \"{cert}\" key \"{key}\" }}"),
+    )
+}
+
+#[test]
+fn bext_run_serves_http3_from_a_file_to_both_clients() {
+    let origin = common::origin(16);
+    let (pki, client, tls) = run_pki("h3-run");
+    let log = pki.dir.0.join("access.log");
+    let text = format!(
+        "global {{\n    workers 2\n    access_log \"{}\" combined\n}}\nlisten 127.0.0.1:0 {tls} http3 {{\n    max_streams 150\n    idle_timeout 3s\n}}\nupstream app {{ server {} }}\nsite * {{\n    route /hello {{ respond 200 \"hello from a file\" }}\n    route /app/* {{ proxy app }}\n}}\n",
+        log.display(),
+        common::addr(&origin)
+    );
+    let run = Run::start(&pki, &text);
+    let a = run.addr;
+    rt().block_on(async {
+        let ep = client_endpoint_with(&client, Duration::from_secs(60));
+        let (conn, mut c) = connect(&ep, a).await;
+        let r = exchange(&mut c, "GET", "/hello", &[], None)
+            .await
+            .expect("get");
+        assert_eq!((r.status, &r.body[..]), (200, &b"hello from a file"[..]));
+        let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        let r = exchange(&mut c, "POST", "/app/echo", &[], Some(&big))
+            .await
+            .expect("post");
+        assert_eq!(r.status, 200);
+        assert!(r.body == big, "the echo is the body sent");
+        // The file's idle timeout (3 s), not the client's 60 s, ends the quiet connection.
+        let reason = conn.closed().await;
+        assert!(
+            matches!(reason, quinn::ConnectionError::TimedOut),
+            "{reason:?}"
+        );
+    });
+    if have_aioquic() {
+        aioquic_against_run(&pki, a);
+    } else {
+        eprintln!("aioquic not installed (scripts/setup-debian.sh installs it): skipped");
+    }
+    // Stopped, its access log is flushed: the requests are logged as HTTP/3.
+    drop(run);
+    let log = std::fs::read_to_string(&log).expect("the access log");
+    assert!(log.contains("\"GET /hello HTTP/3\" 200 17 "), "{log}");
+    assert!(
+        log.contains("\"POST /app/echo HTTP/3\" 200 1000000 "),
+        "{log}"
+    );
+}
+
+/// aioquic's client against `bext run` at `a`: a GET, a 1.5 MB POST echoed, 100 concurrent
+/// streams and a refused field.
+fn aioquic_against_run(pki: &Pki, a: SocketAddr) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/h3_aioquic.py");
+    let mut args = vec![
+        script.to_string(),
+        "127.0.0.1".into(),
+        a.port().to_string(),
+        "a.test".into(),
+        pki.ca_file.clone(),
+        "GET:/hello".into(),
+        "POST:/app/echo:1500000".into(),
+    ];
+    args.extend((0..100).map(|i| format!("GET:/hello?n={i}")));
+    args.push("GET:/hello:-:keep-alive=1".into());
+    let out = std::process::Command::new("python3")
+        .args(&args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "aioquic client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 103);
+    assert_eq!(
+        (lines[0]["status"].as_u64(), lines[0]["length"].as_u64()),
+        (Some(200), Some(17))
+    );
+    assert_eq!(lines[1]["status"], 200);
+    assert_eq!(lines[1]["length"], 1_500_000);
+    assert_eq!(lines[1]["sha256"], lines[1]["sent_sha256"]);
+    for l in &lines[2..102] {
+        assert_eq!(l["status"], 200, "{l}");
+    }
+    // A connection-specific field: H3_MESSAGE_ERROR (0x10e).
+    assert_eq!(lines[102]["error"], 0x10e, "{}", lines[102]);
+}
+
+#[test]
+fn a_reload_of_bext_run_starts_http3_on_an_added_listener_and_drains_a_removed_one() {
+    let (pki, client, tls) = run_pki("h3-run-reload");
+    // The port of the listener the reload adds, held (TCP, SO_REUSEPORT, never listening)
+    // so that no other test takes it meanwhile.
+    let (port, _held) = common::reserved();
+    let head = "global {\n    admin 127.0.0.1:0\n    workers 2\n}\nlisten 127.0.0.1:0\n";
+    let site = |body: &str| format!("site * {{ route /* {{ respond 200 \"{body}\" }} }}\n");
+    let run = Run::start(&pki, &format!("{head}{}", site("one")));
+    let added = format!("{head}listen {port} {tls} http3\n{}", site("two"));
+    assert_eq!(run.reload(&added), 2);
+    rt().block_on(async {
+        let ep = client_endpoint_with(&client, Duration::from_secs(60));
+        let (conn, mut c) = connect(&ep, port).await;
+        let r = exchange(&mut c, "GET", "/", &[], None).await.expect("get");
+        assert_eq!(r.body, b"two");
+        let (fields, _) = tls_get(&client, port);
+        let alt = format!("h3=\":{}\"; ma=86400", port.port());
+        assert!(fields.contains(&("alt-svc".into(), alt)), "{fields:?}");
+        // The same listener without `http3`: the live connection is told GOAWAY and closes
+        // with H3_NO_ERROR (0x100); the TCP side keeps serving.
+        let removed = format!("{head}listen {port} {tls}\n{}", site("three"));
+        assert_eq!(run.reload(&removed), 3);
+        let reason = tokio::time::timeout(Duration::from_secs(30), conn.closed())
+            .await
+            .expect("the connection closes once drained");
+        assert!(
+            matches!(&reason, quinn::ConnectionError::ApplicationClosed(c)
+                if c.error_code == quinn::VarInt::from_u32(0x100)),
+            "{reason:?}"
+        );
+        // No new QUIC connection is served on the port (the client gives up after 2 s).
+        let ep2 = client_endpoint_with(&client, Duration::from_secs(2));
+        let refused = ep2.connect(port, "a.test").expect("connect").await;
+        assert!(refused.is_err(), "{refused:?}");
+    });
+    // The TCP side serves the new generation and no longer advertises HTTP/3.
+    let (fields, body) = tls_get(&client, port);
+    assert_eq!(body, "three");
+    assert!(fields.iter().all(|(n, _)| n != "alt-svc"), "{fields:?}");
+    drop(run);
+}
+
+#[test]
+fn a_response_sent_before_the_whole_body_asks_the_client_to_stop_sending() {
+    let s = serve(
+        "h3-stop-sending",
+        "site * { route /* { respond 404 \"not here\" } }\n",
+        |_| {},
+    );
+    let a = common::addr(&s.server);
+    rt().block_on(async {
+        let ep = client_endpoint(&s);
+        let (_conn, mut c) = connect(&ep, a).await;
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("https://a.test/upload")
+            .body(())
+            .unwrap();
+        let mut st = c.send_request(req).await.expect("request");
+        let piece = Bytes::from(vec![b'x'; 64 * 1024]);
+        st.send_data(piece.clone()).await.expect("first piece");
+        // The whole response arrives while the body is still being sent (never finished).
+        let resp = st.recv_response().await.expect("response");
+        assert_eq!(resp.status(), 404);
+        let mut body = Vec::new();
+        while let Some(mut d) = st.recv_data().await.expect("data") {
+            body.extend_from_slice(&d.copy_to_bytes(d.remaining()));
+        }
+        assert_eq!(body, b"not here");
+        // Then STOP_SENDING with H3_NO_ERROR (RFC 9114 §4.1) ends the upload: without it
+        // the client would block once the flow-control window (1 MiB) is full.
+        let stopped = tokio::time::timeout(Duration::from_secs(30), async {
+            for _ in 0..1024 {
+                if let Err(e) = st.send_data(piece.clone()).await {
+                    return Some(e);
+                }
+            }
+            None
+        })
+        .await
+        .expect("the upload is stopped, not left blocked");
+        assert!(
+            matches!(&stopped, Some(StreamError::RemoteTerminate { code, .. }) if *code == Code::H3_NO_ERROR),
+            "{stopped:?}"
+        );
+        // The connection serves on.
+        let r = exchange(&mut c, "GET", "/", &[], None).await.expect("next");
+        assert_eq!(r.status, 404);
+    });
+}
+
+#[test]
+fn trailers_are_dropped_both_ways_as_over_http11() {
+    use std::io::{Read, Write};
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let tx = std::sync::Mutex::new(tx);
+    let up = common::upstream(move |mut s| {
+        // The whole request: its head and chunked body up to the empty trailer section.
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        while !got.ends_with(b"\r\n0\r\n\r\n") {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+        let _ = tx.lock().unwrap().send(got);
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\nConnection: close\r\n\r\n2\r\nok\r\n0\r\nx-checksum: abc\r\n\r\n",
+        );
+    });
+    let sites = format!("upstream app {{ server {up} }}\nsite * {{ route /* {{ proxy app }} }}\n");
+    let s = serve("h3-trailers", &sites, |_| {});
+    let a = common::addr(&s.server);
+    rt().block_on(async {
+        let ep = client_endpoint(&s);
+        let (_conn, mut c) = connect(&ep, a).await;
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("https://a.test/t")
+            .body(())
+            .unwrap();
+        let mut st = c.send_request(req).await.expect("request");
+        st.send_data(Bytes::from_static(b"hello"))
+            .await
+            .expect("data");
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-trailer", "t1".parse().unwrap());
+        trailers.insert("content-length", "999".parse().unwrap());
+        st.send_trailers(trailers).await.expect("trailers");
+        st.finish().await.expect("finish");
+        let resp = st.recv_response().await.expect("response");
+        assert_eq!(resp.status(), 200);
+        let mut body = Vec::new();
+        while let Some(mut d) = st.recv_data().await.expect("data") {
+            body.extend_from_slice(&d.copy_to_bytes(d.remaining()));
+        }
+        assert_eq!(body, b"ok");
+        // The upstream's trailer is not passed on.
+        let t = st.recv_trailers().await.expect("end of the response");
+        assert!(t.is_none(), "{t:?}");
+    });
+    let got = rx.recv_timeout(Duration::from_secs(10)).expect("upstream");
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    // The body arrived whole; the client's trailers reached neither the head nor the
+    // trailer section.
+    assert!(text.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "{text}");
+    assert!(
+        !text.contains("x-trailer") && !text.contains("999"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_reload_that_cannot_bind_http3s_udp_port_changes_nothing() {
+    let sites = |body: &str| format!("site * {{ route /* {{ respond 200 \"{body}\" }} }}\n");
+    let s = serve_on("h3-reload-busy", &sites("one"), 2, "", |_| {});
+    let a = common::addr(&s.server);
+    let (cert, key) = (
+        format!("{}/a.pem", s.pki.dir.0.display()),
+        format!("{}/a.key", s.pki.dir.0.display()),
+    );
+    let text = format!(
+        "listen 127.0.0.1:0 tls {{ cert \"{cert}\" key \"{key}\" }} http3\n{}",
+        sites("two")
+    );
+    let config = bext_dsl::compile_str("h3.bext", &text)
+        .expect("compiles")
+        .config;
+    let pipeline = || {
+        bext::compile_carrying(&config, 0, &s.server.limits(), &s.server.tls_carry())
+            .expect("pipeline")
+    };
+    // The port's UDP side held without SO_REUSEPORT: HTTP/3 cannot start there.
+    let busy = std::net::UdpSocket::bind(a).expect("udp");
+    let err = s.server.control().reload(pipeline()).expect_err("refused");
+    assert!(err.to_string().contains("udp"), "{err}");
+    let (fields, body) = tls_get(&s.pki_client, a);
+    assert_eq!(body, "one", "the running configuration is kept");
+    assert!(fields.iter().all(|(n, _)| n != "alt-svc"), "{fields:?}");
+    // Freed, the same reload starts HTTP/3 on the kept listener.
+    drop(busy);
+    s.server.control().reload(pipeline()).expect("reload");
+    rt().block_on(async {
+        let ep = client_endpoint(&s);
+        let (_conn, mut c) = connect(&ep, a).await;
+        let r = exchange(&mut c, "GET", "/", &[], None).await.expect("get");
+        assert_eq!(r.body, b"two");
     });
 }

@@ -6,7 +6,8 @@
 #
 # bext runs in-process with one worker pinned to CPU 0 (bext pins worker i to CPU i) serving a 100-byte
 # `respond` body on one TLS listener that also serves HTTP/3; the clients (quinn's h3 client on
-# tokio, rustls over TCP) run in the same process on the other CPUs of CPUS (default 0,1).
+# tokio, rustls over TCP) run in the same process, pinned to CPU 1 (CLIENT_CPU), so the worker
+# has CPU 0 to itself.
 # The figure is the worker thread's CPU time (schedstat, ns) over the measured window divided
 # by the responses in it; handshakes are made before the window. BEXT_DRIVER=epoll|io-uring
 # chooses the driver (default: bext's).
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 CPUS=${CPUS:-0,1}
+CLIENT_CPU=${CLIENT_CPU:-1}
 OUT=$(realpath -m "${OUT:-$ROOT/bench/results/h3-$(date -u +%Y%m%dT%H%M%SZ)}")
 mkdir -p "$OUT"
 
@@ -41,5 +43,6 @@ cargo build --release --example h3bench
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 taskset -c "$CPUS" "$TARGET_DIR/release/examples/h3bench" \
     --runs "$RUNS" --seconds "$SECONDS_PER_RUN" --rate "$RATE" --conns "$CONNS" \
+    --client-cpu "$CLIENT_CPU" \
     | tee "$OUT/results.tsv"
 echo "results: $OUT/results.tsv"

@@ -116,6 +116,30 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         " tls { cert a.pem key a.key; client_auth { ca c.pem; optional } }",
     ),
     (
+        "http3",
+        "max_streams",
+        "L",
+        " tls { cert a.pem key a.key } http3 { max_streams 7 }",
+    ),
+    (
+        "http3",
+        "stream_window",
+        "L",
+        " tls { cert a.pem key a.key } http3 { stream_window 64kb }",
+    ),
+    (
+        "http3",
+        "connection_window",
+        "L",
+        " tls { cert a.pem key a.key } http3 { connection_window 64mb }",
+    ),
+    (
+        "http3",
+        "idle_timeout",
+        "L",
+        " tls { cert a.pem key a.key } http3 { idle_timeout 5s }",
+    ),
+    (
         "upstream",
         "server",
         "U",

@@ -282,7 +282,11 @@ pub fn format_combined(out: &mut Vec<u8>, e: &LogEntry<'_>, now_secs: u64) {
     line.extend_from_slice(e.method);
     line.push(b' ');
     line.extend_from_slice(e.target);
-    line.extend_from_slice(if e.http10 { b" HTTP/1.0" } else { b" HTTP/1.1" });
+    line.extend_from_slice(match (e.http3, e.http10) {
+        (true, _) => b" HTTP/3",
+        (false, true) => b" HTTP/1.0",
+        (false, false) => b" HTTP/1.1",
+    });
     clf_field(out, Some(&line));
     out.extend_from_slice(format!(" {} {} ", e.status, e.bytes_sent).as_bytes());
     clf_field(out, e.referer);
@@ -307,6 +311,7 @@ mod tests {
             method: b"GET",
             target: b"/a?\"q\"",
             http10: false,
+            http3: false,
             host: b"example.com",
             status: 200,
             bytes_sent: 12,
@@ -355,6 +360,21 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "10.0.0.1 - - [01/Jan/1970:00:00:00 +0000] \"GET /a?\\\"q\\\" HTTP/1.1\" 200 12 \"-\" \"curl/8\"\n"
+        );
+    }
+
+    #[test]
+    fn combined_lines_name_http3() {
+        let mut out = Vec::new();
+        let e = LogEntry {
+            http3: true,
+            ..entry()
+        };
+        format_combined(&mut out, &e, 0);
+        let line = String::from_utf8(out).unwrap();
+        assert!(
+            line.contains("\"GET /a?\\\"q\\\" HTTP/3\" 200 12 "),
+            "{line}"
         );
     }
 }

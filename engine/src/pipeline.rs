@@ -363,14 +363,23 @@ pub struct Pipeline {
     pub tracing: Option<crate::trace::Tracing>,
     /// TLS listeners (as configured) that also serve HTTP/3 on UDP (see `h3`).
     pub http3: Vec<SocketAddr>,
-    /// QUIC's limits for those listeners.
-    pub quic: crate::h3::QuicLimits,
+    /// QUIC's limits of those listeners written in their `http3 { ... }` blocks (the others
+    /// run with the defaults; see [`Pipeline::quic_limits`]).
+    pub quic: Vec<(SocketAddr, crate::h3::QuicLimits)>,
 }
 
 impl Pipeline {
     /// The TLS of the listener bound to `addr`, if it is a TLS listener.
     pub fn tls_for(&self, addr: SocketAddr) -> Option<&std::sync::Arc<bext_tls::Listener>> {
         self.tls.iter().find(|(a, _)| *a == addr).map(|(_, l)| l)
+    }
+
+    /// QUIC's limits of the HTTP/3 listener configured as `addr`.
+    pub fn quic_limits(&self, addr: SocketAddr) -> crate::h3::QuicLimits {
+        self.quic
+            .iter()
+            .find(|(a, _)| *a == addr)
+            .map_or_else(Default::default, |(_, q)| *q)
     }
 }
 
@@ -458,6 +467,7 @@ impl Pipeline {
     ) -> Result<Pipeline, CompileError> {
         let mut listeners = Vec::new();
         let mut http3 = Vec::new();
+        let mut quic = Vec::new();
         for l in &config.listeners {
             let addr = resolve(&l.addr, &l.at)?;
             if !listeners.contains(&addr) {
@@ -465,6 +475,9 @@ impl Pipeline {
             }
             if l.http3 && l.tls.is_some() && !http3.contains(&addr) {
                 http3.push(addr);
+                if let Some(q) = &l.quic {
+                    quic.push((addr, crate::h3::QuicLimits::of(q)));
+                }
             }
         }
         let mut upstreams = Vec::new();
@@ -636,7 +649,7 @@ impl Pipeline {
                 None => None,
             },
             http3,
-            quic: crate::h3::QuicLimits::default(),
+            quic,
         })
     }
 }

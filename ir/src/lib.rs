@@ -318,7 +318,50 @@ pub struct Listener {
     pub addr: String,
     pub tls: Option<Tls>,
     pub http3: bool,
+    /// `http3 { ... }`: the QUIC limits written for this listener (absent: the engine's
+    /// defaults for all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic: Option<Quic>,
     pub at: Loc,
+}
+
+/// The QUIC limits of an `http3` listener, as written: a limit left out is the engine's
+/// default (`bext_engine::h3::QuicLimits`). Each is within its bounds (checked when lowered,
+/// E0320/E0321).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quic {
+    /// `max_streams N`: request streams a client may have open at once on one connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_streams: Option<u32>,
+    /// `stream_window SIZE`: flow-control window per request stream, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_window: Option<u64>,
+    /// `connection_window SIZE`: flow-control window per connection, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_window: Option<u64>,
+    /// `idle_timeout DURATION`: a connection with no packet for this long is closed, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
+    pub at: Loc,
+}
+
+impl Quic {
+    /// `max_streams` when not written.
+    pub const DEFAULT_STREAMS: u32 = 100;
+    /// `stream_window` when not written: 1 MiB.
+    pub const DEFAULT_STREAM_WINDOW: u64 = 1 << 20;
+    /// `connection_window` when not written: 8 MiB.
+    pub const DEFAULT_CONNECTION_WINDOW: u64 = 8 << 20;
+    /// `idle_timeout` when not written: 30 s.
+    pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 30_000;
+    /// The bounds of `max_streams` (the language's and the engine's).
+    pub const STREAMS: (u32, u32) = (1, 10_000);
+    /// The bounds of `stream_window`, bytes: 16 KiB to 16 MiB.
+    pub const STREAM_WINDOW: (u64, u64) = (16 << 10, 16 << 20);
+    /// The bounds of `connection_window`, bytes: at least the stream window, at most 256 MiB.
+    pub const CONNECTION_WINDOW_MAX: u64 = 256 << 20;
+    /// The bounds of `idle_timeout`, milliseconds: 1 s to 10 min.
+    pub const IDLE_TIMEOUT_MS: (u64, u64) = (1_000, 600_000);
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -137,6 +137,8 @@ pub struct LogEntry<'a> {
     pub method: &'a [u8],
     pub target: &'a [u8],
     pub http10: bool,
+    /// Received over HTTP/3 (its request is read as HTTP/1.1: `http10` is then false).
+    pub http3: bool,
     pub host: &'a [u8],
     pub status: u16,
     /// Body bytes sent to the client.

@@ -66,6 +66,7 @@ pub fn site(routes: Vec<ir::Route>) -> ir::Config {
             addr: "127.0.0.1:0".into(),
             tls: None,
             http3: false,
+            quic: None,
             at: loc(),
         }],
         sites: vec![ir::Site {

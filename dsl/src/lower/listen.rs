@@ -1,14 +1,19 @@
-//! `listen ADDR [tls { cert ... }] [http3]`: the sockets bext accepts on.
+//! `listen ADDR [tls { cert ... }] [http3 [{ ... }]]`: the sockets bext accepts on.
 //!
 //! The `tls` block: `cert FILE key FILE [sni NAME] [ocsp FILE|off]` (one or more), `alpn P...`,
 //! `client_auth { ca FILE; required|optional }`, `tickets on|off`, `session_cache N`. What
 //! needs the files themselves (they exist, keys match, names are covered) is checked by
 //! `bext check` with `bext-tls` (E07xx), not here.
+//!
+//! The `http3` block: QUIC's limits, `max_streams N`, `stream_window SIZE`,
+//! `connection_window SIZE`, `idle_timeout DURATION`, each within the bounds the engine
+//! enforces (E0320; the connection window at least the stream window, E0321).
 
 use super::Lower;
-use crate::ast::{ArgKind, Directive};
-use crate::diag::{self, suggest};
-use bext_ir::{CertPair, ClientAuth, Listener, Stapling, Tls};
+use crate::ast::{ArgKind, Body, Directive};
+use crate::diag::{self, suggest, Span};
+use bext_ir::{CertPair, ClientAuth, Listener, Quic, Stapling, Tls};
+use std::collections::HashMap;
 
 impl Lower<'_> {
     pub(super) fn listen(&mut self, d: &Directive) {
@@ -19,6 +24,7 @@ impl Lower<'_> {
         let addr = self.socket_addr(x);
         let mut tls = None;
         let mut http3 = None;
+        let mut quic = None;
         while let Some(x) = a.next() {
             if x.is_word("tls") {
                 let at = self.loc(x.span);
@@ -59,6 +65,10 @@ impl Lower<'_> {
                 tls = Some(t);
             } else if x.is_word("http3") {
                 http3 = Some(x.span);
+                if let Some(ArgKind::Block(b)) = a.peek().map(|y| &y.kind) {
+                    a.next();
+                    quic = Some(self.quic(&b.body, x.span));
+                }
             } else {
                 let help = if x.is_word("ssl") {
                     Some("bext writes TLS on the listener as `tls { cert \"site.pem\" key \"site.key\" }`".to_string())
@@ -88,9 +98,122 @@ impl Lower<'_> {
                 addr,
                 tls,
                 http3: http3.is_some(),
+                quic,
                 at: self.loc(d.name_span),
             });
         }
+    }
+
+    /// The `http3 { ... }` block at `at`: each limit once, each within its bounds.
+    fn quic(&mut self, body: &Body, at: Span) -> Quic {
+        let mut q = Quic {
+            at: self.loc(at),
+            ..Quic::default()
+        };
+        let mut seen = HashMap::new();
+        // Where each window was written, for E0321.
+        let (mut stream_at, mut connection_at) = (None, None);
+        for d in &body.items {
+            if !self.known("http3", d) || !self.once(&mut seen, d) {
+                continue;
+            }
+            let mut a = self.args(d);
+            let span = a.peek().map_or(d.name_span, |x| x.span);
+            match d.name.as_str() {
+                "max_streams" => {
+                    let (lo, hi) = Quic::STREAMS;
+                    q.max_streams = self
+                        .next_number(&mut a, 0, u64::MAX)
+                        .and_then(|n| {
+                            self.quic_bound(span, d, n, (lo.into(), hi.into()), &|n| n.to_string())
+                        })
+                        .map(|n| n as u32);
+                }
+                "stream_window" => {
+                    q.stream_window = self
+                        .next_size(&mut a)
+                        .and_then(|n| self.quic_bound(span, d, n, Quic::STREAM_WINDOW, &show_size));
+                    stream_at = Some(span);
+                }
+                "connection_window" => {
+                    let bounds = (Quic::STREAM_WINDOW.0, Quic::CONNECTION_WINDOW_MAX);
+                    q.connection_window = self
+                        .next_size(&mut a)
+                        .and_then(|n| self.quic_bound(span, d, n, bounds, &show_size));
+                    connection_at = Some(span);
+                }
+                _ => {
+                    q.idle_timeout_ms = self.next_duration(&mut a).and_then(|n| {
+                        self.quic_bound(span, d, n, Quic::IDLE_TIMEOUT_MS, &show_duration)
+                    });
+                }
+            }
+            self.done(&mut a);
+        }
+        let stream = q.stream_window.unwrap_or(Quic::DEFAULT_STREAM_WINDOW);
+        let connection = q
+            .connection_window
+            .unwrap_or(Quic::DEFAULT_CONNECTION_WINDOW);
+        if connection < stream {
+            // At the line that was written (the other window is then the default).
+            if let Some(span) = connection_at.or(stream_at) {
+                let mut b = diag::error(
+                    "E0321",
+                    span,
+                    format!(
+                        "the connection window ({}) is smaller than the stream window ({})",
+                        show_size(connection),
+                        show_size(stream)
+                    ),
+                )
+                .help(format!(
+                    "one stream could never use its window: write `connection_window {}` or more",
+                    show_size(stream)
+                ));
+                if let (Some(_), Some(s)) = (connection_at, stream_at) {
+                    b = b.label(s, "the stream window");
+                }
+                self.emit(b);
+            }
+        }
+        q
+    }
+
+    /// `n` when it lies within `bounds` (inclusive); E0320 at `span` otherwise, the bounds and
+    /// the default shown with `show`.
+    fn quic_bound(
+        &mut self,
+        span: Span,
+        d: &Directive,
+        n: u64,
+        (lo, hi): (u64, u64),
+        show: &dyn Fn(u64) -> String,
+    ) -> Option<u64> {
+        if (lo..=hi).contains(&n) {
+            return Some(n);
+        }
+        let default = match d.name.as_str() {
+            "max_streams" => u64::from(Quic::DEFAULT_STREAMS),
+            "stream_window" => Quic::DEFAULT_STREAM_WINDOW,
+            "connection_window" => Quic::DEFAULT_CONNECTION_WINDOW,
+            _ => Quic::DEFAULT_IDLE_TIMEOUT_MS,
+        };
+        let side = if n < lo { "below" } else { "above" };
+        self.emit(
+            diag::error(
+                "E0320",
+                span,
+                format!("`{}` {} is {side} its bounds", d.name, show(n)),
+            )
+            .help(format!(
+                "`{}` is from {} to {} (default {})",
+                d.name,
+                show(lo),
+                show(hi),
+                show(default)
+            )),
+        );
+        None
     }
 
     fn cert(&mut self, d: &Directive) -> Option<CertPair> {
@@ -204,4 +327,24 @@ impl Lower<'_> {
         }
         self.done(&mut a);
     }
+}
+
+/// A size in the largest unit that writes it whole (`16kb`, `1mb`, `100b`).
+fn show_size(n: u64) -> String {
+    for (unit, m) in [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10)] {
+        if n >= m && n.is_multiple_of(m) {
+            return format!("{}{unit}", n / m);
+        }
+    }
+    format!("{n}b")
+}
+
+/// A duration in the largest unit that writes it whole (`10m`, `30s`, `1500ms`).
+fn show_duration(ms: u64) -> String {
+    for (unit, m) in [("h", 3_600_000u64), ("m", 60_000), ("s", 1_000)] {
+        if ms >= m && ms.is_multiple_of(m) {
+            return format!("{}{unit}", ms / m);
+        }
+    }
+    format!("{ms}ms")
 }

@@ -17,7 +17,7 @@
 //! values.rs       values several blocks share: paths, header names, addresses, CIDRs, regexes
 //! global.rs       global { workers admin pid_file limits timeouts access_log trusted_proxies metrics
 //!                 tracing }
-//! listen.rs       listen ADDR [tls { cert ... }] [http3]
+//! listen.rs       listen ADDR [tls { cert ... }] [http3 { ... }]
 //! upstream.rs     upstream NAME { server balance keepalive health eject retry timeouts ... }
 //! waf.rs          waf NAME { ruleset rule inspect_body }, and rule conditions
 //! site.rs         site HOST... { route merge_slashes escaped_slashes }
@@ -88,6 +88,15 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
         &["cert", "alpn", "client_auth", "tickets", "session_cache"],
     ),
     ("client_auth", &["ca", "required", "optional"]),
+    (
+        "http3",
+        &[
+            "max_streams",
+            "stream_window",
+            "connection_window",
+            "idle_timeout",
+        ],
+    ),
     (
         "upstream",
         &[

@@ -601,9 +601,11 @@ pub(crate) async fn read_whole_body(
     }
 }
 
-/// Read and drop the request body (bounded by the body limit), keeping the head.
+/// Read and drop the request body (bounded by the body limit), keeping the head. An HTTP/3
+/// request's is left unread instead: its stream carries nothing after it, and once the
+/// response is complete the bridge asks the client to stop sending (`h3/bridge.rs`).
 pub(crate) async fn discard_body(ctx: &mut Ctx<'_>) -> Result<(), BodyErr> {
-    if !ctx.has_body() {
+    if !ctx.has_body() || matches!(ctx.stream, Some(ClientStream::Quic(_))) {
         return Ok(());
     }
     pull_whole_body(ctx, Take::Drop).await.map(|_| ())

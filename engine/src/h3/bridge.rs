@@ -149,6 +149,17 @@ pub(crate) async fn request(
     head.extend_from_slice(b"\r\n");
     let pipe: Shared = Rc::new(RefCell::new(Pipe::default()));
     pipe.borrow_mut().up.bytes = head;
+    // The body, when there is one, moves in a task of its own, at the pace of the client's
+    // DATA; a request whose stream ended with its fields has none to wait for. The request
+    // does not wait for that task: a body left unread is stopped from there (see `unread`).
+    if declared.is_none() && !chunked {
+        pipe.borrow_mut().up.finish();
+    } else {
+        let pipe = pipe.clone();
+        monoio::spawn(async move { request_body(&pipe, recv, declared, chunked, first).await });
+    }
+    // The connection code runs in a task of its own (its future is large: moved once into
+    // its task rather than into this one's), the response here.
     let conn = {
         let (w, pipe) = (w.clone(), pipe.clone());
         monoio::spawn(async move {
@@ -157,10 +168,6 @@ pub(crate) async fn request(
             p.down.finish();
             p.up.abandon();
         })
-    };
-    let body = {
-        let pipe = pipe.clone();
-        monoio::spawn(async move { request_body(&pipe, recv, declared, chunked, first).await })
     };
     let answered = response(&pipe, &mut send, is_head).await;
     let code = if pipe.borrow().malformed {
@@ -171,14 +178,15 @@ pub(crate) async fn request(
     if !answered {
         send.stop_stream(code);
     }
-    // The connection code ends on its own once the response is written or fails.
-    pipe.borrow_mut().down.abandon();
-    conn.await;
-    if let Some(mut recv) = body.await {
-        if !answered {
-            recv.stop_sending(code);
-        }
+    // The response is complete (or failed): the rest of the request body, if any, will not
+    // be read (the body task stops it), and the connection code ends on its own.
+    {
+        let mut p = pipe.borrow_mut();
+        p.stop_code = (!answered).then_some(code);
+        p.up.abandon();
+        p.down.abandon();
     }
+    conn.await;
 }
 
 fn refuse(send: &mut SendHalf, recv: &mut RecvHalf) {
@@ -188,38 +196,51 @@ fn refuse(send: &mut SendHalf, recv: &mut RecvHalf) {
 
 /// Move the request's DATA into the pipe (chunked when its length was not declared). A
 /// length that disagrees with the declared one resets the stream (`H3_MESSAGE_ERROR`) and
-/// leaves the body short, which the connection code reads as a client gone mid-body. The
-/// receive half is handed back when it is still open.
+/// leaves the body short, which the connection code reads as a client gone mid-body. Once the
+/// connection code stops reading (it answered without the body, or the response is complete),
+/// the rest is left unread: the client is asked to stop sending at its next DATA (or at once
+/// when the pipe is full) instead of being read to its end.
 async fn request_body(
     pipe: &Shared,
     mut recv: RecvHalf,
     declared: Option<u64>,
     chunked: bool,
     first: Option<Bytes>,
-) -> Option<RecvHalf> {
+) {
     let mut total: u64 = 0;
     let mut next = first;
     loop {
         let data = match next.take() {
             Some(b) => b,
-            None => match recv.recv_data().await {
-                Ok(Some(mut b)) => b.copy_to_bytes(b.remaining()),
-                Ok(None) => {
-                    if declared.is_some_and(|d| d != total) {
-                        return malformed(pipe, recv);
-                    }
-                    if chunked {
-                        pipe::write_to(pipe, pipe::up, bext_http1::LAST_CHUNK).await;
-                    }
-                    pipe.borrow_mut().up.finish();
-                    return Some(recv);
+            None => {
+                // A read in flight is never cancelled: h3-quinn's stream is inside it until it
+                // completes, and stopping the stream needs it back. So the reader's departure
+                // is seen between reads (at the client's next DATA, or when the pipe is full).
+                if pipe.borrow().up.gone {
+                    return unread(pipe, recv);
                 }
-                // The client reset its stream: the body ends short.
-                Err(_) => {
-                    pipe.borrow_mut().up.finish();
-                    return None;
+                match recv.recv_data().await {
+                    Ok(Some(mut b)) => b.copy_to_bytes(b.remaining()),
+                    Ok(None) => {
+                        if declared.is_some_and(|d| d != total) {
+                            return malformed(pipe, recv);
+                        }
+                        // Trailers are read to the stream's end and dropped, as over HTTP/1.1
+                        // (RFC 9110 §6.5.1): never merged into the head nor forwarded.
+                        let _ = recv.recv_trailers().await;
+                        if chunked {
+                            pipe::write_to(pipe, pipe::up, bext_http1::LAST_CHUNK).await;
+                        }
+                        pipe.borrow_mut().up.finish();
+                        return;
+                    }
+                    // The client reset its stream: the body ends short.
+                    Err(_) => {
+                        pipe.borrow_mut().up.finish();
+                        return;
+                    }
                 }
-            },
+            }
         };
         total += data.len() as u64;
         if declared.is_some_and(|d| total > d) {
@@ -237,20 +258,30 @@ async fn request_body(
             framed.extend_from_slice(b"\r\n");
         }
         if !pipe::write_to(pipe, pipe::up, &framed).await {
-            // The connection code stopped reading (it answered without the body).
-            return Some(recv);
+            return unread(pipe, recv);
         }
     }
 }
 
+/// The connection code stopped reading the body: it ends here for it, and the client is
+/// asked to stop sending the rest: with `H3_NO_ERROR` after a complete response (RFC 9114
+/// §4.1: it keeps the response), with the reset's code otherwise.
+fn unread(pipe: &Shared, mut recv: RecvHalf) {
+    let code = {
+        let mut p = pipe.borrow_mut();
+        p.up.finish();
+        p.stop_code.unwrap_or(Code::H3_NO_ERROR)
+    };
+    recv.stop_sending(code);
+}
+
 /// DATA disagreeing with the declared length: the body ends short for the connection code
 /// (which answers nothing), and the stream is reset as malformed both ways.
-fn malformed(pipe: &Shared, mut recv: RecvHalf) -> Option<RecvHalf> {
+fn malformed(pipe: &Shared, mut recv: RecvHalf) {
     recv.stop_sending(Code::H3_MESSAGE_ERROR);
     let mut p = pipe.borrow_mut();
     p.malformed = true;
     p.up.finish();
-    None
 }
 
 /// Take the HTTP/1.1 response the connection code writes and send it as HTTP/3. False when
@@ -366,13 +397,19 @@ async fn take(pipe: &Shared, buf: &mut Vec<u8>) -> bool {
 }
 
 /// The HTTP/3 response head of an HTTP/1.1 one: the status and the fields, less those that
-/// belong to one HTTP/1.1 connection (and those its `Connection` field names).
+/// belong to one HTTP/1.1 connection (and those its `Connection` field names). The values
+/// share one copy of the head (a slice each) rather than a copy apiece.
 fn response_head(buf: &[u8], rhead: &ResponseHead) -> Option<http::Response<()>> {
-    let mut resp = http::Response::builder().status(rhead.status);
+    let head = Bytes::copy_from_slice(&buf[..rhead.head_len]);
+    let mut resp = http::Response::new(());
+    *resp.status_mut() = http::StatusCode::from_u16(rhead.status).ok()?;
+    let fields = resp.headers_mut();
+    fields.reserve(rhead.headers.len());
     for h in &rhead.headers {
         let name = h.name.get(buf);
-        let lower = name.to_ascii_lowercase();
-        let hop = CONNECTION_SPECIFIC.iter().any(|c| c.as_bytes() == lower)
+        let hop = CONNECTION_SPECIFIC
+            .iter()
+            .any(|c| c.as_bytes().eq_ignore_ascii_case(name))
             || rhead
                 .connection_tokens
                 .iter()
@@ -380,11 +417,13 @@ fn response_head(buf: &[u8], rhead: &ResponseHead) -> Option<http::Response<()>>
         if hop {
             continue;
         }
-        let name = http::HeaderName::from_bytes(&lower).ok()?;
-        let value = http::HeaderValue::from_bytes(h.value.get(buf)).ok()?;
-        resp = resp.header(name, value);
+        // Lower-cased by `from_bytes`, as HTTP/3 requires.
+        let name = http::HeaderName::from_bytes(name).ok()?;
+        let value = head.slice(h.value.start as usize..h.value.end as usize);
+        let value = http::HeaderValue::from_maybe_shared(value).ok()?;
+        fields.append(name, value);
     }
-    resp.body(()).ok()
+    Some(resp)
 }
 
 #[cfg(test)]

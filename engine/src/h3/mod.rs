@@ -32,6 +32,7 @@ mod steer;
 
 pub use pipe::QuicStream;
 
+use crate::stop::StopSignal;
 use crate::stream::ClientStream;
 use crate::worker::Worker;
 use bytes::Bytes;
@@ -43,7 +44,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// QUIC's limits for an HTTP/3 listener, each bounded (see [`QuicLimits::bounded`]).
+/// QUIC's limits for an HTTP/3 listener, each bounded (see [`QuicLimits::bounded`]); the
+/// defaults and bounds are the language's (`bext_ir::Quic`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuicLimits {
     /// Request streams a client may have open at once (default 100, 1–10,000).
@@ -58,26 +60,45 @@ pub struct QuicLimits {
 
 impl Default for QuicLimits {
     fn default() -> Self {
-        QuicLimits {
-            streams: 100,
-            stream_window: 1 << 20,
-            connection_window: 8 << 20,
-            idle_timeout: Duration::from_secs(30),
-        }
+        QuicLimits::of(&bext_ir::Quic::default())
     }
 }
 
 impl QuicLimits {
+    /// The limits of an `http3 { ... }` block, the defaults for those it leaves out.
+    pub fn of(q: &bext_ir::Quic) -> QuicLimits {
+        use bext_ir::Quic as Q;
+        let window =
+            |v: Option<u64>, default: u64| u32::try_from(v.unwrap_or(default)).unwrap_or(u32::MAX);
+        QuicLimits {
+            streams: q.max_streams.unwrap_or(Q::DEFAULT_STREAMS),
+            stream_window: window(q.stream_window, Q::DEFAULT_STREAM_WINDOW),
+            connection_window: window(q.connection_window, Q::DEFAULT_CONNECTION_WINDOW),
+            idle_timeout: Duration::from_millis(
+                q.idle_timeout_ms.unwrap_or(Q::DEFAULT_IDLE_TIMEOUT_MS),
+            ),
+        }
+        .bounded()
+    }
+
     /// The limits within their bounds.
     pub fn bounded(self) -> QuicLimits {
-        let stream_window = self.stream_window.clamp(16 << 10, 16 << 20);
+        use bext_ir::Quic as Q;
+        let bound = |v: u32, (lo, hi): (u64, u64)| {
+            u32::try_from(u64::from(v).clamp(lo, hi)).unwrap_or(u32::MAX)
+        };
+        let stream_window = bound(self.stream_window, Q::STREAM_WINDOW);
+        let (lo, hi) = Q::IDLE_TIMEOUT_MS;
         QuicLimits {
-            streams: self.streams.clamp(1, 10_000),
+            streams: self.streams.clamp(Q::STREAMS.0, Q::STREAMS.1),
             stream_window,
-            connection_window: self.connection_window.clamp(stream_window, 256 << 20),
+            connection_window: bound(
+                self.connection_window,
+                (u64::from(stream_window), Q::CONNECTION_WINDOW_MAX),
+            ),
             idle_timeout: self
                 .idle_timeout
-                .clamp(Duration::from_secs(1), Duration::from_secs(600)),
+                .clamp(Duration::from_millis(lo), Duration::from_millis(hi)),
         }
     }
 
@@ -116,6 +137,12 @@ fn server_config(
     Ok(sc)
 }
 
+/// Whether HTTP/3 can bind UDP at `addr` (as its sockets are bound: `SO_REUSEPORT`): a
+/// reload checks it before it commits to starting HTTP/3 there.
+pub(crate) fn probe_udp(addr: SocketAddr) -> std::io::Result<()> {
+    bind_udp(addr).map(drop)
+}
+
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -146,6 +173,18 @@ pub(crate) fn advertise(port: u16) {
     });
 }
 
+/// Stop advertising HTTP/3 on `port` (its listener or its HTTP/3 is gone after a reload).
+pub(crate) fn withdraw(port: u16) {
+    ALT_SVC.with(|a| a.borrow_mut().retain(|(p, _)| *p != port));
+}
+
+/// Until the worker stops or `own` (the endpoint's own signal) is triggered.
+async fn stopped(w: &Worker, own: &StopSignal) {
+    let worker = pin!(w.stop.wait());
+    let endpoint = pin!(own.wait());
+    crate::io::race(worker, endpoint).await;
+}
+
 /// Append the `Alt-Svc` field to a response head written on `stream`, when it is a TLS
 /// connection to a listener that also serves HTTP/3 (with the same certificates, on the same
 /// port). One `getsockname` per response on such connections; nothing elsewhere.
@@ -168,12 +207,13 @@ pub(crate) fn alt_svc(stream: Option<&ClientStream>, out: &mut Vec<u8>) {
 }
 
 /// Serve HTTP/3 for the TLS listener configured as `addr`, on UDP at `bound` (the TCP
-/// listener's address, so both share a port), until the worker stops.
-pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
+/// listener's address, so both share a port), until the worker stops or `own` is triggered
+/// (a reload that drops the listener or its `http3`); then its connections drain.
+pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr, own: Rc<StopSignal>) {
     if !TIMERS.with(|t| t.replace(true)) {
         monoio::spawn(runtime::run_timers());
     }
-    let limits = w.pipeline().quic;
+    let limits = w.pipeline().quic_limits(addr);
     let Some(tls) = w.pipeline().tls_for(addr).cloned() else {
         eprintln!("bext: http3 on {addr}: the listener has no tls");
         return;
@@ -224,7 +264,7 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
     loop {
         let incoming = {
             let accept = pin!(endpoint.accept());
-            let stop = pin!(w.stop.wait());
+            let stop = pin!(stopped(&w, &own));
             match crate::io::race(accept, stop).await {
                 crate::io::Either::Left(Some(i)) => i,
                 _ => break,
@@ -239,7 +279,10 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
                 // HTTP/3 turned off: no new connection; live ones finish as they are.
                 break;
             }
-            match p.tls_for(addr).map(|t| server_config(t, &p.quic)) {
+            match p
+                .tls_for(addr)
+                .map(|t| server_config(t, &p.quic_limits(addr)))
+            {
                 Some(Ok(c)) => endpoint.set_server_config(Some(c)),
                 Some(Err(e)) => eprintln!("bext: http3 on {addr}: {e}"),
                 None => break,
@@ -250,11 +293,12 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr) {
             let _ = incoming.retry();
             continue;
         }
-        monoio::spawn(connection(w.clone(), incoming));
+        monoio::spawn(connection(w.clone(), incoming, own.clone()));
     }
-    // Draining: no new connection; live ones get GOAWAY from their own task, finish their
-    // requests and close. The worker waits for that (bounded by its drain timeout), so the
-    // last responses and the closes leave before its runtime ends.
+    // Draining (the worker stops, or a reload dropped this endpoint): no new connection; live
+    // ones get GOAWAY from their own task, finish their requests and close. The worker waits
+    // for that (bounded by its drain timeout), so the last responses and the closes leave
+    // before its runtime ends.
     endpoint.set_server_config(None);
     let _busy = Busy::new(&w);
     endpoint.wait_idle().await;
@@ -291,7 +335,7 @@ impl Drop for Busy<'_> {
 /// stops it sends GOAWAY and lets the requests in flight finish. A QUIC connection counts
 /// against the worker's `limits { connections }` like a TCP one: at the cap new ones are
 /// refused (CONNECTION_REFUSED, no state kept).
-async fn connection(w: Rc<Worker>, incoming: quinn::Incoming) {
+async fn connection(w: Rc<Worker>, incoming: quinn::Incoming, own: Rc<StopSignal>) {
     if w.connections.get() >= w.pipeline().client.max_connections {
         incoming.refuse();
         return;
@@ -317,7 +361,7 @@ async fn connection(w: Rc<Worker>, incoming: quinn::Incoming) {
         let next = {
             let raced = {
                 let accept = pin!(h3c.accept());
-                let stop = pin!(w.stop.wait());
+                let stop = pin!(stopped(&w, &own));
                 match crate::io::race(accept, stop).await {
                     crate::io::Either::Left(r) => Some(r),
                     crate::io::Either::Right(_) => None,

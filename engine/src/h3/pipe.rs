@@ -81,6 +81,9 @@ pub(crate) struct Pipe {
     pub down: Direction,
     /// The request's DATA disagreed with its Content-Length: the stream is malformed.
     pub malformed: bool,
+    /// The code a body left unread is stopped with, when the response failed (`None`: the
+    /// response is complete, `H3_NO_ERROR`).
+    pub stop_code: Option<h3::error::Code>,
 }
 
 pub(crate) type Shared = Rc<RefCell<Pipe>>;

@@ -160,10 +160,21 @@ pub struct Worker {
     retired: RefCell<Vec<(u64, std::rc::Weak<Held>)>>,
     prepared: RefCell<Option<Prepared>>,
     reaper: Reaper,
-    /// The accept loops, by configured listener address, each with its own stop signal so
-    /// that a reload can close one listener without touching the others.
+    /// The accept loops, by configured listener address, each with the address it is bound
+    /// to and its own stop signal so that a reload can close one listener without touching
+    /// the others.
     #[allow(clippy::type_complexity)]
-    listeners: RefCell<Vec<(SocketAddr, Rc<StopSignal>, monoio::task::JoinHandle<()>)>>,
+    listeners: RefCell<
+        Vec<(
+            SocketAddr,
+            SocketAddr,
+            Rc<StopSignal>,
+            monoio::task::JoinHandle<()>,
+        )>,
+    >,
+    /// The HTTP/3 endpoints, by configured listener address, each with its stop signal (see
+    /// [`Worker::serve_http3`]).
+    quic: RefCell<Vec<(SocketAddr, Rc<StopSignal>)>>,
     pub stop: StopSignal,
     /// Requests between their first byte and their last response byte (drain waits for 0).
     pub in_flight: Cell<usize>,
@@ -233,6 +244,7 @@ impl Worker {
             retired: RefCell::new(Vec::new()),
             prepared: RefCell::new(None),
             listeners: RefCell::new(Vec::new()),
+            quic: RefCell::new(Vec::new()),
             stop: StopSignal::default(),
             in_flight: Cell::new(0),
             connections: Cell::new(0),
@@ -514,9 +526,39 @@ impl Worker {
     }
 
     fn start_accepting(self: &Rc<Self>, addr: SocketAddr, l: TcpListener) {
+        let bound = l.local_addr().unwrap_or(addr);
         let own = Rc::new(StopSignal::default());
         let h = monoio::spawn(accept_loop(self.clone(), addr, l, own.clone()));
-        self.listeners.borrow_mut().push((addr, own, h));
+        self.listeners.borrow_mut().push((addr, bound, own, h));
+    }
+
+    /// Serve HTTP/3 as the current pipeline says: start it on every listener that lists it
+    /// and is not served yet (at start, and on listeners a reload adds or turns it on for),
+    /// and stop it where the pipeline no longer lists it (its endpoint accepts no new
+    /// connection; live ones drain: GOAWAY, the requests accepted finish, then the close).
+    /// QUIC shares the TCP listener's port (`bound`), so its Alt-Svc names that port.
+    fn serve_http3(self: &Rc<Self>) {
+        let p = self.pipeline();
+        let listeners = self.listeners.borrow();
+        let mut quic = self.quic.borrow_mut();
+        quic.retain(|(addr, stop)| {
+            let keep = p.http3.contains(addr) && listeners.iter().any(|l| l.0 == *addr);
+            if !keep {
+                stop.trigger();
+                if let Some(l) = listeners.iter().find(|l| l.0 == *addr) {
+                    crate::h3::withdraw(l.1.port());
+                }
+            }
+            keep
+        });
+        for (addr, bound, _, _) in listeners.iter() {
+            if p.http3.contains(addr) && !quic.iter().any(|(a, _)| a == addr) {
+                let own = Rc::new(StopSignal::default());
+                crate::h3::advertise(bound.port());
+                monoio::spawn(crate::h3::serve(self.clone(), *addr, *bound, own.clone()));
+                quic.push((*addr, own));
+            }
+        }
     }
 
     /// After a burst: once no request has been served for `QUIET_TICKS` ticks, keep only a few
@@ -596,18 +638,13 @@ pub async fn run(
         monoio::spawn(crate::idle::watch(w.clone()));
     }
     for (addr, l) in listeners {
-        // HTTP/3 on the same port over UDP (see `h3`, and `h3/steer.rs` for the cores).
-        if w.pipeline().http3.contains(&addr) {
-            if let Ok(bound) = l.local_addr() {
-                crate::h3::advertise(bound.port());
-                monoio::spawn(crate::h3::serve(w.clone(), addr, bound));
-            }
-        }
         match TcpListener::from_std(l) {
             Ok(l) => w.start_accepting(addr, l),
             Err(e) => eprintln!("bext: worker {}: listener: {e}", w.id),
         }
     }
+    // HTTP/3 on the same ports over UDP (see `h3`, and `h3/steer.rs` for the cores).
+    w.serve_http3();
     let ticker = w.clone();
     monoio::spawn(async move {
         let mut n = 0u32;
@@ -622,7 +659,7 @@ pub async fn run(
     });
     w.stop.wait().await;
     let accepting = std::mem::take(&mut *w.listeners.borrow_mut());
-    for (_, _, a) in accepting {
+    for (_, _, _, a) in accepting {
         a.await;
     }
     // Drain: in-flight requests finish (idle keep-alive connections closed themselves when the

@@ -144,6 +144,25 @@ impl Worker {
         if self.stop.is_stopped() {
             return Err(format!("worker {} is stopping", self.id));
         }
+        // HTTP/3 the new pipeline starts (on an added listener, or on a kept one that gains
+        // it) must be able to bind its UDP port: checked now, so that a port held elsewhere
+        // fails the reload on every core instead of leaving the listener without HTTP/3.
+        for addr in &pipeline.http3 {
+            if self.quic.borrow().iter().any(|(a, _)| a == addr) {
+                continue;
+            }
+            let bound = (listeners.iter())
+                .find(|(a, _)| a == addr)
+                .and_then(|(_, l)| l.local_addr().ok())
+                .or_else(|| {
+                    let kept = self.listeners.borrow();
+                    kept.iter().find(|l| l.0 == *addr).map(|l| l.1)
+                });
+            if let Some(b) = bound {
+                crate::h3::probe_udp(b)
+                    .map_err(|e| format!("worker {}: http3 on {b} (udp): {e}", self.id))?;
+            }
+        }
         let mut added = Vec::with_capacity(listeners.len());
         for (addr, l) in listeners {
             let l = TcpListener::from_std(l)
@@ -197,12 +216,16 @@ impl Worker {
         // accept loop ends); connections they accepted are not touched. Added ones start.
         let mut closing = Vec::new();
         let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
-        for (addr, stop, h) in listeners {
+        for (addr, bound, stop, h) in listeners {
             if prep.pipeline.listeners.contains(&addr) {
-                self.listeners.borrow_mut().push((addr, stop, h));
+                self.listeners.borrow_mut().push((addr, bound, stop, h));
             } else {
                 stop.trigger();
                 closing.push(h);
+                // Its HTTP/3 endpoint stops with it (below); Alt-Svc no longer names the port.
+                if self.quic.borrow().iter().any(|(a, _)| *a == addr) {
+                    crate::h3::withdraw(bound.port());
+                }
             }
         }
         for (addr, l) in prep.listeners {
@@ -222,6 +245,9 @@ impl Worker {
                 .push((old_gen, Rc::downgrade(&old)));
         }
         drop(old);
+        // HTTP/3 starts on the listeners the new pipeline adds it to and stops where it no
+        // longer lists it (after the swap: an endpoint reads its limits from the pipeline).
+        self.serve_http3();
         self.shared.stats[self.id]
             .generation
             .store(generation, Ordering::Release);
