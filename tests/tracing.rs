@@ -334,8 +334,8 @@ fn an_invalid_or_repeated_traceparent_starts_a_new_trace() {
             "tracestate: a=b",
         ],
         &[
-            &"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            &"traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01",
+            "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01",
             "tracestate: a=b",
         ],
     ];

@@ -88,10 +88,7 @@ fn fewest_allocations(tracing: &str, rounds: usize, n: usize) -> u64 {
     let server = bext::start(compiled.config, opts).expect("bext starts");
     let mut c = std::net::TcpStream::connect(common::addr(&server)).unwrap();
     c.set_nodelay(true).unwrap();
-    let request = format!(
-        "GET /a HTTP/1.1\r\nHost: app.test\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ntracestate: vendor=abc\r\n\r\n"
-    );
-    let request = request.as_bytes();
+    let request: &[u8] = b"GET /a HTTP/1.1\r\nHost: app.test\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ntracestate: vendor=abc\r\n\r\n";
     let mut buf = [0u8; 8192];
     let mut one = |c: &mut std::net::TcpStream| {
         c.write_all(request).unwrap();

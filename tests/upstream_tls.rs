@@ -11,7 +11,7 @@ use bext_tls::rustls::pki_types::pem::PemObject;
 use bext_tls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use bext_tls::rustls::{HandshakeKind, ServerConfig, ServerConnection, StreamOwned};
 use pki::{Leaf, Pki};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
