@@ -30,6 +30,7 @@ pub mod load;
 pub mod metrics;
 pub mod pool;
 pub mod settings;
+pub mod stage;
 pub mod stream;
 pub mod vm;
 

@@ -122,6 +122,11 @@ impl Plugin {
     pub fn content_hash(&self) -> u64 {
         self.hash
     }
+
+    /// Whether the module exports `name` (a callback it implements).
+    pub fn exports(&self, name: &str) -> bool {
+        self.module.get_export(name).is_some()
+    }
 }
 
 /// The process's wasmtime engine: cranelift, epoch interruption for budgets. Its epoch is

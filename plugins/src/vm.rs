@@ -243,6 +243,7 @@ impl Vm {
         args: P,
     ) -> Result<Rt, Fault> {
         self.store.set_epoch_deadline(self.ticks);
+        counters().calls.fetch_add(1, Ordering::Relaxed);
         f.call(&mut self.store, args).map_err(classify)
     }
 

@@ -868,7 +868,11 @@ async fn absorb<R: AsyncReadRent>(
 /// at without blocking first: one that received bytes while idle (a stray or late response,
 /// a body longer than announced) or that the upstream closed is closed, never reused, since
 /// what it holds would be read as the next request's response.
-fn checkout_clean(w: &Worker, key: PoolKey, max_idle: Duration) -> Option<UpstreamStream> {
+pub(crate) fn checkout_clean(
+    w: &Worker,
+    key: PoolKey,
+    max_idle: Duration,
+) -> Option<UpstreamStream> {
     while let Some(s) = w.checkout(key, max_idle) {
         if crate::sys::idle_state(s.raw_fd()) == crate::sys::IdleState::Quiet {
             return Some(s);
