@@ -90,10 +90,6 @@ pub struct State {
     /// The request phase is over (continue or reply decided).
     decided: bool,
     reply: Option<LocalReply>,
-    /// The request's fields as given to the plugin, to see what it changed.
-    sent_headers: Fields,
-    /// The response's fields as given to the plugin.
-    sent_response: Fields,
 }
 
 /// Lower-case a field name into a fresh vector.
@@ -283,7 +279,6 @@ impl Stage for PluginStage {
                 h.push((lower(n), v.to_vec()));
             }
             let v = s.request_headers(bodiless(req));
-            st.sent_headers.clone_from(&s.data.request_headers);
             st.stream = Some(s);
             if let Some(flow) = st.settle(v, self.plugin.name()) {
                 st.decided = true;
@@ -332,19 +327,18 @@ impl Stage for PluginStage {
         }
     }
 
-    fn rewrite_request(&self, st: &mut State, _req: &RequestView<'_>, out: &mut RequestRewrite) -> bool {
+    fn rewrite_request(&self, st: &mut State, req: &RequestView<'_>, out: &mut RequestRewrite) -> bool {
         let Some(s) = st.stream.as_ref() else {
             return false;
         };
-        let now = &s.data.request_headers;
-        if !s.data.request_headers_changed || *now == st.sent_headers {
+        if !s.data.request_headers_changed || s.is_off() {
             return false;
         }
-        let before = &st.sent_headers;
-        if let Some(m) = value(now, b":method").filter(|m| Some(*m) != value(before, b":method")) {
+        let now = &s.data.request_headers;
+        if let Some(m) = value(now, b":method").filter(|m| *m != req.method_bytes) {
             out.method = Some(m.to_vec());
         }
-        if let Some(p) = value(now, b":path").filter(|p| Some(*p) != value(before, b":path")) {
+        if let Some(p) = value(now, b":path").filter(|p| *p != s.data.props.path.as_slice()) {
             out.target = Some(p.to_vec());
         }
         if let Some(a) = value(now, b":authority") {
@@ -423,7 +417,6 @@ impl Stage for PluginStage {
         if let Some(n) = head.body_len() {
             h.push((b"content-length".to_vec(), n.to_string().into_bytes()));
         }
-        st.sent_response.clone_from(h);
         let end = head.body_len() == Some(0);
         match s.response_headers(status, end) {
             Verdict::Continue | Verdict::Pause => {}
@@ -440,7 +433,7 @@ impl Stage for PluginStage {
         }
         let filters_body = self.phases.contains(Phases::RESPONSE_BODY);
         if s.data.response_headers_changed {
-            apply_response_edits(&st.sent_response, &s.data.response_headers, head);
+            apply_response_edits(&s.data.response_headers, head);
         }
         // The body's framing is the engine's: a filtered body leaves chunked (HTTP/1.1), so a
         // plugin may change its length whether or not it dropped `Content-Length`.
@@ -489,35 +482,34 @@ fn body_piece(st: &mut State, data: &[u8], last: bool, out: &mut Vec<u8>) -> Res
     }
 }
 
-/// The plugin's response fields against those it was given, as head edits: a name whose
-/// lines changed is replaced by the plugin's lines, a name it dropped is removed.
-fn apply_response_edits(before: &Fields, after: &Fields, head: &mut ResponseHead<'_>) {
-    let lines = |f: &Fields, name: &[u8]| -> Vec<Vec<u8>> {
-        f.iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
-    for (n, _) in before {
-        if n.starts_with(b":") || framing(n) {
-            continue;
-        }
+/// The plugin's response fields against the handler's (which the head still holds), as head
+/// edits: a name whose lines changed is replaced by the plugin's lines, a name it dropped is
+/// removed. The status and the framing fields are the engine's.
+fn apply_response_edits(after: &Fields, head: &mut ResponseHead<'_>) {
+    let before = head.fields();
+    for (n, _) in before.iter() {
         if !after.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)) {
             head.remove(n);
         }
     }
-    let mut done: Vec<&[u8]> = Vec::new();
-    for (n, _) in after {
-        if n.starts_with(b":") || framing(n) || done.iter().any(|d| d.eq_ignore_ascii_case(n)) {
+    for (i, (n, _)) in after.iter().enumerate() {
+        let seen = after[..i].iter().any(|(m, _)| m.eq_ignore_ascii_case(n));
+        if n.starts_with(b":") || framing(n) || seen {
             continue;
         }
-        done.push(n);
-        let new = lines(after, n);
-        if new == lines(before, n) {
+        let new = after
+            .iter()
+            .filter(|(m, _)| m.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_slice());
+        let old = before
+            .iter()
+            .filter(|(m, _)| m.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v);
+        if new.clone().eq(old) {
             continue;
         }
         head.remove(n);
-        for v in &new {
+        for v in new {
             head.append(n, v);
         }
     }
