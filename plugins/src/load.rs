@@ -188,6 +188,17 @@ fn cache() -> &'static Mutex<Cache> {
     })
 }
 
+/// The loaded plugins some configuration still holds whose module has `proxy_on_tick`: their
+/// root contexts start on every core without waiting for a request (see `pool::tick`).
+pub(crate) fn ticking_plugins() -> Vec<Arc<Plugin>> {
+    let c = cache().lock().unwrap_or_else(PoisonError::into_inner);
+    c.plugins
+        .iter()
+        .filter_map(Weak::upgrade)
+        .filter(|p| p.exports("proxy_on_tick"))
+        .collect()
+}
+
 /// The file a `plugin` directive names: a relative path is read from the configuration
 /// file's folder.
 pub fn resolve(p: &IrPlugin) -> PathBuf {

@@ -273,7 +273,9 @@ impl Stage for PluginStage {
             h.reserve(req.headers.len() + 4);
             h.push((b":method".to_vec(), req.method_bytes.to_vec()));
             h.push((b":path".to_vec(), s.data.props.path.clone()));
-            h.push((b":authority".to_vec(), req.host.to_vec()));
+            // The authority as sent, port included (what `:authority` carries in HTTP/2).
+            let authority = req.headers.get(b"host").unwrap_or(req.host);
+            h.push((b":authority".to_vec(), authority.to_vec()));
             h.push((b":scheme".to_vec(), s.data.props.scheme.as_bytes().to_vec()));
             for (n, v) in req.headers.iter() {
                 h.push((lower(n), v.to_vec()));
