@@ -694,12 +694,10 @@ mod tests {
     #[test]
     fn every_unimplemented_feature_is_refused_by_name_and_location() {
         type Edit = fn(&mut ir::Config);
-        let table: &[(&str, Edit)] = &[
-            ("http3", |c| {
-                c.listeners[0].http3 = true;
-                c.listeners[0].at = at(7);
-            }),
-        ];
+        let table: &[(&str, Edit)] = &[("http3", |c| {
+            c.listeners[0].http3 = true;
+            c.listeners[0].at = at(7);
+        })];
         let mut named: Vec<&str> = table.iter().map(|(d, _)| *d).collect();
         let mut listed = NOT_IMPLEMENTED.to_vec();
         named.sort();

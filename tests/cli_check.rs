@@ -358,7 +358,10 @@ fn the_canary_example_reports_its_unbuilt_plugin_file() {
         let out = bext(&args);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains("error[E0801]: cannot read plugin"), "{args:?}: {err}");
+        assert!(
+            err.contains("error[E0801]: cannot read plugin"),
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("E0501"), "{args:?}: {err}");
     }
 }

@@ -54,7 +54,8 @@ struct Wat(PathBuf);
 
 impl Wat {
     fn new(name: &str, text: &str) -> Wat {
-        let p = std::env::temp_dir().join(format!("bext-plugins-{}-{name}.wat", std::process::id()));
+        let p =
+            std::env::temp_dir().join(format!("bext-plugins-{}-{name}.wat", std::process::id()));
         std::fs::write(&p, text).expect("write module");
         Wat(p)
     }
@@ -97,7 +98,8 @@ fn wat(body: &str) -> String {
 
 const LOOP: &str = "(loop $l (br $l))";
 const TRAP: &str = "unreachable";
-const HOG: &str = "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable";
+const HOG: &str =
+    "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable";
 
 /// What the origin saw: each request head, in order.
 type Seen = Arc<Mutex<Vec<String>>>;
@@ -186,7 +188,11 @@ fn token(payload: &str) -> String {
         }
         out
     }
-    format!("{}.{}.c2ln", b64(br#"{"alg":"none"}"#), b64(payload.as_bytes()))
+    format!(
+        "{}.{}.c2ln",
+        b64(br#"{"alg":"none"}"#),
+        b64(payload.as_bytes())
+    )
 }
 
 #[test]
@@ -205,7 +211,8 @@ fn add_header_edits_reach_the_origin_and_its_response_header_the_client() {
     let bext = start(config(vec![p], o, &[]));
     let mut s = connect(addr(&bext));
     // Two requests on one connection: the rebuilt head leaves the connection usable.
-    let req = "GET /a?q=1 HTTP/1.1\r\nHost: app.test\r\nX-User: ann\r\nX-Debug: 1\r\nAccept: */*\r\n\r\n";
+    let req =
+        "GET /a?q=1 HTTP/1.1\r\nHost: app.test\r\nX-User: ann\r\nX-Debug: 1\r\nAccept: */*\r\n\r\n";
     s.write_all(format!("{req}{req}").as_bytes()).unwrap();
     let mut r = BufReader::new(s);
     for _ in 0..2 {
@@ -237,7 +244,11 @@ fn jwt_check_answers_401_itself_and_lets_a_valid_token_through() {
     let refused = get(a, "/data", "");
     assert_eq!(refused.status, 401);
     assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
-    assert!(refused.text().contains("no bearer token"), "{}", refused.text());
+    assert!(
+        refused.text().contains("no bearer token"),
+        "{}",
+        refused.text()
+    );
     assert!(seen.lock().unwrap().is_empty(), "the origin was reached");
     let good = token(r#"{"iss":"https://issuer.example","sub":"ann","exp":9999999999}"#);
     let ok = get(a, "/data", &format!("Authorization: Bearer {good}\r\n"));
@@ -305,11 +316,19 @@ fn a_callout_decides_whether_the_request_goes_on() {
     assert_eq!(no.status, 403);
     assert_eq!(no.text(), "access denied\n");
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 1, "only the authorised request reaches the origin");
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the authorised request reaches the origin"
+    );
     assert_eq!(field(&seen[0], "x-auth-user"), Some("ann"), "{}", seen[0]);
     let asked = asked.lock().unwrap();
     assert_eq!(asked.len(), 2);
-    assert!(asked[0].starts_with("GET /verify HTTP/1.1\r\n"), "{}", asked[0]);
+    assert!(
+        asked[0].starts_with("GET /verify HTTP/1.1\r\n"),
+        "{}",
+        asked[0]
+    );
     assert_eq!(field(&asked[0], "authorization"), Some("Bearer good"));
     bext.shutdown();
 }

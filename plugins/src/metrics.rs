@@ -131,8 +131,16 @@ pub fn export(out: &mut Vec<bext_stage::hooks::Counter>) {
     use bext_stage::hooks::Counter;
     let c = counters();
     let host: [(&'static str, &'static str, &AtomicU64); 10] = [
-        ("bext_plugin_calls_total", "Plugin callbacks called.", &c.calls),
-        ("bext_plugin_traps_total", "Plugin callbacks that trapped.", &c.traps),
+        (
+            "bext_plugin_calls_total",
+            "Plugin callbacks called.",
+            &c.calls,
+        ),
+        (
+            "bext_plugin_traps_total",
+            "Plugin callbacks that trapped.",
+            &c.traps,
+        ),
         (
             "bext_plugin_budget_exceeded_total",
             "Plugin callbacks stopped at the end of their budget.",
@@ -163,7 +171,11 @@ pub fn export(out: &mut Vec<bext_stage::hooks::Counter>) {
             "Replies plugins sent themselves.",
             &c.local_replies,
         ),
-        ("bext_plugin_callouts_total", "HTTP callouts plugins sent.", &c.callouts),
+        (
+            "bext_plugin_callouts_total",
+            "HTTP callouts plugins sent.",
+            &c.callouts,
+        ),
         (
             "bext_plugin_callout_failures_total",
             "HTTP callouts that failed or timed out.",

@@ -257,7 +257,12 @@ impl Stage for PluginStage {
         State::default()
     }
 
-    fn poll_request(&self, st: &mut State, req: &RequestView<'_>, cx: &mut Context<'_>) -> Poll<Flow> {
+    fn poll_request(
+        &self,
+        st: &mut State,
+        req: &RequestView<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Flow> {
         if st.decided {
             return Poll::Ready(Flow::Continue);
         }
@@ -311,13 +316,19 @@ impl Stage for PluginStage {
                     st.send_callouts();
                     if st.waiting.is_empty() {
                         st.decided = true;
-                        return Poll::Ready(st.settle(Verdict::Pause, self.plugin.name()).unwrap_or(Flow::Continue));
+                        return Poll::Ready(
+                            st.settle(Verdict::Pause, self.plugin.name())
+                                .unwrap_or(Flow::Continue),
+                        );
                     }
                 }
                 other => {
                     st.waiting.clear();
                     st.decided = true;
-                    return Poll::Ready(st.settle(other, self.plugin.name()).unwrap_or(Flow::Continue));
+                    return Poll::Ready(
+                        st.settle(other, self.plugin.name())
+                            .unwrap_or(Flow::Continue),
+                    );
                 }
             }
         }
@@ -329,7 +340,12 @@ impl Stage for PluginStage {
         }
     }
 
-    fn rewrite_request(&self, st: &mut State, req: &RequestView<'_>, out: &mut RequestRewrite) -> bool {
+    fn rewrite_request(
+        &self,
+        st: &mut State,
+        req: &RequestView<'_>,
+        out: &mut RequestRewrite,
+    ) -> bool {
         let Some(s) = st.stream.as_ref() else {
             return false;
         };
