@@ -458,3 +458,88 @@ fn admin_get(admin: SocketAddr, path: &str) -> String {
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     body.to_string()
 }
+
+/// A reload compiles the new plugin before the swap; requests after it see the new plugin,
+/// and a plugin that cannot load fails the reload while the old one keeps serving.
+#[test]
+fn a_reload_swaps_plugins_and_a_bad_one_keeps_the_old() {
+    let (o, _) = origin_with("hello\n");
+    let with = |value: &str| {
+        config(
+            vec![example(
+                "add_header",
+                &[("name", "x-served-by"), ("value", value)],
+            )],
+            o,
+            &[],
+        )
+    };
+    let mut first = with("one");
+    first.listeners[0].addr = "127.0.0.1:0".into();
+    let bext = start(first);
+    let a = addr(&bext);
+    assert_eq!(get(a, "/", "").header("x-served-by"), Some("one"));
+    let mut second = with("two");
+    second.listeners[0].addr = a.to_string();
+    bext.reload(&second).expect("reload");
+    assert_eq!(get(a, "/", "").header("x-served-by"), Some("two"));
+    let mut bad = with("three");
+    bad.listeners[0].addr = a.to_string();
+    bad.sites[0].routes[1].plugins[0].path = "/nonexistent/plugin.wasm".into();
+    let e = bext
+        .reload(&bad)
+        .expect_err("a missing module fails the reload");
+    assert!(e.contains("cannot read plugin"), "{e}");
+    assert_eq!(get(a, "/", "").header("x-served-by"), Some("two"));
+    bext.shutdown();
+}
+
+/// `proxy_set_tick_period_milliseconds` → `proxy_on_tick` on the worker's tick, from the
+/// plugin's load on (no request needed); the plugin's metric shows in `/metrics`.
+#[test]
+fn ticks_reach_the_root_context_without_a_request() {
+    let ticking = Wat::new(
+        "tick",
+        r#"(module
+  (import "env" "proxy_set_tick_period_milliseconds" (func $period (param i32) (result i32)))
+  (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "bext_test_ticks")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (drop (call $period (i32.const 100)))
+    (drop (call $define (i32.const 0) (i32.const 0) (i32.const 15) (i32.const 64)))
+    i32.const 1)
+  (func (export "proxy_on_tick") (param i32)
+    (drop (call $inc (i32.load (i32.const 64)) (i64.const 1)))))"#,
+    );
+    let (o, _) = origin_with("hello\n");
+    let mut c = config(vec![ticking.plugin(&[])], o, &[]);
+    c.global.admin = Some("127.0.0.1:0".into());
+    let bext = start(c);
+    let admin = bext.admin_addr().unwrap();
+    let ticks = || -> u64 {
+        let m = admin_get(admin, "/metrics");
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix("bext_plugin_metric{name=\"bext_test_ticks\"}")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ticks() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no ticks: {}",
+            admin_get(admin, "/metrics")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bext.shutdown();
+}
