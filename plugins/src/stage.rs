@@ -18,12 +18,13 @@
 
 use crate::load::Plugin;
 use crate::metrics::counters;
-use crate::stream::{Callout, CalloutResponse, Fields, LocalReply, Props, Stream, Verdict};
+use crate::stream::{Callout, CalloutResponse, Fields, LocalReply, Stream, StreamData, Verdict};
 use bext_stage::callout::{self, CallError, CallRequest, Pending};
 use bext_stage::{
     BodyChunk, BodyError, BodyUse, Flow, LogEntry, Phases, Reply, RequestRewrite, RequestView,
     ResponseHead, Stage,
 };
+use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -97,29 +98,110 @@ fn lower(name: &[u8]) -> Vec<u8> {
     name.to_ascii_lowercase()
 }
 
-fn props(req: &RequestView<'_>, route: &Arc<str>) -> Props {
-    let mut path = req.path.to_vec();
-    if let Some(q) = req.query {
-        path.push(b'?');
-        path.extend_from_slice(q);
+/// The buffers of finished requests' stream data, per core: a warm core fills header maps
+/// and properties without allocating.
+#[derive(Default)]
+struct Spare {
+    data: Vec<StreamData>,
+    pairs: Fields,
+}
+
+/// Stream data kept per core, field buffers kept, and the largest buffer kept.
+const SPARE_DATA: usize = 64;
+const SPARE_PAIRS: usize = 2048;
+const KEEP_BYTES: usize = 4096;
+
+thread_local! {
+    static SPARE: RefCell<Spare> = RefCell::default();
+}
+
+impl Spare {
+    /// Append (`name`, `value`) to `fields`, in kept buffers when there are some; the name in
+    /// lower case when `lower`.
+    fn push(&mut self, fields: &mut Fields, name: &[u8], value: &[u8], lower: bool) {
+        let (mut n, mut v) = self.pairs.pop().unwrap_or_default();
+        n.extend_from_slice(name);
+        if lower {
+            n.make_ascii_lowercase();
+        }
+        v.extend_from_slice(value);
+        fields.push((n, v));
     }
-    Props {
-        method: req.method_bytes.to_vec(),
-        path,
-        url_path: req.path.to_vec(),
-        query: req.query.map(<[u8]>::to_vec).unwrap_or_default(),
-        host: req.host.to_vec(),
-        scheme: if req.tls { "https" } else { "http" },
-        protocol: "HTTP/1.1",
-        request_id: req
-            .headers
-            .get(b"x-request-id")
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default(),
-        client: Some(req.client),
-        route: route.clone(),
-        ..Props::default()
+
+    /// Give `fields`' buffers back (the list is left empty).
+    fn take_back(&mut self, fields: &mut Fields) {
+        for (mut n, mut v) in fields.drain(..) {
+            if self.pairs.len() < SPARE_PAIRS
+                && n.capacity() <= KEEP_BYTES
+                && v.capacity() <= KEEP_BYTES
+            {
+                n.clear();
+                v.clear();
+                self.pairs.push((n, v));
+            }
+        }
     }
+
+    fn recycle(&mut self, mut d: StreamData) {
+        d.recycle(&mut self.pairs, SPARE_PAIRS, KEEP_BYTES);
+        if self.data.len() < SPARE_DATA {
+            self.data.push(d);
+        }
+    }
+}
+
+/// Decimal digits of `n`.
+fn digits(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// The stream data of a request reaching the plugin: properties and request header map
+/// (pseudo-headers first), in kept buffers.
+fn request_data(req: &RequestView<'_>, route: &Arc<str>) -> StreamData {
+    SPARE.with(|sp| {
+        let sp = &mut *sp.borrow_mut();
+        let mut d = sp.data.pop().unwrap_or_default();
+        let p = &mut d.props;
+        p.method.extend_from_slice(req.method_bytes);
+        p.path.extend_from_slice(req.path);
+        if let Some(q) = req.query {
+            p.path.push(b'?');
+            p.path.extend_from_slice(q);
+            p.query.extend_from_slice(q);
+        }
+        p.url_path.extend_from_slice(req.path);
+        p.host.extend_from_slice(req.host);
+        p.scheme = if req.tls { "https" } else { "http" };
+        p.protocol = "HTTP/1.1";
+        if let Some(id) = req.headers.get(b"x-request-id") {
+            p.request_id.extend_from_slice(id);
+        }
+        p.client = Some(req.client);
+        if !Arc::ptr_eq(&p.route, route) {
+            p.route = route.clone();
+        }
+        let h = &mut d.request_headers;
+        h.reserve(req.headers.len() + 4);
+        sp.push(h, b":method", req.method_bytes, false);
+        sp.push(h, b":path", &d.props.path, false);
+        // The authority as sent, port included (what `:authority` carries in HTTP/2).
+        let authority = req.headers.get(b"host").unwrap_or(req.host);
+        sp.push(h, b":authority", authority, false);
+        sp.push(h, b":scheme", d.props.scheme.as_bytes(), false);
+        for (n, v) in req.headers.iter() {
+            sp.push(h, n, v, true);
+        }
+        d
+    })
 }
 
 /// The request has no body: neither `Content-Length` above 0 nor `Transfer-Encoding`.
@@ -267,24 +349,13 @@ impl Stage for PluginStage {
             return Poll::Ready(Flow::Continue);
         }
         if st.stream.is_none() {
-            let mut s = match Stream::open(&self.plugin, props(req, &self.route)) {
+            let mut s = match Stream::open_with(&self.plugin, request_data(req, &self.route)) {
                 Ok(s) => s,
                 Err(_) => {
                     st.decided = true;
                     return Poll::Ready(Flow::Reply(FAILED));
                 }
             };
-            let h = &mut s.data.request_headers;
-            h.reserve(req.headers.len() + 4);
-            h.push((b":method".to_vec(), req.method_bytes.to_vec()));
-            h.push((b":path".to_vec(), s.data.props.path.clone()));
-            // The authority as sent, port included (what `:authority` carries in HTTP/2).
-            let authority = req.headers.get(b"host").unwrap_or(req.host);
-            h.push((b":authority".to_vec(), authority.to_vec()));
-            h.push((b":scheme".to_vec(), s.data.props.scheme.as_bytes().to_vec()));
-            for (n, v) in req.headers.iter() {
-                h.push((lower(n), v.to_vec()));
-            }
             let v = s.request_headers(bodiless(req));
             st.stream = Some(s);
             if let Some(flow) = st.settle(v, self.plugin.name()) {
@@ -426,15 +497,19 @@ impl Stage for PluginStage {
             return BodyUse::Pass;
         }
         let status = head.status();
-        let h = &mut s.data.response_headers;
-        h.clear();
-        h.push((b":status".to_vec(), status.to_string().into_bytes()));
-        for (n, v) in head.fields().iter() {
-            h.push((lower(n), v.to_vec()));
-        }
-        if let Some(n) = head.body_len() {
-            h.push((b"content-length".to_vec(), n.to_string().into_bytes()));
-        }
+        SPARE.with(|sp| {
+            let sp = &mut *sp.borrow_mut();
+            let h = &mut s.data.response_headers;
+            sp.take_back(h);
+            let mut buf = [0; 20];
+            sp.push(h, b":status", digits(u64::from(status), &mut buf), false);
+            for (n, v) in head.fields().iter() {
+                sp.push(h, n, v, true);
+            }
+            if let Some(n) = head.body_len() {
+                sp.push(h, b"content-length", digits(n, &mut buf), false);
+            }
+        });
         let end = head.body_len() == Some(0);
         match s.response_headers(status, end) {
             Verdict::Continue | Verdict::Pause => {}
@@ -473,7 +548,8 @@ impl Stage for PluginStage {
     fn on_log(&self, st: &mut State, _entry: &LogEntry<'_>) {
         st.waiting.clear();
         if let Some(s) = st.stream.take() {
-            s.finish();
+            let d = s.finish_into();
+            SPARE.with(|sp| sp.borrow_mut().recycle(d));
         }
     }
 }
