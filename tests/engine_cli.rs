@@ -110,7 +110,7 @@ fn run_refuses_directives_the_engine_does_not_implement() {
     let file = temp_path("refused.bext");
     std::fs::write(
         &file,
-        "listen 127.0.0.1:0\nupstream app {\n    server 127.0.0.1:9\n}\nsite * {\n    route /* {\n        plugin \"p.wasm\"\n        proxy app\n    }\n}\n",
+        "upstream app {\n    server 127.0.0.1:9\n}\nsite * {\n    route /* { proxy app }\n}\nlisten 127.0.0.1:0 tls { cert \"/nonexistent/c.pem\" key \"/nonexistent/c.key\" } http3\n",
     )
     .unwrap();
     let mut child = bext(&["run", file.to_str().unwrap()]).spawn().unwrap();
@@ -125,7 +125,7 @@ fn run_refuses_directives_the_engine_does_not_implement() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:7:", file.display())), "{err}");
-    assert!(err.contains("`plugin` is not implemented"), "{err}");
+    assert!(err.contains("`http3` is not implemented"), "{err}");
     let _ = std::fs::remove_file(&file);
 }
 
