@@ -313,6 +313,10 @@ impl Vm {
     /// `proxy_on_queue_ready` for every queue of this core this instance registered that has
     /// items waiting.
     pub fn deliver_queues(&mut self) -> Result<(), Fault> {
+        // The common case, after every callback: no queue of the core has items waiting.
+        if self.f.queue_ready.is_none() || self.store.data().core.ready.borrow().is_empty() {
+            return Ok(());
+        }
         let Some(f) = self.f.queue_ready.clone() else {
             return Ok(());
         };

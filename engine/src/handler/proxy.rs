@@ -738,7 +738,7 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
     let mut client_ok = true;
     loop {
         raw.clear();
-        let more = match reader
+        let mut more = match reader
             .pull(up, ubuf, &mut pos, &mut raw, false, up_timeout.step())
             .await
         {
@@ -750,6 +750,16 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
         };
         if failed {
             break;
+        }
+        // The last byte of a Content-Length body: ended now (that pull reads nothing), so the
+        // last piece and the end of the body leave in one write, not two.
+        if more && reader.at_end() {
+            more = matches!(
+                reader
+                    .pull(up, ubuf, &mut pos, &mut raw, false, up_timeout.step())
+                    .await,
+                Ok(true)
+            );
         }
         if let Some(t) = tap.as_mut() {
             if !raw.is_empty() {
