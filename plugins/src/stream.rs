@@ -290,9 +290,9 @@ impl Stream {
     /// `:method`, `:path`, `:authority`, `:scheme`).
     pub fn request_headers(&mut self, end_of_stream: bool) -> Verdict {
         let n = self.data.request_headers.len() as i32;
-        self.run(|vm, ctx| match vm.f.request_headers.clone() {
-            Some(HeadersFn::WithEnd(f)) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
-            Some(HeadersFn::NoEnd(f)) => vm.call(&f, (ctx as i32, n)),
+        self.run(|vm, ctx| match &Rc::clone(&vm.f).request_headers {
+            Some(HeadersFn::WithEnd(f)) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
+            Some(HeadersFn::NoEnd(f)) => vm.call(f, (ctx as i32, n)),
             None => Ok(ACTION_CONTINUE),
         })
     }
@@ -303,8 +303,8 @@ impl Stream {
     pub fn request_body(&mut self, piece: &[u8], end_of_stream: bool) -> Verdict {
         self.data.request_body.extend_from_slice(piece);
         let n = self.data.request_body.len() as i32;
-        self.run(|vm, ctx| match vm.f.request_body.clone() {
-            Some(f) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
+        self.run(|vm, ctx| match &Rc::clone(&vm.f).request_body {
+            Some(f) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
             None => Ok(ACTION_CONTINUE),
         })
     }
@@ -313,9 +313,9 @@ impl Stream {
     pub fn response_headers(&mut self, status: u16, end_of_stream: bool) -> Verdict {
         self.data.props.response_code = Some(status);
         let n = self.data.response_headers.len() as i32;
-        self.run(|vm, ctx| match vm.f.response_headers.clone() {
-            Some(HeadersFn::WithEnd(f)) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
-            Some(HeadersFn::NoEnd(f)) => vm.call(&f, (ctx as i32, n)),
+        self.run(|vm, ctx| match &Rc::clone(&vm.f).response_headers {
+            Some(HeadersFn::WithEnd(f)) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
+            Some(HeadersFn::NoEnd(f)) => vm.call(f, (ctx as i32, n)),
             None => Ok(ACTION_CONTINUE),
         })
     }
@@ -324,8 +324,8 @@ impl Stream {
     pub fn response_body(&mut self, piece: &[u8], end_of_stream: bool) -> Verdict {
         self.data.response_body.extend_from_slice(piece);
         let n = self.data.response_body.len() as i32;
-        self.run(|vm, ctx| match vm.f.response_body.clone() {
-            Some(f) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
+        self.run(|vm, ctx| match &Rc::clone(&vm.f).response_body {
+            Some(f) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
             None => Ok(ACTION_CONTINUE),
         })
     }
