@@ -118,7 +118,7 @@ impl std::fmt::Display for Unsupported {
 
 /// The directives [`unsupported_features`] refuses, as it names them: what this version of
 /// the engine does not run yet (`bext version` lists them).
-pub const NOT_IMPLEMENTED: &[&str] = &["plugin"];
+pub const NOT_IMPLEMENTED: &[&str] = &[];
 
 /// Every feature of `config` the engine does not implement yet, in file order per section.
 /// `bext run` refuses to start when this is not empty: nothing configured is ever ignored.
@@ -131,14 +131,8 @@ pub fn unsupported_features(config: &ir::Config) -> Vec<Unsupported> {
         })
     };
     // Every upstream directive (balance policies, backup, health, passive, retry,
-    // max_connections, max_pending) is implemented by the engine with bext-balance.
-    for site in &config.sites {
-        for r in &site.routes {
-            for p in &r.plugins {
-                refuse("plugin", &p.at);
-            }
-        }
-    }
+    // max_connections, max_pending) is implemented by the engine with bext-balance, and every
+    // `plugin` by bext-plugins.
     out
 }
 
@@ -277,6 +271,13 @@ pub fn compile_carrying(
             pipeline.add_stage(i, Box::new(s));
         }
     }
+    // Then the plugins, in the order written: a request refused by a limit or the WAF never
+    // reaches one, and as body filters they see the bytes before compression does.
+    for (i, stages) in plugin_stages(config)?.into_iter().enumerate() {
+        for s in stages {
+            pipeline.add_stage(i, Box::new(s));
+        }
+    }
     // Then compression: it only reads the request there, and acts on the response.
     for (i, r) in config.sites.iter().flat_map(|s| &s.routes).enumerate() {
         if let Some(c) = bext_compress::CompressStage::for_route(r) {
@@ -329,6 +330,29 @@ fn waf_stages(config: &ir::Config) -> Result<Vec<Option<bext_waf::stage::WafStag
                 waf,
                 r.waf_exclude.clone(),
             )));
+        }
+    }
+    Ok(out)
+}
+
+/// The plugin stages of every route, by flat route index: each `plugin` loaded (compiled once
+/// on this thread, or taken from the cache when its module did not change; see
+/// `bext_plugins::load`). The first plugin that cannot be loaded fails the compilation, at its
+/// directive (`bext check` reports each with its code, E0801–E0805).
+fn plugin_stages(
+    config: &ir::Config,
+) -> Result<Vec<Vec<bext_plugins::stage::PluginStage>>, StartError> {
+    let mut out = Vec::new();
+    for site in &config.sites {
+        for r in &site.routes {
+            let mut list = Vec::new();
+            for p in &r.plugins {
+                let plugin = bext_plugins::load(p)
+                    .map_err(|e| StartError::Compile(e.into_config_error()))?;
+                let route = bext_engine::metrics::route_label(r);
+                list.push(bext_plugins::stage::PluginStage::new(plugin, &route));
+            }
+            out.push(list);
         }
     }
     Ok(out)
@@ -662,39 +686,20 @@ mod tests {
         proxy_config("127.0.0.1:0", &["127.0.0.1:9".into()])
     }
 
-    /// One case per feature the engine refuses: (name, how to configure it, expected directive).
+    /// The engine runs every directive of the language: nothing is listed as refused, and a
+    /// configuration with the last two it refused (`http3` on a listener, a `plugin` in a
+    /// route) has nothing refused.
     #[test]
-    fn every_unimplemented_feature_is_refused_by_name_and_location() {
-        type Edit = fn(&mut ir::Config);
-        let table: &[(&str, Edit)] = &[("plugin", |c| {
-            c.sites[0].routes[0].plugins.push(ir::Plugin {
-                path: "p.wasm".into(),
-                config: vec![],
-                at: at(7),
-            })
-        })];
-        let mut named: Vec<&str> = table.iter().map(|(d, _)| *d).collect();
-        let mut listed = NOT_IMPLEMENTED.to_vec();
-        named.sort();
-        listed.sort();
-        assert_eq!(named, listed, "NOT_IMPLEMENTED lists what is refused");
-        for (directive, edit) in table {
-            let mut c = base();
-            edit(&mut c);
-            let refused = unsupported_features(&c);
-            assert_eq!(refused.len(), 1, "{directive}: {refused:?}");
-            assert_eq!(refused[0].directive, *directive);
-            assert_eq!(refused[0].at.line, 7, "{directive}");
-            assert!(
-                refused[0].to_string().starts_with("t.bext:7:3: error: `"),
-                "{}",
-                refused[0]
-            );
-            match compile(&c, 1) {
-                Err(StartError::Unsupported(list)) => assert_eq!(list, refused),
-                other => panic!("{directive}: expected a refusal, got {other:?}"),
-            }
-        }
+    fn nothing_configured_is_refused_by_the_engine() {
+        assert!(NOT_IMPLEMENTED.is_empty());
+        let mut c = base();
+        c.listeners[0].http3 = true;
+        c.sites[0].routes[0].plugins.push(ir::Plugin {
+            path: "p.wasm".into(),
+            config: vec![],
+            at: at(7),
+        });
+        assert_eq!(unsupported_features(&c), vec![]);
     }
 
     /// The upstream directives the engine implements: each configuration compiles into a

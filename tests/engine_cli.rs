@@ -106,11 +106,11 @@ fn run_serves_a_file_writes_pid_and_log_and_drains_on_sigterm() {
 }
 
 #[test]
-fn run_refuses_directives_the_engine_does_not_implement() {
+fn run_refuses_a_configuration_it_cannot_serve() {
     let file = temp_path("refused.bext");
     std::fs::write(
         &file,
-        "listen 127.0.0.1:0\nupstream app {\n    server 127.0.0.1:9\n}\nsite * {\n    route /* {\n        plugin \"p.wasm\"\n        proxy app\n    }\n}\n",
+        "upstream app {\n    server 127.0.0.1:9\n}\nsite * {\n    route /* { proxy app }\n}\nlisten 127.0.0.1:0 tls { cert \"/nonexistent/c.pem\" key \"/nonexistent/c.key\" } http3\n",
     )
     .unwrap();
     let mut child = bext(&["run", file.to_str().unwrap()]).spawn().unwrap();
@@ -125,7 +125,10 @@ fn run_refuses_directives_the_engine_does_not_implement() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:7:", file.display())), "{err}");
-    assert!(err.contains("`plugin` is not implemented"), "{err}");
+    assert!(
+        err.contains("certificate `/nonexistent/c.pem` cannot be read"),
+        "{err}"
+    );
     let _ = std::fs::remove_file(&file);
 }
 

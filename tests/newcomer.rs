@@ -230,7 +230,7 @@ fn fmt_check_prints_what_its_help_says() {
 fn run_refuses_with_the_diagnostics_of_check() {
     let refused = Scratch::new(
         "refused.bext",
-        "listen 127.0.0.1:0\nsite * {\n    route /* {\n        plugin \"p.wasm\"\n        respond 200 \"ok\"\n    }\n}\n",
+        "site * {\n    route /* {\n        respond 200 \"ok\"\n    }\n}\nlisten 127.0.0.1:0 tls { cert \"/nonexistent/c.pem\" key \"/nonexistent/c.key\" } http3\n",
     );
     let check = output(&["check", refused.path()]);
     let run = output(&["run", refused.path(), "--workers", "1"]);
@@ -238,8 +238,8 @@ fn run_refuses_with_the_diagnostics_of_check() {
     assert_eq!(run.status.code(), Some(1));
     let err = text(&run.stderr);
     assert_eq!(err, text(&check.stderr));
-    assert!(err.contains("error[E0501]"), "{err}");
-    assert!(err.contains(&format!("{}:4:9", refused.path())), "{err}");
+    assert!(err.contains("error[E0701]"), "{err}");
+    assert!(err.contains(&format!("{}:6:26", refused.path())), "{err}");
     assert!(err.contains("= help:"), "{err}");
 }
 

@@ -1,64 +1,152 @@
 #!/usr/bin/env bash
-# WASM plugin costs: the CPU a proxy-wasm plugin adds to a request, host side, and the two
-# budget mechanisms wasmtime offers (plugins/benches/host.rs, criterion, release build).
+# WASM plugin costs through `bext run`: the CPU a proxy-wasm plugin adds to a proxied
+# request, side by side in one run.
 #
-#   bash bench/scripts/plugins.sh [--runs 5] [--out DIR]
+#   bash bench/scripts/plugins.sh [--runs 5] [--duration 6] [--rate 10000] [--body-size 1024]
+#                                 [--driver io-uring|epoll] [--out DIR] [--host]
 #
-# Benchmarks, each the median time of one iteration on the pinned core (SERVER_CPU, default 0):
-#   request/noop         a whole request's callbacks on a warm instance of a plugin that does
-#                        nothing (context create, request headers, response headers, log,
-#                        done, delete): what a no-op plugin adds to a request (bar: 1.5 µs)
-#   request/add_header   the same, the plugin adding a response header (bar: 3 µs)
-#   budget/epoch/*       a 100k-iteration guest loop and an empty call under epoch interruption
-#   budget/fuel/*        the same under fuel metering
+# Three configurations of the same proxied route (bench/peers/bext-plugin-*.bext):
+#   none     no plugin
+#   noop     plugins/examples/noop: a stream context per request, every callback Continue
+#            (bar: at most 1.5 µs more than none)
+#   header   plugins/examples/add_header setting one response header (bar: at most 3 µs more)
+# bext runs one worker pinned to core 0 (SERVER_CPU); the load generator and the built-in
+# origin share core 1 (LOAD_CPU). Runs alternate none noop header, none noop header, … (the
+# order rotates each run), each a fresh server, in two shapes: a fixed offered rate (open
+# loop, 50 connections) and saturation (closed loop, 64 in flight). The figure is the
+# server's utime+stime (/proc/PID/stat) over the measured window divided by the requests
+# completed: CPU µs per request. Writes DIR/results.tsv and DIR/summary.txt (medians, min–max,
+# and each plugin's difference from none).
 #
-# Writes DIR/results.tsv (run, benchmark, ns per iteration) and DIR/results.md (medians, bars).
+# --host also runs plugins/benches/host.rs (criterion: a whole request's callbacks on a warm
+# instance, and the budget mechanisms), into DIR/host.tsv.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUNS=5
+DURATION=6
+RATE=10000
+BODY=1024
+DRIVER=io-uring
 OUT=""
+HOST=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --rate) RATE=$2; shift 2 ;;
+        --body-size) BODY=$2; shift 2 ;;
+        --driver) DRIVER=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --host) HOST=1; shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "plugins.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-OUT=$(realpath -m "${OUT:-$ROOT/bench/results/plugins-$(date -u +%Y%m%dT%H%M%SZ)}")
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BEXT=${BEXT:-$TARGET_DIR/release/bext}
+BENCH=${BENCH:-$TARGET_DIR/release/bext-bench}
+OUT=$(realpath -m "${OUT:-$ROOT/bench/results/$(date -u +%Y%m%d)-plugins}")
 SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+LISTEN=127.0.0.1:${PORT:-18000}
+ORIGIN=127.0.0.1:${ORIGIN_PORT:-18080}
 mkdir -p "$OUT"
-cd "$ROOT"
-
-cargo bench -p bext-plugins --bench host --no-run
-printf 'run\tbenchmark\tns\n' > "$OUT/results.tsv"
-for run in $(seq 1 "$RUNS"); do
-    echo "run $run/$RUNS" >&2
-    # bencher lines: "test request/noop ... bench:   812 ns/iter (+/- 12)"
-    taskset -c "$SERVER_CPU" cargo bench -p bext-plugins --bench host -- \
-        --output-format bencher --noplot 2>/dev/null |
-        awk -v run="$run" '/^test / { n = $5; gsub(",", "", n); print run "\t" $2 "\t" n }' \
-        >> "$OUT/results.tsv"
+for f in "$BEXT" "$BENCH"; do
+    [ -x "$f" ] || { echo "plugins.sh: build first: cargo build --release -p bext -p bext-bench" >&2; exit 1; }
 done
 
+# The plugins, built for wasm32-wasip1 (as the tests build them).
+PLUGINS=$TARGET_DIR/plugin-examples
+CARGO_TARGET_DIR=$PLUGINS cargo build --release --target wasm32-wasip1 \
+    --manifest-path "$ROOT/plugins/examples/Cargo.toml" >&2
+PLUGINS=$PLUGINS/wasm32-wasip1/release
+
+CONFIGS="none noop header"
+for c in $CONFIGS; do
+    sed -e "s|@LISTEN@|$LISTEN|g" -e "s|@ORIGIN@|$ORIGIN|g" -e "s|@PLUGINS@|$PLUGINS|g" \
+        "$ROOT/bench/peers/bext-plugin-$c.bext" >"$OUT/$c.bext"
+done
 {
-    echo "# WASM plugin costs ($(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs, core $SERVER_CPU)"
-    echo
-    echo "| benchmark | median ns | min | max | bar |"
-    echo "| --- | --- | --- | --- | --- |"
-    # Sorted by benchmark, then value: each group's first line is its minimum, its last the maximum.
-    tail -n +2 "$OUT/results.tsv" | sort -t"$(printf '\t')" -k2,2 -k3,3n | awk -F'\t' '
-        function flush() {
-            if (name == "") return
-            m = (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
-            bar = (name == "request/noop") ? 1500 : (name == "request/add_header") ? 3000 : 0
-            verdict = bar ? ((m <= bar) ? "<= " bar " ns: met" : "> " bar " ns: missed") : ""
-            printf "| %s | %d | %d | %d | %s |\n", name, m, v[1], v[k], verdict
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "commit: $(git -C "$ROOT" rev-parse --short HEAD)"
+    echo "driver: $DRIVER; runs: $RUNS; duration: ${DURATION}s; rate: $RATE/s; body: $BODY bytes"
+    echo "server core: $SERVER_CPU; load and origin core: $LOAD_CPU"
+    uname -r
+} >"$OUT/env.txt"
+
+taskset -c "$LOAD_CPU" "$BENCH" origin --listen "$ORIGIN" --body-size "$BODY" 2>/dev/null &
+ORIGIN_PID=$!
+SERVER=""
+cleanup() {
+    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
+    kill "$ORIGIN_PID" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+RESULTS=$OUT/results.tsv
+printf 'config\tshape\trun\tus_per_request\trps\terrors\n' >"$RESULTS"
+for run in $(seq 1 "$RUNS"); do
+    # The order rotates each run, so no configuration always runs first or last.
+    case $(((run - 1) % 3)) in
+        0) order="none noop header" ;;
+        1) order="noop header none" ;;
+        *) order="header none noop" ;;
+    esac
+    for c in $order; do
+        taskset -c "$SERVER_CPU" "$BEXT" run "$OUT/$c.bext" --workers 1 --no-pin \
+            --driver "$DRIVER" >>"$OUT/log" 2>&1 &
+        SERVER=$!
+        for _ in $(seq 1 100); do
+            curl -s -o /dev/null --max-time 1 "http://$LISTEN/" && break
+            sleep 0.1
+        done
+        for shape in fixed saturation; do
+            if [ "$shape" = fixed ]; then
+                args=(--connections 50 --rate "$RATE")
+            else
+                args=(--connections 64)
+            fi
+            r=$(taskset -c "$LOAD_CPU" "$BENCH" load "http://$LISTEN/" "${args[@]}" \
+                --duration "$DURATION" --warmup 1 --cpu-pid "$SERVER" --json)
+            us=$(echo "$r" | grep -o '"us_per_request":[0-9.]*' | cut -d: -f2)
+            rps=$(echo "$r" | grep -o '"rps":[0-9.]*' | cut -d: -f2)
+            errs=$(echo "$r" | grep -o '"errors_total":[0-9]*' | cut -d: -f2)
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$shape" "$run" "$us" "$rps" "$errs" >>"$RESULTS"
+            echo "run $run $c $shape: $us µs/request, $rps req/s, $errs errors" >&2
+        done
+        kill "$SERVER"
+        wait "$SERVER" 2>/dev/null || true
+        SERVER=""
+        sleep 0.3
+    done
+done
+
+awk -F'\t' 'NR > 1 { v[$2 "\t" $1] = v[$2 "\t" $1] " " $4 }
+    END {
+        for (k in v) {
+            n = split(v[k], a, " "); asort(a)
+            med[k] = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+            printf "%s\tmedian %.2f µs (%.2f–%.2f, %d runs)\n", k, med[k], a[1], a[n], n
         }
-        $2 != name { flush(); name = $2; k = 0 }
-        { v[++k] = $3 }
-        END { flush() }'
-} > "$OUT/results.md"
-cat "$OUT/results.md"
+        for (k in med) {
+            split(k, p, "\t")
+            if (p[2] == "none") continue
+            bar = (p[2] == "noop") ? 1.5 : 3.0
+            d = med[k] - med[p[1] "\tnone"]
+            printf "%s\t%s - none = %+.2f µs (bar %.1f µs: %s)\n", p[1], p[2], d, bar, (d <= bar) ? "met" : "missed"
+        }
+    }' "$RESULTS" | sort | tee "$OUT/summary.txt"
+
+if [ "$HOST" = 1 ]; then
+    cd "$ROOT"
+    printf 'run\tbenchmark\tns\n' >"$OUT/host.tsv"
+    for run in $(seq 1 "$RUNS"); do
+        # bencher lines: "test request/noop ... bench:   812 ns/iter (+/- 12)"
+        taskset -c "$SERVER_CPU" cargo bench -p bext-plugins --bench host -- \
+            --output-format bencher --noplot 2>/dev/null |
+            awk -v run="$run" '/^test / { n = $5; gsub(",", "", n); print run "\t" $2 "\t" n }' \
+            >>"$OUT/host.tsv"
+    done
+fi
 echo "results in $OUT" >&2

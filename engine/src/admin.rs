@@ -828,8 +828,31 @@ fn status_json(control: &Control) -> String {
     }
     out.push(']');
     crate::tls::status_json(&mut out);
+    stages_json(&mut out);
     out.push_str("}\n");
     out
+}
+
+/// `,"stages":[…]`: the figures stage families export (the plugins' counters and metrics),
+/// each `{"name":…,"value":…}` with its label when it has one.
+fn stages_json(out: &mut String) {
+    use std::fmt::Write as _;
+    out.push_str(",\"stages\":[");
+    for (i, c) in bext_stage::hooks::counters().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        json_str(out, c.name);
+        if let Some((k, v)) = &c.label {
+            out.push(',');
+            json_str(out, k);
+            out.push(':');
+            json_str(out, v);
+        }
+        let _ = write!(out, ",\"value\":{}}}", c.value);
+    }
+    out.push(']');
 }
 
 /// Append `s` as a JSON string.

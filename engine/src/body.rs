@@ -78,6 +78,12 @@ impl BodyReader {
         self.done
     }
 
+    /// The whole body has been delivered: ended, or a Content-Length body whose last byte
+    /// was delivered (the next [`BodyReader::pull`] then reads nothing and ends it).
+    pub fn at_end(&self) -> bool {
+        self.done || (self.kind == Kind::Length && self.remaining == 0)
+    }
+
     /// Body bytes delivered so far.
     pub fn total(&self) -> u64 {
         self.total

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod body;
+mod callout;
 mod conn;
 pub mod date;
 pub mod error;

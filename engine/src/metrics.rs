@@ -359,6 +359,8 @@ pub struct Snapshot {
     pub tls_handshakes: u64,
     pub tls_resumed: u64,
     pub tls_failures: Vec<(&'static str, u64)>,
+    /// Figures stage families export (`bext_stage::hooks`: the plugins' counters).
+    pub stages: Vec<bext_stage::hooks::Counter>,
 }
 
 /// One worker's figures.
@@ -685,6 +687,19 @@ pub fn render(s: &Snapshot, format: Format) -> String {
     );
     for (i, r) in CACHE_RESULTS.iter().enumerate() {
         w.sample("bext_cache_requests_total", &[("result", r)], s.cache[i]);
+    }
+
+    // Figures of stage families (plugins), one family per name, in the order given.
+    for (i, c) in s.stages.iter().enumerate() {
+        if s.stages[..i].iter().all(|d| d.name != c.name) {
+            let kind = if c.gauge { Kind::Gauge } else { Kind::Counter };
+            w.family(c.name, kind, c.help);
+        }
+        let value = c.value.to_string();
+        match &c.label {
+            Some((k, v)) => w.sample_text(c.name, &[(k, v.as_str())], &value),
+            None => w.sample_text(c.name, &[], &value),
+        }
     }
 
     // Upstreams.

@@ -737,6 +737,7 @@ impl Control {
             tls_handshakes: crate::tls::COUNTERS.handshakes.load(Ordering::Relaxed),
             tls_resumed: crate::tls::COUNTERS.resumed.load(Ordering::Relaxed),
             tls_failures: crate::tls::COUNTERS.failures(),
+            stages: bext_stage::hooks::counters(),
             ..Snapshot::default()
         };
         for w in &self.shared.stats {

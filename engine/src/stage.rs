@@ -19,8 +19,8 @@
 
 pub use bext_stage::{
     flat_route_index, BodyChunk, BodyError, BodyUse, DynStage, Flow, HeadEdits, Headers, LogEntry,
-    Phases, Reply, RequestView, ResponseHead, RouteId, RouteResult, RouteStage, Stage,
-    TargetRewrite,
+    Phases, Reply, RequestRewrite, RequestView, ResponseHead, RouteId, RouteResult, RouteStage,
+    Stage, TargetRewrite,
 };
 use std::any::Any;
 use std::future::poll_fn;
@@ -84,6 +84,17 @@ pub struct Exchange {
     bufs: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
     /// The stage (by position) whose reply ended a request phase.
     replied: Option<usize>,
+    /// A request filter's new request head (see [`Stage::rewrite_request`]).
+    pub(crate) rewrite: RequestRewrite,
+}
+
+/// Where the request filters stopped.
+pub(crate) enum RequestStep {
+    /// The phase is over.
+    Done(Flow),
+    /// The stage at this position rewrote the request head (in [`Exchange::rewrite`]): the
+    /// engine applies it, then goes on with the next stage.
+    Rewritten(usize),
 }
 
 impl Exchange {
@@ -111,22 +122,48 @@ impl Exchange {
         }
     }
 
-    /// Phase "request filters", in order; the first reply ends the phase.
-    pub(crate) async fn request(&mut self, stages: &Stages, req: &RequestView<'_>) -> Flow {
+    /// Phase "request filters", in order from the stage at `from`; the first reply ends the
+    /// phase, a rewritten request head pauses it (see [`RequestStep`]).
+    pub(crate) async fn request(
+        &mut self,
+        stages: &Stages,
+        req: &RequestView<'_>,
+        from: usize,
+    ) -> RequestStep {
         if !stages.has(Phases::REQUEST) {
-            return Flow::Continue;
+            return RequestStep::Done(Flow::Continue);
         }
-        for (i, (s, st)) in stages.list.iter().zip(self.states.iter_mut()).enumerate() {
+        let list = stages.list.iter().zip(self.states.iter_mut());
+        for (i, (s, st)) in list.enumerate().skip(from) {
             if !s.phases().contains(Phases::REQUEST) {
                 continue;
             }
             let flow = poll_fn(|cx| s.poll_request(&mut **st, req, cx)).await;
             if let Flow::Reply(_) = flow {
                 self.replied = Some(i);
-                return flow;
+                return RequestStep::Done(flow);
+            }
+            self.rewrite.clear();
+            if s.rewrite_request(&mut **st, req, &mut self.rewrite) {
+                return RequestStep::Rewritten(i);
             }
         }
-        Flow::Continue
+        RequestStep::Done(Flow::Continue)
+    }
+
+    /// The response of its own the stage that replied sends (see [`Stage::local_reply`]):
+    /// fields and body appended; false when it answers with a problem.
+    pub(crate) fn local_reply(
+        &mut self,
+        stages: &Stages,
+        fields: &mut Vec<u8>,
+        body: &mut Vec<u8>,
+    ) -> bool {
+        let Some(i) = self.replied else { return false };
+        match (stages.list.get(i), self.states.get_mut(i)) {
+            (Some(s), Some(st)) => s.local_reply(&mut **st, fields, body),
+            _ => false,
+        }
     }
 
     /// Phase "request body filters" for one piece of the body (`last`: the body ends with

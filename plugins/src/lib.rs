@@ -16,7 +16,7 @@
 //! (500 `plugin-failed`) or goes on without the plugin (`on_error skip`), the instance is
 //! dropped and the next request of the core starts a fresh one. Budgets are wall-clock time,
 //! enforced by wasmtime's epoch interruption (one process thread advances the epoch every
-//! millisecond); see docs/plugins.md for why epochs rather than fuel.
+//! 10 ms); see docs/plugins.md for why epochs rather than fuel.
 //!
 //! Nothing here does I/O on the request path or knows the runtime: callouts are handed to the
 //! caller ([`Stream::take_callouts`]) and answered back ([`Stream::callout_done`]); ticks come
@@ -30,6 +30,7 @@ pub mod load;
 pub mod metrics;
 pub mod pool;
 pub mod settings;
+pub mod stage;
 pub mod stream;
 pub mod vm;
 

@@ -62,6 +62,11 @@ pub struct HostCounters {
     pub skipped_requests: AtomicU64,
     /// Local replies plugins sent.
     pub local_replies: AtomicU64,
+    /// Callbacks called (stream and root contexts).
+    pub calls: AtomicU64,
+    /// HTTP callouts sent, and those that failed (no answer, timeout, unknown upstream).
+    pub callouts: AtomicU64,
+    pub callout_failures: AtomicU64,
 }
 
 /// The process's host counters.
@@ -87,6 +92,9 @@ pub fn prometheus() -> String {
         ("bext_plugin_failed_requests_total", &c.failed_requests),
         ("bext_plugin_skipped_requests_total", &c.skipped_requests),
         ("bext_plugin_local_replies_total", &c.local_replies),
+        ("bext_plugin_calls_total", &c.calls),
+        ("bext_plugin_callouts_total", &c.callouts),
+        ("bext_plugin_callout_failures_total", &c.callout_failures),
     ] {
         let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
     }
@@ -115,4 +123,82 @@ pub fn prometheus() -> String {
         );
     }
     out
+}
+
+/// The host counters and the plugins' own metrics, as the engine's `/status` and `/metrics`
+/// show them (registered with `bext_stage::hooks::add_counters`).
+pub fn export(out: &mut Vec<bext_stage::hooks::Counter>) {
+    use bext_stage::hooks::Counter;
+    let c = counters();
+    let host: [(&'static str, &'static str, &AtomicU64); 10] = [
+        (
+            "bext_plugin_calls_total",
+            "Plugin callbacks called.",
+            &c.calls,
+        ),
+        (
+            "bext_plugin_traps_total",
+            "Plugin callbacks that trapped.",
+            &c.traps,
+        ),
+        (
+            "bext_plugin_budget_exceeded_total",
+            "Plugin callbacks stopped at the end of their budget.",
+            &c.budget_exceeded,
+        ),
+        (
+            "bext_plugin_instances_started_total",
+            "Plugin instances started.",
+            &c.instances_started,
+        ),
+        (
+            "bext_plugin_instances_replaced_total",
+            "Plugin instances dropped after a failure.",
+            &c.instances_replaced,
+        ),
+        (
+            "bext_plugin_failed_requests_total",
+            "Requests a failed plugin ended (500 plugin-failed).",
+            &c.failed_requests,
+        ),
+        (
+            "bext_plugin_skipped_requests_total",
+            "Requests that went on without a failed plugin (on_error skip).",
+            &c.skipped_requests,
+        ),
+        (
+            "bext_plugin_local_replies_total",
+            "Replies plugins sent themselves.",
+            &c.local_replies,
+        ),
+        (
+            "bext_plugin_callouts_total",
+            "HTTP callouts plugins sent.",
+            &c.callouts,
+        ),
+        (
+            "bext_plugin_callout_failures_total",
+            "HTTP callouts that failed or timed out.",
+            &c.callout_failures,
+        ),
+    ];
+    for (name, help, v) in host {
+        out.push(Counter {
+            name,
+            help,
+            gauge: false,
+            label: None,
+            value: v.load(Ordering::Relaxed) as i64,
+        });
+    }
+    let r = registry().lock().unwrap_or_else(PoisonError::into_inner);
+    for m in r.iter() {
+        out.push(Counter {
+            name: "bext_plugin_metric",
+            help: "Metrics plugins define, by name (counters, gauges and histograms as their last value).",
+            gauge: true,
+            label: Some(("name", m.name.clone())),
+            value: m.value.load(Ordering::Relaxed),
+        });
+    }
 }

@@ -20,6 +20,9 @@ pub struct Slot {
     /// no longer exists.
     generation: Cell<u64>,
     core: Rc<CoreShared>,
+    /// Starting the instance from the tick failed: the next request tries again, not the
+    /// next tick.
+    tick_start_failed: Cell<bool>,
 }
 
 thread_local! {
@@ -43,6 +46,7 @@ pub(crate) fn slot(plugin: &Arc<Plugin>) -> Rc<Slot> {
             vm: RefCell::new(None),
             generation: Cell::new(1),
             core: CORE.with(Rc::clone),
+            tick_start_failed: Cell::new(false),
         });
         pool.push(s.clone());
         s
@@ -63,6 +67,15 @@ pub fn live_instances() -> usize {
 /// those whose period elapsed since `last` (milliseconds of the worker's clock), and queue
 /// deliveries. An instance that fails here is replaced.
 pub fn tick(now_ms: u64, last_ms: u64) {
+    // A plugin with a tick runs on every core from its load, as each Envoy worker starts its
+    // VM: its root context does not wait for a request to reach the core.
+    for p in crate::load::ticking_plugins() {
+        let s = slot(&p);
+        if s.vm.borrow().is_none() && !s.tick_start_failed.get() {
+            let started = s.with_vm(|_| Ok(()));
+            s.tick_start_failed.set(started.is_err());
+        }
+    }
     let slots: Vec<Rc<Slot>> = POOL.with(|p| p.borrow().clone());
     for s in slots {
         let generation = s.generation.get();

@@ -104,6 +104,53 @@ pub struct StreamData {
     pub(crate) closed: bool,
 }
 
+impl StreamData {
+    /// Ready for another request: everything emptied, the buffers kept. The fields' own
+    /// buffers go to `spare` (at most `max` of them, none larger than `keep` bytes).
+    pub(crate) fn recycle(&mut self, spare: &mut Fields, max: usize, keep: usize) {
+        let mut put = |f: &mut Fields| {
+            for (mut n, mut v) in f.drain(..) {
+                if spare.len() < max && n.capacity() <= keep && v.capacity() <= keep {
+                    n.clear();
+                    v.clear();
+                    spare.push((n, v));
+                }
+            }
+        };
+        put(&mut self.request_headers);
+        put(&mut self.request_trailers);
+        put(&mut self.response_headers);
+        put(&mut self.response_trailers);
+        put(&mut self.props.custom);
+        for b in [&mut self.request_body, &mut self.response_body] {
+            if b.capacity() > keep * 16 {
+                *b = Vec::new();
+            }
+            b.clear();
+        }
+        let p = &mut self.props;
+        for v in [
+            &mut p.method,
+            &mut p.path,
+            &mut p.url_path,
+            &mut p.query,
+            &mut p.host,
+            &mut p.request_id,
+        ] {
+            v.clear();
+        }
+        p.client = None;
+        p.response_code = None;
+        self.request_headers_changed = false;
+        self.response_headers_changed = false;
+        self.request_body_changed = false;
+        self.response_body_changed = false;
+        self.local = None;
+        self.resumed = false;
+        self.closed = false;
+    }
+}
+
 /// What a phase decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -141,6 +188,18 @@ impl Stream {
     /// the core has none). `None` when the plugin is skipped for this request (it could not
     /// start and says `on_error skip`); `Err` when it could not start and says `fail`.
     pub fn open(plugin: &Arc<Plugin>, props: Props) -> Result<Stream, Fault> {
+        Stream::open_with(
+            plugin,
+            StreamData {
+                props,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// [`Stream::open`] with the data its callbacks will see, filled by the caller (buffers
+    /// kept from an earlier request: see [`Stream::finish_into`]).
+    pub fn open_with(plugin: &Arc<Plugin>, data: StreamData) -> Result<Stream, Fault> {
         let slot = pool::slot(plugin);
         let on_error = plugin.settings.on_error;
         let mut s = Stream {
@@ -149,10 +208,7 @@ impl Stream {
             on_error,
             off: false,
             pending: Vec::new(),
-            data: StreamData {
-                props,
-                ..Default::default()
-            },
+            data,
             slot,
         };
         let opened = s.slot.with_vm(|vm| vm.create_context());
@@ -234,9 +290,9 @@ impl Stream {
     /// `:method`, `:path`, `:authority`, `:scheme`).
     pub fn request_headers(&mut self, end_of_stream: bool) -> Verdict {
         let n = self.data.request_headers.len() as i32;
-        self.run(|vm, ctx| match vm.f.request_headers.clone() {
-            Some(HeadersFn::WithEnd(f)) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
-            Some(HeadersFn::NoEnd(f)) => vm.call(&f, (ctx as i32, n)),
+        self.run(|vm, ctx| match &Rc::clone(&vm.f).request_headers {
+            Some(HeadersFn::WithEnd(f)) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
+            Some(HeadersFn::NoEnd(f)) => vm.call(f, (ctx as i32, n)),
             None => Ok(ACTION_CONTINUE),
         })
     }
@@ -247,8 +303,8 @@ impl Stream {
     pub fn request_body(&mut self, piece: &[u8], end_of_stream: bool) -> Verdict {
         self.data.request_body.extend_from_slice(piece);
         let n = self.data.request_body.len() as i32;
-        self.run(|vm, ctx| match vm.f.request_body.clone() {
-            Some(f) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
+        self.run(|vm, ctx| match &Rc::clone(&vm.f).request_body {
+            Some(f) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
             None => Ok(ACTION_CONTINUE),
         })
     }
@@ -257,9 +313,9 @@ impl Stream {
     pub fn response_headers(&mut self, status: u16, end_of_stream: bool) -> Verdict {
         self.data.props.response_code = Some(status);
         let n = self.data.response_headers.len() as i32;
-        self.run(|vm, ctx| match vm.f.response_headers.clone() {
-            Some(HeadersFn::WithEnd(f)) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
-            Some(HeadersFn::NoEnd(f)) => vm.call(&f, (ctx as i32, n)),
+        self.run(|vm, ctx| match &Rc::clone(&vm.f).response_headers {
+            Some(HeadersFn::WithEnd(f)) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
+            Some(HeadersFn::NoEnd(f)) => vm.call(f, (ctx as i32, n)),
             None => Ok(ACTION_CONTINUE),
         })
     }
@@ -268,8 +324,8 @@ impl Stream {
     pub fn response_body(&mut self, piece: &[u8], end_of_stream: bool) -> Verdict {
         self.data.response_body.extend_from_slice(piece);
         let n = self.data.response_body.len() as i32;
-        self.run(|vm, ctx| match vm.f.response_body.clone() {
-            Some(f) => vm.call(&f, (ctx as i32, n, end_of_stream as i32)),
+        self.run(|vm, ctx| match &Rc::clone(&vm.f).response_body {
+            Some(f) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
             None => Ok(ACTION_CONTINUE),
         })
     }
@@ -323,6 +379,13 @@ impl Stream {
     /// The request is done: `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
     pub fn finish(mut self) {
         self.close(true);
+    }
+
+    /// [`Stream::finish`], handing back the stream's data (its buffers may serve another
+    /// request).
+    pub fn finish_into(mut self) -> StreamData {
+        self.close(true);
+        std::mem::take(&mut self.data)
     }
 
     fn close(&mut self, log: bool) {

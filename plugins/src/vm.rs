@@ -108,7 +108,9 @@ pub(crate) const ROOT: u32 = 1;
 /// A started instance.
 pub struct Vm {
     pub(crate) store: Store<Host>,
-    pub(crate) f: Exports,
+    /// Shared so a call can hold an export while the instance is borrowed mutably (an `Rc`
+    /// clone is a counter; a `TypedFunc` clone is not free).
+    pub(crate) f: Rc<Exports>,
     ticks: u64,
     next_ctx: u32,
 }
@@ -209,7 +211,7 @@ impl Vm {
         let configure: Option<TypedFunc<(i32, i32), i32>> = get!("proxy_on_configure");
         let mut vm = Vm {
             store,
-            f,
+            f: Rc::new(f),
             ticks,
             next_ctx: ROOT + 1,
         };
@@ -217,8 +219,9 @@ impl Vm {
         if let Some(init) = start {
             vm.call(&init, ())?;
         }
-        if let Some(cc) = vm.f.context_create.clone() {
-            vm.call(&cc, (ROOT as i32, 0))?;
+        let fs = Rc::clone(&vm.f);
+        if let Some(cc) = &fs.context_create {
+            vm.call(cc, (ROOT as i32, 0))?;
         }
         if let Some(s) = vm_start {
             if vm.call(&s, (ROOT as i32, 0))? == 0 {
@@ -243,6 +246,7 @@ impl Vm {
         args: P,
     ) -> Result<Rt, Fault> {
         self.store.set_epoch_deadline(self.ticks);
+        counters().calls.fetch_add(1, Ordering::Relaxed);
         f.call(&mut self.store, args).map_err(classify)
     }
 
@@ -250,24 +254,26 @@ impl Vm {
     pub(crate) fn create_context(&mut self) -> Result<u32, Fault> {
         let id = self.next_ctx;
         self.next_ctx = self.next_ctx.checked_add(1).unwrap_or(ROOT + 1);
-        if let Some(cc) = self.f.context_create.clone() {
-            self.call(&cc, (id as i32, ROOT as i32))?;
+        let fs = Rc::clone(&self.f);
+        if let Some(cc) = &fs.context_create {
+            self.call(cc, (id as i32, ROOT as i32))?;
         }
         Ok(id)
     }
 
     /// `proxy_on_log`, `proxy_on_done` and `proxy_on_delete` for a finished context.
     pub(crate) fn finish_context(&mut self, ctx: u32, log: bool) -> Result<(), Fault> {
+        let fs = Rc::clone(&self.f);
         if log {
-            if let Some(f) = self.f.log.clone() {
-                self.call(&f, ctx as i32)?;
+            if let Some(f) = &fs.log {
+                self.call(f, ctx as i32)?;
             }
         }
-        if let Some(f) = self.f.done.clone() {
-            self.call(&f, ctx as i32)?;
+        if let Some(f) = &fs.done {
+            self.call(f, ctx as i32)?;
         }
-        if let Some(f) = self.f.delete.clone() {
-            self.call(&f, ctx as i32)?;
+        if let Some(f) = &fs.delete {
+            self.call(f, ctx as i32)?;
         }
         Ok(())
     }
@@ -312,6 +318,10 @@ impl Vm {
     /// `proxy_on_queue_ready` for every queue of this core this instance registered that has
     /// items waiting.
     pub fn deliver_queues(&mut self) -> Result<(), Fault> {
+        // The common case, after every callback: no queue of the core has items waiting.
+        if self.f.queue_ready.is_none() || self.store.data().core.ready.borrow().is_empty() {
+            return Ok(());
+        }
         let Some(f) = self.f.queue_ready.clone() else {
             return Ok(());
         };

@@ -16,9 +16,11 @@ pub fn version() -> ExitCode {
     println!("bext {}", env!("CARGO_PKG_VERSION"));
     println!("drivers: epoll (available), io-uring ({uring})");
     println!("runs: {RUNS}");
-    println!(
-        "not implemented yet (E0501 in `bext check`, refused by `bext run`): {}",
-        bext::NOT_IMPLEMENTED.join(", ")
-    );
+    if !bext::NOT_IMPLEMENTED.is_empty() {
+        println!(
+            "not implemented yet (E0501 in `bext check`, refused by `bext run`): {}",
+            bext::NOT_IMPLEMENTED.join(", ")
+        );
+    }
     ExitCode::SUCCESS
 }

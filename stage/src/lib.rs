@@ -22,6 +22,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod callout;
+pub mod hooks;
+
 use std::any::Any;
 use std::task::{Context, Poll};
 
@@ -382,6 +385,36 @@ impl HeadEdits {
     }
 }
 
+/// A new request head, as a request filter leaves it (see [`Stage::rewrite_request`]): the
+/// method and target when they change, and every field. Cleared, not freed, between requests.
+#[derive(Debug, Default, Clone)]
+pub struct RequestRewrite {
+    /// The new method token, when it changes.
+    pub method: Option<Vec<u8>>,
+    /// The new target (origin form, `/path?query`), when it changes.
+    pub target: Option<Vec<u8>>,
+    /// Every field of the new head, serialised (`Name: value\r\n` each), `Host` included.
+    /// The framing fields (`Content-Length`, `Transfer-Encoding`) are not among them: the
+    /// engine keeps the client's, since the body is read as the client framed it.
+    pub fields: Vec<u8>,
+}
+
+impl RequestRewrite {
+    pub fn clear(&mut self) {
+        self.method = None;
+        self.target = None;
+        self.fields.clear();
+    }
+
+    /// Add a field line.
+    pub fn field(&mut self, name: &[u8], value: &[u8]) {
+        self.fields.extend_from_slice(name);
+        self.fields.extend_from_slice(b": ");
+        self.fields.extend_from_slice(value);
+        self.fields.extend_from_slice(b"\r\n");
+    }
+}
+
 /// One piece of a request body, as the request body phase sees it: the bytes (decoded from
 /// the chunked coding, as they were sent or as an earlier stage left them), whether the body
 /// ends with them, and what the stage makes of them. A stage that only reads the piece
@@ -519,6 +552,32 @@ pub trait Stage: Send + Sync + 'static {
     /// (`Name: value\r\n` each, appended to `out`), beside the problem body and `Retry-After`
     /// the engine writes (the rate limits' `RateLimit` and `RateLimit-Policy`).
     fn reply_fields(&self, _reply: &Reply, _out: &mut Vec<u8>) {}
+
+    /// After [`Stage::poll_request`] answered [`Flow::Continue`]: a stage that changed the
+    /// request head says how in `out` and returns true. The engine rebuilds the head, checks
+    /// it as strictly as a client's, and the later stages, the handler and the response phases
+    /// see that request; the route chosen stays.
+    fn rewrite_request(
+        &self,
+        _state: &mut Self::State,
+        _req: &RequestView<'_>,
+        _out: &mut RequestRewrite,
+    ) -> bool {
+        false
+    }
+
+    /// This stage answered [`Flow::Reply`] with a response of its own rather than a problem:
+    /// its fields (`Name: value\r\n` each, without framing) appended to `fields`, its body to
+    /// `body`, and true. The engine sends it with the reply's status through the response
+    /// phases, as a handler's response.
+    fn local_reply(
+        &self,
+        _state: &mut Self::State,
+        _fields: &mut Vec<u8>,
+        _body: &mut Vec<u8>,
+    ) -> bool {
+        false
+    }
 }
 
 /// The object-safe form of [`Stage`], which the engine holds module stages as: the state is
@@ -540,6 +599,15 @@ pub trait DynStage: Send + Sync {
     fn on_log(&self, state: &mut dyn Any, entry: &LogEntry<'_>);
     /// See [`Stage::reply_fields`].
     fn reply_fields(&self, _reply: &Reply, _out: &mut Vec<u8>) {}
+    /// See [`Stage::rewrite_request`].
+    fn rewrite_request(
+        &self,
+        state: &mut dyn Any,
+        req: &RequestView<'_>,
+        out: &mut RequestRewrite,
+    ) -> bool;
+    /// See [`Stage::local_reply`].
+    fn local_reply(&self, state: &mut dyn Any, fields: &mut Vec<u8>, body: &mut Vec<u8>) -> bool;
 }
 
 /// The state handed back is always the one `init` made for this stage (the engine keeps them
@@ -606,6 +674,25 @@ impl<S: Stage> DynStage for S {
     fn on_log(&self, state: &mut dyn Any, entry: &LogEntry<'_>) {
         if let Some(st) = state.downcast_mut::<S::State>() {
             Stage::on_log(self, st, entry)
+        }
+    }
+
+    fn rewrite_request(
+        &self,
+        state: &mut dyn Any,
+        req: &RequestView<'_>,
+        out: &mut RequestRewrite,
+    ) -> bool {
+        match state.downcast_mut::<S::State>() {
+            Some(st) => Stage::rewrite_request(self, st, req, out),
+            None => false,
+        }
+    }
+
+    fn local_reply(&self, state: &mut dyn Any, fields: &mut Vec<u8>, body: &mut Vec<u8>) -> bool {
+        match state.downcast_mut::<S::State>() {
+            Some(st) => Stage::local_reply(self, st, fields, body),
+            None => false,
         }
     }
 }

@@ -5,7 +5,7 @@ use super::reply::push_usize;
 use super::{send_class, send_problem, send_problem_with, strip_port, Ctx, Outcome};
 use crate::error::ErrorClass;
 use crate::pipeline::{CompiledRoute, Pipeline};
-use crate::stage::{Exchange, Flow, Headers, Phases, Reply, RequestView, RouteResult};
+use crate::stage::{Exchange, Flow, Headers, Phases, Reply, RequestStep, RequestView, RouteResult};
 use bext_http1::{Framing, Method};
 
 /// Phases "route", "request filters", then the route's action.
@@ -65,7 +65,7 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
     // the site's options. A path with two readings (`%2F`, `%00`, `..;`) is refused.
     let (opts, normal) = {
         let buf: &[u8] = ctx.buf;
-        let head = ctx.head;
+        let head: &bext_http1::RequestHead = ctx.head;
         let host = strip_port(head.effective_authority().map_or(&b""[..], |s| s.get(buf)));
         let opts = p.paths.options(|| p.router.site(host));
         let normal = bext_http1::normalize_path(head.path_or_root(buf), &opts)
@@ -79,9 +79,12 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             return send_class(ctx, ErrorClass::BadRequest, body_pending).await;
         }
     }
-    let (result, flow) = {
+    // The request filters run from the stage at `from`; a filter that rewrites the request
+    // head pauses them, the head is rebuilt, and the filters after it see the new request.
+    let mut from = 0;
+    let (result, flow) = loop {
         let buf: &[u8] = ctx.buf;
-        let head = ctx.head;
+        let head: &bext_http1::RequestHead = ctx.head;
         let host_full = head.effective_authority().map_or(&b""[..], |s| s.get(buf));
         let path = match &ctx.path {
             Some(p) => &p[..],
@@ -98,19 +101,35 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
             tls,
             client_cert: client_cert.as_deref(),
         };
-        let result = p.router.route(&view);
-        let mut flow = Flow::Continue;
+        let result = match ctx.route {
+            // Routed before the rewrite: the route stays.
+            Some(i) if from > 0 => RouteResult::Matched(crate::stage::RouteId(i as u32)),
+            _ => p.router.route(&view),
+        };
+        let mut step = RequestStep::Done(Flow::Continue);
         if let RouteResult::Matched(id) = result {
             let route = &p.routes[id.0 as usize];
             ctx.route = Some(id.0 as usize);
             // Phase "request filters": the route's stages, each with its state for this
             // request.
             if !route.stages.is_empty() {
-                ctx.ex.begin(&route.stages);
-                flow = ctx.ex.request(&route.stages, &view).await;
+                if from == 0 {
+                    ctx.ex.begin(&route.stages);
+                }
+                step = ctx.ex.request(&route.stages, &view, from).await;
             }
         }
-        (result, flow)
+        match step {
+            RequestStep::Done(flow) => break (result, flow),
+            RequestStep::Rewritten(i) => {
+                from = i + 1;
+                if super::rewrite::apply(ctx, &opts).is_err() {
+                    // The stage's head is not one bext would accept from a client (only plugins
+                    // rewrite heads).
+                    return send_problem(ctx, 500, "plugin-failed", "Plugin Failed", true).await;
+                }
+            }
+        }
     };
     let body_pending = ctx.has_body();
     let id = match result {
@@ -157,6 +176,19 @@ async fn reply(ctx: &mut Ctx<'_>, r: Reply, body_pending: bool, p: &Pipeline) ->
         extra.extend_from_slice(b"Retry-After: ");
         push_usize(&mut extra, secs.max(1));
         extra.extend_from_slice(b"\r\n");
+    }
+    // A response of the stage's own (a plugin's local reply), sent as a handler's.
+    if let Some(route) = ctx.route.and_then(|i| p.routes.get(i)) {
+        let (mut fields, mut body) = (ctx.w.take_xfer(), ctx.w.take_xfer());
+        if ctx.ex.local_reply(&route.stages, &mut fields, &mut body) {
+            let o = crate::handler::local::send(ctx, route, r.status, &fields, &body, body_pending)
+                .await;
+            ctx.w.give_xfer(fields);
+            ctx.w.give_xfer(body);
+            return o;
+        }
+        ctx.w.give_xfer(fields);
+        ctx.w.give_xfer(body);
     }
     // Fields of the stage's own (`RateLimit`, `RateLimit-Policy`).
     if let Some(route) = ctx.route.and_then(|i| p.routes.get(i)) {

@@ -7,6 +7,7 @@
 mod dispatch;
 pub(crate) mod reply;
 mod request;
+mod rewrite;
 
 use request::one_request;
 
@@ -56,7 +57,8 @@ pub(crate) struct Ctx<'a> {
     /// `None` once the connection was handed to a tunnel or closed.
     pub stream: &'a mut Option<ClientStream>,
     pub buf: &'a mut Vec<u8>,
-    pub head: &'a bext_http1::RequestHead,
+    /// Rebuilt when a request filter rewrites the head (see `rewrite`).
+    pub head: &'a mut bext_http1::RequestHead,
     pub rhead: &'a mut bext_http1::ResponseHead,
     /// Start of unconsumed bytes in `buf` (after the head, then after the body).
     pub pos: usize,

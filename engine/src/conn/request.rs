@@ -139,7 +139,6 @@ pub(super) async fn one_request(
     let mut ctx = Ctx {
         w,
         stream,
-        head,
         rhead,
         pos: head.head_len,
         peer,
@@ -159,6 +158,8 @@ pub(super) async fn one_request(
         ex: stages,
         route: None,
         body: None,
+        // Last: the fields above read the head before it is lent out.
+        head,
         buf,
     };
     let outcome = dispatch(&mut ctx, p).await;

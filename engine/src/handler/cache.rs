@@ -146,7 +146,7 @@ struct Owned {
 impl Owned {
     fn of(ctx: &Ctx<'_>) -> Owned {
         let buf: &[u8] = ctx.buf;
-        let head = ctx.head;
+        let head: &bext_http1::RequestHead = ctx.head;
         let mut target = ctx.path().to_vec();
         if let Some(q) = head.query {
             target.push(b'?');

@@ -8,6 +8,7 @@
 //! `Framed::piece`, so body filters see it.
 
 pub mod cache;
+pub(crate) mod local;
 pub(crate) mod proxy;
 pub(crate) mod redirect;
 pub(crate) mod respond;

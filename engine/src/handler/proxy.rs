@@ -751,7 +751,7 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
     let mut client_ok = true;
     loop {
         raw.clear();
-        let more = match reader
+        let mut more = match reader
             .pull(up, ubuf, &mut pos, &mut raw, false, up_timeout.step())
             .await
         {
@@ -763,6 +763,16 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
         };
         if failed {
             break;
+        }
+        // The last byte of a Content-Length body: ended now (that pull reads nothing), so the
+        // last piece and the end of the body leave in one write, not two.
+        if more && reader.at_end() {
+            more = matches!(
+                reader
+                    .pull(up, ubuf, &mut pos, &mut raw, false, up_timeout.step())
+                    .await,
+                Ok(true)
+            );
         }
         if let Some(t) = tap.as_mut() {
             if !raw.is_empty() {
@@ -881,7 +891,11 @@ async fn absorb<R: AsyncReadRent>(
 /// at without blocking first: one that received bytes while idle (a stray or late response,
 /// a body longer than announced) or that the upstream closed is closed, never reused, since
 /// what it holds would be read as the next request's response.
-fn checkout_clean(w: &Worker, key: PoolKey, max_idle: Duration) -> Option<UpstreamStream> {
+pub(crate) fn checkout_clean(
+    w: &Worker,
+    key: PoolKey,
+    max_idle: Duration,
+) -> Option<UpstreamStream> {
     while let Some(s) = w.checkout(key, max_idle) {
         if crate::sys::idle_state(s.raw_fd()) == crate::sys::IdleState::Quiet {
             return Some(s);

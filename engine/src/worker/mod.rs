@@ -485,6 +485,7 @@ impl Worker {
         self.publish_metrics();
         self.trim_when_quiet();
         self.stop_if_asked();
+        crate::callout::tick(self);
     }
 
     /// Add this core's request metrics since the last tick to its published totals, and count
@@ -634,6 +635,7 @@ pub async fn run(
     mailbox: Mailbox,
 ) {
     monoio::spawn(control_loop(w.clone(), mailbox));
+    crate::callout::install(&w);
     if w.parked.available() {
         monoio::spawn(crate::idle::watch(w.clone()));
     }

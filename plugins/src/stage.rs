@@ -1,0 +1,618 @@
+//! A `plugin` directive as a stage of its route: the engine's phases mapped onto one
+//! request's stream context ([`Stream`]).
+//!
+//! ```text
+//! request filters        Stream::open, proxy_on_request_headers; callouts sent through the
+//!                        core's caller (bext_stage::callout) while the request waits in
+//!                        poll_request; a local reply or a failure ends the request here
+//!   (rewrite_request)    the plugin's header map, when it changed, becomes the request head
+//! request body filters   proxy_on_request_body (only for modules that export it)
+//! response head filters  proxy_on_response_headers; the changes applied as head edits
+//! response body filters  proxy_on_response_body (only for modules that export it)
+//! log                    proxy_on_log, proxy_on_done, proxy_on_delete
+//! ```
+//!
+//! What the plugin sees of the request is what the route sees: the path in normal form (the
+//! one the request was routed on) and the query, the fields as the client sent them (names
+//! in lower case, as proxy-wasm hosts give them).
+
+use crate::load::Plugin;
+use crate::metrics::counters;
+use crate::stream::{Callout, CalloutResponse, Fields, LocalReply, Stream, StreamData, Verdict};
+use bext_stage::callout::{self, CallError, CallRequest, Pending};
+use bext_stage::{
+    BodyChunk, BodyError, BodyUse, Flow, LogEntry, Phases, Reply, RequestRewrite, RequestView,
+    ResponseHead, Stage,
+};
+use std::cell::RefCell;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// The reply of a plugin that failed (a trap, its budget, an instance that cannot start)
+/// under `on_error fail`.
+pub const FAILED: Reply = Reply {
+    status: 500,
+    slug: "plugin-failed",
+    title: "Plugin Failed",
+    retry_after: None,
+};
+
+/// The slug of a plugin's own reply (`proxy_send_local_response`), for the log.
+pub const LOCAL_REPLY: &str = "plugin-reply";
+
+/// One `plugin` directive of one route.
+pub struct PluginStage {
+    plugin: Arc<Plugin>,
+    route: Arc<str>,
+    phases: Phases,
+}
+
+impl PluginStage {
+    /// The stage of `plugin` on the route written as `route`. The body phases are taken
+    /// only when the module has the callbacks: a plugin without `proxy_on_request_body` does
+    /// not make its route read request bodies whole, one without `proxy_on_response_body`
+    /// leaves response framing alone.
+    pub fn new(plugin: Arc<Plugin>, route: &str) -> PluginStage {
+        let mut phases = Phases::REQUEST | Phases::RESPONSE_HEAD | Phases::LOG;
+        if plugin.exports("proxy_on_request_body") {
+            phases = phases | Phases::REQUEST_BODY;
+        }
+        if plugin.exports("proxy_on_response_body") {
+            phases = phases | Phases::RESPONSE_BODY;
+        }
+        register_hooks();
+        PluginStage {
+            plugin,
+            route: Arc::from(route),
+            phases,
+        }
+    }
+
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+}
+
+/// The worker's tick drives root contexts (`proxy_on_tick`, queues); the host counters go to
+/// `/status` and `/metrics`. Registered once for the process.
+fn register_hooks() {
+    bext_stage::hooks::on_tick("plugins", crate::pool::tick);
+    bext_stage::hooks::add_counters("plugins", crate::metrics::export);
+}
+
+/// Where a request stands with its plugin.
+#[derive(Default)]
+pub struct State {
+    stream: Option<Stream>,
+    /// Callouts sent and not answered yet: (token, answer).
+    waiting: Vec<(u32, Pending)>,
+    /// The request phase is over (continue or reply decided).
+    decided: bool,
+    reply: Option<LocalReply>,
+}
+
+/// Lower-case a field name into a fresh vector.
+fn lower(name: &[u8]) -> Vec<u8> {
+    name.to_ascii_lowercase()
+}
+
+/// The buffers of finished requests' stream data, per core: a warm core fills header maps
+/// and properties without allocating.
+#[derive(Default)]
+struct Spare {
+    data: Vec<StreamData>,
+    pairs: Fields,
+}
+
+/// Stream data kept per core, field buffers kept, and the largest buffer kept.
+const SPARE_DATA: usize = 64;
+const SPARE_PAIRS: usize = 2048;
+const KEEP_BYTES: usize = 4096;
+
+thread_local! {
+    static SPARE: RefCell<Spare> = RefCell::default();
+}
+
+impl Spare {
+    /// Append (`name`, `value`) to `fields`, in kept buffers when there are some; the name in
+    /// lower case when `lower`.
+    fn push(&mut self, fields: &mut Fields, name: &[u8], value: &[u8], lower: bool) {
+        let (mut n, mut v) = self.pairs.pop().unwrap_or_default();
+        n.extend_from_slice(name);
+        if lower {
+            n.make_ascii_lowercase();
+        }
+        v.extend_from_slice(value);
+        fields.push((n, v));
+    }
+
+    /// Give `fields`' buffers back (the list is left empty).
+    fn take_back(&mut self, fields: &mut Fields) {
+        for (mut n, mut v) in fields.drain(..) {
+            if self.pairs.len() < SPARE_PAIRS
+                && n.capacity() <= KEEP_BYTES
+                && v.capacity() <= KEEP_BYTES
+            {
+                n.clear();
+                v.clear();
+                self.pairs.push((n, v));
+            }
+        }
+    }
+
+    fn recycle(&mut self, mut d: StreamData) {
+        d.recycle(&mut self.pairs, SPARE_PAIRS, KEEP_BYTES);
+        if self.data.len() < SPARE_DATA {
+            self.data.push(d);
+        }
+    }
+}
+
+/// Decimal digits of `n`.
+fn digits(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// The stream data of a request reaching the plugin: properties and request header map
+/// (pseudo-headers first), in kept buffers.
+fn request_data(req: &RequestView<'_>, route: &Arc<str>) -> StreamData {
+    SPARE.with(|sp| {
+        let sp = &mut *sp.borrow_mut();
+        let mut d = sp.data.pop().unwrap_or_default();
+        let p = &mut d.props;
+        p.method.extend_from_slice(req.method_bytes);
+        p.path.extend_from_slice(req.path);
+        if let Some(q) = req.query {
+            p.path.push(b'?');
+            p.path.extend_from_slice(q);
+            p.query.extend_from_slice(q);
+        }
+        p.url_path.extend_from_slice(req.path);
+        p.host.extend_from_slice(req.host);
+        p.scheme = if req.tls { "https" } else { "http" };
+        p.protocol = "HTTP/1.1";
+        if let Some(id) = req.headers.get(b"x-request-id") {
+            p.request_id.extend_from_slice(id);
+        }
+        p.client = Some(req.client);
+        if !Arc::ptr_eq(&p.route, route) {
+            p.route = route.clone();
+        }
+        let h = &mut d.request_headers;
+        h.reserve(req.headers.len() + 4);
+        sp.push(h, b":method", req.method_bytes, false);
+        sp.push(h, b":path", &d.props.path, false);
+        // The authority as sent, port included (what `:authority` carries in HTTP/2).
+        let authority = req.headers.get(b"host").unwrap_or(req.host);
+        sp.push(h, b":authority", authority, false);
+        sp.push(h, b":scheme", d.props.scheme.as_bytes(), false);
+        for (n, v) in req.headers.iter() {
+            sp.push(h, n, v, true);
+        }
+        d
+    })
+}
+
+/// The request has no body: neither `Content-Length` above 0 nor `Transfer-Encoding`.
+fn bodiless(req: &RequestView<'_>) -> bool {
+    req.headers.get(b"transfer-encoding").is_none()
+        && req
+            .headers
+            .get(b"content-length")
+            .is_none_or(|v| v.iter().all(|&b| b == b'0'))
+}
+
+fn local_flow(l: &LocalReply) -> Flow {
+    Flow::Reply(Reply {
+        status: l.status,
+        slug: LOCAL_REPLY,
+        title: "Plugin Reply",
+        retry_after: None,
+    })
+}
+
+fn value<'f>(fields: &'f Fields, name: &[u8]) -> Option<&'f [u8]> {
+    fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
+/// Framing fields are bext's own on both sides: the body is read and sent as it is framed.
+fn framing(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"transfer-encoding")
+}
+
+impl State {
+    /// What a verdict of the request phase means for the request.
+    fn settle(&mut self, v: Verdict, name: &str) -> Option<Flow> {
+        match v {
+            Verdict::Continue => None,
+            Verdict::Pause => {
+                self.send_callouts();
+                if self.waiting.is_empty() {
+                    // Paused with nothing to wait for: the request would hang.
+                    crate::core::log(
+                        name,
+                        4,
+                        b"the request was paused with no callout pending: it fails",
+                    );
+                    counters().failed_requests.fetch_add(1, Ordering::Relaxed);
+                    return Some(Flow::Reply(FAILED));
+                }
+                None
+            }
+            Verdict::Local(l) => {
+                let flow = local_flow(&l);
+                self.reply = Some(l);
+                Some(flow)
+            }
+            Verdict::Failed(_) | Verdict::Closed => Some(Flow::Reply(FAILED)),
+        }
+    }
+
+    fn send_callouts(&mut self) {
+        let Some(s) = self.stream.as_mut() else {
+            return;
+        };
+        for c in s.take_callouts() {
+            counters().callouts.fetch_add(1, Ordering::Relaxed);
+            let token = c.token;
+            self.waiting.push((token, callout::call(call_request(c))));
+        }
+    }
+}
+
+fn call_request(c: Callout) -> CallRequest {
+    let mut req = CallRequest {
+        upstream: c.upstream,
+        timeout: Duration::from_millis(u64::from(c.timeout_ms.max(1))),
+        body: c.body,
+        ..CallRequest::default()
+    };
+    for (n, v) in c.headers {
+        match n.as_slice() {
+            b":method" => req.method = v,
+            b":path" => req.path = v,
+            b":authority" => req.authority = v,
+            n if n.starts_with(b":") || framing(n) => {}
+            _ => req.fields.push((n, v)),
+        }
+    }
+    if req.method.is_empty() {
+        req.method = b"GET".to_vec();
+    }
+    if req.path.is_empty() {
+        req.path = b"/".to_vec();
+    }
+    req
+}
+
+fn callout_response(
+    r: Result<callout::CallResponse, CallError>,
+    name: &str,
+) -> Option<CalloutResponse> {
+    match r {
+        Ok(resp) => {
+            let mut headers = Vec::with_capacity(resp.fields.len() + 1);
+            headers.push((b":status".to_vec(), resp.status.to_string().into_bytes()));
+            headers.extend(resp.fields.into_iter().map(|(n, v)| (lower(&n), v)));
+            Some(CalloutResponse {
+                headers,
+                body: resp.body,
+                trailers: Vec::new(),
+            })
+        }
+        Err(e) => {
+            counters().callout_failures.fetch_add(1, Ordering::Relaxed);
+            if e == CallError::UnknownUpstream {
+                crate::core::log(
+                    name,
+                    4,
+                    b"callout to an upstream the configuration does not define: it fails",
+                );
+            }
+            None
+        }
+    }
+}
+
+impl Stage for PluginStage {
+    type State = State;
+
+    fn phases(&self) -> Phases {
+        self.phases
+    }
+
+    fn init(&self) -> State {
+        State::default()
+    }
+
+    fn poll_request(
+        &self,
+        st: &mut State,
+        req: &RequestView<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Flow> {
+        if st.decided {
+            return Poll::Ready(Flow::Continue);
+        }
+        if st.stream.is_none() {
+            let mut s = match Stream::open_with(&self.plugin, request_data(req, &self.route)) {
+                Ok(s) => s,
+                Err(_) => {
+                    st.decided = true;
+                    return Poll::Ready(Flow::Reply(FAILED));
+                }
+            };
+            let v = s.request_headers(bodiless(req));
+            st.stream = Some(s);
+            if let Some(flow) = st.settle(v, self.plugin.name()) {
+                st.decided = true;
+                return Poll::Ready(flow);
+            }
+        }
+        // Answers to the callouts, in the order they come.
+        loop {
+            let mut answered = None;
+            for (i, (_, p)) in st.waiting.iter().enumerate() {
+                if let Poll::Ready(r) = p.poll(cx) {
+                    answered = Some((i, r));
+                    break;
+                }
+            }
+            let Some((i, r)) = answered else { break };
+            let (token, _) = st.waiting.swap_remove(i);
+            let Some(s) = st.stream.as_mut() else { break };
+            let v = s.callout_done(token, callout_response(r, self.plugin.name()));
+            match v {
+                Verdict::Continue => {
+                    // Resumed: the request goes on; callouts still out are not waited for.
+                    st.waiting.clear();
+                    st.decided = true;
+                    return Poll::Ready(Flow::Continue);
+                }
+                Verdict::Pause => {
+                    st.send_callouts();
+                    if st.waiting.is_empty() {
+                        st.decided = true;
+                        return Poll::Ready(
+                            st.settle(Verdict::Pause, self.plugin.name())
+                                .unwrap_or(Flow::Continue),
+                        );
+                    }
+                }
+                other => {
+                    st.waiting.clear();
+                    st.decided = true;
+                    return Poll::Ready(
+                        st.settle(other, self.plugin.name())
+                            .unwrap_or(Flow::Continue),
+                    );
+                }
+            }
+        }
+        if st.waiting.is_empty() {
+            st.decided = true;
+            Poll::Ready(Flow::Continue)
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn rewrite_request(
+        &self,
+        st: &mut State,
+        req: &RequestView<'_>,
+        out: &mut RequestRewrite,
+    ) -> bool {
+        let Some(s) = st.stream.as_ref() else {
+            return false;
+        };
+        if !s.data.request_headers_changed || s.is_off() {
+            return false;
+        }
+        let now = &s.data.request_headers;
+        if let Some(m) = value(now, b":method").filter(|m| *m != req.method_bytes) {
+            out.method = Some(m.to_vec());
+        }
+        if let Some(p) = value(now, b":path").filter(|p| *p != s.data.props.path.as_slice()) {
+            out.target = Some(p.to_vec());
+        }
+        if let Some(a) = value(now, b":authority") {
+            out.field(b"host", a);
+        }
+        for (n, v) in now {
+            if n.starts_with(b":") || n.eq_ignore_ascii_case(b"host") || framing(n) {
+                continue;
+            }
+            out.field(n, v);
+        }
+        true
+    }
+
+    fn local_reply(&self, st: &mut State, fields: &mut Vec<u8>, body: &mut Vec<u8>) -> bool {
+        let Some(l) = st.reply.take() else {
+            return false;
+        };
+        for (n, v) in &l.headers {
+            if n.starts_with(b":") || framing(n) {
+                continue;
+            }
+            fields.extend_from_slice(n);
+            fields.extend_from_slice(b": ");
+            fields.extend_from_slice(v);
+            fields.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(&l.body);
+        true
+    }
+
+    fn on_request_body(&self, st: &mut State, chunk: &mut BodyChunk<'_>) -> Flow {
+        let Some(s) = st.stream.as_mut() else {
+            return Flow::Continue;
+        };
+        if s.is_off() {
+            return Flow::Continue;
+        }
+        let last = chunk.is_last();
+        match s.request_body(chunk.data(), last) {
+            Verdict::Pause if !last => {
+                // Held until the plugin lets the body go on: the next piece carries it.
+                chunk.replace(b"");
+                Flow::Continue
+            }
+            Verdict::Continue | Verdict::Pause => {
+                let body = std::mem::take(&mut s.data.request_body);
+                chunk.replace(&body);
+                s.data.request_body = body;
+                s.data.request_body.clear();
+                Flow::Continue
+            }
+            Verdict::Local(l) => {
+                let flow = local_flow(&l);
+                st.reply = Some(l);
+                flow
+            }
+            Verdict::Failed(_) | Verdict::Closed => Flow::Reply(FAILED),
+        }
+    }
+
+    fn on_response_head(&self, st: &mut State, head: &mut ResponseHead<'_>) -> BodyUse {
+        let Some(s) = st.stream.as_mut() else {
+            return BodyUse::Pass;
+        };
+        if s.is_off() {
+            return BodyUse::Pass;
+        }
+        let status = head.status();
+        SPARE.with(|sp| {
+            let sp = &mut *sp.borrow_mut();
+            let h = &mut s.data.response_headers;
+            sp.take_back(h);
+            let mut buf = [0; 20];
+            sp.push(h, b":status", digits(u64::from(status), &mut buf), false);
+            for (n, v) in head.fields().iter() {
+                sp.push(h, n, v, true);
+            }
+            if let Some(n) = head.body_len() {
+                sp.push(h, b"content-length", digits(n, &mut buf), false);
+            }
+        });
+        let end = head.body_len() == Some(0);
+        match s.response_headers(status, end) {
+            Verdict::Continue | Verdict::Pause => {}
+            Verdict::Local(_) => {
+                // The response is under way: a plugin's reply can no longer replace it.
+                crate::core::log(
+                    self.plugin.name(),
+                    4,
+                    b"a local reply from the response phase is not sent: the response goes on",
+                );
+            }
+            // Counted and the instance replaced; the response goes on without the plugin.
+            Verdict::Failed(_) | Verdict::Closed => return BodyUse::Pass,
+        }
+        let filters_body = self.phases.contains(Phases::RESPONSE_BODY);
+        if s.data.response_headers_changed {
+            apply_response_edits(&s.data.response_headers, head);
+        }
+        // The body's framing is the engine's: a filtered body leaves chunked (HTTP/1.1), so a
+        // plugin may change its length whether or not it dropped `Content-Length`.
+        if filters_body {
+            BodyUse::Filter
+        } else {
+            BodyUse::Pass
+        }
+    }
+
+    fn on_body(&self, st: &mut State, data: &[u8], out: &mut Vec<u8>) -> Result<(), BodyError> {
+        body_piece(st, data, false, out)
+    }
+
+    fn on_body_end(&self, st: &mut State, out: &mut Vec<u8>) -> Result<(), BodyError> {
+        body_piece(st, b"", true, out)
+    }
+
+    fn on_log(&self, st: &mut State, _entry: &LogEntry<'_>) {
+        st.waiting.clear();
+        if let Some(s) = st.stream.take() {
+            let d = s.finish_into();
+            SPARE.with(|sp| sp.borrow_mut().recycle(d));
+        }
+    }
+}
+
+/// Response body bytes go to the plugin once this many have gathered, or when the body ends:
+/// a small body costs one callback (with its end), as Envoy hands over a body that arrived
+/// whole; a large one streams window by window.
+const BODY_WINDOW: usize = 64 * 1024;
+
+fn body_piece(st: &mut State, data: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), BodyError> {
+    let Some(s) = st.stream.as_mut() else {
+        out.extend_from_slice(data);
+        return Ok(());
+    };
+    s.data.response_body.extend_from_slice(data);
+    if s.is_off() {
+        out.extend_from_slice(&s.data.response_body);
+        s.data.response_body.clear();
+        return Ok(());
+    }
+    if !last && s.data.response_body.len() < BODY_WINDOW {
+        return Ok(());
+    }
+    match s.response_body(b"", last) {
+        Verdict::Pause if !last => Ok(()),
+        Verdict::Continue | Verdict::Pause | Verdict::Local(_) => {
+            out.extend_from_slice(&s.data.response_body);
+            s.data.response_body.clear();
+            Ok(())
+        }
+        Verdict::Failed(_) | Verdict::Closed => Err(BodyError),
+    }
+}
+
+/// The plugin's response fields against the handler's (which the head still holds), as head
+/// edits: a name whose lines changed is replaced by the plugin's lines, a name it dropped is
+/// removed. The status and the framing fields are the engine's.
+fn apply_response_edits(after: &Fields, head: &mut ResponseHead<'_>) {
+    let before = head.fields();
+    for (n, _) in before.iter() {
+        if !after.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)) {
+            head.remove(n);
+        }
+    }
+    for (i, (n, _)) in after.iter().enumerate() {
+        let seen = after[..i].iter().any(|(m, _)| m.eq_ignore_ascii_case(n));
+        if n.starts_with(b":") || framing(n) || seen {
+            continue;
+        }
+        let new = after
+            .iter()
+            .filter(|(m, _)| m.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_slice());
+        let old = before
+            .iter()
+            .filter(|(m, _)| m.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v);
+        if new.clone().eq(old) {
+            continue;
+        }
+        head.remove(n);
+        for v in new {
+            head.append(n, v);
+        }
+    }
+}
