@@ -150,6 +150,8 @@ pub(crate) enum LitKind {
     Begins,
     Ends,
     Equals,
+    /// A required factor of a prefiltered regex: seeing it makes the regex a candidate.
+    Factor,
 }
 
 /// One operator use of an automaton pattern.
@@ -174,6 +176,7 @@ pub struct Waf {
     unsupported: Vec<Unsupported>,
     rule_count: usize,
     pattern_count: usize,
+    prefiltered: usize,
 }
 
 /// Regex syntax: PCRE's DOTALL and DOLLAR_ENDONLY (what ModSecurity sets), bytes not UTF-8.
@@ -516,6 +519,32 @@ impl Waf {
         if !b.unsupported.is_empty() && !config.skip_unsupported {
             return Err(Error::Unsupported(b.unsupported));
         }
+        // Per chain, the regexes in multi-pattern sets of bounded size.
+        let mut sets: Vec<Vec<RegexSet>> = (0..b.chain_list.len()).map(|_| Vec::new()).collect();
+        // A regex with required factors runs alone, only on values where the automaton saw
+        // one of them; the others go into the chain's multi-pattern sets.
+        let mut by_chain: Vec<Vec<(OpId, String)>> = vec![Vec::new(); b.chain_list.len()];
+        let mut prefiltered = 0;
+        for (chain, op, p) in b.rx.drain(..) {
+            let p = translate_pcre(&p);
+            match crate::prefilter::factors(&p) {
+                Some(set) => {
+                    prefiltered += 1;
+                    for f in set {
+                        b.phrases.push((
+                            f,
+                            AcUse {
+                                op,
+                                chain,
+                                kind: LitKind::Factor,
+                                literal: Vec::new(),
+                            },
+                        ));
+                    }
+                }
+                None => by_chain[chain as usize].push((op, p)),
+            }
+        }
         // One automaton for every literal and phrase.
         let mut pat_index: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut patterns: Vec<Vec<u8>> = Vec::new();
@@ -541,12 +570,6 @@ impl Waf {
                     .map_err(|e| Error::Parse(format!("phrase automaton: {e}")))?,
             )
         };
-        // Per chain, the regexes in multi-pattern sets of bounded size.
-        let mut sets: Vec<Vec<RegexSet>> = (0..b.chain_list.len()).map(|_| Vec::new()).collect();
-        let mut by_chain: Vec<Vec<(OpId, String)>> = vec![Vec::new(); b.chain_list.len()];
-        for (chain, op, p) in b.rx.drain(..) {
-            by_chain[chain as usize].push((op, translate_pcre(&p)));
-        }
         let mut pattern_count = 0;
         for (chain, list) in by_chain.into_iter().enumerate() {
             pattern_count += list.len();
@@ -598,7 +621,8 @@ impl Waf {
             chain_has_ac,
             unsupported: b.unsupported,
             rule_count,
-            pattern_count,
+            pattern_count: pattern_count + prefiltered,
+            prefiltered,
         })
     }
 
@@ -627,7 +651,12 @@ impl Waf {
         (self.pattern_count, self.sets.iter().map(Vec::len).sum())
     }
 
-    /// Number of distinct automaton patterns (literals and phrases).
+    /// Number of regexes run only where the automaton saw one of their required factors.
+    pub fn prefiltered_count(&self) -> usize {
+        self.prefiltered
+    }
+
+    /// Number of distinct automaton patterns (literals, phrases and regex factors).
     pub fn phrase_count(&self) -> usize {
         self.ac_uses.len()
     }

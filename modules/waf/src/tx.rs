@@ -13,6 +13,7 @@
 //! Work is bounded by the inspection window, the argument cap and the part cap, and is counted
 //! in [`Stats`] so tests can assert bounds without timing anything.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use regex_automata::meta::Cache;
@@ -21,7 +22,7 @@ use regex_automata::{Input, PatternSet};
 use crate::body::{self, Pairs};
 use crate::compile::{COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
 use crate::ir::{Ctl, Disruptive, Macro, MacroPart, Operator, SetVar, Transform, Var};
-use crate::transform::apply_chain;
+use crate::transform::{apply_chain, apply_chain_cow};
 use crate::OverLimit;
 
 /// What the WAF decided.
@@ -108,6 +109,7 @@ impl Verdict {
 /// Reusable per-thread buffers: regex caches sized for one [`Waf`].
 pub struct Scratch {
     caches: Vec<Vec<Option<Cache>>>,
+    op_caches: Vec<Option<Cache>>,
 }
 
 impl Scratch {
@@ -119,6 +121,7 @@ impl Scratch {
                 .iter()
                 .map(|s| s.iter().map(|_| None).collect())
                 .collect(),
+            op_caches: waf.ops.iter().map(|_| None).collect(),
         }
     }
 }
@@ -142,11 +145,18 @@ struct Member {
     value: u32,
 }
 
+/// A value under one transformation chain.
 struct Entry {
-    bytes: Vec<u8>,
+    slot: u32,
+    /// The transformed bytes, when they differ from the slot's.
+    own: Option<Vec<u8>>,
     chain: ChainId,
-    hits: Option<Vec<OpId>>,
+    /// The operators of the chain that match, as a range of the hit pool
+    /// ([`UNSCANNED`] until the first scan).
+    hits: (u32, u32),
 }
+
+const UNSCANNED: (u32, u32) = (u32::MAX, u32::MAX);
 
 /// A value to test: a slot (cacheable) or owned bytes (dynamic).
 enum Src {
@@ -154,9 +164,52 @@ enum Src {
     Owned(Vec<u8>),
 }
 
+/// How an item is named in matches and `MATCHED_VAR_NAME`; built only when it matches.
+enum Name {
+    /// A scalar: the variable's name.
+    Var,
+    /// A collection member: `VAR:member`, the member name in this slot.
+    Member(u32),
+    /// `&VAR`.
+    Count,
+    /// A name made while collecting (transaction variables, `MATCHED_VARS`).
+    Owned(String),
+}
+
 struct Item {
-    name: String,
+    var: Var,
+    name: Name,
     src: Src,
+}
+
+/// A hash map keyed by small integers, hashed by one multiplication (the keys are indexes
+/// made by this transaction, not input from the network).
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IndexHasher>>;
+
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl std::hash::Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(n as u64);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
 }
 
 /// A `ctl:ruleRemoveTarget…` in force: (rule id, or tag), variable, member name.
@@ -167,10 +220,19 @@ pub struct Transaction<'w> {
     waf: &'w Waf,
     scratch: Scratch,
     slots: Vec<Vec<u8>>,
-    colls: HashMap<Coll, Vec<Member>>,
-    scalars: HashMap<Var, u32>,
-    cache: HashMap<(u32, ChainId), u32>,
+    colls: FastMap<Coll, Vec<Member>>,
+    scalars: FastMap<Var, u32>,
+    cache: FastMap<(u32, ChainId), u32>,
     entries: Vec<Entry>,
+    hit_pool: Vec<OpId>,
+    /// Automaton matches (pattern, start, end) of scanned values.
+    ac_pool: Vec<(u32, u32, u32)>,
+    /// Per slot, its automaton matches in `ac_pool` (shared by every chain that leaves the
+    /// value unchanged).
+    slot_ac: FastMap<u32, (u32, u32)>,
+    candidates: Vec<OpId>,
+    pattern_set: PatternSet,
+    item_buf: Vec<Item>,
     tx: HashMap<String, Vec<u8>>,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<String>,
@@ -206,7 +268,8 @@ impl<'w> Transaction<'w> {
                 .caches
                 .iter()
                 .zip(&waf.sets)
-                .all(|(c, s)| c.len() == s.len());
+                .all(|(c, s)| c.len() == s.len())
+            && scratch.op_caches.len() == waf.ops.len();
         let scratch = if fits { scratch } else { Scratch::new(waf) };
         let c = &waf.config;
         let mut tx = HashMap::new();
@@ -232,10 +295,16 @@ impl<'w> Transaction<'w> {
             waf,
             scratch,
             slots: Vec::new(),
-            colls: HashMap::new(),
-            scalars: HashMap::new(),
-            cache: HashMap::new(),
+            colls: FastMap::default(),
+            scalars: FastMap::default(),
+            cache: FastMap::default(),
             entries: Vec::new(),
+            hit_pool: Vec::new(),
+            ac_pool: Vec::new(),
+            slot_ac: FastMap::default(),
+            candidates: Vec::new(),
+            pattern_set: PatternSet::new(0),
+            item_buf: Vec::new(),
             tx,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
@@ -620,50 +689,11 @@ impl<'w> Transaction<'w> {
     fn eval_rule(&mut self, r: &CRule, phase: u8) -> bool {
         self.matched_vars.clear();
         let mut first: Option<(String, Vec<u8>, Vec<Transform>)> = None;
-        let single = r.links.len() == 1;
-        for (k, link) in r.links.iter().enumerate() {
-            let items = self.items(r, &link.targets);
-            let mut hits: Vec<(String, Vec<u8>)> = Vec::new();
-            for item in items {
-                let mut found = self
-                    .test(
-                        link.op,
-                        link.chain,
-                        link.negated,
-                        link.actions.capture,
-                        &item,
-                    )
-                    .map(|v| (v, link.chain));
-                for &(c, o) in &link.alts {
-                    if found.is_some() {
-                        break;
-                    }
-                    found = self
-                        .test(o, c, false, link.actions.capture, &item)
-                        .map(|v| (v, c));
-                }
-                if let Some((v, chain)) = found {
-                    if k == 0 && first.is_none() {
-                        first = Some((
-                            item.name.clone(),
-                            v.clone(),
-                            self.waf.chains[chain as usize].clone(),
-                        ));
-                    }
-                    self.matched_var = (item.name.clone(), v.clone());
-                    if single {
-                        self.apply_actions(k, r);
-                    }
-                    hits.push((item.name, v));
-                }
-            }
-            if hits.is_empty() {
-                return false;
-            }
-            if !single {
-                self.apply_actions(k, r);
-            }
-            self.matched_vars = hits;
+        let mut items = std::mem::take(&mut self.item_buf);
+        let matched = self.eval_links(r, &mut items, &mut first);
+        self.item_buf = items;
+        if !matched {
+            return false;
         }
         if r.log && r.id != 0 {
             let (target, value, transforms) = first.unwrap_or_default();
@@ -676,6 +706,62 @@ impl<'w> Transaction<'w> {
                 value,
                 file: r.file.clone(),
             });
+        }
+        true
+    }
+
+    /// Runs every link of `r` in order (`items` is reusable space); whether all matched.
+    fn eval_links(
+        &mut self,
+        r: &CRule,
+        items: &mut Vec<Item>,
+        first: &mut Option<(String, Vec<u8>, Vec<Transform>)>,
+    ) -> bool {
+        let single = r.links.len() == 1;
+        for (k, link) in r.links.iter().enumerate() {
+            self.items(r, &link.targets, items);
+            let mut hits: Vec<(String, Vec<u8>)> = Vec::new();
+            for item in items.iter() {
+                let mut found = self
+                    .test(
+                        link.op,
+                        link.chain,
+                        link.negated,
+                        link.actions.capture,
+                        item,
+                    )
+                    .map(|v| (v, link.chain));
+                for &(c, o) in &link.alts {
+                    if found.is_some() {
+                        break;
+                    }
+                    found = self
+                        .test(o, c, false, link.actions.capture, item)
+                        .map(|v| (v, c));
+                }
+                if let Some((v, chain)) = found {
+                    let name = self.item_name(item);
+                    if k == 0 && first.is_none() {
+                        *first = Some((
+                            name.clone(),
+                            v.clone(),
+                            self.waf.chains[chain as usize].clone(),
+                        ));
+                    }
+                    self.matched_var = (name.clone(), v.clone());
+                    if single {
+                        self.apply_actions(k, r);
+                    }
+                    hits.push((name, v));
+                }
+            }
+            if hits.is_empty() {
+                return false;
+            }
+            if !single {
+                self.apply_actions(k, r);
+            }
+            self.matched_vars = hits;
         }
         true
     }
@@ -786,12 +872,26 @@ impl<'w> Transaction<'w> {
         })
     }
 
-    /// The values a target list yields for rule `r`.
-    fn items(&self, r: &CRule, targets: &[CTarget]) -> Vec<Item> {
-        let mut out = Vec::new();
+    /// The name an item matches under (`ARGS:q`, `REQUEST_URI`, `&ARGS`).
+    fn item_name(&self, item: &Item) -> String {
+        match &item.name {
+            Name::Var => item.var.name().to_string(),
+            Name::Member(s) => format!(
+                "{}:{}",
+                item.var.name(),
+                String::from_utf8_lossy(&self.slots[*s as usize])
+            ),
+            Name::Count => format!("&{}", item.var.name()),
+            Name::Owned(n) => n.clone(),
+        }
+    }
+
+    /// The values a target list yields for rule `r`, into `out` (emptied first).
+    fn items(&self, r: &CRule, targets: &[CTarget], out: &mut Vec<Item>) {
+        out.clear();
         for t in targets {
             let start = out.len();
-            self.collect(t, &mut out);
+            self.collect(t, out);
             if !self.removed_targets.is_empty() {
                 let mut keep = Vec::new();
                 for item in out.drain(start..) {
@@ -803,7 +903,7 @@ impl<'w> Transaction<'w> {
                         applies
                             && *var == t.var
                             && sel.as_ref().is_none_or(|s| {
-                                item.name
+                                self.item_name(&item)
                                     .split_once(':')
                                     .is_some_and(|(_, n)| n.eq_ignore_ascii_case(s))
                             })
@@ -815,11 +915,11 @@ impl<'w> Transaction<'w> {
                 out.extend(keep);
             }
         }
-        out
     }
 
     fn collect(&self, t: &CTarget, out: &mut Vec<Item>) {
         let name_of = |n: &[u8]| format!("{}:{}", t.var.name(), String::from_utf8_lossy(n));
+        let var = t.var;
         let picked = |name: &[u8]| {
             t.selector.as_ref().is_none_or(|s| s.matches(name))
                 && !t.exclude.iter().any(|s| s.matches(name))
@@ -855,7 +955,8 @@ impl<'w> Transaction<'w> {
                     if !t.count {
                         let slot = if *names { m.name } else { m.value };
                         out.push(Item {
-                            name: name_of(name),
+                            var,
+                            name: Name::Member(m.name),
                             src: Src::Slot(slot),
                         });
                     }
@@ -871,7 +972,8 @@ impl<'w> Transaction<'w> {
                     if !t.count {
                         for k in keys {
                             out.push(Item {
-                                name: name_of(k.as_bytes()),
+                                var,
+                                name: Name::Owned(name_of(k.as_bytes())),
                                 src: Src::Owned(self.tx[k].clone()),
                             });
                         }
@@ -891,7 +993,8 @@ impl<'w> Transaction<'w> {
                                 n.clone().into_bytes()
                             };
                             out.push(Item {
-                                name: n.clone(),
+                                var,
+                                name: Name::Owned(n.clone()),
                                 src: Src::Owned(val),
                             });
                         }
@@ -902,7 +1005,8 @@ impl<'w> Transaction<'w> {
                         count = 1;
                         if !t.count {
                             out.push(Item {
-                                name: var.name().to_string(),
+                                var,
+                                name: Name::Var,
                                 src: Src::Slot(slot),
                             });
                         }
@@ -910,7 +1014,8 @@ impl<'w> Transaction<'w> {
                         count = 1;
                         if !t.count {
                             out.push(Item {
-                                name: var.name().to_string(),
+                                var,
+                                name: Name::Var,
                                 src: Src::Owned(v),
                             });
                         }
@@ -919,9 +1024,9 @@ impl<'w> Transaction<'w> {
             }
         }
         if t.count {
-            let name = format!("&{}", t.var.name());
             out.push(Item {
-                name,
+                var,
+                name: Name::Count,
                 src: Src::Owned(count.to_string().into_bytes()),
             });
         }
@@ -938,46 +1043,54 @@ impl<'w> Transaction<'w> {
     ) -> Option<Vec<u8>> {
         self.stats.op_tests += 1;
         let waf = self.waf;
-        let (bytes, scanned_hit) = match &item.src {
+        let cop = &waf.ops[op as usize];
+        let bytes = match &item.src {
             Src::Slot(s) => {
                 let e = self.entry(*s, chain);
-                let hit = match &waf.ops[op as usize] {
+                let matched = match cop {
                     COp::Scanned { .. } => {
                         self.scan(e);
-                        self.entries[e as usize]
-                            .hits
-                            .as_ref()
-                            .map(|h| h.binary_search(&op).is_ok())
+                        let (lo, hi) = self.entries[e as usize].hits;
+                        self.hit_pool[lo as usize..hi as usize]
+                            .binary_search(&op)
+                            .is_ok()
                     }
-                    COp::Direct(_) => None,
+                    COp::Direct(o) => {
+                        self.stats.direct_evals += 1;
+                        let bytes = self.take_bytes(e);
+                        let m = self.direct(o, &bytes, capture && !negated);
+                        self.put_bytes(e, bytes);
+                        m
+                    }
                 };
-                (self.entries[e as usize].bytes.clone(), hit)
+                if matched == negated {
+                    return None;
+                }
+                self.entry_bytes(e).to_vec()
             }
             Src::Owned(b) => {
                 self.stats.transforms += 1;
-                (apply_chain(&waf.chains[chain as usize], b), None)
+                let bytes = apply_chain(&waf.chains[chain as usize], b);
+                self.stats.direct_evals += 1;
+                let matched = match cop {
+                    COp::Scanned { regex: Some(r) } => r.is_match(Input::new(&bytes)),
+                    COp::Scanned { regex: None } => {
+                        let mut hits = Vec::new();
+                        let (lo, hi) = self.automaton_matches(&bytes);
+                        self.decide_literals(lo, hi, &bytes, chain, &mut hits, None);
+                        self.ac_pool.truncate(lo as usize);
+                        hits.contains(&op)
+                    }
+                    COp::Direct(o) => self.direct(o, &bytes, capture && !negated),
+                };
+                if matched == negated {
+                    return None;
+                }
+                bytes
             }
         };
-        let matched = match (&waf.ops[op as usize], scanned_hit) {
-            (_, Some(hit)) => hit,
-            (COp::Scanned { regex: Some(r) }, None) => {
-                self.stats.direct_evals += 1;
-                r.is_match(Input::new(&bytes))
-            }
-            (COp::Scanned { regex: None }, None) => {
-                self.stats.direct_evals += 1;
-                self.literal_hits(&bytes, chain).binary_search(&op).is_ok()
-            }
-            (COp::Direct(o), _) => {
-                self.stats.direct_evals += 1;
-                self.direct(o, &bytes, capture && !negated)
-            }
-        };
-        if matched == negated {
-            return None;
-        }
         if capture && !negated {
-            if let COp::Scanned { regex: Some(r) } = &waf.ops[op as usize] {
+            if let COp::Scanned { regex: Some(r) } = cop {
                 let mut caps = r.create_captures();
                 r.captures(Input::new(&bytes), &mut caps);
                 for i in 0..10 {
@@ -996,90 +1109,187 @@ impl<'w> Transaction<'w> {
         Some(bytes)
     }
 
+    /// The bytes of entry `e`: its own transformed copy, or the slot when the chain left the
+    /// value as it was.
+    fn entry_bytes(&self, e: u32) -> &[u8] {
+        let entry = &self.entries[e as usize];
+        match &entry.own {
+            Some(b) => b,
+            None => &self.slots[entry.slot as usize],
+        }
+    }
+
+    /// Moves entry `e`'s bytes out, so they can be read while `self` is borrowed mutably;
+    /// [`Transaction::put_bytes`] puts them back.
+    fn take_bytes(&mut self, e: u32) -> Vec<u8> {
+        let entry = &mut self.entries[e as usize];
+        match &mut entry.own {
+            Some(b) => std::mem::take(b),
+            None => std::mem::take(&mut self.slots[entry.slot as usize]),
+        }
+    }
+
+    fn put_bytes(&mut self, e: u32, bytes: Vec<u8>) {
+        let entry = &mut self.entries[e as usize];
+        match &mut entry.own {
+            Some(b) => *b = bytes,
+            None => self.slots[entry.slot as usize] = bytes,
+        }
+    }
+
     /// The cache entry for `(slot, chain)`, transforming on first use.
     fn entry(&mut self, slot: u32, chain: ChainId) -> u32 {
         if let Some(&e) = self.cache.get(&(slot, chain)) {
             return e;
         }
         let t = &self.waf.chains[chain as usize];
-        let bytes = if t.is_empty() {
-            self.slots[slot as usize].clone()
+        let own = if t.is_empty() {
+            None
         } else {
             self.stats.transforms += 1;
-            apply_chain(t, &self.slots[slot as usize])
+            let src = &self.slots[slot as usize];
+            // Most values come out of a chain unchanged: keep no copy of those.
+            match apply_chain_cow(t, src) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(out) => (out != *src).then_some(out),
+            }
         };
         self.entries.push(Entry {
-            bytes,
+            slot,
+            own,
             chain,
-            hits: None,
+            hits: UNSCANNED,
         });
         let e = (self.entries.len() - 1) as u32;
         self.cache.insert((slot, chain), e);
         e
     }
 
-    /// Scans entry `e` with the automaton and every regex set of its chain, once.
+    /// Scans entry `e` once: the shared automaton (phrases, literals, and the required
+    /// factors of prefiltered regexes), then the regexes whose factors appeared, then the
+    /// chain's sets of regexes without factors. The hits go to the pool, sorted.
     fn scan(&mut self, e: u32) {
-        if self.entries[e as usize].hits.is_some() {
+        if self.entries[e as usize].hits != UNSCANNED {
             return;
         }
-        let chain = self.entries[e as usize].chain;
-        let bytes = std::mem::take(&mut self.entries[e as usize].bytes);
-        let mut hits = self.literal_hits(&bytes, chain);
         let waf = self.waf;
+        let chain = self.entries[e as usize].chain;
+        let bytes = self.take_bytes(e);
+        let mut hits = std::mem::take(&mut self.hit_pool);
+        let start = hits.len();
+        let mut cands = std::mem::take(&mut self.candidates);
+        cands.clear();
+        if waf.chain_has_ac.get(chain as usize).copied().unwrap_or(false) {
+            // A value the chain left unchanged reuses the automaton's pass over the slot.
+            let entry = &self.entries[e as usize];
+            let (lo, hi) = match (entry.own.is_none(), self.slot_ac.get(&entry.slot)) {
+                (true, Some(&r)) => r,
+                (unchanged, _) => {
+                    let slot = entry.slot;
+                    let r = self.automaton_matches(&bytes);
+                    if unchanged {
+                        self.slot_ac.insert(slot, r);
+                    }
+                    r
+                }
+            };
+            self.decide_literals(lo, hi, &bytes, chain, &mut hits, Some(&mut cands));
+        }
+        cands.sort_unstable();
+        cands.dedup();
+        for &op in &cands {
+            let COp::Scanned { regex: Some(r) } = &waf.ops[op as usize] else {
+                continue;
+            };
+            self.stats.scans += 1;
+            self.stats.bytes_scanned += bytes.len() as u64;
+            let cache = self.scratch.op_caches[op as usize].get_or_insert_with(|| r.create_cache());
+            if r.is_match_with(cache, &Input::new(&bytes)) {
+                hits.push(op);
+            }
+        }
         for (i, set) in waf.sets[chain as usize].iter().enumerate() {
             self.stats.scans += 1;
             self.stats.bytes_scanned += bytes.len() as u64;
             let cache = self.scratch.caches[chain as usize][i]
                 .get_or_insert_with(|| set.regex.create_cache());
-            let mut ps = PatternSet::new(set.regex.pattern_len());
+            let ps = &mut self.pattern_set;
+            if ps.capacity() < set.regex.pattern_len() {
+                *ps = PatternSet::new(set.regex.pattern_len());
+            }
+            ps.clear();
             set.regex
-                .which_overlapping_matches_with(cache, &Input::new(&bytes), &mut ps);
+                .which_overlapping_matches_with(cache, &Input::new(&bytes), ps);
             hits.extend(ps.iter().map(|p| set.ops[p.as_usize()]));
         }
-        hits.sort_unstable();
-        hits.dedup();
-        let entry = &mut self.entries[e as usize];
-        entry.bytes = bytes;
-        entry.hits = Some(hits);
+        hits[start..].sort_unstable();
+        let mut w = start;
+        for r in start..hits.len() {
+            if w == start || hits[r] != hits[w - 1] {
+                hits[w] = hits[r];
+                w += 1;
+            }
+        }
+        hits.truncate(w);
+        self.entries[e as usize].hits = (start as u32, w as u32);
+        self.hit_pool = hits;
+        self.candidates = cands;
+        self.put_bytes(e, bytes);
     }
 
-    /// Operators of `chain` decided by the shared automaton on `bytes`.
-    fn literal_hits(&mut self, bytes: &[u8], chain: ChainId) -> Vec<OpId> {
+    /// One pass of the shared automaton over `bytes`: every pattern occurrence, as a range of
+    /// the match pool.
+    fn automaton_matches(&mut self, bytes: &[u8]) -> (u32, u32) {
+        let lo = self.ac_pool.len() as u32;
+        if let Some(ac) = &self.waf.ac {
+            self.stats.scans += 1;
+            self.stats.bytes_scanned += bytes.len() as u64;
+            for m in ac.find_overlapping_iter(bytes) {
+                self.ac_pool
+                    .push((m.pattern().as_u32(), m.start() as u32, m.end() as u32));
+            }
+        }
+        (lo, self.ac_pool.len() as u32)
+    }
+
+    /// The operators of `chain` that the automaton matches `lo..hi` of the pool decide on
+    /// `bytes` go to `hits`; prefiltered regexes whose factor appeared go to `cands` (when
+    /// given; without it they are not decided here).
+    fn decide_literals(
+        &self,
+        lo: u32,
+        hi: u32,
+        bytes: &[u8],
+        chain: ChainId,
+        hits: &mut Vec<OpId>,
+        mut cands: Option<&mut Vec<OpId>>,
+    ) {
         let waf = self.waf;
-        let mut hits = Vec::new();
-        let (Some(ac), true) = (
-            &waf.ac,
-            waf.chain_has_ac
-                .get(chain as usize)
-                .copied()
-                .unwrap_or(false),
-        ) else {
-            return hits;
-        };
-        self.stats.scans += 1;
-        self.stats.bytes_scanned += bytes.len() as u64;
-        for m in ac.find_overlapping_iter(bytes) {
-            for u in &waf.ac_uses[m.pattern().as_usize()] {
+        for &(pattern, start, end) in &self.ac_pool[lo as usize..hi as usize] {
+            let (start, end) = (start as usize, end as usize);
+            for u in &waf.ac_uses[pattern as usize] {
                 if u.chain != chain {
                     continue;
                 }
-                let exact = bytes[m.range()] == u.literal[..];
+                let exact = || bytes[start..end] == u.literal[..];
                 let ok = match u.kind {
                     LitKind::Phrase => true,
-                    LitKind::Contains => exact,
-                    LitKind::Begins => exact && m.start() == 0,
-                    LitKind::Ends => exact && m.end() == bytes.len(),
-                    LitKind::Equals => exact && m.start() == 0 && m.end() == bytes.len(),
+                    LitKind::Contains => exact(),
+                    LitKind::Begins => exact() && start == 0,
+                    LitKind::Ends => exact() && end == bytes.len(),
+                    LitKind::Equals => exact() && start == 0 && end == bytes.len(),
+                    LitKind::Factor => {
+                        if let Some(c) = cands.as_deref_mut() {
+                            c.push(u.op);
+                        }
+                        false
+                    }
                 };
                 if ok {
                     hits.push(u.op);
                 }
             }
         }
-        hits.sort_unstable();
-        hits.dedup();
-        hits
     }
 
     fn direct(&mut self, op: &Operator, v: &[u8], capture: bool) -> bool {
