@@ -113,6 +113,8 @@ impl CSelector {
 /// One link of a compiled rule.
 pub(crate) struct CLink {
     pub targets: Vec<CTarget>,
+    /// Links with the same target list share this id (see `Transaction::link_may_match`).
+    pub targets_id: u32,
     pub op: OpId,
     pub negated: bool,
     pub chain: ChainId,
@@ -303,6 +305,7 @@ fn paranoia_gate(r: &Rule) -> Option<u8> {
 
 struct Builder {
     chains: HashMap<Vec<Transform>, ChainId>,
+    target_lists: HashMap<String, u32>,
     chain_list: Vec<Vec<Transform>>,
     ops: Vec<COp>,
     rx: Vec<(ChainId, OpId, String)>,
@@ -401,7 +404,13 @@ impl Builder {
                 if let Ctl::RemoveTargetById(..) | Ctl::RemoveTargetByTag(..) = c {}
             }
             actions.msg = None;
+            let next = self.target_lists.len() as u32;
+            let targets_id = *self
+                .target_lists
+                .entry(format!("{:?}", link.targets))
+                .or_insert(next);
             links.push(CLink {
+                targets_id,
                 targets: link
                     .targets
                     .iter()
@@ -433,6 +442,7 @@ impl Waf {
     pub fn compile(rules: &[Rule], config: Config) -> Result<Waf, Error> {
         let mut b = Builder {
             chains: HashMap::new(),
+            target_lists: HashMap::new(),
             chain_list: Vec::new(),
             ops: Vec::new(),
             rx: Vec::new(),

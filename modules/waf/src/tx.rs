@@ -20,7 +20,7 @@ use regex_automata::meta::Cache;
 use regex_automata::{Input, PatternSet};
 
 use crate::body::{self, Pairs};
-use crate::compile::{COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
+use crate::compile::{CLink, COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
 use crate::ir::{Ctl, Disruptive, Macro, MacroPart, Operator, SetVar, Transform, Var};
 use crate::transform::{apply_chain, apply_chain_cow};
 use crate::OverLimit;
@@ -110,7 +110,26 @@ impl Verdict {
 pub struct Scratch {
     caches: Vec<Vec<Option<Cache>>>,
     op_caches: Vec<Option<Cache>>,
+    /// `(slot, chain)` → entry.
+    cache: FastMap<(u32, ChainId), u32>,
+    entries: Vec<Entry>,
+    hit_pool: Vec<OpId>,
+    /// Automaton matches (pattern, start, end) of scanned values.
+    ac_pool: Vec<(u32, u32, u32)>,
+    /// Per slot, its automaton matches in `ac_pool` (shared by every chain that leaves the
+    /// value unchanged).
+    slot_ac: FastMap<u32, (u32, u32)>,
+    candidates: Vec<OpId>,
+    pattern_set: PatternSet,
+    item_buf: Vec<Item>,
+    /// `(target list, chain)` → (slot count when made, range of `union_pool`): every operator
+    /// of the chain that matches some value of the list; `NOT_STATIC` when the list yields
+    /// values made on the fly.
+    unions: FastMap<(u32, ChainId), (u32, (u32, u32))>,
+    union_pool: Vec<OpId>,
 }
+
+const NOT_STATIC: (u32, u32) = (u32::MAX, u32::MAX);
 
 impl Scratch {
     /// Empty caches for `waf` (filled lazily).
@@ -122,7 +141,30 @@ impl Scratch {
                 .map(|s| s.iter().map(|_| None).collect())
                 .collect(),
             op_caches: waf.ops.iter().map(|_| None).collect(),
+            cache: FastMap::default(),
+            entries: Vec::new(),
+            hit_pool: Vec::new(),
+            ac_pool: Vec::new(),
+            slot_ac: FastMap::default(),
+            candidates: Vec::new(),
+            pattern_set: PatternSet::new(0),
+            item_buf: Vec::new(),
+            unions: FastMap::default(),
+            union_pool: Vec::new(),
         }
+    }
+
+    /// Empties the per-request tables, keeping their capacity.
+    fn clear(&mut self) {
+        self.cache.clear();
+        self.entries.clear();
+        self.hit_pool.clear();
+        self.ac_pool.clear();
+        self.slot_ac.clear();
+        self.candidates.clear();
+        self.item_buf.clear();
+        self.unions.clear();
+        self.union_pool.clear();
     }
 }
 
@@ -222,17 +264,6 @@ pub struct Transaction<'w> {
     slots: Vec<Vec<u8>>,
     colls: FastMap<Coll, Vec<Member>>,
     scalars: FastMap<Var, u32>,
-    cache: FastMap<(u32, ChainId), u32>,
-    entries: Vec<Entry>,
-    hit_pool: Vec<OpId>,
-    /// Automaton matches (pattern, start, end) of scanned values.
-    ac_pool: Vec<(u32, u32, u32)>,
-    /// Per slot, its automaton matches in `ac_pool` (shared by every chain that leaves the
-    /// value unchanged).
-    slot_ac: FastMap<u32, (u32, u32)>,
-    candidates: Vec<OpId>,
-    pattern_set: PatternSet,
-    item_buf: Vec<Item>,
     tx: HashMap<String, Vec<u8>>,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<String>,
@@ -270,7 +301,8 @@ impl<'w> Transaction<'w> {
                 .zip(&waf.sets)
                 .all(|(c, s)| c.len() == s.len())
             && scratch.op_caches.len() == waf.ops.len();
-        let scratch = if fits { scratch } else { Scratch::new(waf) };
+        let mut scratch = if fits { scratch } else { Scratch::new(waf) };
+        scratch.clear();
         let c = &waf.config;
         let mut tx = HashMap::new();
         for (k, v) in [
@@ -297,14 +329,6 @@ impl<'w> Transaction<'w> {
             slots: Vec::new(),
             colls: FastMap::default(),
             scalars: FastMap::default(),
-            cache: FastMap::default(),
-            entries: Vec::new(),
-            hit_pool: Vec::new(),
-            ac_pool: Vec::new(),
-            slot_ac: FastMap::default(),
-            candidates: Vec::new(),
-            pattern_set: PatternSet::new(0),
-            item_buf: Vec::new(),
             tx,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
@@ -689,9 +713,9 @@ impl<'w> Transaction<'w> {
     fn eval_rule(&mut self, r: &CRule, phase: u8) -> bool {
         self.matched_vars.clear();
         let mut first: Option<(String, Vec<u8>, Vec<Transform>)> = None;
-        let mut items = std::mem::take(&mut self.item_buf);
+        let mut items = std::mem::take(&mut self.scratch.item_buf);
         let matched = self.eval_links(r, &mut items, &mut first);
-        self.item_buf = items;
+        self.scratch.item_buf = items;
         if !matched {
             return false;
         }
@@ -719,6 +743,9 @@ impl<'w> Transaction<'w> {
     ) -> bool {
         let single = r.links.len() == 1;
         for (k, link) in r.links.iter().enumerate() {
+            if !self.link_may_match(r, link, items) {
+                return false;
+            }
             self.items(r, &link.targets, items);
             let mut hits: Vec<(String, Vec<u8>)> = Vec::new();
             for item in items.iter() {
@@ -889,10 +916,11 @@ impl<'w> Transaction<'w> {
     /// The values a target list yields for rule `r`, into `out` (emptied first).
     fn items(&self, r: &CRule, targets: &[CTarget], out: &mut Vec<Item>) {
         out.clear();
+        let removals = self.removals_apply(r);
         for t in targets {
             let start = out.len();
             self.collect(t, out);
-            if !self.removed_targets.is_empty() {
+            if removals {
                 let mut keep = Vec::new();
                 for item in out.drain(start..) {
                     let gone = self.removed_targets.iter().any(|(id, tag, var, sel)| {
@@ -964,6 +992,18 @@ impl<'w> Transaction<'w> {
             }
         } else {
             match t.var {
+                // Keys are stored lowercased, so a named member is at most one key.
+                Var::Tx if matches!(t.selector, Some(CSelector::Name(_))) && t.exclude.is_empty() => {
+                    let found = self.tx.iter().find(|(k, _)| picked(k.as_bytes()));
+                    count = found.is_some() as usize;
+                    if let (Some((k, v)), false) = (found, t.count) {
+                        out.push(Item {
+                            var,
+                            name: Name::Owned(name_of(k.as_bytes())),
+                            src: Src::Owned(v.clone()),
+                        });
+                    }
+                }
                 Var::Tx => {
                     let mut keys: Vec<&String> =
                         self.tx.keys().filter(|k| picked(k.as_bytes())).collect();
@@ -1032,6 +1072,75 @@ impl<'w> Transaction<'w> {
         }
     }
 
+    /// Whether any value of the link's targets can match its operator. Rules share target
+    /// lists and chains (CRS has ~200 rules over a few dozen pairs), so the union of every
+    /// value's hits is made once per (list, chain) and request; a rule whose operator is not
+    /// in it is decided without visiting its values, which is the fate of most rules on a
+    /// benign request. Negated, `multiMatch` and direct operators, lists with values made on
+    /// the fly and rules with target exclusions in force take the long way.
+    fn link_may_match(&mut self, r: &CRule, link: &CLink, items: &mut Vec<Item>) -> bool {
+        let waf = self.waf;
+        if link.negated
+            || !link.alts.is_empty()
+            || !matches!(waf.ops[link.op as usize], COp::Scanned { .. })
+            || self.removals_apply(r)
+        {
+            return true;
+        }
+        let key = (link.targets_id, link.chain);
+        let gen = self.slots.len() as u32;
+        let range = match self.scratch.unions.get(&key) {
+            Some(&(g, range)) if g == gen => range,
+            _ => {
+                self.items(r, &link.targets, items);
+                let mut pool = std::mem::take(&mut self.scratch.union_pool);
+                let start = pool.len();
+                let mut range = (start as u32, 0);
+                for item in items.iter() {
+                    let Src::Slot(s) = item.src else {
+                        range = NOT_STATIC;
+                        break;
+                    };
+                    let e = self.entry(s, link.chain);
+                    self.scan(e);
+                    let (lo, hi) = self.scratch.entries[e as usize].hits;
+                    pool.extend_from_slice(&self.scratch.hit_pool[lo as usize..hi as usize]);
+                }
+                if range == NOT_STATIC {
+                    pool.truncate(start);
+                } else {
+                    pool[start..].sort_unstable();
+                    let mut w = start;
+                    for i in start..pool.len() {
+                        if w == start || pool[i] != pool[w - 1] {
+                            pool[w] = pool[i];
+                            w += 1;
+                        }
+                    }
+                    pool.truncate(w);
+                    range.1 = w as u32;
+                }
+                self.scratch.union_pool = pool;
+                self.scratch.unions.insert(key, (gen, range));
+                range
+            }
+        };
+        range == NOT_STATIC
+            || self.scratch.union_pool[range.0 as usize..range.1 as usize]
+                .binary_search(&link.op)
+                .is_ok()
+    }
+
+    /// Whether a `ctl:ruleRemoveTarget…` in force applies to rule `r`.
+    fn removals_apply(&self, r: &CRule) -> bool {
+        self.removed_targets.iter().any(|(id, tag, _, _)| {
+            id.is_some_and(|i| i == r.id)
+                || tag
+                    .as_ref()
+                    .is_some_and(|tg| r.tags.iter().any(|x| x == tg))
+        })
+    }
+
     /// Tests one value; on a match returns the transformed value.
     fn test(
         &mut self,
@@ -1050,8 +1159,8 @@ impl<'w> Transaction<'w> {
                 let matched = match cop {
                     COp::Scanned { .. } => {
                         self.scan(e);
-                        let (lo, hi) = self.entries[e as usize].hits;
-                        self.hit_pool[lo as usize..hi as usize]
+                        let (lo, hi) = self.scratch.entries[e as usize].hits;
+                        self.scratch.hit_pool[lo as usize..hi as usize]
                             .binary_search(&op)
                             .is_ok()
                     }
@@ -1078,7 +1187,7 @@ impl<'w> Transaction<'w> {
                         let mut hits = Vec::new();
                         let (lo, hi) = self.automaton_matches(&bytes);
                         self.decide_literals(lo, hi, &bytes, chain, &mut hits, None);
-                        self.ac_pool.truncate(lo as usize);
+                        self.scratch.ac_pool.truncate(lo as usize);
                         hits.contains(&op)
                     }
                     COp::Direct(o) => self.direct(o, &bytes, capture && !negated),
@@ -1112,7 +1221,7 @@ impl<'w> Transaction<'w> {
     /// The bytes of entry `e`: its own transformed copy, or the slot when the chain left the
     /// value as it was.
     fn entry_bytes(&self, e: u32) -> &[u8] {
-        let entry = &self.entries[e as usize];
+        let entry = &self.scratch.entries[e as usize];
         match &entry.own {
             Some(b) => b,
             None => &self.slots[entry.slot as usize],
@@ -1122,7 +1231,7 @@ impl<'w> Transaction<'w> {
     /// Moves entry `e`'s bytes out, so they can be read while `self` is borrowed mutably;
     /// [`Transaction::put_bytes`] puts them back.
     fn take_bytes(&mut self, e: u32) -> Vec<u8> {
-        let entry = &mut self.entries[e as usize];
+        let entry = &mut self.scratch.entries[e as usize];
         match &mut entry.own {
             Some(b) => std::mem::take(b),
             None => std::mem::take(&mut self.slots[entry.slot as usize]),
@@ -1130,7 +1239,7 @@ impl<'w> Transaction<'w> {
     }
 
     fn put_bytes(&mut self, e: u32, bytes: Vec<u8>) {
-        let entry = &mut self.entries[e as usize];
+        let entry = &mut self.scratch.entries[e as usize];
         match &mut entry.own {
             Some(b) => *b = bytes,
             None => self.slots[entry.slot as usize] = bytes,
@@ -1139,7 +1248,7 @@ impl<'w> Transaction<'w> {
 
     /// The cache entry for `(slot, chain)`, transforming on first use.
     fn entry(&mut self, slot: u32, chain: ChainId) -> u32 {
-        if let Some(&e) = self.cache.get(&(slot, chain)) {
+        if let Some(&e) = self.scratch.cache.get(&(slot, chain)) {
             return e;
         }
         let t = &self.waf.chains[chain as usize];
@@ -1154,14 +1263,14 @@ impl<'w> Transaction<'w> {
                 Cow::Owned(out) => (out != *src).then_some(out),
             }
         };
-        self.entries.push(Entry {
+        self.scratch.entries.push(Entry {
             slot,
             own,
             chain,
             hits: UNSCANNED,
         });
-        let e = (self.entries.len() - 1) as u32;
-        self.cache.insert((slot, chain), e);
+        let e = (self.scratch.entries.len() - 1) as u32;
+        self.scratch.cache.insert((slot, chain), e);
         e
     }
 
@@ -1169,26 +1278,26 @@ impl<'w> Transaction<'w> {
     /// factors of prefiltered regexes), then the regexes whose factors appeared, then the
     /// chain's sets of regexes without factors. The hits go to the pool, sorted.
     fn scan(&mut self, e: u32) {
-        if self.entries[e as usize].hits != UNSCANNED {
+        if self.scratch.entries[e as usize].hits != UNSCANNED {
             return;
         }
         let waf = self.waf;
-        let chain = self.entries[e as usize].chain;
+        let chain = self.scratch.entries[e as usize].chain;
         let bytes = self.take_bytes(e);
-        let mut hits = std::mem::take(&mut self.hit_pool);
+        let mut hits = std::mem::take(&mut self.scratch.hit_pool);
         let start = hits.len();
-        let mut cands = std::mem::take(&mut self.candidates);
+        let mut cands = std::mem::take(&mut self.scratch.candidates);
         cands.clear();
         if waf.chain_has_ac.get(chain as usize).copied().unwrap_or(false) {
             // A value the chain left unchanged reuses the automaton's pass over the slot.
-            let entry = &self.entries[e as usize];
-            let (lo, hi) = match (entry.own.is_none(), self.slot_ac.get(&entry.slot)) {
+            let entry = &self.scratch.entries[e as usize];
+            let (lo, hi) = match (entry.own.is_none(), self.scratch.slot_ac.get(&entry.slot)) {
                 (true, Some(&r)) => r,
                 (unchanged, _) => {
                     let slot = entry.slot;
                     let r = self.automaton_matches(&bytes);
                     if unchanged {
-                        self.slot_ac.insert(slot, r);
+                        self.scratch.slot_ac.insert(slot, r);
                     }
                     r
                 }
@@ -1213,7 +1322,7 @@ impl<'w> Transaction<'w> {
             self.stats.bytes_scanned += bytes.len() as u64;
             let cache = self.scratch.caches[chain as usize][i]
                 .get_or_insert_with(|| set.regex.create_cache());
-            let ps = &mut self.pattern_set;
+            let ps = &mut self.scratch.pattern_set;
             if ps.capacity() < set.regex.pattern_len() {
                 *ps = PatternSet::new(set.regex.pattern_len());
             }
@@ -1231,25 +1340,25 @@ impl<'w> Transaction<'w> {
             }
         }
         hits.truncate(w);
-        self.entries[e as usize].hits = (start as u32, w as u32);
-        self.hit_pool = hits;
-        self.candidates = cands;
+        self.scratch.entries[e as usize].hits = (start as u32, w as u32);
+        self.scratch.hit_pool = hits;
+        self.scratch.candidates = cands;
         self.put_bytes(e, bytes);
     }
 
     /// One pass of the shared automaton over `bytes`: every pattern occurrence, as a range of
     /// the match pool.
     fn automaton_matches(&mut self, bytes: &[u8]) -> (u32, u32) {
-        let lo = self.ac_pool.len() as u32;
+        let lo = self.scratch.ac_pool.len() as u32;
         if let Some(ac) = &self.waf.ac {
             self.stats.scans += 1;
             self.stats.bytes_scanned += bytes.len() as u64;
             for m in ac.find_overlapping_iter(bytes) {
-                self.ac_pool
+                self.scratch.ac_pool
                     .push((m.pattern().as_u32(), m.start() as u32, m.end() as u32));
             }
         }
-        (lo, self.ac_pool.len() as u32)
+        (lo, self.scratch.ac_pool.len() as u32)
     }
 
     /// The operators of `chain` that the automaton matches `lo..hi` of the pool decide on
@@ -1265,7 +1374,7 @@ impl<'w> Transaction<'w> {
         mut cands: Option<&mut Vec<OpId>>,
     ) {
         let waf = self.waf;
-        for &(pattern, start, end) in &self.ac_pool[lo as usize..hi as usize] {
+        for &(pattern, start, end) in &self.scratch.ac_pool[lo as usize..hi as usize] {
             let (start, end) = (start as usize, end as usize);
             for u in &waf.ac_uses[pattern as usize] {
                 if u.chain != chain {
