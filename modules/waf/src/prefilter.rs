@@ -14,8 +14,9 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 const MAX_EXACT: usize = 64;
 /// Largest factor set kept for one regex.
 const MAX_FACTORS: usize = 2048;
-/// Shortest factor worth a prefilter: shorter ones would make most values candidates.
-const MIN_FACTOR_LEN: usize = 2;
+/// Lowest [`quality`] worth a prefilter: a set of common single bytes would make most
+/// values candidates.
+const MIN_QUALITY: usize = 2;
 
 #[derive(Default)]
 struct Lits {
@@ -36,12 +37,26 @@ pub(crate) fn factors(pattern: &str) -> Option<Vec<Vec<u8>>> {
         .parse(pattern)
         .ok()?;
     let set = best(analyse(&hir))?;
-    (score(&set) >= MIN_FACTOR_LEN).then_some(set)
+    (score(&set) >= MIN_QUALITY).then_some(set)
 }
 
-/// The shortest literal of a set (0 for a set that holds the empty string).
+/// How selective a set is: its weakest literal's length plus one, where a single byte counts
+/// 2 when it is rare in benign traffic (markup, quotes, shell and template punctuation,
+/// control and non-ASCII bytes) and 1 otherwise; 0 for a set holding the empty string.
 fn score(set: &[Vec<u8>]) -> usize {
-    set.iter().map(Vec::len).min().unwrap_or(0)
+    set.iter()
+        .map(|lit| match lit.len() {
+            0 => 0,
+            1 if is_rare(lit[0]) => 2,
+            1 => 1,
+            n => n + 1,
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+fn is_rare(b: u8) -> bool {
+    b"<>$`{}[]\\'\"!|^~".contains(&b) || b < 0x20 || b >= 0x7f
 }
 
 /// The more selective of a node's exact set and its factors.
@@ -80,10 +95,27 @@ fn analyse(h: &Hir) -> Lits {
             }
             let sub = analyse(&r.sub);
             let once = r.min == 1 && r.max == Some(1);
-            Lits {
-                exact: if once { sub.exact.clone() } else { None },
-                factors: best(sub),
-            }
+            // `x{3,}` holds `xxx`: the operand's exact set to the power of the minimum.
+            let power = sub.exact.as_ref().filter(|_| r.min > 1 && r.min <= 8).and_then(|e| {
+                let mut acc: Vec<Vec<u8>> = vec![Vec::new()];
+                for _ in 0..r.min {
+                    if acc.len() * e.len() > MAX_EXACT {
+                        return None;
+                    }
+                    acc = acc
+                        .iter()
+                        .flat_map(|a| e.iter().map(move |b| [&a[..], &b[..]].concat()))
+                        .collect();
+                }
+                Some(dedup(acc))
+            });
+            let exact = if once { sub.exact.clone() } else { None };
+            let own = best(sub);
+            let factors = match (power, own) {
+                (Some(p), Some(o)) => Some(if score(&p) >= score(&o) { p } else { o }),
+                (p, o) => p.or(o),
+            };
+            Lits { exact, factors }
         }
         HirKind::Concat(children) => concat(children),
         HirKind::Alternation(children) => {
@@ -206,6 +238,9 @@ mod tests {
         assert_eq!(f("^[a-z]+$"), None);
         assert_eq!(f("x*"), None);
         assert_eq!(f("(?:ab|c)de"), Some(vec!["abde".into(), "cde".into()]));
+        assert_eq!(f("(?:^|/)\\.{2,3}/"), Some(vec!["..".into()]));
+        assert_eq!(f("[\\n\\r]"), Some(vec!["\n".into(), "\r".into()]));
+        assert_eq!(f("\\.([^.]+)$"), None);
     }
 
     /// Every match of every pattern contains one of its factors, checked on matches the
@@ -218,7 +253,7 @@ mod tests {
             "(?i)<script[^>]*>",
             "(?:\\.\\./)+etc/(?:passwd|shadow)",
             "(?i)from\\s+\\w+",
-            "[a-z]+\\(\\d\\)",
+            "alert\\(\\d\\)",
         ] {
             let set = factors(p).unwrap_or_else(|| panic!("{p}: no factors"));
             let re = regex_automata::meta::Regex::new(p).expect("compiles");
