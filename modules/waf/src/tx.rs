@@ -916,6 +916,15 @@ impl<'w> Transaction<'w> {
     /// The values a target list yields for rule `r`, into `out` (emptied first).
     fn items(&self, r: &CRule, targets: &[CTarget], out: &mut Vec<Item>) {
         out.clear();
+        if targets.is_empty() {
+            // `SecAction`: no variable, one unconditional test.
+            out.push(Item {
+                var: Var::Tx,
+                name: Name::Owned(String::new()),
+                src: Src::Owned(Vec::new()),
+            });
+            return;
+        }
         let removals = self.removals_apply(r);
         for t in targets {
             let start = out.len();
