@@ -402,8 +402,9 @@ impl<'w> Transaction<'w> {
         self.set_scalar(Var::RequestMethod, method.as_bytes());
         self.set_scalar(Var::RequestProtocol, version.as_bytes());
         self.set_scalar(Var::RequestUriRaw, uri.as_bytes());
-        // Origin form for REQUEST_URI, whatever form the target had.
-        let origin = match uri.find("://") {
+        // Origin form for REQUEST_URI, whatever form the target had. Only a target that does
+        // not start with `/` is in absolute form: `/get?x=http://a/` is a path and a query.
+        let origin = match uri.find("://").filter(|_| !uri.starts_with('/')) {
             Some(i) => uri[i + 3..].find('/').map_or("/", |j| &uri[i + 3 + j..]),
             None => uri,
         };
@@ -412,12 +413,6 @@ impl<'w> Transaction<'w> {
             Some(i) => (&origin[..i], Some(&origin[i + 1..])),
             None => (origin, None),
         };
-        let path_dec = crate::transform::url_decode(path.as_bytes(), false);
-        let path_dec: Vec<u8> = path_dec
-            .into_iter()
-            .map(|c| if c == b'+' { b' ' } else { c })
-            .collect();
-        let _ = path_dec;
         self.set_scalar(Var::RequestFilename, path.as_bytes());
         let base = path.rsplit('/').next().unwrap_or("");
         self.set_scalar(Var::RequestBasename, base.as_bytes());
