@@ -96,19 +96,23 @@ fn analyse(h: &Hir) -> Lits {
             let sub = analyse(&r.sub);
             let once = r.min == 1 && r.max == Some(1);
             // `x{3,}` holds `xxx`: the operand's exact set to the power of the minimum.
-            let power = sub.exact.as_ref().filter(|_| r.min > 1 && r.min <= 8).and_then(|e| {
-                let mut acc: Vec<Vec<u8>> = vec![Vec::new()];
-                for _ in 0..r.min {
-                    if acc.len() * e.len() > MAX_EXACT {
-                        return None;
+            let power = sub
+                .exact
+                .as_ref()
+                .filter(|_| r.min > 1 && r.min <= 8)
+                .and_then(|e| {
+                    let mut acc: Vec<Vec<u8>> = vec![Vec::new()];
+                    for _ in 0..r.min {
+                        if acc.len() * e.len() > MAX_EXACT {
+                            return None;
+                        }
+                        acc = acc
+                            .iter()
+                            .flat_map(|a| e.iter().map(move |b| [&a[..], &b[..]].concat()))
+                            .collect();
                     }
-                    acc = acc
-                        .iter()
-                        .flat_map(|a| e.iter().map(move |b| [&a[..], &b[..]].concat()))
-                        .collect();
-                }
-                Some(dedup(acc))
-            });
+                    Some(dedup(acc))
+                });
             let exact = if once { sub.exact.clone() } else { None };
             let own = best(sub);
             let factors = match (power, own) {

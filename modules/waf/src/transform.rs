@@ -29,11 +29,7 @@ pub fn apply_chain_cow<'a>(chain: &[Transform], input: &'a [u8]) -> Cow<'a, [u8]
 pub(crate) fn leaves_unchanged(t: Transform, s: &[u8]) -> bool {
     use Transform::*;
     let none_of = |set: &[u8]| !s.iter().any(|c| set.contains(c));
-    let no_seq = |seqs: &[&[u8]]| {
-        !seqs
-            .iter()
-            .any(|q| memchr::memmem::find(s, q).is_some())
-    };
+    let no_seq = |seqs: &[&[u8]]| !seqs.iter().any(|q| memchr::memmem::find(s, q).is_some());
     match t {
         UrlDecode | UrlDecodeUni => memchr::memchr2(b'%', b'+', s).is_none(),
         HtmlEntityDecode => memchr::memchr(b'&', s).is_none(),
@@ -642,28 +638,81 @@ mod tests {
     #[test]
     fn skipped_steps_change_nothing() {
         let all = [
-            UrlDecode, UrlDecodeUni, HtmlEntityDecode, JsDecode, CssDecode, EscapeSeqDecode,
-            Lowercase, Uppercase, CompressWhitespace, RemoveWhitespace, RemoveNulls, ReplaceNulls,
-            NormalizePath, NormalizePathWin, Base64Decode, Base64DecodeExt, HexDecode, HexEncode,
-            CmdLine, ReplaceComments, RemoveComments, RemoveCommentsChar, Utf8ToUnicode, Length,
-            Trim, TrimLeft, TrimRight, Sha1,
+            UrlDecode,
+            UrlDecodeUni,
+            HtmlEntityDecode,
+            JsDecode,
+            CssDecode,
+            EscapeSeqDecode,
+            Lowercase,
+            Uppercase,
+            CompressWhitespace,
+            RemoveWhitespace,
+            RemoveNulls,
+            ReplaceNulls,
+            NormalizePath,
+            NormalizePathWin,
+            Base64Decode,
+            Base64DecodeExt,
+            HexDecode,
+            HexEncode,
+            CmdLine,
+            ReplaceComments,
+            RemoveComments,
+            RemoveCommentsChar,
+            Utf8ToUnicode,
+            Length,
+            Trim,
+            TrimLeft,
+            TrimRight,
+            Sha1,
         ];
         let inputs: &[&[u8]] = &[
-            b"", b"red shoes", b"red+shoes", b"a%20b", b"a b  c", b" lead", b"trail ", b"UPPER",
-            b"lower", b"x/*y*/z", b"a--b", b"#x", b"a\\x41", b"&lt;", b"a\0b", b"cat /etc",
-            b"f (x)", b"a,b;c", b"'q'", b"a\tb", "\u{e9}t\u{e9}".as_bytes(), b"\xff\xfe",
-            b"/a/./b", b"a\r\n", b"Zm9v", b"414243",
+            b"",
+            b"red shoes",
+            b"red+shoes",
+            b"a%20b",
+            b"a b  c",
+            b" lead",
+            b"trail ",
+            b"UPPER",
+            b"lower",
+            b"x/*y*/z",
+            b"a--b",
+            b"#x",
+            b"a\\x41",
+            b"&lt;",
+            b"a\0b",
+            b"cat /etc",
+            b"f (x)",
+            b"a,b;c",
+            b"'q'",
+            b"a\tb",
+            "\u{e9}t\u{e9}".as_bytes(),
+            b"\xff\xfe",
+            b"/a/./b",
+            b"a\r\n",
+            b"Zm9v",
+            b"414243",
         ];
         let mut skipped = 0;
         for t in all {
             for s in inputs {
                 if leaves_unchanged(t, s) {
                     skipped += 1;
-                    assert_eq!(apply(t, s), s.to_vec(), "{t:?} on {:?}", String::from_utf8_lossy(s));
+                    assert_eq!(
+                        apply(t, s),
+                        s.to_vec(),
+                        "{t:?} on {:?}",
+                        String::from_utf8_lossy(s)
+                    );
                 }
             }
         }
-        assert!(skipped > 100, "the no-op checks recognise common values ({skipped})");
+        assert!(
+            skipped > 100,
+            "the no-op checks recognise common values ({skipped})"
+        );
     }
 
     #[test]

@@ -536,17 +536,22 @@ impl<'w> Transaction<'w> {
                 raw_body = false;
             }
             "XML" => {
-                // No XML processor: `XML:/*` gets the document's text, tags removed.
+                // No XML processor: `XML:/*` gets the document's text, tags removed, and
+                // `XML://@*` each attribute value (entities decoded, as a parser would).
                 let mut text = Vec::new();
-                let mut in_tag = false;
-                for &c in &body {
-                    match c {
-                        b'<' => in_tag = true,
-                        b'>' if in_tag => {
-                            in_tag = false;
+                let mut tag_start = None;
+                for (i, &c) in body.iter().enumerate() {
+                    match (c, tag_start) {
+                        (b'<', None) => tag_start = Some(i + 1),
+                        (b'>', Some(start)) => {
+                            tag_start = None;
                             text.push(b' ');
+                            for v in crate::body::xml_attribute_values(&body[start..i]) {
+                                let v = crate::transform::apply(Transform::HtmlEntityDecode, v);
+                                self.push(Coll::Xml, b"//@*", &v);
+                            }
                         }
-                        _ if !in_tag => text.push(c),
+                        (_, None) => text.push(c),
                         _ => {}
                     }
                 }
@@ -997,7 +1002,9 @@ impl<'w> Transaction<'w> {
         } else {
             match t.var {
                 // Keys are stored lowercased, so a named member is at most one key.
-                Var::Tx if matches!(t.selector, Some(CSelector::Name(_))) && t.exclude.is_empty() => {
+                Var::Tx
+                    if matches!(t.selector, Some(CSelector::Name(_))) && t.exclude.is_empty() =>
+                {
                     let found = self.tx.iter().find(|(k, _)| picked(k.as_bytes()));
                     count = found.is_some() as usize;
                     if let (Some((k, v)), false) = (found, t.count) {
@@ -1292,7 +1299,12 @@ impl<'w> Transaction<'w> {
         let start = hits.len();
         let mut cands = std::mem::take(&mut self.scratch.candidates);
         cands.clear();
-        if waf.chain_has_ac.get(chain as usize).copied().unwrap_or(false) {
+        if waf
+            .chain_has_ac
+            .get(chain as usize)
+            .copied()
+            .unwrap_or(false)
+        {
             // A value the chain left unchanged reuses the automaton's pass over the slot.
             let entry = &self.scratch.entries[e as usize];
             let (lo, hi) = match (entry.own.is_none(), self.scratch.slot_ac.get(&entry.slot)) {
@@ -1358,7 +1370,8 @@ impl<'w> Transaction<'w> {
             self.stats.scans += 1;
             self.stats.bytes_scanned += bytes.len() as u64;
             for m in ac.find_overlapping_iter(bytes) {
-                self.scratch.ac_pool
+                self.scratch
+                    .ac_pool
                     .push((m.pattern().as_u32(), m.start() as u32, m.end() as u32));
             }
         }
