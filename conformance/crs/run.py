@@ -51,7 +51,7 @@ NATIVE_BASE = 9_000_001
 
 
 class Origin(BaseHTTPRequestHandler):
-    """Answers 200 with a short body to every method, after reading the request body."""
+    """Answers 200 with a short body to every method, then closes the connection."""
 
     protocol_version = "HTTP/1.1"
 
@@ -69,6 +69,9 @@ class Origin(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
+        # A body this origin did not read (chunked, say) must not poison a reused connection.
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
