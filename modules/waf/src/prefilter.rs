@@ -56,7 +56,7 @@ fn score(set: &[Vec<u8>]) -> usize {
 }
 
 fn is_rare(b: u8) -> bool {
-    b"<>$`{}[]\\'\"!|^~".contains(&b) || b < 0x20 || b >= 0x7f
+    b"<>$`{}[]\\'\"!|^~".contains(&b) || !(0x20..0x7f).contains(&b)
 }
 
 /// The more selective of a node's exact set and its factors.
