@@ -58,6 +58,10 @@ pub struct LoadArgs {
     /// Request body size in bytes (POST with Content-Length when above 0).
     #[arg(long, default_value_t = 0)]
     pub body_size: usize,
+    /// A file whose bytes are the request body (a POST; its type from `--header
+    /// "Content-Type: …"`, else application/octet-stream).
+    #[arg(long)]
+    pub body_file: Option<std::path::PathBuf>,
     /// A request field, `Name: value` (repeatable), e.g. `Accept-Encoding: gzip`.
     #[arg(long = "header", value_parser = parse_header)]
     pub headers: Vec<String>,
@@ -216,6 +220,16 @@ fn load_cmd(a: LoadArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let body = match &a.body_file {
+        Some(p) => match std::fs::read(p) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: {}: {e}", p.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => Vec::new(),
+    };
     let cfg = LoadConfig {
         target,
         host,
@@ -228,6 +242,7 @@ fn load_cmd(a: LoadArgs) -> ExitCode {
         keep_alive: !a.new_connection_per_request,
         pipeline: a.pipeline,
         body_size: a.body_size,
+        body,
         headers: a.headers,
         timeout: a.timeout,
         driver: a.driver,

@@ -56,6 +56,8 @@ pub struct LoadConfig {
     pub pipeline: usize,
     /// Request body bytes; 0 sends GET, more sends POST with `Content-Length`.
     pub body_size: usize,
+    /// A body sent as is (a POST), in place of `body_size` filler bytes when not empty.
+    pub body: Vec<u8>,
     /// More request fields, `Name: value` each.
     pub headers: Vec<String>,
     pub timeout: Duration,
@@ -94,7 +96,12 @@ impl LoadConfig {
 
     /// The bytes of one request, as written on the wire.
     pub fn request_bytes(&self) -> Vec<u8> {
-        let method = if self.body_size > 0 { "POST" } else { "GET" };
+        let body_len = if self.body.is_empty() {
+            self.body_size
+        } else {
+            self.body.len()
+        };
+        let method = if body_len > 0 { "POST" } else { "GET" };
         let mut req = format!(
             "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: bext-bench\r\nAccept: */*\r\n",
             self.path, self.host
@@ -106,15 +113,23 @@ impl LoadConfig {
             req.push_str(h);
             req.push_str("\r\n");
         }
-        if self.body_size > 0 {
-            req.push_str(&format!(
-                "Content-Type: application/octet-stream\r\nContent-Length: {}\r\n",
-                self.body_size
-            ));
+        if body_len > 0 {
+            let typed = self
+                .headers
+                .iter()
+                .any(|h| h.len() > 13 && h[..13].eq_ignore_ascii_case("content-type:"));
+            if !typed {
+                req.push_str("Content-Type: application/octet-stream\r\n");
+            }
+            req.push_str(&format!("Content-Length: {body_len}\r\n"));
         }
         req.push_str("\r\n");
         let mut bytes = req.into_bytes();
-        bytes.resize(bytes.len() + self.body_size, b'b');
+        if self.body.is_empty() {
+            bytes.resize(bytes.len() + self.body_size, b'b');
+        } else {
+            bytes.extend_from_slice(&self.body);
+        }
         bytes
     }
 }
@@ -371,6 +386,7 @@ mod tests {
             keep_alive: true,
             pipeline: 1,
             body_size: 0,
+            body: Vec::new(),
             headers: Vec::new(),
             timeout: Duration::from_secs(1),
             driver: Driver::Epoll,

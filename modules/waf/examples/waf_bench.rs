@@ -1,7 +1,11 @@
 //! A micro benchmark without a harness: compiles CRS from a folder and times one benign
 //! request and one attack, with scratch space reused as a worker thread would.
 //!
-//! `cargo run --release -p bext-waf --example waf_bench -- DIR [PARANOIA]`
+//! `cargo run --release -p bext-waf --example waf_bench -- DIR [PARANOIA] [REQUESTS] [CASE]`
+//!
+//! Timings on a shared machine are noisy; instructions are not: compare
+//! `perf stat -e instructions:u` of a run with REQUESTS and one with 0 (the difference over
+//! REQUESTS per case is the instructions per request, compilation excluded).
 
 use std::time::Instant;
 
@@ -14,6 +18,8 @@ fn main() {
         .next()
         .unwrap_or_else(|| "../shared/corpora/crs-v4/crs-data".into());
     let paranoia: u8 = args.next().and_then(|p| p.parse().ok()).unwrap_or(1);
+    let n: u32 = args.next().and_then(|p| p.parse().ok()).unwrap_or(2000);
+    let only = args.next();
     let opts = ImportOptions {
         skip_unsupported: true,
         ..Default::default()
@@ -29,12 +35,13 @@ fn main() {
     let waf = Waf::compile(&import.rules, config).expect("rules compile");
     let t2 = Instant::now();
     println!(
-        "import {:?}, compile {:?} at PL{paranoia}: {} rules, {} chains, regexes/sets {:?}, {} phrases, ~{} KiB automata, {} unsupported",
+        "import {:?}, compile {:?} at PL{paranoia}: {} rules, {} chains, regexes/sets {:?} ({} prefiltered), {} phrases, ~{} KiB automata, {} unsupported",
         t1 - t0,
         t2 - t1,
         waf.rule_count(),
         waf.chain_count(),
         waf.regex_counts(),
+        waf.prefiltered_count(),
         waf.phrase_count(),
         waf.memory_usage() / 1024,
         import.unsupported.len() + waf.unsupported().len()
@@ -47,8 +54,10 @@ fn main() {
         ),
     ];
     for (name, uri) in cases {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let mut scratch = Some(bext_waf::Scratch::new(&waf));
-        let n = 2000;
         let start = Instant::now();
         let mut last = None;
         for _ in 0..n {
@@ -66,8 +75,8 @@ fn main() {
             last = Some(tx.verdict());
             scratch = Some(tx.into_scratch());
         }
+        let Some(v) = last else { continue };
         let per = start.elapsed() / n;
-        let v = last.expect("ran at least once");
         println!(
             "{name}: {per:?}/request, score {}, rules {:?}, {:?}",
             v.score,

@@ -44,6 +44,38 @@ pub(crate) fn parse_cookies(s: &[u8], out: &mut Pairs) {
     }
 }
 
+/// The attribute values of one XML tag's inside (`a x="1" y='2'`); none for a closing tag, a
+/// processing instruction or a declaration.
+pub(crate) fn xml_attribute_values(tag: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    if matches!(tag.first(), None | Some(b'/' | b'?' | b'!')) {
+        return out;
+    }
+    let mut i = 0;
+    while i < tag.len() {
+        if tag[i] != b'=' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        while i < tag.len() && tag[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let Some(&q) = tag.get(i).filter(|q| matches!(q, b'"' | b'\'')) else {
+            continue;
+        };
+        let start = i + 1;
+        match memchr::memchr(q, &tag[start..]) {
+            Some(len) => {
+                out.push(&tag[start..start + len]);
+                i = start + len + 1;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
 /// Flattens a JSON document into `json.a.b` / `json.a.0` arguments. Errors on malformed
 /// input or nesting deeper than `max_depth` (arguments found before the error are kept).
 pub(crate) fn parse_json(
@@ -313,6 +345,14 @@ pub(crate) fn parse_multipart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xml_attributes() {
+        let got = xml_attribute_values(br#"a probe="&lt;x" y = 'b"c' z"#);
+        assert_eq!(got, vec![&b"&lt;x"[..], &b"b\"c"[..]]);
+        assert!(xml_attribute_values(br#"?xml version="1.0"?"#).is_empty());
+        assert!(xml_attribute_values(b"/a").is_empty());
+    }
 
     #[test]
     fn json_flattens_and_bounds_depth() {

@@ -113,6 +113,8 @@ impl CSelector {
 /// One link of a compiled rule.
 pub(crate) struct CLink {
     pub targets: Vec<CTarget>,
+    /// Links with the same target list share this id (see `Transaction::link_may_match`).
+    pub targets_id: u32,
     pub op: OpId,
     pub negated: bool,
     pub chain: ChainId,
@@ -150,6 +152,8 @@ pub(crate) enum LitKind {
     Begins,
     Ends,
     Equals,
+    /// A required factor of a prefiltered regex: seeing it makes the regex a candidate.
+    Factor,
 }
 
 /// One operator use of an automaton pattern.
@@ -174,6 +178,7 @@ pub struct Waf {
     unsupported: Vec<Unsupported>,
     rule_count: usize,
     pattern_count: usize,
+    prefiltered: usize,
 }
 
 /// Regex syntax: PCRE's DOTALL and DOLLAR_ENDONLY (what ModSecurity sets), bytes not UTF-8.
@@ -300,6 +305,7 @@ fn paranoia_gate(r: &Rule) -> Option<u8> {
 
 struct Builder {
     chains: HashMap<Vec<Transform>, ChainId>,
+    target_lists: HashMap<String, u32>,
     chain_list: Vec<Vec<Transform>>,
     ops: Vec<COp>,
     rx: Vec<(ChainId, OpId, String)>,
@@ -398,7 +404,13 @@ impl Builder {
                 if let Ctl::RemoveTargetById(..) | Ctl::RemoveTargetByTag(..) = c {}
             }
             actions.msg = None;
+            let next = self.target_lists.len() as u32;
+            let targets_id = *self
+                .target_lists
+                .entry(format!("{:?}", link.targets))
+                .or_insert(next);
             links.push(CLink {
+                targets_id,
                 targets: link
                     .targets
                     .iter()
@@ -430,6 +442,7 @@ impl Waf {
     pub fn compile(rules: &[Rule], config: Config) -> Result<Waf, Error> {
         let mut b = Builder {
             chains: HashMap::new(),
+            target_lists: HashMap::new(),
             chain_list: Vec::new(),
             ops: Vec::new(),
             rx: Vec::new(),
@@ -516,6 +529,32 @@ impl Waf {
         if !b.unsupported.is_empty() && !config.skip_unsupported {
             return Err(Error::Unsupported(b.unsupported));
         }
+        // Per chain, the regexes in multi-pattern sets of bounded size.
+        let mut sets: Vec<Vec<RegexSet>> = (0..b.chain_list.len()).map(|_| Vec::new()).collect();
+        // A regex with required factors runs alone, only on values where the automaton saw
+        // one of them; the others go into the chain's multi-pattern sets.
+        let mut by_chain: Vec<Vec<(OpId, String)>> = vec![Vec::new(); b.chain_list.len()];
+        let mut prefiltered = 0;
+        for (chain, op, p) in b.rx.drain(..) {
+            let p = translate_pcre(&p);
+            match crate::prefilter::factors(&p) {
+                Some(set) => {
+                    prefiltered += 1;
+                    for f in set {
+                        b.phrases.push((
+                            f,
+                            AcUse {
+                                op,
+                                chain,
+                                kind: LitKind::Factor,
+                                literal: Vec::new(),
+                            },
+                        ));
+                    }
+                }
+                None => by_chain[chain as usize].push((op, p)),
+            }
+        }
         // One automaton for every literal and phrase.
         let mut pat_index: HashMap<Vec<u8>, usize> = HashMap::new();
         let mut patterns: Vec<Vec<u8>> = Vec::new();
@@ -541,12 +580,6 @@ impl Waf {
                     .map_err(|e| Error::Parse(format!("phrase automaton: {e}")))?,
             )
         };
-        // Per chain, the regexes in multi-pattern sets of bounded size.
-        let mut sets: Vec<Vec<RegexSet>> = (0..b.chain_list.len()).map(|_| Vec::new()).collect();
-        let mut by_chain: Vec<Vec<(OpId, String)>> = vec![Vec::new(); b.chain_list.len()];
-        for (chain, op, p) in b.rx.drain(..) {
-            by_chain[chain as usize].push((op, translate_pcre(&p)));
-        }
         let mut pattern_count = 0;
         for (chain, list) in by_chain.into_iter().enumerate() {
             pattern_count += list.len();
@@ -598,7 +631,8 @@ impl Waf {
             chain_has_ac,
             unsupported: b.unsupported,
             rule_count,
-            pattern_count,
+            pattern_count: pattern_count + prefiltered,
+            prefiltered,
         })
     }
 
@@ -627,7 +661,12 @@ impl Waf {
         (self.pattern_count, self.sets.iter().map(Vec::len).sum())
     }
 
-    /// Number of distinct automaton patterns (literals and phrases).
+    /// Number of regexes run only where the automaton saw one of their required factors.
+    pub fn prefiltered_count(&self) -> usize {
+        self.prefiltered
+    }
+
+    /// Number of distinct automaton patterns (literals, phrases and regex factors).
     pub fn phrase_count(&self) -> usize {
         self.ac_uses.len()
     }

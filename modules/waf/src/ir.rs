@@ -97,7 +97,7 @@ pub enum Var {
     MultipartPartHeaders,
     /// Transaction variables (`setvar`).
     Tx,
-    /// XML body nodes (no XML body processor: always empty).
+    /// XML body nodes: `/*` the text, `//@*` the attribute values.
     Xml,
     /// Values matched so far by the current rule.
     MatchedVars,

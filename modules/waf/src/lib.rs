@@ -28,6 +28,7 @@ pub mod transform;
 
 mod body;
 mod compile;
+mod prefilter;
 mod sqli;
 mod sqli_data;
 mod tx;

@@ -4,15 +4,63 @@
 //! applies each distinct chain at most once per target value and caches the result, so the
 //! cost is per (value, chain), never per rule.
 
+use std::borrow::Cow;
+
 use crate::ir::Transform;
 
 /// Applies `chain` to `input`.
 pub fn apply_chain(chain: &[Transform], input: &[u8]) -> Vec<u8> {
-    let mut cur = input.to_vec();
+    apply_chain_cow(chain, input).into_owned()
+}
+
+/// Applies a chain, borrowing the input when no step changes it (the common case for benign
+/// values: no `%`, no `&`, no upper case…), so most values are never copied.
+pub fn apply_chain_cow<'a>(chain: &[Transform], input: &'a [u8]) -> Cow<'a, [u8]> {
+    let mut cur = Cow::Borrowed(input);
     for t in chain {
-        cur = apply(*t, &cur);
+        if !leaves_unchanged(*t, &cur) {
+            cur = Cow::Owned(apply(*t, &cur));
+        }
     }
     cur
+}
+
+/// Whether `t` certainly returns `s` as it is (`false` when unsure: the step then runs).
+pub(crate) fn leaves_unchanged(t: Transform, s: &[u8]) -> bool {
+    use Transform::*;
+    let none_of = |set: &[u8]| !s.iter().any(|c| set.contains(c));
+    let no_seq = |seqs: &[&[u8]]| !seqs.iter().any(|q| memchr::memmem::find(s, q).is_some());
+    match t {
+        UrlDecode | UrlDecodeUni => memchr::memchr2(b'%', b'+', s).is_none(),
+        HtmlEntityDecode => memchr::memchr(b'&', s).is_none(),
+        JsDecode | CssDecode | EscapeSeqDecode => memchr::memchr(b'\\', s).is_none(),
+        Lowercase => !s.iter().any(u8::is_ascii_uppercase),
+        Uppercase => !s.iter().any(u8::is_ascii_lowercase),
+        RemoveNulls | ReplaceNulls => memchr::memchr(0, s).is_none(),
+        RemoveWhitespace => !s.iter().any(|&c| is_ws(c)),
+        CompressWhitespace => s
+            .iter()
+            .enumerate()
+            .all(|(i, &c)| !is_ws(c) || (c == b' ' && !s.get(i + 1).is_some_and(|&n| is_ws(n)))),
+        CmdLine => {
+            none_of(b"\"'\\^\t\n\r\x0b\x0c,;")
+                && !s.iter().any(u8::is_ascii_uppercase)
+                && s.iter().enumerate().all(|(i, &c)| {
+                    c != b' '
+                        || !s
+                            .get(i + 1)
+                            .is_some_and(|n| matches!(n, b' ' | b'/' | b'('))
+                })
+        }
+        ReplaceComments => no_seq(&[b"/*", b"*/"]),
+        RemoveComments => no_seq(&[b"/*", b"<!--", b"--"]) && memchr::memchr(b'#', s).is_none(),
+        RemoveCommentsChar => no_seq(&[b"/*", b"*/", b"--"]) && memchr::memchr(b'#', s).is_none(),
+        Utf8ToUnicode => s.is_ascii(),
+        Trim => !s.first().is_some_and(|&c| is_ws(c)) && !s.last().is_some_and(|&c| is_ws(c)),
+        TrimLeft => !s.first().is_some_and(|&c| is_ws(c)),
+        TrimRight => !s.last().is_some_and(|&c| is_ws(c)),
+        _ => false,
+    }
 }
 
 /// Applies one transformation.
@@ -584,6 +632,88 @@ fn sha1(data: &[u8]) -> [u8; 20] {
 mod tests {
     use super::*;
     use Transform::*;
+
+    /// A step skipped as a no-op must really be one: every transformation on inputs that do
+    /// and do not need it.
+    #[test]
+    fn skipped_steps_change_nothing() {
+        let all = [
+            UrlDecode,
+            UrlDecodeUni,
+            HtmlEntityDecode,
+            JsDecode,
+            CssDecode,
+            EscapeSeqDecode,
+            Lowercase,
+            Uppercase,
+            CompressWhitespace,
+            RemoveWhitespace,
+            RemoveNulls,
+            ReplaceNulls,
+            NormalizePath,
+            NormalizePathWin,
+            Base64Decode,
+            Base64DecodeExt,
+            HexDecode,
+            HexEncode,
+            CmdLine,
+            ReplaceComments,
+            RemoveComments,
+            RemoveCommentsChar,
+            Utf8ToUnicode,
+            Length,
+            Trim,
+            TrimLeft,
+            TrimRight,
+            Sha1,
+        ];
+        let inputs: &[&[u8]] = &[
+            b"",
+            b"red shoes",
+            b"red+shoes",
+            b"a%20b",
+            b"a b  c",
+            b" lead",
+            b"trail ",
+            b"UPPER",
+            b"lower",
+            b"x/*y*/z",
+            b"a--b",
+            b"#x",
+            b"a\\x41",
+            b"&lt;",
+            b"a\0b",
+            b"cat /etc",
+            b"f (x)",
+            b"a,b;c",
+            b"'q'",
+            b"a\tb",
+            "\u{e9}t\u{e9}".as_bytes(),
+            b"\xff\xfe",
+            b"/a/./b",
+            b"a\r\n",
+            b"Zm9v",
+            b"414243",
+        ];
+        let mut skipped = 0;
+        for t in all {
+            for s in inputs {
+                if leaves_unchanged(t, s) {
+                    skipped += 1;
+                    assert_eq!(
+                        apply(t, s),
+                        s.to_vec(),
+                        "{t:?} on {:?}",
+                        String::from_utf8_lossy(s)
+                    );
+                }
+            }
+        }
+        assert!(
+            skipped > 100,
+            "the no-op checks recognise common values ({skipped})"
+        );
+    }
 
     #[test]
     fn table() {

@@ -13,15 +13,16 @@
 //! Work is bounded by the inspection window, the argument cap and the part cap, and is counted
 //! in [`Stats`] so tests can assert bounds without timing anything.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use regex_automata::meta::Cache;
 use regex_automata::{Input, PatternSet};
 
 use crate::body::{self, Pairs};
-use crate::compile::{COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
+use crate::compile::{CLink, COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
 use crate::ir::{Ctl, Disruptive, Macro, MacroPart, Operator, SetVar, Transform, Var};
-use crate::transform::apply_chain;
+use crate::transform::{apply_chain, apply_chain_cow};
 use crate::OverLimit;
 
 /// What the WAF decided.
@@ -108,7 +109,27 @@ impl Verdict {
 /// Reusable per-thread buffers: regex caches sized for one [`Waf`].
 pub struct Scratch {
     caches: Vec<Vec<Option<Cache>>>,
+    op_caches: Vec<Option<Cache>>,
+    /// `(slot, chain)` → entry.
+    cache: FastMap<(u32, ChainId), u32>,
+    entries: Vec<Entry>,
+    hit_pool: Vec<OpId>,
+    /// Automaton matches (pattern, start, end) of scanned values.
+    ac_pool: Vec<(u32, u32, u32)>,
+    /// Per slot, its automaton matches in `ac_pool` (shared by every chain that leaves the
+    /// value unchanged).
+    slot_ac: FastMap<u32, (u32, u32)>,
+    candidates: Vec<OpId>,
+    pattern_set: PatternSet,
+    item_buf: Vec<Item>,
+    /// `(target list, chain)` → (slot count when made, range of `union_pool`): every operator
+    /// of the chain that matches some value of the list; `NOT_STATIC` when the list yields
+    /// values made on the fly.
+    unions: FastMap<(u32, ChainId), (u32, (u32, u32))>,
+    union_pool: Vec<OpId>,
 }
+
+const NOT_STATIC: (u32, u32) = (u32::MAX, u32::MAX);
 
 impl Scratch {
     /// Empty caches for `waf` (filled lazily).
@@ -119,7 +140,31 @@ impl Scratch {
                 .iter()
                 .map(|s| s.iter().map(|_| None).collect())
                 .collect(),
+            op_caches: waf.ops.iter().map(|_| None).collect(),
+            cache: FastMap::default(),
+            entries: Vec::new(),
+            hit_pool: Vec::new(),
+            ac_pool: Vec::new(),
+            slot_ac: FastMap::default(),
+            candidates: Vec::new(),
+            pattern_set: PatternSet::new(0),
+            item_buf: Vec::new(),
+            unions: FastMap::default(),
+            union_pool: Vec::new(),
         }
+    }
+
+    /// Empties the per-request tables, keeping their capacity.
+    fn clear(&mut self) {
+        self.cache.clear();
+        self.entries.clear();
+        self.hit_pool.clear();
+        self.ac_pool.clear();
+        self.slot_ac.clear();
+        self.candidates.clear();
+        self.item_buf.clear();
+        self.unions.clear();
+        self.union_pool.clear();
     }
 }
 
@@ -142,11 +187,18 @@ struct Member {
     value: u32,
 }
 
+/// A value under one transformation chain.
 struct Entry {
-    bytes: Vec<u8>,
+    slot: u32,
+    /// The transformed bytes, when they differ from the slot's.
+    own: Option<Vec<u8>>,
     chain: ChainId,
-    hits: Option<Vec<OpId>>,
+    /// The operators of the chain that match, as a range of the hit pool
+    /// ([`UNSCANNED`] until the first scan).
+    hits: (u32, u32),
 }
+
+const UNSCANNED: (u32, u32) = (u32::MAX, u32::MAX);
 
 /// A value to test: a slot (cacheable) or owned bytes (dynamic).
 enum Src {
@@ -154,9 +206,52 @@ enum Src {
     Owned(Vec<u8>),
 }
 
+/// How an item is named in matches and `MATCHED_VAR_NAME`; built only when it matches.
+enum Name {
+    /// A scalar: the variable's name.
+    Var,
+    /// A collection member: `VAR:member`, the member name in this slot.
+    Member(u32),
+    /// `&VAR`.
+    Count,
+    /// A name made while collecting (transaction variables, `MATCHED_VARS`).
+    Owned(String),
+}
+
 struct Item {
-    name: String,
+    var: Var,
+    name: Name,
     src: Src,
+}
+
+/// A hash map keyed by small integers, hashed by one multiplication (the keys are indexes
+/// made by this transaction, not input from the network).
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<IndexHasher>>;
+
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl std::hash::Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(n as u64);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(n as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
 }
 
 /// A `ctl:ruleRemoveTarget…` in force: (rule id, or tag), variable, member name.
@@ -167,10 +262,8 @@ pub struct Transaction<'w> {
     waf: &'w Waf,
     scratch: Scratch,
     slots: Vec<Vec<u8>>,
-    colls: HashMap<Coll, Vec<Member>>,
-    scalars: HashMap<Var, u32>,
-    cache: HashMap<(u32, ChainId), u32>,
-    entries: Vec<Entry>,
+    colls: FastMap<Coll, Vec<Member>>,
+    scalars: FastMap<Var, u32>,
     tx: HashMap<String, Vec<u8>>,
     removed_ids: Vec<(u32, u32)>,
     removed_tags: Vec<String>,
@@ -206,8 +299,10 @@ impl<'w> Transaction<'w> {
                 .caches
                 .iter()
                 .zip(&waf.sets)
-                .all(|(c, s)| c.len() == s.len());
-        let scratch = if fits { scratch } else { Scratch::new(waf) };
+                .all(|(c, s)| c.len() == s.len())
+            && scratch.op_caches.len() == waf.ops.len();
+        let mut scratch = if fits { scratch } else { Scratch::new(waf) };
+        scratch.clear();
         let c = &waf.config;
         let mut tx = HashMap::new();
         for (k, v) in [
@@ -232,10 +327,8 @@ impl<'w> Transaction<'w> {
             waf,
             scratch,
             slots: Vec::new(),
-            colls: HashMap::new(),
-            scalars: HashMap::new(),
-            cache: HashMap::new(),
-            entries: Vec::new(),
+            colls: FastMap::default(),
+            scalars: FastMap::default(),
             tx,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
@@ -309,8 +402,9 @@ impl<'w> Transaction<'w> {
         self.set_scalar(Var::RequestMethod, method.as_bytes());
         self.set_scalar(Var::RequestProtocol, version.as_bytes());
         self.set_scalar(Var::RequestUriRaw, uri.as_bytes());
-        // Origin form for REQUEST_URI, whatever form the target had.
-        let origin = match uri.find("://") {
+        // Origin form for REQUEST_URI, whatever form the target had. Only a target that does
+        // not start with `/` is in absolute form: `/get?x=http://a/` is a path and a query.
+        let origin = match uri.find("://").filter(|_| !uri.starts_with('/')) {
             Some(i) => uri[i + 3..].find('/').map_or("/", |j| &uri[i + 3 + j..]),
             None => uri,
         };
@@ -319,12 +413,6 @@ impl<'w> Transaction<'w> {
             Some(i) => (&origin[..i], Some(&origin[i + 1..])),
             None => (origin, None),
         };
-        let path_dec = crate::transform::url_decode(path.as_bytes(), false);
-        let path_dec: Vec<u8> = path_dec
-            .into_iter()
-            .map(|c| if c == b'+' { b' ' } else { c })
-            .collect();
-        let _ = path_dec;
         self.set_scalar(Var::RequestFilename, path.as_bytes());
         let base = path.rsplit('/').next().unwrap_or("");
         self.set_scalar(Var::RequestBasename, base.as_bytes());
@@ -448,17 +536,22 @@ impl<'w> Transaction<'w> {
                 raw_body = false;
             }
             "XML" => {
-                // No XML processor: `XML:/*` gets the document's text, tags removed.
+                // No XML processor: `XML:/*` gets the document's text, tags removed, and
+                // `XML://@*` each attribute value (entities decoded, as a parser would).
                 let mut text = Vec::new();
-                let mut in_tag = false;
-                for &c in &body {
-                    match c {
-                        b'<' => in_tag = true,
-                        b'>' if in_tag => {
-                            in_tag = false;
+                let mut tag_start = None;
+                for (i, &c) in body.iter().enumerate() {
+                    match (c, tag_start) {
+                        (b'<', None) => tag_start = Some(i + 1),
+                        (b'>', Some(start)) => {
+                            tag_start = None;
                             text.push(b' ');
+                            for v in crate::body::xml_attribute_values(&body[start..i]) {
+                                let v = crate::transform::apply(Transform::HtmlEntityDecode, v);
+                                self.push(Coll::Xml, b"//@*", &v);
+                            }
                         }
-                        _ if !in_tag => text.push(c),
+                        (_, None) => text.push(c),
                         _ => {}
                     }
                 }
@@ -620,50 +713,11 @@ impl<'w> Transaction<'w> {
     fn eval_rule(&mut self, r: &CRule, phase: u8) -> bool {
         self.matched_vars.clear();
         let mut first: Option<(String, Vec<u8>, Vec<Transform>)> = None;
-        let single = r.links.len() == 1;
-        for (k, link) in r.links.iter().enumerate() {
-            let items = self.items(r, &link.targets);
-            let mut hits: Vec<(String, Vec<u8>)> = Vec::new();
-            for item in items {
-                let mut found = self
-                    .test(
-                        link.op,
-                        link.chain,
-                        link.negated,
-                        link.actions.capture,
-                        &item,
-                    )
-                    .map(|v| (v, link.chain));
-                for &(c, o) in &link.alts {
-                    if found.is_some() {
-                        break;
-                    }
-                    found = self
-                        .test(o, c, false, link.actions.capture, &item)
-                        .map(|v| (v, c));
-                }
-                if let Some((v, chain)) = found {
-                    if k == 0 && first.is_none() {
-                        first = Some((
-                            item.name.clone(),
-                            v.clone(),
-                            self.waf.chains[chain as usize].clone(),
-                        ));
-                    }
-                    self.matched_var = (item.name.clone(), v.clone());
-                    if single {
-                        self.apply_actions(k, r);
-                    }
-                    hits.push((item.name, v));
-                }
-            }
-            if hits.is_empty() {
-                return false;
-            }
-            if !single {
-                self.apply_actions(k, r);
-            }
-            self.matched_vars = hits;
+        let mut items = std::mem::take(&mut self.scratch.item_buf);
+        let matched = self.eval_links(r, &mut items, &mut first);
+        self.scratch.item_buf = items;
+        if !matched {
+            return false;
         }
         if r.log && r.id != 0 {
             let (target, value, transforms) = first.unwrap_or_default();
@@ -676,6 +730,65 @@ impl<'w> Transaction<'w> {
                 value,
                 file: r.file.clone(),
             });
+        }
+        true
+    }
+
+    /// Runs every link of `r` in order (`items` is reusable space); whether all matched.
+    fn eval_links(
+        &mut self,
+        r: &CRule,
+        items: &mut Vec<Item>,
+        first: &mut Option<(String, Vec<u8>, Vec<Transform>)>,
+    ) -> bool {
+        let single = r.links.len() == 1;
+        for (k, link) in r.links.iter().enumerate() {
+            if !self.link_may_match(r, link, items) {
+                return false;
+            }
+            self.items(r, &link.targets, items);
+            let mut hits: Vec<(String, Vec<u8>)> = Vec::new();
+            for item in items.iter() {
+                let mut found = self
+                    .test(
+                        link.op,
+                        link.chain,
+                        link.negated,
+                        link.actions.capture,
+                        item,
+                    )
+                    .map(|v| (v, link.chain));
+                for &(c, o) in &link.alts {
+                    if found.is_some() {
+                        break;
+                    }
+                    found = self
+                        .test(o, c, false, link.actions.capture, item)
+                        .map(|v| (v, c));
+                }
+                if let Some((v, chain)) = found {
+                    let name = self.item_name(item);
+                    if k == 0 && first.is_none() {
+                        *first = Some((
+                            name.clone(),
+                            v.clone(),
+                            self.waf.chains[chain as usize].clone(),
+                        ));
+                    }
+                    self.matched_var = (name.clone(), v.clone());
+                    if single {
+                        self.apply_actions(k, r);
+                    }
+                    hits.push((name, v));
+                }
+            }
+            if hits.is_empty() {
+                return false;
+            }
+            if !single {
+                self.apply_actions(k, r);
+            }
+            self.matched_vars = hits;
         }
         true
     }
@@ -786,13 +899,37 @@ impl<'w> Transaction<'w> {
         })
     }
 
-    /// The values a target list yields for rule `r`.
-    fn items(&self, r: &CRule, targets: &[CTarget]) -> Vec<Item> {
-        let mut out = Vec::new();
+    /// The name an item matches under (`ARGS:q`, `REQUEST_URI`, `&ARGS`).
+    fn item_name(&self, item: &Item) -> String {
+        match &item.name {
+            Name::Var => item.var.name().to_string(),
+            Name::Member(s) => format!(
+                "{}:{}",
+                item.var.name(),
+                String::from_utf8_lossy(&self.slots[*s as usize])
+            ),
+            Name::Count => format!("&{}", item.var.name()),
+            Name::Owned(n) => n.clone(),
+        }
+    }
+
+    /// The values a target list yields for rule `r`, into `out` (emptied first).
+    fn items(&self, r: &CRule, targets: &[CTarget], out: &mut Vec<Item>) {
+        out.clear();
+        if targets.is_empty() {
+            // `SecAction`: no variable, one unconditional test.
+            out.push(Item {
+                var: Var::Tx,
+                name: Name::Owned(String::new()),
+                src: Src::Owned(Vec::new()),
+            });
+            return;
+        }
+        let removals = self.removals_apply(r);
         for t in targets {
             let start = out.len();
-            self.collect(t, &mut out);
-            if !self.removed_targets.is_empty() {
+            self.collect(t, out);
+            if removals {
                 let mut keep = Vec::new();
                 for item in out.drain(start..) {
                     let gone = self.removed_targets.iter().any(|(id, tag, var, sel)| {
@@ -803,7 +940,7 @@ impl<'w> Transaction<'w> {
                         applies
                             && *var == t.var
                             && sel.as_ref().is_none_or(|s| {
-                                item.name
+                                self.item_name(&item)
                                     .split_once(':')
                                     .is_some_and(|(_, n)| n.eq_ignore_ascii_case(s))
                             })
@@ -815,11 +952,11 @@ impl<'w> Transaction<'w> {
                 out.extend(keep);
             }
         }
-        out
     }
 
     fn collect(&self, t: &CTarget, out: &mut Vec<Item>) {
         let name_of = |n: &[u8]| format!("{}:{}", t.var.name(), String::from_utf8_lossy(n));
+        let var = t.var;
         let picked = |name: &[u8]| {
             t.selector.as_ref().is_none_or(|s| s.matches(name))
                 && !t.exclude.iter().any(|s| s.matches(name))
@@ -855,7 +992,8 @@ impl<'w> Transaction<'w> {
                     if !t.count {
                         let slot = if *names { m.name } else { m.value };
                         out.push(Item {
-                            name: name_of(name),
+                            var,
+                            name: Name::Member(m.name),
                             src: Src::Slot(slot),
                         });
                     }
@@ -863,6 +1001,20 @@ impl<'w> Transaction<'w> {
             }
         } else {
             match t.var {
+                // Keys are stored lowercased, so a named member is at most one key.
+                Var::Tx
+                    if matches!(t.selector, Some(CSelector::Name(_))) && t.exclude.is_empty() =>
+                {
+                    let found = self.tx.iter().find(|(k, _)| picked(k.as_bytes()));
+                    count = found.is_some() as usize;
+                    if let (Some((k, v)), false) = (found, t.count) {
+                        out.push(Item {
+                            var,
+                            name: Name::Owned(name_of(k.as_bytes())),
+                            src: Src::Owned(v.clone()),
+                        });
+                    }
+                }
                 Var::Tx => {
                     let mut keys: Vec<&String> =
                         self.tx.keys().filter(|k| picked(k.as_bytes())).collect();
@@ -871,7 +1023,8 @@ impl<'w> Transaction<'w> {
                     if !t.count {
                         for k in keys {
                             out.push(Item {
-                                name: name_of(k.as_bytes()),
+                                var,
+                                name: Name::Owned(name_of(k.as_bytes())),
                                 src: Src::Owned(self.tx[k].clone()),
                             });
                         }
@@ -891,7 +1044,8 @@ impl<'w> Transaction<'w> {
                                 n.clone().into_bytes()
                             };
                             out.push(Item {
-                                name: n.clone(),
+                                var,
+                                name: Name::Owned(n.clone()),
                                 src: Src::Owned(val),
                             });
                         }
@@ -902,7 +1056,8 @@ impl<'w> Transaction<'w> {
                         count = 1;
                         if !t.count {
                             out.push(Item {
-                                name: var.name().to_string(),
+                                var,
+                                name: Name::Var,
                                 src: Src::Slot(slot),
                             });
                         }
@@ -910,7 +1065,8 @@ impl<'w> Transaction<'w> {
                         count = 1;
                         if !t.count {
                             out.push(Item {
-                                name: var.name().to_string(),
+                                var,
+                                name: Name::Var,
                                 src: Src::Owned(v),
                             });
                         }
@@ -919,12 +1075,81 @@ impl<'w> Transaction<'w> {
             }
         }
         if t.count {
-            let name = format!("&{}", t.var.name());
             out.push(Item {
-                name,
+                var,
+                name: Name::Count,
                 src: Src::Owned(count.to_string().into_bytes()),
             });
         }
+    }
+
+    /// Whether any value of the link's targets can match its operator. Rules share target
+    /// lists and chains (CRS has ~200 rules over a few dozen pairs), so the union of every
+    /// value's hits is made once per (list, chain) and request; a rule whose operator is not
+    /// in it is decided without visiting its values, which is the fate of most rules on a
+    /// benign request. Negated, `multiMatch` and direct operators, lists with values made on
+    /// the fly and rules with target exclusions in force take the long way.
+    fn link_may_match(&mut self, r: &CRule, link: &CLink, items: &mut Vec<Item>) -> bool {
+        let waf = self.waf;
+        if link.negated
+            || !link.alts.is_empty()
+            || !matches!(waf.ops[link.op as usize], COp::Scanned { .. })
+            || self.removals_apply(r)
+        {
+            return true;
+        }
+        let key = (link.targets_id, link.chain);
+        let gen = self.slots.len() as u32;
+        let range = match self.scratch.unions.get(&key) {
+            Some(&(g, range)) if g == gen => range,
+            _ => {
+                self.items(r, &link.targets, items);
+                let mut pool = std::mem::take(&mut self.scratch.union_pool);
+                let start = pool.len();
+                let mut range = (start as u32, 0);
+                for item in items.iter() {
+                    let Src::Slot(s) = item.src else {
+                        range = NOT_STATIC;
+                        break;
+                    };
+                    let e = self.entry(s, link.chain);
+                    self.scan(e);
+                    let (lo, hi) = self.scratch.entries[e as usize].hits;
+                    pool.extend_from_slice(&self.scratch.hit_pool[lo as usize..hi as usize]);
+                }
+                if range == NOT_STATIC {
+                    pool.truncate(start);
+                } else {
+                    pool[start..].sort_unstable();
+                    let mut w = start;
+                    for i in start..pool.len() {
+                        if w == start || pool[i] != pool[w - 1] {
+                            pool[w] = pool[i];
+                            w += 1;
+                        }
+                    }
+                    pool.truncate(w);
+                    range.1 = w as u32;
+                }
+                self.scratch.union_pool = pool;
+                self.scratch.unions.insert(key, (gen, range));
+                range
+            }
+        };
+        range == NOT_STATIC
+            || self.scratch.union_pool[range.0 as usize..range.1 as usize]
+                .binary_search(&link.op)
+                .is_ok()
+    }
+
+    /// Whether a `ctl:ruleRemoveTarget…` in force applies to rule `r`.
+    fn removals_apply(&self, r: &CRule) -> bool {
+        self.removed_targets.iter().any(|(id, tag, _, _)| {
+            id.is_some_and(|i| i == r.id)
+                || tag
+                    .as_ref()
+                    .is_some_and(|tg| r.tags.iter().any(|x| x == tg))
+        })
     }
 
     /// Tests one value; on a match returns the transformed value.
@@ -938,46 +1163,54 @@ impl<'w> Transaction<'w> {
     ) -> Option<Vec<u8>> {
         self.stats.op_tests += 1;
         let waf = self.waf;
-        let (bytes, scanned_hit) = match &item.src {
+        let cop = &waf.ops[op as usize];
+        let bytes = match &item.src {
             Src::Slot(s) => {
                 let e = self.entry(*s, chain);
-                let hit = match &waf.ops[op as usize] {
+                let matched = match cop {
                     COp::Scanned { .. } => {
                         self.scan(e);
-                        self.entries[e as usize]
-                            .hits
-                            .as_ref()
-                            .map(|h| h.binary_search(&op).is_ok())
+                        let (lo, hi) = self.scratch.entries[e as usize].hits;
+                        self.scratch.hit_pool[lo as usize..hi as usize]
+                            .binary_search(&op)
+                            .is_ok()
                     }
-                    COp::Direct(_) => None,
+                    COp::Direct(o) => {
+                        self.stats.direct_evals += 1;
+                        let bytes = self.take_bytes(e);
+                        let m = self.direct(o, &bytes, capture && !negated);
+                        self.put_bytes(e, bytes);
+                        m
+                    }
                 };
-                (self.entries[e as usize].bytes.clone(), hit)
+                if matched == negated {
+                    return None;
+                }
+                self.entry_bytes(e).to_vec()
             }
             Src::Owned(b) => {
                 self.stats.transforms += 1;
-                (apply_chain(&waf.chains[chain as usize], b), None)
+                let bytes = apply_chain(&waf.chains[chain as usize], b);
+                self.stats.direct_evals += 1;
+                let matched = match cop {
+                    COp::Scanned { regex: Some(r) } => r.is_match(Input::new(&bytes)),
+                    COp::Scanned { regex: None } => {
+                        let mut hits = Vec::new();
+                        let (lo, hi) = self.automaton_matches(&bytes);
+                        self.decide_literals(lo, hi, &bytes, chain, &mut hits, None);
+                        self.scratch.ac_pool.truncate(lo as usize);
+                        hits.contains(&op)
+                    }
+                    COp::Direct(o) => self.direct(o, &bytes, capture && !negated),
+                };
+                if matched == negated {
+                    return None;
+                }
+                bytes
             }
         };
-        let matched = match (&waf.ops[op as usize], scanned_hit) {
-            (_, Some(hit)) => hit,
-            (COp::Scanned { regex: Some(r) }, None) => {
-                self.stats.direct_evals += 1;
-                r.is_match(Input::new(&bytes))
-            }
-            (COp::Scanned { regex: None }, None) => {
-                self.stats.direct_evals += 1;
-                self.literal_hits(&bytes, chain).binary_search(&op).is_ok()
-            }
-            (COp::Direct(o), _) => {
-                self.stats.direct_evals += 1;
-                self.direct(o, &bytes, capture && !negated)
-            }
-        };
-        if matched == negated {
-            return None;
-        }
         if capture && !negated {
-            if let COp::Scanned { regex: Some(r) } = &waf.ops[op as usize] {
+            if let COp::Scanned { regex: Some(r) } = cop {
                 let mut caps = r.create_captures();
                 r.captures(Input::new(&bytes), &mut caps);
                 for i in 0..10 {
@@ -996,90 +1229,193 @@ impl<'w> Transaction<'w> {
         Some(bytes)
     }
 
+    /// The bytes of entry `e`: its own transformed copy, or the slot when the chain left the
+    /// value as it was.
+    fn entry_bytes(&self, e: u32) -> &[u8] {
+        let entry = &self.scratch.entries[e as usize];
+        match &entry.own {
+            Some(b) => b,
+            None => &self.slots[entry.slot as usize],
+        }
+    }
+
+    /// Moves entry `e`'s bytes out, so they can be read while `self` is borrowed mutably;
+    /// [`Transaction::put_bytes`] puts them back.
+    fn take_bytes(&mut self, e: u32) -> Vec<u8> {
+        let entry = &mut self.scratch.entries[e as usize];
+        match &mut entry.own {
+            Some(b) => std::mem::take(b),
+            None => std::mem::take(&mut self.slots[entry.slot as usize]),
+        }
+    }
+
+    fn put_bytes(&mut self, e: u32, bytes: Vec<u8>) {
+        let entry = &mut self.scratch.entries[e as usize];
+        match &mut entry.own {
+            Some(b) => *b = bytes,
+            None => self.slots[entry.slot as usize] = bytes,
+        }
+    }
+
     /// The cache entry for `(slot, chain)`, transforming on first use.
     fn entry(&mut self, slot: u32, chain: ChainId) -> u32 {
-        if let Some(&e) = self.cache.get(&(slot, chain)) {
+        if let Some(&e) = self.scratch.cache.get(&(slot, chain)) {
             return e;
         }
         let t = &self.waf.chains[chain as usize];
-        let bytes = if t.is_empty() {
-            self.slots[slot as usize].clone()
+        let own = if t.is_empty() {
+            None
         } else {
             self.stats.transforms += 1;
-            apply_chain(t, &self.slots[slot as usize])
+            let src = &self.slots[slot as usize];
+            // Most values come out of a chain unchanged: keep no copy of those.
+            match apply_chain_cow(t, src) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(out) => (out != *src).then_some(out),
+            }
         };
-        self.entries.push(Entry {
-            bytes,
+        self.scratch.entries.push(Entry {
+            slot,
+            own,
             chain,
-            hits: None,
+            hits: UNSCANNED,
         });
-        let e = (self.entries.len() - 1) as u32;
-        self.cache.insert((slot, chain), e);
+        let e = (self.scratch.entries.len() - 1) as u32;
+        self.scratch.cache.insert((slot, chain), e);
         e
     }
 
-    /// Scans entry `e` with the automaton and every regex set of its chain, once.
+    /// Scans entry `e` once: the shared automaton (phrases, literals, and the required
+    /// factors of prefiltered regexes), then the regexes whose factors appeared, then the
+    /// chain's sets of regexes without factors. The hits go to the pool, sorted.
     fn scan(&mut self, e: u32) {
-        if self.entries[e as usize].hits.is_some() {
+        if self.scratch.entries[e as usize].hits != UNSCANNED {
             return;
         }
-        let chain = self.entries[e as usize].chain;
-        let bytes = std::mem::take(&mut self.entries[e as usize].bytes);
-        let mut hits = self.literal_hits(&bytes, chain);
         let waf = self.waf;
+        let chain = self.scratch.entries[e as usize].chain;
+        let bytes = self.take_bytes(e);
+        let mut hits = std::mem::take(&mut self.scratch.hit_pool);
+        let start = hits.len();
+        let mut cands = std::mem::take(&mut self.scratch.candidates);
+        cands.clear();
+        if waf
+            .chain_has_ac
+            .get(chain as usize)
+            .copied()
+            .unwrap_or(false)
+        {
+            // A value the chain left unchanged reuses the automaton's pass over the slot.
+            let entry = &self.scratch.entries[e as usize];
+            let (lo, hi) = match (entry.own.is_none(), self.scratch.slot_ac.get(&entry.slot)) {
+                (true, Some(&r)) => r,
+                (unchanged, _) => {
+                    let slot = entry.slot;
+                    let r = self.automaton_matches(&bytes);
+                    if unchanged {
+                        self.scratch.slot_ac.insert(slot, r);
+                    }
+                    r
+                }
+            };
+            self.decide_literals(lo, hi, &bytes, chain, &mut hits, Some(&mut cands));
+        }
+        cands.sort_unstable();
+        cands.dedup();
+        for &op in &cands {
+            let COp::Scanned { regex: Some(r) } = &waf.ops[op as usize] else {
+                continue;
+            };
+            self.stats.scans += 1;
+            self.stats.bytes_scanned += bytes.len() as u64;
+            let cache = self.scratch.op_caches[op as usize].get_or_insert_with(|| r.create_cache());
+            if r.is_match_with(cache, &Input::new(&bytes)) {
+                hits.push(op);
+            }
+        }
         for (i, set) in waf.sets[chain as usize].iter().enumerate() {
             self.stats.scans += 1;
             self.stats.bytes_scanned += bytes.len() as u64;
             let cache = self.scratch.caches[chain as usize][i]
                 .get_or_insert_with(|| set.regex.create_cache());
-            let mut ps = PatternSet::new(set.regex.pattern_len());
+            let ps = &mut self.scratch.pattern_set;
+            if ps.capacity() < set.regex.pattern_len() {
+                *ps = PatternSet::new(set.regex.pattern_len());
+            }
+            ps.clear();
             set.regex
-                .which_overlapping_matches_with(cache, &Input::new(&bytes), &mut ps);
+                .which_overlapping_matches_with(cache, &Input::new(&bytes), ps);
             hits.extend(ps.iter().map(|p| set.ops[p.as_usize()]));
         }
-        hits.sort_unstable();
-        hits.dedup();
-        let entry = &mut self.entries[e as usize];
-        entry.bytes = bytes;
-        entry.hits = Some(hits);
+        hits[start..].sort_unstable();
+        let mut w = start;
+        for r in start..hits.len() {
+            if w == start || hits[r] != hits[w - 1] {
+                hits[w] = hits[r];
+                w += 1;
+            }
+        }
+        hits.truncate(w);
+        self.scratch.entries[e as usize].hits = (start as u32, w as u32);
+        self.scratch.hit_pool = hits;
+        self.scratch.candidates = cands;
+        self.put_bytes(e, bytes);
     }
 
-    /// Operators of `chain` decided by the shared automaton on `bytes`.
-    fn literal_hits(&mut self, bytes: &[u8], chain: ChainId) -> Vec<OpId> {
+    /// One pass of the shared automaton over `bytes`: every pattern occurrence, as a range of
+    /// the match pool.
+    fn automaton_matches(&mut self, bytes: &[u8]) -> (u32, u32) {
+        let lo = self.scratch.ac_pool.len() as u32;
+        if let Some(ac) = &self.waf.ac {
+            self.stats.scans += 1;
+            self.stats.bytes_scanned += bytes.len() as u64;
+            for m in ac.find_overlapping_iter(bytes) {
+                self.scratch
+                    .ac_pool
+                    .push((m.pattern().as_u32(), m.start() as u32, m.end() as u32));
+            }
+        }
+        (lo, self.scratch.ac_pool.len() as u32)
+    }
+
+    /// The operators of `chain` that the automaton matches `lo..hi` of the pool decide on
+    /// `bytes` go to `hits`; prefiltered regexes whose factor appeared go to `cands` (when
+    /// given; without it they are not decided here).
+    fn decide_literals(
+        &self,
+        lo: u32,
+        hi: u32,
+        bytes: &[u8],
+        chain: ChainId,
+        hits: &mut Vec<OpId>,
+        mut cands: Option<&mut Vec<OpId>>,
+    ) {
         let waf = self.waf;
-        let mut hits = Vec::new();
-        let (Some(ac), true) = (
-            &waf.ac,
-            waf.chain_has_ac
-                .get(chain as usize)
-                .copied()
-                .unwrap_or(false),
-        ) else {
-            return hits;
-        };
-        self.stats.scans += 1;
-        self.stats.bytes_scanned += bytes.len() as u64;
-        for m in ac.find_overlapping_iter(bytes) {
-            for u in &waf.ac_uses[m.pattern().as_usize()] {
+        for &(pattern, start, end) in &self.scratch.ac_pool[lo as usize..hi as usize] {
+            let (start, end) = (start as usize, end as usize);
+            for u in &waf.ac_uses[pattern as usize] {
                 if u.chain != chain {
                     continue;
                 }
-                let exact = bytes[m.range()] == u.literal[..];
+                let exact = || bytes[start..end] == u.literal[..];
                 let ok = match u.kind {
                     LitKind::Phrase => true,
-                    LitKind::Contains => exact,
-                    LitKind::Begins => exact && m.start() == 0,
-                    LitKind::Ends => exact && m.end() == bytes.len(),
-                    LitKind::Equals => exact && m.start() == 0 && m.end() == bytes.len(),
+                    LitKind::Contains => exact(),
+                    LitKind::Begins => exact() && start == 0,
+                    LitKind::Ends => exact() && end == bytes.len(),
+                    LitKind::Equals => exact() && start == 0 && end == bytes.len(),
+                    LitKind::Factor => {
+                        if let Some(c) = cands.as_deref_mut() {
+                            c.push(u.op);
+                        }
+                        false
+                    }
                 };
                 if ok {
                     hits.push(u.op);
                 }
             }
         }
-        hits.sort_unstable();
-        hits.dedup();
-        hits
     }
 
     fn direct(&mut self, op: &Operator, v: &[u8], capture: bool) -> bool {
