@@ -109,30 +109,20 @@ type Seen = Arc<Mutex<Vec<String>>>;
 fn origin_with(body: &'static str) -> (SocketAddr, Seen) {
     let seen: Seen = Arc::default();
     let log = seen.clone();
-    let a = upstream(move |mut s: TcpStream| loop {
-        let head = read_head(&mut s);
-        if head.is_empty() {
-            return;
-        }
-        let len = head
-            .lines()
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            })
-            .unwrap_or(0);
-        let mut req_body = vec![0; len];
-        if s.read_exact(&mut req_body).is_err() {
-            return;
-        }
-        log.lock().unwrap().push(head);
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if s.write_all(resp.as_bytes()).is_err() {
-            return;
+    let a = upstream(move |mut s: TcpStream| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        loop {
+            let Some((head, _)) = read_message(&mut r) else {
+                return;
+            };
+            log.lock().unwrap().push(head);
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if s.write_all(resp.as_bytes()).is_err() {
+                return;
+            }
         }
     });
     (a, seen)

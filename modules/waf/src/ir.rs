@@ -269,6 +269,40 @@ pub enum Transform {
 }
 
 impl Transform {
+    /// Every transformation, in declaration order.
+    pub const ALL: [Transform; 28] = [
+        Transform::UrlDecode,
+        Transform::UrlDecodeUni,
+        Transform::HtmlEntityDecode,
+        Transform::JsDecode,
+        Transform::CssDecode,
+        Transform::EscapeSeqDecode,
+        Transform::Lowercase,
+        Transform::Uppercase,
+        Transform::CompressWhitespace,
+        Transform::RemoveWhitespace,
+        Transform::RemoveNulls,
+        Transform::ReplaceNulls,
+        Transform::NormalizePath,
+        Transform::NormalizePathWin,
+        Transform::Base64Decode,
+        Transform::Base64DecodeExt,
+        Transform::HexDecode,
+        Transform::HexEncode,
+        Transform::CmdLine,
+        Transform::ReplaceComments,
+        Transform::RemoveComments,
+        Transform::RemoveCommentsChar,
+        Transform::Utf8ToUnicode,
+        Transform::Length,
+        Transform::Trim,
+        Transform::TrimLeft,
+        Transform::TrimRight,
+        Transform::Sha1,
+    ];
+}
+
+impl Transform {
     /// Looks a `t:` name up (case-insensitive). `none` is handled by the caller.
     pub fn parse(s: &str) -> Option<Transform> {
         use Transform::*;

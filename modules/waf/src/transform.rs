@@ -637,36 +637,7 @@ mod tests {
     /// and do not need it.
     #[test]
     fn skipped_steps_change_nothing() {
-        let all = [
-            UrlDecode,
-            UrlDecodeUni,
-            HtmlEntityDecode,
-            JsDecode,
-            CssDecode,
-            EscapeSeqDecode,
-            Lowercase,
-            Uppercase,
-            CompressWhitespace,
-            RemoveWhitespace,
-            RemoveNulls,
-            ReplaceNulls,
-            NormalizePath,
-            NormalizePathWin,
-            Base64Decode,
-            Base64DecodeExt,
-            HexDecode,
-            HexEncode,
-            CmdLine,
-            ReplaceComments,
-            RemoveComments,
-            RemoveCommentsChar,
-            Utf8ToUnicode,
-            Length,
-            Trim,
-            TrimLeft,
-            TrimRight,
-            Sha1,
-        ];
+        let all = Transform::ALL;
         let inputs: &[&[u8]] = &[
             b"",
             b"red shoes",
