@@ -46,7 +46,7 @@ pub struct Otlp {
     pub interval: Duration,
     /// The OTLP JSON document up to the spans' array: resource (service name, host, pid) and
     /// scope.
-    prefix: String,
+    prefix: Vec<u8>,
 }
 
 impl Tracing {
@@ -66,16 +66,17 @@ impl Tracing {
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_string())
                     .unwrap_or_default();
-                let mut prefix =
-                    String::from("{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
-                attr_str(&mut prefix, "service.name", t.service.as_bytes());
-                prefix.push(',');
-                attr_str(&mut prefix, "host.name", host.as_bytes());
-                prefix.push(',');
-                attr_int(&mut prefix, "process.pid", u64::from(std::process::id()));
-                prefix.push_str("]},\"scopeSpans\":[{\"scope\":{\"name\":\"bext\",\"version\":\"");
-                prefix.push_str(env!("CARGO_PKG_VERSION"));
-                prefix.push_str("\"},\"spans\":[");
+                let mut prefix = b"{\"resourceSpans\":[{\"resource\":{\"attributes\":[".to_vec();
+                put_attr_str(&mut prefix, "service.name", t.service.as_bytes());
+                prefix.push(b',');
+                put_attr_str(&mut prefix, "host.name", host.as_bytes());
+                prefix.push(b',');
+                put_attr_int(&mut prefix, "process.pid", u64::from(std::process::id()));
+                prefix.extend_from_slice(
+                    b"]},\"scopeSpans\":[{\"scope\":{\"name\":\"bext\",\"version\":\"",
+                );
+                prefix.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+                prefix.extend_from_slice(b"\"},\"spans\":[");
                 Some(Arc::new(Otlp {
                     addr,
                     authority: o.authority.clone(),
@@ -298,7 +299,7 @@ impl Spans {
         // The queue is the request body being built: the document's opening, then the spans.
         if self.count == 0 {
             self.buf.clear();
-            self.buf.extend_from_slice(otlp.prefix.as_bytes());
+            self.buf.extend_from_slice(&otlp.prefix);
         } else {
             self.buf.push(b',');
         }
@@ -508,29 +509,20 @@ async fn read_answer(
     Some((head.status, keep))
 }
 
-fn attr_str(out: &mut String, key: &str, value: &[u8]) {
-    let mut v = Vec::new();
-    json_escaped(&mut v, value);
-    out.push_str("{\"key\":\"");
-    out.push_str(key);
-    out.push_str("\",\"value\":{\"stringValue\":\"");
-    out.push_str(&String::from_utf8_lossy(&v));
-    out.push_str("\"}}");
-}
-
-fn attr_int(out: &mut String, key: &str, value: u64) {
-    out.push_str("{\"key\":\"");
-    out.push_str(key);
-    out.push_str("\",\"value\":{\"intValue\":\"");
-    out.push_str(&value.to_string());
-    out.push_str("\"}}");
-}
-
 fn put_attr_str(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.extend_from_slice(b"{\"key\":\"");
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\",\"value\":{\"stringValue\":\"");
     json_escaped(out, value);
+    out.extend_from_slice(b"\"}}");
+}
+
+/// An integer attribute (OTLP JSON writes 64-bit integers as strings).
+fn put_attr_int(out: &mut Vec<u8>, key: &str, value: u64) {
+    out.extend_from_slice(b"{\"key\":\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\",\"value\":{\"intValue\":\"");
+    put_u64(out, value);
     out.extend_from_slice(b"\"}}");
 }
 
@@ -629,9 +621,8 @@ fn encode_span(out: &mut Vec<u8>, ctx: &TraceContext, s: &SpanEnd<'_>) {
     put_attr_str(out, "server.address", s.host);
     out.push(b',');
     put_attr_addr(out, "client.address", s.client, None);
-    out.extend_from_slice(b",{\"key\":\"http.response.status_code\",\"value\":{\"intValue\":\"");
-    put_u64(out, u64::from(s.status));
-    out.extend_from_slice(b"\"}}");
+    out.push(b',');
+    put_attr_int(out, "http.response.status_code", u64::from(s.status));
     if let Some(r) = s.route {
         out.push(b',');
         put_attr_str(out, "http.route", r.as_bytes());
@@ -869,7 +860,7 @@ mod tests {
             path: "/v1/traces".into(),
             queue: 16,
             interval: Duration::from_secs(1),
-            prefix: "{\"a\":[{\"b\":[{\"c\":[".into(),
+            prefix: b"{\"a\":[{\"b\":[{\"c\":[".to_vec(),
         };
         let ctx = TraceContext {
             trace_id: [1; 16],

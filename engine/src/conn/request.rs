@@ -185,15 +185,6 @@ pub(super) async fn one_request(
             duration_us,
         );
     }
-    let trace_ids = trace
-        .filter(|_| note_ranges.is_some() && logging)
-        .map(|t| (t.trace_hex(), t.span_hex()));
-    let trace_strs = trace_ids.as_ref().map(|(t, s)| {
-        (
-            std::str::from_utf8(t).unwrap_or("-"),
-            std::str::from_utf8(s).unwrap_or("-"),
-        )
-    });
     if let (Some((t, c)), Some(r)) = (span, &note_ranges) {
         let n = &note[..];
         let end = crate::trace::unix_ns();
@@ -220,6 +211,7 @@ pub(super) async fn one_request(
     }
     if let Some(r) = note_ranges.filter(|_| logging) {
         let n = &note[..];
+        let trace_ids = trace.map(|t| (t.trace_hex(), t.span_hex()));
         let entry = LogEntry {
             client: peer,
             method: &n[r.method.clone()],
@@ -235,7 +227,12 @@ pub(super) async fn one_request(
             error: outcome.error,
             referer: r.referer.clone().map(|x| &n[x]),
             user_agent: r.ua.clone().map(|x| &n[x]),
-            trace: trace_strs,
+            trace: trace_ids.as_ref().map(|(t, s)| {
+                (
+                    std::str::from_utf8(t).unwrap_or("-"),
+                    std::str::from_utf8(s).unwrap_or("-"),
+                )
+            }),
         };
         if let Some(log) = w.log.borrow_mut().as_mut() {
             log.record(&entry, w.now_secs());

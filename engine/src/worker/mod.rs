@@ -231,9 +231,7 @@ impl Worker {
         shared.stats[id]
             .generation
             .store(p.generation, Ordering::Release);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let nanos = crate::trace::unix_ns();
         let seed = mix(nanos ^ (u64::from(std::process::id()) << 32) ^ (id as u64) << 16);
         let upstreams = Rc::new(CoreUpstreams::build(&p, mix(seed ^ p.generation), None));
         let w = Worker {
