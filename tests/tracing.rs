@@ -2,7 +2,7 @@
 //! client's trace continued only from trusted peers and only when valid, bext's span as the
 //! parent, `tracestate` only with its trace), a local OTLP/HTTP receiver gets the spans of
 //! sampled requests (and of no others), the access log names the trace and span, a collector
-//! that is down or stalled costs only counted spans, queued spans are sent when bext stops,
+//! that is down, stalled or answers garbage costs only counted spans, queued spans are sent when bext stops,
 //! and without a `tracing` block the client's fields pass through untouched. Exports happen
 //! on a timer, so expected spans are waited for (bounded only so that a broken build fails
 //! instead of hanging), never timed.
@@ -52,6 +52,8 @@ enum Collector {
     Accepts,
     /// Reads requests and never answers.
     Stalls,
+    /// Answers every POST with bytes that are not HTTP.
+    Garbles,
 }
 
 /// A local OTLP/HTTP receiver: the spans of every accepted POST, in arrival order.
@@ -73,6 +75,10 @@ fn collector(mode: Collector) -> (SocketAddr, Arc<Mutex<Vec<serde_json::Value>>>
                         "{head}"
                     );
                     if mode == Collector::Stalls {
+                        continue;
+                    }
+                    if mode == Collector::Garbles {
+                        let _ = w.write_all(b"SPDY/9 nonsense\r\n\r\n");
                         continue;
                     }
                     let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -403,7 +409,7 @@ fn without_tracing_the_fields_pass_through_untouched() {
 }
 
 #[test]
-fn a_collector_that_is_down_or_stalled_costs_only_counted_spans() {
+fn a_collector_that_is_down_stalled_or_garbled_costs_only_counted_spans() {
     // Down: a port nobody listens on.
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -431,6 +437,19 @@ fn a_collector_that_is_down_or_stalled_costs_only_counted_spans() {
     wait_for("dropped spans", || worker_sum(&s, "spans_dropped") > 0);
     let st = admin_status(&s);
     assert_eq!(st["workers"][0]["spans_exported"], 0);
+    drop(s);
+
+    // Garbled: an answer that is not HTTP fails its batch; nothing counts as exported.
+    let (otlp, _) = collector(Collector::Garbles);
+    let s = start(
+        "garbled",
+        &format!("tracing {{ otlp \"http://{otlp}\" interval 20ms }}"),
+    );
+    for _ in 0..30 {
+        assert_eq!(get(&s, "/api/g", &[]), 200);
+    }
+    wait_for("the failed count", || worker_sum(&s, "spans_failed") == 30);
+    assert_eq!(worker_sum(&s, "spans_exported"), 0);
 }
 
 #[test]
