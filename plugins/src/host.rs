@@ -30,7 +30,7 @@ pub(crate) struct Host {
     /// This instance's id among its core's instances (shared queue owners).
     pub(crate) vm_id: u64,
     /// The data of the stream whose callback runs (swapped in and out around each call).
-    pub(crate) stream: StreamData,
+    pub(crate) stream: Box<StreamData>,
     /// The response of the callout whose callback runs.
     pub(crate) call_response: Option<CalloutResponse>,
     /// Callouts asked for during the current call, and the next token.
@@ -112,11 +112,11 @@ fn give_with(
     c: &mut C<'_>,
     ptr_out: i32,
     size_out: i32,
-    fill: impl FnOnce(&Host, &mut Vec<u8>) -> Status,
+    fill: impl FnOnce(&mut Host, &mut Vec<u8>) -> Status,
 ) -> R {
     let mut buf = std::mem::take(&mut c.data_mut().scratch);
     buf.clear();
-    let s = fill(c.data(), &mut buf);
+    let s = fill(c.data_mut(), &mut buf);
     let r = if s == Status::Ok {
         give(c, &buf, ptr_out, size_out)
     } else {
@@ -126,11 +126,11 @@ fn give_with(
     r
 }
 
-fn map(h: &Host, t: i32) -> Option<&Pairs> {
+fn map(h: &mut Host, t: i32) -> Option<&Pairs> {
     Some(match t {
-        abi::map::REQUEST_HEADERS => &h.stream.request_headers,
+        abi::map::REQUEST_HEADERS => h.stream.request_map(),
         abi::map::REQUEST_TRAILERS => &h.stream.request_trailers,
-        abi::map::RESPONSE_HEADERS => &h.stream.response_headers,
+        abi::map::RESPONSE_HEADERS => h.stream.response_map(),
         abi::map::RESPONSE_TRAILERS => &h.stream.response_trailers,
         abi::map::CALL_RESPONSE_HEADERS => &h.call_response.as_ref()?.headers,
         abi::map::CALL_RESPONSE_TRAILERS => &h.call_response.as_ref()?.trailers,
@@ -144,12 +144,12 @@ fn map_mut(h: &mut Host, t: i32) -> Option<&mut Pairs> {
     Some(match t {
         abi::map::REQUEST_HEADERS => {
             s.request_headers_changed = true;
-            &mut s.request_headers
+            s.request_map()
         }
         abi::map::REQUEST_TRAILERS => &mut s.request_trailers,
         abi::map::RESPONSE_HEADERS => {
             s.response_headers_changed = true;
-            &mut s.response_headers
+            s.response_map()
         }
         abi::map::RESPONSE_TRAILERS => &mut s.response_trailers,
         _ => return None,
@@ -173,7 +173,7 @@ fn lower_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The value of a property path (segments separated by NUL), as Envoy encodes it: strings
 /// as their bytes, integers as 8 bytes little-endian.
-fn property(h: &Host, path: &[u8], out: &mut Vec<u8>) -> Status {
+fn property(h: &mut Host, path: &[u8], out: &mut Vec<u8>) -> Status {
     if let Some((_, v)) = h.stream.props.custom.iter().find(|(k, _)| k == path) {
         out.extend_from_slice(v);
         return Status::Ok;
@@ -193,7 +193,7 @@ fn property(h: &Host, path: &[u8], out: &mut Vec<u8>) -> Status {
         [b"request", b"headers", name] => {
             match h
                 .stream
-                .request_headers
+                .request_map()
                 .iter()
                 .find(|(k, _)| lower_eq(k, name))
             {
@@ -438,7 +438,7 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
         env,
         "proxy_get_header_map_size",
         |mut c: C<'_>, t: i32, out: i32| -> R {
-            let Some(n) = map(c.data(), t).map(|m| {
+            let Some(n) = map(c.data_mut(), t).map(|m| {
                 let mut v = Vec::new();
                 abi::serialize(m, &mut v);
                 v.len()

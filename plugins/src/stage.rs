@@ -98,56 +98,22 @@ fn lower(name: &[u8]) -> Vec<u8> {
     name.to_ascii_lowercase()
 }
 
-/// The buffers of finished requests' stream data, per core: a warm core fills header maps
-/// and properties without allocating.
-#[derive(Default)]
-struct Spare {
-    data: Vec<StreamData>,
-    pairs: Fields,
-}
-
-/// Stream data kept per core, field buffers kept, and the largest buffer kept.
+/// Stream data kept per core: a warm core fills properties and raw header fields into kept
+/// buffers, without allocating.
 const SPARE_DATA: usize = 64;
-const SPARE_PAIRS: usize = 2048;
-const KEEP_BYTES: usize = 4096;
 
 thread_local! {
-    static SPARE: RefCell<Spare> = RefCell::default();
+    static SPARE: RefCell<Vec<Box<StreamData>>> = const { RefCell::new(Vec::new()) };
 }
 
-impl Spare {
-    /// Append (`name`, `value`) to `fields`, in kept buffers when there are some; the name in
-    /// lower case when `lower`.
-    fn push(&mut self, fields: &mut Fields, name: &[u8], value: &[u8], lower: bool) {
-        let (mut n, mut v) = self.pairs.pop().unwrap_or_default();
-        n.extend_from_slice(name);
-        if lower {
-            n.make_ascii_lowercase();
+fn recycle(mut d: Box<StreamData>) {
+    d.recycle();
+    SPARE.with(|sp| {
+        let mut sp = sp.borrow_mut();
+        if sp.len() < SPARE_DATA {
+            sp.push(d);
         }
-        v.extend_from_slice(value);
-        fields.push((n, v));
-    }
-
-    /// Give `fields`' buffers back (the list is left empty).
-    fn take_back(&mut self, fields: &mut Fields) {
-        for (mut n, mut v) in fields.drain(..) {
-            if self.pairs.len() < SPARE_PAIRS
-                && n.capacity() <= KEEP_BYTES
-                && v.capacity() <= KEEP_BYTES
-            {
-                n.clear();
-                v.clear();
-                self.pairs.push((n, v));
-            }
-        }
-    }
-
-    fn recycle(&mut self, mut d: StreamData) {
-        d.recycle(&mut self.pairs, SPARE_PAIRS, KEEP_BYTES);
-        if self.data.len() < SPARE_DATA {
-            self.data.push(d);
-        }
-    }
+    });
 }
 
 /// Decimal digits of `n`.
@@ -164,53 +130,50 @@ fn digits(n: u64, buf: &mut [u8; 20]) -> &[u8] {
     }
 }
 
-/// The stream data of a request reaching the plugin: properties and request header map
-/// (pseudo-headers first), in kept buffers.
-fn request_data(req: &RequestView<'_>, route: &Arc<str>) -> StreamData {
-    SPARE.with(|sp| {
-        let sp = &mut *sp.borrow_mut();
-        let mut d = sp.data.pop().unwrap_or_default();
-        let p = &mut d.props;
-        p.method.extend_from_slice(req.method_bytes);
-        p.path.extend_from_slice(req.path);
-        if let Some(q) = req.query {
-            p.path.push(b'?');
-            p.path.extend_from_slice(q);
-            p.query.extend_from_slice(q);
+/// The stream data of a request reaching the plugin: properties and the request's raw
+/// fields (pseudo-headers first), in kept buffers; and whether the request has no body
+/// (neither `Content-Length` above 0 nor `Transfer-Encoding`). One pass over the fields.
+fn request_data(req: &RequestView<'_>, route: &Arc<str>) -> (Box<StreamData>, bool) {
+    let mut d = SPARE.with(|sp| sp.borrow_mut().pop()).unwrap_or_default();
+    let mut authority = req.host;
+    let mut bodiless = true;
+    let p = &mut d.props;
+    for (n, v) in req.headers.iter() {
+        match n.len() {
+            4 if n.eq_ignore_ascii_case(b"host") => authority = v,
+            12 if n.eq_ignore_ascii_case(b"x-request-id") => p.request_id.extend_from_slice(v),
+            14 if n.eq_ignore_ascii_case(b"content-length") => {
+                bodiless &= v.iter().all(|&b| b == b'0')
+            }
+            17 if n.eq_ignore_ascii_case(b"transfer-encoding") => bodiless = false,
+            _ => {}
         }
-        p.url_path.extend_from_slice(req.path);
-        p.host.extend_from_slice(req.host);
-        p.scheme = if req.tls { "https" } else { "http" };
-        p.protocol = "HTTP/1.1";
-        if let Some(id) = req.headers.get(b"x-request-id") {
-            p.request_id.extend_from_slice(id);
-        }
-        p.client = Some(req.client);
-        if !Arc::ptr_eq(&p.route, route) {
-            p.route = route.clone();
-        }
-        let h = &mut d.request_headers;
-        h.reserve(req.headers.len() + 4);
-        sp.push(h, b":method", req.method_bytes, false);
-        sp.push(h, b":path", &d.props.path, false);
-        // The authority as sent, port included (what `:authority` carries in HTTP/2).
-        let authority = req.headers.get(b"host").unwrap_or(req.host);
-        sp.push(h, b":authority", authority, false);
-        sp.push(h, b":scheme", d.props.scheme.as_bytes(), false);
-        for (n, v) in req.headers.iter() {
-            sp.push(h, n, v, true);
-        }
-        d
-    })
-}
-
-/// The request has no body: neither `Content-Length` above 0 nor `Transfer-Encoding`.
-fn bodiless(req: &RequestView<'_>) -> bool {
-    req.headers.get(b"transfer-encoding").is_none()
-        && req
-            .headers
-            .get(b"content-length")
-            .is_none_or(|v| v.iter().all(|&b| b == b'0'))
+    }
+    p.method.extend_from_slice(req.method_bytes);
+    p.path.extend_from_slice(req.path);
+    if let Some(q) = req.query {
+        p.path.push(b'?');
+        p.path.extend_from_slice(q);
+        p.query.extend_from_slice(q);
+    }
+    p.url_path.extend_from_slice(req.path);
+    p.host.extend_from_slice(req.host);
+    p.scheme = if req.tls { "https" } else { "http" };
+    p.protocol = "HTTP/1.1";
+    p.client = Some(req.client);
+    if !Arc::ptr_eq(&p.route, route) {
+        p.route = route.clone();
+    }
+    let raw = &mut d.request_raw;
+    raw.push(b":method", req.method_bytes);
+    raw.push(b":path", &d.props.path);
+    // The authority as sent, port included (what `:authority` carries in HTTP/2).
+    raw.push(b":authority", authority);
+    raw.push(b":scheme", d.props.scheme.as_bytes());
+    for (n, v) in req.headers.iter() {
+        raw.push(n, v);
+    }
+    (d, bodiless)
 }
 
 fn local_flow(l: &LocalReply) -> Flow {
@@ -349,14 +312,15 @@ impl Stage for PluginStage {
             return Poll::Ready(Flow::Continue);
         }
         if st.stream.is_none() {
-            let mut s = match Stream::open_with(&self.plugin, request_data(req, &self.route)) {
+            let (data, bodiless) = request_data(req, &self.route);
+            let mut s = match Stream::open_with(&self.plugin, data) {
                 Ok(s) => s,
                 Err(_) => {
                     st.decided = true;
                     return Poll::Ready(Flow::Reply(FAILED));
                 }
             };
-            let v = s.request_headers(bodiless(req));
+            let v = s.request_headers(bodiless);
             st.stream = Some(s);
             if let Some(flow) = st.settle(v, self.plugin.name()) {
                 st.decided = true;
@@ -497,19 +461,17 @@ impl Stage for PluginStage {
             return BodyUse::Pass;
         }
         let status = head.status();
-        SPARE.with(|sp| {
-            let sp = &mut *sp.borrow_mut();
-            let h = &mut s.data.response_headers;
-            sp.take_back(h);
-            let mut buf = [0; 20];
-            sp.push(h, b":status", digits(u64::from(status), &mut buf), false);
-            for (n, v) in head.fields().iter() {
-                sp.push(h, n, v, true);
-            }
-            if let Some(n) = head.body_len() {
-                sp.push(h, b"content-length", digits(n, &mut buf), false);
-            }
-        });
+        let raw = &mut s.data.response_raw;
+        raw.clear();
+        s.data.response_headers.clear();
+        let mut buf = [0; 20];
+        raw.push(b":status", digits(u64::from(status), &mut buf));
+        for (n, v) in head.fields().iter() {
+            raw.push(n, v);
+        }
+        if let Some(n) = head.body_len() {
+            raw.push(b"content-length", digits(n, &mut buf));
+        }
         let end = head.body_len() == Some(0);
         match s.response_headers(status, end) {
             Verdict::Continue | Verdict::Pause => {}
@@ -548,8 +510,7 @@ impl Stage for PluginStage {
     fn on_log(&self, st: &mut State, _entry: &LogEntry<'_>) {
         st.waiting.clear();
         if let Some(s) = st.stream.take() {
-            let d = s.finish_into();
-            SPARE.with(|sp| sp.borrow_mut().recycle(d));
+            recycle(s.finish_into());
         }
     }
 }

@@ -84,6 +84,59 @@ pub struct Props {
     pub(crate) custom: Fields,
 }
 
+/// Header fields as bext read them, in one buffer, before they become a map: the map
+/// (a pair of buffers per field, names in lower case) is built on the first host call that
+/// reads or changes it, so a plugin that never looks at a map costs one copy of its bytes.
+#[derive(Debug, Default)]
+pub struct RawFields {
+    bytes: Vec<u8>,
+    /// Where each field's name and value end in `bytes`; each starts where the last ended.
+    ends: Vec<(u32, u32)>,
+}
+
+impl RawFields {
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.bytes.extend_from_slice(name);
+        let n = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(value);
+        self.ends.push((n, self.bytes.len() as u32));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// Append the fields to `map`, names in lower case, in buffers taken from `spare`, and
+    /// empty `self`.
+    fn build(&mut self, map: &mut Fields, spare: &mut Fields) {
+        map.reserve(self.ends.len());
+        let mut start = 0;
+        for &(n, v) in &self.ends {
+            let (n, v) = (n as usize, v as usize);
+            let (mut name, mut value) = spare.pop().unwrap_or_default();
+            name.extend_from_slice(&self.bytes[start..n]);
+            name.make_ascii_lowercase();
+            value.extend_from_slice(&self.bytes[n..v]);
+            map.push((name, value));
+            start = v;
+        }
+        self.clear();
+    }
+}
+
+/// Pair buffers a recycled [`StreamData`] keeps, and the largest buffer kept.
+const SPARE_PAIRS: usize = 64;
+const KEEP_BYTES: usize = 4096;
+
 /// What a stream's callbacks see and change.
 #[derive(Debug, Default)]
 pub struct StreamData {
@@ -99,18 +152,26 @@ pub struct StreamData {
     pub response_body: Vec<u8>,
     pub response_body_changed: bool,
     pub props: Props,
+    /// The request's fields while `request_headers` is not built yet (pseudo-headers first).
+    pub request_raw: RawFields,
+    /// The response's fields while `response_headers` is not built yet (`:status` first).
+    pub response_raw: RawFields,
+    /// Pair buffers of earlier requests, for building maps without allocating.
+    spare: Fields,
     pub(crate) local: Option<LocalReply>,
     pub(crate) resumed: bool,
     pub(crate) closed: bool,
 }
 
 impl StreamData {
-    /// Ready for another request: everything emptied, the buffers kept. The fields' own
-    /// buffers go to `spare` (at most `max` of them, none larger than `keep` bytes).
-    pub(crate) fn recycle(&mut self, spare: &mut Fields, max: usize, keep: usize) {
+    /// Ready for another request: everything emptied, the buffers kept (the fields' own
+    /// buffers among the spare pairs, at most [`SPARE_PAIRS`] of them, none larger than
+    /// [`KEEP_BYTES`]).
+    pub(crate) fn recycle(&mut self) {
+        let spare = &mut self.spare;
         let mut put = |f: &mut Fields| {
             for (mut n, mut v) in f.drain(..) {
-                if spare.len() < max && n.capacity() <= keep && v.capacity() <= keep {
+                if spare.len() < SPARE_PAIRS && n.capacity() <= KEEP_BYTES && v.capacity() <= KEEP_BYTES {
                     n.clear();
                     v.clear();
                     spare.push((n, v));
@@ -123,7 +184,7 @@ impl StreamData {
         put(&mut self.response_trailers);
         put(&mut self.props.custom);
         for b in [&mut self.request_body, &mut self.response_body] {
-            if b.capacity() > keep * 16 {
+            if b.capacity() > KEEP_BYTES * 16 {
                 *b = Vec::new();
             }
             b.clear();
@@ -145,9 +206,31 @@ impl StreamData {
         self.response_headers_changed = false;
         self.request_body_changed = false;
         self.response_body_changed = false;
+        for raw in [&mut self.request_raw, &mut self.response_raw] {
+            if raw.bytes.capacity() > KEEP_BYTES * 4 {
+                *raw = RawFields::default();
+            }
+            raw.clear();
+        }
         self.local = None;
         self.resumed = false;
         self.closed = false;
+    }
+
+    /// The request's header map, built now if its fields are still raw.
+    pub fn request_map(&mut self) -> &mut Fields {
+        if !self.request_raw.is_empty() {
+            self.request_raw.build(&mut self.request_headers, &mut self.spare);
+        }
+        &mut self.request_headers
+    }
+
+    /// The response's header map, built now if its fields are still raw.
+    pub fn response_map(&mut self) -> &mut Fields {
+        if !self.response_raw.is_empty() {
+            self.response_raw.build(&mut self.response_headers, &mut self.spare);
+        }
+        &mut self.response_headers
     }
 }
 
@@ -180,7 +263,8 @@ pub struct Stream {
     /// stream is finished.
     off: bool,
     pending: Vec<Callout>,
-    pub data: StreamData,
+    /// Boxed: each callback moves it into the instance's store and back, a pointer swap.
+    pub data: Box<StreamData>,
 }
 
 impl Stream {
@@ -190,16 +274,16 @@ impl Stream {
     pub fn open(plugin: &Arc<Plugin>, props: Props) -> Result<Stream, Fault> {
         Stream::open_with(
             plugin,
-            StreamData {
+            Box::new(StreamData {
                 props,
                 ..Default::default()
-            },
+            }),
         )
     }
 
     /// [`Stream::open`] with the data its callbacks will see, filled by the caller (buffers
     /// kept from an earlier request: see [`Stream::finish_into`]).
-    pub fn open_with(plugin: &Arc<Plugin>, data: StreamData) -> Result<Stream, Fault> {
+    pub fn open_with(plugin: &Arc<Plugin>, data: Box<StreamData>) -> Result<Stream, Fault> {
         let slot = pool::slot(plugin);
         let on_error = plugin.settings.on_error;
         let mut s = Stream {
@@ -289,7 +373,7 @@ impl Stream {
     /// `proxy_on_request_headers` with `data.request_headers` (pseudo-headers first:
     /// `:method`, `:path`, `:authority`, `:scheme`).
     pub fn request_headers(&mut self, end_of_stream: bool) -> Verdict {
-        let n = self.data.request_headers.len() as i32;
+        let n = (self.data.request_headers.len() + self.data.request_raw.len()) as i32;
         self.run(|vm, ctx| match &Rc::clone(&vm.f).request_headers {
             Some(HeadersFn::WithEnd(f)) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
             Some(HeadersFn::NoEnd(f)) => vm.call(f, (ctx as i32, n)),
@@ -312,7 +396,7 @@ impl Stream {
     /// `proxy_on_response_headers` with `data.response_headers` (`:status` first).
     pub fn response_headers(&mut self, status: u16, end_of_stream: bool) -> Verdict {
         self.data.props.response_code = Some(status);
-        let n = self.data.response_headers.len() as i32;
+        let n = (self.data.response_headers.len() + self.data.response_raw.len()) as i32;
         self.run(|vm, ctx| match &Rc::clone(&vm.f).response_headers {
             Some(HeadersFn::WithEnd(f)) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
             Some(HeadersFn::NoEnd(f)) => vm.call(f, (ctx as i32, n)),
@@ -383,7 +467,7 @@ impl Stream {
 
     /// [`Stream::finish`], handing back the stream's data (its buffers may serve another
     /// request).
-    pub fn finish_into(mut self) -> StreamData {
+    pub fn finish_into(mut self) -> Box<StreamData> {
         self.close(true);
         std::mem::take(&mut self.data)
     }

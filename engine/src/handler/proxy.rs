@@ -277,13 +277,14 @@ pub fn upstream_head(
         }
         field(out, name, value);
     }
-    let ip = client_ip.to_string();
+    let mut ip_buf = [0u8; 39];
+    let ip = ip_text(client_ip, &mut ip_buf);
     out.extend_from_slice(b"X-Forwarded-For: ");
     for v in xff {
         out.extend_from_slice(v);
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(ip.as_bytes());
+    out.extend_from_slice(ip);
     out.extend_from_slice(b"\r\n");
     if !has_proto {
         out.extend_from_slice(match tls {
@@ -300,7 +301,7 @@ pub fn upstream_head(
         field(out, b"X-Forwarded-Host", h);
     }
     if !has_real_ip {
-        field(out, b"X-Real-IP", ip.as_bytes());
+        field(out, b"X-Real-IP", ip);
     }
     out.extend_from_slice(if head.version == Some(Version::Http10) {
         b"Via: 1.0 bext\r\n"
@@ -324,6 +325,40 @@ pub fn upstream_head(
         field(out, b"Upgrade", u.get(buf));
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// `ip` as text in `buf` (at most 39 bytes: a full IPv6 address). IPv4 addresses are written
+/// digit by digit, as every proxied request names its client; IPv6 goes through `Display`.
+fn ip_text(ip: std::net::IpAddr, buf: &mut [u8; 39]) -> &[u8] {
+    use std::io::Write;
+    let mut n = 0;
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let mut w = &mut buf[..];
+            // 39 bytes hold the longest form Display writes.
+            let _ = write!(w, "{v6}");
+            n = 39 - w.len();
+        }
+    }
+    &buf[..n]
 }
 
 /// How the response body is framed towards the client.
@@ -1902,6 +1937,24 @@ mod tests {
     fn state(edit: impl FnOnce(&mut ir::Upstream)) -> CoreUpstreams {
         let p = crate::testing::pipeline_with(&[("127.0.0.1:1", 1), ("127.0.0.1:2", 1)], 1, edit);
         CoreUpstreams::build(&p, 1, None)
+    }
+
+    /// The client address as the forwarding fields carry it: what `Display` writes.
+    #[test]
+    fn ip_text_writes_what_display_does() {
+        let ips: [std::net::IpAddr; 7] = [
+            "0.0.0.0".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+            "10.20.100.255".parse().unwrap(),
+            "255.255.255.255".parse().unwrap(),
+            "9.99.199.9".parse().unwrap(),
+            "::1".parse().unwrap(),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap(),
+        ];
+        for ip in ips {
+            let mut buf = [0; 39];
+            assert_eq!(ip_text(ip, &mut buf), ip.to_string().as_bytes());
+        }
     }
 
     /// Consecutive failures eject a server from this core's balancer (and count), a success
