@@ -138,8 +138,9 @@ fn map(h: &mut Host, t: i32) -> Option<&Pairs> {
     })
 }
 
-/// A map the plugin may change, marked changed. Callout responses are read-only.
-fn map_mut(h: &mut Host, t: i32) -> Option<&mut Pairs> {
+/// A map the plugin may change, marked changed, with the name of the field it changes
+/// (`None`: the whole map). Callout responses are read-only.
+fn map_mut<'h>(h: &'h mut Host, t: i32, name: Option<&[u8]>) -> Option<&'h mut Pairs> {
     let s = &mut h.stream;
     Some(match t {
         abi::map::REQUEST_HEADERS => {
@@ -149,6 +150,7 @@ fn map_mut(h: &mut Host, t: i32) -> Option<&mut Pairs> {
         abi::map::REQUEST_TRAILERS => &mut s.request_trailers,
         abi::map::RESPONSE_HEADERS => {
             s.response_headers_changed = true;
+            s.touch_response(name);
             s.response_map()
         }
         abi::map::RESPONSE_TRAILERS => &mut s.response_trailers,
@@ -425,7 +427,7 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             let Some(pairs) = abi::deserialize(&bytes) else {
                 return ok(Status::ParseFailure);
             };
-            match map_mut(c.data_mut(), t) {
+            match map_mut(c.data_mut(), t, None) {
                 Some(m) => {
                     *m = pairs;
                     ok(Status::Ok)
@@ -479,7 +481,7 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
             let Some(key) = read(&mut c, kp, kn) else {
                 return ok(Status::InvalidMemoryAccess);
             };
-            match map_mut(c.data_mut(), t) {
+            match map_mut(c.data_mut(), t, Some(&key)) {
                 Some(m) => {
                     m.retain(|(k, _)| !lower_eq(k, &key));
                     ok(Status::Ok)
@@ -499,7 +501,7 @@ pub(crate) fn link(l: &mut Linker<Host>) -> wasmtime::Result<()> {
                 let (Some(key), Some(value)) = (read(&mut c, kp, kn), read(&mut c, vp, vn)) else {
                     return ok(Status::InvalidMemoryAccess);
                 };
-                let Some(m) = map_mut(c.data_mut(), t) else {
+                let Some(m) = map_mut(c.data_mut(), t, Some(&key)) else {
                     return ok(Status::BadArgument);
                 };
                 if replace {

@@ -488,7 +488,12 @@ impl Stage for PluginStage {
         }
         let filters_body = self.phases.contains(Phases::RESPONSE_BODY);
         if s.data.response_headers_changed {
-            apply_response_edits(&s.data.response_headers, head);
+            let d = &s.data;
+            if d.response_replaced {
+                apply_response_edits(&d.response_headers, head);
+            } else {
+                apply_named_edits(&d.response_headers, &d.response_touched, head);
+            }
         }
         // The body's framing is the engine's: a filtered body leaves chunked (HTTP/1.1), so a
         // plugin may change its length whether or not it dropped `Content-Length`.
@@ -545,6 +550,44 @@ fn body_piece(st: &mut State, data: &[u8], last: bool, out: &mut Vec<u8>) -> Res
     }
 }
 
+/// [`apply_response_edits`] for the fields named in `touched` only (lower case, each followed
+/// by `\n`): what the plugin changed one field at a time.
+fn apply_named_edits(after: &Fields, touched: &[u8], head: &mut ResponseHead<'_>) {
+    let mut at = 0;
+    for n in touched.split(|&b| b == b'\n') {
+        let earlier = &touched[..at];
+        at += n.len() + 1;
+        if n.is_empty() || earlier.split(|&b| b == b'\n').any(|m| m == n) {
+            continue;
+        }
+        edit_field(after, n, head);
+    }
+}
+
+/// Make the head's lines of field `n` (lower case) those of `after`, when they differ. The
+/// status and the framing fields are the engine's.
+fn edit_field(after: &Fields, n: &[u8], head: &mut ResponseHead<'_>) {
+    if n.starts_with(b":") || framing(n) {
+        return;
+    }
+    let new = after
+        .iter()
+        .filter(|(m, _)| m.eq_ignore_ascii_case(n))
+        .map(|(_, v)| v.as_slice());
+    let before = head.fields();
+    let old = before
+        .iter()
+        .filter(|(m, _)| m.eq_ignore_ascii_case(n))
+        .map(|(_, v)| v);
+    if new.clone().eq(old) {
+        return;
+    }
+    head.remove(n);
+    for v in new {
+        head.append(n, v);
+    }
+}
+
 /// The plugin's response fields against the handler's (which the head still holds), as head
 /// edits: a name whose lines changed is replaced by the plugin's lines, a name it dropped is
 /// removed. The status and the framing fields are the engine's.
@@ -556,24 +599,62 @@ fn apply_response_edits(after: &Fields, head: &mut ResponseHead<'_>) {
         }
     }
     for (i, (n, _)) in after.iter().enumerate() {
-        let seen = after[..i].iter().any(|(m, _)| m.eq_ignore_ascii_case(n));
-        if n.starts_with(b":") || framing(n) || seen {
-            continue;
+        if !after[..i].iter().any(|(m, _)| m.eq_ignore_ascii_case(n)) {
+            edit_field(after, n, head);
         }
-        let new = after
-            .iter()
-            .filter(|(m, _)| m.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_slice());
-        let old = before
-            .iter()
-            .filter(|(m, _)| m.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v);
-        if new.clone().eq(old) {
-            continue;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bext_http1::{Header, Span};
+    use bext_stage::{HeadEdits, Headers};
+
+    fn pair(n: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
+        (n.as_bytes().to_vec(), v.as_bytes().to_vec())
+    }
+
+    /// Fields changed one at a time become edits of those fields only: a removed name goes,
+    /// an added one comes, one set to what it was stays untouched, a name changed twice is
+    /// edited once, and the framing fields stay the engine's.
+    #[test]
+    fn named_edits_touch_only_what_the_plugin_changed() {
+        let buf = b"server: o\r\nx-a: 1\r\nx-a: 2\r\nx-keep: k\r\n";
+        let mut list = Vec::new();
+        let mut at = 0u32;
+        for line in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let colon = line.iter().position(|&b| b == b':').unwrap() as u32;
+            let end = at + line.len() as u32 - 1;
+            list.push(Header {
+                name: Span {
+                    start: at,
+                    end: at + colon,
+                },
+                value: Span {
+                    start: at + colon + 2,
+                    end,
+                },
+            });
+            at += line.len() as u32 + 1;
         }
-        head.remove(n);
-        for v in new {
-            head.append(n, v);
-        }
+        let mut edits = HeadEdits::default();
+        let mut head = ResponseHead::new(200, Headers::new(buf, &list), &mut edits);
+        let after = vec![
+            pair(":status", "200"),
+            pair("server", "o"),
+            pair("X-Keep", "k"),
+            pair("x-new", "v"),
+        ];
+        apply_named_edits(
+            &after,
+            b"x-a\nx-new\nx-keep\nx-a\ncontent-length\n",
+            &mut head,
+        );
+        assert!(edits.removes(b"x-a"));
+        assert!(!edits.removes(b"x-keep"));
+        assert!(!edits.removes(b"server"));
+        assert!(!edits.removes(b"content-length"));
+        assert_eq!(edits.added_lines(), b"x-new: v\r\n");
     }
 }

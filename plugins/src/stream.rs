@@ -145,6 +145,10 @@ pub struct StreamData {
     pub request_trailers: Fields,
     pub response_headers: Fields,
     pub response_headers_changed: bool,
+    /// The response fields the plugin changed, by name (lower case, each followed by `\n`),
+    /// unless it replaced the whole map (`response_replaced`): the edits to apply to the head.
+    pub response_touched: Vec<u8>,
+    pub response_replaced: bool,
     pub response_trailers: Fields,
     /// The request body buffered so far (what `proxy_get_buffer_bytes` reads).
     pub request_body: Vec<u8>,
@@ -171,7 +175,10 @@ impl StreamData {
         let spare = &mut self.spare;
         let mut put = |f: &mut Fields| {
             for (mut n, mut v) in f.drain(..) {
-                if spare.len() < SPARE_PAIRS && n.capacity() <= KEEP_BYTES && v.capacity() <= KEEP_BYTES {
+                if spare.len() < SPARE_PAIRS
+                    && n.capacity() <= KEEP_BYTES
+                    && v.capacity() <= KEEP_BYTES
+                {
                     n.clear();
                     v.clear();
                     spare.push((n, v));
@@ -204,6 +211,8 @@ impl StreamData {
         p.response_code = None;
         self.request_headers_changed = false;
         self.response_headers_changed = false;
+        self.response_touched.clear();
+        self.response_replaced = false;
         self.request_body_changed = false;
         self.response_body_changed = false;
         for raw in [&mut self.request_raw, &mut self.response_raw] {
@@ -220,15 +229,31 @@ impl StreamData {
     /// The request's header map, built now if its fields are still raw.
     pub fn request_map(&mut self) -> &mut Fields {
         if !self.request_raw.is_empty() {
-            self.request_raw.build(&mut self.request_headers, &mut self.spare);
+            self.request_raw
+                .build(&mut self.request_headers, &mut self.spare);
         }
         &mut self.request_headers
+    }
+
+    /// Note a change of response field `name` (`None`: the whole map).
+    pub(crate) fn touch_response(&mut self, name: Option<&[u8]>) {
+        match name {
+            Some(n) if !self.response_replaced => {
+                let start = self.response_touched.len();
+                self.response_touched.extend_from_slice(n);
+                self.response_touched[start..].make_ascii_lowercase();
+                self.response_touched.push(b'\n');
+            }
+            Some(_) => {}
+            None => self.response_replaced = true,
+        }
     }
 
     /// The response's header map, built now if its fields are still raw.
     pub fn response_map(&mut self) -> &mut Fields {
         if !self.response_raw.is_empty() {
-            self.response_raw.build(&mut self.response_headers, &mut self.spare);
+            self.response_raw
+                .build(&mut self.response_headers, &mut self.spare);
         }
         &mut self.response_headers
     }
