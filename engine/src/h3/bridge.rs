@@ -396,6 +396,25 @@ async fn take(pipe: &Shared, buf: &mut Vec<u8>) -> bool {
     true
 }
 
+/// The `Content-Type` values QPACK's static table holds (RFC 9204 Appendix A) that differ
+/// from a common spelling only by the optional whitespace after `;` (RFC 9110 §5.6.6): sent
+/// in the table's spelling, such a field is one byte of the block instead of a
+/// Huffman-coded literal.
+const TABLE_CONTENT_TYPES: &[(&[u8], &str)] = &[
+    (b"text/plain; charset=utf-8", "text/plain;charset=utf-8"),
+    (b"text/html;charset=utf-8", "text/html; charset=utf-8"),
+];
+
+fn table_spelling(name: &http::HeaderName, value: &[u8]) -> Option<&'static str> {
+    if name != http::header::CONTENT_TYPE {
+        return None;
+    }
+    TABLE_CONTENT_TYPES
+        .iter()
+        .find(|(spelling, _)| spelling.eq_ignore_ascii_case(value))
+        .map(|&(_, table)| table)
+}
+
 /// The HTTP/3 response head of an HTTP/1.1 one: the status and the fields, less those that
 /// belong to one HTTP/1.1 connection (and those its `Connection` field names). The values
 /// share one copy of the head (a slice each) rather than a copy apiece.
@@ -419,8 +438,13 @@ fn response_head(buf: &[u8], rhead: &ResponseHead) -> Option<http::Response<()>>
         }
         // Lower-cased by `from_bytes`, as HTTP/3 requires.
         let name = http::HeaderName::from_bytes(name).ok()?;
-        let value = head.slice(h.value.start as usize..h.value.end as usize);
-        let value = http::HeaderValue::from_maybe_shared(value).ok()?;
+        let value = match table_spelling(&name, h.value.get(buf)) {
+            Some(v) => http::HeaderValue::from_static(v),
+            None => {
+                let value = head.slice(h.value.start as usize..h.value.end as usize);
+                http::HeaderValue::from_maybe_shared(value).ok()?
+            }
+        };
         fields.append(name, value);
     }
     Some(resp)
@@ -497,5 +521,30 @@ mod tests {
         assert_eq!(r.status(), 200);
         let names: Vec<&str> = r.headers().keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["content-length", "x-keep"]);
+    }
+
+    /// A `Content-Type` QPACK's static table holds in another spelling is sent in the
+    /// table's; any other value as it came.
+    #[test]
+    fn content_types_take_the_static_tables_spelling() {
+        let ctx = ResponseContext {
+            request_was_head: false,
+            request_was_connect: false,
+        };
+        for (sent, want) in [
+            ("text/plain; charset=utf-8", "text/plain;charset=utf-8"),
+            ("Text/HTML;charset=UTF-8", "text/html; charset=utf-8"),
+            ("text/plain;  charset=utf-8", "text/plain;  charset=utf-8"),
+            ("application/json", "application/json"),
+        ] {
+            let raw =
+                format!("HTTP/1.1 200 OK\r\nContent-Type: {sent}\r\nContent-Length: 0\r\n\r\n");
+            let mut rh = ResponseHead::default();
+            let parsed =
+                bext_http1::parse_response(raw.as_bytes(), &Default::default(), ctx, &mut rh);
+            assert_eq!(parsed, Ok(Parse::Complete));
+            let r = response_head(raw.as_bytes(), &rh).unwrap();
+            assert_eq!(r.headers()["content-type"], want, "{sent}");
+        }
     }
 }
