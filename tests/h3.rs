@@ -1099,3 +1099,138 @@ fn a_reload_that_cannot_bind_http3s_udp_port_changes_nothing() {
         assert_eq!(r.body, b"two");
     });
 }
+
+/// A client endpoint that keeps its TLS sessions and may send 0-RTT data with them.
+fn early_client_endpoint(s: &H3Server) -> quinn::Endpoint {
+    let mut tls = s.pki_client.clone();
+    tls.enable_early_data = true;
+    client_endpoint_with(&tls, Duration::from_secs(60))
+}
+
+/// An h3 client over a connection that may still be in its handshake.
+async fn h3_client(conn: quinn::Connection) -> Client {
+    let (mut driver, send) = h3::client::new(h3_quinn::Connection::new(conn))
+        .await
+        .expect("h3");
+    tokio::spawn(async move {
+        let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+    });
+    send
+}
+
+/// A first connection, whose session the client keeps (its ticket arrives after the
+/// handshake: one request is answered before it closes).
+async fn resumable_session(ep: &quinn::Endpoint, a: SocketAddr) {
+    let (conn, mut c) = connect(ep, a).await;
+    let r = exchange(&mut c, "GET", "/", &[], None).await.expect("get");
+    assert_eq!(r.status, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    conn.close(0u32.into(), b"");
+}
+
+/// `early_data on`: a resumed client's requests in 0-RTT data are served for safe methods,
+/// marked `Early-Data: 1` for the origin (RFC 8470 §5.1), and refused 425 for others (§5.2);
+/// after the handshake the same client's POST goes through unmarked. Without the setting the
+/// server's tickets allow no early data, so the client cannot send any.
+#[test]
+fn early_data_serves_safe_methods_marked_and_answers_425_to_others() {
+    use std::io::Write;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let tx = std::sync::Mutex::new(tx);
+    let up = common::upstream(move |mut s| {
+        let head = common::read_head(&mut s);
+        let _ = tx.lock().unwrap().send(head);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    });
+    let sites = format!("upstream app {{ server {up} }}\nsite * {{ route /* {{ proxy app }} }}\n");
+    let s = serve_on("h3-early", &sites, 1, " http3 { early_data on }", |_| {});
+    let a = common::addr(&s.server);
+    rt().block_on(async {
+        let ep = early_client_endpoint(&s);
+        resumable_session(&ep, a).await;
+        let first = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("first head");
+        assert!(
+            !first.to_ascii_lowercase().contains("early-data"),
+            "{first}"
+        );
+        // The server sees the 0-RTT requests before the client's Finished, unless the
+        // scheduler lets the handshake complete first: then they are not early, and the
+        // round is repeated.
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            assert!(rounds <= 5, "no request was taken as early in five rounds");
+            let connecting = ep.connect(a, "a.test").expect("connect");
+            let Ok((conn, _accepted)) = connecting.into_0rtt() else {
+                panic!("the resumed session allows no 0-RTT data");
+            };
+            let mut c = h3_client(conn.clone()).await;
+            let mut c2 = c.clone();
+            let post = tokio::spawn(async move {
+                exchange(&mut c2, "POST", "/p", &[], Some(b"body"))
+                    .await
+                    .expect("early post")
+            });
+            let get = exchange(&mut c, "GET", "/g", &[], None)
+                .await
+                .expect("early get");
+            let post = post.await.expect("post task");
+            assert_eq!(get.status, 200);
+            assert_eq!(get.body, b"ok");
+            let head = rx.recv_timeout(Duration::from_secs(10)).expect("get head");
+            let lower = head.to_ascii_lowercase();
+            if post.status == 200 {
+                // Both came after the handshake: the POST reached the origin too.
+                let more = rx.recv_timeout(Duration::from_secs(10)).expect("post head");
+                assert!(
+                    !lower.contains("early-data")
+                        || !more.to_ascii_lowercase().contains("early-data")
+                );
+                conn.close(0u32.into(), b"");
+                continue;
+            }
+            assert_eq!(post.status, 425);
+            assert_eq!(
+                post.headers["content-type"], "application/problem+json",
+                "{:?}",
+                post.headers
+            );
+            assert!(String::from_utf8_lossy(&post.body).contains("too-early"));
+            assert!(head.starts_with("GET /g "), "{head}");
+            assert!(lower.contains("\r\nearly-data: 1\r\n"), "{head}");
+            // Once the handshake is complete, the POST goes through, unmarked.
+            _accepted.await;
+            let again = exchange(&mut c, "POST", "/p", &[], Some(b"body"))
+                .await
+                .expect("post after the handshake");
+            assert_eq!(again.status, 200);
+            let head = rx.recv_timeout(Duration::from_secs(10)).expect("post head");
+            assert!(head.starts_with("POST /p "), "{head}");
+            assert!(!head.to_ascii_lowercase().contains("early-data"), "{head}");
+            break;
+        }
+        assert!(
+            rx.try_recv().is_err(),
+            "the refused POST reached the origin"
+        );
+    });
+
+    // Without `early_data`, tickets allow none: the client cannot start in 0-RTT.
+    let s = serve(
+        "h3-no-early",
+        "site * { route /* { respond 200 \"ok\" } }\n",
+        |_| {},
+    );
+    let a = common::addr(&s.server);
+    rt().block_on(async {
+        let ep = early_client_endpoint(&s);
+        resumable_session(&ep, a).await;
+        let connecting = ep.connect(a, "a.test").expect("connect");
+        assert!(
+            connecting.into_0rtt().is_err(),
+            "0-RTT offered without early_data"
+        );
+    });
+}

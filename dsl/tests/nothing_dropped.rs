@@ -140,6 +140,12 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         " tls { cert a.pem key a.key } http3 { idle_timeout 5s }",
     ),
     (
+        "http3",
+        "early_data",
+        "L",
+        " tls { cert a.pem key a.key } http3 { early_data on }",
+    ),
+    (
         "upstream",
         "server",
         "U",

@@ -342,6 +342,9 @@ pub struct Quic {
     /// `idle_timeout DURATION`: a connection with no packet for this long is closed, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_ms: Option<u64>,
+    /// `early_data on`: requests of safe methods are served from 0-RTT data (default off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub early_data: bool,
     pub at: Loc,
 }
 

@@ -103,6 +103,8 @@ fn lower(name: &[u8]) -> Vec<u8> {
 const SPARE_DATA: usize = 64;
 
 thread_local! {
+    // Boxed as the streams hold them: a request takes one and gives it back as a pointer.
+    #[allow(clippy::vec_box)]
     static SPARE: RefCell<Vec<Box<StreamData>>> = const { RefCell::new(Vec::new()) };
 }
 

@@ -7,7 +7,8 @@
 //!
 //! The `http3` block: QUIC's limits, `max_streams N`, `stream_window SIZE`,
 //! `connection_window SIZE`, `idle_timeout DURATION`, each within the bounds the engine
-//! enforces (E0320; the connection window at least the stream window, E0321).
+//! enforces (E0320; the connection window at least the stream window, E0321); and
+//! `early_data on|off` (0-RTT requests of safe methods, off by default).
 
 use super::Lower;
 use crate::ast::{ArgKind, Body, Directive};
@@ -141,6 +142,9 @@ impl Lower<'_> {
                         .next_size(&mut a)
                         .and_then(|n| self.quic_bound(span, d, n, bounds, &show_size));
                     connection_at = Some(span);
+                }
+                "early_data" => {
+                    q.early_data = self.on_off(&mut a, "`early_data` setting").unwrap_or(false);
                 }
                 _ => {
                     q.idle_timeout_ms = self.next_duration(&mut a).and_then(|n| {

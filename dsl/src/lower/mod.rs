@@ -95,6 +95,7 @@ pub const CONTEXTS: &[(&str, &[&str])] = &[
             "stream_window",
             "connection_window",
             "idle_timeout",
+            "early_data",
         ],
     ),
     (

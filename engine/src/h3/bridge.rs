@@ -115,6 +115,7 @@ pub(crate) async fn request(
     w: Rc<Worker>,
     resolver: h3::server::RequestResolver<Conn, Bytes>,
     peer: SocketAddr,
+    early: &super::Early,
 ) {
     // A malformed field section (pseudo-headers) is answered by h3 with H3_MESSAGE_ERROR.
     let Ok((req, stream)) = resolver.resolve_request().await else {
@@ -128,6 +129,18 @@ pub(crate) async fn request(
             return;
         }
     };
+    // A request in 0-RTT data may be a replay: served only for safe methods, and marked for
+    // the origin (RFC 8470 §5.1); any other waits for the handshake (425, §5.2).
+    if early.now() {
+        if !matches!(
+            *req.method(),
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        ) {
+            too_early(&mut send, &mut recv).await;
+            return;
+        }
+        head.extend_from_slice(b"early-data: 1\r\n");
+    }
     let is_head = req.method() == http::Method::HEAD;
     // Framing of the HTTP/1.1 request: the declared length, none when the client ended the
     // stream with its fields, chunked otherwise (DATA of unannounced length).
@@ -187,6 +200,25 @@ pub(crate) async fn request(
         p.down.abandon();
     }
     conn.await;
+}
+
+/// `425 Too Early` (problem+json): the client repeats the request once its handshake is
+/// complete (RFC 8470 §5.2). The body it may have started is not read.
+async fn too_early(send: &mut SendHalf, recv: &mut RecvHalf) {
+    recv.stop_sending(Code::H3_NO_ERROR);
+    let body = crate::error::problem_body("too-early", "Too Early", 425, "");
+    let mut resp = http::Response::new(());
+    *resp.status_mut() = http::StatusCode::from_u16(425).expect("425 is a status");
+    let fields = resp.headers_mut();
+    fields.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/problem+json"),
+    );
+    fields.insert(http::header::CONTENT_LENGTH, body.len().into());
+    fields.insert(http::header::SERVER, http::HeaderValue::from_static("bext"));
+    if send.send_response(resp).await.is_ok() && send.send_data(Bytes::from(body)).await.is_ok() {
+        let _ = send.finish().await;
+    }
 }
 
 fn refuse(send: &mut SendHalf, recv: &mut RecvHalf) {

@@ -56,6 +56,8 @@ pub struct QuicLimits {
     pub connection_window: u32,
     /// A connection with no packet for this long is closed (default 30 s, 1 s–10 min).
     pub idle_timeout: Duration,
+    /// Requests of safe methods are served from 0-RTT data (`early_data on`; default off).
+    pub early_data: bool,
 }
 
 impl Default for QuicLimits {
@@ -77,6 +79,7 @@ impl QuicLimits {
             idle_timeout: Duration::from_millis(
                 q.idle_timeout_ms.unwrap_or(Q::DEFAULT_IDLE_TIMEOUT_MS),
             ),
+            early_data: q.early_data,
         }
         .bounded()
     }
@@ -99,6 +102,7 @@ impl QuicLimits {
             idle_timeout: self
                 .idle_timeout
                 .clamp(Duration::from_millis(lo), Duration::from_millis(hi)),
+            early_data: self.early_data,
         }
     }
 
@@ -123,18 +127,50 @@ impl QuicLimits {
 const RETRY_ABOVE: usize = 256;
 
 /// The QUIC server configuration of a TLS listener: its certificates and resumption, TLS 1.3
-/// only (QUIC), ALPN `h3`, no early data.
+/// only (QUIC), ALPN `h3`; early data only with `early_data on` (QUIC takes all or none of
+/// it: RFC 9001 §4.6.1).
 fn server_config(
     tls: &bext_tls::Listener,
     limits: &QuicLimits,
 ) -> Result<quinn::ServerConfig, String> {
     let mut c = (**tls.server_config()).clone();
     c.alpn_protocols = vec![b"h3".to_vec()];
-    c.max_early_data_size = 0;
+    if limits.early_data {
+        c.max_early_data_size = u32::MAX;
+        // rustls takes early data only on sessions resumed from the listener's session cache
+        // (shared by the cores), and takes each session out of it when it resumes: a session
+        // serves one 0-RTT flight, and a replayed flight finds it gone (a full handshake, its
+        // early data rejected). Stateless tickets could be replayed: none are issued here.
+        c.ticketer = Arc::new(NoTickets);
+    } else {
+        c.max_early_data_size = 0;
+    }
     let crypto = QuicServerConfig::try_from(Arc::new(c)).map_err(|e| e.to_string())?;
     let mut sc = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     sc.transport_config(Arc::new(limits.transport()));
     Ok(sc)
+}
+
+/// Issues no ticket: sessions resume from the session cache only.
+#[derive(Debug)]
+struct NoTickets;
+
+impl bext_tls::rustls::server::ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+
+    fn lifetime(&self) -> u32 {
+        0
+    }
+
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Whether HTTP/3 can bind UDP at `addr` (as its sockets are bound: `SO_REUSEPORT`): a
@@ -261,6 +297,7 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr, ow
             }
         };
     let mut generation = w.pipeline().generation;
+    let mut early_data = limits.early_data;
     loop {
         let incoming = {
             let accept = pin!(endpoint.accept());
@@ -279,10 +316,9 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr, ow
                 // HTTP/3 turned off: no new connection; live ones finish as they are.
                 break;
             }
-            match p
-                .tls_for(addr)
-                .map(|t| server_config(t, &p.quic_limits(addr)))
-            {
+            let limits = p.quic_limits(addr);
+            early_data = limits.early_data;
+            match p.tls_for(addr).map(|t| server_config(t, &limits)) {
                 Some(Ok(c)) => endpoint.set_server_config(Some(c)),
                 Some(Err(e)) => eprintln!("bext: http3 on {addr}: {e}"),
                 None => break,
@@ -293,7 +329,7 @@ pub(crate) async fn serve(w: Rc<Worker>, addr: SocketAddr, bound: SocketAddr, ow
             let _ = incoming.retry();
             continue;
         }
-        monoio::spawn(connection(w.clone(), incoming, own.clone()));
+        monoio::spawn(connection(w.clone(), incoming, own.clone(), early_data));
     }
     // Draining (the worker stops, or a reload dropped this endpoint): no new connection; live
     // ones get GOAWAY from their own task, finish their requests and close. The worker waits
@@ -335,7 +371,12 @@ impl Drop for Busy<'_> {
 /// stops it sends GOAWAY and lets the requests in flight finish. A QUIC connection counts
 /// against the worker's `limits { connections }` like a TCP one: at the cap new ones are
 /// refused (CONNECTION_REFUSED, no state kept).
-async fn connection(w: Rc<Worker>, incoming: quinn::Incoming, own: Rc<StopSignal>) {
+async fn connection(
+    w: Rc<Worker>,
+    incoming: quinn::Incoming,
+    own: Rc<StopSignal>,
+    early_data: bool,
+) {
     if w.connections.get() >= w.pipeline().client.max_connections {
         incoming.refuse();
         return;
@@ -345,8 +386,24 @@ async fn connection(w: Rc<Worker>, incoming: quinn::Incoming, own: Rc<StopSignal
     let Ok(connecting) = incoming.accept() else {
         return;
     };
-    let Ok(conn) = connecting.await else {
-        return;
+    // With `early_data on` the connection serves before its handshake completes; until then
+    // its requests are early ones (`Early::now`).
+    let (conn, early) = if early_data {
+        match connecting.into_0rtt() {
+            Ok((conn, accepted)) => {
+                let early = Rc::new(Early::new(&conn, accepted));
+                (conn, early)
+            }
+            Err(connecting) => match connecting.await {
+                Ok(conn) => (conn, Rc::new(Early::done())),
+                Err(_) => return,
+            },
+        }
+    } else {
+        match connecting.await {
+            Ok(conn) => (conn, Rc::new(Early::done())),
+            Err(_) => return,
+        }
     };
     let max_field = w.pipeline().client.limits.max_head as u64;
     let build = h3::server::builder()
@@ -388,7 +445,7 @@ async fn connection(w: Rc<Worker>, incoming: quinn::Incoming, own: Rc<StopSignal
                         match crate::io::race(accept, done.as_mut()).await {
                             crate::io::Either::Left(Ok(Some(resolver))) => {
                                 let peer = conn.remote_address();
-                                spawn_request(&w, &live, resolver, peer);
+                                spawn_request(&w, &live, &early, resolver, peer);
                             }
                             crate::io::Either::Left(_) => break false,
                             crate::io::Either::Right(()) => break true,
@@ -406,10 +463,56 @@ async fn connection(w: Rc<Worker>, incoming: quinn::Incoming, own: Rc<StopSignal
         match next {
             Ok(Some(resolver)) => {
                 let peer = conn.remote_address();
-                spawn_request(&w, &live, resolver, peer);
+                spawn_request(&w, &live, &early, resolver, peer);
             }
             Ok(None) | Err(_) => break,
         }
+    }
+}
+
+/// Whether a connection's handshake is still under way: a request whose fields arrive before
+/// it completes came in 0-RTT data, which an attacker may have replayed (RFC 8470 §1).
+pub(crate) struct Early {
+    accepted: RefCell<Option<quinn::ZeroRttAccepted>>,
+    conn: Option<quinn::Connection>,
+}
+
+impl Early {
+    fn new(conn: &quinn::Connection, accepted: quinn::ZeroRttAccepted) -> Early {
+        Early {
+            accepted: RefCell::new(Some(accepted)),
+            conn: Some(conn.clone()),
+        }
+    }
+
+    fn done() -> Early {
+        Early {
+            accepted: RefCell::new(None),
+            conn: None,
+        }
+    }
+
+    /// The handshake has not completed, as the connection's packets were processed so far
+    /// (quinn settles the handshake before it hands over the streams of later packets). A
+    /// connection lost before completing counts as early: a replayed 0-RTT flight is one.
+    pub(crate) fn now(&self) -> bool {
+        use std::future::Future;
+        let mut slot = self.accepted.borrow_mut();
+        let Some(accepted) = slot.as_mut() else {
+            return false;
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let settled = std::pin::Pin::new(accepted).poll(&mut cx).is_ready();
+        if settled
+            && self
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.close_reason().is_none())
+        {
+            *slot = None;
+            return false;
+        }
+        true
     }
 }
 
@@ -417,13 +520,14 @@ async fn connection(w: Rc<Worker>, incoming: quinn::Incoming, own: Rc<StopSignal
 fn spawn_request(
     w: &Rc<Worker>,
     live: &Rc<Cell<usize>>,
+    early: &Rc<Early>,
     resolver: h3::server::RequestResolver<h3_quinn::Connection, Bytes>,
     peer: SocketAddr,
 ) {
-    let (w, live) = (w.clone(), live.clone());
+    let (w, live, early) = (w.clone(), live.clone(), early.clone());
     live.set(live.get() + 1);
     monoio::spawn(async move {
-        bridge::request(w, resolver, peer).await;
+        bridge::request(w, resolver, peer, &early).await;
         live.set(live.get() - 1);
     });
 }
