@@ -589,6 +589,73 @@ pub enum HandshakeErr {
     Closed,
 }
 
+/// How a handshake loop ended short of an established session.
+enum Stop {
+    /// The peer closed the connection, or a write to it failed.
+    Closed,
+    /// A step took longer than the limit.
+    Timeout,
+    /// rustls refused what the peer sent (the alert it queued has been sent).
+    Tls(bext_tls::rustls::Error),
+    /// The peer's first bytes were a plain HTTP request (looked for on the server side only).
+    PlainHttp,
+}
+
+/// The handshake of either end on `tcp`: send what rustls queued, read, feed rustls, until
+/// the session is established; records received past the handshake are kept in the session's
+/// pending bytes. `limit` bounds each write and read.
+async fn drive_handshake<S: Side>(
+    tcp: &mut TcpStream,
+    s: &mut S,
+    limit: &crate::io::Limit<'_>,
+    look_for_plain_http: bool,
+) -> Result<(), Stop> {
+    let mut first = true;
+    loop {
+        let out = s.take_records();
+        if !out.is_empty() {
+            match limit.run(tcp.write_all(out)).await {
+                Some((Ok(_), _)) => {}
+                Some((Err(_), _)) => return Err(Stop::Closed),
+                None => return Err(Stop::Timeout),
+            }
+        }
+        if !s.conn().is_handshaking() {
+            return Ok(());
+        }
+        let rec = Vec::with_capacity(RECORD_READ);
+        let Some((res, rec)) = limit.run(tcp.read(rec)).await else {
+            return Err(Stop::Timeout);
+        };
+        let n = match res {
+            Ok(n) if n > 0 => n,
+            _ => return Err(Stop::Closed),
+        };
+        if look_for_plain_http && first && bext_tls::is_plain_http(&rec[..n]) {
+            return Err(Stop::PlainHttp);
+        }
+        first = false;
+        let mut data = &rec[..n];
+        while !data.is_empty() {
+            match s.conn().read_tls(&mut data) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if let Err(e) = s.conn().process_new_packets() {
+                // Send the alert rustls queued, so the peer learns why, then give up.
+                let out = s.take_records();
+                if !out.is_empty() {
+                    let _ = limit.run(tcp.write_all(out)).await;
+                }
+                return Err(Stop::Tls(e));
+            }
+        }
+        if !data.is_empty() {
+            s.pending().extend_from_slice(data);
+        }
+    }
+}
+
 /// Runs the server side of the handshake on a new connection. `limit` bounds each step.
 pub async fn handshake(
     mut tcp: TcpStream,
@@ -611,97 +678,52 @@ pub async fn handshake(
         client_subject: None,
         client_cert: None,
     };
-    let mut first = true;
-    let result = loop {
-        let out = s.take_records();
-        if !out.is_empty() {
-            let Some((res, _)) = limit.run(tcp.write_all(out)).await else {
-                break Err(HandshakeErr::Closed);
-            };
-            if res.is_err() {
-                break Err(HandshakeErr::Closed);
-            }
-        }
-        if !s.conn.is_handshaking() {
-            break Ok(());
-        }
-        let rec = Vec::with_capacity(RECORD_READ);
-        let Some((res, rec)) = limit.run(tcp.read(rec)).await else {
-            COUNTERS.failed("timeout");
-            return Err(HandshakeErr::Closed);
-        };
-        let n = match res {
-            Ok(n) if n > 0 => n,
-            _ => break Err(HandshakeErr::Closed),
-        };
-        if first && bext_tls::is_plain_http(&rec[..n]) {
+    match drive_handshake(&mut tcp, &mut s, &limit, true).await {
+        Ok(()) => {}
+        Err(Stop::PlainHttp) => {
             COUNTERS.plain_http.fetch_add(1, Ordering::Relaxed);
             let _ = limit.run(tcp.write_all(PLAIN_HTTP_400)).await;
             let _ = tcp.shutdown().await;
             return Err(HandshakeErr::PlainHttp);
         }
-        first = false;
-        let mut data = &rec[..n];
-        let mut failed = None;
-        while !data.is_empty() {
-            match s.conn.read_tls(&mut data) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            if let Err(e) = s.conn.process_new_packets() {
-                failed = Some(bext_tls::failure_class(&e));
-                break;
-            }
-        }
-        if let Some(class) = failed {
-            // Send the alert rustls queued, then give up.
-            let out = s.take_records();
-            if !out.is_empty() {
-                let _ = limit.run(tcp.write_all(out)).await;
-            }
-            break Err(HandshakeErr::Tls(class));
-        }
-        if !data.is_empty() {
-            s.pending.extend_from_slice(data);
-        }
-    };
-    match result {
-        Ok(()) => {
-            COUNTERS.handshakes.fetch_add(1, Ordering::Relaxed);
-            if matches!(
-                s.conn.handshake_kind(),
-                Some(bext_tls::rustls::HandshakeKind::Resumed)
-            ) {
-                COUNTERS.resumed.fetch_add(1, Ordering::Relaxed);
-            }
-            s.site = s.listener.site_for(s.conn.server_name());
-            let identity = bext_tls::PeerIdentity::of(&s.conn);
-            s.client_subject = identity.as_ref().map(|p| p.header_value());
-            s.client_cert = identity.map(|p| {
-                Rc::new(bext_stage::ClientCert {
-                    common_name: p.common_name,
-                    dns_names: p.dns_names,
-                })
-            });
-            if let Err(e) = s.feed_pending() {
-                let _ = e;
-                COUNTERS.failed("malformed");
-                return Err(HandshakeErr::Tls("malformed"));
-            }
-            Ok(TlsStream {
-                tcp,
-                s: Rc::new(RefCell::new(s)),
-            })
-        }
-        Err(HandshakeErr::Tls(class)) => {
+        Err(Stop::Tls(e)) => {
+            let class = bext_tls::failure_class(&e);
             COUNTERS.failed(class);
-            Err(HandshakeErr::Tls(class))
+            return Err(HandshakeErr::Tls(class));
         }
-        Err(e) => {
+        Err(Stop::Timeout) => {
+            COUNTERS.failed("timeout");
+            return Err(HandshakeErr::Closed);
+        }
+        Err(Stop::Closed) => {
             COUNTERS.failed("closed");
-            Err(e)
+            return Err(HandshakeErr::Closed);
         }
     }
+    COUNTERS.handshakes.fetch_add(1, Ordering::Relaxed);
+    if matches!(
+        s.conn.handshake_kind(),
+        Some(bext_tls::rustls::HandshakeKind::Resumed)
+    ) {
+        COUNTERS.resumed.fetch_add(1, Ordering::Relaxed);
+    }
+    s.site = s.listener.site_for(s.conn.server_name());
+    let identity = bext_tls::PeerIdentity::of(&s.conn);
+    s.client_subject = identity.as_ref().map(|p| p.header_value());
+    s.client_cert = identity.map(|p| {
+        Rc::new(bext_stage::ClientCert {
+            common_name: p.common_name,
+            dns_names: p.dns_names,
+        })
+    });
+    if s.feed_pending().is_err() {
+        COUNTERS.failed("malformed");
+        return Err(HandshakeErr::Tls("malformed"));
+    }
+    Ok(TlsStream {
+        tcp,
+        s: Rc::new(RefCell::new(s)),
+    })
 }
 
 /// The client side of a TLS session with an upstream server.
@@ -750,54 +772,14 @@ pub async fn connect_upstream(
         conn,
         pending: Vec::new(),
     };
-    let result = loop {
-        let out = s.take_records();
-        if !out.is_empty() {
-            match limit.run(tcp.write_all(out)).await {
-                Some((Ok(_), _)) => {}
-                Some((Err(_), _)) => break Err(UpstreamTlsErr::Closed),
-                None => break Err(UpstreamTlsErr::Timeout),
-            }
-        }
-        if !s.conn.is_handshaking() {
-            break Ok(());
-        }
-        let rec = Vec::with_capacity(RECORD_READ);
-        let (res, rec) = match limit.run(tcp.read(rec)).await {
-            Some(r) => r,
-            None => break Err(UpstreamTlsErr::Timeout),
-        };
-        let n = match res {
-            Ok(n) if n > 0 => n,
-            _ => break Err(UpstreamTlsErr::Closed),
-        };
-        let mut data = &rec[..n];
-        let mut failed = None;
-        while !data.is_empty() {
-            match s.conn.read_tls(&mut data) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            if let Err(e) = s.conn.process_new_packets() {
-                failed = Some(match e {
-                    bext_tls::rustls::Error::InvalidCertificate(_) => UpstreamTlsErr::Verify,
-                    _ => UpstreamTlsErr::Handshake,
-                });
-                break;
-            }
-        }
-        if let Some(e) = failed {
-            // Send the alert rustls queued, so the server learns why.
-            let out = s.take_records();
-            if !out.is_empty() {
-                let _ = limit.run(tcp.write_all(out)).await;
-            }
-            break Err(e);
-        }
-        if !data.is_empty() {
-            s.pending.extend_from_slice(data);
-        }
-    };
+    let result = drive_handshake(&mut tcp, &mut s, &limit, false)
+        .await
+        .map_err(|stop| match stop {
+            Stop::Tls(bext_tls::rustls::Error::InvalidCertificate(_)) => UpstreamTlsErr::Verify,
+            Stop::Tls(_) | Stop::PlainHttp => UpstreamTlsErr::Handshake,
+            Stop::Timeout => UpstreamTlsErr::Timeout,
+            Stop::Closed => UpstreamTlsErr::Closed,
+        });
     match result {
         Ok(()) => {
             COUNTERS.upstream_handshakes.fetch_add(1, Ordering::Relaxed);
