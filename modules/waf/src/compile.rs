@@ -175,6 +175,11 @@ pub struct Waf {
     pub(crate) ops: Vec<COp>,
     /// For each chain, whether any operator is decided by the automaton.
     pub(crate) chain_has_ac: Vec<bool>,
+    /// For each chain, the value features (`transform::features`) without which every
+    /// step leaves a value as it is.
+    pub(crate) chain_masks: Vec<u32>,
+    /// For each automaton pattern, the chains (below 64) of its operators, one bit each.
+    pub(crate) ac_chains: Vec<u64>,
     unsupported: Vec<Unsupported>,
     rule_count: usize,
     pattern_count: usize,
@@ -620,9 +625,24 @@ impl Waf {
             }
             flush(&mut group, &mut sets[chain])?;
         }
+        let chain_masks = b
+            .chain_list
+            .iter()
+            .map(|c| crate::transform::chain_mask(c))
+            .collect();
+        let ac_chains = ac_uses
+            .iter()
+            .map(|uses| {
+                uses.iter().fold(0u64, |bits, u| {
+                    bits | 1u64.checked_shl(u.chain as u32).unwrap_or(0)
+                })
+            })
+            .collect();
         Ok(Waf {
             config,
             phases,
+            chain_masks,
+            ac_chains,
             chains: b.chain_list,
             sets,
             ac,

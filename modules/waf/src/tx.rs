@@ -22,7 +22,7 @@ use regex_automata::{Input, PatternSet};
 use crate::body::{self, Pairs};
 use crate::compile::{CLink, COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
 use crate::ir::{Ctl, Disruptive, Macro, MacroPart, Operator, SetVar, Transform, Var};
-use crate::transform::{apply_chain, apply_chain_cow};
+use crate::transform::{apply_chain, apply_chain_known};
 use crate::OverLimit;
 
 /// What the WAF decided.
@@ -116,16 +116,17 @@ pub struct Scratch {
     hit_pool: Vec<OpId>,
     /// Automaton matches (pattern, start, end) of scanned values.
     ac_pool: Vec<(u32, u32, u32)>,
-    /// Per slot, its automaton matches in `ac_pool` (shared by every chain that leaves the
-    /// value unchanged).
-    slot_ac: FastMap<u32, (u32, u32)>,
+    /// Per slot, its automaton matches as a range of `ac_pool` (shared by every chain that
+    /// leaves the value unchanged) and the chains their patterns serve (`Waf::ac_chains`);
+    /// [`UNSCANNED`] until the first pass.
+    slot_ac: Vec<((u32, u32), u64)>,
     candidates: Vec<OpId>,
     pattern_set: PatternSet,
     item_buf: Vec<Item>,
     /// `(target list, chain)` → (slot count when made, range of `union_pool`): every operator
     /// of the chain that matches some value of the list; `NOT_STATIC` when the list yields
     /// values made on the fly.
-    unions: FastMap<(u32, ChainId), (u32, (u32, u32))>,
+    unions: FastMap<(u32, ChainId, u64), (u32, (u32, u32))>,
     union_pool: Vec<OpId>,
 }
 
@@ -145,7 +146,7 @@ impl Scratch {
             entries: Vec::new(),
             hit_pool: Vec::new(),
             ac_pool: Vec::new(),
-            slot_ac: FastMap::default(),
+            slot_ac: Vec::new(),
             candidates: Vec::new(),
             pattern_set: PatternSet::new(0),
             item_buf: Vec::new(),
@@ -262,6 +263,8 @@ pub struct Transaction<'w> {
     waf: &'w Waf,
     scratch: Scratch,
     slots: Vec<Vec<u8>>,
+    /// Per slot, its features (`transform::features`): which chains leave it as it is.
+    feats: Vec<u32>,
     colls: FastMap<Coll, Vec<Member>>,
     scalars: FastMap<Var, u32>,
     tx: HashMap<String, Vec<u8>>,
@@ -327,6 +330,7 @@ impl<'w> Transaction<'w> {
             waf,
             scratch,
             slots: Vec::new(),
+            feats: Vec::new(),
             colls: FastMap::default(),
             scalars: FastMap::default(),
             tx,
@@ -361,6 +365,7 @@ impl<'w> Transaction<'w> {
 
     fn slot(&mut self, v: &[u8]) -> u32 {
         self.stats.values += 1;
+        self.feats.push(crate::transform::features(v));
         self.slots.push(v.to_vec());
         (self.slots.len() - 1) as u32
     }
@@ -758,8 +763,14 @@ impl<'w> Transaction<'w> {
                         item,
                     )
                     .map(|v| (v, link.chain));
+                // A value the whole chain leaves as it is looks the same after every prefix of
+                // it: the `multiMatch` operators would test the same bytes again.
+                let same_bytes = match item.src {
+                    Src::Slot(s) => self.unchanged(s, link.chain),
+                    Src::Owned(_) => false,
+                };
                 for &(c, o) in &link.alts {
-                    if found.is_some() {
+                    if found.is_some() || same_bytes {
                         break;
                     }
                     found = self
@@ -1085,20 +1096,35 @@ impl<'w> Transaction<'w> {
 
     /// Whether any value of the link's targets can match its operator. Rules share target
     /// lists and chains (CRS has ~200 rules over a few dozen pairs), so the union of every
-    /// value's hits is made once per (list, chain) and request; a rule whose operator is not
-    /// in it is decided without visiting its values, which is the fate of most rules on a
-    /// benign request. Negated, `multiMatch` and direct operators, lists with values made on
-    /// the fly and rules with target exclusions in force take the long way.
+    /// value's hits is made once per (list, chain, target removals in force) and request; a
+    /// rule whose operator (or, with `multiMatch`, none of whose operators) is in it is decided
+    /// without visiting its values, which is the fate of most rules on a benign request.
+    /// Negated and direct operators and lists with values made on the fly take the long way.
     fn link_may_match(&mut self, r: &CRule, link: &CLink, items: &mut Vec<Item>) -> bool {
         let waf = self.waf;
-        if link.negated
-            || !link.alts.is_empty()
-            || !matches!(waf.ops[link.op as usize], COp::Scanned { .. })
-            || self.removals_apply(r)
-        {
+        if link.negated || !matches!(waf.ops[link.op as usize], COp::Scanned { .. }) {
             return true;
         }
-        let key = (link.targets_id, link.chain);
+        let Some(removals) = self.removal_bits(r) else {
+            return true;
+        };
+        std::iter::once((link.chain, link.op))
+            .chain(link.alts.iter().copied())
+            .any(|(chain, op)| self.in_union(r, link, chain, op, removals, items))
+    }
+
+    /// Whether `op` matches some value of the link's targets under `chain` (see
+    /// [`Transaction::link_may_match`]); `removals` are the target removals applying to `r`.
+    fn in_union(
+        &mut self,
+        r: &CRule,
+        link: &CLink,
+        chain: ChainId,
+        op: OpId,
+        removals: u64,
+        items: &mut Vec<Item>,
+    ) -> bool {
+        let key = (link.targets_id, chain, removals);
         let gen = self.slots.len() as u32;
         let range = match self.scratch.unions.get(&key) {
             Some(&(g, range)) if g == gen => range,
@@ -1112,7 +1138,10 @@ impl<'w> Transaction<'w> {
                         range = NOT_STATIC;
                         break;
                     };
-                    let e = self.entry(s, link.chain);
+                    if self.nothing_matches(s, chain) {
+                        continue;
+                    }
+                    let e = self.entry(s, chain);
                     self.scan(e);
                     let (lo, hi) = self.scratch.entries[e as usize].hits;
                     pool.extend_from_slice(&self.scratch.hit_pool[lo as usize..hi as usize]);
@@ -1138,8 +1167,24 @@ impl<'w> Transaction<'w> {
         };
         range == NOT_STATIC
             || self.scratch.union_pool[range.0 as usize..range.1 as usize]
-                .binary_search(&link.op)
+                .binary_search(&op)
                 .is_ok()
+    }
+
+    /// The `ctl:ruleRemoveTarget…` in force that apply to rule `r`, one bit per removal
+    /// (rules under the same removals share their unions); `None` past 64 removals.
+    fn removal_bits(&self, r: &CRule) -> Option<u64> {
+        let mut bits = 0u64;
+        for (i, (id, tag, _, _)) in self.removed_targets.iter().enumerate() {
+            let applies = id.is_some_and(|x| x == r.id)
+                || tag
+                    .as_ref()
+                    .is_some_and(|tg| r.tags.iter().any(|x| x == tg));
+            if applies {
+                bits |= 1u64.checked_shl(i as u32)?;
+            }
+        }
+        Some(bits)
     }
 
     /// Whether a `ctl:ruleRemoveTarget…` in force applies to rule `r`.
@@ -1165,18 +1210,27 @@ impl<'w> Transaction<'w> {
         let waf = self.waf;
         let cop = &waf.ops[op as usize];
         let bytes = match &item.src {
-            Src::Slot(s) => {
-                let e = self.entry(*s, chain);
+            &Src::Slot(s) => {
                 let matched = match cop {
+                    COp::Scanned { .. } if self.nothing_matches(s, chain) => false,
                     COp::Scanned { .. } => {
+                        let e = self.entry(s, chain);
                         self.scan(e);
                         let (lo, hi) = self.scratch.entries[e as usize].hits;
                         self.scratch.hit_pool[lo as usize..hi as usize]
                             .binary_search(&op)
                             .is_ok()
                     }
+                    COp::Direct(o) if self.unchanged(s, chain) => {
+                        self.stats.direct_evals += 1;
+                        let bytes = std::mem::take(&mut self.slots[s as usize]);
+                        let m = self.direct(o, &bytes, capture && !negated);
+                        self.slots[s as usize] = bytes;
+                        m
+                    }
                     COp::Direct(o) => {
                         self.stats.direct_evals += 1;
+                        let e = self.entry(s, chain);
                         let bytes = self.take_bytes(e);
                         let m = self.direct(o, &bytes, capture && !negated);
                         self.put_bytes(e, bytes);
@@ -1186,7 +1240,12 @@ impl<'w> Transaction<'w> {
                 if matched == negated {
                     return None;
                 }
-                self.entry_bytes(e).to_vec()
+                if self.unchanged(s, chain) {
+                    self.slots[s as usize].clone()
+                } else {
+                    let e = self.entry(s, chain);
+                    self.entry_bytes(e).to_vec()
+                }
             }
             Src::Owned(b) => {
                 self.stats.transforms += 1;
@@ -1263,13 +1322,13 @@ impl<'w> Transaction<'w> {
             return e;
         }
         let t = &self.waf.chains[chain as usize];
-        let own = if t.is_empty() {
+        let own = if self.unchanged(slot, chain) {
             None
         } else {
             self.stats.transforms += 1;
             let src = &self.slots[slot as usize];
             // Most values come out of a chain unchanged: keep no copy of those.
-            match apply_chain_cow(t, src) {
+            match apply_chain_known(t, src, self.feats[slot as usize]) {
                 Cow::Borrowed(_) => None,
                 Cow::Owned(out) => (out != *src).then_some(out),
             }
@@ -1294,7 +1353,7 @@ impl<'w> Transaction<'w> {
         }
         let waf = self.waf;
         let chain = self.scratch.entries[e as usize].chain;
-        let bytes = self.take_bytes(e);
+        let mut bytes = self.take_bytes(e);
         let mut hits = std::mem::take(&mut self.scratch.hit_pool);
         let start = hits.len();
         let mut cands = std::mem::take(&mut self.scratch.candidates);
@@ -1307,16 +1366,14 @@ impl<'w> Transaction<'w> {
         {
             // A value the chain left unchanged reuses the automaton's pass over the slot.
             let entry = &self.scratch.entries[e as usize];
-            let (lo, hi) = match (entry.own.is_none(), self.scratch.slot_ac.get(&entry.slot)) {
-                (true, Some(&r)) => r,
-                (unchanged, _) => {
-                    let slot = entry.slot;
-                    let r = self.automaton_matches(&bytes);
-                    if unchanged {
-                        self.scratch.slot_ac.insert(slot, r);
-                    }
-                    r
-                }
+            let (lo, hi) = if entry.own.is_none() {
+                let slot = entry.slot;
+                self.put_bytes(e, bytes);
+                let (r, _) = self.slot_automaton(slot);
+                bytes = self.take_bytes(e);
+                r
+            } else {
+                self.automaton_matches(&bytes)
             };
             self.decide_literals(lo, hi, &bytes, chain, &mut hits, Some(&mut cands));
         }
@@ -1360,6 +1417,53 @@ impl<'w> Transaction<'w> {
         self.scratch.hit_pool = hits;
         self.scratch.candidates = cands;
         self.put_bytes(e, bytes);
+    }
+
+    /// Whether `chain` certainly leaves slot `s` as it is (from the slot's features, without
+    /// reading it again).
+    fn unchanged(&self, s: u32, chain: ChainId) -> bool {
+        self.waf.chain_masks[chain as usize] & self.feats[s as usize] == 0
+    }
+
+    /// Whether no operator of `chain` can match slot `s`, known without a cache entry: the
+    /// chain leaves the value as it is, has no regex set, and the automaton saw no pattern of
+    /// the chain's in it. Most values of a benign request are decided so for most chains.
+    fn nothing_matches(&mut self, s: u32, chain: ChainId) -> bool {
+        let waf = self.waf;
+        if !self.unchanged(s, chain) || !waf.sets[chain as usize].is_empty() {
+            return false;
+        }
+        if !waf.chain_has_ac[chain as usize] {
+            return true;
+        }
+        if chain >= 64 {
+            return false;
+        }
+        let (_, chains) = self.slot_automaton(s);
+        chains & (1 << chain) == 0
+    }
+
+    /// The automaton's matches in slot `s` (one pass per slot) and the chains they serve.
+    fn slot_automaton(&mut self, s: u32) -> ((u32, u32), u64) {
+        let i = s as usize;
+        if self.scratch.slot_ac.len() <= i {
+            self.scratch
+                .slot_ac
+                .resize(self.slots.len(), (UNSCANNED, 0));
+        }
+        if self.scratch.slot_ac[i].0 != UNSCANNED {
+            return self.scratch.slot_ac[i];
+        }
+        let bytes = std::mem::take(&mut self.slots[i]);
+        let (lo, hi) = self.automaton_matches(&bytes);
+        self.slots[i] = bytes;
+        let chains = self.scratch.ac_pool[lo as usize..hi as usize]
+            .iter()
+            .fold(0u64, |bits, &(p, _, _)| {
+                bits | self.waf.ac_chains[p as usize]
+            });
+        self.scratch.slot_ac[i] = ((lo, hi), chains);
+        ((lo, hi), chains)
     }
 
     /// One pass of the shared automaton over `bytes`: every pattern occurrence, as a range of
