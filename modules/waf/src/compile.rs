@@ -178,8 +178,13 @@ pub struct Waf {
     /// For each chain, the value features (`transform::features`) without which every
     /// step leaves a value as it is.
     pub(crate) chain_masks: Vec<u32>,
-    /// For each automaton pattern, the chains (below 64) of its operators, one bit each.
+    /// For each automaton pattern, the chains of its operators, as `chain_ac_bits`.
     pub(crate) ac_chains: Vec<u64>,
+    /// For each chain, its bit in `ac_chains` (one for each of the first 64 chains with
+    /// automaton operators, all bits for the others).
+    pub(crate) chain_ac_bits: Vec<u64>,
+    /// For each chain of two or more steps, the chain of all its steps but the last.
+    pub(crate) chain_parents: Vec<Option<ChainId>>,
     unsupported: Vec<Unsupported>,
     rule_count: usize,
     pattern_count: usize,
@@ -322,6 +327,11 @@ impl Builder {
     fn chain(&mut self, t: &[Transform]) -> ChainId {
         if let Some(id) = self.chains.get(t) {
             return *id;
+        }
+        // Every prefix is a chain too: a value is transformed by a chain's last step from its
+        // parent's result (see `Transaction::entry`).
+        if t.len() > 1 {
+            self.chain(&t[..t.len() - 1]);
         }
         let id = self.chain_list.len() as ChainId;
         self.chains.insert(t.to_vec(), id);
@@ -630,12 +640,31 @@ impl Waf {
             .iter()
             .map(|c| crate::transform::chain_mask(c))
             .collect();
+        let mut next_bit = 0u32;
+        let chain_ac_bits: Vec<u64> = chain_has_ac
+            .iter()
+            .map(|&has| {
+                if !has {
+                    return 0;
+                }
+                next_bit += 1;
+                1u64.checked_shl(next_bit - 1).unwrap_or(u64::MAX)
+            })
+            .collect();
         let ac_chains = ac_uses
             .iter()
             .map(|uses| {
-                uses.iter().fold(0u64, |bits, u| {
-                    bits | 1u64.checked_shl(u.chain as u32).unwrap_or(0)
-                })
+                uses.iter()
+                    .fold(0u64, |bits, u| bits | chain_ac_bits[u.chain as usize])
+            })
+            .collect();
+        let chain_parents = b
+            .chain_list
+            .iter()
+            .map(|c| {
+                (c.len() > 1)
+                    .then(|| b.chains.get(&c[..c.len() - 1]).copied())
+                    .flatten()
             })
             .collect();
         Ok(Waf {
@@ -643,6 +672,8 @@ impl Waf {
             phases,
             chain_masks,
             ac_chains,
+            chain_ac_bits,
+            chain_parents,
             chains: b.chain_list,
             sets,
             ac,

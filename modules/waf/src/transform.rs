@@ -16,15 +16,15 @@ pub fn apply_chain(chain: &[Transform], input: &[u8]) -> Vec<u8> {
 /// Applies a chain, borrowing the input when no step changes it (the common case for benign
 /// values: no `%`, no `&`, no upper case…), so most values are never copied.
 pub fn apply_chain_cow<'a>(chain: &[Transform], input: &'a [u8]) -> Cow<'a, [u8]> {
-    apply_chain_known(chain, input, features(input))
+    apply_chain_known(chain, input, features(input)).0
 }
 
-/// [`apply_chain_cow`] on an input whose [`features`] are known.
+/// [`apply_chain_cow`] on an input whose [`features`] are known; with the result's.
 pub(crate) fn apply_chain_known<'a>(
     chain: &[Transform],
     input: &'a [u8],
     mut f: u32,
-) -> Cow<'a, [u8]> {
+) -> (Cow<'a, [u8]>, u32) {
     let mut cur = Cow::Borrowed(input);
     for t in chain {
         if f & unchanged_unless(*t) != 0 {
@@ -32,7 +32,7 @@ pub(crate) fn apply_chain_known<'a>(
             f = features(&cur);
         }
     }
-    cur
+    (cur, f)
 }
 
 /// Whether `t` certainly returns `s` as it is (`false` when unsure: the step then runs).
@@ -156,7 +156,7 @@ pub(crate) fn features(s: &[u8]) -> u32 {
 
 /// The features without which `t` leaves a value as it is ([`F_ALWAYS`] when there is no
 /// such check: the step always runs).
-fn unchanged_unless(t: Transform) -> u32 {
+pub(crate) fn unchanged_unless(t: Transform) -> u32 {
     use Transform::*;
     match t {
         UrlDecode | UrlDecodeUni => F_PCT_PLUS,

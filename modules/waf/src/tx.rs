@@ -22,7 +22,7 @@ use regex_automata::{Input, PatternSet};
 use crate::body::{self, Pairs};
 use crate::compile::{CLink, COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
 use crate::ir::{Ctl, Disruptive, Macro, MacroPart, Operator, SetVar, Transform, Var};
-use crate::transform::{apply_chain, apply_chain_known};
+use crate::transform::{apply_chain, apply_chain_known, features, unchanged_unless};
 use crate::OverLimit;
 
 /// What the WAF decided.
@@ -127,6 +127,10 @@ pub struct Scratch {
     /// of the chain that matches some value of the list; `NOT_STATIC` when the list yields
     /// values made on the fly.
     unions: FastMap<(u32, ChainId, u64), (u32, (u32, u32))>,
+    /// `(target list, removals)` → (slot count when made, range of `slot_pool`): the slots
+    /// the list yields, or `NOT_STATIC`.
+    target_slots: FastMap<(u32, u64), (u32, (u32, u32))>,
+    slot_pool: Vec<u32>,
     union_pool: Vec<OpId>,
 }
 
@@ -151,6 +155,8 @@ impl Scratch {
             pattern_set: PatternSet::new(0),
             item_buf: Vec::new(),
             unions: FastMap::default(),
+            target_slots: FastMap::default(),
+            slot_pool: Vec::new(),
             union_pool: Vec::new(),
         }
     }
@@ -165,6 +171,8 @@ impl Scratch {
         self.candidates.clear();
         self.item_buf.clear();
         self.unions.clear();
+        self.target_slots.clear();
+        self.slot_pool.clear();
         self.union_pool.clear();
     }
 }
@@ -191,12 +199,27 @@ struct Member {
 /// A value under one transformation chain.
 struct Entry {
     slot: u32,
-    /// The transformed bytes, when they differ from the slot's.
-    own: Option<Vec<u8>>,
+    bytes: Bytes,
     chain: ChainId,
+    /// The features of the bytes (`transform::features`).
+    feats: u32,
     /// The operators of the chain that match, as a range of the hit pool
     /// ([`UNSCANNED`] until the first scan).
     hits: (u32, u32),
+    /// With [`Bytes::Own`], the automaton's matches in them, as a range of the match pool
+    /// ([`UNSCANNED`] until the first pass); shared by the entries whose bytes are these.
+    ac: (u32, u32),
+}
+
+/// Where an entry's bytes are.
+enum Bytes {
+    /// The slot's: the chain left the value as it was.
+    Slot,
+    /// A transformed copy.
+    Own(Vec<u8>),
+    /// Those of another entry ([`Bytes::Own`]): the chain's last step left its parent's
+    /// result as it was.
+    Of(u32),
 }
 
 const UNSCANNED: (u32, u32) = (u32::MAX, u32::MAX);
@@ -1129,22 +1152,32 @@ impl<'w> Transaction<'w> {
         let range = match self.scratch.unions.get(&key) {
             Some(&(g, range)) if g == gen => range,
             _ => {
-                self.items(r, &link.targets, items);
+                let slots = self.target_slots(r, link, removals, items);
                 let mut pool = std::mem::take(&mut self.scratch.union_pool);
                 let start = pool.len();
                 let mut range = (start as u32, 0);
-                for item in items.iter() {
-                    let Src::Slot(s) = item.src else {
-                        range = NOT_STATIC;
-                        break;
-                    };
-                    if self.nothing_matches(s, chain) {
-                        continue;
+                if slots == NOT_STATIC {
+                    range = NOT_STATIC;
+                } else {
+                    let waf = self.waf;
+                    let mask = waf.chain_masks[chain as usize];
+                    let has_sets = !waf.sets[chain as usize].is_empty();
+                    let has_ac = waf.chain_has_ac[chain as usize];
+                    let bit = waf.chain_ac_bits[chain as usize];
+                    for i in slots.0..slots.1 {
+                        let s = self.scratch.slot_pool[i as usize];
+                        // What `nothing_matches` decides, with the chain's part taken out of
+                        // the loop: most values need no entry under most chains.
+                        if !has_sets && self.feats[s as usize] & mask == 0 {
+                            if !has_ac || self.slot_automaton(s).1 & bit == 0 {
+                                continue;
+                            }
+                        }
+                        let e = self.entry(s, chain);
+                        self.scan(e);
+                        let (lo, hi) = self.scratch.entries[e as usize].hits;
+                        pool.extend_from_slice(&self.scratch.hit_pool[lo as usize..hi as usize]);
                     }
-                    let e = self.entry(s, chain);
-                    self.scan(e);
-                    let (lo, hi) = self.scratch.entries[e as usize].hits;
-                    pool.extend_from_slice(&self.scratch.hit_pool[lo as usize..hi as usize]);
                 }
                 if range == NOT_STATIC {
                     pool.truncate(start);
@@ -1169,6 +1202,44 @@ impl<'w> Transaction<'w> {
             || self.scratch.union_pool[range.0 as usize..range.1 as usize]
                 .binary_search(&op)
                 .is_ok()
+    }
+
+    /// The slots of the link's targets for rule `r` under `removals`, as a range of the slot
+    /// pool, made once per (target list, removals) and request and shared by every chain;
+    /// [`NOT_STATIC`] when the list yields values made on the fly.
+    fn target_slots(
+        &mut self,
+        r: &CRule,
+        link: &CLink,
+        removals: u64,
+        items: &mut Vec<Item>,
+    ) -> (u32, u32) {
+        let key = (link.targets_id, removals);
+        let gen = self.slots.len() as u32;
+        if let Some(&(g, range)) = self.scratch.target_slots.get(&key) {
+            if g == gen {
+                return range;
+            }
+        }
+        self.items(r, &link.targets, items);
+        let pool = &mut self.scratch.slot_pool;
+        let start = pool.len();
+        let mut range = (start as u32, 0);
+        for item in items.iter() {
+            match item.src {
+                Src::Slot(s) => pool.push(s),
+                Src::Owned(_) => {
+                    range = NOT_STATIC;
+                    pool.truncate(start);
+                    break;
+                }
+            }
+        }
+        if range != NOT_STATIC {
+            range.1 = pool.len() as u32;
+        }
+        self.scratch.target_slots.insert(key, (gen, range));
+        range
     }
 
     /// The `ctl:ruleRemoveTarget…` in force that apply to rule `r`, one bit per removal
@@ -1288,60 +1359,126 @@ impl<'w> Transaction<'w> {
         Some(bytes)
     }
 
-    /// The bytes of entry `e`: its own transformed copy, or the slot when the chain left the
-    /// value as it was.
+    /// The entry holding entry `e`'s bytes ([`Bytes::Own`]), or `None` for the slot's.
+    fn owner(&self, e: u32) -> Option<u32> {
+        match self.scratch.entries[e as usize].bytes {
+            Bytes::Slot => None,
+            Bytes::Own(_) => Some(e),
+            Bytes::Of(x) => Some(x),
+        }
+    }
+
+    /// The bytes of entry `e`: a transformed copy, or the slot when the chain left the value
+    /// as it was.
     fn entry_bytes(&self, e: u32) -> &[u8] {
-        let entry = &self.scratch.entries[e as usize];
-        match &entry.own {
-            Some(b) => b,
-            None => &self.slots[entry.slot as usize],
+        match self.owner(e) {
+            Some(x) => match &self.scratch.entries[x as usize].bytes {
+                Bytes::Own(b) => b,
+                _ => &[],
+            },
+            None => &self.slots[self.scratch.entries[e as usize].slot as usize],
         }
     }
 
     /// Moves entry `e`'s bytes out, so they can be read while `self` is borrowed mutably;
     /// [`Transaction::put_bytes`] puts them back.
     fn take_bytes(&mut self, e: u32) -> Vec<u8> {
-        let entry = &mut self.scratch.entries[e as usize];
-        match &mut entry.own {
-            Some(b) => std::mem::take(b),
-            None => std::mem::take(&mut self.slots[entry.slot as usize]),
+        match self.owner(e) {
+            Some(x) => match &mut self.scratch.entries[x as usize].bytes {
+                Bytes::Own(b) => std::mem::take(b),
+                _ => Vec::new(),
+            },
+            None => {
+                let slot = self.scratch.entries[e as usize].slot;
+                std::mem::take(&mut self.slots[slot as usize])
+            }
         }
     }
 
     fn put_bytes(&mut self, e: u32, bytes: Vec<u8>) {
-        let entry = &mut self.scratch.entries[e as usize];
-        match &mut entry.own {
-            Some(b) => *b = bytes,
-            None => self.slots[entry.slot as usize] = bytes,
+        match self.owner(e) {
+            Some(x) => self.scratch.entries[x as usize].bytes = Bytes::Own(bytes),
+            None => {
+                let slot = self.scratch.entries[e as usize].slot;
+                self.slots[slot as usize] = bytes;
+            }
         }
     }
 
-    /// The cache entry for `(slot, chain)`, transforming on first use.
+    /// The cache entry for `(slot, chain)`, transforming on first use. A chain whose parent
+    /// (all its steps but the last) changes the value starts from the parent's entry, so a
+    /// value is transformed once along the prefixes of a chain (CRS's `multiMatch` rules
+    /// have one chain per prefix), and shares the parent's bytes and automaton pass when the
+    /// last step leaves them as they are.
     fn entry(&mut self, slot: u32, chain: ChainId) -> u32 {
         if let Some(&e) = self.scratch.cache.get(&(slot, chain)) {
             return e;
         }
-        let t = &self.waf.chains[chain as usize];
-        let own = if self.unchanged(slot, chain) {
-            None
+        let waf = self.waf;
+        let t = &waf.chains[chain as usize];
+        let (bytes, feats) = if self.unchanged(slot, chain) {
+            (Bytes::Slot, self.feats[slot as usize])
         } else {
             self.stats.transforms += 1;
-            let src = &self.slots[slot as usize];
-            // Most values come out of a chain unchanged: keep no copy of those.
-            match apply_chain_known(t, src, self.feats[slot as usize]) {
-                Cow::Borrowed(_) => None,
-                Cow::Owned(out) => (out != *src).then_some(out),
+            match waf.chain_parents[chain as usize] {
+                Some(p) if !self.unchanged(slot, p) => {
+                    let pe = self.entry(slot, p);
+                    let last = t[t.len() - 1];
+                    let pf = self.scratch.entries[pe as usize].feats;
+                    let same = || match self.owner(pe) {
+                        Some(x) => Bytes::Of(x),
+                        None => Bytes::Slot,
+                    };
+                    if pf & unchanged_unless(last) == 0 {
+                        (same(), pf)
+                    } else {
+                        let src = self.entry_bytes(pe);
+                        let out = crate::transform::apply(last, src);
+                        if out == src {
+                            (same(), pf)
+                        } else {
+                            let f = features(&out);
+                            (Bytes::Own(out), f)
+                        }
+                    }
+                }
+                _ => {
+                    let src = &self.slots[slot as usize];
+                    // Most values come out of a chain unchanged: keep no copy of those.
+                    match apply_chain_known(t, src, self.feats[slot as usize]) {
+                        (Cow::Owned(out), f) if out != *src => (Bytes::Own(out), f),
+                        _ => (Bytes::Slot, self.feats[slot as usize]),
+                    }
+                }
             }
         };
         self.scratch.entries.push(Entry {
             slot,
-            own,
+            bytes,
             chain,
+            feats,
             hits: UNSCANNED,
+            ac: UNSCANNED,
         });
         let e = (self.scratch.entries.len() - 1) as u32;
         self.scratch.cache.insert((slot, chain), e);
         e
+    }
+
+    /// The automaton's matches in the bytes of entry `e`: the slot's pass when the chain left
+    /// the value as it was, else one pass per distinct transformed copy.
+    fn entry_automaton(&mut self, e: u32) -> (u32, u32) {
+        let Some(x) = self.owner(e) else {
+            let slot = self.scratch.entries[e as usize].slot;
+            return self.slot_automaton(slot).0;
+        };
+        if self.scratch.entries[x as usize].ac == UNSCANNED {
+            let bytes = self.take_bytes(x);
+            let r = self.automaton_matches(&bytes);
+            self.put_bytes(x, bytes);
+            self.scratch.entries[x as usize].ac = r;
+        }
+        self.scratch.entries[x as usize].ac
     }
 
     /// Scans entry `e` once: the shared automaton (phrases, literals, and the required
@@ -1353,28 +1490,13 @@ impl<'w> Transaction<'w> {
         }
         let waf = self.waf;
         let chain = self.scratch.entries[e as usize].chain;
-        let mut bytes = self.take_bytes(e);
+        let ac = waf.chain_has_ac[chain as usize].then(|| self.entry_automaton(e));
+        let bytes = self.take_bytes(e);
         let mut hits = std::mem::take(&mut self.scratch.hit_pool);
         let start = hits.len();
         let mut cands = std::mem::take(&mut self.scratch.candidates);
         cands.clear();
-        if waf
-            .chain_has_ac
-            .get(chain as usize)
-            .copied()
-            .unwrap_or(false)
-        {
-            // A value the chain left unchanged reuses the automaton's pass over the slot.
-            let entry = &self.scratch.entries[e as usize];
-            let (lo, hi) = if entry.own.is_none() {
-                let slot = entry.slot;
-                self.put_bytes(e, bytes);
-                let (r, _) = self.slot_automaton(slot);
-                bytes = self.take_bytes(e);
-                r
-            } else {
-                self.automaton_matches(&bytes)
-            };
+        if let Some((lo, hi)) = ac {
             self.decide_literals(lo, hi, &bytes, chain, &mut hits, Some(&mut cands));
         }
         cands.sort_unstable();
@@ -1436,11 +1558,8 @@ impl<'w> Transaction<'w> {
         if !waf.chain_has_ac[chain as usize] {
             return true;
         }
-        if chain >= 64 {
-            return false;
-        }
         let (_, chains) = self.slot_automaton(s);
-        chains & (1 << chain) == 0
+        chains & waf.chain_ac_bits[chain as usize] == 0
     }
 
     /// The automaton's matches in slot `s` (one pass per slot) and the chains they serve.
