@@ -131,6 +131,12 @@ pub struct Scratch {
     /// the list yields, or `NOT_STATIC`.
     target_slots: FastMap<(u32, u64), (u32, (u32, u32))>,
     slot_pool: Vec<u32>,
+    /// Per chain, two bits per slot (in alternate words): scanned under the chain for a
+    /// union, and with hits.
+    seen: Vec<Vec<u64>>,
+    /// (slot, or `Bytes::Own` entry; transformation) → the entry holding the result, when it
+    /// changed the bytes.
+    derived: FastMap<(u32, u32), u32>,
     union_pool: Vec<OpId>,
 }
 
@@ -157,6 +163,8 @@ impl Scratch {
             unions: FastMap::default(),
             target_slots: FastMap::default(),
             slot_pool: Vec::new(),
+            seen: waf.chains.iter().map(|_| Vec::new()).collect(),
+            derived: FastMap::default(),
             union_pool: Vec::new(),
         }
     }
@@ -173,6 +181,10 @@ impl Scratch {
         self.unions.clear();
         self.target_slots.clear();
         self.slot_pool.clear();
+        for s in &mut self.seen {
+            s.clear();
+        }
+        self.derived.clear();
         self.union_pool.clear();
     }
 }
@@ -207,8 +219,9 @@ struct Entry {
     /// ([`UNSCANNED`] until the first scan).
     hits: (u32, u32),
     /// With [`Bytes::Own`], the automaton's matches in them, as a range of the match pool
-    /// ([`UNSCANNED`] until the first pass); shared by the entries whose bytes are these.
-    ac: (u32, u32),
+    /// ([`UNSCANNED`] until the first pass), and the chains they serve; shared by the
+    /// entries whose bytes are these.
+    ac: ((u32, u32), u64),
 }
 
 /// Where an entry's bytes are.
@@ -326,7 +339,8 @@ impl<'w> Transaction<'w> {
                 .iter()
                 .zip(&waf.sets)
                 .all(|(c, s)| c.len() == s.len())
-            && scratch.op_caches.len() == waf.ops.len();
+            && scratch.op_caches.len() == waf.ops.len()
+            && scratch.seen.len() == waf.chains.len();
         let mut scratch = if fits { scratch } else { Scratch::new(waf) };
         scratch.clear();
         let c = &waf.config;
@@ -1173,8 +1187,30 @@ impl<'w> Transaction<'w> {
                                 continue;
                             }
                         }
-                        let e = self.entry(s, chain);
-                        self.scan(e);
+                        // Lists overlap (most hold ARGS): a value already scanned under the
+                        // chain is a bit, and only one with hits is looked up again.
+                        let (word, one) = (2 * (s as usize / 64), 1u64 << (s % 64));
+                        let seen = &mut self.scratch.seen[chain as usize];
+                        if seen.len() <= word + 1 {
+                            seen.resize(2 * (self.slots.len() / 64 + 1), 0);
+                        }
+                        let e = if seen[word] & one != 0 {
+                            if seen[word + 1] & one == 0 {
+                                continue;
+                            }
+                            self.scratch.cache[&(s, chain)]
+                        } else {
+                            let e = self.entry(s, chain);
+                            self.scan(e);
+                            let (lo, hi) = self.scratch.entries[e as usize].hits;
+                            let seen = &mut self.scratch.seen[chain as usize];
+                            seen[word] |= one;
+                            if lo == hi {
+                                continue;
+                            }
+                            seen[word + 1] |= one;
+                            e
+                        };
                         let (lo, hi) = self.scratch.entries[e as usize].hits;
                         pool.extend_from_slice(&self.scratch.hit_pool[lo as usize..hi as usize]);
                     }
@@ -1421,23 +1457,45 @@ impl<'w> Transaction<'w> {
         } else {
             self.stats.transforms += 1;
             match waf.chain_parents[chain as usize] {
-                Some(p) if !self.unchanged(slot, p) => {
-                    let pe = self.entry(slot, p);
+                parent if parent.is_some() || t.len() == 1 => {
+                    // The last step, from the parent's bytes (the slot's when the parent
+                    // leaves the value as it is). Chains that differ only in steps that
+                    // changed nothing meet here: one copy and one automaton pass for all.
+                    let (base, base_feats) = match parent {
+                        Some(p) if !self.unchanged(slot, p) => {
+                            let pe = self.entry(slot, p);
+                            (self.owner(pe), self.scratch.entries[pe as usize].feats)
+                        }
+                        _ => (None, self.feats[slot as usize]),
+                    };
                     let last = t[t.len() - 1];
-                    let pf = self.scratch.entries[pe as usize].feats;
-                    let same = || match self.owner(pe) {
+                    let same = match base {
                         Some(x) => Bytes::Of(x),
                         None => Bytes::Slot,
                     };
-                    if pf & unchanged_unless(last) == 0 {
-                        (same(), pf)
+                    let key = match base {
+                        Some(x) => (x, 1 << 8 | last as u32),
+                        None => (slot, last as u32),
+                    };
+                    if base_feats & unchanged_unless(last) == 0 {
+                        (same, base_feats)
+                    } else if let Some(&x) = self.scratch.derived.get(&key) {
+                        (Bytes::Of(x), self.scratch.entries[x as usize].feats)
                     } else {
-                        let src = self.entry_bytes(pe);
+                        let src = match base {
+                            Some(x) => match &self.scratch.entries[x as usize].bytes {
+                                Bytes::Own(b) => b.as_slice(),
+                                _ => &[],
+                            },
+                            None => &self.slots[slot as usize],
+                        };
                         let out = crate::transform::apply(last, src);
                         if out == src {
-                            (same(), pf)
+                            (same, base_feats)
                         } else {
                             let f = features(&out);
+                            let e = self.scratch.entries.len() as u32;
+                            self.scratch.derived.insert(key, e);
                             (Bytes::Own(out), f)
                         }
                     }
@@ -1458,7 +1516,7 @@ impl<'w> Transaction<'w> {
             chain,
             feats,
             hits: UNSCANNED,
-            ac: UNSCANNED,
+            ac: (UNSCANNED, 0),
         });
         let e = (self.scratch.entries.len() - 1) as u32;
         self.scratch.cache.insert((slot, chain), e);
@@ -1467,18 +1525,28 @@ impl<'w> Transaction<'w> {
 
     /// The automaton's matches in the bytes of entry `e`: the slot's pass when the chain left
     /// the value as it was, else one pass per distinct transformed copy.
-    fn entry_automaton(&mut self, e: u32) -> (u32, u32) {
+    fn entry_automaton(&mut self, e: u32) -> ((u32, u32), u64) {
         let Some(x) = self.owner(e) else {
             let slot = self.scratch.entries[e as usize].slot;
-            return self.slot_automaton(slot).0;
+            return self.slot_automaton(slot);
         };
-        if self.scratch.entries[x as usize].ac == UNSCANNED {
+        if self.scratch.entries[x as usize].ac.0 == UNSCANNED {
             let bytes = self.take_bytes(x);
             let r = self.automaton_matches(&bytes);
             self.put_bytes(x, bytes);
-            self.scratch.entries[x as usize].ac = r;
+            let chains = self.match_chains(r);
+            self.scratch.entries[x as usize].ac = (r, chains);
         }
         self.scratch.entries[x as usize].ac
+    }
+
+    /// The chains (`Waf::chain_ac_bits`) served by the patterns of automaton matches `r`.
+    fn match_chains(&self, (lo, hi): (u32, u32)) -> u64 {
+        self.scratch.ac_pool[lo as usize..hi as usize]
+            .iter()
+            .fold(0u64, |bits, &(p, _, _)| {
+                bits | self.waf.ac_chains[p as usize]
+            })
     }
 
     /// Scans entry `e` once: the shared automaton (phrases, literals, and the required
@@ -1491,6 +1559,15 @@ impl<'w> Transaction<'w> {
         let waf = self.waf;
         let chain = self.scratch.entries[e as usize].chain;
         let ac = waf.chain_has_ac[chain as usize].then(|| self.entry_automaton(e));
+        let no_pattern =
+            ac.is_none_or(|(_, chains)| chains & waf.chain_ac_bits[chain as usize] == 0);
+        if no_pattern && waf.sets[chain as usize].is_empty() {
+            // Nothing of the chain's appeared and it has no regex set: no hits.
+            let at = self.scratch.hit_pool.len() as u32;
+            self.scratch.entries[e as usize].hits = (at, at);
+            return;
+        }
+        let ac = ac.map(|(r, _)| r);
         let bytes = self.take_bytes(e);
         let mut hits = std::mem::take(&mut self.scratch.hit_pool);
         let start = hits.len();
@@ -1576,11 +1653,7 @@ impl<'w> Transaction<'w> {
         let bytes = std::mem::take(&mut self.slots[i]);
         let (lo, hi) = self.automaton_matches(&bytes);
         self.slots[i] = bytes;
-        let chains = self.scratch.ac_pool[lo as usize..hi as usize]
-            .iter()
-            .fold(0u64, |bits, &(p, _, _)| {
-                bits | self.waf.ac_chains[p as usize]
-            });
+        let chains = self.match_chains((lo, hi));
         self.scratch.slot_ac[i] = ((lo, hi), chains);
         ((lo, hi), chains)
     }
