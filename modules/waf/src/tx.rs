@@ -126,7 +126,7 @@ pub struct Scratch {
     /// `(target list, chain)` → (slot count when made, range of `union_pool`): every operator
     /// of the chain that matches some value of the list; `NOT_STATIC` when the list yields
     /// values made on the fly.
-    unions: FastMap<(u32, ChainId, u64), (u32, (u32, u32))>,
+    unions: FastMap<UnionKey, (u32, (u32, u32))>,
     /// `(target list, removals)` → (slot count when made, range of `slot_pool`): the slots
     /// the list yields, or `NOT_STATIC`.
     target_slots: FastMap<(u32, u64), (u32, (u32, u32))>,
@@ -141,6 +141,9 @@ pub struct Scratch {
 }
 
 const NOT_STATIC: (u32, u32) = (u32::MAX, u32::MAX);
+
+/// (target list, chain, target removals in force).
+type UnionKey = (u32, ChainId, u64);
 
 impl Scratch {
     /// Empty caches for `waf` (filled lazily).
@@ -1182,10 +1185,11 @@ impl<'w> Transaction<'w> {
                         let s = self.scratch.slot_pool[i as usize];
                         // What `nothing_matches` decides, with the chain's part taken out of
                         // the loop: most values need no entry under most chains.
-                        if !has_sets && self.feats[s as usize] & mask == 0 {
-                            if !has_ac || self.slot_automaton(s).1 & bit == 0 {
-                                continue;
-                            }
+                        if !has_sets
+                            && self.feats[s as usize] & mask == 0
+                            && (!has_ac || self.slot_automaton(s).1 & bit == 0)
+                        {
+                            continue;
                         }
                         // Lists overlap (most hold ARGS): a value already scanned under the
                         // chain is a bit, and only one with hits is looked up again.
