@@ -138,6 +138,11 @@ pub(crate) struct CRule {
     pub marker: bool,
 }
 
+/// The bit of a chain's set `i` in `Waf::op_sets` (the 64th and later share the last bit).
+pub(crate) fn set_bit(i: usize) -> u64 {
+    1 << i.min(63)
+}
+
 /// A multi-pattern regex over one chain: pattern index → operator.
 pub(crate) struct RegexSet {
     pub regex: Regex,
@@ -183,6 +188,11 @@ pub struct Waf {
     /// For each chain, its bit in `ac_chains` (one for each of the first 64 chains with
     /// automaton operators, all bits for the others).
     pub(crate) chain_ac_bits: Vec<u64>,
+    /// For each operator in one of its chain's regex sets, that set's bit ([`set_bit`]).
+    pub(crate) op_sets: Vec<u64>,
+    /// (target list, chain) → the bits of the chain's sets holding an operator that some
+    /// link reads the list with under the chain.
+    list_sets: HashMap<(u32, ChainId), u64>,
     /// For each chain of two or more steps, the chain of all its steps but the last.
     pub(crate) chain_parents: Vec<Option<ChainId>>,
     unsupported: Vec<Unsupported>,
@@ -667,8 +677,28 @@ impl Waf {
                     .flatten()
             })
             .collect();
+        let mut op_sets = vec![0u64; b.ops.len()];
+        for chain_sets in &sets {
+            for (i, set) in chain_sets.iter().enumerate() {
+                for &op in &set.ops {
+                    op_sets[op as usize] = set_bit(i);
+                }
+            }
+        }
+        let mut list_sets: HashMap<(u32, ChainId), u64> = HashMap::new();
+        for link in phases.iter().flatten().flat_map(|r| &r.links) {
+            for (chain, op) in
+                std::iter::once((link.chain, link.op)).chain(link.alts.iter().copied())
+            {
+                if op_sets[op as usize] != 0 {
+                    *list_sets.entry((link.targets_id, chain)).or_default() |= op_sets[op as usize];
+                }
+            }
+        }
         Ok(Waf {
             config,
+            op_sets,
+            list_sets,
             phases,
             chain_masks,
             ac_chains,
@@ -685,6 +715,14 @@ impl Waf {
             pattern_count: pattern_count + prefiltered,
             prefiltered,
         })
+    }
+
+    /// The sets of `chain` that the links reading target list `targets_id` under it need.
+    pub(crate) fn list_sets(&self, targets_id: u32, chain: ChainId) -> u64 {
+        self.list_sets
+            .get(&(targets_id, chain))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Rules dropped at compile time because they could not be compiled.

@@ -20,7 +20,7 @@ use regex_automata::meta::Cache;
 use regex_automata::{Input, PatternSet};
 
 use crate::body::{self, Pairs};
-use crate::compile::{CLink, COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
+use crate::compile::{set_bit, CLink, COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
 use crate::ir::{Ctl, Disruptive, Macro, MacroPart, Operator, SetVar, Transform, Var};
 use crate::transform::{apply_chain, apply_chain_known, features, unchanged_unless};
 use crate::OverLimit;
@@ -131,9 +131,6 @@ pub struct Scratch {
     /// the list yields, or `NOT_STATIC`.
     target_slots: FastMap<(u32, u64), (u32, (u32, u32))>,
     slot_pool: Vec<u32>,
-    /// Per chain, two bits per slot (in alternate words): scanned under the chain for a
-    /// union, and with hits.
-    seen: Vec<Vec<u64>>,
     /// (slot, or `Bytes::Own` entry; transformation) → the entry holding the result, when it
     /// changed the bytes.
     derived: FastMap<(u32, u32), u32>,
@@ -166,7 +163,6 @@ impl Scratch {
             unions: FastMap::default(),
             target_slots: FastMap::default(),
             slot_pool: Vec::new(),
-            seen: waf.chains.iter().map(|_| Vec::new()).collect(),
             derived: FastMap::default(),
             union_pool: Vec::new(),
         }
@@ -184,9 +180,6 @@ impl Scratch {
         self.unions.clear();
         self.target_slots.clear();
         self.slot_pool.clear();
-        for s in &mut self.seen {
-            s.clear();
-        }
         self.derived.clear();
         self.union_pool.clear();
     }
@@ -221,6 +214,8 @@ struct Entry {
     /// The operators of the chain that match, as a range of the hit pool
     /// ([`UNSCANNED`] until the first scan).
     hits: (u32, u32),
+    /// The chain's regex sets run on it (`Waf::op_sets` bits); their hits are in `hits`.
+    sets_run: u64,
     /// With [`Bytes::Own`], the automaton's matches in them, as a range of the match pool
     /// ([`UNSCANNED`] until the first pass), and the chains they serve; shared by the
     /// entries whose bytes are these.
@@ -342,8 +337,7 @@ impl<'w> Transaction<'w> {
                 .iter()
                 .zip(&waf.sets)
                 .all(|(c, s)| c.len() == s.len())
-            && scratch.op_caches.len() == waf.ops.len()
-            && scratch.seen.len() == waf.chains.len();
+            && scratch.op_caches.len() == waf.ops.len();
         let mut scratch = if fits { scratch } else { Scratch::new(waf) };
         scratch.clear();
         let c = &waf.config;
@@ -1178,43 +1172,23 @@ impl<'w> Transaction<'w> {
                 } else {
                     let waf = self.waf;
                     let mask = waf.chain_masks[chain as usize];
-                    let has_sets = !waf.sets[chain as usize].is_empty();
+                    // Only the chain's regex sets that hold an operator some rule reads this
+                    // list with: a chain's sets serve several lists (headers, arguments…).
+                    let need = waf.list_sets(link.targets_id, chain);
                     let has_ac = waf.chain_has_ac[chain as usize];
                     let bit = waf.chain_ac_bits[chain as usize];
                     for i in slots.0..slots.1 {
                         let s = self.scratch.slot_pool[i as usize];
                         // What `nothing_matches` decides, with the chain's part taken out of
                         // the loop: most values need no entry under most chains.
-                        if !has_sets
+                        if need == 0
                             && self.feats[s as usize] & mask == 0
                             && (!has_ac || self.slot_automaton(s).1 & bit == 0)
                         {
                             continue;
                         }
-                        // Lists overlap (most hold ARGS): a value already scanned under the
-                        // chain is a bit, and only one with hits is looked up again.
-                        let (word, one) = (2 * (s as usize / 64), 1u64 << (s % 64));
-                        let seen = &mut self.scratch.seen[chain as usize];
-                        if seen.len() <= word + 1 {
-                            seen.resize(2 * (self.slots.len() / 64 + 1), 0);
-                        }
-                        let e = if seen[word] & one != 0 {
-                            if seen[word + 1] & one == 0 {
-                                continue;
-                            }
-                            self.scratch.cache[&(s, chain)]
-                        } else {
-                            let e = self.entry(s, chain);
-                            self.scan(e);
-                            let (lo, hi) = self.scratch.entries[e as usize].hits;
-                            let seen = &mut self.scratch.seen[chain as usize];
-                            seen[word] |= one;
-                            if lo == hi {
-                                continue;
-                            }
-                            seen[word + 1] |= one;
-                            e
-                        };
+                        let e = self.entry(s, chain);
+                        self.scan(e, need);
                         let (lo, hi) = self.scratch.entries[e as usize].hits;
                         pool.extend_from_slice(&self.scratch.hit_pool[lo as usize..hi as usize]);
                     }
@@ -1323,10 +1297,10 @@ impl<'w> Transaction<'w> {
         let bytes = match &item.src {
             &Src::Slot(s) => {
                 let matched = match cop {
-                    COp::Scanned { .. } if self.nothing_matches(s, chain) => false,
+                    COp::Scanned { .. } if self.nothing_matches(s, chain, op) => false,
                     COp::Scanned { .. } => {
                         let e = self.entry(s, chain);
-                        self.scan(e);
+                        self.scan(e, waf.op_sets[op as usize]);
                         let (lo, hi) = self.scratch.entries[e as usize].hits;
                         self.scratch.hit_pool[lo as usize..hi as usize]
                             .binary_search(&op)
@@ -1520,6 +1494,7 @@ impl<'w> Transaction<'w> {
             chain,
             feats,
             hits: UNSCANNED,
+            sets_run: 0,
             ac: (UNSCANNED, 0),
         });
         let e = (self.scratch.entries.len() - 1) as u32;
@@ -1553,28 +1528,41 @@ impl<'w> Transaction<'w> {
             })
     }
 
-    /// Scans entry `e` once: the shared automaton (phrases, literals, and the required
-    /// factors of prefiltered regexes), then the regexes whose factors appeared, then the
-    /// chain's sets of regexes without factors. The hits go to the pool, sorted.
-    fn scan(&mut self, e: u32) {
-        if self.scratch.entries[e as usize].hits != UNSCANNED {
-            return;
-        }
+    /// Scans entry `e`: once, the shared automaton (phrases, literals, and the required
+    /// factors of prefiltered regexes) and the regexes whose factors appeared; then each of
+    /// the chain's sets of regexes without factors in `need` (`Waf::op_sets` bits) not run on
+    /// it yet. The hits are a sorted range of the pool.
+    fn scan(&mut self, e: u32, need: u64) {
         let waf = self.waf;
-        let chain = self.scratch.entries[e as usize].chain;
-        let ac = waf.chain_has_ac[chain as usize].then(|| self.entry_automaton(e));
-        let no_pattern =
-            ac.is_none_or(|(_, chains)| chains & waf.chain_ac_bits[chain as usize] == 0);
-        if no_pattern && waf.sets[chain as usize].is_empty() {
-            // Nothing of the chain's appeared and it has no regex set: no hits.
-            let at = self.scratch.hit_pool.len() as u32;
-            self.scratch.entries[e as usize].hits = (at, at);
+        let entry = &self.scratch.entries[e as usize];
+        let chain = entry.chain;
+        let todo = need & !entry.sets_run;
+        let first = entry.hits == UNSCANNED;
+        if !first && todo == 0 {
             return;
         }
-        let ac = ac.map(|(r, _)| r);
+        let ac = if first {
+            let ac = waf.chain_has_ac[chain as usize].then(|| self.entry_automaton(e));
+            let no_pattern =
+                ac.is_none_or(|(_, chains)| chains & waf.chain_ac_bits[chain as usize] == 0);
+            if no_pattern && todo == 0 {
+                // Nothing of the chain's appeared and no set is asked for: no hits.
+                let at = self.scratch.hit_pool.len() as u32;
+                self.scratch.entries[e as usize].hits = (at, at);
+                return;
+            }
+            ac.map(|(r, _)| r)
+        } else {
+            None
+        };
         let bytes = self.take_bytes(e);
         let mut hits = std::mem::take(&mut self.scratch.hit_pool);
         let start = hits.len();
+        if !first {
+            // More sets on an entry scanned before: its hits move to the end of the pool.
+            let (lo, hi) = self.scratch.entries[e as usize].hits;
+            hits.extend_from_within(lo as usize..hi as usize);
+        }
         let mut cands = std::mem::take(&mut self.scratch.candidates);
         cands.clear();
         if let Some((lo, hi)) = ac {
@@ -1594,6 +1582,9 @@ impl<'w> Transaction<'w> {
             }
         }
         for (i, set) in waf.sets[chain as usize].iter().enumerate() {
+            if todo & set_bit(i) == 0 {
+                continue;
+            }
             self.stats.scans += 1;
             self.stats.bytes_scanned += bytes.len() as u64;
             let cache = self.scratch.caches[chain as usize][i]
@@ -1616,7 +1607,9 @@ impl<'w> Transaction<'w> {
             }
         }
         hits.truncate(w);
-        self.scratch.entries[e as usize].hits = (start as u32, w as u32);
+        let entry = &mut self.scratch.entries[e as usize];
+        entry.hits = (start as u32, w as u32);
+        entry.sets_run |= todo;
         self.scratch.hit_pool = hits;
         self.scratch.candidates = cands;
         self.put_bytes(e, bytes);
@@ -1628,12 +1621,12 @@ impl<'w> Transaction<'w> {
         self.waf.chain_masks[chain as usize] & self.feats[s as usize] == 0
     }
 
-    /// Whether no operator of `chain` can match slot `s`, known without a cache entry: the
-    /// chain leaves the value as it is, has no regex set, and the automaton saw no pattern of
-    /// the chain's in it. Most values of a benign request are decided so for most chains.
-    fn nothing_matches(&mut self, s: u32, chain: ChainId) -> bool {
+    /// Whether operator `op` of `chain` cannot match slot `s`, known without a cache entry:
+    /// the chain leaves the value as it is, the operator is in no regex set, and the
+    /// automaton saw no pattern of the chain's in it. Most values of a benign request are decided so for most chains.
+    fn nothing_matches(&mut self, s: u32, chain: ChainId, op: OpId) -> bool {
         let waf = self.waf;
-        if !self.unchanged(s, chain) || !waf.sets[chain as usize].is_empty() {
+        if !self.unchanged(s, chain) || waf.op_sets[op as usize] != 0 {
             return false;
         }
         if !waf.chain_has_ac[chain as usize] {
