@@ -828,9 +828,36 @@ fn status_json(control: &Control) -> String {
     }
     out.push(']');
     crate::tls::status_json(&mut out);
+    waf_json(&mut out, &control.metrics());
     stages_json(&mut out);
     out.push_str("}\n");
     out
+}
+
+/// `,"waf":{"blocked":N,"would_block":N,"rules":{"ID":N,…}}`: requests the WAF refused (on
+/// this server, as `bext_waf_blocked_total`), requests a WAF in detection mode would have
+/// refused, and per rule id the requests of either kind it fired in (the WAF stage's figures,
+/// per process).
+fn waf_json(out: &mut String, s: &crate::metrics::Snapshot) {
+    use crate::metrics::{WAF_RULE_FAMILY, WAF_WOULD_BLOCK_FAMILY};
+    use std::fmt::Write as _;
+    let would = (s.stages.iter())
+        .find(|c| c.name == WAF_WOULD_BLOCK_FAMILY)
+        .map_or(0, |c| c.value);
+    let _ = write!(
+        out,
+        ",\"waf\":{{\"blocked\":{},\"would_block\":{would},\"rules\":{{",
+        s.waf_blocked
+    );
+    let rules = (s.stages.iter()).filter(|c| c.name == WAF_RULE_FAMILY);
+    for (i, c) in rules.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_str(out, c.label.as_ref().map_or("", |(_, v)| v.as_str()));
+        let _ = write!(out, ":{}", c.value);
+    }
+    out.push_str("}}");
 }
 
 /// `,"stages":[…]`: the figures stage families export (the plugins' counters and metrics),

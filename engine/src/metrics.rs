@@ -36,6 +36,13 @@ const NB: usize = BUCKETS_US.len() + 1;
 /// Status classes counted: 1xx to 5xx.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// The family under which the WAF stage exports, per rule id, the requests it refused (or,
+/// in detection mode, would have refused) in which the rule fired (`bext_stage::hooks`;
+/// `/status` shows them under `waf`).
+pub const WAF_RULE_FAMILY: &str = "bext_waf_rule_matches_total";
+/// The family of the requests a WAF in detection mode would have refused.
+pub const WAF_WOULD_BLOCK_FAMILY: &str = "bext_waf_would_block_total";
+
 /// The site and route label of requests no route took (unparseable, no site, no route).
 pub const UNROUTED: &str = "(none)";
 

@@ -138,6 +138,11 @@ pub(crate) struct CRule {
     pub marker: bool,
 }
 
+/// The bit of a chain's set `i` in `Waf::op_sets` (the 64th and later share the last bit).
+pub(crate) fn set_bit(i: usize) -> u64 {
+    1 << i.min(63)
+}
+
 /// A multi-pattern regex over one chain: pattern index → operator.
 pub(crate) struct RegexSet {
     pub regex: Regex,
@@ -175,6 +180,21 @@ pub struct Waf {
     pub(crate) ops: Vec<COp>,
     /// For each chain, whether any operator is decided by the automaton.
     pub(crate) chain_has_ac: Vec<bool>,
+    /// For each chain, the value features (`transform::features`) without which every
+    /// step leaves a value as it is.
+    pub(crate) chain_masks: Vec<u32>,
+    /// For each automaton pattern, the chains of its operators, as `chain_ac_bits`.
+    pub(crate) ac_chains: Vec<u64>,
+    /// For each chain, its bit in `ac_chains` (one for each of the first 64 chains with
+    /// automaton operators, all bits for the others).
+    pub(crate) chain_ac_bits: Vec<u64>,
+    /// For each operator in one of its chain's regex sets, that set's bit ([`set_bit`]).
+    pub(crate) op_sets: Vec<u64>,
+    /// (target list, chain) → the bits of the chain's sets holding an operator that some
+    /// link reads the list with under the chain.
+    list_sets: HashMap<(u32, ChainId), u64>,
+    /// For each chain of two or more steps, the chain of all its steps but the last.
+    pub(crate) chain_parents: Vec<Option<ChainId>>,
     unsupported: Vec<Unsupported>,
     rule_count: usize,
     pattern_count: usize,
@@ -317,6 +337,11 @@ impl Builder {
     fn chain(&mut self, t: &[Transform]) -> ChainId {
         if let Some(id) = self.chains.get(t) {
             return *id;
+        }
+        // Every prefix is a chain too: a value is transformed by a chain's last step from its
+        // parent's result (see `Transaction::entry`).
+        if t.len() > 1 {
+            self.chain(&t[..t.len() - 1]);
         }
         let id = self.chain_list.len() as ChainId;
         self.chains.insert(t.to_vec(), id);
@@ -620,9 +645,65 @@ impl Waf {
             }
             flush(&mut group, &mut sets[chain])?;
         }
+        let chain_masks = b
+            .chain_list
+            .iter()
+            .map(|c| crate::transform::chain_mask(c))
+            .collect();
+        let mut next_bit = 0u32;
+        let chain_ac_bits: Vec<u64> = chain_has_ac
+            .iter()
+            .map(|&has| {
+                if !has {
+                    return 0;
+                }
+                next_bit += 1;
+                1u64.checked_shl(next_bit - 1).unwrap_or(u64::MAX)
+            })
+            .collect();
+        let ac_chains = ac_uses
+            .iter()
+            .map(|uses| {
+                uses.iter()
+                    .fold(0u64, |bits, u| bits | chain_ac_bits[u.chain as usize])
+            })
+            .collect();
+        let chain_parents = b
+            .chain_list
+            .iter()
+            .map(|c| {
+                (c.len() > 1)
+                    .then(|| b.chains.get(&c[..c.len() - 1]).copied())
+                    .flatten()
+            })
+            .collect();
+        let mut op_sets = vec![0u64; b.ops.len()];
+        for chain_sets in &sets {
+            for (i, set) in chain_sets.iter().enumerate() {
+                for &op in &set.ops {
+                    op_sets[op as usize] = set_bit(i);
+                }
+            }
+        }
+        let mut list_sets: HashMap<(u32, ChainId), u64> = HashMap::new();
+        for link in phases.iter().flatten().flat_map(|r| &r.links) {
+            for (chain, op) in
+                std::iter::once((link.chain, link.op)).chain(link.alts.iter().copied())
+            {
+                if op_sets[op as usize] != 0 {
+                    *list_sets.entry((link.targets_id, chain)).or_default() |= op_sets[op as usize];
+                }
+            }
+        }
         Ok(Waf {
             config,
+            op_sets,
+            list_sets,
             phases,
+            chain_masks,
+            ac_chains,
+            chain_ac_bits,
+            chain_parents,
             chains: b.chain_list,
             sets,
             ac,
@@ -634,6 +715,14 @@ impl Waf {
             pattern_count: pattern_count + prefiltered,
             prefiltered,
         })
+    }
+
+    /// The sets of `chain` that the links reading target list `targets_id` under it need.
+    pub(crate) fn list_sets(&self, targets_id: u32, chain: ChainId) -> u64 {
+        self.list_sets
+            .get(&(targets_id, chain))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Rules dropped at compile time because they could not be compiled.

@@ -16,7 +16,8 @@
 //! and scans it once with every pattern of that chain, and later rules read the result.
 //!
 //! The library does not depend on the engine; [`stage::WafStage`] wraps a [`Transaction`] as a
-//! bext stage (request head, request body and log phases).
+//! bext stage (request head, request body and log phases), and counts per rule the requests it
+//! refuses for `/status` and `/metrics` (`counts`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,6 +29,7 @@ pub mod transform;
 
 mod body;
 mod compile;
+mod counts;
 mod prefilter;
 mod sqli;
 mod sqli_data;
@@ -35,6 +37,7 @@ mod tx;
 mod xss;
 
 pub use compile::{Config, OverLimit, Waf};
+pub use counts::{RULE_FAMILY, WOULD_BLOCK_FAMILY};
 pub use seclang::{ImportOptions, Unsupported};
 pub use tx::{Action, Match, Scratch, Stats, Transaction, Verdict};
 

@@ -163,9 +163,29 @@ fn span(s: &[u8], from: usize, accept: &[u8]) -> usize {
     s[from..].iter().take_while(|c| accept.contains(c)).count()
 }
 
-fn cspan(s: &[u8], from: usize, reject: &[u8]) -> usize {
-    s[from..].iter().take_while(|c| !reject.contains(c)).count()
+/// The length of the run of `s` from `from` with no byte of `reject` (C's `strcspn`).
+fn cspan(s: &[u8], from: usize, reject: &[bool; 256]) -> usize {
+    s[from..]
+        .iter()
+        .take_while(|&&c| !reject[c as usize])
+        .count()
 }
+
+/// A set of bytes as a table, for [`cspan`].
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// What ends a word (libinjection's `parse_word`).
+const WORD_END: [bool; 256] = byte_set(b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00");
+/// What ends a variable name (libinjection's `parse_var`).
+const VAR_END: [bool; 256] = byte_set(b" <>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r'`\"");
 
 struct State<'a> {
     s: &'a [u8],
@@ -438,11 +458,7 @@ impl<'a> State<'a> {
 
     fn parse_word(&mut self) -> usize {
         let (s, pos) = (self.s, self.pos);
-        let wlen = cspan(
-            s,
-            pos,
-            b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00",
-        );
+        let wlen = cspan(s, pos, &WORD_END);
         self.cur().assign(T_BAREWORD, pos, &s[pos..pos + wlen]);
         let t = *self.cur();
         for i in 0..t.len {
@@ -497,7 +513,7 @@ impl<'a> State<'a> {
                 return p;
             }
         }
-        let xlen = cspan(s, pos, b" <>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r'`\"");
+        let xlen = cspan(s, pos, &VAR_END);
         self.cur().assign(T_VARIABLE, pos, &s[pos..pos + xlen]);
         pos + xlen
     }

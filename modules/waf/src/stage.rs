@@ -6,7 +6,8 @@
 //! at once); a request with a body is decided when its body (the inspection window of it) has
 //! gone through the request body phase. Blocking answers `403` problem `waf-blocked`; the rule
 //! ids that fired go to the log line (stderr, with the request id), never into the response.
-//! Detection mode logs the same line and lets the request through.
+//! Detection mode logs the same line and lets the request through. The rules of a refused (or,
+//! detection mode, would-be refused) request are counted per rule (`counts`).
 //!
 //! Compiling CRS takes a fraction of a second, so compiled WAFs are kept in a process-wide
 //! table keyed by a hash of the rule sources and settings: a reload whose WAF did not change
@@ -345,6 +346,7 @@ impl WafStage {
                 _ => None,
             })
             .collect();
+        crate::counts::register();
         WafStage {
             name: w.name.clone(),
             waf,
@@ -515,10 +517,14 @@ impl Stage for WafStage {
         let what = match st.outcome {
             Outcome::Passed => return,
             Outcome::Logged if self.waf.config().detection_only && st.blocked_by.is_some() => {
+                crate::counts::record(&st.rules, true);
                 "would block"
             }
             Outcome::Logged => "logged",
-            Outcome::Blocked => "blocked",
+            Outcome::Blocked => {
+                crate::counts::record(&st.rules, false);
+                "blocked"
+            }
         };
         let rules: Vec<String> = st.rules.iter().map(u32::to_string).collect();
         let rules = if rules.is_empty() && st.over {

@@ -20,9 +20,9 @@ use regex_automata::meta::Cache;
 use regex_automata::{Input, PatternSet};
 
 use crate::body::{self, Pairs};
-use crate::compile::{CLink, COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
+use crate::compile::{set_bit, CLink, COp, CRule, CSelector, CTarget, ChainId, LitKind, OpId, Waf};
 use crate::ir::{Ctl, Disruptive, Macro, MacroPart, Operator, SetVar, Transform, Var};
-use crate::transform::{apply_chain, apply_chain_cow};
+use crate::transform::{apply_chain, apply_chain_known, features, unchanged_unless};
 use crate::OverLimit;
 
 /// What the WAF decided.
@@ -116,20 +116,31 @@ pub struct Scratch {
     hit_pool: Vec<OpId>,
     /// Automaton matches (pattern, start, end) of scanned values.
     ac_pool: Vec<(u32, u32, u32)>,
-    /// Per slot, its automaton matches in `ac_pool` (shared by every chain that leaves the
-    /// value unchanged).
-    slot_ac: FastMap<u32, (u32, u32)>,
+    /// Per slot, its automaton matches as a range of `ac_pool` (shared by every chain that
+    /// leaves the value unchanged) and the chains their patterns serve (`Waf::ac_chains`);
+    /// [`UNSCANNED`] until the first pass.
+    slot_ac: Vec<((u32, u32), u64)>,
     candidates: Vec<OpId>,
     pattern_set: PatternSet,
     item_buf: Vec<Item>,
     /// `(target list, chain)` → (slot count when made, range of `union_pool`): every operator
     /// of the chain that matches some value of the list; `NOT_STATIC` when the list yields
     /// values made on the fly.
-    unions: FastMap<(u32, ChainId), (u32, (u32, u32))>,
+    unions: FastMap<UnionKey, (u32, (u32, u32))>,
+    /// `(target list, removals)` → (slot count when made, range of `slot_pool`): the slots
+    /// the list yields, or `NOT_STATIC`.
+    target_slots: FastMap<(u32, u64), (u32, (u32, u32))>,
+    slot_pool: Vec<u32>,
+    /// (slot, or `Bytes::Own` entry; transformation) → the entry holding the result, when it
+    /// changed the bytes.
+    derived: FastMap<(u32, u32), u32>,
     union_pool: Vec<OpId>,
 }
 
 const NOT_STATIC: (u32, u32) = (u32::MAX, u32::MAX);
+
+/// (target list, chain, target removals in force).
+type UnionKey = (u32, ChainId, u64);
 
 impl Scratch {
     /// Empty caches for `waf` (filled lazily).
@@ -145,11 +156,14 @@ impl Scratch {
             entries: Vec::new(),
             hit_pool: Vec::new(),
             ac_pool: Vec::new(),
-            slot_ac: FastMap::default(),
+            slot_ac: Vec::new(),
             candidates: Vec::new(),
             pattern_set: PatternSet::new(0),
             item_buf: Vec::new(),
             unions: FastMap::default(),
+            target_slots: FastMap::default(),
+            slot_pool: Vec::new(),
+            derived: FastMap::default(),
             union_pool: Vec::new(),
         }
     }
@@ -164,6 +178,9 @@ impl Scratch {
         self.candidates.clear();
         self.item_buf.clear();
         self.unions.clear();
+        self.target_slots.clear();
+        self.slot_pool.clear();
+        self.derived.clear();
         self.union_pool.clear();
     }
 }
@@ -190,12 +207,30 @@ struct Member {
 /// A value under one transformation chain.
 struct Entry {
     slot: u32,
-    /// The transformed bytes, when they differ from the slot's.
-    own: Option<Vec<u8>>,
+    bytes: Bytes,
     chain: ChainId,
+    /// The features of the bytes (`transform::features`).
+    feats: u32,
     /// The operators of the chain that match, as a range of the hit pool
     /// ([`UNSCANNED`] until the first scan).
     hits: (u32, u32),
+    /// The chain's regex sets run on it (`Waf::op_sets` bits); their hits are in `hits`.
+    sets_run: u64,
+    /// With [`Bytes::Own`], the automaton's matches in them, as a range of the match pool
+    /// ([`UNSCANNED`] until the first pass), and the chains they serve; shared by the
+    /// entries whose bytes are these.
+    ac: ((u32, u32), u64),
+}
+
+/// Where an entry's bytes are.
+enum Bytes {
+    /// The slot's: the chain left the value as it was.
+    Slot,
+    /// A transformed copy.
+    Own(Vec<u8>),
+    /// Those of another entry ([`Bytes::Own`]): the chain's last step left its parent's
+    /// result as it was.
+    Of(u32),
 }
 
 const UNSCANNED: (u32, u32) = (u32::MAX, u32::MAX);
@@ -262,6 +297,8 @@ pub struct Transaction<'w> {
     waf: &'w Waf,
     scratch: Scratch,
     slots: Vec<Vec<u8>>,
+    /// Per slot, its features (`transform::features`): which chains leave it as it is.
+    feats: Vec<u32>,
     colls: FastMap<Coll, Vec<Member>>,
     scalars: FastMap<Var, u32>,
     tx: HashMap<String, Vec<u8>>,
@@ -327,6 +364,7 @@ impl<'w> Transaction<'w> {
             waf,
             scratch,
             slots: Vec::new(),
+            feats: Vec::new(),
             colls: FastMap::default(),
             scalars: FastMap::default(),
             tx,
@@ -361,6 +399,7 @@ impl<'w> Transaction<'w> {
 
     fn slot(&mut self, v: &[u8]) -> u32 {
         self.stats.values += 1;
+        self.feats.push(crate::transform::features(v));
         self.slots.push(v.to_vec());
         (self.slots.len() - 1) as u32
     }
@@ -758,8 +797,14 @@ impl<'w> Transaction<'w> {
                         item,
                     )
                     .map(|v| (v, link.chain));
+                // A value the whole chain leaves as it is looks the same after every prefix of
+                // it: the `multiMatch` operators would test the same bytes again.
+                let same_bytes = match item.src {
+                    Src::Slot(s) => self.unchanged(s, link.chain),
+                    Src::Owned(_) => false,
+                };
                 for &(c, o) in &link.alts {
-                    if found.is_some() {
+                    if found.is_some() || same_bytes {
                         break;
                     }
                     found = self
@@ -1085,37 +1130,68 @@ impl<'w> Transaction<'w> {
 
     /// Whether any value of the link's targets can match its operator. Rules share target
     /// lists and chains (CRS has ~200 rules over a few dozen pairs), so the union of every
-    /// value's hits is made once per (list, chain) and request; a rule whose operator is not
-    /// in it is decided without visiting its values, which is the fate of most rules on a
-    /// benign request. Negated, `multiMatch` and direct operators, lists with values made on
-    /// the fly and rules with target exclusions in force take the long way.
+    /// value's hits is made once per (list, chain, target removals in force) and request; a
+    /// rule whose operator (or, with `multiMatch`, none of whose operators) is in it is decided
+    /// without visiting its values, which is the fate of most rules on a benign request.
+    /// Negated and direct operators and lists with values made on the fly take the long way.
     fn link_may_match(&mut self, r: &CRule, link: &CLink, items: &mut Vec<Item>) -> bool {
         let waf = self.waf;
-        if link.negated
-            || !link.alts.is_empty()
-            || !matches!(waf.ops[link.op as usize], COp::Scanned { .. })
-            || self.removals_apply(r)
-        {
+        if link.negated || !matches!(waf.ops[link.op as usize], COp::Scanned { .. }) {
             return true;
         }
-        let key = (link.targets_id, link.chain);
+        let Some(removals) = self.removal_bits(r) else {
+            return true;
+        };
+        std::iter::once((link.chain, link.op))
+            .chain(link.alts.iter().copied())
+            .any(|(chain, op)| self.in_union(r, link, chain, op, removals, items))
+    }
+
+    /// Whether `op` matches some value of the link's targets under `chain` (see
+    /// [`Transaction::link_may_match`]); `removals` are the target removals applying to `r`.
+    fn in_union(
+        &mut self,
+        r: &CRule,
+        link: &CLink,
+        chain: ChainId,
+        op: OpId,
+        removals: u64,
+        items: &mut Vec<Item>,
+    ) -> bool {
+        let key = (link.targets_id, chain, removals);
         let gen = self.slots.len() as u32;
         let range = match self.scratch.unions.get(&key) {
             Some(&(g, range)) if g == gen => range,
             _ => {
-                self.items(r, &link.targets, items);
+                let slots = self.target_slots(r, link, removals, items);
                 let mut pool = std::mem::take(&mut self.scratch.union_pool);
                 let start = pool.len();
                 let mut range = (start as u32, 0);
-                for item in items.iter() {
-                    let Src::Slot(s) = item.src else {
-                        range = NOT_STATIC;
-                        break;
-                    };
-                    let e = self.entry(s, link.chain);
-                    self.scan(e);
-                    let (lo, hi) = self.scratch.entries[e as usize].hits;
-                    pool.extend_from_slice(&self.scratch.hit_pool[lo as usize..hi as usize]);
+                if slots == NOT_STATIC {
+                    range = NOT_STATIC;
+                } else {
+                    let waf = self.waf;
+                    let mask = waf.chain_masks[chain as usize];
+                    // Only the chain's regex sets that hold an operator some rule reads this
+                    // list with: a chain's sets serve several lists (headers, arguments…).
+                    let need = waf.list_sets(link.targets_id, chain);
+                    let has_ac = waf.chain_has_ac[chain as usize];
+                    let bit = waf.chain_ac_bits[chain as usize];
+                    for i in slots.0..slots.1 {
+                        let s = self.scratch.slot_pool[i as usize];
+                        // What `nothing_matches` decides, with the chain's part taken out of
+                        // the loop: most values need no entry under most chains.
+                        if need == 0
+                            && self.feats[s as usize] & mask == 0
+                            && (!has_ac || self.slot_automaton(s).1 & bit == 0)
+                        {
+                            continue;
+                        }
+                        let e = self.entry(s, chain);
+                        self.scan(e, need);
+                        let (lo, hi) = self.scratch.entries[e as usize].hits;
+                        pool.extend_from_slice(&self.scratch.hit_pool[lo as usize..hi as usize]);
+                    }
                 }
                 if range == NOT_STATIC {
                     pool.truncate(start);
@@ -1138,8 +1214,62 @@ impl<'w> Transaction<'w> {
         };
         range == NOT_STATIC
             || self.scratch.union_pool[range.0 as usize..range.1 as usize]
-                .binary_search(&link.op)
+                .binary_search(&op)
                 .is_ok()
+    }
+
+    /// The slots of the link's targets for rule `r` under `removals`, as a range of the slot
+    /// pool, made once per (target list, removals) and request and shared by every chain;
+    /// [`NOT_STATIC`] when the list yields values made on the fly.
+    fn target_slots(
+        &mut self,
+        r: &CRule,
+        link: &CLink,
+        removals: u64,
+        items: &mut Vec<Item>,
+    ) -> (u32, u32) {
+        let key = (link.targets_id, removals);
+        let gen = self.slots.len() as u32;
+        if let Some(&(g, range)) = self.scratch.target_slots.get(&key) {
+            if g == gen {
+                return range;
+            }
+        }
+        self.items(r, &link.targets, items);
+        let pool = &mut self.scratch.slot_pool;
+        let start = pool.len();
+        let mut range = (start as u32, 0);
+        for item in items.iter() {
+            match item.src {
+                Src::Slot(s) => pool.push(s),
+                Src::Owned(_) => {
+                    range = NOT_STATIC;
+                    pool.truncate(start);
+                    break;
+                }
+            }
+        }
+        if range != NOT_STATIC {
+            range.1 = pool.len() as u32;
+        }
+        self.scratch.target_slots.insert(key, (gen, range));
+        range
+    }
+
+    /// The `ctl:ruleRemoveTarget…` in force that apply to rule `r`, one bit per removal
+    /// (rules under the same removals share their unions); `None` past 64 removals.
+    fn removal_bits(&self, r: &CRule) -> Option<u64> {
+        let mut bits = 0u64;
+        for (i, (id, tag, _, _)) in self.removed_targets.iter().enumerate() {
+            let applies = id.is_some_and(|x| x == r.id)
+                || tag
+                    .as_ref()
+                    .is_some_and(|tg| r.tags.iter().any(|x| x == tg));
+            if applies {
+                bits |= 1u64.checked_shl(i as u32)?;
+            }
+        }
+        Some(bits)
     }
 
     /// Whether a `ctl:ruleRemoveTarget…` in force applies to rule `r`.
@@ -1165,18 +1295,27 @@ impl<'w> Transaction<'w> {
         let waf = self.waf;
         let cop = &waf.ops[op as usize];
         let bytes = match &item.src {
-            Src::Slot(s) => {
-                let e = self.entry(*s, chain);
+            &Src::Slot(s) => {
                 let matched = match cop {
+                    COp::Scanned { .. } if self.nothing_matches(s, chain, op) => false,
                     COp::Scanned { .. } => {
-                        self.scan(e);
+                        let e = self.entry(s, chain);
+                        self.scan(e, waf.op_sets[op as usize]);
                         let (lo, hi) = self.scratch.entries[e as usize].hits;
                         self.scratch.hit_pool[lo as usize..hi as usize]
                             .binary_search(&op)
                             .is_ok()
                     }
+                    COp::Direct(o) if self.unchanged(s, chain) => {
+                        self.stats.direct_evals += 1;
+                        let bytes = std::mem::take(&mut self.slots[s as usize]);
+                        let m = self.direct(o, &bytes, capture && !negated);
+                        self.slots[s as usize] = bytes;
+                        m
+                    }
                     COp::Direct(o) => {
                         self.stats.direct_evals += 1;
+                        let e = self.entry(s, chain);
                         let bytes = self.take_bytes(e);
                         let m = self.direct(o, &bytes, capture && !negated);
                         self.put_bytes(e, bytes);
@@ -1186,7 +1325,12 @@ impl<'w> Transaction<'w> {
                 if matched == negated {
                     return None;
                 }
-                self.entry_bytes(e).to_vec()
+                if self.unchanged(s, chain) {
+                    self.slots[s as usize].clone()
+                } else {
+                    let e = self.entry(s, chain);
+                    self.entry_bytes(e).to_vec()
+                }
             }
             Src::Owned(b) => {
                 self.stats.transforms += 1;
@@ -1229,95 +1373,199 @@ impl<'w> Transaction<'w> {
         Some(bytes)
     }
 
-    /// The bytes of entry `e`: its own transformed copy, or the slot when the chain left the
-    /// value as it was.
+    /// The entry holding entry `e`'s bytes ([`Bytes::Own`]), or `None` for the slot's.
+    fn owner(&self, e: u32) -> Option<u32> {
+        match self.scratch.entries[e as usize].bytes {
+            Bytes::Slot => None,
+            Bytes::Own(_) => Some(e),
+            Bytes::Of(x) => Some(x),
+        }
+    }
+
+    /// The bytes of entry `e`: a transformed copy, or the slot when the chain left the value
+    /// as it was.
     fn entry_bytes(&self, e: u32) -> &[u8] {
-        let entry = &self.scratch.entries[e as usize];
-        match &entry.own {
-            Some(b) => b,
-            None => &self.slots[entry.slot as usize],
+        match self.owner(e) {
+            Some(x) => match &self.scratch.entries[x as usize].bytes {
+                Bytes::Own(b) => b,
+                _ => &[],
+            },
+            None => &self.slots[self.scratch.entries[e as usize].slot as usize],
         }
     }
 
     /// Moves entry `e`'s bytes out, so they can be read while `self` is borrowed mutably;
     /// [`Transaction::put_bytes`] puts them back.
     fn take_bytes(&mut self, e: u32) -> Vec<u8> {
-        let entry = &mut self.scratch.entries[e as usize];
-        match &mut entry.own {
-            Some(b) => std::mem::take(b),
-            None => std::mem::take(&mut self.slots[entry.slot as usize]),
+        match self.owner(e) {
+            Some(x) => match &mut self.scratch.entries[x as usize].bytes {
+                Bytes::Own(b) => std::mem::take(b),
+                _ => Vec::new(),
+            },
+            None => {
+                let slot = self.scratch.entries[e as usize].slot;
+                std::mem::take(&mut self.slots[slot as usize])
+            }
         }
     }
 
     fn put_bytes(&mut self, e: u32, bytes: Vec<u8>) {
-        let entry = &mut self.scratch.entries[e as usize];
-        match &mut entry.own {
-            Some(b) => *b = bytes,
-            None => self.slots[entry.slot as usize] = bytes,
+        match self.owner(e) {
+            Some(x) => self.scratch.entries[x as usize].bytes = Bytes::Own(bytes),
+            None => {
+                let slot = self.scratch.entries[e as usize].slot;
+                self.slots[slot as usize] = bytes;
+            }
         }
     }
 
-    /// The cache entry for `(slot, chain)`, transforming on first use.
+    /// The cache entry for `(slot, chain)`, transforming on first use. A chain whose parent
+    /// (all its steps but the last) changes the value starts from the parent's entry, so a
+    /// value is transformed once along the prefixes of a chain (CRS's `multiMatch` rules
+    /// have one chain per prefix), and shares the parent's bytes and automaton pass when the
+    /// last step leaves them as they are.
     fn entry(&mut self, slot: u32, chain: ChainId) -> u32 {
         if let Some(&e) = self.scratch.cache.get(&(slot, chain)) {
             return e;
         }
-        let t = &self.waf.chains[chain as usize];
-        let own = if t.is_empty() {
-            None
+        let waf = self.waf;
+        let t = &waf.chains[chain as usize];
+        let (bytes, feats) = if self.unchanged(slot, chain) {
+            (Bytes::Slot, self.feats[slot as usize])
         } else {
             self.stats.transforms += 1;
-            let src = &self.slots[slot as usize];
-            // Most values come out of a chain unchanged: keep no copy of those.
-            match apply_chain_cow(t, src) {
-                Cow::Borrowed(_) => None,
-                Cow::Owned(out) => (out != *src).then_some(out),
+            match waf.chain_parents[chain as usize] {
+                parent if parent.is_some() || t.len() == 1 => {
+                    // The last step, from the parent's bytes (the slot's when the parent
+                    // leaves the value as it is). Chains that differ only in steps that
+                    // changed nothing meet here: one copy and one automaton pass for all.
+                    let (base, base_feats) = match parent {
+                        Some(p) if !self.unchanged(slot, p) => {
+                            let pe = self.entry(slot, p);
+                            (self.owner(pe), self.scratch.entries[pe as usize].feats)
+                        }
+                        _ => (None, self.feats[slot as usize]),
+                    };
+                    let last = t[t.len() - 1];
+                    let same = match base {
+                        Some(x) => Bytes::Of(x),
+                        None => Bytes::Slot,
+                    };
+                    let key = match base {
+                        Some(x) => (x, 1 << 8 | last as u32),
+                        None => (slot, last as u32),
+                    };
+                    if base_feats & unchanged_unless(last) == 0 {
+                        (same, base_feats)
+                    } else if let Some(&x) = self.scratch.derived.get(&key) {
+                        (Bytes::Of(x), self.scratch.entries[x as usize].feats)
+                    } else {
+                        let src = match base {
+                            Some(x) => match &self.scratch.entries[x as usize].bytes {
+                                Bytes::Own(b) => b.as_slice(),
+                                _ => &[],
+                            },
+                            None => &self.slots[slot as usize],
+                        };
+                        let out = crate::transform::apply(last, src);
+                        if out == src {
+                            (same, base_feats)
+                        } else {
+                            let f = features(&out);
+                            let e = self.scratch.entries.len() as u32;
+                            self.scratch.derived.insert(key, e);
+                            (Bytes::Own(out), f)
+                        }
+                    }
+                }
+                _ => {
+                    let src = &self.slots[slot as usize];
+                    // Most values come out of a chain unchanged: keep no copy of those.
+                    match apply_chain_known(t, src, self.feats[slot as usize]) {
+                        (Cow::Owned(out), f) if out != *src => (Bytes::Own(out), f),
+                        _ => (Bytes::Slot, self.feats[slot as usize]),
+                    }
+                }
             }
         };
         self.scratch.entries.push(Entry {
             slot,
-            own,
+            bytes,
             chain,
+            feats,
             hits: UNSCANNED,
+            sets_run: 0,
+            ac: (UNSCANNED, 0),
         });
         let e = (self.scratch.entries.len() - 1) as u32;
         self.scratch.cache.insert((slot, chain), e);
         e
     }
 
-    /// Scans entry `e` once: the shared automaton (phrases, literals, and the required
-    /// factors of prefiltered regexes), then the regexes whose factors appeared, then the
-    /// chain's sets of regexes without factors. The hits go to the pool, sorted.
-    fn scan(&mut self, e: u32) {
-        if self.scratch.entries[e as usize].hits != UNSCANNED {
+    /// The automaton's matches in the bytes of entry `e`: the slot's pass when the chain left
+    /// the value as it was, else one pass per distinct transformed copy.
+    fn entry_automaton(&mut self, e: u32) -> ((u32, u32), u64) {
+        let Some(x) = self.owner(e) else {
+            let slot = self.scratch.entries[e as usize].slot;
+            return self.slot_automaton(slot);
+        };
+        if self.scratch.entries[x as usize].ac.0 == UNSCANNED {
+            let bytes = self.take_bytes(x);
+            let r = self.automaton_matches(&bytes);
+            self.put_bytes(x, bytes);
+            let chains = self.match_chains(r);
+            self.scratch.entries[x as usize].ac = (r, chains);
+        }
+        self.scratch.entries[x as usize].ac
+    }
+
+    /// The chains (`Waf::chain_ac_bits`) served by the patterns of automaton matches `r`.
+    fn match_chains(&self, (lo, hi): (u32, u32)) -> u64 {
+        self.scratch.ac_pool[lo as usize..hi as usize]
+            .iter()
+            .fold(0u64, |bits, &(p, _, _)| {
+                bits | self.waf.ac_chains[p as usize]
+            })
+    }
+
+    /// Scans entry `e`: once, the shared automaton (phrases, literals, and the required
+    /// factors of prefiltered regexes) and the regexes whose factors appeared; then each of
+    /// the chain's sets of regexes without factors in `need` (`Waf::op_sets` bits) not run on
+    /// it yet. The hits are a sorted range of the pool.
+    fn scan(&mut self, e: u32, need: u64) {
+        let waf = self.waf;
+        let entry = &self.scratch.entries[e as usize];
+        let chain = entry.chain;
+        let todo = need & !entry.sets_run;
+        let first = entry.hits == UNSCANNED;
+        if !first && todo == 0 {
             return;
         }
-        let waf = self.waf;
-        let chain = self.scratch.entries[e as usize].chain;
+        let ac = if first {
+            let ac = waf.chain_has_ac[chain as usize].then(|| self.entry_automaton(e));
+            let no_pattern =
+                ac.is_none_or(|(_, chains)| chains & waf.chain_ac_bits[chain as usize] == 0);
+            if no_pattern && todo == 0 {
+                // Nothing of the chain's appeared and no set is asked for: no hits.
+                let at = self.scratch.hit_pool.len() as u32;
+                self.scratch.entries[e as usize].hits = (at, at);
+                return;
+            }
+            ac.map(|(r, _)| r)
+        } else {
+            None
+        };
         let bytes = self.take_bytes(e);
         let mut hits = std::mem::take(&mut self.scratch.hit_pool);
         let start = hits.len();
+        if !first {
+            // More sets on an entry scanned before: its hits move to the end of the pool.
+            let (lo, hi) = self.scratch.entries[e as usize].hits;
+            hits.extend_from_within(lo as usize..hi as usize);
+        }
         let mut cands = std::mem::take(&mut self.scratch.candidates);
         cands.clear();
-        if waf
-            .chain_has_ac
-            .get(chain as usize)
-            .copied()
-            .unwrap_or(false)
-        {
-            // A value the chain left unchanged reuses the automaton's pass over the slot.
-            let entry = &self.scratch.entries[e as usize];
-            let (lo, hi) = match (entry.own.is_none(), self.scratch.slot_ac.get(&entry.slot)) {
-                (true, Some(&r)) => r,
-                (unchanged, _) => {
-                    let slot = entry.slot;
-                    let r = self.automaton_matches(&bytes);
-                    if unchanged {
-                        self.scratch.slot_ac.insert(slot, r);
-                    }
-                    r
-                }
-            };
+        if let Some((lo, hi)) = ac {
             self.decide_literals(lo, hi, &bytes, chain, &mut hits, Some(&mut cands));
         }
         cands.sort_unstable();
@@ -1334,6 +1582,9 @@ impl<'w> Transaction<'w> {
             }
         }
         for (i, set) in waf.sets[chain as usize].iter().enumerate() {
+            if todo & set_bit(i) == 0 {
+                continue;
+            }
             self.stats.scans += 1;
             self.stats.bytes_scanned += bytes.len() as u64;
             let cache = self.scratch.caches[chain as usize][i]
@@ -1356,10 +1607,52 @@ impl<'w> Transaction<'w> {
             }
         }
         hits.truncate(w);
-        self.scratch.entries[e as usize].hits = (start as u32, w as u32);
+        let entry = &mut self.scratch.entries[e as usize];
+        entry.hits = (start as u32, w as u32);
+        entry.sets_run |= todo;
         self.scratch.hit_pool = hits;
         self.scratch.candidates = cands;
         self.put_bytes(e, bytes);
+    }
+
+    /// Whether `chain` certainly leaves slot `s` as it is (from the slot's features, without
+    /// reading it again).
+    fn unchanged(&self, s: u32, chain: ChainId) -> bool {
+        self.waf.chain_masks[chain as usize] & self.feats[s as usize] == 0
+    }
+
+    /// Whether operator `op` of `chain` cannot match slot `s`, known without a cache entry:
+    /// the chain leaves the value as it is, the operator is in no regex set, and the
+    /// automaton saw no pattern of the chain's in it. Most values of a benign request are decided so for most chains.
+    fn nothing_matches(&mut self, s: u32, chain: ChainId, op: OpId) -> bool {
+        let waf = self.waf;
+        if !self.unchanged(s, chain) || waf.op_sets[op as usize] != 0 {
+            return false;
+        }
+        if !waf.chain_has_ac[chain as usize] {
+            return true;
+        }
+        let (_, chains) = self.slot_automaton(s);
+        chains & waf.chain_ac_bits[chain as usize] == 0
+    }
+
+    /// The automaton's matches in slot `s` (one pass per slot) and the chains they serve.
+    fn slot_automaton(&mut self, s: u32) -> ((u32, u32), u64) {
+        let i = s as usize;
+        if self.scratch.slot_ac.len() <= i {
+            self.scratch
+                .slot_ac
+                .resize(self.slots.len(), (UNSCANNED, 0));
+        }
+        if self.scratch.slot_ac[i].0 != UNSCANNED {
+            return self.scratch.slot_ac[i];
+        }
+        let bytes = std::mem::take(&mut self.slots[i]);
+        let (lo, hi) = self.automaton_matches(&bytes);
+        self.slots[i] = bytes;
+        let chains = self.match_chains((lo, hi));
+        self.scratch.slot_ac[i] = ((lo, hi), chains);
+        ((lo, hi), chains)
     }
 
     /// One pass of the shared automaton over `bytes`: every pattern occurrence, as a range of
