@@ -241,6 +241,12 @@ fn a_certificate_from_another_ca_is_refused_with_502() {
         o.conns.lock().unwrap().is_empty(),
         "no request reached the origin"
     );
+    // The origin's thread notes the failed handshake when it reads bext's alert, which may
+    // be after bext has answered the client.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while o.failed.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert!(o.failed.load(Ordering::SeqCst) >= 1);
 }
 
