@@ -210,6 +210,9 @@ fn add_header_edits_reach_the_origin_and_its_response_header_the_client() {
         assert_eq!(resp.status, 200);
         assert_eq!(resp.text(), "hello\n");
         assert_eq!(resp.header("x-served-by"), Some("bext"));
+        // The plugin left the body's length alone: so does the framing.
+        assert_eq!(resp.header("content-length"), Some("6"));
+        assert_eq!(resp.header("transfer-encoding"), None);
     }
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2);

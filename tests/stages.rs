@@ -109,6 +109,33 @@ impl Stage for Shout {
     }
 }
 
+/// Upper-cases the body in place and says it keeps its length; with `bang`, appends `!` at
+/// its end all the same (a stage breaking its word).
+struct Inspect {
+    bang: bool,
+}
+
+impl Stage for Inspect {
+    type State = ();
+    fn phases(&self) -> Phases {
+        Phases::RESPONSE_BODY
+    }
+    fn init(&self) {}
+    fn on_response_head(&self, _: &mut (), _: &mut ResponseHead<'_>) -> BodyUse {
+        BodyUse::Inspect
+    }
+    fn on_body(&self, _: &mut (), data: &[u8], out: &mut Vec<u8>) -> Result<(), BodyError> {
+        out.extend(data.iter().map(u8::to_ascii_uppercase));
+        Ok(())
+    }
+    fn on_body_end(&self, _: &mut (), out: &mut Vec<u8>) -> Result<(), BodyError> {
+        if self.bang {
+            out.push(b'!');
+        }
+        Ok(())
+    }
+}
+
 /// Keeps the request's path length from the request phase to the response head, and counts
 /// the body bytes it saw, per request.
 struct Remember {
@@ -239,6 +266,60 @@ fn a_body_stage_rewrites_bodies_and_the_framing_follows() {
     up.push(b'!');
     assert_eq!(r.body, up);
     proxy.shutdown();
+    origin.shutdown();
+    s.shutdown();
+}
+
+/// A body stage that keeps the length keeps the framing: `Content-Length` stays (and HTTP/1.0
+/// keeps its connection); one that changes the length all the same gets its response cut short
+/// (never a body longer or shorter than the length the head announced).
+#[test]
+fn a_body_stage_that_keeps_the_length_keeps_the_framing() {
+    let s = start_with(hello(), |p| {
+        p.add_stage(0, Box::new(Inspect { bang: false }))
+    });
+    let r = get(addr(&s), "/");
+    assert_eq!(r.text(), "HELLO");
+    assert_eq!(r.header("content-length"), Some("5"));
+    assert_eq!(r.header("transfer-encoding"), None);
+    let (r, _) = exchange(
+        addr(&s),
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    assert_eq!(r.text(), "HELLO");
+    assert_eq!(r.header("content-length"), Some("5"));
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    let origin = origin(100_000);
+    let proxy = start_with(proxy_to(addr(&origin)), |p| {
+        p.add_stage(0, Box::new(Inspect { bang: false }))
+    });
+    let want = get(addr(&origin), "/").body;
+    let r = get(addr(&proxy), "/");
+    assert!(r.complete);
+    assert_eq!(r.header("content-length"), Some("100000"));
+    assert_eq!(r.body, want.to_ascii_uppercase());
+    proxy.shutdown();
+    // The stage that breaks its word: cut short, on both paths.
+    let liar = start_with(hello(), |p| {
+        p.add_stage(0, Box::new(Inspect { bang: true }))
+    });
+    let mut c = std::net::TcpStream::connect(addr(&liar)).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut c, &mut got);
+    let text = String::from_utf8_lossy(&got);
+    // The connection closes with at most the head: never the longer body.
+    assert!(!text.contains("HELLO"), "{text}");
+    let proxy = start_with(proxy_to(addr(&origin)), |p| {
+        p.add_stage(0, Box::new(Inspect { bang: true }))
+    });
+    let r = get(addr(&proxy), "/");
+    assert!(!r.complete);
+    assert!(r.body.len() <= 100_000);
+    proxy.shutdown();
+    liar.shutdown();
     origin.shutdown();
     s.shutdown();
 }

@@ -76,6 +76,8 @@ pub struct Exchange {
     states: Vec<Box<dyn Any>>,
     /// The stages (by position) that filter this response's body.
     filtering: u64,
+    /// Every stage filtering this response's body keeps its length ([`BodyUse::Inspect`]).
+    length_kept: bool,
     pub(crate) edits: HeadEdits,
     /// The current request came over TLS (set before routing).
     pub(crate) tls: bool,
@@ -201,8 +203,15 @@ impl Exchange {
         Flow::Continue
     }
 
+    /// Whether the body filters of this response all keep the body's length (the framing the
+    /// handler had stays; see [`BodyUse::Inspect`]).
+    pub(crate) fn length_kept(&self) -> bool {
+        self.length_kept
+    }
+
     /// Phase "response head filters": edits collect in `self.edits`; returns true when a
-    /// stage filters the body (the body's length is then unknown).
+    /// stage filters the body (the body's length is then unknown, unless every such stage
+    /// keeps it: [`Exchange::length_kept`]).
     pub(crate) fn response_head(
         &mut self,
         stages: &Stages,
@@ -212,6 +221,7 @@ impl Exchange {
     ) -> bool {
         self.edits.clear();
         self.filtering = 0;
+        self.length_kept = true;
         if !stages.has(Phases::RESPONSE_HEAD) {
             return false;
         }
@@ -223,11 +233,17 @@ impl Exchange {
             if !s.phases().contains(Phases::RESPONSE_HEAD) {
                 continue;
             }
-            if s.on_response_head(&mut **st, &mut head) == BodyUse::Filter && i < 64 {
-                self.filtering |= 1 << i;
+            match s.on_response_head(&mut **st, &mut head) {
+                BodyUse::Pass => {}
+                _ if i >= 64 => {}
+                BodyUse::Filter => {
+                    self.filtering |= 1 << i;
+                    self.length_kept = false;
+                }
+                BodyUse::Inspect => self.filtering |= 1 << i,
             }
         }
-        if self.filtering != 0 {
+        if self.filtering != 0 && !self.length_kept {
             head.length_unknown();
         }
         self.filtering != 0

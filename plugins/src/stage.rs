@@ -497,12 +497,16 @@ impl Stage for PluginStage {
                 apply_named_edits(&d.response_headers, &d.response_touched, head);
             }
         }
-        // The body's framing is the engine's: a filtered body leaves chunked (HTTP/1.1), so a
-        // plugin may change its length whether or not it dropped `Content-Length`.
-        if filters_body {
-            BodyUse::Filter
-        } else {
-            BodyUse::Pass
+        // As in Envoy, a plugin that will change the body's length drops `Content-Length` in
+        // this callback: the body then leaves re-framed (chunked over HTTP/1.1). One that
+        // keeps it keeps the framing; should it change the length after all, the response is
+        // cut short rather than sent with a wrong length.
+        let dropped_length = s.data.response_headers_changed
+            && value(&s.data.response_headers, b"content-length").is_none();
+        match (filters_body, head.body_len().is_some() && !dropped_length) {
+            (false, _) => BodyUse::Pass,
+            (true, true) => BodyUse::Inspect,
+            (true, false) => BodyUse::Filter,
         }
     }
 

@@ -473,6 +473,11 @@ pub enum BodyUse {
     Pass,
     /// Every chunk of the body goes through [`Stage::on_body`], then [`Stage::on_body_end`].
     Filter,
+    /// As [`BodyUse::Filter`], but the stage leaves the body's length as it is (it may read
+    /// the body, or change bytes in place): the engine keeps the handler's framing, a
+    /// `Content-Length` included, and cuts the response short should the output's length
+    /// differ from it after all.
+    Inspect,
 }
 
 /// A body filter failed: the response is cut short (the connection closes without completing

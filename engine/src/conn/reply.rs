@@ -28,6 +28,9 @@ pub(crate) struct Framed {
     /// The connection closes after the response (asked for, or the end of a close-delimited
     /// body).
     pub close: bool,
+    /// The filters keep the body's length: the bytes still owed under its `Content-Length`
+    /// (output past it, or short of it at the end, cuts the response short).
+    pub owed: Option<u64>,
 }
 
 /// Finish the head in `head` (status line, then `Name: value\r\n` fields; no framing, `Date`
@@ -65,12 +68,15 @@ pub(crate) fn finish_head(
     } else {
         out.extend_from_slice(head);
     }
-    let chunked = filtering && !ctx.http10;
-    let close = close || (filtering && ctx.http10);
+    // Filters that keep the length leave the framing as it was.
+    let kept = filtering && ctx.ex.length_kept();
+    let reframed = filtering && !kept;
+    let chunked = reframed && !ctx.http10;
+    let close = close || (reframed && ctx.http10);
     if let Some(n) = len {
         if chunked {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        } else if !filtering {
+        } else if !reframed {
             content_length_field(out, n);
         }
     }
@@ -82,6 +88,7 @@ pub(crate) fn finish_head(
         filtering,
         chunked,
         close,
+        owed: if kept { len } else { None },
     }
 }
 
@@ -111,7 +118,7 @@ impl Framed {
     /// ends with this piece, which may be empty). Returns the body bytes appended (framing not
     /// counted); an error of a filter cuts the response short.
     pub fn piece(
-        &self,
+        &mut self,
         ctx: &mut Ctx<'_>,
         route: &CompiledRoute,
         piece: &[u8],
@@ -131,6 +138,13 @@ impl Framed {
             &mut bufs.tmp,
         )?;
         let n = bufs.filtered.len();
+        if let Some(owed) = self.owed.as_mut() {
+            // A filter that said it keeps the length changed it after all.
+            if n as u64 > *owed || (last && n as u64 != *owed) {
+                return Err(crate::stage::BodyError);
+            }
+            *owed -= n as u64;
+        }
         if n > 0 {
             if self.chunked {
                 bext_http1::write_chunk_header(out, n);
@@ -159,7 +173,7 @@ pub(crate) async fn send_bodiless(
     close: bool,
 ) -> Outcome {
     let mut out = ctx.w.take_xfer();
-    let framed = finish_head(ctx, route, status, &head, len, close, &mut out);
+    let mut framed = finish_head(ctx, route, status, &head, len, close, &mut out);
     ctx.w.give_xfer(head);
     let mut ok = true;
     if framed.filtering && !ctx.is_head {

@@ -624,7 +624,7 @@ async fn serve_hit(
     let bodied = status != 304 && status != 204;
     let close = !ctx.keep_wanted;
     let mut out = ctx.w.take_xfer();
-    let framed = finish_head(
+    let mut framed = finish_head(
         ctx,
         route,
         status,

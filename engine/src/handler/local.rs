@@ -29,7 +29,7 @@ pub(crate) async fn send(
     let len = bodied.then_some(body.len() as u64);
     let close = force_close || !ctx.keep_wanted;
     let mut out = ctx.w.take_xfer();
-    let framed = finish_head(ctx, route, status, &head, len, close, &mut out);
+    let mut framed = finish_head(ctx, route, status, &head, len, close, &mut out);
     ctx.w.give_xfer(head);
     let mut ok = true;
     let mut bytes = 0;

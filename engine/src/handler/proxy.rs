@@ -633,14 +633,17 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
     let filtering = stages.has(Phases::RESPONSE_HEAD)
         && ex.response_head(stages, rh.status, Headers::new(ubuf, &rh.headers), body_len)
         && framing != Framing::None;
+    // Filters that keep the length leave a Content-Length body framed as it was.
+    let kept = filtering && ex.length_kept() && body_len.is_some();
+    let reframed = filtering && !kept;
     let (outf, forced_close) = match framing {
         Framing::None => (Out::None, false),
         Framing::ContentLength(_) | Framing::Chunked | Framing::CloseDelimited
-            if http10 && filtering =>
+            if http10 && reframed =>
         {
             (Out::UntilClose, true)
         }
-        Framing::ContentLength(_) if filtering => (Out::Chunked, false),
+        Framing::ContentLength(_) if reframed => (Out::Chunked, false),
         Framing::ContentLength(n) => (Out::Length(n), false),
         Framing::Chunked | Framing::CloseDelimited if http10 => (Out::UntilClose, true),
         Framing::Chunked | Framing::CloseDelimited => (Out::Chunked, false),
@@ -666,6 +669,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
             stages,
             ex,
             outf == Out::Chunked,
+            if kept { body_len } else { None },
             close,
             up_timeout,
             client_timeout,
@@ -759,7 +763,8 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
 
 /// `relay` for a response whose body a stage changes: each piece read from the upstream goes
 /// through the body filters, and what they produce is framed again (chunked, or up to the
-/// close for HTTP/1.0). The head is in `out`, not sent yet.
+/// close for HTTP/1.0), or, when the filters keep the length, sent under the upstream's
+/// Content-Length (`owed`: the bytes it still announces). The head is in `out`, not sent yet.
 #[allow(clippy::too_many_arguments)]
 async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
     up: &mut R,
@@ -770,6 +775,7 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
     stages: &Stages,
     ex: &mut Exchange,
     chunked: bool,
+    mut owed: Option<u64>,
     close: bool,
     up_timeout: PerStep<'_>,
     client_timeout: PerStep<'_>,
@@ -820,6 +826,16 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
         {
             filter_failed = true;
             break;
+        }
+        if let Some(owed) = owed.as_mut() {
+            // The filters keep the Content-Length the head carries: output past it, or short
+            // of it at the end, cuts the response short.
+            let n = filtered.len() as u64;
+            if n > *owed || (!more && n != *owed) {
+                filter_failed = true;
+                break;
+            }
+            *owed -= n;
         }
         if !filtered.is_empty() {
             if chunked {

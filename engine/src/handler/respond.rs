@@ -94,7 +94,7 @@ async fn staged(ctx: &mut Ctx<'_>, route: &CompiledRoute, r: &Respond) -> Outcom
     let bodied = r.status >= 200 && r.status != 204 && r.status != 304;
     let mut out = ctx.w.take_xfer();
     let len = bodied.then(|| r.body.len());
-    let framed = finish_head(ctx, route, r.status, &r.head, len, close, &mut out);
+    let mut framed = finish_head(ctx, route, r.status, &r.head, len, close, &mut out);
     let with_body = !ctx.is_head && bodied;
     let steps = ctx.send_steps();
     let mut bufs = FilterBufs::take(ctx);

@@ -379,7 +379,7 @@ async fn plain(
 async fn filtered(
     ctx: &mut Ctx<'_>,
     route: &CompiledRoute,
-    framed: Framed,
+    mut framed: Framed,
     rep: &Representation,
     parts: &[(u64, u64)],
     mp: Option<&bext_static::range::Multipart<'_>>,
