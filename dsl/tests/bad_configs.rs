@@ -169,6 +169,7 @@ const CASES: &[Case] = &[
     ("QUIC connection window above its bounds", true, "listen :8443 tls { cert a.pem key a.key } http3 { connection_window 1gb }\n", &[("E0320", 1, 69)]),
     ("QUIC idle timeout above its bounds", true, "listen :8443 tls { cert a.pem key a.key } http3 { idle_timeout 11m }\n", &[("E0320", 1, 64)]),
     ("QUIC early data neither on nor off", true, "listen :8443 tls { cert a.pem key a.key } http3 { early_data yes }\n", &[("E0206", 1, 62)]),
+    ("QUIC early data without a session cache", true, "listen :8443 tls { cert a.pem key a.key; session_cache 0 } http3 { early_data on }\n", &[("E0322", 1, 68)]),
     ("QUIC idle timeout below its bounds", true, "listen :8443 tls { cert a.pem key a.key } http3 { idle_timeout 500ms }\n", &[("E0320", 1, 64)]),
     ("QUIC connection window under the stream window", true, "listen :8443 tls { cert a.pem key a.key } http3 {\n    stream_window 4mb\n    connection_window 2mb\n}\n", &[("E0321", 3, 23)]),
     ("QUIC stream window over the default connection window", true, "listen :8443 tls { cert a.pem key a.key } http3 { stream_window 16mb }\n", &[("E0321", 1, 65)]),

@@ -26,6 +26,8 @@ impl Lower<'_> {
         let mut tls = None;
         let mut http3 = None;
         let mut quic = None;
+        // Where `early_data on` was written, for E0322.
+        let mut early_data_at = None;
         while let Some(x) = a.next() {
             if x.is_word("tls") {
                 let at = self.loc(x.span);
@@ -68,7 +70,9 @@ impl Lower<'_> {
                 http3 = Some(x.span);
                 if let Some(ArgKind::Block(b)) = a.peek().map(|y| &y.kind) {
                     a.next();
-                    quic = Some(self.quic(&b.body, x.span));
+                    let (q, early_at) = self.quic(&b.body, x.span);
+                    quic = Some(q);
+                    early_data_at = early_at;
                 }
             } else {
                 let help = if x.is_word("ssl") {
@@ -85,6 +89,20 @@ impl Lower<'_> {
                     .help(help.unwrap_or_else(|| {
                         "`listen` takes an address, then `tls { ... }` and `http3`".into()
                     })),
+                );
+            }
+        }
+        if let (Some(span), Some(t)) = (early_data_at, &tls) {
+            if t.session_cache == Some(0) {
+                self.emit(
+                    diag::error(
+                        "E0322",
+                        span,
+                        "`early_data` with `session_cache 0`: no session could carry early data",
+                    )
+                    .help(
+                        "0-RTT resumes sessions from the session cache: remove `session_cache 0` (the default keeps 16384) or `early_data on`",
+                    ),
                 );
             }
         }
@@ -105,13 +123,15 @@ impl Lower<'_> {
         }
     }
 
-    /// The `http3 { ... }` block at `at`: each limit once, each within its bounds.
-    fn quic(&mut self, body: &Body, at: Span) -> Quic {
+    /// The `http3 { ... }` block at `at`: each limit once, each within its bounds; and where
+    /// `early_data on` was written.
+    fn quic(&mut self, body: &Body, at: Span) -> (Quic, Option<Span>) {
         let mut q = Quic {
             at: self.loc(at),
             ..Quic::default()
         };
         let mut seen = HashMap::new();
+        let mut early_at = None;
         // Where each window was written, for E0321.
         let (mut stream_at, mut connection_at) = (None, None);
         for d in &body.items {
@@ -145,6 +165,9 @@ impl Lower<'_> {
                 }
                 "early_data" => {
                     q.early_data = self.on_off(&mut a, "`early_data` setting").unwrap_or(false);
+                    if q.early_data {
+                        early_at = Some(d.name_span);
+                    }
                 }
                 _ => {
                     q.idle_timeout_ms = self.next_duration(&mut a).and_then(|n| {
@@ -180,7 +203,7 @@ impl Lower<'_> {
                 self.emit(b);
             }
         }
-        q
+        (q, early_at)
     }
 
     /// `n` when it lies within `bounds` (inclusive); E0320 at `span` otherwise, the bounds and
