@@ -22,6 +22,26 @@ mod request;
 mod response;
 
 pub use chunked::{write_chunk_header, ChunkedDecoder, MAX_CHUNK_EXT_LEN, MAX_TRAILER_LEN};
+
+/// `n` in decimal, written at the end of `buf`: the slice of its digits.
+pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Appends `n` in decimal (a `Content-Length`, a status code, a port).
+pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut buf = [0; 20];
+    out.extend_from_slice(decimal(n, &mut buf));
+}
 pub use path::{normalize_path, route_view, PathError, PathOptions};
 pub use request::parse_request;
 pub use response::parse_response;

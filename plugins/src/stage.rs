@@ -118,20 +118,6 @@ fn recycle(mut d: Box<StreamData>) {
     });
 }
 
-/// Decimal digits of `n`.
-fn digits(n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    let mut v = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
 /// The stream data of a request reaching the plugin: properties and the request's raw
 /// fields (pseudo-headers first), in kept buffers; and whether the request has no body
 /// (neither `Content-Length` above 0 nor `Transfer-Encoding`). One pass over the fields.
@@ -467,12 +453,12 @@ impl Stage for PluginStage {
         raw.clear();
         s.data.response_headers.clear();
         let mut buf = [0; 20];
-        raw.push(b":status", digits(u64::from(status), &mut buf));
+        raw.push(b":status", bext_http1::decimal(u64::from(status), &mut buf));
         for (n, v) in head.fields().iter() {
             raw.push(n, v);
         }
         if let Some(n) = head.body_len() {
-            raw.push(b"content-length", digits(n, &mut buf));
+            raw.push(b"content-length", bext_http1::decimal(n, &mut buf));
         }
         let end = head.body_len() == Some(0);
         match s.response_headers(status, end) {

@@ -161,14 +161,16 @@ impl Framed {
     }
 }
 
-/// A response whose handler has no body to send (304, a redirect): `head` (status line and
-/// fields, given back to the pool) through [`finish_head`], then, when a stage changes the
-/// body, the end of the filters' output, sent in one write. `len` as for [`finish_head`].
-pub(crate) async fn send_bodiless(
+/// A response whose whole body is at hand (none for a 304 or a redirect, a stage's own
+/// reply): `head` (status line and fields, given back to the pool) through [`finish_head`],
+/// then `body` (through the body filters when a stage filters it, their end included), sent
+/// in one write. `len` as for [`finish_head`]: `None` sends no body.
+pub(crate) async fn send_whole(
     ctx: &mut Ctx<'_>,
     route: &CompiledRoute,
     status: u16,
     head: Vec<u8>,
+    body: &[u8],
     len: Option<u64>,
     close: bool,
 ) -> Outcome {
@@ -176,12 +178,19 @@ pub(crate) async fn send_bodiless(
     let mut framed = finish_head(ctx, route, status, &head, len, close, &mut out);
     ctx.w.give_xfer(head);
     let mut ok = true;
-    if framed.filtering && !ctx.is_head {
-        let mut bufs = FilterBufs::take(ctx);
-        ok = framed
-            .piece(ctx, route, b"", true, &mut bufs, &mut out)
-            .is_ok();
-        bufs.give(ctx);
+    let mut bytes = 0;
+    if len.is_some() && !ctx.is_head {
+        if framed.filtering {
+            let mut bufs = FilterBufs::take(ctx);
+            match framed.piece(ctx, route, body, true, &mut bufs, &mut out) {
+                Ok(n) => bytes = n,
+                Err(_) => ok = false,
+            }
+            bufs.give(ctx);
+        } else {
+            out.extend_from_slice(body);
+            bytes = body.len() as u64;
+        }
     }
     let t = ctx.send_timeout();
     let ok = ok
@@ -192,7 +201,7 @@ pub(crate) async fn send_bodiless(
     ctx.w.give_xfer(out);
     Outcome {
         status,
-        bytes: 0,
+        bytes,
         keep: ok && !framed.close,
         error: None,
         upstream: None,
@@ -208,19 +217,15 @@ pub(crate) fn connection_field(out: &mut Vec<u8>, close: bool, http10: bool) {
     }
 }
 
-pub(crate) fn push_usize(out: &mut Vec<u8>, n: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    let mut v = n;
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&tmp[i..]);
+pub(crate) use bext_http1::push_decimal as push_usize;
+
+/// `HTTP/1.1 STATUS Reason\r\n`, the status line of bext's own responses.
+pub(crate) fn status_line(out: &mut Vec<u8>, status: u16) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_usize(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 pub(crate) fn content_length_field(out: &mut Vec<u8>, n: u64) {
@@ -250,11 +255,8 @@ fn problem_head_with(
     http10: bool,
     extra: &[u8],
 ) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_usize(out, u64::from(status));
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\nServer: bext\r\nContent-Type: application/problem+json\r\n");
+    status_line(out, status);
+    out.extend_from_slice(b"Server: bext\r\nContent-Type: application/problem+json\r\n");
     out.extend_from_slice(extra);
     content_length_field(out, len as u64);
     w.with_date_line(|d| out.extend_from_slice(d));

@@ -576,11 +576,7 @@ async fn serve_hit(
     let full = hit.stored.body.len() as u64;
     let ops = &route.response_headers;
     let mut head = ctx.w.take_xfer();
-    head.extend_from_slice(b"HTTP/1.1 ");
-    head.extend_from_slice(status.to_string().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(crate::error::reason(status).as_bytes());
-    head.extend_from_slice(b"\r\n");
+    crate::conn::reply::status_line(&mut head, status);
     let mut has_date = false;
     let ranged = status == 206 || status == 416;
     for (n, v) in hit.headers() {

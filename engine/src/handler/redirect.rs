@@ -1,9 +1,8 @@
 //! `redirect STATUS "LOCATION"`: the location rendered from the request (`{path}`, `{query}`,
 //! `{host}`), the head through the response head phase like any other.
 
-use crate::conn::reply::{connection_field, push_usize, send_bodiless};
+use crate::conn::reply::{connection_field, push_usize, send_whole, status_line};
 use crate::conn::{body_failure, discard_body, strip_port, Ctx, Outcome};
-use crate::error::reason;
 use crate::io::write_all;
 use crate::pipeline::{CompiledRoute, Segment};
 
@@ -18,15 +17,12 @@ pub(crate) async fn serve(
     }
     let close = !ctx.keep_wanted;
     let mut head = ctx.w.take_xfer();
-    head.extend_from_slice(b"HTTP/1.1 ");
-    push_usize(&mut head, u64::from(status));
-    head.push(b' ');
-    head.extend_from_slice(reason(status).as_bytes());
-    head.extend_from_slice(b"\r\nServer: bext\r\nLocation: ");
+    status_line(&mut head, status);
+    head.extend_from_slice(b"Server: bext\r\nLocation: ");
     render_location(ctx, location, &mut head);
     head.extend_from_slice(b"\r\n");
     route.response_headers.write_added(&mut head);
-    send_bodiless(ctx, route, status, head, Some(0), close).await
+    send_whole(ctx, route, status, head, &[], Some(0), close).await
 }
 
 /// The location; `{path}` is the normal path (with its parameters, as forwarded).
@@ -77,11 +73,8 @@ pub(crate) async fn to_https(ctx: &mut Ctx<'_>, status: u16, port: Option<u16>) 
     }
     let close = !ctx.keep_wanted;
     let mut out = ctx.w.take_xfer();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_usize(&mut out, u64::from(status));
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(b"\r\nServer: bext\r\nLocation: https://");
+    status_line(&mut out, status);
+    out.extend_from_slice(b"Server: bext\r\nLocation: https://");
     out.extend_from_slice(&host);
     if let Some(p) = port {
         out.push(b':');

@@ -16,7 +16,7 @@
 //! has no precompressed sibling the client accepts), the file is read in pieces and goes
 //! through the body filters instead.
 
-use crate::conn::reply::{finish_head, send_bodiless, FilterBufs, Framed};
+use crate::conn::reply::{finish_head, push_usize, send_whole, FilterBufs, Framed};
 use crate::conn::{body_failure, discard_body, send_problem_with, Ctx, Outcome};
 use crate::error::ErrorClass;
 use crate::io::{write_all, IoFail, PerStep};
@@ -119,13 +119,13 @@ pub(crate) async fn serve(ctx: &mut Ctx<'_>, route: &CompiledRoute, st: &StaticF
         Plan::PreconditionFailed => problem(ctx, ErrorClass::PreconditionFailed, close, b"").await,
         Plan::Unsatisfiable { len } => {
             let mut extra = b"Content-Range: bytes */".to_vec();
-            bext_static::range::push_u64(&mut extra, len);
+            push_usize(&mut extra, len);
             extra.extend_from_slice(b"\r\n");
             problem(ctx, ErrorClass::RangeNotSatisfiable, close, &extra).await
         }
         Plan::NotModified { rep, encoding } => {
             let head = rep_head(ctx, 304, &file, rep, encoding, route);
-            send_bodiless(ctx, route, 304, head, None, close).await
+            send_whole(ctx, route, 304, head, &[], None, close).await
         }
         Plan::Full { rep, encoding } => {
             let head = rep_head(ctx, 200, &file, rep, encoding, route);
@@ -138,11 +138,11 @@ pub(crate) async fn serve(ctx: &mut Ctx<'_>, route: &CompiledRoute, st: &StaticF
         } => {
             let mut head = rep_head(ctx, 206, &file, rep, encoding, route);
             head.extend_from_slice(b"Content-Range: bytes ");
-            bext_static::range::push_u64(&mut head, range.first);
+            push_usize(&mut head, range.first);
             head.push(b'-');
-            bext_static::range::push_u64(&mut head, range.last);
+            push_usize(&mut head, range.last);
             head.push(b'/');
-            bext_static::range::push_u64(&mut head, rep.len());
+            push_usize(&mut head, rep.len());
             head.extend_from_slice(b"\r\n");
             let parts = [(range.first, range.len())];
             body(ctx, route, 206, head, rep, &parts, None, close).await
@@ -542,7 +542,7 @@ async fn add_slash(ctx: &mut Ctx<'_>, route: &CompiledRoute, close: bool) -> Out
     }
     head.extend_from_slice(b"\r\n");
     route.response_headers.write_added(&mut head);
-    send_bodiless(ctx, route, 301, head, Some(0), close).await
+    send_whole(ctx, route, 301, head, &[], Some(0), close).await
 }
 
 async fn problem(ctx: &mut Ctx<'_>, class: ErrorClass, close: bool, extra: &[u8]) -> Outcome {

@@ -286,18 +286,4 @@ fn digits(v: u64) -> u64 {
     v.checked_ilog10().map_or(1, |d| u64::from(d) + 1)
 }
 
-/// Appends `v` in decimal.
-pub fn push_u64(out: &mut Vec<u8>, v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
+pub use bext_http1::push_decimal as push_u64;
