@@ -4,6 +4,8 @@
 //! WebAssembly text format): none may take bext down or stop the other requests of its core.
 
 mod common;
+#[path = "../plugins/tests/support/mod.rs"]
+mod support;
 use bext_ir as ir;
 use common::*;
 use std::io::{BufReader, Read, Write};
@@ -18,35 +20,15 @@ fn built() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let target = here.join("target/plugin-examples");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = std::process::Command::new(cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip1"])
-            .arg("--manifest-path")
-            .arg(here.join("plugins/examples/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .output()
-            .expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "building plugins/examples failed (`rustup target add wasm32-wasip1`?):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        target.join("wasm32-wasip1/release")
+        support::build_examples(
+            &here.join("plugins/examples/Cargo.toml"),
+            &here.join("target/plugin-examples"),
+        )
     })
 }
 
 fn example(name: &str, config: &[(&str, &str)]) -> ir::Plugin {
-    ir::Plugin {
-        path: built().join(format!("{name}.wasm")).display().to_string(),
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        at: loc(),
-    }
+    support::directive(built(), name, config)
 }
 
 /// A module in the text format, written to a file of its own for the test's lifetime.
@@ -162,29 +144,6 @@ fn field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
     })
 }
 
-/// `{"alg":"none"}` . payload . signature, base64url.
-fn token(payload: &str) -> String {
-    fn b64(s: &[u8]) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for c in s.chunks(3) {
-            let n = c
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-            for i in 0..=c.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            }
-        }
-        out
-    }
-    format!(
-        "{}.{}.c2ln",
-        b64(br#"{"alg":"none"}"#),
-        b64(payload.as_bytes())
-    )
-}
-
 #[test]
 fn add_header_edits_reach_the_origin_and_its_response_header_the_client() {
     let (o, seen) = origin_with("hello\n");
@@ -243,7 +202,7 @@ fn jwt_check_answers_401_itself_and_lets_a_valid_token_through() {
         refused.text()
     );
     assert!(seen.lock().unwrap().is_empty(), "the origin was reached");
-    let good = token(r#"{"iss":"https://issuer.example","sub":"ann","exp":9999999999}"#);
+    let good = support::token(r#"{"iss":"https://issuer.example","sub":"ann","exp":9999999999}"#);
     let ok = get(a, "/data", &format!("Authorization: Bearer {good}\r\n"));
     assert_eq!(ok.status, 200);
     assert_eq!(ok.text(), "secret data\n");

@@ -1,7 +1,8 @@
 //! bext's example plugins (plugins/examples/, written against the public proxy-wasm Rust SDK),
 //! built here for wasm32-wasip1 and run through the host as a request would run them.
 
-use bext_ir::{Loc, Plugin as IrPlugin};
+mod support;
+
 use bext_plugins::{core, load, Props, Stream, Verdict};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -12,45 +13,15 @@ fn built() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let target = here.join("../target/plugin-examples");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = std::process::Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip1",
-                "--manifest-path",
-            ])
-            .arg(here.join("examples/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .output()
-            .expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "building plugins/examples failed (is the wasm32-wasip1 target installed? \
-             `rustup target add wasm32-wasip1`):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        target.join("wasm32-wasip1/release")
+        support::build_examples(
+            &here.join("examples/Cargo.toml"),
+            &here.join("../target/plugin-examples"),
+        )
     })
 }
 
 fn plugin(name: &str, config: &[(&str, &str)]) -> Arc<bext_plugins::Plugin> {
-    let ir = IrPlugin {
-        path: built()
-            .join(format!("{name}.wasm"))
-            .to_string_lossy()
-            .into_owned(),
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        at: Loc::default(),
-    };
-    load(&ir).unwrap_or_else(|e| panic!("{name}: {e}"))
+    load(&support::directive(built(), name, config)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn f(pairs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -106,39 +77,9 @@ fn add_header_rewrites_request_headers_and_sets_a_response_header() {
     );
     s.finish();
     // A configuration it refuses is an error at load (E0805), not at the first request.
-    let ir = IrPlugin {
-        path: built()
-            .join("add_header.wasm")
-            .to_string_lossy()
-            .into_owned(),
-        config: vec![("name".into(), "x-a".into())],
-        at: Loc::default(),
-    };
+    let ir = support::directive(built(), "add_header", &[("name", "x-a")]);
     let e = load(&ir).unwrap_err();
     assert_eq!(e.kind.code(), "E0805", "{e}");
-}
-
-/// `{"alg":"none"}` . payload . signature, base64url.
-fn token(payload: &str) -> String {
-    fn b64(s: &[u8]) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for c in s.chunks(3) {
-            let n = c
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-            for i in 0..=c.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            }
-        }
-        out
-    }
-    format!(
-        "{}.{}.c2ln",
-        b64(br#"{"alg":"none"}"#),
-        b64(payload.as_bytes())
-    )
 }
 
 #[test]
@@ -147,7 +88,7 @@ fn jwt_check_lets_valid_tokens_through_and_answers_401_otherwise() {
     let p = plugin("jwt_check", &[("issuer", "https://issuer.example")]);
     let good = format!(
         "Bearer {}",
-        token(r#"{"iss":"https://issuer.example","sub":"ann","exp":9999999999}"#)
+        support::token(r#"{"iss":"https://issuer.example","sub":"ann","exp":9999999999}"#)
     );
     let (s, v) = request(&p, &[(":path", "/"), ("authorization", &good)]);
     assert_eq!(v, Verdict::Continue);
@@ -157,11 +98,11 @@ fn jwt_check_lets_valid_tokens_through_and_answers_401_otherwise() {
     );
     let expired = format!(
         "Bearer {}",
-        token(r#"{"iss":"https://issuer.example","sub":"ann","exp":1000}"#)
+        support::token(r#"{"iss":"https://issuer.example","sub":"ann","exp":1000}"#)
     );
     let other = format!(
         "Bearer {}",
-        token(r#"{"iss":"https://other.example","sub":"ann","exp":9999999999}"#)
+        support::token(r#"{"iss":"https://other.example","sub":"ann","exp":9999999999}"#)
     );
     for (auth, why) in [
         (None, "no bearer token"),
