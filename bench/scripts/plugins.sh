@@ -3,7 +3,7 @@
 # request, side by side in one run.
 #
 #   bash bench/scripts/plugins.sh [--runs 5] [--duration 6] [--rate 10000] [--body-size 1024]
-#                                 [--driver io-uring|epoll] [--out DIR] [--host]
+#                                 [--driver io-uring|epoll] [--out DIR] [--host] [--together]
 #
 # Three configurations of the same proxied route (bench/peers/bext-plugin-*.bext):
 #   none     no plugin
@@ -18,6 +18,12 @@
 # completed: CPU µs per request. Writes DIR/results.tsv and DIR/summary.txt (medians, min–max,
 # and each plugin's difference from none).
 #
+# --together runs the three servers at once instead, all pinned to core 0, and loads them at
+# the same moment (each with its own load generator at the same rate, or each saturated): the
+# host's drift then moves all three alike. The figure is each server's on-CPU time, in
+# nanoseconds from /proc/PID/task/*/schedstat (not clock ticks), over the same window, divided
+# by its responses. Writes DIR/together.tsv and adds its medians to DIR/summary.txt.
+#
 # --host also runs plugins/benches/host.rs (criterion: a whole request's callbacks on a warm
 # instance, and the budget mechanisms), into DIR/host.tsv.
 set -euo pipefail
@@ -30,6 +36,7 @@ BODY=1024
 DRIVER=io-uring
 OUT=""
 HOST=0
+TOGETHER=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
@@ -39,7 +46,8 @@ while [ $# -gt 0 ]; do
         --driver) DRIVER=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --host) HOST=1; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        --together) TOGETHER=1; shift ;;
+        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "plugins.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -63,9 +71,15 @@ CARGO_TARGET_DIR=$PLUGINS cargo build --release --target wasm32-wasip1 \
 PLUGINS=$PLUGINS/wasm32-wasip1/release
 
 CONFIGS="none noop header"
+# In --together mode each configuration listens on its own port: none on PORT, noop on PORT+1,
+# header on PORT+2.
+i=0
 for c in $CONFIGS; do
-    sed -e "s|@LISTEN@|$LISTEN|g" -e "s|@ORIGIN@|$ORIGIN|g" -e "s|@PLUGINS@|$PLUGINS|g" \
+    listen=$LISTEN
+    [ "$TOGETHER" = 1 ] && listen=${LISTEN%:*}:$((${LISTEN##*:} + i))
+    sed -e "s|@LISTEN@|$listen|g" -e "s|@ORIGIN@|$ORIGIN|g" -e "s|@PLUGINS@|$PLUGINS|g" \
         "$ROOT/bench/peers/bext-plugin-$c.bext" >"$OUT/$c.bext"
+    i=$((i + 1))
 done
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -84,6 +98,69 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# On-CPU nanoseconds of a process, all its threads (the scheduler's own account, exact).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+
+if [ "$TOGETHER" = 1 ]; then
+    declare -A PID URL
+    i=0
+    for c in $CONFIGS; do
+        taskset -c "$SERVER_CPU" "$BEXT" run "$OUT/$c.bext" --workers 1 --no-pin \
+            --driver "$DRIVER" >>"$OUT/log" 2>&1 &
+        PID[$c]=$!
+        URL[$c]=http://${LISTEN%:*}:$((${LISTEN##*:} + i))/
+        i=$((i + 1))
+        for _ in $(seq 1 100); do
+            curl -s -o /dev/null --max-time 1 "${URL[$c]}" && break
+            sleep 0.1
+        done
+    done
+    SERVER="${PID[none]} ${PID[noop]} ${PID[header]}"
+    cleanup() {
+        kill $SERVER 2>/dev/null || true
+        kill "$ORIGIN_PID" 2>/dev/null || true
+    }
+    T=$OUT/together.tsv
+    printf 'config\tshape\trun\tus_per_request\trps\terrors\n' >"$T"
+    for run in $(seq 1 "$RUNS"); do
+        for shape in fixed saturation; do
+            if [ "$shape" = fixed ]; then
+                args=(--connections 50 --rate "$RATE")
+            else
+                args=(--connections 64)
+            fi
+            # Warm all three, then measure all three over the same window.
+            LOADS=()
+            for c in $CONFIGS; do
+                taskset -c "$LOAD_CPU" "$BENCH" load "${URL[$c]}" "${args[@]}" --duration 1 \
+                    --warmup 0 >/dev/null &
+                LOADS+=($!)
+            done
+            wait "${LOADS[@]}"
+            declare -A A
+            for c in $CONFIGS; do A[$c]=$(cpu_ns "${PID[$c]}"); done
+            LOADS=()
+            for c in $CONFIGS; do
+                taskset -c "$LOAD_CPU" "$BENCH" load "${URL[$c]}" "${args[@]}" \
+                    --duration "$DURATION" --warmup 0 --json >"$OUT/.load-$c" &
+                LOADS+=($!)
+            done
+            wait "${LOADS[@]}"
+            for c in $CONFIGS; do
+                b=$(cpu_ns "${PID[$c]}")
+                r=$(cat "$OUT/.load-$c")
+                n=$(echo "$r" | grep -o '"requests":[0-9]*' | cut -d: -f2)
+                rps=$(echo "$r" | grep -o '"rps":[0-9.]*' | cut -d: -f2)
+                errs=$(echo "$r" | grep -o '"errors_total":[0-9]*' | cut -d: -f2)
+                us=$(awk -v a="${A[$c]}" -v b="$b" -v n="$n" 'BEGIN { printf "%.3f", (b - a) / 1000 / n }')
+                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$shape" "$run" "$us" "$rps" "$errs" >>"$T"
+                echo "together run $run $c $shape: $us µs/request, $rps req/s, $errs errors" >&2
+            done
+            rm -f "$OUT"/.load-*
+        done
+    done
+    RESULTS=$T
+else
 RESULTS=$OUT/results.tsv
 printf 'config\tshape\trun\tus_per_request\trps\terrors\n' >"$RESULTS"
 for run in $(seq 1 "$RUNS"); do
@@ -121,6 +198,8 @@ for run in $(seq 1 "$RUNS"); do
         sleep 0.3
     done
 done
+
+fi
 
 awk -F'\t' 'NR > 1 { v[$2 "\t" $1] = v[$2 "\t" $1] " " $4 }
     END {

@@ -158,9 +158,8 @@ fn request_data(req: &RequestView<'_>, route: &Arc<str>) -> (Box<StreamData>, bo
     // The authority as sent, port included (what `:authority` carries in HTTP/2).
     raw.push(b":authority", authority);
     raw.push(b":scheme", d.props.scheme.as_bytes());
-    for (n, v) in req.headers.iter() {
-        raw.push(n, v);
-    }
+    let (buf, list) = req.headers.parts();
+    raw.push_parsed(buf, list);
     (d, bodiless)
 }
 
@@ -454,9 +453,8 @@ impl Stage for PluginStage {
         s.data.response_headers.clear();
         let mut buf = [0; 20];
         raw.push(b":status", bext_http1::decimal(u64::from(status), &mut buf));
-        for (n, v) in head.fields().iter() {
-            raw.push(n, v);
-        }
+        let (fields, list) = head.fields().parts();
+        raw.push_parsed(fields, list);
         if let Some(n) = head.body_len() {
             raw.push(b"content-length", bext_http1::decimal(n, &mut buf));
         }

@@ -90,44 +90,76 @@ pub struct Props {
 #[derive(Debug, Default)]
 pub struct RawFields {
     bytes: Vec<u8>,
-    /// Where each field's name and value end in `bytes`; each starts where the last ended.
-    ends: Vec<(u32, u32)>,
+    /// Each field's name and value in `bytes`: (name start, name end, value start, value end).
+    spans: Vec<[u32; 4]>,
 }
 
 impl RawFields {
     pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        let a = self.bytes.len() as u32;
         self.bytes.extend_from_slice(name);
-        let n = self.bytes.len() as u32;
+        let b = self.bytes.len() as u32;
         self.bytes.extend_from_slice(value);
-        self.ends.push((n, self.bytes.len() as u32));
+        self.spans.push([a, b, b, self.bytes.len() as u32]);
+    }
+
+    /// The fields of a parsed head, `list` spans of `buf`: their bytes copied as one block
+    /// (from the first name to the last value, line ends and all), not field by field.
+    pub fn push_parsed(&mut self, buf: &[u8], list: &[bext_http1::Header]) {
+        let (Some(first), Some(last)) = (list.first(), list.last()) else {
+            return;
+        };
+        let (lo, hi) = (first.name.start, last.value.end);
+        let inside = |h: &bext_http1::Header| {
+            lo <= h.name.start
+                && h.name.start <= h.name.end
+                && h.name.end <= h.value.start
+                && h.value.start <= h.value.end
+                && h.value.end <= hi
+        };
+        if hi as usize > buf.len() || !list.iter().all(inside) {
+            // Fields out of order (a head the engine rebuilt): copied one by one.
+            for h in list {
+                self.push(h.name.get(buf), h.value.get(buf));
+            }
+            return;
+        }
+        let base = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(&buf[lo as usize..hi as usize]);
+        let at = |x: u32| base + (x - lo);
+        self.spans.extend(list.iter().map(|h| {
+            [
+                at(h.name.start),
+                at(h.name.end),
+                at(h.value.start),
+                at(h.value.end),
+            ]
+        }));
     }
 
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     pub fn clear(&mut self) {
         self.bytes.clear();
-        self.ends.clear();
+        self.spans.clear();
     }
 
     /// Append the fields to `map`, names in lower case, in buffers taken from `spare`, and
     /// empty `self`.
     fn build(&mut self, map: &mut Fields, spare: &mut Fields) {
-        map.reserve(self.ends.len());
-        let mut start = 0;
-        for &(n, v) in &self.ends {
-            let (n, v) = (n as usize, v as usize);
+        map.reserve(self.spans.len());
+        for &[a, b, c, d] in &self.spans {
             let (mut name, mut value) = spare.pop().unwrap_or_default();
-            name.extend_from_slice(&self.bytes[start..n]);
+            name.extend_from_slice(&self.bytes[a as usize..b as usize]);
             name.make_ascii_lowercase();
-            value.extend_from_slice(&self.bytes[n..v]);
+            value.extend_from_slice(&self.bytes[c as usize..d as usize]);
             map.push((name, value));
-            start = v;
         }
         self.clear();
     }

@@ -98,6 +98,11 @@ impl<'a> Headers<'a> {
             .map(|(_, v)| v)
     }
 
+    /// The buffer and the fields' spans in it (to copy them as one block).
+    pub fn parts(&self) -> (&'a [u8], &'a [Header]) {
+        (self.buf, self.list)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + '_ {
         let buf = self.buf;
         self.list

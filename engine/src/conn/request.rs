@@ -268,13 +268,21 @@ fn take_note(note: &mut Vec<u8>, buf: &[u8], head: &bext_http1::RequestHead) -> 
         note.extend_from_slice(v);
         s..note.len()
     };
-    let h = Headers::from_request(buf, head);
+    // One pass for both fields, the first of each name (as `Headers::get` finds it).
+    let (mut referer, mut ua) = (None, None);
+    for (n, v) in Headers::from_request(buf, head).iter() {
+        match n.len() {
+            7 if referer.is_none() && n.eq_ignore_ascii_case(b"referer") => referer = Some(v),
+            10 if ua.is_none() && n.eq_ignore_ascii_case(b"user-agent") => ua = Some(v),
+            _ => {}
+        }
+    }
     NoteRanges {
         method: put(head.method_span.get(buf)),
         target: put(head.target.get(buf)),
         host: put(head.host.map_or(&b""[..], |s| s.get(buf))),
-        referer: h.get(b"referer").map(&mut put),
-        ua: h.get(b"user-agent").map(&mut put),
+        referer: referer.map(&mut put),
+        ua: ua.map(&mut put),
         http10: head.version == Some(Version::Http10),
     }
 }
