@@ -300,11 +300,12 @@ impl Exchange {
 
     /// Phase "log".
     pub(crate) fn log(&mut self, stages: &Stages, entry: &LogEntry<'_>) {
-        if !stages.has(Phases::LOG) {
+        if !stages.has(Phases::LOG) && !stages.has(Phases::DONE) {
             return;
         }
         for (s, st) in stages.list.iter().zip(self.states.iter_mut()) {
-            if s.phases().contains(Phases::LOG) {
+            let p = s.phases();
+            if p.contains(Phases::LOG) || p.contains(Phases::DONE) {
                 s.on_log(&mut **st, entry);
             }
         }

@@ -55,7 +55,8 @@ impl PluginStage {
     /// not make its route read request bodies whole, one without `proxy_on_response_body`
     /// leaves response framing alone.
     pub fn new(plugin: Arc<Plugin>, route: &str) -> PluginStage {
-        let mut phases = Phases::REQUEST | Phases::RESPONSE_HEAD | Phases::LOG;
+        // The log callbacks read the stream's own data, never the engine's log entry.
+        let mut phases = Phases::REQUEST | Phases::RESPONSE_HEAD | Phases::DONE;
         if plugin.exports("proxy_on_request_body") {
             phases = phases | Phases::REQUEST_BODY;
         }

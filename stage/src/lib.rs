@@ -199,6 +199,11 @@ impl Phases {
     /// the body of this response.
     pub const RESPONSE_BODY: Phases = Phases(4 | 2);
     pub const LOG: Phases = Phases(8);
+    /// Told that the request is finished ([`Stage::on_log`]) without reading the entry's
+    /// request fields: they come empty (method, target, host, referer, user agent), so the
+    /// engine keeps no copy of them for this stage alone. The status, sizes, times and ids
+    /// are filled in.
+    pub const DONE: Phases = Phases(32);
     /// The request body, piece by piece, before the handler runs.
     pub const REQUEST_BODY: Phases = Phases(16);
     pub const NONE: Phases = Phases(0);

@@ -124,6 +124,8 @@ pub(super) async fn one_request(
         )
     });
     let logging = w.log.borrow().is_some() || p.stage_phases.contains(Phases::LOG);
+    // Stages told of the request's end without its request fields (see `Phases::DONE`).
+    let done = p.stage_phases.contains(Phases::DONE);
     // A sampled request's span is exported: it names the method, target and host too.
     let span = match (&p.tracing, &trace) {
         (Some(t), Some(c)) if crate::trace::exporting(t, c) => Some((t, c)),
@@ -171,7 +173,7 @@ pub(super) async fn one_request(
     // was received: the client has nothing more to send.
     let client_done = !client_keep && !ctx.has_body() && consumed == ctx.buf.len();
     ctx.buf.drain(..consumed);
-    let duration_us = if logging || p.metrics {
+    let duration_us = if logging || done || p.metrics {
         started.elapsed().as_micros() as u64
     } else {
         0
@@ -209,8 +211,10 @@ pub(super) async fn one_request(
             },
         );
     }
-    if let Some(r) = note_ranges.filter(|_| logging) {
+    if logging || done {
         let n = &note[..];
+        // Without an access log or a stage reading them, no request field was kept.
+        let r = note_ranges.filter(|_| logging).unwrap_or_default();
         let trace_ids = trace.map(|t| (t.trace_hex(), t.span_hex()));
         let entry = LogEntry {
             client: peer,
@@ -234,7 +238,7 @@ pub(super) async fn one_request(
                 )
             }),
         };
-        if let Some(log) = w.log.borrow_mut().as_mut() {
+        if let (Some(log), true) = (w.log.borrow_mut().as_mut(), logging) {
             log.record(&entry, w.now_secs());
         }
         // Phase "log": the route's stages see the same entry.
@@ -252,6 +256,7 @@ pub(super) async fn one_request(
     }
 }
 
+#[derive(Default)]
 struct NoteRanges {
     method: std::ops::Range<usize>,
     target: std::ops::Range<usize>,
