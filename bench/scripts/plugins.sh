@@ -168,11 +168,10 @@ RESULTS=$OUT/results.tsv
 printf 'config\tshape\trun\tus_per_request\trps\terrors\n' >"$RESULTS"
 for run in $(seq 1 "$RUNS"); do
     # The order rotates each run, so no configuration always runs first or last.
-    case $(((run - 1) % 3)) in
-        0) order="none noop header" ;;
-        1) order="noop header none" ;;
-        *) order="header none noop" ;;
-    esac
+    # The list rotated by one more each run.
+    set -- $CONFIGS
+    for _ in $(seq 2 "$run"); do set -- "${@:2}" "$1"; done
+    order="$*"
     for c in $order; do
         taskset -c "$SERVER_CPU" "$BEXT" run "$OUT/$c.bext" --workers 1 --no-pin \
             --driver "$DRIVER" >>"$OUT/log" 2>&1 &

@@ -533,7 +533,13 @@ fn body_piece(st: &mut State, data: &[u8], last: bool, out: &mut Vec<u8>) -> Res
     match s.response_body(b"", last) {
         Verdict::Pause if !last => Ok(()),
         Verdict::Continue | Verdict::Pause | Verdict::Local(_) => {
-            out.extend_from_slice(&s.data.response_body);
+            if out.is_empty() {
+                // The body as the plugin left it becomes the output without a copy; the
+                // stream keeps the (empty) output buffer for its next piece.
+                std::mem::swap(out, &mut s.data.response_body);
+            } else {
+                out.extend_from_slice(&s.data.response_body);
+            }
             s.data.response_body.clear();
             Ok(())
         }

@@ -206,7 +206,8 @@ pub struct Worker {
     date_line: RefCell<Vec<u8>>,
     date_secs: Cell<u64>,
     pub log: RefCell<Option<AccessLog>>,
-    /// Request ids: a keyed hash of a counter, not guessable from earlier ids.
+    /// Request ids: a keyed pseudo-random permutation of a counter, not guessable from earlier
+    /// ids.
     ids: crate::reqid::RequestIds,
     seed: u64,
     /// Open static files of this core (see `handler::static_files`).
