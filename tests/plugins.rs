@@ -187,6 +187,52 @@ fn add_header_edits_reach_the_origin_and_its_response_header_the_client() {
     bext.shutdown();
 }
 
+/// A module whose `proxy_on_response_headers` sets `:status` to `status` (three digits).
+fn status_setter(status: &str) -> String {
+    format!(
+        r#"(module
+  (import "env" "proxy_replace_header_map_value"
+    (func $rep (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) ":status")
+  (data (i32.const 16) "{status}")
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $n i32) (result i32) (local $p i32)
+    global.get $heap local.set $p
+    global.get $heap local.get $n i32.add global.set $heap
+    local.get $p)
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (drop (call $rep (i32.const 2) (i32.const 0) (i32.const 7) (i32.const 16) (i32.const 3)))
+    i32.const 0))"#
+    )
+}
+
+/// A plugin that sets the response's `:status` answers with it (its standard reason, the
+/// origin's body and framing unchanged); a status that would change the framing (204 has no
+/// body) is refused and the origin's stays.
+#[test]
+fn a_plugin_sets_the_response_status_where_the_framing_allows_it() {
+    let (o, _) = origin_with("hello\n");
+    let teapot = Wat::new("status-418", &status_setter("418"));
+    let empty = Wat::new("status-204", &status_setter("204"));
+    for (module, want) in [(&teapot, 418), (&empty, 200)] {
+        let bext = start(config(vec![module.plugin(&[])], o, &[]));
+        let mut s = connect(addr(&bext));
+        let req = "GET /a HTTP/1.1\r\nHost: app.test\r\n\r\n";
+        s.write_all(format!("{req}{req}").as_bytes()).unwrap();
+        let mut r = BufReader::new(s);
+        for _ in 0..2 {
+            let resp = read_response(&mut r, false);
+            assert_eq!(resp.status, want);
+            assert_eq!(resp.text(), "hello\n");
+            assert_eq!(resp.header("content-length"), Some("6"));
+        }
+        bext.shutdown();
+    }
+}
+
 #[test]
 fn jwt_check_answers_401_itself_and_lets_a_valid_token_through() {
     let (o, seen) = origin_with("secret data\n");

@@ -481,6 +481,26 @@ impl Stage for PluginStage {
             } else {
                 apply_named_edits(&d.response_headers, &d.response_touched, head);
             }
+            // `:status` changed: the response goes out with the plugin's status, where that
+            // keeps the framing (see `ResponseHead::set_status`).
+            let wanted = value(&d.response_headers, b":status").map(|v| {
+                std::str::from_utf8(v)
+                    .ok()
+                    .filter(|t| t.len() == 3)
+                    .and_then(|t| t.parse::<u16>().ok())
+            });
+            match wanted {
+                Some(Some(n)) if n == status => {}
+                Some(Some(n)) if head.set_status(n) => {}
+                // Removed, unreadable, or a status whose framing differs (1xx, 204, 304):
+                // the handler's stays.
+                _ => crate::core::log(
+                    self.plugin.name(),
+                    4,
+                    b"the response's :status was set to a value bext cannot answer with here: \
+                      the status stays",
+                ),
+            }
         }
         // As in Envoy, a plugin that will change the body's length drops `Content-Length` in
         // this callback: the body then leaves re-framed (chunked over HTTP/1.1). One that

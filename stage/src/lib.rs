@@ -250,8 +250,22 @@ impl<'a> ResponseHead<'a> {
         self
     }
 
+    /// The status, as a stage may have changed it ([`ResponseHead::set_status`]).
     pub fn status(&self) -> u16 {
         self.status
+    }
+
+    /// Answer with `status` instead. Accepted only where it changes nothing of the framing:
+    /// both the handler's status and the new one in 200–599, neither 204, 205 nor 304 (whose
+    /// responses carry no body); false, and the status unchanged, otherwise.
+    pub fn set_status(&mut self, status: u16) -> bool {
+        let bodied = |s: u16| (200..=599).contains(&s) && !matches!(s, 204 | 205 | 304);
+        if !bodied(self.status) || !bodied(status) {
+            return false;
+        }
+        self.status = status;
+        self.edits.status = Some(status);
+        true
     }
 
     /// The body's length as the handler knows it (a proxied response's `Content-Length`, a
@@ -321,6 +335,8 @@ pub struct HeadEdits {
     /// Where each added line's name ends and its value starts, per line: (start, colon, end).
     spans: Vec<(u32, u32, u32)>,
     length_unknown: bool,
+    /// The status a stage answered with instead of the handler's.
+    status: Option<u16>,
 }
 
 impl HeadEdits {
@@ -329,10 +345,19 @@ impl HeadEdits {
         self.added.clear();
         self.spans.clear();
         self.length_unknown = false;
+        self.status = None;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.removed.is_empty() && self.added.is_empty() && !self.length_unknown
+        self.removed.is_empty()
+            && self.added.is_empty()
+            && !self.length_unknown
+            && self.status.is_none()
+    }
+
+    /// The status a stage set ([`ResponseHead::set_status`]), if any.
+    pub fn status(&self) -> Option<u16> {
+        self.status
     }
 
     /// Whether a handler's field `name` is removed.
@@ -715,6 +740,30 @@ impl<S: Stage> DynStage for S {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A status is changed only between statuses whose responses carry a body.
+    #[test]
+    fn a_status_changes_only_where_the_framing_stays() {
+        for (from, to, ok) in [
+            (200, 418, true),
+            (404, 200, true),
+            (200, 204, false),
+            (200, 304, false),
+            (200, 205, false),
+            (200, 101, false),
+            (204, 200, false),
+            (304, 200, false),
+            (200, 600, false),
+        ] {
+            let mut e = HeadEdits::default();
+            let mut h = ResponseHead::new(from, Headers::new(b"", &[]), &mut e);
+            assert_eq!(h.set_status(to), ok, "{from} -> {to}");
+            assert_eq!(h.status(), if ok { to } else { from });
+            assert_eq!(e.status(), ok.then_some(to));
+            e.clear();
+            assert!(e.status().is_none() && e.is_empty());
+        }
+    }
 
     #[test]
     fn head_edits_remove_set_and_read_back() {

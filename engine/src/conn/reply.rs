@@ -54,7 +54,10 @@ pub(crate) fn finish_head(
             .windows(2)
             .position(|w| w == b"\r\n")
             .map_or(head.len(), |i| i + 2);
-        out.extend_from_slice(&head[..line_end]);
+        match ctx.ex.edits.status() {
+            Some(s) => status_line(out, s),
+            None => out.extend_from_slice(&head[..line_end]),
+        }
         for (name, value) in view.iter() {
             if ctx.ex.edits.removes(name) {
                 continue;

@@ -164,7 +164,12 @@ pub(super) async fn one_request(
         head,
         buf,
     };
-    let outcome = dispatch(&mut ctx, p).await;
+    let mut outcome = dispatch(&mut ctx, p).await;
+    // A stage answered with another status (the response head carried it): the log and the
+    // metrics count that one.
+    if let Some(s) = ctx.ex.edits.status() {
+        outcome.status = s;
+    }
     let route = ctx.route;
     let consumed = ctx.pos.min(ctx.buf.len());
     let keep = outcome.keep && ctx.keep_wanted && ctx.stream.is_some();

@@ -24,7 +24,7 @@
 //! logged, rate limited, without any access log (see [`crate::upstream::FailureLog`]).
 
 use crate::body::{BodyErr, BodyReader};
-use crate::conn::reply::{connection_field, content_length_field};
+use crate::conn::reply::{connection_field, content_length_field, push_usize};
 use crate::conn::{body_failure, read_whole_body, send_class, send_continue, Ctx, Outcome};
 use crate::error::{reason, ErrorClass};
 use crate::io::{race, read_more, write_all, Either, IoFail, Limit, PerStep};
@@ -392,7 +392,11 @@ fn client_head(
     upgrade: bool,
 ) {
     let edited = !edits.is_empty();
-    status_line(rh, ubuf, out);
+    match edits.status() {
+        // A stage's status: its standard reason phrase, not the origin's.
+        Some(s) => crate::conn::reply::status_line(out, s),
+        None => status_line(rh, ubuf, out),
+    }
     let mut upgrade_value = None;
     let no_content_length = rh.status == 204 || (100..200).contains(&rh.status);
     for h in &rh.headers {
@@ -541,7 +545,7 @@ async fn read_response_head<R: AsyncReadRent>(
 /// (the standard one when it sent none).
 fn status_line(rh: &ResponseHead, ubuf: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(rh.status.to_string().as_bytes());
+    push_usize(out, u64::from(rh.status));
     out.push(b' ');
     if rh.reason.is_empty() {
         out.extend_from_slice(reason(rh.status).as_bytes());
