@@ -88,6 +88,9 @@ pub struct Exchange {
     replied: Option<usize>,
     /// A request filter's new request head (see [`Stage::rewrite_request`]).
     pub(crate) rewrite: RequestRewrite,
+    /// `states` were made fresh in place at the end of the last request
+    /// ([`Exchange::recycle`]): the next request on the same route reuses their allocations.
+    fresh: bool,
 }
 
 /// Where the request filters stopped.
@@ -100,9 +103,22 @@ pub(crate) enum RequestStep {
 }
 
 impl Exchange {
-    /// Start a request on a route: a fresh state per stage.
+    /// Start a request on a route: a fresh state per stage (the last request's, made fresh in
+    /// place, when it ran on a route with the same kinds of stages).
     pub(crate) fn begin(&mut self, stages: &Stages) {
-        self.reset();
+        let fresh = std::mem::take(&mut self.fresh);
+        self.clear_request();
+        let same = fresh
+            && self.states.len() == stages.list.len()
+            && stages
+                .list
+                .iter()
+                .zip(&self.states)
+                .all(|(s, st)| s.owns(&**st));
+        if same {
+            return;
+        }
+        self.states.clear();
         for s in &stages.list {
             self.states.push(s.init());
         }
@@ -111,6 +127,34 @@ impl Exchange {
     /// Drop the states of the last request (their buffers return to the stages' pools).
     pub(crate) fn reset(&mut self) {
         self.states.clear();
+        self.fresh = false;
+        self.clear_request();
+    }
+
+    /// The end of a request on a route with `stages`: each state made fresh in place (what it
+    /// held is dropped now, as [`Exchange::reset`] would), its allocation kept for the next
+    /// request.
+    pub(crate) fn recycle(&mut self, stages: &Stages) {
+        self.fresh = self.states.len() == stages.list.len()
+            && stages
+                .list
+                .iter()
+                .zip(self.states.iter_mut())
+                .all(|(s, st)| s.reinit(&mut **st));
+        if !self.fresh {
+            self.states.clear();
+        }
+        self.clear_request();
+    }
+
+    /// A new request on the connection: what the last one decided is forgotten; the stages'
+    /// states stay for [`Exchange::begin`] (fresh, or replaced there).
+    pub(crate) fn next_request(&mut self) {
+        self.clear_request();
+    }
+
+    /// What a request decided, without its stages' states.
+    fn clear_request(&mut self) {
         self.filtering = 0;
         self.edits.clear();
         self.replied = None;

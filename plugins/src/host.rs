@@ -185,12 +185,12 @@ fn property(h: &mut Host, path: &[u8], out: &mut Vec<u8>) -> Status {
     let int = |out: &mut Vec<u8>, v: i64| out.extend_from_slice(&v.to_le_bytes());
     match segs.as_slice() {
         [b"request", b"path"] => out.extend_from_slice(&p.path),
-        [b"request", b"url_path"] => out.extend_from_slice(&p.url_path),
+        [b"request", b"url_path"] => out.extend_from_slice(p.url_path()),
         [b"request", b"host"] => out.extend_from_slice(&p.host),
         [b"request", b"method"] => out.extend_from_slice(&p.method),
         [b"request", b"scheme"] => out.extend_from_slice(p.scheme.as_bytes()),
         [b"request", b"protocol"] => out.extend_from_slice(p.protocol.as_bytes()),
-        [b"request", b"query"] => out.extend_from_slice(&p.query),
+        [b"request", b"query"] => out.extend_from_slice(p.query()),
         [b"request", b"id"] => out.extend_from_slice(&p.request_id),
         [b"request", b"headers", name] => {
             match h

@@ -143,9 +143,7 @@ fn request_data(req: &RequestView<'_>, route: &Arc<str>) -> (Box<StreamData>, bo
     if let Some(q) = req.query {
         p.path.push(b'?');
         p.path.extend_from_slice(q);
-        p.query.extend_from_slice(q);
     }
-    p.url_path.extend_from_slice(req.path);
     p.host.extend_from_slice(req.host);
     p.scheme = if req.tls { "https" } else { "http" };
     p.protocol = "HTTP/1.1";

@@ -68,10 +68,9 @@ pub struct CalloutResponse {
 #[derive(Debug, Clone, Default)]
 pub struct Props {
     pub method: Vec<u8>,
-    /// Path and query, as sent.
+    /// The path (in normal form, as routed) and `?query` when there is one: the path and the
+    /// query are read from it ([`Props::url_path`], [`Props::query`]).
     pub path: Vec<u8>,
-    pub url_path: Vec<u8>,
-    pub query: Vec<u8>,
     pub host: Vec<u8>,
     pub scheme: &'static str,
     pub protocol: &'static str,
@@ -82,6 +81,21 @@ pub struct Props {
     pub response_code: Option<u16>,
     /// Set by the plugin (`proxy_set_property`), read back by it.
     pub(crate) custom: Fields,
+}
+
+impl Props {
+    /// The path without the query.
+    pub fn url_path(&self) -> &[u8] {
+        self.path.split(|&b| b == b'?').next().unwrap_or_default()
+    }
+
+    /// The query, without its `?` (empty when there is none).
+    pub fn query(&self) -> &[u8] {
+        match self.path.iter().position(|&b| b == b'?') {
+            Some(i) => &self.path[i + 1..],
+            None => &[],
+        }
+    }
 }
 
 /// Header fields as bext read them, in one buffer, before they become a map: the map
@@ -229,14 +243,7 @@ impl StreamData {
             b.clear();
         }
         let p = &mut self.props;
-        for v in [
-            &mut p.method,
-            &mut p.path,
-            &mut p.url_path,
-            &mut p.query,
-            &mut p.host,
-            &mut p.request_id,
-        ] {
+        for v in [&mut p.method, &mut p.path, &mut p.host, &mut p.request_id] {
             v.clear();
         }
         p.client = None;
@@ -311,6 +318,16 @@ pub enum Verdict {
 /// One request's stream context. Dropping it without [`Stream::finish`] still deletes the
 /// context (`proxy_on_done`, `proxy_on_delete`).
 pub struct Stream {
+    cx: StreamContext,
+    pending: Vec<Callout>,
+    /// Boxed: each callback moves it into the instance's store and back, a pointer swap.
+    pub data: Box<StreamData>,
+}
+
+/// A stream's context in its instance. Kept apart from the stream's data so a finished stream
+/// hands its data back without a replacement box ([`Stream::finish_into`]); one dropped
+/// unfinished (a request abandoned midway) still deletes its context, with empty data.
+struct StreamContext {
     slot: Rc<Slot>,
     /// The instance generation the context lives in; another one means it is gone.
     generation: u64,
@@ -319,9 +336,35 @@ pub struct Stream {
     /// The plugin failed and the request goes on without it (`on_error skip`), or the
     /// stream is finished.
     off: bool,
-    pending: Vec<Callout>,
-    /// Boxed: each callback moves it into the instance's store and back, a pointer swap.
-    pub data: Box<StreamData>,
+}
+
+impl StreamContext {
+    /// `proxy_on_log` (when `log`), `proxy_on_done` and `proxy_on_delete`, with `data`.
+    fn close(&mut self, data: &mut Box<StreamData>, log: bool) {
+        if self.off {
+            return;
+        }
+        self.off = true;
+        let ctx = self.ctx;
+        let r = self.slot.call_in(self.generation, |vm| {
+            std::mem::swap(&mut vm.store.data_mut().stream, data);
+            let r = vm.finish_context(ctx, log);
+            std::mem::swap(&mut vm.store.data_mut().stream, data);
+            r
+        });
+        if r.is_err() {
+            // The request is answered already: only the instance goes.
+            self.slot.replace(self.generation);
+        }
+    }
+}
+
+impl Drop for StreamContext {
+    fn drop(&mut self) {
+        if !self.off {
+            self.close(&mut Box::default(), false);
+        }
+    }
 }
 
 impl Stream {
@@ -344,19 +387,21 @@ impl Stream {
         let slot = pool::slot(plugin);
         let on_error = plugin.settings.on_error;
         let mut s = Stream {
-            generation: 0,
-            ctx: 0,
-            on_error,
-            off: false,
+            cx: StreamContext {
+                generation: 0,
+                ctx: 0,
+                on_error,
+                off: false,
+                slot,
+            },
             pending: Vec::new(),
             data,
-            slot,
         };
-        let opened = s.slot.with_vm(|vm| vm.create_context());
+        let opened = s.cx.slot.with_vm(|vm| vm.create_context());
         match opened {
             Ok((generation, ctx)) => {
-                s.generation = generation;
-                s.ctx = ctx;
+                s.cx.generation = generation;
+                s.cx.ctx = ctx;
                 Ok(s)
             }
             Err(f) => match s.fail(f) {
@@ -368,14 +413,14 @@ impl Stream {
 
     /// Whether the plugin is out of this request (skipped after a failure, or finished).
     pub fn is_off(&self) -> bool {
-        self.off
+        self.cx.off
     }
 
     /// A failure: the instance is replaced; the request fails or goes on without the plugin.
     fn fail(&mut self, f: Fault) -> Verdict {
-        self.off = true;
-        self.slot.replace(self.generation);
-        match self.on_error {
+        self.cx.off = true;
+        self.cx.slot.replace(self.cx.generation);
+        match self.cx.on_error {
             OnError::Fail => {
                 counters().failed_requests.fetch_add(1, Ordering::Relaxed);
                 Verdict::Failed(f)
@@ -389,13 +434,13 @@ impl Stream {
 
     /// Runs `call` on the instance with this stream's data, then reads what it decided.
     fn run(&mut self, call: impl FnOnce(&mut Vm, u32) -> Result<i32, Fault>) -> Verdict {
-        if self.off {
+        if self.cx.off {
             return Verdict::Continue;
         }
-        let ctx = self.ctx;
+        let ctx = self.cx.ctx;
         let data = &mut self.data;
         data.resumed = false;
-        let r = self.slot.call_in(self.generation, |vm| {
+        let r = self.cx.slot.call_in(self.cx.generation, |vm| {
             std::mem::swap(&mut vm.store.data_mut().stream, data);
             let r = call(vm, ctx);
             std::mem::swap(&mut vm.store.data_mut().stream, data);
@@ -519,38 +564,13 @@ impl Stream {
 
     /// The request is done: `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
     pub fn finish(mut self) {
-        self.close(true);
+        self.cx.close(&mut self.data, true);
     }
 
     /// [`Stream::finish`], handing back the stream's data (its buffers may serve another
     /// request).
     pub fn finish_into(mut self) -> Box<StreamData> {
-        self.close(true);
-        std::mem::take(&mut self.data)
-    }
-
-    fn close(&mut self, log: bool) {
-        if self.off {
-            return;
-        }
-        self.off = true;
-        let ctx = self.ctx;
-        let data = &mut self.data;
-        let r = self.slot.call_in(self.generation, |vm| {
-            std::mem::swap(&mut vm.store.data_mut().stream, data);
-            let r = vm.finish_context(ctx, log);
-            std::mem::swap(&mut vm.store.data_mut().stream, data);
-            r
-        });
-        if r.is_err() {
-            // The request is answered already: only the instance goes.
-            self.slot.replace(self.generation);
-        }
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.close(false);
+        self.cx.close(&mut self.data, true);
+        self.data
     }
 }

@@ -625,6 +625,11 @@ pub trait Stage: Send + Sync + 'static {
 pub trait DynStage: Send + Sync {
     fn phases(&self) -> Phases;
     fn init(&self) -> Box<dyn Any>;
+    /// Make `state` a fresh one ([`Stage::init`]) in place, keeping its allocation; false
+    /// when it is not this stage's kind of state.
+    fn reinit(&self, state: &mut dyn Any) -> bool;
+    /// Whether `state` is this stage's kind of state.
+    fn owns(&self, state: &dyn Any) -> bool;
     fn poll_request(
         &self,
         state: &mut dyn Any,
@@ -664,6 +669,20 @@ impl<S: Stage> DynStage for S {
 
     fn init(&self) -> Box<dyn Any> {
         Box::new(Stage::init(self))
+    }
+
+    fn reinit(&self, state: &mut dyn Any) -> bool {
+        match state.downcast_mut::<S::State>() {
+            Some(st) => {
+                *st = Stage::init(self);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn owns(&self, state: &dyn Any) -> bool {
+        state.is::<S::State>()
     }
 
     fn poll_request(

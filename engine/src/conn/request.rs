@@ -95,7 +95,7 @@ pub(super) async fn one_request(
         stages,
         ..
     } = sc;
-    stages.reset();
+    stages.next_request();
     // Request id: keep a valid one from a trusted proxy, generate one otherwise.
     let trusted = p.trusted.contains(peer.ip());
     // The request id's bytes when bext made it (a new trace takes it as its id).
@@ -251,7 +251,11 @@ pub(super) async fn one_request(
             stages.log(&r.stages, &entry);
         }
     }
-    stages.reset();
+    // The stages' states are made fresh in place for the connection's next request.
+    match route.and_then(|r| p.routes.get(r)) {
+        Some(r) => stages.recycle(&r.stages),
+        None => stages.reset(),
+    }
     if keep {
         Next::Keep
     } else if client_done {
