@@ -60,10 +60,12 @@ impl Drop for Wat {
     }
 }
 
-/// A proxy-wasm 0.2.1 module whose `proxy_on_request_headers` does `body` (then continues).
-fn wat(body: &str) -> String {
+/// A proxy-wasm 0.2.1 module: `imports`, a page of memory with a bump allocator, a stream
+/// context per request, then `rest` (data and callbacks).
+fn wat_module(imports: &str, rest: &str) -> String {
     format!(
         r#"(module
+  {imports}
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 4096))
   (func (export "proxy_abi_version_0_2_1"))
@@ -72,9 +74,19 @@ fn wat(body: &str) -> String {
     global.get $heap local.get $n i32.add global.set $heap
     local.get $p)
   (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+  {rest})"#
+    )
+}
+
+/// A module whose `proxy_on_request_headers` does `body` (then continues).
+fn wat(body: &str) -> String {
+    wat_module(
+        "",
+        &format!(
+            r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     {body}
-    i32.const 0))"#
+    i32.const 0)"#
+        ),
     )
 }
 
@@ -189,23 +201,16 @@ fn add_header_edits_reach_the_origin_and_its_response_header_the_client() {
 
 /// A module whose `proxy_on_response_headers` sets `:status` to `status` (three digits).
 fn status_setter(status: &str) -> String {
-    format!(
-        r#"(module
-  (import "env" "proxy_replace_header_map_value"
-    (func $rep (param i32 i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 0) ":status")
+    wat_module(
+        r#"(import "env" "proxy_replace_header_map_value"
+    (func $rep (param i32 i32 i32 i32 i32) (result i32)))"#,
+        &format!(
+            r#"(data (i32.const 0) ":status")
   (data (i32.const 16) "{status}")
-  (global $heap (mut i32) (i32.const 4096))
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param $n i32) (result i32) (local $p i32)
-    global.get $heap local.set $p
-    global.get $heap local.get $n i32.add global.set $heap
-    local.get $p)
-  (func (export "proxy_on_context_create") (param i32 i32))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
     (drop (call $rep (i32.const 2) (i32.const 0) (i32.const 7) (i32.const 16) (i32.const 3)))
-    i32.const 0))"#
+    i32.const 0)"#
+        ),
     )
 }
 
