@@ -87,42 +87,27 @@ impl Stage for EditHead {
     }
 }
 
-/// Upper-cases the body and appends `!` at its end (so its length changes).
-struct Shout;
-
-impl Stage for Shout {
-    type State = ();
-    fn phases(&self) -> Phases {
-        Phases::RESPONSE_BODY
-    }
-    fn init(&self) {}
-    fn on_response_head(&self, _: &mut (), _: &mut ResponseHead<'_>) -> BodyUse {
-        BodyUse::Filter
-    }
-    fn on_body(&self, _: &mut (), data: &[u8], out: &mut Vec<u8>) -> Result<(), BodyError> {
-        out.extend(data.iter().map(u8::to_ascii_uppercase));
-        Ok(())
-    }
-    fn on_body_end(&self, _: &mut (), out: &mut Vec<u8>) -> Result<(), BodyError> {
-        out.push(b'!');
-        Ok(())
-    }
-}
-
-/// Upper-cases the body in place and says it keeps its length; with `bang`, appends `!` at
-/// its end all the same (a stage breaking its word).
-struct Inspect {
+/// Upper-cases the body (its length kept) and, with `bang`, appends `!` at its end; says it
+/// uses the body as `says`. `SHOUT` says it changes the body (and does); an `Inspect` stage says
+/// it keeps the length, and with `bang` breaks its word.
+struct Upper {
+    says: BodyUse,
     bang: bool,
 }
 
-impl Stage for Inspect {
+const SHOUT: Upper = Upper {
+    says: BodyUse::Filter,
+    bang: true,
+};
+
+impl Stage for Upper {
     type State = ();
     fn phases(&self) -> Phases {
         Phases::RESPONSE_BODY
     }
     fn init(&self) {}
     fn on_response_head(&self, _: &mut (), _: &mut ResponseHead<'_>) -> BodyUse {
-        BodyUse::Inspect
+        self.says
     }
     fn on_body(&self, _: &mut (), data: &[u8], out: &mut Vec<u8>) -> Result<(), BodyError> {
         out.extend(data.iter().map(u8::to_ascii_uppercase));
@@ -243,7 +228,7 @@ fn a_head_stage_edits_responded_and_proxied_heads() {
 
 #[test]
 fn a_body_stage_rewrites_bodies_and_the_framing_follows() {
-    let s = start_with(hello(), |p| p.add_stage(0, Box::new(Shout)));
+    let s = start_with(hello(), |p| p.add_stage(0, Box::new(SHOUT)));
     let r = get(addr(&s), "/");
     assert_eq!(r.text(), "HELLO!");
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
@@ -257,7 +242,7 @@ fn a_body_stage_rewrites_bodies_and_the_framing_follows() {
     assert!(r.body.is_empty());
     // Proxied, over a Content-Length body larger than one transfer buffer.
     let origin = origin(100_000);
-    let proxy = start_with(proxy_to(addr(&origin)), |p| p.add_stage(0, Box::new(Shout)));
+    let proxy = start_with(proxy_to(addr(&origin)), |p| p.add_stage(0, Box::new(SHOUT)));
     let want = get(addr(&origin), "/").body;
     let r = get(addr(&proxy), "/");
     assert!(r.complete);
@@ -276,7 +261,13 @@ fn a_body_stage_rewrites_bodies_and_the_framing_follows() {
 #[test]
 fn a_body_stage_that_keeps_the_length_keeps_the_framing() {
     let s = start_with(hello(), |p| {
-        p.add_stage(0, Box::new(Inspect { bang: false }))
+        p.add_stage(
+            0,
+            Box::new(Upper {
+                says: BodyUse::Inspect,
+                bang: false,
+            }),
+        )
     });
     let r = get(addr(&s), "/");
     assert_eq!(r.text(), "HELLO");
@@ -291,7 +282,13 @@ fn a_body_stage_that_keeps_the_length_keeps_the_framing() {
     assert_eq!(r.header("connection"), Some("keep-alive"));
     let origin = origin(100_000);
     let proxy = start_with(proxy_to(addr(&origin)), |p| {
-        p.add_stage(0, Box::new(Inspect { bang: false }))
+        p.add_stage(
+            0,
+            Box::new(Upper {
+                says: BodyUse::Inspect,
+                bang: false,
+            }),
+        )
     });
     let want = get(addr(&origin), "/").body;
     let r = get(addr(&proxy), "/");
@@ -301,7 +298,13 @@ fn a_body_stage_that_keeps_the_length_keeps_the_framing() {
     proxy.shutdown();
     // The stage that breaks its word: cut short, on both paths.
     let liar = start_with(hello(), |p| {
-        p.add_stage(0, Box::new(Inspect { bang: true }))
+        p.add_stage(
+            0,
+            Box::new(Upper {
+                says: BodyUse::Inspect,
+                bang: true,
+            }),
+        )
     });
     let mut c = std::net::TcpStream::connect(addr(&liar)).unwrap();
     c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -313,7 +316,13 @@ fn a_body_stage_that_keeps_the_length_keeps_the_framing() {
     // The connection closes with at most the head: never the longer body.
     assert!(!text.contains("HELLO"), "{text}");
     let proxy = start_with(proxy_to(addr(&origin)), |p| {
-        p.add_stage(0, Box::new(Inspect { bang: true }))
+        p.add_stage(
+            0,
+            Box::new(Upper {
+                says: BodyUse::Inspect,
+                bang: true,
+            }),
+        )
     });
     let r = get(addr(&proxy), "/");
     assert!(!r.complete);

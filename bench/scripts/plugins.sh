@@ -103,6 +103,20 @@ trap cleanup EXIT
 
 # On-CPU nanoseconds of a process, all its threads (the scheduler's own account, exact).
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+# The load generator's arguments for a shape, into `args`.
+shape_args() {
+    if [ "$1" = fixed ]; then args=(--connections 50 --rate "$RATE"); else args=(--connections 64); fi
+}
+# A number of the load generator's JSON report: json FIELD REPORT.
+json() { echo "$2" | grep -o "\"$1\":[0-9.]*" | cut -d: -f2; }
+# One result line: record FILE CONFIG SHAPE RUN US_PER_REQUEST REPORT.
+record() {
+    local rps errs
+    rps=$(json rps "$6")
+    errs=$(json errors_total "$6")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$2" "$3" "$4" "$5" "$rps" "$errs" >>"$1"
+    echo "run $4 $2 $3: $5 µs/request, $rps req/s, $errs errors" >&2
+}
 
 if [ "$TOGETHER" = 1 ]; then
     declare -A PID URL
@@ -127,12 +141,8 @@ if [ "$TOGETHER" = 1 ]; then
     printf 'config\tshape\trun\tus_per_request\trps\terrors\n' >"$T"
     for run in $(seq 1 "$RUNS"); do
         for shape in fixed saturation; do
-            if [ "$shape" = fixed ]; then
-                args=(--connections 50 --rate "$RATE")
-            else
-                args=(--connections 64)
-            fi
-            # Warm all three, then measure all three over the same window.
+            shape_args "$shape"
+            # Warm every server, then measure them all over the same window.
             LOADS=()
             for c in $CONFIGS; do
                 taskset -c "$LOAD_CPU" "$BENCH" load "${URL[$c]}" "${args[@]}" --duration 1 \
@@ -152,12 +162,9 @@ if [ "$TOGETHER" = 1 ]; then
             for c in $CONFIGS; do
                 b=$(cpu_ns "${PID[$c]}")
                 r=$(cat "$OUT/.load-$c")
-                n=$(echo "$r" | grep -o '"requests":[0-9]*' | cut -d: -f2)
-                rps=$(echo "$r" | grep -o '"rps":[0-9.]*' | cut -d: -f2)
-                errs=$(echo "$r" | grep -o '"errors_total":[0-9]*' | cut -d: -f2)
+                n=$(json requests "$r")
                 us=$(awk -v a="${A[$c]}" -v b="$b" -v n="$n" 'BEGIN { printf "%.3f", (b - a) / 1000 / n }')
-                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$shape" "$run" "$us" "$rps" "$errs" >>"$T"
-                echo "together run $run $c $shape: $us µs/request, $rps req/s, $errs errors" >&2
+                record "$T" "$c" "$shape" "$run" "$us" "$r"
             done
             rm -f "$OUT"/.load-*
         done
@@ -167,8 +174,7 @@ else
 RESULTS=$OUT/results.tsv
 printf 'config\tshape\trun\tus_per_request\trps\terrors\n' >"$RESULTS"
 for run in $(seq 1 "$RUNS"); do
-    # The order rotates each run, so no configuration always runs first or last.
-    # The list rotated by one more each run.
+    # The order rotates by one each run, so no configuration always runs first or last.
     set -- $CONFIGS
     for _ in $(seq 2 "$run"); do set -- "${@:2}" "$1"; done
     order="$*"
@@ -181,18 +187,10 @@ for run in $(seq 1 "$RUNS"); do
             sleep 0.1
         done
         for shape in fixed saturation; do
-            if [ "$shape" = fixed ]; then
-                args=(--connections 50 --rate "$RATE")
-            else
-                args=(--connections 64)
-            fi
+            shape_args "$shape"
             r=$(taskset -c "$LOAD_CPU" "$BENCH" load "http://$LISTEN/" "${args[@]}" \
                 --duration "$DURATION" --warmup 1 --cpu-pid "$SERVER" --json)
-            us=$(echo "$r" | grep -o '"us_per_request":[0-9.]*' | cut -d: -f2)
-            rps=$(echo "$r" | grep -o '"rps":[0-9.]*' | cut -d: -f2)
-            errs=$(echo "$r" | grep -o '"errors_total":[0-9]*' | cut -d: -f2)
-            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$shape" "$run" "$us" "$rps" "$errs" >>"$RESULTS"
-            echo "run $run $c $shape: $us µs/request, $rps req/s, $errs errors" >&2
+            record "$RESULTS" "$c" "$shape" "$run" "$(json us_per_request "$r")" "$r"
         done
         kill "$SERVER"
         wait "$SERVER" 2>/dev/null || true

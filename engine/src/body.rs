@@ -8,7 +8,7 @@
 //! may be re-encoded as chunked on the way out: what leaves bext is always one canonical framing.
 
 use crate::io::{read_more, read_upto, IoFail, Limit};
-use bext_http1::{write_chunk_header, Chunk, ChunkedDecoder, Framing};
+use bext_http1::{write_body_piece, Chunk, ChunkedDecoder, Framing};
 use monoio::io::AsyncReadRent;
 
 /// Largest piece moved in one step.
@@ -94,13 +94,7 @@ impl BodyReader {
         if self.total > self.limit {
             return Err(BodyErr::TooLarge);
         }
-        if chunked_out {
-            write_chunk_header(out, data.len());
-            out.extend_from_slice(data);
-            out.extend_from_slice(b"\r\n");
-        } else {
-            out.extend_from_slice(data);
-        }
+        write_body_piece(out, data, chunked_out);
         Ok(())
     }
 

@@ -107,7 +107,7 @@ impl Exchange {
     /// place, when it ran on a route with the same kinds of stages).
     pub(crate) fn begin(&mut self, stages: &Stages) {
         let fresh = std::mem::take(&mut self.fresh);
-        self.clear_request();
+        self.next_request();
         let same = fresh
             && self.states.len() == stages.list.len()
             && stages
@@ -128,7 +128,7 @@ impl Exchange {
     pub(crate) fn reset(&mut self) {
         self.states.clear();
         self.fresh = false;
-        self.clear_request();
+        self.next_request();
     }
 
     /// The end of a request on a route with `stages`: each state made fresh in place (what it
@@ -144,17 +144,12 @@ impl Exchange {
         if !self.fresh {
             self.states.clear();
         }
-        self.clear_request();
+        self.next_request();
     }
 
     /// A new request on the connection: what the last one decided is forgotten; the stages'
     /// states stay for [`Exchange::begin`] (fresh, or replaced there).
     pub(crate) fn next_request(&mut self) {
-        self.clear_request();
-    }
-
-    /// What a request decided, without its stages' states.
-    fn clear_request(&mut self) {
         self.filtering = 0;
         self.edits.clear();
         self.replied = None;

@@ -255,6 +255,21 @@ fn hex_value(b: u8) -> u8 {
     }
 }
 
+/// Append a piece of body to `out`: as one chunk (size line, bytes, CRLF) when `chunked`,
+/// as it is otherwise. An empty piece adds nothing (an empty chunk would end the body).
+pub fn write_body_piece(out: &mut Vec<u8>, data: &[u8], chunked: bool) {
+    if data.is_empty() {
+        return;
+    }
+    if chunked {
+        write_chunk_header(out, data.len());
+    }
+    out.extend_from_slice(data);
+    if chunked {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// Append a chunk-size line for `len` bytes of data (`{hex}\r\n`), lowercase, no leading zeros.
 pub fn write_chunk_header(out: &mut Vec<u8>, len: usize) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

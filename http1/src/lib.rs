@@ -21,7 +21,9 @@ mod path;
 mod request;
 mod response;
 
-pub use chunked::{write_chunk_header, ChunkedDecoder, MAX_CHUNK_EXT_LEN, MAX_TRAILER_LEN};
+pub use chunked::{
+    write_body_piece, write_chunk_header, ChunkedDecoder, MAX_CHUNK_EXT_LEN, MAX_TRAILER_LEN,
+};
 
 /// `n` in decimal, written at the end of `buf`: the slice of its digits.
 pub fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {

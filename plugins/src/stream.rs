@@ -86,14 +86,19 @@ pub struct Props {
 impl Props {
     /// The path without the query.
     pub fn url_path(&self) -> &[u8] {
-        self.path.split(|&b| b == b'?').next().unwrap_or_default()
+        self.path_and_query().0
     }
 
     /// The query, without its `?` (empty when there is none).
     pub fn query(&self) -> &[u8] {
+        self.path_and_query().1
+    }
+
+    /// `path` split at its first `?` (the normal-form path has none of its own).
+    fn path_and_query(&self) -> (&[u8], &[u8]) {
         match self.path.iter().position(|&b| b == b'?') {
-            Some(i) => &self.path[i + 1..],
-            None => &[],
+            Some(i) => (&self.path[..i], &self.path[i + 1..]),
+            None => (&self.path, &[]),
         }
     }
 }
@@ -347,16 +352,22 @@ impl StreamContext {
         self.off = true;
         let ctx = self.ctx;
         let r = self.slot.call_in(self.generation, |vm| {
-            std::mem::swap(&mut vm.store.data_mut().stream, data);
-            let r = vm.finish_context(ctx, log);
-            std::mem::swap(&mut vm.store.data_mut().stream, data);
-            r
+            lend(vm, data, |vm| vm.finish_context(ctx, log))
         });
         if r.is_err() {
             // The request is answered already: only the instance goes.
             self.slot.replace(self.generation);
         }
     }
+}
+
+/// Runs `f` with `data` moved into the instance's store (where the host functions read and
+/// change it), and takes it back after, whatever `f` answers.
+fn lend<R>(vm: &mut Vm, data: &mut Box<StreamData>, f: impl FnOnce(&mut Vm) -> R) -> R {
+    std::mem::swap(&mut vm.store.data_mut().stream, data);
+    let r = f(vm);
+    std::mem::swap(&mut vm.store.data_mut().stream, data);
+    r
 }
 
 impl Drop for StreamContext {
@@ -441,9 +452,7 @@ impl Stream {
         let data = &mut self.data;
         data.resumed = false;
         let r = self.cx.slot.call_in(self.cx.generation, |vm| {
-            std::mem::swap(&mut vm.store.data_mut().stream, data);
-            let r = call(vm, ctx);
-            std::mem::swap(&mut vm.store.data_mut().stream, data);
+            let r = lend(vm, data, |vm| call(vm, ctx));
             let callouts = std::mem::take(&mut vm.store.data_mut().callouts);
             let queued = vm.deliver_queues();
             r.and_then(|a| queued.map(|()| (a, callouts)))

@@ -141,27 +141,32 @@ impl Framed {
             &mut bufs.tmp,
         )?;
         let n = bufs.filtered.len();
-        if let Some(owed) = self.owed.as_mut() {
-            // A filter that said it keeps the length changed it after all.
-            if n as u64 > *owed || (last && n as u64 != *owed) {
-                return Err(crate::stage::BodyError);
-            }
-            *owed -= n as u64;
-        }
-        if n > 0 {
-            if self.chunked {
-                bext_http1::write_chunk_header(out, n);
-            }
-            out.extend_from_slice(&bufs.filtered);
-            if self.chunked {
-                out.extend_from_slice(b"\r\n");
-            }
-        }
+        spend_owed(&mut self.owed, n, last)?;
+        bext_http1::write_body_piece(out, &bufs.filtered, self.chunked);
         if last && self.chunked {
             out.extend_from_slice(bext_http1::LAST_CHUNK);
         }
         Ok(n as u64)
     }
+}
+
+/// `n` filtered bytes against `owed`, the bytes a kept `Content-Length` still announces
+/// (`None`: the body is re-framed, nothing is owed). Output past it, or short of it at the
+/// `last` piece, is an error: a filter that said it keeps the length changed it after all, and
+/// the response is cut short.
+pub(crate) fn spend_owed(
+    owed: &mut Option<u64>,
+    n: usize,
+    last: bool,
+) -> Result<(), crate::stage::BodyError> {
+    if let Some(owed) = owed.as_mut() {
+        let n = n as u64;
+        if n > *owed || (last && n != *owed) {
+            return Err(crate::stage::BodyError);
+        }
+        *owed -= n;
+    }
+    Ok(())
 }
 
 /// A response whose whole body is at hand (none for a 304 or a redirect, a stage's own
@@ -224,10 +229,15 @@ pub(crate) use bext_http1::push_decimal as push_usize;
 
 /// `HTTP/1.1 STATUS Reason\r\n`, the status line of bext's own responses.
 pub(crate) fn status_line(out: &mut Vec<u8>, status: u16) {
+    status_line_with(out, status, reason(status).as_bytes());
+}
+
+/// `HTTP/1.1 STATUS REASON\r\n` with a reason phrase of the caller's (an origin's).
+pub(crate) fn status_line_with(out: &mut Vec<u8>, status: u16, reason: &[u8]) {
     out.extend_from_slice(b"HTTP/1.1 ");
     push_usize(out, u64::from(status));
     out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\n");
 }
 

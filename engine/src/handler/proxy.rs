@@ -24,7 +24,7 @@
 //! logged, rate limited, without any access log (see [`crate::upstream::FailureLog`]).
 
 use crate::body::{BodyErr, BodyReader};
-use crate::conn::reply::{connection_field, content_length_field, push_usize};
+use crate::conn::reply::{connection_field, content_length_field, spend_owed};
 use crate::conn::{body_failure, read_whole_body, send_class, send_continue, Ctx, Outcome};
 use crate::error::{reason, ErrorClass};
 use crate::io::{race, read_more, write_all, Either, IoFail, Limit, PerStep};
@@ -544,15 +544,12 @@ async fn read_response_head<R: AsyncReadRent>(
 /// The upstream's status line as the client gets it: HTTP/1.1, its code and its reason phrase
 /// (the standard one when it sent none).
 fn status_line(rh: &ResponseHead, ubuf: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_usize(out, u64::from(rh.status));
-    out.push(b' ');
-    if rh.reason.is_empty() {
-        out.extend_from_slice(reason(rh.status).as_bytes());
+    let phrase = if rh.reason.is_empty() {
+        reason(rh.status).as_bytes()
     } else {
-        out.extend_from_slice(rh.reason.get(ubuf));
-    }
-    out.extend_from_slice(b"\r\n");
+        rh.reason.get(ubuf)
+    };
+    crate::conn::reply::status_line_with(out, rh.status, phrase);
 }
 
 /// The client's copy of the interim response at the start of `ubuf`: its status line and
@@ -702,13 +699,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
                     .await;
                 if !raw.is_empty() {
                     t.on_body(&raw);
-                    if chunked {
-                        bext_http1::write_chunk_header(out, raw.len());
-                    }
-                    out.extend_from_slice(&raw);
-                    if chunked {
-                        out.extend_from_slice(b"\r\n");
-                    }
+                    bext_http1::write_body_piece(out, &raw, chunked);
                 }
                 r
             }
@@ -831,26 +822,14 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
             filter_failed = true;
             break;
         }
-        if let Some(owed) = owed.as_mut() {
-            // The filters keep the Content-Length the head carries: output past it, or short
-            // of it at the end, cuts the response short.
-            let n = filtered.len() as u64;
-            if n > *owed || (!more && n != *owed) {
-                filter_failed = true;
-                break;
-            }
-            *owed -= n;
+        // The filters keep the Content-Length the head carries: output past it, or short of
+        // it at the end, cuts the response short.
+        if spend_owed(&mut owed, filtered.len(), !more).is_err() {
+            filter_failed = true;
+            break;
         }
-        if !filtered.is_empty() {
-            if chunked {
-                bext_http1::write_chunk_header(out, filtered.len());
-            }
-            out.extend_from_slice(&filtered);
-            if chunked {
-                out.extend_from_slice(b"\r\n");
-            }
-            bytes += filtered.len() as u64;
-        }
+        bext_http1::write_body_piece(out, &filtered, chunked);
+        bytes += filtered.len() as u64;
         if !more && chunked {
             out.extend_from_slice(bext_http1::LAST_CHUNK);
         }
