@@ -411,6 +411,61 @@ fn an_infinite_loop_is_stopped_at_its_budget_while_the_core_serves_others() {
     bext.shutdown();
 }
 
+/// Times the scheduler ran each thread of this process named `name` so far
+/// (`/proc/self/task/*/schedstat`, third field).
+fn runs_of_threads(name: &str) -> Vec<u64> {
+    let mut runs = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        if let Some(n) = stat.split_whitespace().nth(2).and_then(|n| n.parse().ok()) {
+            runs.push(n);
+        }
+    }
+    runs
+}
+
+/// Budgets on a worker run on its own CPU clock: a process whose plugins served requests and
+/// now idles has no thread woken for them (the wall-clock thread, started when the control
+/// thread checked the plugin at load, sleeps once no instance outside a worker needs it;
+/// ticking, it would run 100 times a second).
+#[test]
+fn no_thread_is_woken_for_budgets_while_plugins_are_idle() {
+    let (o, _) = origin_with("hello\n");
+    let quiet_plugin = Wat::new("idle", &wat(""));
+    let c = config(vec![quiet_plugin.plugin(&[("budget", "5ms")])], o, &[]);
+    let bext = start(c);
+    let a = addr(&bext);
+    // The worker's instance stays (nothing failed): its calls were made under a budget.
+    for _ in 0..3 {
+        assert_eq!(get(a, "/x", "").status, 200);
+    }
+    // Other tests of this binary load plugins too (their checks hold the wall-clock thread
+    // for a moment): some window of 300 ms must see it not run at all.
+    let mut quiet = false;
+    for _ in 0..40 {
+        let before = runs_of_threads("bext-wasm-epoch");
+        std::thread::sleep(Duration::from_millis(300));
+        let after = runs_of_threads("bext-wasm-epoch");
+        if before == after {
+            quiet = true;
+            break;
+        }
+    }
+    assert!(
+        quiet,
+        "the budget thread kept running while no plugin call was made"
+    );
+    bext.shutdown();
+}
+
 #[test]
 fn trapping_and_memory_hungry_plugins_fail_their_requests_and_bext_goes_on() {
     let (o, seen) = origin_with("hello\n");

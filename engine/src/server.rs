@@ -814,6 +814,7 @@ impl Engine {
         });
         let cores = available_cores();
         let reaper = start_reaper();
+        bext_stage::hooks::provide_cpu_clock(worker_cpu_clock);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let mut threads = Vec::new();
         let mut outboxes = Vec::new();
@@ -832,6 +833,7 @@ impl Engine {
             let t = std::thread::Builder::new()
                 .name(format!("bext-worker-{i}"))
                 .spawn(move || {
+                    ON_WORKER.with(|w| w.set(true));
                     if pin {
                         // Pinning is an optimisation; a sandbox refusing it is not an error.
                         let _ = monoio::utils::bind_to_cpu_set([i % cores]);
@@ -1017,6 +1019,21 @@ fn start_reaper() -> crate::worker::Reaper {
         eprintln!("bext: cannot start the pipeline reaper thread: {e}");
     }
     tx
+}
+
+thread_local! {
+    /// Set on the threads that serve requests (see [`worker_cpu_clock`]).
+    static ON_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The CPU clock stage families may start ([`bext_stage::hooks::cpu_clock`]), on workers only:
+/// the control thread blocks in calls a signal could cut short, a worker only in its
+/// runtime's wait.
+fn worker_cpu_clock(period: std::time::Duration, on_tick: fn()) -> std::io::Result<()> {
+    if !ON_WORKER.with(|w| w.get()) {
+        return Err(std::io::ErrorKind::Unsupported.into());
+    }
+    crate::sys::thread_cpu_clock(period, on_tick)
 }
 
 #[allow(clippy::too_many_arguments)]

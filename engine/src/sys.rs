@@ -380,3 +380,106 @@ mod tests {
         let _ = std::fs::remove_file(&dir);
     }
 }
+
+/// The signal a thread's CPU clock ([`thread_cpu_clock`]) is delivered with: a real-time
+/// signal above the C library's own (glibc keeps the first two), below the ones debuggers and
+/// valgrind take from the top.
+fn cpu_clock_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 3
+}
+
+/// What the CPU clocks call on every tick (a `fn()` as an address; 0 until the first clock).
+static CPU_TICK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn on_cpu_clock_signal(_: libc::c_int) {
+    let f = CPU_TICK.load(std::sync::atomic::Ordering::Acquire);
+    if f != 0 {
+        // SAFETY: the only values ever stored in CPU_TICK are `fn()` pointers cast to usize
+        // (see `thread_cpu_clock`), and a `fn()` has the size and validity of a usize address.
+        let f = unsafe { std::mem::transmute::<usize, fn()>(f) };
+        f();
+    }
+}
+
+/// A POSIX timer, deleted when the thread that made it ends.
+struct CpuTimer(libc::timer_t);
+
+impl Drop for CpuTimer {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` was returned by a successful `timer_create` and is deleted once,
+        // here.
+        unsafe { libc::timer_delete(self.0) };
+    }
+}
+
+thread_local! {
+    static CPU_TIMER: std::cell::RefCell<Option<CpuTimer>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Calls `on_tick` every `period` of CPU time the calling thread spends, from a signal
+/// handler on that thread (so `on_tick` may only touch atomics): a timer on the thread's own
+/// CPU clock, which costs nothing while the thread sleeps — unlike a thread woken every
+/// period — and fires about 1/period times a second while it is busy. Once per thread: later
+/// calls on a thread that has its clock change nothing. Every clock of the process calls the
+/// same function: the first one given.
+///
+/// The signal is installed with `SA_RESTART`; a wait it interrupts (`epoll_wait`,
+/// `io_uring_enter`) returns early, which both runtime drivers take as a spurious wake-up.
+pub fn thread_cpu_clock(period: std::time::Duration, on_tick: fn()) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
+    if CPU_TIMER.with(|t| t.borrow().is_some()) {
+        return Ok(());
+    }
+    let signal = cpu_clock_signal();
+    let _ = CPU_TICK.compare_exchange(0, on_tick as usize, Ordering::AcqRel, Ordering::Acquire);
+    static INSTALL: std::sync::OnceLock<std::io::Result<()>> = std::sync::OnceLock::new();
+    let installed = INSTALL.get_or_init(|| {
+        // SAFETY: a zeroed `sigaction` is a valid "no flags, empty mask" value; the handler
+        // is an `extern "C" fn(c_int)` that only reads an atomic and calls a function that
+        // only touches atomics, so it is async-signal-safe; `sigemptyset` gets a valid mask.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_cpu_clock_signal as extern "C" fn(libc::c_int) as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            if libc::sigaction(signal, &sa, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = installed {
+        return Err(std::io::Error::new(e.kind(), e.to_string()));
+    }
+    // SAFETY: every pointer passed is to a local that lives through its call; a zeroed
+    // `sigevent` is valid (no value, no flags) before its fields are set; the timer handle
+    // is owned by `CpuTimer` from here on and deleted once.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        let mut sev: libc::sigevent = std::mem::zeroed();
+        sev.sigev_notify = libc::SIGEV_THREAD_ID;
+        sev.sigev_signo = signal;
+        sev.sigev_notify_thread_id = libc::gettid();
+        let mut timer: libc::timer_t = std::ptr::null_mut();
+        if libc::timer_create(libc::CLOCK_THREAD_CPUTIME_ID, &mut sev, &mut timer) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let timer = CpuTimer(timer);
+        let every = libc::timespec {
+            tv_sec: period.as_secs() as libc::time_t,
+            tv_nsec: period.subsec_nanos() as libc::c_long,
+        };
+        let spec = libc::itimerspec {
+            it_interval: every,
+            it_value: every,
+        };
+        if libc::timer_settime(timer.0, 0, &spec, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        CPU_TIMER.with(|t| *t.borrow_mut() = Some(timer));
+    }
+    Ok(())
+}

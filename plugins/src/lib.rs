@@ -14,9 +14,10 @@
 //!
 //! A call that traps or runs past its budget is a [`Fault`]: the request it ran for fails
 //! (500 `plugin-failed`) or goes on without the plugin (`on_error skip`), the instance is
-//! dropped and the next request of the core starts a fresh one. Budgets are wall-clock time,
-//! enforced by wasmtime's epoch interruption (one process thread advances the epoch every
-//! 10 ms); see docs/plugins.md for why epochs rather than fuel.
+//! dropped and the next request of the core starts a fresh one. Budgets are enforced by
+//! wasmtime's epoch interruption, the epoch advanced by each worker's CPU clock (elsewhere by a
+//! wall-clock thread that sleeps while unused; see `budget`); docs/plugins.md says why epochs
+//! rather than fuel.
 //!
 //! Nothing here does I/O on the request path or knows the runtime: callouts are handed to the
 //! caller ([`Stream::take_callouts`]) and answered back ([`Stream::callout_done`]); ticks come
@@ -24,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod abi;
+mod budget;
 pub mod core;
 mod host;
 pub mod load;

@@ -8,15 +8,9 @@ use bext_ir::{ConfigError, Loc, Plugin as IrPlugin};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
-use std::time::Duration;
 use wasmtime::{Config, Engine, ExternType, Module, ValType};
 
-/// How often the process's epoch advances: the granularity of call budgets. Each tick wakes
-/// a thread, which on this kind of VM costs about 18 µs of CPU (a timer programmed and taken):
-/// at 1 ms that was 1.8% of a core whether or not a plugin ran, about 1.8 µs per request at
-/// 10,000 requests a second; at 10 ms it is a tenth of that, and a callback past its budget
-/// is stopped at most one tick later.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub use crate::budget::EPOCH_TICK;
 
 /// Why a plugin cannot be loaded. Each kind is a diagnostic code of `bext check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,43 +127,28 @@ impl Plugin {
     }
 }
 
-/// The process's wasmtime engine: cranelift, epoch interruption for budgets. Its epoch is
-/// advanced by one thread every [`EPOCH_TICK`], started with the engine.
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+
+/// The process's wasmtime engine: cranelift, epoch interruption for budgets (advanced by the
+/// clocks of [`crate::budget`]).
 pub fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let mut c = Config::new();
         c.epoch_interruption(true);
-        // A budget is wall-clock time; an interrupted call traps and its instance is dropped.
-        let engine = match Engine::new(&c) {
+        // An interrupted call traps and its instance is dropped.
+        match Engine::new(&c) {
             Ok(e) => e,
             // The configuration above is fixed and valid for the host's architecture; should
             // the compiler not support it, fall back to wasmtime's defaults (no budgets would
             // then be enforced, so refuse to go on instead).
             Err(e) => panic!("wasmtime engine configuration refused: {e}"),
-        };
-        let ticker = engine.weak();
-        let started = std::thread::Builder::new()
-            .name("bext-wasm-epoch".into())
-            .spawn(move || loop {
-                std::thread::sleep(EPOCH_TICK);
-                match ticker.upgrade() {
-                    Some(e) => e.increment_epoch(),
-                    None => return,
-                }
-            });
-        if let Err(e) = started {
-            panic!("cannot start the plugin budget thread: {e}");
         }
-        engine
     })
 }
 
-/// Epoch ticks a call of `budget` may run: the budget in whole ticks (at least one), plus one
-/// since the current tick may be about to end.
-pub(crate) fn budget_ticks(budget: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_micros();
-    (budget.as_micros().div_ceil(tick)).max(1) as u64 + 1
+/// The engine, if a plugin has made it (what a clock's signal handler may touch).
+pub(crate) fn started_engine() -> Option<&'static Engine> {
+    ENGINE.get()
 }
 
 /// Compiled modules by content (hash, then the bytes compared), and loaded plugins by module

@@ -3,15 +3,18 @@
 //! plugin's budget. A call that traps or runs out of budget is a [`Fault`]: the caller drops
 //! the instance (its memory with it) and a fresh one serves the next request.
 
+use crate::budget::{self, budget_ticks, Clock, WallTicks};
 use crate::core::CoreShared;
 use crate::host::{self, Host};
-use crate::load::{budget_ticks, engine, Plugin};
+use crate::load::{engine, Plugin};
 use crate::metrics::counters;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use wasmtime::{Linker, Store, StoreLimitsBuilder, Trap, TypedFunc, WasmParams, WasmResults};
+use wasmtime::{
+    Linker, Store, StoreLimitsBuilder, Trap, TypedFunc, UpdateDeadline, WasmParams, WasmResults,
+};
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +115,9 @@ pub struct Vm {
     /// clone is a counter; a `TypedFunc` clone is not free).
     pub(crate) f: Rc<Exports>,
     ticks: u64,
+    clock: Clock,
+    /// Keeps the wall-clock thread ticking while this instance lives (`Clock::Wall`).
+    _wall: Option<WallTicks>,
     next_ctx: u32,
 }
 
@@ -129,6 +135,18 @@ fn classify(e: wasmtime::Error) -> Fault {
         None => {
             counters().traps.fetch_add(1, Ordering::Relaxed);
             Fault::Trap(e.root_cause().to_string())
+        }
+    }
+}
+
+/// The budget of the call about to start.
+#[inline]
+fn arm(store: &mut Store<Host>, clock: Clock, ticks: u64) {
+    match clock {
+        Clock::Wall => store.set_epoch_deadline(ticks),
+        Clock::Cpu => {
+            store.data_mut().call_began = budget::cpu_ticks();
+            store.set_epoch_deadline(1);
         }
     }
 }
@@ -158,11 +176,31 @@ impl Vm {
             metrics: Vec::new(),
             out_line: Vec::new(),
             scratch: Vec::new(),
+            call_began: 0,
+            call_ticks: 0,
         };
         let mut store = Store::new(engine(), host);
         store.limiter(|h| &mut h.limits);
-        let ticks = budget_ticks(plugin.settings.budget);
-        store.set_epoch_deadline(ticks);
+        let clock = budget::clock();
+        let ticks = budget_ticks(plugin.settings.budget, clock);
+        let wall = match clock {
+            Clock::Wall => Some(WallTicks::hold()),
+            Clock::Cpu => {
+                // Any core's tick reaches the deadline; the call is stopped only once its own
+                // thread has ticked its budget.
+                store.epoch_deadline_callback(|cx| {
+                    let h = cx.data();
+                    if budget::cpu_ticks().wrapping_sub(h.call_began) >= h.call_ticks {
+                        Err(Trap::Interrupt.into())
+                    } else {
+                        Ok(UpdateDeadline::Continue(1))
+                    }
+                });
+                store.data_mut().call_ticks = ticks;
+                None
+            }
+        };
+        arm(&mut store, clock, ticks);
         let instance = linker()?
             .instantiate(&mut store, &plugin.module)
             .map_err(|e| match e.downcast_ref::<Trap>() {
@@ -213,6 +251,8 @@ impl Vm {
             store,
             f: Rc::new(f),
             ticks,
+            clock,
+            _wall: wall,
             next_ctx: ROOT + 1,
         };
         // A WASI reactor's constructors (the Rust SDK's `main` registers its root context).
@@ -245,7 +285,7 @@ impl Vm {
         f: &TypedFunc<P, Rt>,
         args: P,
     ) -> Result<Rt, Fault> {
-        self.store.set_epoch_deadline(self.ticks);
+        arm(&mut self.store, self.clock, self.ticks);
         counters().calls.fetch_add(1, Ordering::Relaxed);
         f.call(&mut self.store, args).map_err(classify)
     }

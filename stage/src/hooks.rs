@@ -1,10 +1,12 @@
 //! Process-wide hooks a stage family registers when it is compiled, which the engine runs
 //! without knowing the family: work on every core's tick (a plugin's `proxy_on_tick`) and
-//! counters shown by `/status` and `/metrics`. Each is registered under a key, once; running
+//! counters shown by `/status` and `/metrics`. And one service the engine provides to the
+//! families: a clock on a worker's CPU time ([`cpu_clock`]). Each is registered under a key, once; running
 //! them takes a read lock, on the tick or when the control side gathers metrics, never on the
 //! request path.
 
-use std::sync::{PoisonError, RwLock};
+use std::sync::{OnceLock, PoisonError, RwLock};
+use std::time::Duration;
 
 /// Work for each worker's tick: `now_ms` and `last_ms` on the worker's monotonic clock.
 pub type TickFn = fn(now_ms: u64, last_ms: u64);
@@ -60,4 +62,25 @@ pub fn counters() -> Vec<Counter> {
         f(&mut out);
     }
     out
+}
+
+/// A clock on the calling thread's CPU time: calls the `fn()` every period of CPU the thread
+/// spends, from a signal handler on that thread (so the function may only touch atomics).
+/// Refused (an error) on threads the provider does not serve.
+pub type CpuClockFn = fn(Duration, fn()) -> std::io::Result<()>;
+
+static CPU_CLOCK: OnceLock<CpuClockFn> = OnceLock::new();
+
+/// The engine's CPU clock for its workers (the first provider stays).
+pub fn provide_cpu_clock(f: CpuClockFn) {
+    let _ = CPU_CLOCK.set(f);
+}
+
+/// Start the calling thread's CPU clock (see [`CpuClockFn`]): an error where no provider
+/// serves this thread (no engine, or a thread that is not a worker).
+pub fn cpu_clock(period: Duration, on_tick: fn()) -> std::io::Result<()> {
+    match CPU_CLOCK.get() {
+        Some(f) => f(period, on_tick),
+        None => Err(std::io::ErrorKind::Unsupported.into()),
+    }
 }
