@@ -3,7 +3,8 @@
 # request, side by side in one run.
 #
 #   bash bench/scripts/plugins.sh [--runs 5] [--duration 6] [--rate 10000] [--body-size 1024]
-#                                 [--driver io-uring|epoll] [--out DIR] [--host] [--together]
+#                                 [--driver io-uring|epoll] [--out DIR] [--host]
+#                                 [--together | --interleave]
 #
 # Three configurations of the same proxied route (bench/peers/bext-plugin-*.bext):
 #   none     no plugin
@@ -25,6 +26,13 @@
 # nanoseconds from /proc/PID/task/*/schedstat (not clock ticks), over the same window, divided
 # by its responses. Writes DIR/together.tsv and adds its medians to DIR/summary.txt.
 #
+# --interleave starts the servers at once too (all pinned to core 0, idle while not loaded),
+# but loads one at a time, in turns of DURATION seconds: none noop header, none noop header, …
+# (the order rotating each run). Each server then has the core to itself while it is measured,
+# as a proxy has in production, and drift over minutes moves all alike: a run's differences
+# are taken within the run. The figure is on-CPU time from schedstat, as with --together.
+# Writes DIR/interleave.tsv; the summary adds the median of the per-run differences.
+#
 # --host also runs plugins/benches/host.rs (criterion: a whole request's callbacks on a warm
 # instance, and the budget mechanisms), into DIR/host.tsv.
 set -euo pipefail
@@ -38,6 +46,7 @@ DRIVER=io-uring
 OUT=""
 HOST=0
 TOGETHER=0
+INTERLEAVE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
@@ -48,7 +57,8 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --host) HOST=1; shift ;;
         --together) TOGETHER=1; shift ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        --interleave) INTERLEAVE=1; shift ;;
+        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "plugins.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -74,12 +84,12 @@ PLUGINS=$PLUGINS/wasm32-wasip1/release
 # CONFIGS may add noop-min and header-min: the same callbacks from a module written without the
 # SDK (bench/peers/plugins/*.wat), what the host alone costs.
 CONFIGS=${CONFIGS:-"none noop header"}
-# In --together mode each configuration listens on its own port: none on PORT, noop on PORT+1,
+# In --together and --interleave modes each configuration listens on its own port: none on PORT, noop on PORT+1,
 # header on PORT+2.
 i=0
 for c in $CONFIGS; do
     listen=$LISTEN
-    [ "$TOGETHER" = 1 ] && listen=${LISTEN%:*}:$((${LISTEN##*:} + i))
+    [ "$TOGETHER" = 1 ] || [ "$INTERLEAVE" = 1 ] && listen=${LISTEN%:*}:$((${LISTEN##*:} + i))
     sed -e "s|@LISTEN@|$listen|g" -e "s|@ORIGIN@|$ORIGIN|g" -e "s|@PLUGINS@|$PLUGINS|g" \
         -e "s|@PEERS@|$ROOT/bench/peers|g" "$ROOT/bench/peers/bext-plugin-$c.bext" >"$OUT/$c.bext"
     i=$((i + 1))
@@ -118,7 +128,7 @@ record() {
     echo "run $4 $2 $3: $5 µs/request, $rps req/s, $errs errors" >&2
 }
 
-if [ "$TOGETHER" = 1 ]; then
+if [ "$TOGETHER" = 1 ] || [ "$INTERLEAVE" = 1 ]; then
     declare -A PID URL
     i=0
     for c in $CONFIGS; do
@@ -137,6 +147,32 @@ if [ "$TOGETHER" = 1 ]; then
         kill $SERVER 2>/dev/null || true
         kill "$ORIGIN_PID" 2>/dev/null || true
     }
+fi
+if [ "$INTERLEAVE" = 1 ]; then
+    T=$OUT/interleave.tsv
+    printf 'config\tshape\trun\tus_per_request\trps\terrors\n' >"$T"
+    for run in $(seq 1 "$RUNS"); do
+        set -- $CONFIGS
+        for _ in $(seq 2 "$run"); do set -- "${@:2}" "$1"; done
+        order="$*"
+        for shape in fixed saturation; do
+            shape_args "$shape"
+            for c in $order; do
+                # A short warm-up of this server's caches after the others' turns.
+                taskset -c "$LOAD_CPU" "$BENCH" load "${URL[$c]}" "${args[@]}" --duration 0.5 \
+                    --warmup 0 >/dev/null
+                a=$(cpu_ns "${PID[$c]}")
+                r=$(taskset -c "$LOAD_CPU" "$BENCH" load "${URL[$c]}" "${args[@]}" \
+                    --duration "$DURATION" --warmup 0 --json)
+                b=$(cpu_ns "${PID[$c]}")
+                n=$(json requests "$r")
+                us=$(awk -v a="$a" -v b="$b" -v n="$n" 'BEGIN { printf "%.3f", (b - a) / 1000 / n }')
+                record "$T" "$c" "$shape" "$run" "$us" "$r"
+            done
+        done
+    done
+    RESULTS=$T
+elif [ "$TOGETHER" = 1 ]; then
     T=$OUT/together.tsv
     printf 'config\tshape\trun\tus_per_request\trps\terrors\n' >"$T"
     for run in $(seq 1 "$RUNS"); do
@@ -216,6 +252,24 @@ awk -F'\t' 'NR > 1 { v[$2 "\t" $1] = v[$2 "\t" $1] " " $4 }
             printf "%s\t%s - none = %+.2f µs (bar %.1f µs: %s)\n", p[1], p[2], d, bar, (d <= bar) ? "met" : "missed"
         }
     }' "$RESULTS" | sort | tee "$OUT/summary.txt"
+# The same differences taken within each run (config minus none of the same run), then their
+# median: what drift between runs does not move.
+awk -F'\t' 'NR > 1 { us[$1 "\t" $2 "\t" $3] = $4; k[$2 "\t" $1] = 1; runs[$3] = 1 }
+    END {
+        for (key in k) {
+            split(key, p, "\t")
+            if (p[2] == "none") continue
+            s = ""; n = 0
+            for (r in runs) {
+                a = us[p[2] "\t" p[1] "\t" r]; b = us["none\t" p[1] "\t" r]
+                if (a != "" && b != "") { s = s " " (a - b); n++ }
+            }
+            if (n == 0) continue
+            split(s, d, " "); asort(d)
+            m = (n % 2) ? d[(n + 1) / 2] : (d[n / 2] + d[n / 2 + 1]) / 2
+            printf "%s\t%s - none, per run: median %+.2f µs (%+.2f to %+.2f, %d runs)\n", p[1], p[2], m, d[1], d[n], n
+        }
+    }' "$RESULTS" | sort | tee -a "$OUT/summary.txt"
 
 if [ "$HOST" = 1 ]; then
     cd "$ROOT"

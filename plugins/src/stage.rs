@@ -124,12 +124,12 @@ fn recycle(mut d: Box<StreamData>) {
 /// (neither `Content-Length` above 0 nor `Transfer-Encoding`). One pass over the fields.
 fn request_data(req: &RequestView<'_>, route: &Arc<str>) -> (Box<StreamData>, bool) {
     let mut d = SPARE.with(|sp| sp.borrow_mut().pop()).unwrap_or_default();
-    let mut authority = req.host;
+    let mut host = None;
     let mut bodiless = true;
     let p = &mut d.props;
-    for (n, v) in req.headers.iter() {
+    for (i, (n, v)) in req.headers.iter().enumerate() {
         match n.len() {
-            4 if n.eq_ignore_ascii_case(b"host") => authority = v,
+            4 if n.eq_ignore_ascii_case(b"host") => host = host.or(Some(i)),
             12 if n.eq_ignore_ascii_case(b"x-request-id") => p.request_id.extend_from_slice(v),
             14 if n.eq_ignore_ascii_case(b"content-length") => {
                 bodiless &= v.iter().all(|&b| b == b'0')
@@ -151,14 +151,8 @@ fn request_data(req: &RequestView<'_>, route: &Arc<str>) -> (Box<StreamData>, bo
     if !Arc::ptr_eq(&p.route, route) {
         p.route = route.clone();
     }
-    let raw = &mut d.request_raw;
-    raw.push(b":method", req.method_bytes);
-    raw.push(b":path", &d.props.path);
-    // The authority as sent, port included (what `:authority` carries in HTTP/2).
-    raw.push(b":authority", authority);
-    raw.push(b":scheme", d.props.scheme.as_bytes());
     let (buf, list) = req.headers.parts();
-    raw.push_parsed(buf, list);
+    d.raw_request(buf, list, host);
     (d, bodiless)
 }
 
@@ -447,16 +441,8 @@ impl Stage for PluginStage {
             return BodyUse::Pass;
         }
         let status = head.status();
-        let raw = &mut s.data.response_raw;
-        raw.clear();
-        s.data.response_headers.clear();
-        let mut buf = [0; 20];
-        raw.push(b":status", bext_http1::decimal(u64::from(status), &mut buf));
         let (fields, list) = head.fields().parts();
-        raw.push_parsed(fields, list);
-        if let Some(n) = head.body_len() {
-            raw.push(b"content-length", bext_http1::decimal(n, &mut buf));
-        }
+        s.data.raw_response(fields, list, head.body_len());
         let end = head.body_len() == Some(0);
         match s.response_headers(status, end) {
             Verdict::Continue | Verdict::Pause => {}

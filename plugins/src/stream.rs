@@ -103,14 +103,19 @@ impl Props {
     }
 }
 
-/// Header fields as bext read them, in one buffer, before they become a map: the map
-/// (a pair of buffers per field, names in lower case) is built on the first host call that
-/// reads or changes it, so a plugin that never looks at a map costs one copy of its bytes.
+/// Header fields as bext read them, in one buffer, before they become a map: the map (a pair
+/// of buffers per field, names in lower case) is built on the first host call that reads or
+/// changes it, so a plugin that never looks at a map costs one copy of the head's bytes and of
+/// the parser's spans. The pseudo-headers are not here: the map's builder puts them first
+/// ([`StreamData::request_map`], [`StreamData::response_map`]).
 #[derive(Debug, Default)]
 pub struct RawFields {
     bytes: Vec<u8>,
-    /// Each field's name and value in `bytes`: (name start, name end, value start, value end).
-    spans: Vec<[u32; 4]>,
+    /// The parser's spans of a head copied whole, each `shift` past its place in `bytes`.
+    parsed: Vec<bext_http1::Header>,
+    shift: u32,
+    /// Fields added one at a time, after the parsed ones: (name, value) spans of `bytes`.
+    pushed: Vec<[u32; 4]>,
 }
 
 impl RawFields {
@@ -119,69 +124,81 @@ impl RawFields {
         self.bytes.extend_from_slice(name);
         let b = self.bytes.len() as u32;
         self.bytes.extend_from_slice(value);
-        self.spans.push([a, b, b, self.bytes.len() as u32]);
+        self.pushed.push([a, b, b, self.bytes.len() as u32]);
     }
 
-    /// The fields of a parsed head, `list` spans of `buf`: their bytes copied as one block
-    /// (from the first name to the last value, line ends and all), not field by field.
+    /// The fields of a parsed head, `list` spans of `buf`: the bytes from the lowest span to
+    /// the highest copied as one block (line ends and all), the spans as they are. Once per
+    /// head, before any [`RawFields::push`].
     pub fn push_parsed(&mut self, buf: &[u8], list: &[bext_http1::Header]) {
-        let (Some(first), Some(last)) = (list.first(), list.last()) else {
-            return;
-        };
-        let (lo, hi) = (first.name.start, last.value.end);
-        let inside = |h: &bext_http1::Header| {
-            lo <= h.name.start
-                && h.name.start <= h.name.end
-                && h.name.end <= h.value.start
-                && h.value.start <= h.value.end
-                && h.value.end <= hi
-        };
-        if hi as usize > buf.len() || !list.iter().all(inside) {
-            // Fields out of order (a head the engine rebuilt): copied one by one.
-            for h in list {
-                self.push(h.name.get(buf), h.value.get(buf));
-            }
+        let (mut lo, mut hi) = (u32::MAX, 0);
+        for h in list {
+            lo = lo.min(h.name.start);
+            hi = hi.max(h.value.end);
+        }
+        if list.is_empty() || lo > hi || hi as usize > buf.len() {
             return;
         }
         let base = self.bytes.len() as u32;
         self.bytes.extend_from_slice(&buf[lo as usize..hi as usize]);
-        let at = |x: u32| base + (x - lo);
-        self.spans.extend(list.iter().map(|h| {
-            [
-                at(h.name.start),
-                at(h.name.end),
-                at(h.value.start),
-                at(h.value.end),
-            ]
-        }));
+        // Each span moves from `x` to `x - lo + base`: `shift` is `lo - base` (or, written
+        // without wrapping, the spans are read as `x + base - lo`).
+        self.shift = lo.wrapping_sub(base);
+        self.parsed.extend_from_slice(list);
     }
 
+    /// Fields held (not counting pseudo-headers).
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.parsed.len() + self.pushed.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.parsed.is_empty() && self.pushed.is_empty()
     }
 
     pub fn clear(&mut self) {
         self.bytes.clear();
-        self.spans.clear();
+        self.parsed.clear();
+        self.pushed.clear();
+    }
+
+    /// The bytes of span `[a, b)` of a parsed field (empty should it fall outside the block).
+    fn parsed_bytes(&self, s: bext_http1::Span) -> &[u8] {
+        let at = |x: u32| x.wrapping_sub(self.shift) as usize;
+        self.bytes.get(at(s.start)..at(s.end)).unwrap_or_default()
+    }
+
+    /// The value of parsed field `i`.
+    fn parsed_value(&self, i: usize) -> &[u8] {
+        self.parsed
+            .get(i)
+            .map_or(&[], |h| self.parsed_bytes(h.value))
     }
 
     /// Append the fields to `map`, names in lower case, in buffers taken from `spare`, and
     /// empty `self`.
     fn build(&mut self, map: &mut Fields, spare: &mut Fields) {
-        map.reserve(self.spans.len());
-        for &[a, b, c, d] in &self.spans {
-            let (mut name, mut value) = spare.pop().unwrap_or_default();
-            name.extend_from_slice(&self.bytes[a as usize..b as usize]);
-            name.make_ascii_lowercase();
-            value.extend_from_slice(&self.bytes[c as usize..d as usize]);
-            map.push((name, value));
+        map.reserve(self.len());
+        for h in &self.parsed {
+            let (name, value) = (self.parsed_bytes(h.name), self.parsed_bytes(h.value));
+            map.push(pair(spare, name, value));
+        }
+        for &[a, b, c, d] in &self.pushed {
+            let name = &self.bytes[a as usize..b as usize];
+            let value = &self.bytes[c as usize..d as usize];
+            map.push(pair(spare, name, value));
         }
         self.clear();
     }
+}
+
+/// A map entry for `name` (made lower case) and `value`, in buffers taken from `spare`.
+fn pair(spare: &mut Fields, name: &[u8], value: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let (mut n, mut v) = spare.pop().unwrap_or_default();
+    n.extend_from_slice(name);
+    n.make_ascii_lowercase();
+    v.extend_from_slice(value);
+    (n, v)
 }
 
 /// Pair buffers a recycled [`StreamData`] keeps, and the largest buffer kept.
@@ -207,10 +224,16 @@ pub struct StreamData {
     pub response_body: Vec<u8>,
     pub response_body_changed: bool,
     pub props: Props,
-    /// The request's fields while `request_headers` is not built yet (pseudo-headers first).
+    /// The request's fields while `request_headers` is not built yet ([`StreamData::raw_request`]).
     pub request_raw: RawFields,
-    /// The response's fields while `response_headers` is not built yet (`:status` first).
+    request_pending: bool,
+    /// Which of the request's raw fields is `Host` (`:authority`; else `props.host`).
+    authority: Option<usize>,
+    /// The response's fields while `response_headers` is not built yet ([`StreamData::raw_response`]).
     pub response_raw: RawFields,
+    response_pending: bool,
+    /// The response body's length, when known (`content-length` in the response map).
+    response_length: Option<u64>,
     /// Pair buffers of earlier requests, for building maps without allocating.
     spare: Fields,
     pub(crate) local: Option<LocalReply>,
@@ -265,16 +288,70 @@ impl StreamData {
             }
             raw.clear();
         }
+        self.request_pending = false;
+        self.authority = None;
+        self.response_pending = false;
+        self.response_length = None;
         self.local = None;
         self.resumed = false;
         self.closed = false;
     }
 
+    /// The request's fields, raw until a host call needs the map: the head's fields
+    /// `list` of `buf`, the one at `host` (if any) the authority. The map then has
+    /// `:method`, `:path` and `:scheme` from `props`, `:authority`, then the fields.
+    pub fn raw_request(&mut self, buf: &[u8], list: &[bext_http1::Header], host: Option<usize>) {
+        self.request_raw.clear();
+        self.request_headers.clear();
+        self.request_raw.push_parsed(buf, list);
+        self.authority = host;
+        self.request_pending = true;
+    }
+
+    /// The response's fields, raw until a host call needs the map: `:status` (from
+    /// `props.response_code`), the fields `list` of `buf`, then `content-length` when
+    /// `length` is known.
+    pub fn raw_response(&mut self, buf: &[u8], list: &[bext_http1::Header], length: Option<u64>) {
+        self.response_raw.clear();
+        self.response_headers.clear();
+        self.response_raw.push_parsed(buf, list);
+        self.response_length = length;
+        self.response_pending = true;
+    }
+
+    /// Fields the request's map has (or will have, once built).
+    pub(crate) fn request_count(&self) -> usize {
+        if self.request_pending {
+            self.request_raw.len() + 4
+        } else {
+            self.request_headers.len()
+        }
+    }
+
+    /// Fields the response's map has (or will have, once built).
+    pub(crate) fn response_count(&self) -> usize {
+        if self.response_pending {
+            self.response_raw.len() + 1 + usize::from(self.response_length.is_some())
+        } else {
+            self.response_headers.len()
+        }
+    }
+
     /// The request's header map, built now if its fields are still raw.
     pub fn request_map(&mut self) -> &mut Fields {
-        if !self.request_raw.is_empty() {
-            self.request_raw
-                .build(&mut self.request_headers, &mut self.spare);
+        if self.request_pending {
+            self.request_pending = false;
+            let (map, spare, p) = (&mut self.request_headers, &mut self.spare, &self.props);
+            let authority = match self.authority {
+                Some(i) => self.request_raw.parsed_value(i),
+                None => &p.host,
+            };
+            map.push(pair(spare, b":method", &p.method));
+            map.push(pair(spare, b":path", &p.path));
+            // The authority as sent, port included (what `:authority` carries in HTTP/2).
+            map.push(pair(spare, b":authority", authority));
+            map.push(pair(spare, b":scheme", p.scheme.as_bytes()));
+            self.request_raw.build(map, spare);
         }
         &mut self.request_headers
     }
@@ -295,9 +372,24 @@ impl StreamData {
 
     /// The response's header map, built now if its fields are still raw.
     pub fn response_map(&mut self) -> &mut Fields {
-        if !self.response_raw.is_empty() {
-            self.response_raw
-                .build(&mut self.response_headers, &mut self.spare);
+        if self.response_pending {
+            self.response_pending = false;
+            let (map, spare) = (&mut self.response_headers, &mut self.spare);
+            let mut buf = [0; 20];
+            let status = u64::from(self.props.response_code.unwrap_or(0));
+            map.push(pair(
+                spare,
+                b":status",
+                bext_http1::decimal(status, &mut buf),
+            ));
+            self.response_raw.build(map, spare);
+            if let Some(n) = self.response_length {
+                map.push(pair(
+                    spare,
+                    b"content-length",
+                    bext_http1::decimal(n, &mut buf),
+                ));
+            }
         }
         &mut self.response_headers
     }
@@ -484,7 +576,7 @@ impl Stream {
     /// `proxy_on_request_headers` with `data.request_headers` (pseudo-headers first:
     /// `:method`, `:path`, `:authority`, `:scheme`).
     pub fn request_headers(&mut self, end_of_stream: bool) -> Verdict {
-        let n = (self.data.request_headers.len() + self.data.request_raw.len()) as i32;
+        let n = self.data.request_count() as i32;
         self.run(|vm, ctx| match &Rc::clone(&vm.f).request_headers {
             Some(HeadersFn::WithEnd(f)) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
             Some(HeadersFn::NoEnd(f)) => vm.call(f, (ctx as i32, n)),
@@ -507,7 +599,7 @@ impl Stream {
     /// `proxy_on_response_headers` with `data.response_headers` (`:status` first).
     pub fn response_headers(&mut self, status: u16, end_of_stream: bool) -> Verdict {
         self.data.props.response_code = Some(status);
-        let n = (self.data.response_headers.len() + self.data.response_raw.len()) as i32;
+        let n = self.data.response_count() as i32;
         self.run(|vm, ctx| match &Rc::clone(&vm.f).response_headers {
             Some(HeadersFn::WithEnd(f)) => vm.call(f, (ctx as i32, n, end_of_stream as i32)),
             Some(HeadersFn::NoEnd(f)) => vm.call(f, (ctx as i32, n)),
@@ -581,5 +673,102 @@ impl Stream {
     pub fn finish_into(mut self) -> Box<StreamData> {
         self.cx.close(&mut self.data, true);
         self.data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bext_http1::{Header, Span};
+
+    /// The spans of `Name: value\r\n` lines starting at `at` in `buf`.
+    fn spans(buf: &[u8], at: usize) -> Vec<Header> {
+        let mut list = Vec::new();
+        let mut pos = at;
+        for line in buf[at..].split(|&b| b == b'\n').filter(|l| l.len() > 1) {
+            let colon = line.iter().position(|&b| b == b':').unwrap();
+            let p = pos as u32;
+            list.push(Header {
+                name: Span {
+                    start: p,
+                    end: p + colon as u32,
+                },
+                value: Span {
+                    start: p + colon as u32 + 2,
+                    end: p + line.len() as u32 - 1,
+                },
+            });
+            pos += line.len() + 1;
+        }
+        list
+    }
+
+    fn text(f: &Fields) -> Vec<(String, String)> {
+        f.iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// A request's raw fields become its map on first use: pseudo-headers first (the
+    /// authority from the Host line, port included), names in lower case, in the head's order,
+    /// whatever the head's offset in its buffer; the count the callback gets matches.
+    #[test]
+    fn raw_fields_build_the_maps_the_plugin_sees() {
+        let buf = b"GET /a?b HTTP/1.1\r\nHost: example.com:8080\r\nX-One: 1\r\nAccept: */*\r\n\r\n";
+        let list = spans(buf, 19);
+        let mut d = StreamData::default();
+        d.props.method = b"GET".to_vec();
+        d.props.path = b"/a?b".to_vec();
+        d.props.host = b"example.com".to_vec();
+        d.props.scheme = "http";
+        d.raw_request(buf, &list, Some(0));
+        assert_eq!(d.request_count(), 7);
+        let want = pairs(&[
+            (":method", "GET"),
+            (":path", "/a?b"),
+            (":authority", "example.com:8080"),
+            (":scheme", "http"),
+            ("host", "example.com:8080"),
+            ("x-one", "1"),
+            ("accept", "*/*"),
+        ]);
+        assert_eq!(text(d.request_map()), want);
+        assert_eq!(d.request_count(), 7);
+
+        // Spans out of order (a head the engine rebuilt) and no Host line.
+        let mut rev = list.clone();
+        rev.reverse();
+        rev.pop();
+        d.recycle();
+        d.props.host = b"fallback".to_vec();
+        d.raw_request(buf, &rev, None);
+        let map = text(d.request_map());
+        assert_eq!(map[2], (":authority".into(), "fallback".into()));
+        assert_eq!(map[4..], pairs(&[("accept", "*/*"), ("x-one", "1")])[..]);
+
+        // The response: `:status` first, the length last.
+        let head = b"HTTP/1.1 200 OK\r\nServer: o\r\n\r\n";
+        d.props.response_code = Some(201);
+        d.raw_response(head, &spans(head, 17), Some(12));
+        assert_eq!(d.response_count(), 3);
+        assert_eq!(
+            text(d.response_map()),
+            pairs(&[
+                (":status", "201"),
+                ("server", "o"),
+                ("content-length", "12")
+            ])
+        );
     }
 }
