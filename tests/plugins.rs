@@ -238,6 +238,75 @@ fn a_plugin_sets_the_response_status_where_the_framing_allows_it() {
     }
 }
 
+/// A module whose `proxy_on_response_headers` answers 403 itself when the origin's response
+/// has a `x-deny` field (as a response-inspecting WAF does).
+fn response_denier() -> String {
+    wat_module(
+        r#"(import "env" "proxy_send_local_response"
+    (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value"
+    (func $get (param i32 i32 i32 i32 i32) (result i32)))"#,
+        r#"(data (i32.const 0) "x-deny")
+  (data (i32.const 16) "denied by the response\n")
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (call $get (i32.const 2) (i32.const 0) (i32.const 6) (i32.const 64) (i32.const 68)))
+      (then
+        (drop (call $reply (i32.const 403) (i32.const 0) (i32.const 0)
+          (i32.const 16) (i32.const 23) (i32.const 0) (i32.const 0) (i32.const -1)))
+        (return (i32.const 1))))
+    i32.const 0)"#,
+    )
+}
+
+/// A plugin's local reply from its response phase replaces the proxied response: the client
+/// gets the plugin's status and body (the origin's body and fields never reach it), with and
+/// without a request body, and the connection goes on; a response the plugin lets through is
+/// untouched.
+#[test]
+fn a_local_reply_from_the_response_phase_replaces_the_proxied_response() {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let o = upstream(move |mut s: TcpStream| {
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        while let Some((head, _)) = read_message(&mut r) {
+            let deny = head.contains("/deny");
+            log.lock().unwrap().push(head);
+            let extra = if deny {
+                "x-deny: 1\r\nx-secret: s\r\n"
+            } else {
+                ""
+            };
+            let resp = format!("HTTP/1.1 200 OK\r\n{extra}Content-Length: 12\r\n\r\norigin body\n");
+            if s.write_all(resp.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    let denier = Wat::new("response-denier", &response_denier());
+    let bext = start(config(vec![denier.plugin(&[])], o, &[]));
+    let mut s = connect(addr(&bext));
+    let reqs = "GET /deny HTTP/1.1\r\nHost: app.test\r\n\r\n\
+                POST /deny HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello\
+                GET /fine HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    s.write_all(reqs.as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    for _ in 0..2 {
+        let resp = read_response(&mut r, false);
+        assert_eq!(resp.status, 403);
+        assert_eq!(resp.text(), "denied by the response\n");
+        assert_eq!(resp.header("x-secret"), None);
+    }
+    let resp = read_response(&mut r, false);
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.text(), "origin body\n");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "every request reached the origin"
+    );
+    bext.shutdown();
+}
+
 #[test]
 fn jwt_check_answers_401_itself_and_lets_a_valid_token_through() {
     let (o, seen) = origin_with("secret data\n");

@@ -84,8 +84,12 @@ pub struct Exchange {
     /// Buffers of the body filters (raw piece, filtered piece, scratch), kept from request to
     /// request like the rest of the connection's scratch.
     bufs: Option<(Vec<u8>, Vec<u8>, Vec<u8>)>,
-    /// The stage (by position) whose reply ended a request phase.
+    /// The stage (by position) whose reply ended a request phase, or replaced the handler's
+    /// response.
     replied: Option<usize>,
+    /// A response head filter's reply that replaces the handler's response
+    /// ([`BodyUse::Reply`]).
+    replaced: Option<Reply>,
     /// A request filter's new request head (see [`Stage::rewrite_request`]).
     pub(crate) rewrite: RequestRewrite,
     /// `states` were made fresh in place at the end of the last request
@@ -153,6 +157,18 @@ impl Exchange {
         self.filtering = 0;
         self.edits.clear();
         self.replied = None;
+        self.replaced = None;
+    }
+
+    /// A response head filter answered instead of the handler's response.
+    pub(crate) fn replaced(&self) -> bool {
+        self.replaced.is_some()
+    }
+
+    /// The reply a response head filter answered with instead of the handler's response
+    /// (taken: asked once, by the handler that gives way).
+    pub(crate) fn take_replaced(&mut self) -> Option<Reply> {
+        self.replaced.take()
     }
 
     /// The header lines the stage that replied sends with its reply (see
@@ -250,21 +266,28 @@ impl Exchange {
 
     /// Phase "response head filters": edits collect in `self.edits`; returns true when a
     /// stage filters the body (the body's length is then unknown, unless every such stage
-    /// keeps it: [`Exchange::length_kept`]).
+    /// keeps it: [`Exchange::length_kept`]). Where `replaceable` (nothing of the response has
+    /// reached the client), a stage may answer instead ([`BodyUse::Reply`]): the phase ends
+    /// there, and [`Exchange::take_replaced`] has the reply.
     pub(crate) fn response_head(
         &mut self,
         stages: &Stages,
         status: u16,
         fields: Headers<'_>,
         body_len: Option<u64>,
+        replaceable: bool,
     ) -> bool {
         self.edits.clear();
         self.filtering = 0;
         self.length_kept = true;
+        self.replaced = None;
         if !stages.has(Phases::RESPONSE_HEAD) {
             return false;
         }
         let mut head = ResponseHead::new(status, fields, &mut self.edits).with_body_len(body_len);
+        if replaceable {
+            head = head.replaceable_by_stage();
+        }
         if let (Some(v), true) = (&stages.hsts, self.tls) {
             head.set(b"Strict-Transport-Security", v);
         }
@@ -274,6 +297,13 @@ impl Exchange {
             }
             match s.on_response_head(&mut **st, &mut head) {
                 BodyUse::Pass => {}
+                BodyUse::Reply(r) if replaceable => {
+                    self.replied = Some(i);
+                    self.replaced = Some(r);
+                    self.filtering = 0;
+                    return false;
+                }
+                BodyUse::Reply(_) => {}
                 _ if i >= 64 => {}
                 BodyUse::Filter => {
                     self.filtering |= 1 << i;

@@ -437,7 +437,7 @@ impl Stage for PluginStage {
         let Some(s) = st.stream.as_mut() else {
             return BodyUse::Pass;
         };
-        if s.is_off() {
+        if s.is_off() || s.data.replied_in_response {
             return BodyUse::Pass;
         }
         let status = head.status();
@@ -446,12 +446,26 @@ impl Stage for PluginStage {
         let end = head.body_len() == Some(0);
         match s.response_headers(status, end) {
             Verdict::Continue | Verdict::Pause => {}
+            Verdict::Local(l) if head.replaceable() => {
+                // The plugin's reply replaces the origin's response (as Envoy sends a local
+                // reply from an encoder filter directly): the reply goes out through the other
+                // stages' response phases, not through this plugin's again.
+                let Flow::Reply(r) = local_flow(&l) else {
+                    return BodyUse::Pass;
+                };
+                st.reply = Some(l);
+                if let Some(s) = st.stream.as_mut() {
+                    s.data.replied_in_response = true;
+                }
+                return BodyUse::Reply(r);
+            }
             Verdict::Local(_) => {
-                // The response is under way: a plugin's reply can no longer replace it.
+                // bext's own response (a file, `respond`, the cache) is not replaced.
                 crate::core::log(
                     self.plugin.name(),
                     4,
-                    b"a local reply from the response phase is not sent: the response goes on",
+                    b"a local reply from the response phase of bext's own response is not sent: \
+                      the response goes on",
                 );
             }
             // Counted and the instance replaced; the response goes on without the plugin.

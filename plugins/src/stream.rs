@@ -237,6 +237,9 @@ pub struct StreamData {
     /// Pair buffers of earlier requests, for building maps without allocating.
     spare: Fields,
     pub(crate) local: Option<LocalReply>,
+    /// The plugin's reply replaced the response in its response phase: its own reply passes
+    /// the response phases without it.
+    pub(crate) replied_in_response: bool,
     pub(crate) resumed: bool,
     pub(crate) closed: bool,
 }
@@ -293,6 +296,7 @@ impl StreamData {
         self.response_pending = false;
         self.response_length = None;
         self.local = None;
+        self.replied_in_response = false;
         self.resumed = false;
         self.closed = false;
     }

@@ -232,6 +232,7 @@ pub struct ResponseHead<'a> {
     fields: Headers<'a>,
     edits: &'a mut HeadEdits,
     body_len: Option<u64>,
+    replaceable: bool,
 }
 
 impl<'a> ResponseHead<'a> {
@@ -241,7 +242,20 @@ impl<'a> ResponseHead<'a> {
             fields,
             edits,
             body_len: None,
+            replaceable: false,
         }
+    }
+
+    /// A head nothing of which has reached the client yet, whose handler can give way to a
+    /// stage's own response ([`BodyUse::Reply`]): a proxied response.
+    pub fn replaceable_by_stage(mut self) -> Self {
+        self.replaceable = true;
+        self
+    }
+
+    /// Whether a stage may answer instead of the handler here ([`BodyUse::Reply`]).
+    pub fn replaceable(&self) -> bool {
+        self.replaceable
     }
 
     /// The head of a body of `len` bytes (see [`ResponseHead::body_len`]).
@@ -513,6 +527,11 @@ pub enum BodyUse {
     /// `Content-Length` included, and cuts the response short should the output's length
     /// differ from it after all.
     Inspect,
+    /// The stage answers instead of the handler: its own response ([`Stage::local_reply`],
+    /// with this reply's status; a problem response when it has none) replaces the handler's,
+    /// whose body is not sent. Only where [`ResponseHead::replaceable`] says so (otherwise
+    /// taken as [`BodyUse::Pass`]); later stages do not see the replaced head.
+    Reply(Reply),
 }
 
 /// A body filter failed: the response is cut short (the connection closes without completing

@@ -162,8 +162,14 @@ pub(super) async fn dispatch(ctx: &mut Ctx<'_>, p: &Pipeline) -> Outcome {
     crate::handler::run(ctx, p, route).await
 }
 
-/// A stage's answer instead of the handler's.
-async fn reply(ctx: &mut Ctx<'_>, r: Reply, body_pending: bool, p: &Pipeline) -> Outcome {
+/// A stage's answer instead of the handler's (in a request phase, or a response head filter's
+/// in place of a proxied response).
+pub(crate) async fn reply(
+    ctx: &mut Ctx<'_>,
+    r: Reply,
+    body_pending: bool,
+    p: &Pipeline,
+) -> Outcome {
     if r.slug == ErrorClass::RateLimited.slug() {
         ctx.w.shared.stats[ctx.w.id]
             .rate_limited

@@ -11,6 +11,7 @@ mod rewrite;
 
 use request::one_request;
 
+pub(crate) use dispatch::reply as stage_reply;
 pub(crate) use reply::{body_failure, send_class, send_problem, send_problem_with};
 
 use crate::body::{BodyErr, BodyReader};

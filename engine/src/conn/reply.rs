@@ -49,7 +49,10 @@ pub(crate) fn finish_head(
     if route.stages.has(Phases::RESPONSE_HEAD) {
         let fields = crate::pipeline::head_fields(head);
         let view = Headers::new(head, &fields);
-        filtering = ctx.ex.response_head(&route.stages, status, view, len) && len.is_some();
+        filtering = ctx
+            .ex
+            .response_head(&route.stages, status, view, len, false)
+            && len.is_some();
         let line_end = head
             .windows(2)
             .position(|w| w == b"\r\n")

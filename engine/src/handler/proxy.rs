@@ -602,6 +602,9 @@ struct Relay {
     upstream_failed: bool,
     /// The client connection may carry another request.
     client_ok: bool,
+    /// A response head filter answered instead ([`Exchange::take_replaced`]): nothing was
+    /// written to the client.
+    replaced: bool,
 }
 
 /// Relay the response whose head is in `ubuf` to the client, streaming the body.
@@ -632,8 +635,28 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
         _ => None,
     };
     let filtering = stages.has(Phases::RESPONSE_HEAD)
-        && ex.response_head(stages, rh.status, Headers::new(ubuf, &rh.headers), body_len)
+        && ex.response_head(
+            stages,
+            rh.status,
+            Headers::new(ubuf, &rh.headers),
+            body_len,
+            true,
+        )
         && framing != Framing::None;
+    if ex.replaced() {
+        // A stage answers instead: nothing of this response goes to the client, and its body
+        // stays unread (the connection is not reused).
+        return Relay {
+            status: rh.status,
+            bytes: 0,
+            complete: true,
+            reusable: false,
+            surplus: false,
+            upstream_failed: false,
+            client_ok: true,
+            replaced: true,
+        };
+    }
     // Filters that keep the length leave a Content-Length body framed as it was.
     let kept = filtering && ex.length_kept() && body_len.is_some();
     let reframed = filtering && !kept;
@@ -730,6 +753,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
                     surplus: false,
                     upstream_failed: failed,
                     client_ok: false,
+                    replaced: false,
                 };
             }
         }
@@ -753,6 +777,7 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
         surplus,
         upstream_failed: failed,
         client_ok: complete && !close,
+        replaced: false,
     }
 }
 
@@ -871,6 +896,7 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
         surplus,
         upstream_failed: failed,
         client_ok: complete && !close,
+        replaced: false,
     }
 }
 
@@ -918,6 +944,7 @@ async fn absorb<R: AsyncReadRent>(
         surplus,
         upstream_failed: failed,
         client_ok: true,
+        replaced: false,
     }
 }
 
@@ -1651,6 +1678,11 @@ pub(crate) async fn proxy_tapped(
         release(&w, def.servers[guard.idx].pool_key(), us, &r, def.keepalive);
         w.give_xfer(hb);
         w.give_xfer(ubuf);
+        if let Some(reply) = r.replaced.then(|| ctx.ex.take_replaced()).flatten() {
+            let mut o = crate::conn::stage_reply(ctx, reply, false, p).await;
+            o.upstream = Some(addr);
+            return o;
+        }
         return Outcome {
             status: r.status,
             bytes: r.bytes,
@@ -1810,6 +1842,13 @@ pub(crate) async fn proxy_tapped(
             *ctx.stream = reunited;
             w.give_xfer(hb);
             w.give_xfer(ubuf);
+            if let Some(reply) = r.replaced.then(|| ctx.ex.take_replaced()).flatten() {
+                // What of the request body was not sent stays unread: the connection closes
+                // after the reply.
+                let mut o = crate::conn::stage_reply(ctx, reply, !sent_all, p).await;
+                o.upstream = Some(addr);
+                return o;
+            }
             Outcome {
                 status: r.status,
                 bytes: r.bytes,
