@@ -46,7 +46,8 @@ pub(crate) fn define(kind: MetricKind, name: &str) -> Option<(u32, Arc<AtomicI64
     Some(((r.len() - 1) as u32, value))
 }
 
-/// The host's own counters, for every plugin of the process.
+/// The host's own counters, for every plugin of the process. Each thread counts in its own
+/// (see [`counters`]); [`totals`] sums them.
 #[derive(Debug, Default)]
 pub struct HostCounters {
     /// Calls that trapped.
@@ -69,10 +70,96 @@ pub struct HostCounters {
     pub callout_failures: AtomicU64,
 }
 
-/// The process's host counters.
+impl HostCounters {
+    /// Every counter, in the order of [`COUNTERS`].
+    fn each(&self) -> [&AtomicU64; 10] {
+        [
+            &self.calls,
+            &self.traps,
+            &self.budget_exceeded,
+            &self.instances_started,
+            &self.instances_replaced,
+            &self.failed_requests,
+            &self.skipped_requests,
+            &self.local_replies,
+            &self.callouts,
+            &self.callout_failures,
+        ]
+    }
+}
+
+/// The counters' names and help, in the order of [`HostCounters::each`].
+const COUNTERS: [(&str, &str); 10] = [
+    ("bext_plugin_calls_total", "Plugin callbacks called."),
+    ("bext_plugin_traps_total", "Plugin callbacks that trapped."),
+    (
+        "bext_plugin_budget_exceeded_total",
+        "Plugin callbacks stopped at the end of their budget.",
+    ),
+    (
+        "bext_plugin_instances_started_total",
+        "Plugin instances started.",
+    ),
+    (
+        "bext_plugin_instances_replaced_total",
+        "Plugin instances dropped after a failure.",
+    ),
+    (
+        "bext_plugin_failed_requests_total",
+        "Requests a failed plugin ended (500 plugin-failed).",
+    ),
+    (
+        "bext_plugin_skipped_requests_total",
+        "Requests that went on without a failed plugin (on_error skip).",
+    ),
+    (
+        "bext_plugin_local_replies_total",
+        "Replies plugins sent themselves.",
+    ),
+    ("bext_plugin_callouts_total", "HTTP callouts plugins sent."),
+    (
+        "bext_plugin_callout_failures_total",
+        "HTTP callouts that failed or timed out.",
+    ),
+];
+
+/// Every thread's counters (each made once per thread and kept for the process's life, so
+/// the totals never go down).
+fn all_counters() -> &'static Mutex<Vec<&'static HostCounters>> {
+    static ALL: OnceLock<Mutex<Vec<&'static HostCounters>>> = OnceLock::new();
+    ALL.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+thread_local! {
+    static MINE: &'static HostCounters = {
+        let c: &'static HostCounters = Box::leak(Box::default());
+        all_counters()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(c);
+        c
+    };
+}
+
+/// The calling thread's host counters: a core counts in its own cache line, never in one
+/// another core writes too (7 calls a request would otherwise bounce it between cores).
 pub fn counters() -> &'static HostCounters {
-    static C: OnceLock<HostCounters> = OnceLock::new();
-    C.get_or_init(HostCounters::default)
+    MINE.with(|c| *c)
+}
+
+/// The host counters summed over every thread, in the order of [`COUNTERS`].
+pub fn totals() -> [u64; 10] {
+    let mut sum = [0u64; 10];
+    for c in all_counters()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+    {
+        for (s, v) in sum.iter_mut().zip(c.each()) {
+            *s += v.load(Ordering::Relaxed);
+        }
+    }
+    sum
 }
 
 /// Every plugin metric and host counter as Prometheus text lines
@@ -80,23 +167,8 @@ pub fn counters() -> &'static HostCounters {
 pub fn prometheus() -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let c = counters();
-    for (name, v) in [
-        ("bext_plugin_traps_total", &c.traps),
-        ("bext_plugin_budget_exceeded_total", &c.budget_exceeded),
-        (
-            "bext_plugin_instances_replaced_total",
-            &c.instances_replaced,
-        ),
-        ("bext_plugin_instances_started_total", &c.instances_started),
-        ("bext_plugin_failed_requests_total", &c.failed_requests),
-        ("bext_plugin_skipped_requests_total", &c.skipped_requests),
-        ("bext_plugin_local_replies_total", &c.local_replies),
-        ("bext_plugin_calls_total", &c.calls),
-        ("bext_plugin_callouts_total", &c.callouts),
-        ("bext_plugin_callout_failures_total", &c.callout_failures),
-    ] {
-        let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+    for ((name, _), v) in COUNTERS.iter().zip(totals()) {
+        let _ = writeln!(out, "{name} {v}");
     }
     let r = registry().lock().unwrap_or_else(PoisonError::into_inner);
     for m in r.iter() {
@@ -129,66 +201,13 @@ pub fn prometheus() -> String {
 /// show them (registered with `bext_stage::hooks::add_counters`).
 pub fn export(out: &mut Vec<bext_stage::hooks::Counter>) {
     use bext_stage::hooks::Counter;
-    let c = counters();
-    let host: [(&'static str, &'static str, &AtomicU64); 10] = [
-        (
-            "bext_plugin_calls_total",
-            "Plugin callbacks called.",
-            &c.calls,
-        ),
-        (
-            "bext_plugin_traps_total",
-            "Plugin callbacks that trapped.",
-            &c.traps,
-        ),
-        (
-            "bext_plugin_budget_exceeded_total",
-            "Plugin callbacks stopped at the end of their budget.",
-            &c.budget_exceeded,
-        ),
-        (
-            "bext_plugin_instances_started_total",
-            "Plugin instances started.",
-            &c.instances_started,
-        ),
-        (
-            "bext_plugin_instances_replaced_total",
-            "Plugin instances dropped after a failure.",
-            &c.instances_replaced,
-        ),
-        (
-            "bext_plugin_failed_requests_total",
-            "Requests a failed plugin ended (500 plugin-failed).",
-            &c.failed_requests,
-        ),
-        (
-            "bext_plugin_skipped_requests_total",
-            "Requests that went on without a failed plugin (on_error skip).",
-            &c.skipped_requests,
-        ),
-        (
-            "bext_plugin_local_replies_total",
-            "Replies plugins sent themselves.",
-            &c.local_replies,
-        ),
-        (
-            "bext_plugin_callouts_total",
-            "HTTP callouts plugins sent.",
-            &c.callouts,
-        ),
-        (
-            "bext_plugin_callout_failures_total",
-            "HTTP callouts that failed or timed out.",
-            &c.callout_failures,
-        ),
-    ];
-    for (name, help, v) in host {
+    for ((name, help), v) in COUNTERS.iter().zip(totals()) {
         out.push(Counter {
             name,
             help,
             gauge: false,
             label: None,
-            value: v.load(Ordering::Relaxed) as i64,
+            value: v as i64,
         });
     }
     let r = registry().lock().unwrap_or_else(PoisonError::into_inner);
