@@ -405,6 +405,89 @@ fn a_callout_decides_whether_the_request_goes_on() {
     bext.shutdown();
 }
 
+/// A module that checks the request body with a callout before letting it go on: at the end
+/// of the body, `proxy_http_call` to upstream `auth` with the body, and `Pause`; the callout's
+/// answer lets the request go on (a 2-byte body, "ok") or answers 403 itself.
+fn body_checker() -> String {
+    wat_module(
+        r#"(import "env" "proxy_get_buffer_bytes"
+    (func $bytes (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_http_call"
+    (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_continue_stream" (func $resume (param i32) (result i32)))
+  (import "env" "proxy_send_local_response"
+    (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#,
+        r#"(data (i32.const 0) "auth")
+  (data (i32.const 16) "\03\00\00\00\07\00\00\00\04\00\00\00\05\00\00\00\07\00\00\00\0a\00\00\00\04\00\00\00:method\00POST\00:path\00/verify\00:authority\00auth\00")
+  (data (i32.const 96) "\00\00\00\00")
+  (data (i32.const 128) "refused by the body\n")
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (local.get 2)) (then (return (i32.const 1))))
+    (drop (call $bytes (i32.const 0) (i32.const 0) (local.get 1) (i32.const 200) (i32.const 204)))
+    (drop (call $call (i32.const 0) (i32.const 4) (i32.const 16) (i32.const 71)
+      (i32.load (i32.const 200)) (i32.load (i32.const 204)) (i32.const 96) (i32.const 4)
+      (i32.const 5000) (i32.const 208)))
+    i32.const 1)
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (if (i32.eq (local.get 3) (i32.const 2))
+      (then (drop (call $resume (i32.const 0))))
+      (else (drop (call $reply (i32.const 403) (i32.const 0) (i32.const 0)
+        (i32.const 128) (i32.const 20) (i32.const 0) (i32.const 0) (i32.const -1))))))"#,
+    )
+}
+
+/// An auth service that reads each request's body and answers 200 "ok" to `good`, 401
+/// otherwise; records the bodies it got.
+fn body_auth_service() -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let a = upstream(move |s: TcpStream| {
+        let mut w = s.try_clone().unwrap();
+        let mut r = BufReader::new(s);
+        while let Some((_, body)) = read_message(&mut r) {
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let resp = if body == "good" {
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            } else {
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+            };
+            log.lock().unwrap().push(body);
+            if w.write_all(resp.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    (a, seen)
+}
+
+/// A plugin may hold the request body while its callout decides (`Pause` in
+/// `proxy_on_request_body`): the origin gets the body only once the callout let it go on, and
+/// never when the plugin answered instead.
+#[test]
+fn a_callout_from_the_request_body_callback_decides_before_the_body_goes_on() {
+    let (o, seen) = origin_with("hello\n");
+    let (auth, asked) = body_auth_service();
+    let checker = Wat::new("body-checker", &body_checker());
+    let bext = start(config(vec![checker.plugin(&[])], o, &[("auth", auth)]));
+    for (body, want) in [("good", 200), ("bad!", 403), ("good", 200)] {
+        let mut s = connect(addr(&bext));
+        let req = format!("POST /in HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\n\r\n{body}");
+        s.write_all(req.as_bytes()).unwrap();
+        let resp = read_response(&mut BufReader::new(s), false);
+        assert_eq!(resp.status, want, "{body}: {}", resp.text());
+        if want == 403 {
+            assert_eq!(resp.text(), "refused by the body\n");
+        } else {
+            assert_eq!(resp.text(), "hello\n");
+        }
+    }
+    assert_eq!(*asked.lock().unwrap(), ["good", "bad!", "good"]);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "only the accepted bodies reach the origin");
+    assert!(seen.iter().all(|h| field(h, "content-length") == Some("4")));
+    bext.shutdown();
+}
+
 /// A callout that is never answered ends at its timeout (the plugin then refuses), and an
 /// unknown upstream fails at once; the core serves other requests meanwhile.
 #[test]

@@ -224,9 +224,10 @@ impl Exchange {
     }
 
     /// Phase "request body filters" for one piece of the body (`last`: the body ends with
-    /// it): each stage in order, the piece as the previous one left it; the result is appended
-    /// to `body`. `a` and `b` are scratch. The first reply ends the phase.
-    pub(crate) fn request_body(
+    /// it): each stage in order, the piece as the previous one left it (once the stage is done
+    /// waiting, [`Stage::poll_request_body`]); the result is appended to `body`. `a` and `b`
+    /// are scratch. The first reply ends the phase.
+    pub(crate) async fn request_body(
         &mut self,
         stages: &Stages,
         data: &[u8],
@@ -243,7 +244,10 @@ impl Exchange {
             }
             let input: &[u8] = if in_a { a } else { data };
             let mut chunk = BodyChunk::new(input, last, b);
-            let flow = s.on_request_body(&mut **st, &mut chunk);
+            let mut flow = s.on_request_body(&mut **st, &mut chunk);
+            if flow == Flow::Continue {
+                flow = poll_fn(|cx| s.poll_request_body(&mut **st, &mut chunk, cx)).await;
+            }
             let replaced = chunk.is_replaced();
             if let Flow::Reply(_) = flow {
                 self.replied = Some(i);

@@ -91,7 +91,19 @@ pub struct State {
     waiting: Vec<(u32, Pending)>,
     /// The request phase is over (continue or reply decided).
     decided: bool,
+    /// The request body callback paused for its callouts: the body is held until they are
+    /// answered (`poll_request_body`).
+    body_waits: bool,
     reply: Option<LocalReply>,
+}
+
+/// What answers to the callouts made the plugin decide.
+enum Waited {
+    /// No callout was out.
+    Nothing,
+    /// The plugin's verdict after an answer: resumed, replied, failed, or paused with nothing
+    /// left to wait for.
+    Decided(Verdict),
 }
 
 /// Lower-case a field name into a fresh vector.
@@ -205,6 +217,43 @@ impl State {
         }
     }
 
+    /// Answers to the callouts, in the order they come, each to the plugin's callback, until
+    /// one makes it decide (callouts still out are then not waited for).
+    fn poll_callouts(&mut self, name: &str, cx: &mut Context<'_>) -> Poll<Waited> {
+        if self.waiting.is_empty() {
+            return Poll::Ready(Waited::Nothing);
+        }
+        loop {
+            let mut answered = None;
+            for (i, (_, p)) in self.waiting.iter().enumerate() {
+                if let Poll::Ready(r) = p.poll(cx) {
+                    answered = Some((i, r));
+                    break;
+                }
+            }
+            let Some((i, r)) = answered else {
+                return Poll::Pending;
+            };
+            let (token, _) = self.waiting.swap_remove(i);
+            let Some(s) = self.stream.as_mut() else {
+                self.waiting.clear();
+                return Poll::Ready(Waited::Decided(Verdict::Continue));
+            };
+            match s.callout_done(token, callout_response(r, name)) {
+                Verdict::Pause => {
+                    self.send_callouts();
+                    if self.waiting.is_empty() {
+                        return Poll::Ready(Waited::Decided(Verdict::Pause));
+                    }
+                }
+                other => {
+                    self.waiting.clear();
+                    return Poll::Ready(Waited::Decided(other));
+                }
+            }
+        }
+    }
+
     fn send_callouts(&mut self) {
         let Some(s) = self.stream.as_mut() else {
             return;
@@ -307,51 +356,16 @@ impl Stage for PluginStage {
                 return Poll::Ready(flow);
             }
         }
-        // Answers to the callouts, in the order they come.
-        loop {
-            let mut answered = None;
-            for (i, (_, p)) in st.waiting.iter().enumerate() {
-                if let Poll::Ready(r) = p.poll(cx) {
-                    answered = Some((i, r));
-                    break;
-                }
+        match st.poll_callouts(self.plugin.name(), cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Waited::Nothing | Waited::Decided(Verdict::Continue)) => {
+                st.decided = true;
+                Poll::Ready(Flow::Continue)
             }
-            let Some((i, r)) = answered else { break };
-            let (token, _) = st.waiting.swap_remove(i);
-            let Some(s) = st.stream.as_mut() else { break };
-            let v = s.callout_done(token, callout_response(r, self.plugin.name()));
-            match v {
-                Verdict::Continue => {
-                    // Resumed: the request goes on; callouts still out are not waited for.
-                    st.waiting.clear();
-                    st.decided = true;
-                    return Poll::Ready(Flow::Continue);
-                }
-                Verdict::Pause => {
-                    st.send_callouts();
-                    if st.waiting.is_empty() {
-                        st.decided = true;
-                        return Poll::Ready(
-                            st.settle(Verdict::Pause, self.plugin.name())
-                                .unwrap_or(Flow::Continue),
-                        );
-                    }
-                }
-                other => {
-                    st.waiting.clear();
-                    st.decided = true;
-                    return Poll::Ready(
-                        st.settle(other, self.plugin.name())
-                            .unwrap_or(Flow::Continue),
-                    );
-                }
+            Poll::Ready(Waited::Decided(v)) => {
+                st.decided = true;
+                Poll::Ready(st.settle(v, self.plugin.name()).unwrap_or(Flow::Continue))
             }
-        }
-        if st.waiting.is_empty() {
-            st.decided = true;
-            Poll::Ready(Flow::Continue)
-        } else {
-            Poll::Pending
         }
     }
 
@@ -411,17 +425,27 @@ impl Stage for PluginStage {
             return Flow::Continue;
         }
         let last = chunk.is_last();
-        match s.request_body(chunk.data(), last) {
+        let verdict = s.request_body(chunk.data(), last);
+        if verdict == Verdict::Pause {
+            st.send_callouts();
+            if !st.waiting.is_empty() {
+                // Held until the callouts are answered (`poll_request_body`).
+                st.body_waits = true;
+                chunk.replace(b"");
+                return Flow::Continue;
+            }
+        }
+        let Some(s) = st.stream.as_mut() else {
+            return Flow::Continue;
+        };
+        match verdict {
             Verdict::Pause if !last => {
                 // Held until the plugin lets the body go on: the next piece carries it.
                 chunk.replace(b"");
                 Flow::Continue
             }
             Verdict::Continue | Verdict::Pause => {
-                let body = std::mem::take(&mut s.data.request_body);
-                chunk.replace(&body);
-                s.data.request_body = body;
-                s.data.request_body.clear();
+                release_body(s, chunk);
                 Flow::Continue
             }
             Verdict::Local(l) => {
@@ -431,6 +455,43 @@ impl Stage for PluginStage {
             }
             Verdict::Failed(_) | Verdict::Closed => Flow::Reply(FAILED),
         }
+    }
+
+    fn poll_request_body(
+        &self,
+        st: &mut State,
+        chunk: &mut BodyChunk<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Flow> {
+        if !st.body_waits {
+            return Poll::Ready(Flow::Continue);
+        }
+        let waited = match st.poll_callouts(self.plugin.name(), cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(w) => w,
+        };
+        st.body_waits = false;
+        let verdict = match waited {
+            Waited::Nothing => Verdict::Continue,
+            Waited::Decided(v) => v,
+        };
+        let Some(s) = st.stream.as_mut() else {
+            return Poll::Ready(Flow::Continue);
+        };
+        Poll::Ready(match verdict {
+            // Paused again before the end: the body stays held for the next piece.
+            Verdict::Pause if !chunk.is_last() => Flow::Continue,
+            Verdict::Continue | Verdict::Pause => {
+                release_body(s, chunk);
+                Flow::Continue
+            }
+            Verdict::Local(l) => {
+                let flow = local_flow(&l);
+                st.reply = Some(l);
+                flow
+            }
+            Verdict::Failed(_) | Verdict::Closed => Flow::Reply(FAILED),
+        })
     }
 
     fn on_response_head(&self, st: &mut State, head: &mut ResponseHead<'_>) -> BodyUse {
@@ -514,11 +575,11 @@ impl Stage for PluginStage {
     }
 
     fn on_body(&self, st: &mut State, data: &[u8], out: &mut Vec<u8>) -> Result<(), BodyError> {
-        body_piece(st, data, false, out)
+        body_piece(st, self.plugin.name(), data, false, out)
     }
 
     fn on_body_end(&self, st: &mut State, out: &mut Vec<u8>) -> Result<(), BodyError> {
-        body_piece(st, b"", true, out)
+        body_piece(st, self.plugin.name(), b"", true, out)
     }
 
     fn on_log(&self, st: &mut State, _entry: &LogEntry<'_>) {
@@ -534,7 +595,13 @@ impl Stage for PluginStage {
 /// whole; a large one streams window by window.
 const BODY_WINDOW: usize = 64 * 1024;
 
-fn body_piece(st: &mut State, data: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), BodyError> {
+fn body_piece(
+    st: &mut State,
+    name: &str,
+    data: &[u8],
+    last: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), BodyError> {
     let Some(s) = st.stream.as_mut() else {
         out.extend_from_slice(data);
         return Ok(());
@@ -548,7 +615,16 @@ fn body_piece(st: &mut State, data: &[u8], last: bool, out: &mut Vec<u8>) -> Res
     if !last && s.data.response_body.len() < BODY_WINDOW {
         return Ok(());
     }
-    match s.response_body(b"", last) {
+    let verdict = s.response_body(b"", last);
+    if let Verdict::Local(_) = verdict {
+        // The head has left: a reply can no longer replace the response.
+        crate::core::log(
+            name,
+            4,
+            b"a local reply from a response body callback is not sent: the response goes on",
+        );
+    }
+    match verdict {
         Verdict::Pause if !last => Ok(()),
         Verdict::Continue | Verdict::Pause | Verdict::Local(_) => {
             if out.is_empty() {
@@ -563,6 +639,14 @@ fn body_piece(st: &mut State, data: &[u8], last: bool, out: &mut Vec<u8>) -> Res
         }
         Verdict::Failed(_) | Verdict::Closed => Err(BodyError),
     }
+}
+
+/// The request body the plugin held, as it left it, becomes the piece that goes on.
+fn release_body(s: &mut Stream, chunk: &mut BodyChunk<'_>) {
+    let body = std::mem::take(&mut s.data.request_body);
+    chunk.replace(&body);
+    s.data.request_body = body;
+    s.data.request_body.clear();
 }
 
 /// [`apply_response_edits`] for the fields named in `touched` only (lower case, each followed

@@ -581,6 +581,20 @@ pub trait Stage: Send + Sync + 'static {
         Flow::Continue
     }
 
+    /// After [`Stage::on_request_body`] answered [`Flow::Continue`] for a piece: whether the
+    /// stage waits (a plugin's callouts) before the piece goes on to the stages after it.
+    /// Polled until ready, while the core serves other requests; `chunk` is the piece as
+    /// `on_request_body` left it, and may be replaced once the wait is over (a plugin lets the
+    /// body it held go on). A reply ends the request as one from `on_request_body` does.
+    fn poll_request_body(
+        &self,
+        _state: &mut Self::State,
+        _chunk: &mut BodyChunk<'_>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Flow> {
+        Poll::Ready(Flow::Continue)
+    }
+
     /// Phase "response head filters": edit the head; say whether the body is changed.
     fn on_response_head(&self, _state: &mut Self::State, _head: &mut ResponseHead<'_>) -> BodyUse {
         BodyUse::Pass
@@ -656,6 +670,12 @@ pub trait DynStage: Send + Sync {
         cx: &mut Context<'_>,
     ) -> Poll<Flow>;
     fn on_request_body(&self, state: &mut dyn Any, chunk: &mut BodyChunk<'_>) -> Flow;
+    fn poll_request_body(
+        &self,
+        state: &mut dyn Any,
+        chunk: &mut BodyChunk<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Flow>;
     fn on_response_head(&self, state: &mut dyn Any, head: &mut ResponseHead<'_>) -> BodyUse;
     fn on_body(&self, state: &mut dyn Any, data: &[u8], out: &mut Vec<u8>)
         -> Result<(), BodyError>;
@@ -720,6 +740,18 @@ impl<S: Stage> DynStage for S {
         match state.downcast_mut::<S::State>() {
             Some(st) => Stage::on_request_body(self, st, chunk),
             None => Flow::Continue,
+        }
+    }
+
+    fn poll_request_body(
+        &self,
+        state: &mut dyn Any,
+        chunk: &mut BodyChunk<'_>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Flow> {
+        match state.downcast_mut::<S::State>() {
+            Some(st) => Stage::poll_request_body(self, st, chunk, cx),
+            None => Poll::Ready(Flow::Continue),
         }
     }
 

@@ -5,7 +5,7 @@ use super::reply::push_usize;
 use super::{send_class, send_problem, send_problem_with, strip_port, Ctx, Outcome};
 use crate::error::ErrorClass;
 use crate::pipeline::{CompiledRoute, Pipeline};
-use crate::stage::{Exchange, Flow, Headers, Phases, Reply, RequestStep, RequestView, RouteResult};
+use crate::stage::{Flow, Headers, Phases, Reply, RequestStep, RequestView, RouteResult};
 use bext_http1::{Framing, Method};
 
 /// Phases "route", "request filters", then the route's action.
@@ -208,11 +208,12 @@ pub(crate) async fn reply(
 async fn read_filtered_body(ctx: &mut Ctx<'_>, route: &CompiledRoute) -> Result<Flow, Outcome> {
     let (mut a, mut b) = (ctx.w.take_xfer(), ctx.w.take_xfer());
     let mut body = Vec::new();
-    let stages = &route.stages;
-    let mut filter = |ex: &mut Exchange, piece: &[u8], last: bool, body: &mut Vec<u8>| {
-        ex.request_body(stages, piece, last, body, &mut a, &mut b)
+    let filter = super::BodyFilter {
+        stages: &route.stages,
+        a: &mut a,
+        b: &mut b,
     };
-    let res = read_whole_body(ctx, &mut body, Some(&mut filter)).await;
+    let res = read_whole_body(ctx, &mut body, Some(filter)).await;
     ctx.w.give_xfer(a);
     ctx.w.give_xfer(b);
     if let Ok(Flow::Continue) = res {

@@ -513,10 +513,13 @@ async fn linger_close(w: &Worker, mut s: ClientStream) {
     }
 }
 
-/// Reads the request body through the request body filters: each decoded piece, whether it
-/// is the last, and the body the handler will get, to append to; it may answer instead.
-pub(crate) type BodyFilter<'f> =
-    &'f mut dyn FnMut(&mut Exchange, &[u8], bool, &mut Vec<u8>) -> Flow;
+/// The request body filters a body is read through: the route's stages, and two scratch
+/// buffers ([`Exchange::request_body`]).
+pub(crate) struct BodyFilter<'f> {
+    pub stages: &'f crate::stage::Stages,
+    pub a: &'f mut Vec<u8>,
+    pub b: &'f mut Vec<u8>,
+}
 
 /// What becomes of the pieces of a body read to its end.
 enum Take<'b, 'f> {
@@ -563,7 +566,10 @@ async fn pull_whole_body(ctx: &mut Ctx<'_>, mut take: Take<'_, '_>) -> Result<Fl
             Err(e) => break Err(e),
         };
         if let Take::Filter(body, f) = &mut take {
-            if let Flow::Reply(r) = f(&mut *ctx.ex, &piece, !more, body) {
+            let flow = (ctx.ex)
+                .request_body(f.stages, &piece, !more, body, f.a, f.b)
+                .await;
+            if let Flow::Reply(r) = flow {
                 // What is left of the body is not read.
                 if !reader.is_done() {
                     ctx.keep_wanted = false;
