@@ -669,6 +669,83 @@ fn admin_get(admin: SocketAddr, path: &str) -> String {
     body.to_string()
 }
 
+/// The root context's callouts (from `proxy_on_tick` here) are its own: sent at once,
+/// answered to the root context (`proxy_on_http_call_response` with the root's id) at the
+/// worker's tick, never handed to a request's stream; the requests on the same core meanwhile
+/// go on untouched.
+#[test]
+fn a_root_context_callout_is_answered_to_the_root_context() {
+    let ticker = Wat::new(
+        "root-callout",
+        &wat_module(
+            r#"(import "env" "proxy_set_tick_period_milliseconds" (func $period (param i32) (result i32)))
+  (import "env" "proxy_http_call"
+    (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
+  (global $sent (mut i32) (i32.const 0))"#,
+            r#"(data (i32.const 0) "auth")
+  (data (i32.const 16) "\04\00\00\00\07\00\00\00\03\00\00\00\05\00\00\00\07\00\00\00\0a\00\00\00\04\00\00\00\0d\00\00\00\0b\00\00\00:method\00GET\00:path\00/verify\00:authority\00auth\00authorization\00Bearer good\00")
+  (data (i32.const 128) "\00\00\00\00")
+  (data (i32.const 160) "bext_test_root_answers")
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (drop (call $period (i32.const 100)))
+    (drop (call $define (i32.const 0) (i32.const 160) (i32.const 22) (i32.const 192)))
+    i32.const 1)
+  (func (export "proxy_on_tick") (param i32)
+    (if (i32.eqz (global.get $sent))
+      (then
+        (global.set $sent (i32.const 1))
+        (drop (call $call (i32.const 0) (i32.const 4) (i32.const 16) (i32.const 104)
+          (i32.const 0) (i32.const 0) (i32.const 128) (i32.const 4) (i32.const 5000)
+          (i32.const 200))))))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (if (i32.and (i32.eq (local.get 0) (i32.const 1)) (i32.eq (local.get 3) (i32.const 2)))
+      (then (drop (call $inc (i32.load (i32.const 192)) (i64.const 1))))))"#,
+        ),
+    );
+    let (o, seen) = origin_with("hello\n");
+    let (auth, asked) = auth_service(false);
+    let mut c = config(vec![ticker.plugin(&[])], o, &[("auth", auth)]);
+    c.global.admin = Some("127.0.0.1:0".into());
+    let bext = start(c);
+    let a = addr(&bext);
+    let admin = bext.admin_addr().unwrap();
+    let answers = || -> u64 {
+        admin_get(admin, "/metrics")
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("bext_plugin_metric{name=\"bext_test_root_answers\"}")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut served = 0;
+    while answers() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            admin_get(admin, "/metrics")
+        );
+        let r = get(a, "/x", "");
+        assert_eq!((r.status, r.text()), (200, "hello\n".to_string()));
+        served += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(answers(), 1);
+    assert_eq!(
+        asked.lock().unwrap().len(),
+        1,
+        "one call, from the root context"
+    );
+    assert_eq!(seen.lock().unwrap().len(), served);
+    bext.shutdown();
+}
+
 /// A reload compiles the new plugin before the swap; requests after it see the new plugin,
 /// and a plugin that cannot load fails the reload while the old one keeps serving.
 #[test]

@@ -117,6 +117,14 @@ cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { 
 shape_args() {
     if [ "$1" = fixed ]; then args=(--connections 50 --rate "$RATE"); else args=(--connections 64); fi
 }
+# The configurations in the order of run N: rotated by one each run, so no configuration
+# always runs first or last.
+rotated() {
+    local n=$1
+    set -- $CONFIGS
+    for _ in $(seq 2 "$n"); do set -- "${@:2}" "$1"; done
+    echo "$*"
+}
 # A number of the load generator's JSON report: json FIELD REPORT.
 json() { echo "$2" | grep -o "\"$1\":[0-9.]*" | cut -d: -f2; }
 # One result line: record FILE CONFIG SHAPE RUN US_PER_REQUEST REPORT.
@@ -152,9 +160,7 @@ if [ "$INTERLEAVE" = 1 ]; then
     T=$OUT/interleave.tsv
     printf 'config\tshape\trun\tus_per_request\trps\terrors\n' >"$T"
     for run in $(seq 1 "$RUNS"); do
-        set -- $CONFIGS
-        for _ in $(seq 2 "$run"); do set -- "${@:2}" "$1"; done
-        order="$*"
+        order=$(rotated "$run")
         for shape in fixed saturation; do
             shape_args "$shape"
             for c in $order; do
@@ -210,10 +216,7 @@ else
 RESULTS=$OUT/results.tsv
 printf 'config\tshape\trun\tus_per_request\trps\terrors\n' >"$RESULTS"
 for run in $(seq 1 "$RUNS"); do
-    # The order rotates by one each run, so no configuration always runs first or last.
-    set -- $CONFIGS
-    for _ in $(seq 2 "$run"); do set -- "${@:2}" "$1"; done
-    order="$*"
+    order=$(rotated "$run")
     for c in $order; do
         taskset -c "$SERVER_CPU" "$BEXT" run "$OUT/$c.bext" --workers 1 --no-pin \
             --driver "$DRIVER" >>"$OUT/log" 2>&1 &

@@ -6,11 +6,13 @@
 use crate::core::CoreShared;
 use crate::load::Plugin;
 use crate::metrics::counters;
-use crate::vm::{Fault, Vm};
+use crate::vm::{Fault, Vm, ROOT};
+use bext_stage::callout::{self, Pending};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
 
 /// A plugin's instance on this core.
 pub struct Slot {
@@ -23,6 +25,9 @@ pub struct Slot {
     /// Starting the instance from the tick failed: the next request tries again, not the
     /// next tick.
     tick_start_failed: Cell<bool>,
+    /// Callouts the root context made (from its start, a tick, a queue delivery, an earlier
+    /// answer), by token: answered to the root context at the worker's ticks.
+    root_waiting: RefCell<Vec<(u32, Pending)>>,
 }
 
 thread_local! {
@@ -47,6 +52,7 @@ pub(crate) fn slot(plugin: &Arc<Plugin>) -> Rc<Slot> {
             generation: Cell::new(1),
             core: CORE.with(Rc::clone),
             tick_start_failed: Cell::new(false),
+            root_waiting: RefCell::new(Vec::new()),
         });
         pool.push(s.clone());
         s
@@ -84,7 +90,9 @@ pub fn tick(now_ms: u64, last_ms: u64) {
             if period > 0 && now_ms / period != last_ms / period {
                 vm.tick()?;
             }
-            vm.deliver_queues()
+            vm.deliver_queues()?;
+            s.send_root_callouts(vm);
+            s.answer_root_callouts(vm)
         });
         if r.is_err() {
             s.replace(generation);
@@ -106,7 +114,10 @@ impl Slot {
     ) -> Result<(u64, R), Fault> {
         let mut vm = self.vm.borrow_mut();
         if vm.is_none() {
-            *vm = Some(Vm::start(&self.plugin()?, &self.core)?);
+            let mut started = Vm::start(&self.plugin()?, &self.core)?;
+            // What `proxy_on_vm_start` and `proxy_on_configure` asked for.
+            self.send_root_callouts(&mut started);
+            *vm = Some(started);
         }
         let Some(v) = vm.as_mut() else {
             return Err(Fault::Refused("no instance".into()));
@@ -134,12 +145,51 @@ impl Slot {
         }
     }
 
+    /// Sends the callouts the root context made in its last callbacks (its start, a tick, a
+    /// queue delivery, an answer): they are the root context's, answered to it at the
+    /// worker's ticks, never to a stream's.
+    pub(crate) fn send_root_callouts(&self, vm: &mut Vm) {
+        let made = std::mem::take(&mut vm.store.data_mut().callouts);
+        let mut waiting = self.root_waiting.borrow_mut();
+        for c in made {
+            counters().callouts.fetch_add(1, Ordering::Relaxed);
+            let token = c.token;
+            waiting.push((token, callout::call(crate::stage::call_request(c))));
+        }
+    }
+
+    /// `proxy_on_http_call_response` on the root context for each of its callouts answered
+    /// since the last tick (a failed or timed-out one as a response without fields or body).
+    fn answer_root_callouts(&self, vm: &mut Vm) -> Result<(), Fault> {
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            let answered = {
+                let mut waiting = self.root_waiting.borrow_mut();
+                let mut found = None;
+                for (i, (_, p)) in waiting.iter().enumerate() {
+                    if let Poll::Ready(r) = p.poll(&mut cx) {
+                        found = Some((i, r));
+                        break;
+                    }
+                }
+                found.map(|(i, r)| (waiting.swap_remove(i).0, r))
+            };
+            let Some((token, r)) = answered else {
+                return Ok(());
+            };
+            let name = vm.store.data().name.clone();
+            vm.call_response(ROOT, token, crate::stage::callout_response(r, &name))?;
+            self.send_root_callouts(vm);
+        }
+    }
+
     /// Drops the instance of `generation` (after its failure): the next request starts a
     /// fresh one.
     pub(crate) fn replace(&self, generation: u64) {
         if generation != self.generation.get() {
             return;
         }
+        self.root_waiting.borrow_mut().clear();
         self.generation.set(generation + 1);
         if self.vm.borrow_mut().take().is_some() {
             counters()

@@ -254,6 +254,33 @@ impl State {
         }
     }
 
+    /// What the plugin's verdict on the request body means for the piece: held (paused
+    /// before the end: the next piece carries it), let go on as the plugin left the body, or
+    /// answered instead.
+    fn body_flow(&mut self, v: Verdict, chunk: &mut BodyChunk<'_>) -> Flow {
+        match v {
+            Verdict::Pause if !chunk.is_last() => {
+                chunk.replace(b"");
+                Flow::Continue
+            }
+            Verdict::Continue | Verdict::Pause => {
+                if let Some(s) = self.stream.as_mut() {
+                    let body = std::mem::take(&mut s.data.request_body);
+                    chunk.replace(&body);
+                    s.data.request_body = body;
+                    s.data.request_body.clear();
+                }
+                Flow::Continue
+            }
+            Verdict::Local(l) => {
+                let flow = local_flow(&l);
+                self.reply = Some(l);
+                flow
+            }
+            Verdict::Failed(_) | Verdict::Closed => Flow::Reply(FAILED),
+        }
+    }
+
     fn send_callouts(&mut self) {
         let Some(s) = self.stream.as_mut() else {
             return;
@@ -266,7 +293,7 @@ impl State {
     }
 }
 
-fn call_request(c: Callout) -> CallRequest {
+pub(crate) fn call_request(c: Callout) -> CallRequest {
     let mut req = CallRequest {
         upstream: c.upstream,
         timeout: Duration::from_millis(u64::from(c.timeout_ms.max(1))),
@@ -291,7 +318,7 @@ fn call_request(c: Callout) -> CallRequest {
     req
 }
 
-fn callout_response(
+pub(crate) fn callout_response(
     r: Result<callout::CallResponse, CallError>,
     name: &str,
 ) -> Option<CalloutResponse> {
@@ -435,26 +462,7 @@ impl Stage for PluginStage {
                 return Flow::Continue;
             }
         }
-        let Some(s) = st.stream.as_mut() else {
-            return Flow::Continue;
-        };
-        match verdict {
-            Verdict::Pause if !last => {
-                // Held until the plugin lets the body go on: the next piece carries it.
-                chunk.replace(b"");
-                Flow::Continue
-            }
-            Verdict::Continue | Verdict::Pause => {
-                release_body(s, chunk);
-                Flow::Continue
-            }
-            Verdict::Local(l) => {
-                let flow = local_flow(&l);
-                st.reply = Some(l);
-                flow
-            }
-            Verdict::Failed(_) | Verdict::Closed => Flow::Reply(FAILED),
-        }
+        st.body_flow(verdict, chunk)
     }
 
     fn poll_request_body(
@@ -475,23 +483,7 @@ impl Stage for PluginStage {
             Waited::Nothing => Verdict::Continue,
             Waited::Decided(v) => v,
         };
-        let Some(s) = st.stream.as_mut() else {
-            return Poll::Ready(Flow::Continue);
-        };
-        Poll::Ready(match verdict {
-            // Paused again before the end: the body stays held for the next piece.
-            Verdict::Pause if !chunk.is_last() => Flow::Continue,
-            Verdict::Continue | Verdict::Pause => {
-                release_body(s, chunk);
-                Flow::Continue
-            }
-            Verdict::Local(l) => {
-                let flow = local_flow(&l);
-                st.reply = Some(l);
-                flow
-            }
-            Verdict::Failed(_) | Verdict::Closed => Flow::Reply(FAILED),
-        })
+        Poll::Ready(st.body_flow(verdict, chunk))
     }
 
     fn on_response_head(&self, st: &mut State, head: &mut ResponseHead<'_>) -> BodyUse {
@@ -639,14 +631,6 @@ fn body_piece(
         }
         Verdict::Failed(_) | Verdict::Closed => Err(BodyError),
     }
-}
-
-/// The request body the plugin held, as it left it, becomes the piece that goes on.
-fn release_body(s: &mut Stream, chunk: &mut BodyChunk<'_>) {
-    let body = std::mem::take(&mut s.data.request_body);
-    chunk.replace(&body);
-    s.data.request_body = body;
-    s.data.request_body.clear();
 }
 
 /// [`apply_response_edits`] for the fields named in `touched` only (lower case, each followed

@@ -448,13 +448,33 @@ impl StreamContext {
         self.off = true;
         let ctx = self.ctx;
         let r = self.slot.call_in(self.generation, |vm| {
-            lend(vm, data, |vm| vm.finish_context(ctx, log))
+            let r = lend(vm, data, |vm| vm.finish_context(ctx, log));
+            // A finished stream's calls would have no context to answer to.
+            let made = std::mem::take(&mut vm.store.data_mut().callouts).len();
+            unsent(vm, made);
+            r
         });
         if r.is_err() {
             // The request is answered already: only the instance goes.
             self.slot.replace(self.generation);
         }
     }
+}
+
+/// Callouts a stream made that are not sent: from its log callbacks, or made while it went
+/// on without waiting for them. Counted as failed and logged.
+fn unsent(vm: &Vm, n: usize) {
+    if n == 0 {
+        return;
+    }
+    counters()
+        .callout_failures
+        .fetch_add(n as u64, Ordering::Relaxed);
+    crate::core::log(
+        &vm.store.data().name,
+        4,
+        b"callouts the stream did not wait for (it went on, or it was ending) are not sent",
+    );
 }
 
 /// Runs `f` with `data` moved into the instance's store (where the host functions read and
@@ -547,10 +567,13 @@ impl Stream {
         let ctx = self.cx.ctx;
         let data = &mut self.data;
         data.resumed = false;
-        let r = self.cx.slot.call_in(self.cx.generation, |vm| {
+        let slot = &self.cx.slot;
+        let r = slot.call_in(self.cx.generation, |vm| {
             let r = lend(vm, data, |vm| call(vm, ctx));
             let callouts = std::mem::take(&mut vm.store.data_mut().callouts);
             let queued = vm.deliver_queues();
+            // What the root context asked for while its queues were delivered is its own.
+            slot.send_root_callouts(vm);
             r.and_then(|a| queued.map(|()| (a, callouts)))
         });
         match r {
@@ -652,29 +675,25 @@ impl Stream {
     /// `proxy_on_http_call_response` for `token`; the verdict says whether the stream goes
     /// on (the plugin resumed it or answered).
     pub fn callout_done(&mut self, token: u32, response: Option<CalloutResponse>) -> Verdict {
-        let sizes = response
-            .as_ref()
-            .map(|r| (r.headers.len(), r.body.len(), r.trailers.len()))
-            .unwrap_or((0, 0, 0));
         // Waiting on the callout meant "paused" unless the callback resumes.
-        self.run(move |vm, ctx| {
-            // A failed call reads as an empty response (no fields, no body), never as a
-            // missing buffer: the SDKs read the body whatever the sizes say.
-            vm.store.data_mut().call_response = Some(response.unwrap_or_default());
-            let r = vm.call_response(ctx, token, sizes.0, sizes.1, sizes.2);
-            vm.store.data_mut().call_response = None;
-            r.map(|()| 1)
-        })
+        self.run(move |vm, ctx| vm.call_response(ctx, token, response).map(|()| 1))
     }
 
     /// The request is done: `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
-    pub fn finish(mut self) {
-        self.cx.close(&mut self.data, true);
+    pub fn finish(self) {
+        drop(self.finish_into());
     }
 
     /// [`Stream::finish`], handing back the stream's data (its buffers may serve another
     /// request).
     pub fn finish_into(mut self) -> Box<StreamData> {
+        if !self.pending.is_empty() {
+            let n = std::mem::take(&mut self.pending).len();
+            let _ = self.cx.slot.call_in(self.cx.generation, |vm| {
+                unsent(vm, n);
+                Ok(())
+            });
+        }
         self.cx.close(&mut self.data, true);
         self.data
     }

@@ -8,6 +8,7 @@ use crate::core::CoreShared;
 use crate::host::{self, Host};
 use crate::load::{engine, Plugin};
 use crate::metrics::counters;
+use crate::stream::CalloutResponse;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -318,28 +319,28 @@ impl Vm {
         Ok(())
     }
 
-    /// `proxy_on_http_call_response` for context `ctx`.
+    /// `proxy_on_http_call_response` for context `ctx` with the answer to callout `token`
+    /// (`None`: it failed or timed out). A failed call reads as an empty response (no fields,
+    /// no body), never as a missing buffer: the SDKs read the body whatever the sizes say.
     pub(crate) fn call_response(
         &mut self,
         ctx: u32,
         token: u32,
-        headers: usize,
-        body: usize,
-        trailers: usize,
+        response: Option<CalloutResponse>,
     ) -> Result<(), Fault> {
         let Some(f) = self.f.call_response.clone() else {
             return Ok(());
         };
-        self.call(
-            &f,
-            (
-                ctx as i32,
-                token as i32,
-                headers as i32,
-                body as i32,
-                trailers as i32,
-            ),
-        )
+        let response = response.unwrap_or_default();
+        let sizes = (
+            response.headers.len() as i32,
+            response.body.len() as i32,
+            response.trailers.len() as i32,
+        );
+        self.store.data_mut().call_response = Some(response);
+        let r = self.call(&f, (ctx as i32, token as i32, sizes.0, sizes.1, sizes.2));
+        self.store.data_mut().call_response = None;
+        r
     }
 
     /// The tick period the root context asked for, in milliseconds (0: none).
