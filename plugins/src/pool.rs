@@ -149,6 +149,9 @@ impl Slot {
     /// queue delivery, an answer): they are the root context's, answered to it at the
     /// worker's ticks, never to a stream's.
     pub(crate) fn send_root_callouts(&self, vm: &mut Vm) {
+        if vm.store.data().callouts.is_empty() {
+            return;
+        }
         let made = std::mem::take(&mut vm.store.data_mut().callouts);
         let mut waiting = self.root_waiting.borrow_mut();
         for c in made {
