@@ -126,6 +126,7 @@ impl Slot {
     }
 
     /// Runs `f` on the instance of `generation`; an error when it was replaced since.
+    #[inline]
     pub(crate) fn call_in<R>(
         &self,
         generation: u64,
@@ -148,6 +149,7 @@ impl Slot {
     /// Sends the callouts the root context made in its last callbacks (its start, a tick, a
     /// queue delivery, an answer): they are the root context's, answered to it at the
     /// worker's ticks, never to a stream's.
+    #[inline]
     pub(crate) fn send_root_callouts(&self, vm: &mut Vm) {
         if vm.store.data().callouts.is_empty() {
             return;

@@ -479,6 +479,7 @@ fn unsent(vm: &Vm, n: usize) {
 
 /// Runs `f` with `data` moved into the instance's store (where the host functions read and
 /// change it), and takes it back after, whatever `f` answers.
+#[inline]
 fn lend<R>(vm: &mut Vm, data: &mut Box<StreamData>, f: impl FnOnce(&mut Vm) -> R) -> R {
     std::mem::swap(&mut vm.store.data_mut().stream, data);
     let r = f(vm);
