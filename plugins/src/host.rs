@@ -44,10 +44,8 @@ pub(crate) struct Host {
     pub(crate) out_line: Vec<u8>,
     /// Reused for data copied into the guest.
     pub(crate) scratch: Vec<u8>,
-    /// On a CPU clock: the thread's ticks when the current call began, and how many it may
-    /// run for (see `budget`).
+    /// On a CPU clock: the thread's ticks when the current call began (see `budget`).
     pub(crate) call_began: u64,
-    pub(crate) call_ticks: u64,
 }
 
 type C<'a> = Caller<'a, Host>;

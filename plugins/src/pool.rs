@@ -12,7 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 /// A plugin's instance on this core.
 pub struct Slot {
@@ -168,17 +168,7 @@ impl Slot {
     fn answer_root_callouts(&self, vm: &mut Vm) -> Result<(), Fault> {
         let mut cx = Context::from_waker(Waker::noop());
         loop {
-            let answered = {
-                let mut waiting = self.root_waiting.borrow_mut();
-                let mut found = None;
-                for (i, (_, p)) in waiting.iter().enumerate() {
-                    if let Poll::Ready(r) = p.poll(&mut cx) {
-                        found = Some((i, r));
-                        break;
-                    }
-                }
-                found.map(|(i, r)| (waiting.swap_remove(i).0, r))
-            };
+            let answered = crate::stage::next_answer(&mut self.root_waiting.borrow_mut(), &mut cx);
             let Some((token, r)) = answered else {
                 return Ok(());
             };

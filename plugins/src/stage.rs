@@ -95,6 +95,9 @@ pub struct State {
     /// answered (`poll_request_body`).
     body_waits: bool,
     reply: Option<LocalReply>,
+    /// The plugin's reply replaced the response in its response phase: its own reply passes
+    /// the response phases without it.
+    replied_in_response: bool,
 }
 
 /// What answers to the callouts made the plugin decide.
@@ -168,15 +171,6 @@ fn request_data(req: &RequestView<'_>, route: &Arc<str>) -> (Box<StreamData>, bo
     (d, bodiless)
 }
 
-fn local_flow(l: &LocalReply) -> Flow {
-    Flow::Reply(Reply {
-        status: l.status,
-        slug: LOCAL_REPLY,
-        title: "Plugin Reply",
-        retry_after: None,
-    })
-}
-
 fn value<'f>(fields: &'f Fields, name: &[u8]) -> Option<&'f [u8]> {
     fields
         .iter()
@@ -208,11 +202,7 @@ impl State {
                 }
                 None
             }
-            Verdict::Local(l) => {
-                let flow = local_flow(&l);
-                self.reply = Some(l);
-                Some(flow)
-            }
+            Verdict::Local(l) => Some(Flow::Reply(self.answer(l))),
             Verdict::Failed(_) | Verdict::Closed => Some(Flow::Reply(FAILED)),
         }
     }
@@ -224,17 +214,9 @@ impl State {
             return Poll::Ready(Waited::Nothing);
         }
         loop {
-            let mut answered = None;
-            for (i, (_, p)) in self.waiting.iter().enumerate() {
-                if let Poll::Ready(r) = p.poll(cx) {
-                    answered = Some((i, r));
-                    break;
-                }
-            }
-            let Some((i, r)) = answered else {
+            let Some((token, r)) = next_answer(&mut self.waiting, cx) else {
                 return Poll::Pending;
             };
-            let (token, _) = self.waiting.swap_remove(i);
             let Some(s) = self.stream.as_mut() else {
                 self.waiting.clear();
                 return Poll::Ready(Waited::Decided(Verdict::Continue));
@@ -272,13 +254,21 @@ impl State {
                 }
                 Flow::Continue
             }
-            Verdict::Local(l) => {
-                let flow = local_flow(&l);
-                self.reply = Some(l);
-                flow
-            }
+            Verdict::Local(l) => Flow::Reply(self.answer(l)),
             Verdict::Failed(_) | Verdict::Closed => Flow::Reply(FAILED),
         }
+    }
+
+    /// The plugin answers with `l` itself: kept for `local_reply`, and the reply that says so.
+    fn answer(&mut self, l: LocalReply) -> Reply {
+        let r = Reply {
+            status: l.status,
+            slug: LOCAL_REPLY,
+            title: "Plugin Reply",
+            retry_after: None,
+        };
+        self.reply = Some(l);
+        r
     }
 
     fn send_callouts(&mut self) {
@@ -291,6 +281,21 @@ impl State {
             self.waiting.push((token, callout::call(call_request(c))));
         }
     }
+}
+
+/// The first of `waiting`'s callouts that has its answer, taken out with its token.
+pub(crate) fn next_answer(
+    waiting: &mut Vec<(u32, Pending)>,
+    cx: &mut Context<'_>,
+) -> Option<(u32, Result<callout::CallResponse, CallError>)> {
+    let (i, r) = waiting
+        .iter()
+        .enumerate()
+        .find_map(|(i, (_, p))| match p.poll(cx) {
+            Poll::Ready(r) => Some((i, r)),
+            Poll::Pending => None,
+        })?;
+    Some((waiting.swap_remove(i).0, r))
 }
 
 pub(crate) fn call_request(c: Callout) -> CallRequest {
@@ -487,10 +492,13 @@ impl Stage for PluginStage {
     }
 
     fn on_response_head(&self, st: &mut State, head: &mut ResponseHead<'_>) -> BodyUse {
+        if st.replied_in_response {
+            return BodyUse::Pass;
+        }
         let Some(s) = st.stream.as_mut() else {
             return BodyUse::Pass;
         };
-        if s.is_off() || s.data.replied_in_response {
+        if s.is_off() {
             return BodyUse::Pass;
         }
         let status = head.status();
@@ -503,14 +511,8 @@ impl Stage for PluginStage {
                 // The plugin's reply replaces the origin's response (as Envoy sends a local
                 // reply from an encoder filter directly): the reply goes out through the other
                 // stages' response phases, not through this plugin's again.
-                let Flow::Reply(r) = local_flow(&l) else {
-                    return BodyUse::Pass;
-                };
-                st.reply = Some(l);
-                if let Some(s) = st.stream.as_mut() {
-                    s.data.replied_in_response = true;
-                }
-                return BodyUse::Reply(r);
+                st.replied_in_response = true;
+                return BodyUse::Reply(st.answer(l));
             }
             Verdict::Local(_) => {
                 // bext's own response (a file, `respond`, the cache) is not replaced.

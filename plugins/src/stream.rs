@@ -114,22 +114,12 @@ pub struct RawFields {
     /// The parser's spans of a head copied whole, each `shift` past its place in `bytes`.
     parsed: Vec<bext_http1::Header>,
     shift: u32,
-    /// Fields added one at a time, after the parsed ones: (name, value) spans of `bytes`.
-    pushed: Vec<[u32; 4]>,
 }
 
 impl RawFields {
-    pub fn push(&mut self, name: &[u8], value: &[u8]) {
-        let a = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(name);
-        let b = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(value);
-        self.pushed.push([a, b, b, self.bytes.len() as u32]);
-    }
-
     /// The fields of a parsed head, `list` spans of `buf`: the bytes from the lowest span to
     /// the highest copied as one block (line ends and all), the spans as they are. Once per
-    /// head, before any [`RawFields::push`].
+    /// head, on empty fields.
     pub fn push_parsed(&mut self, buf: &[u8], list: &[bext_http1::Header]) {
         let (mut lo, mut hi) = (u32::MAX, 0);
         for h in list {
@@ -149,17 +139,16 @@ impl RawFields {
 
     /// Fields held (not counting pseudo-headers).
     pub fn len(&self) -> usize {
-        self.parsed.len() + self.pushed.len()
+        self.parsed.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.parsed.is_empty() && self.pushed.is_empty()
+        self.parsed.is_empty()
     }
 
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.parsed.clear();
-        self.pushed.clear();
     }
 
     /// The bytes of span `[a, b)` of a parsed field (empty should it fall outside the block).
@@ -181,11 +170,6 @@ impl RawFields {
         map.reserve(self.len());
         for h in &self.parsed {
             let (name, value) = (self.parsed_bytes(h.name), self.parsed_bytes(h.value));
-            map.push(pair(spare, name, value));
-        }
-        for &[a, b, c, d] in &self.pushed {
-            let name = &self.bytes[a as usize..b as usize];
-            let value = &self.bytes[c as usize..d as usize];
             map.push(pair(spare, name, value));
         }
         self.clear();
@@ -224,12 +208,14 @@ pub struct StreamData {
     pub response_body: Vec<u8>,
     pub response_body_changed: bool,
     pub props: Props,
-    /// The request's fields while `request_headers` is not built yet ([`StreamData::raw_request`]).
+    /// The request's fields while `request_headers` is not built yet
+    /// ([`StreamData::raw_request`]).
     pub request_raw: RawFields,
     request_pending: bool,
     /// Which of the request's raw fields is `Host` (`:authority`; else `props.host`).
     authority: Option<usize>,
-    /// The response's fields while `response_headers` is not built yet ([`StreamData::raw_response`]).
+    /// The response's fields while `response_headers` is not built yet
+    /// ([`StreamData::raw_response`]).
     pub response_raw: RawFields,
     response_pending: bool,
     /// The response body's length, when known (`content-length` in the response map).
@@ -237,9 +223,6 @@ pub struct StreamData {
     /// Pair buffers of earlier requests, for building maps without allocating.
     spare: Fields,
     pub(crate) local: Option<LocalReply>,
-    /// The plugin's reply replaced the response in its response phase: its own reply passes
-    /// the response phases without it.
-    pub(crate) replied_in_response: bool,
     pub(crate) resumed: bool,
     pub(crate) closed: bool,
 }
@@ -296,7 +279,6 @@ impl StreamData {
         self.response_pending = false;
         self.response_length = None;
         self.local = None;
-        self.replied_in_response = false;
         self.resumed = false;
         self.closed = false;
     }
@@ -441,7 +423,8 @@ struct StreamContext {
 
 impl StreamContext {
     /// `proxy_on_log` (when `log`), `proxy_on_done` and `proxy_on_delete`, with `data`.
-    fn close(&mut self, data: &mut Box<StreamData>, log: bool) {
+    /// `unwaited` callouts the stream made earlier without waiting for them are not sent.
+    fn close(&mut self, data: &mut Box<StreamData>, log: bool, unwaited: usize) {
         if self.off {
             return;
         }
@@ -451,7 +434,7 @@ impl StreamContext {
             let r = lend(vm, data, |vm| vm.finish_context(ctx, log));
             // A finished stream's calls would have no context to answer to.
             let made = std::mem::take(&mut vm.store.data_mut().callouts).len();
-            unsent(vm, made);
+            unsent(vm, unwaited + made);
             r
         });
         if r.is_err() {
@@ -490,7 +473,7 @@ fn lend<R>(vm: &mut Vm, data: &mut Box<StreamData>, f: impl FnOnce(&mut Vm) -> R
 impl Drop for StreamContext {
     fn drop(&mut self) {
         if !self.off {
-            self.close(&mut Box::default(), false);
+            self.close(&mut Box::default(), false, 0);
         }
     }
 }
@@ -688,14 +671,8 @@ impl Stream {
     /// [`Stream::finish`], handing back the stream's data (its buffers may serve another
     /// request).
     pub fn finish_into(mut self) -> Box<StreamData> {
-        if !self.pending.is_empty() {
-            let n = std::mem::take(&mut self.pending).len();
-            let _ = self.cx.slot.call_in(self.cx.generation, |vm| {
-                unsent(vm, n);
-                Ok(())
-            });
-        }
-        self.cx.close(&mut self.data, true);
+        let unwaited = std::mem::take(&mut self.pending).len();
+        self.cx.close(&mut self.data, true, unwaited);
         self.data
     }
 }

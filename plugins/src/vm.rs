@@ -178,7 +178,6 @@ impl Vm {
             out_line: Vec::new(),
             scratch: Vec::new(),
             call_began: 0,
-            call_ticks: 0,
         };
         let mut store = Store::new(engine(), host);
         store.limiter(|h| &mut h.limits);
@@ -189,15 +188,13 @@ impl Vm {
             Clock::Cpu => {
                 // Any core's tick reaches the deadline; the call is stopped only once its own
                 // thread has ticked its budget.
-                store.epoch_deadline_callback(|cx| {
-                    let h = cx.data();
-                    if budget::cpu_ticks().wrapping_sub(h.call_began) >= h.call_ticks {
+                store.epoch_deadline_callback(move |cx| {
+                    if budget::cpu_ticks().wrapping_sub(cx.data().call_began) >= ticks {
                         Err(Trap::Interrupt.into())
                     } else {
                         Ok(UpdateDeadline::Continue(1))
                     }
                 });
-                store.data_mut().call_ticks = ticks;
                 None
             }
         };

@@ -1,9 +1,9 @@
 //! Process-wide hooks a stage family registers when it is compiled, which the engine runs
 //! without knowing the family: work on every core's tick (a plugin's `proxy_on_tick`) and
-//! counters shown by `/status` and `/metrics`. And one service the engine provides to the
-//! families: a clock on a worker's CPU time ([`cpu_clock`]). Each is registered under a key, once; running
+//! counters shown by `/status` and `/metrics`. Each is registered under a key, once; running
 //! them takes a read lock, on the tick or when the control side gathers metrics, never on the
-//! request path.
+//! request path. The other way round, one service the engine provides to the families: a
+//! clock on a worker's CPU time ([`cpu_clock`]).
 
 use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::Duration;

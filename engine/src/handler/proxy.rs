@@ -602,9 +602,6 @@ struct Relay {
     upstream_failed: bool,
     /// The client connection may carry another request.
     client_ok: bool,
-    /// A response head filter answered instead ([`Exchange::take_replaced`]): nothing was
-    /// written to the client.
-    replaced: bool,
 }
 
 /// Relay the response whose head is in `ubuf` to the client, streaming the body.
@@ -644,8 +641,9 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
         )
         && framing != Framing::None;
     if ex.replaced() {
-        // A stage answers instead: nothing of this response goes to the client, and its body
-        // stays unread (the connection is not reused).
+        // A stage answers instead (the caller sends its reply, `Exchange::take_replaced`):
+        // nothing of this response goes to the client, and its body stays unread (the
+        // connection is not reused).
         return Relay {
             status: rh.status,
             bytes: 0,
@@ -654,7 +652,6 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
             surplus: false,
             upstream_failed: false,
             client_ok: true,
-            replaced: true,
         };
     }
     // Filters that keep the length leave a Content-Length body framed as it was.
@@ -753,7 +750,6 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
                     surplus: false,
                     upstream_failed: failed,
                     client_ok: false,
-                    replaced: false,
                 };
             }
         }
@@ -777,7 +773,6 @@ async fn relay<R: AsyncReadRent, W: AsyncWriteRent>(
         surplus,
         upstream_failed: failed,
         client_ok: complete && !close,
-        replaced: false,
     }
 }
 
@@ -896,7 +891,6 @@ async fn relay_filtered<R: AsyncReadRent, W: AsyncWriteRent>(
         surplus,
         upstream_failed: failed,
         client_ok: complete && !close,
-        replaced: false,
     }
 }
 
@@ -944,7 +938,6 @@ async fn absorb<R: AsyncReadRent>(
         surplus,
         upstream_failed: failed,
         client_ok: true,
-        replaced: false,
     }
 }
 
@@ -1678,7 +1671,7 @@ pub(crate) async fn proxy_tapped(
         release(&w, def.servers[guard.idx].pool_key(), us, &r, def.keepalive);
         w.give_xfer(hb);
         w.give_xfer(ubuf);
-        if let Some(reply) = r.replaced.then(|| ctx.ex.take_replaced()).flatten() {
+        if let Some(reply) = ctx.ex.take_replaced() {
             let mut o = crate::conn::stage_reply(ctx, reply, false, p).await;
             o.upstream = Some(addr);
             return o;
@@ -1842,7 +1835,7 @@ pub(crate) async fn proxy_tapped(
             *ctx.stream = reunited;
             w.give_xfer(hb);
             w.give_xfer(ubuf);
-            if let Some(reply) = r.replaced.then(|| ctx.ex.take_replaced()).flatten() {
+            if let Some(reply) = ctx.ex.take_replaced() {
                 // What of the request body was not sent stays unread: the connection closes
                 // after the reply.
                 let mut o = crate::conn::stage_reply(ctx, reply, !sent_all, p).await;
